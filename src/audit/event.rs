@@ -1,0 +1,158 @@
+//! One JSON object per line (contract). Absent values are `null`, never invented; a secret never
+//! appears in any field.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `access` for a request or rejected handshake, `admin` for a change, `alert` for a detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Access,
+    Admin,
+    Alert,
+}
+
+/// How the client identified itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionMethod {
+    ServiceToken,
+    Mtls,
+    None,
+}
+
+impl ConnectionMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionMethod::ServiceToken => "service_token",
+            ConnectionMethod::Mtls => "mtls",
+            ConnectionMethod::None => "none",
+        }
+    }
+}
+
+/// The audit event. Field names and meanings are a contract with users' tooling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessEvent {
+    pub event: EventKind,
+    #[serde(with = "rfc3339_ms")]
+    pub created_at: DateTime<Utc>,
+    pub ray_id: String,
+    pub app_name: Option<String>,
+    pub allowed: bool,
+    /// `allow`, `deny`, `bypass`, `error`; for admin/alert events the action or rule name.
+    pub decision: String,
+    pub status: Option<u16>,
+    pub policy_name: Option<String>,
+    pub deny_reason: Option<String>,
+    pub connection_method: ConnectionMethod,
+    pub service_token_id: Option<String>,
+    pub service_token_name: Option<String>,
+    pub cert_common_name: Option<String>,
+    pub cert_serial: Option<String>,
+    pub cert_fingerprint_sha256: Option<String>,
+    pub cert_issuer: Option<String>,
+    pub ip_address: Option<String>,
+    pub country: Option<String>,
+    pub user_agent: Option<String>,
+    pub method: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub latency_ms: Option<f64>,
+    /// Extra structured detail for admin and alert events (absent on access events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl AccessEvent {
+    /// An event of `kind` at `at` with every optional field `null`.
+    pub fn empty(kind: EventKind, at: DateTime<Utc>, ray_id: String) -> Self {
+        Self {
+            event: kind,
+            created_at: at,
+            ray_id,
+            app_name: None,
+            allowed: false,
+            decision: String::new(),
+            status: None,
+            policy_name: None,
+            deny_reason: None,
+            connection_method: ConnectionMethod::None,
+            service_token_id: None,
+            service_token_name: None,
+            cert_common_name: None,
+            cert_serial: None,
+            cert_fingerprint_sha256: None,
+            cert_issuer: None,
+            ip_address: None,
+            country: None,
+            user_agent: None,
+            method: None,
+            host: None,
+            path: None,
+            latency_ms: None,
+            details: None,
+        }
+    }
+
+    /// An `admin` event: `action` on `target`, with details.
+    pub fn admin(at: DateTime<Utc>, action: &str, target: &str, details: serde_json::Value) -> Self {
+        let mut e = Self::empty(EventKind::Admin, at, new_ray_id());
+        e.allowed = true;
+        e.decision = action.to_string();
+        e.policy_name = None;
+        e.details = Some(serde_json::json!({ "target": target, "actor": crate::store::actor(), "details": details }));
+        e
+    }
+
+    /// The credential this event is about: token name, else cert CN.
+    pub fn identity(&self) -> Option<&str> {
+        self.service_token_name.as_deref().or(self.cert_common_name.as_deref())
+    }
+
+    /// One JSONL line (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        // Serialising a struct of plain fields cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A fresh ray id: 16 lowercase hex characters.
+pub fn new_ray_id() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{n:016x}")
+}
+
+mod rfc3339_ms {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_values_are_null_and_time_has_ms() {
+        let at = DateTime::parse_from_rfc3339("2026-11-28T12:00:00.123Z").unwrap().with_timezone(&Utc);
+        let e = AccessEvent::empty(EventKind::Access, at, "abc".into());
+        let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
+        assert_eq!(v["created_at"], "2026-11-28T12:00:00.123Z");
+        assert!(v["service_token_name"].is_null());
+        assert_eq!(v["connection_method"], "none");
+        assert!(v.get("details").is_none());
+        let back: AccessEvent = serde_json::from_str(&e.to_json_line()).unwrap();
+        assert_eq!(back, e);
+    }
+}

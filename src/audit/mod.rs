@@ -1,0 +1,10 @@
+//! The audit stream: the `AccessEvent` schema (contract), the in-process bus, the JSONL writer
+//! (batched, fail-closed), the tail reader for another process's log, and export formats.
+
+pub mod bus;
+pub mod event;
+pub mod writer;
+
+pub use bus::{AuditBus, BusMessage};
+pub use event::{AccessEvent, ConnectionMethod, EventKind};
+pub use writer::{AuditSink, AuditWriter, WriterHealth};

@@ -1,0 +1,65 @@
+//! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
+//! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
+
+mod token;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Failure;
+use crate::paths::Paths;
+
+/// Run one invocation.
+pub fn run(cli: Cli) -> Result<()> {
+    let paths = Paths::resolve(&cli.global)?;
+    match cli.command {
+        Command::Token(cmd) => token::run(&paths, cmd),
+        other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
+    }
+}
+
+fn verb_name(c: &Command) -> &'static str {
+    match c {
+        Command::Demo(_) => "demo",
+        Command::Serve(_) => "serve",
+        Command::Console(_) => "console",
+        Command::Token(_) => "token",
+        Command::Ca(_) => "ca",
+        Command::Cert(_) => "cert",
+        Command::Policy(_) => "policy",
+        Command::Rotate(_) => "rotate",
+        Command::Logs(_) => "logs",
+        Command::Scan(_) => "scan",
+    }
+}
+
+/// Print `value` as pretty JSON on stdout.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Render rows as a left-aligned plain-text table (no escape codes).
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,256 @@
+//! `botgate token create|list|show|revoke`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Serialize;
+
+use super::{print_json, print_table};
+use crate::audit::AccessEvent;
+use crate::cli::{TokenCommand, TokenCreateArgs};
+use crate::credential::{self, ClientId, ClientSecret};
+use crate::exit::Failure;
+use crate::paths::Paths;
+use crate::store::{NewToken, Store, StoreError, TokenRecord};
+
+/// Longest lifetime accepted without `--allow-long`.
+const MAX_DEFAULT_LIFETIME_DAYS: i64 = 365;
+
+pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
+    let store = Store::open(&paths.state_dir)?;
+    let now = Utc::now();
+    match cmd {
+        TokenCommand::Create(args) => create(paths, &store, now, args),
+        TokenCommand::List(json) => {
+            let tokens = store.list_tokens()?;
+            if json.json {
+                print_json(&tokens.iter().map(|t| TokenView::new(t, now)).collect::<Vec<_>>())
+            } else {
+                print_list(&tokens, now);
+                Ok(())
+            }
+        }
+        TokenCommand::Show { name, json } => {
+            let t = store.find_token(&name).map_err(store_err)?;
+            let view = TokenView::new(&t, now);
+            if json.json {
+                print_json(&view)
+            } else {
+                print_show(&view);
+                Ok(())
+            }
+        }
+        TokenCommand::Revoke { name_or_client_id, json } => {
+            let t = store.revoke_token(&name_or_client_id, now).map_err(store_err)?;
+            record_admin(paths, &store, now, "token_revoke", &t);
+            if json.json {
+                print_json(&TokenView::new(&t, now))
+            } else {
+                println!("revoked token {} ({}); the running gate refuses it within 1 s", t.name, t.client_id);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The secret-bearing output of `create` (contract): printed once or written to `--secret-out`.
+#[derive(Debug, Serialize)]
+pub struct CreatedToken<'a> {
+    pub name: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub expires_at: String,
+}
+
+/// Create a token, store its hash, and return the record and the secret (shown once).
+pub fn create_token(store: &Store, name: &str, lifetime: Duration, now: DateTime<Utc>) -> Result<(TokenRecord, ClientSecret)> {
+    credential::validate_token_name(name).map_err(Failure::bad_input)?;
+    let client_id = ClientId::generate();
+    let secret = ClientSecret::generate();
+    let rec = store
+        .create_token(&NewToken { name, client_id: &client_id, secret_hash: secret.hash(), created_at: now, expires_at: now + lifetime })
+        .map_err(store_err)?;
+    Ok((rec, secret))
+}
+
+/// Parse `--duration`, refusing more than a year unless allowed.
+pub fn parse_lifetime(text: &str, allow_long: bool) -> Result<Duration> {
+    let d = crate::duration::parse(text)?;
+    if d > Duration::days(MAX_DEFAULT_LIFETIME_DAYS) && !allow_long {
+        return Err(Failure::bad_input(format!(
+            "--duration {text} is longer than 1 year; long-lived bot credentials are a leak waiting to happen. Pass --allow-long if you really mean it"
+        )));
+    }
+    Ok(d)
+}
+
+fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArgs) -> Result<()> {
+    let lifetime = parse_lifetime(&args.duration, args.allow_long)?;
+    if let Some(out) = &args.secret_out {
+        check_secret_out(out)?;
+    }
+    let (rec, secret) = create_token(store, &args.name, lifetime, now)?;
+    record_admin(paths, store, now, "token_create", &rec);
+    let created = CreatedToken {
+        name: &rec.name,
+        client_id: &rec.client_id,
+        client_secret: secret.expose(),
+        expires_at: rfc3339(rec.expires_at),
+    };
+    if !credential::follows_naming_convention(&rec.name) {
+        eprintln!("warning: token name {:?} does not follow <team>-<purpose>-<env> (e.g. ci-deploy-prod)", rec.name);
+    }
+    match &args.secret_out {
+        Some(out) => {
+            write_secret_file(out, &created).with_context(|| format!("token {} was created but its secret could not be written; revoke it with `botgate token revoke {}`", rec.name, rec.client_id))?;
+            if args.json.json {
+                print_json(&serde_json::json!({ "name": rec.name, "client_id": rec.client_id, "expires_at": created.expires_at, "secret_out": out }))?;
+            } else {
+                println!("created token {} (client id {}), expires {}", rec.name, rec.client_id, created.expires_at);
+                println!("secret written to {} (mode 0600); it is not stored anywhere else", out.display());
+            }
+        }
+        None if args.json.json => print_json(&created)?,
+        None => {
+            println!("created token {}, expires {}", rec.name, created.expires_at);
+            println!();
+            println!("  CF-Access-Client-Id:     {}", rec.client_id);
+            println!("  CF-Access-Client-Secret: {}", secret.expose());
+            println!();
+            println!("The secret is shown once and only its SHA-256 is stored. Copy it now.");
+        }
+    }
+    Ok(())
+}
+
+/// Refuse before creating anything if the secret file cannot be written safely.
+fn check_secret_out(out: &Path) -> Result<()> {
+    if out.exists() {
+        return Err(Failure::bad_input(format!("--secret-out {} already exists; refusing to overwrite a file that may hold another secret", out.display())));
+    }
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(Failure::bad_input(format!("--secret-out {}: directory {} does not exist", out.display(), p.display()))),
+        _ => Ok(()),
+    }
+}
+
+/// Write the created-token object to `path`, mode 0600, never readable by others even briefly.
+pub fn write_secret_file(path: &Path, created: &CreatedToken<'_>) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut body = serde_json::to_vec_pretty(created)?;
+    body.push(b'\n');
+    f.write_all(&body).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Admin events go to the store's admin table and, best effort, to the JSONL audit log.
+pub(crate) fn record_admin(paths: &Paths, store: &Store, now: DateTime<Utc>, action: &str, t: &TokenRecord) {
+    let details = serde_json::json!({ "name": t.name, "client_id": t.client_id, "expires_at": rfc3339(t.expires_at) });
+    if let Err(e) = store.record_admin(now, action, &t.name, &details) {
+        eprintln!("warning: could not record the admin event: {e}");
+    }
+    let mut ev = AccessEvent::admin(now, action, &t.name, details);
+    ev.service_token_id = Some(t.client_id.clone());
+    ev.service_token_name = Some(t.name.clone());
+    let log = paths.in_state_dir(&crate::config::GateSection::default().audit_log);
+    if let Err(e) = append_line(&log, &ev.to_json_line()) {
+        eprintln!("warning: could not append the admin event to {}: {e}", log.display());
+    }
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(format!("{line}\n").as_bytes())
+}
+
+pub(crate) fn store_err(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::NotFound(m) | StoreError::Conflict(m) => Failure::refused(m),
+        other => other.into(),
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A token as `list`/`show` present it.
+#[derive(Debug, Serialize)]
+struct TokenView<'a> {
+    name: &'a str,
+    client_id: &'a str,
+    status: &'static str,
+    created_at: String,
+    expires_at: String,
+    expires_in_seconds: i64,
+    revoked_at: Option<String>,
+    last_seen_at: Option<String>,
+    last_seen_ip: Option<&'a str>,
+    created_by: &'a str,
+    #[serde(skip)]
+    expires_in: String,
+    #[serde(skip)]
+    last_seen: String,
+}
+
+impl<'a> TokenView<'a> {
+    fn new(t: &'a TokenRecord, now: DateTime<Utc>) -> Self {
+        Self {
+            name: &t.name,
+            client_id: &t.client_id,
+            status: t.status(now).as_str(),
+            created_at: rfc3339(t.created_at),
+            expires_at: rfc3339(t.expires_at),
+            expires_in_seconds: (t.expires_at - now).num_seconds(),
+            revoked_at: t.revoked_at.map(rfc3339),
+            last_seen_at: t.last_seen_at.map(rfc3339),
+            last_seen_ip: t.last_seen_ip.as_deref(),
+            created_by: &t.created_by,
+            expires_in: if t.revoked_at.is_some() { "-".into() } else { crate::duration::countdown(t.expires_at - now) },
+            last_seen: t.last_seen_at.map(|s| crate::duration::ago(now - s)).unwrap_or_else(|| "never".into()),
+        }
+    }
+}
+
+fn print_list(tokens: &[TokenRecord], now: DateTime<Utc>) {
+    if tokens.is_empty() {
+        println!("no tokens yet; create one with `botgate token create ci-deploy-prod`");
+        return;
+    }
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            let v = TokenView::new(t, now);
+            vec![v.name.into(), v.client_id.into(), t.created_at.format("%Y-%m-%d").to_string(), v.expires_in, v.last_seen, v.status.into()]
+        })
+        .collect();
+    print_table(&["NAME", "CLIENT ID", "CREATED", "EXPIRES IN", "LAST SEEN", "STATUS"], &rows);
+}
+
+fn print_show(v: &TokenView<'_>) {
+    println!("name:        {}", v.name);
+    println!("client id:   {}", v.client_id);
+    println!("status:      {}", v.status);
+    println!("created:     {} by {}", v.created_at, v.created_by);
+    println!("expires:     {} ({})", v.expires_at, v.expires_in);
+    if let Some(r) = &v.revoked_at {
+        println!("revoked:     {r}");
+    }
+    println!("last seen:   {}{}", v.last_seen, v.last_seen_ip.map(|ip| format!(" from {ip}")).unwrap_or_default());
+}

@@ -1,0 +1,240 @@
+//! The policy file model (contract, TOML). Values that validation may reject carry their span
+//! (`toml::Spanned`) so an error can name the exact line and column.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole policy file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub gate: GateSection,
+    #[serde(default)]
+    pub app: Vec<AppConfig>,
+    #[serde(default)]
+    pub inventory: InventorySection,
+    #[serde(default)]
+    pub geo: GeoSection,
+    #[serde(default)]
+    pub rotation: RotationSection,
+    #[serde(default)]
+    pub detect: toml::Table,
+    #[serde(default)]
+    pub sink: Vec<toml::Table>,
+}
+
+/// `[gate]`: listeners and audit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSection {
+    #[serde(default = "default_listen")]
+    pub listen: Spanned<SocketAddr>,
+    #[serde(default)]
+    pub tls_listen: Option<Spanned<SocketAddr>>,
+    #[serde(default)]
+    pub admin_listen: Option<Spanned<SocketAddr>>,
+    /// Relative paths are under the state dir.
+    #[serde(default = "default_audit_log")]
+    pub audit_log: PathBuf,
+    #[serde(default)]
+    pub audit_failure: AuditFailure,
+    /// Server certificate and key for the TLS listener (PEM); issued by the local CA when absent.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For` is believed (CIDRs).
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+    /// Slowloris guard: the whole request head must arrive within this many milliseconds.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Largest accepted request head in bytes.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Upstream connect + response-head timeout in milliseconds.
+    #[serde(default = "default_upstream_timeout_ms")]
+    pub upstream_timeout_ms: u64,
+}
+
+impl Default for GateSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            tls_listen: None,
+            admin_listen: None,
+            audit_log: default_audit_log(),
+            audit_failure: AuditFailure::default(),
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            max_header_bytes: default_max_header_bytes(),
+            upstream_timeout_ms: default_upstream_timeout_ms(),
+        }
+    }
+}
+
+fn default_listen() -> Spanned<SocketAddr> {
+    Spanned::new(0..0, SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+fn default_audit_log() -> PathBuf {
+    PathBuf::from("audit.jsonl")
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_upstream_timeout_ms() -> u64 {
+    30_000
+}
+
+/// What the gate does when the audit log cannot be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFailure {
+    #[default]
+    FailClosed,
+    FailOpen,
+}
+
+/// One `[[app]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub name: Spanned<String>,
+    pub hostnames: Vec<Spanned<String>>,
+    pub upstream: Spanned<String>,
+    #[serde(default)]
+    pub trusted_cas: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub policy: Vec<PolicyConfig>,
+}
+
+/// One `[[app.policy]]`, tried in file order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub name: Spanned<String>,
+    pub action: Spanned<Action>,
+    #[serde(default)]
+    pub include: Vec<Spanned<Selector>>,
+    #[serde(default)]
+    pub require: Vec<Spanned<Selector>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<Selector>>,
+}
+
+/// What a matching policy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Allow requests authenticated with a service token the policy names.
+    ServiceAuth,
+    /// Allow requests authenticated with a client certificate the policy matches.
+    NonIdentity,
+    /// Allow (selectors decide; no credential needed unless a selector asks for one).
+    Allow,
+    /// Deny.
+    Block,
+    /// Forward without authentication (still audited; `policy check` warns).
+    Bypass,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ServiceAuth => "service_auth",
+            Action::NonIdentity => "non_identity",
+            Action::Allow => "allow",
+            Action::Block => "block",
+            Action::Bypass => "bypass",
+        }
+    }
+}
+
+/// One selector: a table with exactly one key, e.g. `{ service_token = "ci-deploy-prod" }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Selector {
+    ServiceToken(String),
+    AnyServiceToken(bool),
+    ValidCertificate(bool),
+    /// Regex, full match.
+    CommonName(String),
+    Issuer(String),
+    Organization(String),
+    CertCountry(OneOrMany),
+    /// CIDR list.
+    Ip(OneOrMany),
+    /// ISO 3166 alpha-2 codes.
+    Country(OneOrMany),
+    Everyone(bool),
+}
+
+impl Selector {
+    /// The selector's key as written in the file.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Selector::ServiceToken(_) => "service_token",
+            Selector::AnyServiceToken(_) => "any_service_token",
+            Selector::ValidCertificate(_) => "valid_certificate",
+            Selector::CommonName(_) => "common_name",
+            Selector::Issuer(_) => "issuer",
+            Selector::Organization(_) => "organization",
+            Selector::CertCountry(_) => "cert_country",
+            Selector::Ip(_) => "ip",
+            Selector::Country(_) => "country",
+            Selector::Everyone(_) => "everyone",
+        }
+    }
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn values(&self) -> &[String] {
+        match self {
+            OneOrMany::One(s) => std::slice::from_ref(s),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// `[inventory]`: directories of certificates to watch.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventorySection {
+    #[serde(default)]
+    pub watch: Vec<PathBuf>,
+}
+
+/// `[geo]`: IP → country database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoSection {
+    pub csv: Option<PathBuf>,
+    pub mmdb: Option<PathBuf>,
+}
+
+/// `[rotation]`: cadence defaults and per-name-pattern overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationSection {
+    pub token_cadence: Option<String>,
+    pub cert_cadence: Option<String>,
+    #[serde(default)]
+    pub cadence: Vec<toml::Table>,
+}

@@ -1,0 +1,15 @@
+//! botgate: a Zero-Trust gate for non-human clients (service tokens and mTLS), its credential
+//! inventory and PKI, and a terminal ops console. See ARCHITECTURE in the README.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod credential;
+pub mod diagnostics;
+pub mod duration;
+pub mod exit;
+pub mod paths;
+pub mod store;

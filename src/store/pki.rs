@@ -1,0 +1,1 @@
+//! PKI rows: CAs and certificates (filled in by the mTLS work).

@@ -1,0 +1,103 @@
+//! Schema and migrations. Each migration runs once, in order, inside a transaction; the
+//! applied version is `PRAGMA user_version`. Append new migrations, never edit old ones.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole first schema.
+    r#"
+    CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+    INSERT INTO meta (id, generation) VALUES (1, 0);
+
+    CREATE TABLE tokens (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL,
+        client_id     TEXT NOT NULL UNIQUE,
+        secret_sha256 TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        revoked_at    INTEGER,
+        last_seen_at  INTEGER,
+        last_seen_ip  TEXT,
+        created_by    TEXT NOT NULL
+    );
+    -- Names are unique among tokens that are not revoked.
+    CREATE UNIQUE INDEX tokens_live_name ON tokens (name) WHERE revoked_at IS NULL;
+
+    CREATE TABLE cas (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        kind        TEXT NOT NULL CHECK (kind IN ('root', 'intermediate', 'trusted')),
+        parent_id   INTEGER REFERENCES cas (id),
+        subject     TEXT NOT NULL,
+        fingerprint_sha256 TEXT NOT NULL,
+        not_after   INTEGER NOT NULL,
+        cert_pem    TEXT NOT NULL,
+        key_pem     TEXT,
+        key_type    TEXT,
+        crl_path    TEXT,
+        next_crl_number INTEGER NOT NULL DEFAULT 1,
+        created_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE certs (
+        id            INTEGER PRIMARY KEY,
+        serial        TEXT NOT NULL,
+        common_name   TEXT NOT NULL,
+        issuer        TEXT NOT NULL,
+        ca_id         INTEGER REFERENCES cas (id),
+        fingerprint_sha256 TEXT NOT NULL UNIQUE,
+        not_before    INTEGER NOT NULL,
+        not_after     INTEGER NOT NULL,
+        key_type      TEXT NOT NULL,
+        cert_pem      TEXT NOT NULL,
+        source        TEXT NOT NULL CHECK (source IN ('issued', 'watched')),
+        path          TEXT,
+        revoked_at    INTEGER,
+        revocation_reason TEXT,
+        last_seen_at  INTEGER,
+        last_seen_ip  TEXT,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE INDEX certs_cn ON certs (common_name);
+    CREATE INDEX certs_serial ON certs (serial);
+
+    CREATE TABLE rotations (
+        id            TEXT PRIMARY KEY,
+        kind          TEXT NOT NULL CHECK (kind IN ('token', 'cert')),
+        old_ref       TEXT NOT NULL,
+        new_ref       TEXT,
+        state         TEXT NOT NULL,
+        quiet_period_secs INTEGER NOT NULL,
+        min_requests  INTEGER NOT NULL,
+        forced        INTEGER NOT NULL DEFAULT 0,
+        details       TEXT NOT NULL DEFAULT '{}',
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+
+    CREATE TABLE admin_audit (
+        id         INTEGER PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        target     TEXT NOT NULL,
+        details    TEXT NOT NULL
+    );
+    "#,
+];
+
+/// Apply every migration newer than the file's `user_version`.
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::TooNew { found: current, supported });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
+    }
+    Ok(())
+}

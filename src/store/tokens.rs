@@ -1,0 +1,222 @@
+//! Service-token rows. Secrets are never stored, only their SHA-256.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, bump_generation, from_db_time, opt_time, to_db_time};
+use crate::credential::{ClientId, SecretHash};
+
+/// Tokens within this many days of expiry are "expiring".
+pub const EXPIRING_WITHIN_DAYS: i64 = 30;
+
+/// A token as stored (no secret).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    #[serde(skip)]
+    pub id: i64,
+    pub name: String,
+    pub client_id: String,
+    #[serde(skip)]
+    pub secret_hash: SecretHash,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub last_seen_ip: Option<String>,
+    pub created_by: String,
+}
+
+/// Lifecycle status shown in inventories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Active,
+    Expiring,
+    Expired,
+    Revoked,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Expiring => "expiring",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl TokenRecord {
+    /// Status at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> TokenStatus {
+        if self.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if self.expires_at <= now {
+            TokenStatus::Expired
+        } else if self.expires_at - now <= Duration::days(EXPIRING_WITHIN_DAYS) {
+            TokenStatus::Expiring
+        } else {
+            TokenStatus::Active
+        }
+    }
+
+    /// Whether the gate should accept it at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// What `create_token` needs.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub name: &'a str,
+    pub client_id: &'a ClientId,
+    pub secret_hash: SecretHash,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let hash: String = r.get(3)?;
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        client_id: r.get(2)?,
+        secret_hash: SecretHash::from_hex(&hash).unwrap_or(SecretHash([0; 32])),
+        created_at: from_db_time(r.get(4)?),
+        expires_at: from_db_time(r.get(5)?),
+        revoked_at: opt_time(r.get(6)?),
+        last_seen_at: opt_time(r.get(7)?),
+        last_seen_ip: r.get(8)?,
+        created_by: r.get(9)?,
+    })
+}
+
+impl Store {
+    /// Insert a token. Fails with `Conflict` when a live token already has this name.
+    pub fn create_token(&self, t: &NewToken<'_>) -> Result<TokenRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let taken: Option<String> = tx
+            .query_row("SELECT client_id FROM tokens WHERE name = ?1 AND revoked_at IS NULL", [t.name], |r| r.get(0))
+            .optional()?;
+        if let Some(existing) = taken {
+            return Err(StoreError::Conflict(format!(
+                "a live token named {:?} already exists (client id {existing}); revoke it first or pick another name",
+                t.name
+            )));
+        }
+        tx.execute(
+            "INSERT INTO tokens (name, client_id, secret_sha256, created_at, expires_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![t.name, t.client_id.as_str(), t.secret_hash.to_hex(), to_db_time(t.created_at), to_db_time(t.expires_at), super::actor()],
+        )?;
+        let id = tx.last_insert_rowid();
+        bump_generation(&tx)?;
+        let rec = tx.query_row(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"), [id], from_row)?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    /// Every token, newest first, revoked included.
+    pub fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM tokens ORDER BY name, created_at DESC"))?;
+        let rows = stmt.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Find a token by name (the live one if any, else the newest) or by client id.
+    pub fn find_token(&self, name_or_client_id: &str) -> Result<TokenRecord, StoreError> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM tokens WHERE name = ?1 OR client_id = ?1
+                 ORDER BY (revoked_at IS NULL) DESC, created_at DESC LIMIT 1"
+            ),
+            [name_or_client_id],
+            from_row,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no token named or with client id {name_or_client_id:?} (see `botgate token list`)")))
+    }
+
+    /// Revoke a token by name or client id. Revoking an already revoked token is refused.
+    pub fn revoke_token(&self, name_or_client_id: &str, at: DateTime<Utc>) -> Result<TokenRecord, StoreError> {
+        let rec = self.find_token(name_or_client_id)?;
+        if rec.revoked_at.is_some() {
+            return Err(StoreError::Conflict(format!("token {:?} ({}) is already revoked", rec.name, rec.client_id)));
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("UPDATE tokens SET revoked_at = ?1 WHERE id = ?2", params![to_db_time(at), rec.id])?;
+        bump_generation(&tx)?;
+        let rec = tx.query_row(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"), [rec.id], from_row)?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    /// Record last-seen times in one batch (called by the gate every few seconds, never per request).
+    pub fn touch_tokens(&self, seen: &[(String, DateTime<Utc>, String)]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "UPDATE tokens SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), last_seen_ip = ?3 WHERE client_id = ?1",
+            )?;
+            for (client_id, at, ip) in seen {
+                stmt.execute(params![client_id, to_db_time(*at), ip])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::ClientSecret;
+
+    fn new_token<'a>(name: &'a str, id: &'a ClientId, now: DateTime<Utc>) -> NewToken<'a> {
+        NewToken { name, client_id: id, secret_hash: ClientSecret::generate().hash(), created_at: now, expires_at: now + Duration::days(365) }
+    }
+
+    #[test]
+    fn names_unique_among_live_tokens_and_generation_bumps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let g0 = store.generation().unwrap();
+        let (a, b) = (ClientId::generate(), ClientId::generate());
+        store.create_token(&new_token("ci-deploy-prod", &a, now)).unwrap();
+        assert!(store.generation().unwrap() > g0);
+        assert!(matches!(store.create_token(&new_token("ci-deploy-prod", &b, now)), Err(StoreError::Conflict(_))));
+        store.revoke_token("ci-deploy-prod", now).unwrap();
+        store.create_token(&new_token("ci-deploy-prod", &b, now)).unwrap();
+        assert_eq!(store.find_token("ci-deploy-prod").unwrap().client_id, b.as_str());
+        assert_eq!(store.list_tokens().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn status_follows_time() {
+        let now = Utc::now();
+        let id = ClientId::generate();
+        let t = new_token("a-b-c", &id, now);
+        let mut rec = TokenRecord {
+            id: 1, name: t.name.into(), client_id: id.to_string(), secret_hash: t.secret_hash,
+            created_at: now, expires_at: now + Duration::days(5), revoked_at: None,
+            last_seen_at: None, last_seen_ip: None, created_by: "x".into(),
+        };
+        assert_eq!(rec.status(now), TokenStatus::Expiring);
+        assert_eq!(rec.status(now + Duration::days(6)), TokenStatus::Expired);
+        rec.revoked_at = Some(now);
+        assert_eq!(rec.status(now), TokenStatus::Revoked);
+    }
+}
