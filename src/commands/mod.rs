@@ -1,6 +1,7 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod serve;
 mod token;
 
 use anyhow::Result;
@@ -13,8 +14,12 @@ use crate::paths::Paths;
 pub fn run(cli: Cli) -> Result<()> {
     let paths = Paths::resolve(&cli.global)?;
     match cli.command {
+        Command::Serve(args) => serve::run(&paths, args),
         Command::Token(cmd) => token::run(&paths, cmd),
-        other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
+        other => Err(Failure::refused(format!(
+            "`{}` is not available in this build yet",
+            verb_name(&other)
+        ))),
     }
 }
 

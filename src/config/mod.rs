@@ -3,4 +3,6 @@
 
 pub mod model;
 
-pub use model::{Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector};
+pub use model::{
+    Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector,
+};

@@ -24,7 +24,11 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
     let mut by_host = HashMap::new();
     for (i, app) in file.app.iter().enumerate() {
         let name = app.name.get_ref().clone();
-        let err = |policy: Option<&str>, message: String| CompileError { app: name.clone(), policy: policy.map(str::to_string), message };
+        let err = |policy: Option<&str>, message: String| CompileError {
+            app: name.clone(),
+            policy: policy.map(str::to_string),
+            message,
+        };
         let mut hostnames = Vec::new();
         for h in &app.hostnames {
             let h = h.get_ref().to_ascii_lowercase();
@@ -37,7 +41,8 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
         for p in &app.policy {
             let pname = p.name.get_ref();
             let compile_list = |list: &[toml::Spanned<Selector>], merge_tokens: bool| {
-                compile_selectors(list.iter().map(|s| s.get_ref()), merge_tokens).map_err(|m| err(Some(pname), m))
+                compile_selectors(list.iter().map(|s| s.get_ref()), merge_tokens)
+                    .map_err(|m| err(Some(pname), m))
             };
             policies.push(CompiledPolicy {
                 name: pname.clone(),
@@ -51,7 +56,11 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
             name: name.clone(),
             hostnames,
             upstream: app.upstream.get_ref().clone(),
-            trusted_cas: app.trusted_cas.iter().map(|c| c.get_ref().clone()).collect(),
+            trusted_cas: app
+                .trusted_cas
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect(),
             policies,
         });
     }
@@ -60,7 +69,10 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
 }
 
 /// Compile one selector list. In any-of lists, token names merge into one set lookup.
-fn compile_selectors<'a>(list: impl Iterator<Item = &'a Selector>, merge_tokens: bool) -> Result<Vec<Matcher>, String> {
+fn compile_selectors<'a>(
+    list: impl Iterator<Item = &'a Selector>,
+    merge_tokens: bool,
+) -> Result<Vec<Matcher>, String> {
     let mut out = Vec::new();
     let mut tokens: HashSet<Box<str>> = HashSet::new();
     for sel in list {
@@ -73,15 +85,36 @@ fn compile_selectors<'a>(list: impl Iterator<Item = &'a Selector>, merge_tokens:
             Selector::AnyServiceToken(true) => Matcher::AnyServiceToken,
             Selector::ValidCertificate(true) => Matcher::ValidCertificate,
             Selector::Everyone(true) => Matcher::Everyone,
-            Selector::AnyServiceToken(false) | Selector::ValidCertificate(false) | Selector::Everyone(false) => {
-                return Err(format!("`{} = false` is not meaningful; remove the selector", sel.key()));
+            Selector::AnyServiceToken(false)
+            | Selector::ValidCertificate(false)
+            | Selector::Everyone(false) => {
+                return Err(format!(
+                    "`{} = false` is not meaningful; remove the selector",
+                    sel.key()
+                ));
             }
             Selector::CommonName(re) => Matcher::CommonName(full_match(re, "common_name")?),
             Selector::Issuer(re) => Matcher::Issuer(full_match(re, "issuer")?),
             Selector::Organization(re) => Matcher::Organization(full_match(re, "organization")?),
-            Selector::CertCountry(c) => Matcher::CertCountry(c.values().iter().map(|s| s.to_ascii_uppercase().into()).collect()),
-            Selector::Country(c) => Matcher::Country(c.values().iter().map(|s| s.to_ascii_uppercase().into()).collect()),
-            Selector::Ip(cidrs) => Matcher::Ip(cidrs.values().iter().map(|c| parse_cidr(c)).collect::<Result<_, _>>()?),
+            Selector::CertCountry(c) => Matcher::CertCountry(
+                c.values()
+                    .iter()
+                    .map(|s| s.to_ascii_uppercase().into())
+                    .collect(),
+            ),
+            Selector::Country(c) => Matcher::Country(
+                c.values()
+                    .iter()
+                    .map(|s| s.to_ascii_uppercase().into())
+                    .collect(),
+            ),
+            Selector::Ip(cidrs) => Matcher::Ip(
+                cidrs
+                    .values()
+                    .iter()
+                    .map(|c| parse_cidr(c))
+                    .collect::<Result<_, _>>()?,
+            ),
         };
         out.push(m);
     }
@@ -93,7 +126,8 @@ fn compile_selectors<'a>(list: impl Iterator<Item = &'a Selector>, merge_tokens:
 
 /// Compile a selector regex anchored for a full match.
 pub fn full_match(pattern: &str, key: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("{key} regex {pattern:?} does not compile: {e}"))
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| format!("{key} regex {pattern:?} does not compile: {e}"))
 }
 
 /// A CIDR, or a bare address meaning a single host.

@@ -30,16 +30,28 @@ impl Matcher {
     /// Whether the request satisfies this selector.
     pub fn matches(&self, req: &Request<'_>) -> bool {
         match self {
-            Matcher::ServiceTokens(names) => matches!(req.identity, Identity::Token { name } if names.contains(name)),
-            Matcher::ServiceToken(n) => matches!(req.identity, Identity::Token { name } if name == &**n),
+            Matcher::ServiceTokens(names) => {
+                matches!(req.identity, Identity::Token { name } if names.contains(name))
+            }
+            Matcher::ServiceToken(n) => {
+                matches!(req.identity, Identity::Token { name } if name == &**n)
+            }
             Matcher::AnyServiceToken => matches!(req.identity, Identity::Token { .. }),
             Matcher::ValidCertificate => matches!(req.identity, Identity::Cert(_)),
-            Matcher::CommonName(re) => cert(req).and_then(|c| c.common_name.as_deref()).is_some_and(|cn| re.is_match(cn)),
+            Matcher::CommonName(re) => cert(req)
+                .and_then(|c| c.common_name.as_deref())
+                .is_some_and(|cn| re.is_match(cn)),
             Matcher::Issuer(re) => cert(req).is_some_and(|c| re.is_match(&c.issuer)),
-            Matcher::Organization(re) => cert(req).and_then(|c| c.organization.as_deref()).is_some_and(|o| re.is_match(o)),
-            Matcher::CertCountry(list) => cert(req).and_then(|c| c.country.as_deref()).is_some_and(|c| list.iter().any(|x| **x == *c)),
+            Matcher::Organization(re) => cert(req)
+                .and_then(|c| c.organization.as_deref())
+                .is_some_and(|o| re.is_match(o)),
+            Matcher::CertCountry(list) => cert(req)
+                .and_then(|c| c.country.as_deref())
+                .is_some_and(|c| list.iter().any(|x| **x == *c)),
             Matcher::Ip(nets) => nets.iter().any(|n| n.contains(&req.ip)),
-            Matcher::Country(list) => req.country.is_some_and(|c| list.iter().any(|x| x.eq_ignore_ascii_case(c))),
+            Matcher::Country(list) => req
+                .country
+                .is_some_and(|c| list.iter().any(|x| x.eq_ignore_ascii_case(c))),
             Matcher::Everyone => true,
         }
     }

@@ -7,7 +7,7 @@ mod matcher;
 
 use std::net::IpAddr;
 
-pub use compile::{CompileError, compile};
+pub use compile::{CompileError, compile, parse_cidr as compile_cidr};
 pub use matcher::Matcher;
 
 use crate::config::Action;
@@ -27,7 +27,10 @@ impl PolicySet {
             return Some(&self.apps[i]);
         }
         if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self.by_host.get(&host.to_ascii_lowercase()).map(|&i| &self.apps[i]);
+            return self
+                .by_host
+                .get(&host.to_ascii_lowercase())
+                .map(|&i| &self.apps[i]);
         }
         None
     }
@@ -134,10 +137,16 @@ pub enum TraceOutcome {
 pub fn evaluate<'p>(app: &'p CompiledApp, req: &Request<'_>) -> Decision<'p> {
     for policy in &app.policies {
         if policy_decides(policy, req).is_ok() {
-            return Decision { verdict: verdict_for(policy.action), policy: Some(policy) };
+            return Decision {
+                verdict: verdict_for(policy.action),
+                policy: Some(policy),
+            };
         }
     }
-    Decision { verdict: Verdict::NoMatch, policy: None }
+    Decision {
+        verdict: Verdict::NoMatch,
+        policy: None,
+    }
 }
 
 /// `evaluate` plus the reason every policy up to the deciding one was skipped.
@@ -146,12 +155,28 @@ pub fn explain<'p>(app: &'p CompiledApp, req: &Request<'_>) -> (Decision<'p>, Ve
     for policy in &app.policies {
         let outcome = policy_decides(policy, req);
         let decides = outcome.is_ok();
-        trace.push(PolicyTrace { policy: policy.name.clone(), action: policy.action, outcome: outcome.err().unwrap_or(TraceOutcome::Decides) });
+        trace.push(PolicyTrace {
+            policy: policy.name.clone(),
+            action: policy.action,
+            outcome: outcome.err().unwrap_or(TraceOutcome::Decides),
+        });
         if decides {
-            return (Decision { verdict: verdict_for(policy.action), policy: Some(policy) }, trace);
+            return (
+                Decision {
+                    verdict: verdict_for(policy.action),
+                    policy: Some(policy),
+                },
+                trace,
+            );
         }
     }
-    (Decision { verdict: Verdict::NoMatch, policy: None }, trace)
+    (
+        Decision {
+            verdict: Verdict::NoMatch,
+            policy: None,
+        },
+        trace,
+    )
 }
 
 fn verdict_for(action: Action) -> Verdict {
@@ -165,9 +190,18 @@ fn verdict_for(action: Action) -> Verdict {
 fn policy_decides(policy: &CompiledPolicy, req: &Request<'_>) -> Result<(), TraceOutcome> {
     // service_auth admits token clients only, non_identity certificate clients only.
     match (policy.action, req.identity) {
-        (Action::ServiceAuth, Identity::Token { .. }) | (Action::NonIdentity, Identity::Cert(_)) => {}
-        (Action::ServiceAuth, _) => return Err(TraceOutcome::WrongCredentialKind("service_auth needs a service token")),
-        (Action::NonIdentity, _) => return Err(TraceOutcome::WrongCredentialKind("non_identity needs a client certificate")),
+        (Action::ServiceAuth, Identity::Token { .. })
+        | (Action::NonIdentity, Identity::Cert(_)) => {}
+        (Action::ServiceAuth, _) => {
+            return Err(TraceOutcome::WrongCredentialKind(
+                "service_auth needs a service token",
+            ));
+        }
+        (Action::NonIdentity, _) => {
+            return Err(TraceOutcome::WrongCredentialKind(
+                "non_identity needs a client certificate",
+            ));
+        }
         _ => {}
     }
     if !policy.include.iter().any(|m| m.matches(req)) {

@@ -40,20 +40,49 @@ include = [{ ip = "127.0.0.0/8" }]
 "#;
 
 fn req<'a>(identity: Identity<'a>, ip: &str, country: Option<&'a str>) -> Request<'a> {
-    Request { identity, ip: ip.parse::<IpAddr>().unwrap(), country }
+    Request {
+        identity,
+        ip: ip.parse::<IpAddr>().unwrap(),
+        country,
+    }
 }
 
 fn cert(cn: &str) -> CertIdentity {
-    CertIdentity { common_name: Some(cn.into()), issuer: "Corporate Device CA".into(), ..Default::default() }
+    CertIdentity {
+        common_name: Some(cn.into()),
+        issuer: "Corporate Device CA".into(),
+        ..Default::default()
+    }
 }
 
 #[test]
 fn first_match_in_file_order() {
     let s = set(FILE);
     let app = s.app_for_host("API.example.com:8080").unwrap();
-    let d = evaluate(app, &req(Identity::Token { name: "ci-deploy-prod" }, "10.9.1.1", None));
-    assert_eq!((d.verdict, d.policy_name()), (Verdict::Block, Some("blocked office")));
-    let d = evaluate(app, &req(Identity::Token { name: "ci-deploy-prod" }, "192.0.2.1", None));
+    let d = evaluate(
+        app,
+        &req(
+            Identity::Token {
+                name: "ci-deploy-prod",
+            },
+            "10.9.1.1",
+            None,
+        ),
+    );
+    assert_eq!(
+        (d.verdict, d.policy_name()),
+        (Verdict::Block, Some("blocked office"))
+    );
+    let d = evaluate(
+        app,
+        &req(
+            Identity::Token {
+                name: "ci-deploy-prod",
+            },
+            "192.0.2.1",
+            None,
+        ),
+    );
     assert_eq!((d.verdict, d.policy_name()), (Verdict::Allow, Some("CI")));
 }
 
@@ -61,10 +90,31 @@ fn first_match_in_file_order() {
 fn exclude_wins_and_falls_through() {
     let s = set(FILE);
     let app = &s.apps[0];
-    let d = evaluate(app, &req(Identity::Token { name: "ci-deploy-prod" }, "192.0.2.1", Some("RU")));
+    let d = evaluate(
+        app,
+        &req(
+            Identity::Token {
+                name: "ci-deploy-prod",
+            },
+            "192.0.2.1",
+            Some("RU"),
+        ),
+    );
     assert_eq!(d.verdict, Verdict::NoMatch);
-    let d = evaluate(app, &req(Identity::Token { name: "ci-deploy-prod" }, "127.0.0.1", Some("RU")));
-    assert_eq!((d.verdict, d.policy_name()), (Verdict::Bypass, Some("health")));
+    let d = evaluate(
+        app,
+        &req(
+            Identity::Token {
+                name: "ci-deploy-prod",
+            },
+            "127.0.0.1",
+            Some("RU"),
+        ),
+    );
+    assert_eq!(
+        (d.verdict, d.policy_name()),
+        (Verdict::Bypass, Some("health"))
+    );
 }
 
 #[test]
@@ -73,9 +123,18 @@ fn cn_regex_is_a_full_match_and_require_applies() {
     let app = &s.apps[0];
     let good = cert("device-a1.factory.corp");
     let evil = cert("device-a1.factory.corp.evil");
-    assert_eq!(evaluate(app, &req(Identity::Cert(&good), "192.0.2.1", Some("SG"))).verdict, Verdict::Allow);
-    assert_eq!(evaluate(app, &req(Identity::Cert(&evil), "192.0.2.1", Some("SG"))).verdict, Verdict::NoMatch);
-    assert_eq!(evaluate(app, &req(Identity::Cert(&good), "192.0.2.1", Some("DE"))).verdict, Verdict::NoMatch);
+    assert_eq!(
+        evaluate(app, &req(Identity::Cert(&good), "192.0.2.1", Some("SG"))).verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        evaluate(app, &req(Identity::Cert(&evil), "192.0.2.1", Some("SG"))).verdict,
+        Verdict::NoMatch
+    );
+    assert_eq!(
+        evaluate(app, &req(Identity::Cert(&good), "192.0.2.1", Some("DE"))).verdict,
+        Verdict::NoMatch
+    );
 }
 
 #[test]
@@ -84,24 +143,44 @@ fn service_auth_never_admits_a_certificate_client() {
     let c = cert("ci-deploy-prod");
     let (d, trace) = explain(&s.apps[0], &req(Identity::Cert(&c), "192.0.2.1", None));
     assert_eq!(d.verdict, Verdict::NoMatch);
-    assert!(matches!(trace[1].outcome, TraceOutcome::WrongCredentialKind(_)));
+    assert!(matches!(
+        trace[1].outcome,
+        TraceOutcome::WrongCredentialKind(_)
+    ));
 }
 
 #[test]
 fn unanchored_pattern_is_still_full_match() {
     let s = set(&FILE.replace("^device-[a-z0-9-]+\\\\.factory\\\\.corp$", "device-.*"));
     let c = cert("xdevice-1");
-    assert_eq!(evaluate(&s.apps[0], &req(Identity::Cert(&c), "192.0.2.1", Some("SG"))).verdict, Verdict::NoMatch);
+    assert_eq!(
+        evaluate(
+            &s.apps[0],
+            &req(Identity::Cert(&c), "192.0.2.1", Some("SG"))
+        )
+        .verdict,
+        Verdict::NoMatch
+    );
 }
 
 #[test]
 fn bad_regex_and_cidr_refused() {
     let bad = FILE.replace("10.9.0.0/16", "10.9.0/16");
     let file: PolicyFile = toml::from_str(&bad).unwrap();
-    assert!(compile(&file).unwrap_err().message.contains("not a valid CIDR"));
+    assert!(
+        compile(&file)
+            .unwrap_err()
+            .message
+            .contains("not a valid CIDR")
+    );
     let bad = FILE.replace("^device-[a-z0-9-]+", "(unclosed");
     let file: PolicyFile = toml::from_str(&bad).unwrap();
-    assert!(compile(&file).unwrap_err().message.contains("does not compile"));
+    assert!(
+        compile(&file)
+            .unwrap_err()
+            .message
+            .contains("does not compile")
+    );
 }
 
 fn arb_identity() -> impl Strategy<Value = (u8, String)> {

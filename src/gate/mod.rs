@@ -1,0 +1,200 @@
+//! The gate: listeners, identity extraction, enforcement, forwarding and header hygiene.
+//! Built from one `GateOptions` + `PolicySet` + `Store`; never parses config itself and never
+//! reads SQLite per request (see `snapshot`).
+
+pub mod deny;
+pub mod forward;
+pub mod handler;
+pub mod identify;
+pub mod listener;
+pub mod metrics;
+pub mod snapshot;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use tokio::sync::watch;
+
+pub use handler::{ConnInfo, CountryLookup, GateState, PeerCert};
+use listener::ConnLimits;
+use snapshot::{CredentialSnapshot, SnapshotRefresher};
+
+use crate::audit::{AuditBus, AuditWriter, BusMessage};
+use crate::clock::SharedClock;
+use crate::config::{AuditFailure, PolicyFile};
+use crate::policy::PolicySet;
+use crate::store::Store;
+
+/// How the gate runs, resolved from the `[gate]` section.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    pub listen: SocketAddr,
+    pub audit_log: PathBuf,
+    pub audit_failure: AuditFailure,
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: ConnLimits,
+    pub upstream_timeout: Duration,
+    /// Events that may wait for the writer before the gate fails closed.
+    pub audit_queue: usize,
+}
+
+impl GateOptions {
+    /// Resolve from the policy file; relative audit paths are under `state_dir`.
+    pub fn from_file(file: &PolicyFile, state_dir: &std::path::Path) -> Result<Self, String> {
+        let g = &file.gate;
+        let audit_log = if g.audit_log.is_absolute() {
+            g.audit_log.clone()
+        } else {
+            state_dir.join(&g.audit_log)
+        };
+        let trusted_proxies = g
+            .trusted_proxies
+            .iter()
+            .map(|p| crate::policy::compile_cidr(p.get_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            listen: *g.listen.get_ref(),
+            audit_log,
+            audit_failure: g.audit_failure,
+            trusted_proxies,
+            limits: ConnLimits {
+                header_read_timeout: Duration::from_millis(g.header_read_timeout_ms),
+                max_header_bytes: g.max_header_bytes,
+            },
+            upstream_timeout: Duration::from_millis(g.upstream_timeout_ms),
+            audit_queue: 65_536,
+        })
+    }
+}
+
+/// Gate start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("cannot open the audit log {path}: {source}")]
+    AuditLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A running gate. Drop or `shutdown` to stop.
+#[derive(Debug)]
+pub struct RunningGate {
+    pub addr: SocketAddr,
+    pub state: Arc<GateState>,
+    shutdown: watch::Sender<bool>,
+    writer: AuditWriter,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _refresher: SnapshotRefresher,
+}
+
+/// Start the gate: audit writer, snapshot refresher, last-seen recorder and the listener.
+pub async fn start(
+    opts: GateOptions,
+    policies: PolicySet,
+    store: Arc<Store>,
+    bus: AuditBus,
+    clock: SharedClock,
+    geo: Option<Arc<dyn CountryLookup>>,
+) -> Result<RunningGate, GateError> {
+    let snapshot = Arc::new(ArcSwap::from_pointee(CredentialSnapshot::load(&store)?));
+    let refresher = SnapshotRefresher::start(store.clone(), snapshot.clone())?;
+    let (audit, writer) = AuditWriter::start(&opts.audit_log, bus.clone(), opts.audit_queue)
+        .await
+        .map_err(|source| GateError::AuditLog {
+            path: opts.audit_log.clone(),
+            source,
+        })?;
+    let listener = listener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(GateState {
+        policies: ArcSwap::from_pointee(policies),
+        snapshot,
+        audit,
+        audit_failure: opts.audit_failure,
+        client: forward::upstream_client(Duration::from_secs(5)),
+        trusted_proxies: opts.trusted_proxies,
+        geo,
+        clock,
+        metrics: Default::default(),
+        upstream_timeout: opts.upstream_timeout,
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(listener::accept_plain(
+            listener,
+            state.clone(),
+            opts.limits,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(record_last_seen(store, bus, shutdown_rx)),
+    ];
+    tracing::info!(%addr, "gate listening");
+    Ok(RunningGate {
+        addr,
+        state,
+        shutdown,
+        writer,
+        tasks,
+        _refresher: refresher,
+    })
+}
+
+impl RunningGate {
+    /// Swap in a new policy set (hot reload); requests in flight keep the old one.
+    pub fn reload_policies(&self, policies: PolicySet) {
+        self.state.policies.store(Arc::new(policies));
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to 5 s), and flush the audit log.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.writer.finish().await;
+    }
+}
+
+/// Keep token last-seen times in the store, from the bus, batched every 2 s (never per request).
+async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch::Receiver<bool>) {
+    let mut rx = bus.subscribe();
+    let mut seen: std::collections::HashMap<String, (chrono::DateTime<chrono::Utc>, String)> =
+        Default::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        let flush = tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(BusMessage::Event(ev)) => {
+                    if ev.allowed && let Some(id) = &ev.service_token_id {
+                        seen.insert(id.clone(), (ev.created_at, ev.ip_address.clone().unwrap_or_default()));
+                    }
+                    false
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => false,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => true,
+            },
+            _ = tick.tick() => true,
+            _ = shutdown.changed() => true,
+        };
+        if flush && !seen.is_empty() {
+            let batch: Vec<_> = seen.drain().map(|(id, (at, ip))| (id, at, ip)).collect();
+            let store = store.clone();
+            let res = tokio::task::spawn_blocking(move || store.touch_tokens(&batch)).await;
+            if let Ok(Err(e)) = res {
+                tracing::warn!(error = %e, "cannot record last-seen times");
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}

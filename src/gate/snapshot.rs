@@ -1,0 +1,109 @@
+//! The in-memory view of credentials the request path reads: an immutable `CredentialSnapshot`
+//! behind an `ArcSwap`, rebuilt by a background thread when the store's generation changes
+//! (another process creating or revoking a token is enforced within one poll interval).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+
+use crate::credential::SecretHash;
+use crate::store::{Store, StoreError};
+
+/// How often the store generation is polled.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One token as the gate needs it.
+#[derive(Debug, Clone)]
+pub struct TokenEntry {
+    pub name: Box<str>,
+    pub secret_hash: SecretHash,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+/// Everything the request path knows about credentials, immutable once built.
+#[derive(Debug, Default)]
+pub struct CredentialSnapshot {
+    pub generation: i64,
+    /// Keyed by client id.
+    pub tokens: HashMap<Box<str>, TokenEntry>,
+    /// Revoked certificate fingerprints (SHA-256 hex), enforced even without a CRL.
+    pub revoked_cert_fingerprints: HashSet<Box<str>>,
+}
+
+impl CredentialSnapshot {
+    /// Build from the store.
+    pub fn load(store: &Store) -> Result<Self, StoreError> {
+        let generation = store.generation()?;
+        let tokens = store
+            .list_tokens()?
+            .into_iter()
+            .map(|t| {
+                let entry = TokenEntry {
+                    name: t.name.into(),
+                    secret_hash: t.secret_hash,
+                    expires_at: t.expires_at,
+                    revoked: t.revoked_at.is_some(),
+                };
+                (t.client_id.into_boxed_str(), entry)
+            })
+            .collect();
+        Ok(Self {
+            generation,
+            tokens,
+            revoked_cert_fingerprints: HashSet::new(),
+        })
+    }
+}
+
+/// Keeps a shared snapshot fresh until dropped.
+#[derive(Debug)]
+pub struct SnapshotRefresher {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SnapshotRefresher {
+    /// Poll `store` and swap `target` whenever the generation moves.
+    pub fn start(
+        store: Arc<Store>,
+        target: Arc<ArcSwap<CredentialSnapshot>>,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new().name("snapshot-refresh".into()).spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                std::thread::sleep(POLL_INTERVAL);
+                let current = target.load().generation;
+                match store.generation() {
+                    Ok(g) if g != current => match CredentialSnapshot::load(&store) {
+                        Ok(s) => {
+                            tracing::info!(generation = s.generation, tokens = s.tokens.len(), "credential snapshot rebuilt");
+                            target.store(Arc::new(s));
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot rebuild the credential snapshot; keeping the last one"),
+                    },
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot read the store generation"),
+                }
+            }
+        })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SnapshotRefresher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
