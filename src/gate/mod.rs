@@ -2,6 +2,7 @@
 //! Built from one `GateOptions` + `PolicySet` + `Store`; never parses config itself and never
 //! reads SQLite per request (see `snapshot`).
 
+pub mod admin;
 pub mod deny;
 pub mod forward;
 pub mod handler;
@@ -33,6 +34,7 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct GateOptions {
     pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
     pub audit_log: PathBuf,
     pub audit_failure: AuditFailure,
     pub trusted_proxies: Vec<IpNet>,
@@ -58,6 +60,7 @@ impl GateOptions {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             listen: *g.listen.get_ref(),
+            admin_listen: g.admin_listen.as_ref().map(|a| *a.get_ref()),
             audit_log,
             audit_failure: g.audit_failure,
             trusted_proxies,
@@ -89,6 +92,7 @@ pub enum GateError {
 #[derive(Debug)]
 pub struct RunningGate {
     pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
     pub state: Arc<GateState>,
     shutdown: watch::Sender<bool>,
     writer: AuditWriter,
@@ -128,18 +132,39 @@ pub async fn start(
         upstream_timeout: opts.upstream_timeout,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(listener::accept_plain(
             listener,
             state.clone(),
             opts.limits,
             shutdown_rx.clone(),
         )),
-        tokio::spawn(record_last_seen(store, bus, shutdown_rx)),
+        tokio::spawn(record_last_seen(store, bus.clone(), shutdown_rx.clone())),
     ];
-    tracing::info!(%addr, "gate listening");
+    let admin_addr = match opts.admin_listen {
+        Some(a) => {
+            let admin = listener::bind(a).await?;
+            let admin_addr = admin.local_addr()?;
+            let metrics = Arc::new(std::sync::Mutex::new(admin::TrafficMetrics::default()));
+            tasks.push(tokio::spawn(admin::aggregate(
+                bus,
+                metrics.clone(),
+                shutdown_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(admin::serve(
+                admin,
+                state.clone(),
+                metrics,
+                shutdown_rx,
+            )));
+            Some(admin_addr)
+        }
+        None => None,
+    };
+    tracing::info!(%addr, ?admin_addr, "gate listening");
     Ok(RunningGate {
         addr,
+        admin_addr,
         state,
         shutdown,
         writer,

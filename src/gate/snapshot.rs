@@ -33,6 +33,16 @@ pub struct CredentialSnapshot {
     pub tokens: HashMap<Box<str>, TokenEntry>,
     /// Revoked certificate fingerprints (SHA-256 hex), enforced even without a CRL.
     pub revoked_cert_fingerprints: HashSet<Box<str>>,
+    /// Live certificates by fingerprint, for expiry gauges.
+    pub cert_expiry: std::collections::BTreeMap<Box<str>, CertExpiry>,
+}
+
+/// A certificate's expiry as `/metrics` reports it.
+#[derive(Debug, Clone)]
+pub struct CertExpiry {
+    pub common_name: String,
+    pub serial: String,
+    pub not_after: DateTime<Utc>,
 }
 
 impl CredentialSnapshot {
@@ -55,7 +65,7 @@ impl CredentialSnapshot {
         Ok(Self {
             generation,
             tokens,
-            revoked_cert_fingerprints: HashSet::new(),
+            ..Default::default()
         })
     }
 }
