@@ -33,7 +33,7 @@ pub trait CountryLookup: Send + Sync + std::fmt::Debug {
 /// Everything a request needs, shared by all connections.
 #[derive(Debug)]
 pub struct GateState {
-    pub policies: ArcSwap<PolicySet>,
+    pub policies: Arc<ArcSwap<PolicySet>>,
     pub snapshot: Arc<ArcSwap<CredentialSnapshot>>,
     pub audit: AuditSink,
     pub audit_failure: AuditFailure,

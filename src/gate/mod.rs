@@ -10,6 +10,7 @@ pub mod identify;
 pub mod listener;
 pub mod metrics;
 pub mod snapshot;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ use crate::store::Store;
 pub struct GateOptions {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
+    pub tls_listen: Option<SocketAddr>,
+    /// Server certificate and trusted CAs for `tls_listen`, re-read when the store changes.
+    pub tls: Option<Arc<dyn tls::TlsSource>>,
     pub audit_log: PathBuf,
     pub audit_failure: AuditFailure,
     pub trusted_proxies: Vec<IpNet>,
@@ -61,6 +65,8 @@ impl GateOptions {
         Ok(Self {
             listen: *g.listen.get_ref(),
             admin_listen: g.admin_listen.as_ref().map(|a| *a.get_ref()),
+            tls_listen: g.tls_listen.as_ref().map(|a| *a.get_ref()),
+            tls: None,
             audit_log,
             audit_failure: g.audit_failure,
             trusted_proxies,
@@ -86,6 +92,12 @@ pub enum GateError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("tls_listen is set but no TLS material source was given")]
+    NoTlsSource,
+    #[error("cannot load TLS material: {0}")]
+    TlsMaterial(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A running gate. Drop or `shutdown` to stop.
@@ -93,7 +105,9 @@ pub enum GateError {
 pub struct RunningGate {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
     pub state: Arc<GateState>,
+    tls_configs: Option<(Arc<dyn tls::TlsSource>, Arc<ArcSwap<tls::TlsConfigs>>)>,
     shutdown: watch::Sender<bool>,
     writer: AuditWriter,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -110,7 +124,28 @@ pub async fn start(
     geo: Option<Arc<dyn CountryLookup>>,
 ) -> Result<RunningGate, GateError> {
     let snapshot = Arc::new(ArcSwap::from_pointee(CredentialSnapshot::load(&store)?));
-    let refresher = SnapshotRefresher::start(store.clone(), snapshot.clone())?;
+    let tls_configs = match (opts.tls_listen, &opts.tls) {
+        (None, _) => None,
+        (Some(_), None) => return Err(GateError::NoTlsSource),
+        (Some(_), Some(source)) => {
+            let material = source.material().map_err(GateError::TlsMaterial)?;
+            Some((
+                source.clone(),
+                Arc::new(ArcSwap::from_pointee(tls::TlsConfigs::build(
+                    &policies, &material,
+                )?)),
+            ))
+        }
+    };
+    let policies = Arc::new(ArcSwap::from_pointee(policies));
+    let on_change: Box<dyn Fn() + Send> = match &tls_configs {
+        Some((source, configs)) => {
+            let (source, configs, policies) = (source.clone(), configs.clone(), policies.clone());
+            Box::new(move || rebuild_tls(&*source, &configs, &policies.load()))
+        }
+        None => Box::new(|| {}),
+    };
+    let refresher = SnapshotRefresher::start(store.clone(), snapshot.clone(), on_change)?;
     let (audit, writer) = AuditWriter::start(&opts.audit_log, bus.clone(), opts.audit_queue)
         .await
         .map_err(|source| GateError::AuditLog {
@@ -120,7 +155,7 @@ pub async fn start(
     let listener = listener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     let state = Arc::new(GateState {
-        policies: ArcSwap::from_pointee(policies),
+        policies,
         snapshot,
         audit,
         audit_failure: opts.audit_failure,
@@ -141,6 +176,21 @@ pub async fn start(
         )),
         tokio::spawn(record_last_seen(store, bus.clone(), shutdown_rx.clone())),
     ];
+    let tls_addr = match (&tls_configs, opts.tls_listen) {
+        (Some((_, configs)), Some(a)) => {
+            let l = listener::bind(a).await?;
+            let tls_addr = l.local_addr()?;
+            tasks.push(tokio::spawn(tls::accept_tls(
+                l,
+                state.clone(),
+                configs.clone(),
+                opts.limits,
+                shutdown_rx.clone(),
+            )));
+            Some(tls_addr)
+        }
+        _ => None,
+    };
     let admin_addr = match opts.admin_listen {
         Some(a) => {
             let admin = listener::bind(a).await?;
@@ -161,11 +211,13 @@ pub async fn start(
         }
         None => None,
     };
-    tracing::info!(%addr, ?admin_addr, "gate listening");
+    tracing::info!(%addr, ?tls_addr, ?admin_addr, "gate listening");
     Ok(RunningGate {
         addr,
         admin_addr,
+        tls_addr,
         state,
+        tls_configs,
         shutdown,
         writer,
         tasks,
@@ -173,9 +225,30 @@ pub async fn start(
     })
 }
 
+/// Rebuild the TLS configs; on failure keep the current ones and say why.
+fn rebuild_tls(
+    source: &dyn tls::TlsSource,
+    configs: &ArcSwap<tls::TlsConfigs>,
+    policies: &PolicySet,
+) {
+    let built = source
+        .material()
+        .map_err(tls::TlsError::Material)
+        .and_then(|m| tls::TlsConfigs::build(policies, &m));
+    match built {
+        Ok(c) => configs.store(Arc::new(c)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot rebuild TLS configuration; keeping the previous one")
+        }
+    }
+}
+
 impl RunningGate {
     /// Swap in a new policy set (hot reload); requests in flight keep the old one.
     pub fn reload_policies(&self, policies: PolicySet) {
+        if let Some((source, configs)) = &self.tls_configs {
+            rebuild_tls(&**source, configs, &policies);
+        }
         self.state.policies.store(Arc::new(policies));
     }
 

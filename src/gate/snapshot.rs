@@ -79,9 +79,11 @@ pub struct SnapshotRefresher {
 
 impl SnapshotRefresher {
     /// Poll `store` and swap `target` whenever the generation moves.
+    /// `on_change` runs on this thread after each rebuild (e.g. to rebuild TLS configs).
     pub fn start(
         store: Arc<Store>,
         target: Arc<ArcSwap<CredentialSnapshot>>,
+        on_change: Box<dyn Fn() + Send>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -94,6 +96,7 @@ impl SnapshotRefresher {
                         Ok(s) => {
                             tracing::info!(generation = s.generation, tokens = s.tokens.len(), "credential snapshot rebuilt");
                             target.store(Arc::new(s));
+                            on_change();
                         }
                         Err(e) => tracing::error!(error = %e, "cannot rebuild the credential snapshot; keeping the last one"),
                     },
