@@ -167,20 +167,12 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
 fn events(bus: &AuditBus) -> Response<GateBody> {
     let rx = bus.subscribe();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(BusMessage::Event(ev)) => {
-                    let frame =
-                        Frame::data(Bytes::from(format!("data: {}\n\n", ev.to_json_line())));
-                    return Some((Ok::<_, hyper::Error>(frame), rx));
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let frame = Frame::data(Bytes::from(format!(": lagged {n} events\n\n")));
-                    return Some((Ok(frame), rx));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+        let text = match rx.recv().await {
+            Ok(BusMessage::Event(ev)) => format!("data: {}\n\n", ev.to_json_line()),
+            Err(broadcast::error::RecvError::Lagged(n)) => format!(": lagged {n} events\n\n"),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, hyper::Error>(Frame::data(Bytes::from(text))), rx))
     });
     let mut r = Response::new(StreamBody::new(stream).boxed());
     let h = r.headers_mut();

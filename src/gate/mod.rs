@@ -100,6 +100,9 @@ pub enum GateError {
     Tls(#[from] tls::TlsError),
 }
 
+/// The TLS material source and the configs built from it, swapped on change.
+type LiveTls = (Arc<dyn tls::TlsSource>, Arc<ArcSwap<tls::TlsConfigs>>);
+
 /// A running gate. Drop or `shutdown` to stop.
 #[derive(Debug)]
 pub struct RunningGate {
@@ -107,7 +110,7 @@ pub struct RunningGate {
     pub admin_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
     pub state: Arc<GateState>,
-    tls_configs: Option<(Arc<dyn tls::TlsSource>, Arc<ArcSwap<tls::TlsConfigs>>)>,
+    tls_configs: Option<LiveTls>,
     shutdown: watch::Sender<bool>,
     writer: AuditWriter,
     tasks: Vec<tokio::task::JoinHandle<()>>,
