@@ -4,7 +4,7 @@
 mod doc;
 // pub mod edit;
 pub mod finding;
-// pub mod lint;
+pub mod lint;
 pub mod load;
 pub mod model;
 mod validate;
@@ -12,6 +12,6 @@ pub mod values;
 // pub mod watch;
 
 pub use finding::{ConfigError, Finding, Severity};
-// pub use lint::{LintContext, lint};
+pub use lint::{LintContext, lint};
 pub use load::{LoadedConfig, load, parse};
 pub use model::{Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector};
