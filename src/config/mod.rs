@@ -2,7 +2,8 @@
 //! format-preserving edits. Never touches the network.
 
 mod doc;
-// pub mod edit;
+pub mod edit;
+mod diff;
 pub mod finding;
 pub mod lint;
 pub mod load;
