@@ -12,4 +12,5 @@ pub mod diagnostics;
 pub mod duration;
 pub mod exit;
 pub mod paths;
+pub mod pki;
 pub mod store;
