@@ -13,5 +13,6 @@ pub mod duration;
 pub mod exit;
 pub mod gate;
 pub mod paths;
+pub mod pki;
 pub mod policy;
 pub mod store;
