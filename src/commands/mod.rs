@@ -1,6 +1,7 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod explain;
 mod serve;
 mod token;
 

@@ -10,6 +10,7 @@ pub mod identify;
 pub mod listener;
 pub mod metrics;
 pub mod snapshot;
+pub mod store_tls;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -148,7 +149,18 @@ pub async fn start(
         }
         None => Box::new(|| {}),
     };
-    let refresher = SnapshotRefresher::start(store.clone(), snapshot.clone(), on_change)?;
+    let on_poll: Box<dyn Fn() + Send> = match &tls_configs {
+        Some((source, configs)) => {
+            let (source, configs, policies) = (source.clone(), configs.clone(), policies.clone());
+            Box::new(move || {
+                if source.changed() {
+                    rebuild_tls(&*source, &configs, &policies.load());
+                }
+            })
+        }
+        None => Box::new(|| {}),
+    };
+    let refresher = SnapshotRefresher::start(store.clone(), snapshot.clone(), on_change, on_poll)?;
     let (audit, writer) = AuditWriter::start(&opts.audit_log, bus.clone(), opts.audit_queue)
         .await
         .map_err(|source| GateError::AuditLog {
@@ -270,6 +282,8 @@ async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch:
     let mut rx = bus.subscribe();
     let mut seen: std::collections::HashMap<String, (chrono::DateTime<chrono::Utc>, String)> =
         Default::default();
+    let mut certs: std::collections::HashMap<String, crate::store::pki::CertSeen> =
+        Default::default();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         let flush = tokio::select! {
@@ -277,6 +291,17 @@ async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch:
                 Ok(BusMessage::Event(ev)) => {
                     if ev.allowed && let Some(id) = &ev.service_token_id {
                         seen.insert(id.clone(), (ev.created_at, ev.ip_address.clone().unwrap_or_default()));
+                    }
+                    if let (Some(fp), Some(serial)) = (&ev.cert_fingerprint_sha256, &ev.cert_serial) {
+                        certs.insert(fp.clone(), crate::store::pki::CertSeen {
+                            fingerprint_sha256: fp.clone(),
+                            serial: serial.clone(),
+                            common_name: ev.cert_common_name.clone(),
+                            issuer: ev.cert_issuer.clone().unwrap_or_default(),
+                            not_after: None,
+                            at: ev.created_at,
+                            ip: ev.ip_address.clone().unwrap_or_default(),
+                        });
                     }
                     false
                 }
@@ -286,10 +311,16 @@ async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch:
             _ = tick.tick() => true,
             _ = shutdown.changed() => true,
         };
-        if flush && !seen.is_empty() {
+        if flush && (!seen.is_empty() || !certs.is_empty()) {
             let batch: Vec<_> = seen.drain().map(|(id, (at, ip))| (id, at, ip)).collect();
+            let cert_batch: Vec<_> = certs.drain().map(|(_, c)| c).collect();
             let store = store.clone();
-            let res = tokio::task::spawn_blocking(move || store.touch_tokens(&batch)).await;
+            let res = tokio::task::spawn_blocking(move || {
+                store
+                    .touch_tokens(&batch)
+                    .and_then(|()| store.touch_certs(&cert_batch))
+            })
+            .await;
             if let Ok(Err(e)) = res {
                 tracing::warn!(error = %e, "cannot record last-seen times");
             }

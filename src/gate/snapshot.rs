@@ -2,7 +2,7 @@
 //! behind an `ArcSwap`, rebuilt by a background thread when the store's generation changes
 //! (another process creating or revoking a token is enforced within one poll interval).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,7 +34,7 @@ pub struct CredentialSnapshot {
     /// Revoked certificate fingerprints (SHA-256 hex), enforced even without a CRL.
     pub revoked_cert_fingerprints: HashSet<Box<str>>,
     /// Live certificates by fingerprint, for expiry gauges.
-    pub cert_expiry: std::collections::BTreeMap<Box<str>, CertExpiry>,
+    pub cert_expiry: BTreeMap<Box<str>, CertExpiry>,
 }
 
 /// A certificate's expiry as `/metrics` reports it.
@@ -62,10 +62,31 @@ impl CredentialSnapshot {
                 (t.client_id.into_boxed_str(), entry)
             })
             .collect();
+        let revoked_cert_fingerprints = store
+            .revoked_certs()?
+            .into_iter()
+            .map(|c| c.fingerprint_sha256.into_boxed_str())
+            .collect();
+        let cert_expiry = store
+            .list_certs()?
+            .into_iter()
+            .filter(|c| c.revoked_at.is_none())
+            .map(|c| {
+                (
+                    c.fingerprint_sha256.into_boxed_str(),
+                    CertExpiry {
+                        common_name: c.common_name,
+                        serial: c.serial,
+                        not_after: c.not_after,
+                    },
+                )
+            })
+            .collect();
         Ok(Self {
             generation,
             tokens,
-            ..Default::default()
+            revoked_cert_fingerprints,
+            cert_expiry,
         })
     }
 }
@@ -79,11 +100,13 @@ pub struct SnapshotRefresher {
 
 impl SnapshotRefresher {
     /// Poll `store` and swap `target` whenever the generation moves.
-    /// `on_change` runs on this thread after each rebuild (e.g. to rebuild TLS configs).
+    /// `on_change` runs on this thread after each rebuild (e.g. to rebuild TLS configs), and
+    /// `on_poll` on every poll without a store change (e.g. to check external files).
     pub fn start(
         store: Arc<Store>,
         target: Arc<ArcSwap<CredentialSnapshot>>,
         on_change: Box<dyn Fn() + Send>,
+        on_poll: Box<dyn Fn() + Send>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -100,7 +123,7 @@ impl SnapshotRefresher {
                         }
                         Err(e) => tracing::error!(error = %e, "cannot rebuild the credential snapshot; keeping the last one"),
                     },
-                    Ok(_) => {}
+                    Ok(_) => on_poll(),
                     Err(e) => tracing::error!(error = %e, "cannot read the store generation"),
                 }
             }

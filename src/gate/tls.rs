@@ -12,7 +12,6 @@ use arc_swap::ArcSwap;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -58,6 +57,10 @@ pub enum TlsError {
 /// Where TLS material comes from (the local PKI over the store, or files); re-read on change.
 pub trait TlsSource: Send + Sync + std::fmt::Debug {
     fn material(&self) -> Result<TlsMaterial, String>;
+    /// Whether material changed outside the store (e.g. an external CRL file); polled.
+    fn changed(&self) -> bool {
+        false
+    }
 }
 
 /// One `ServerConfig` per SNI hostname, plus one for everything else (no client auth).
@@ -259,8 +262,8 @@ pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
         issuer: first(&mut issuer.iter_common_name()).unwrap_or_else(|| issuer.to_string()),
         organization: first(&mut subject.iter_organization()),
         country: first(&mut subject.iter_country()),
-        serial: hex::encode(cert.raw_serial()),
-        fingerprint_sha256: hex::encode(Sha256::digest(der)),
+        serial: crate::pki::serial_hex(cert.raw_serial()),
+        fingerprint_sha256: crate::pki::fingerprint_sha256(der),
     };
     Some(PeerCert {
         identity,
