@@ -11,8 +11,12 @@ fn example() -> PathBuf {
 
 fn botgate(state: &Path, config: &Path) -> Command {
     let mut cmd = Command::cargo_bin("botgate").unwrap();
-    cmd.env_remove("BOTGATE_STATE_DIR").env_remove("BOTGATE_CONFIG");
-    cmd.arg("--state-dir").arg(state).arg("--config").arg(config);
+    cmd.env_remove("BOTGATE_STATE_DIR")
+        .env_remove("BOTGATE_CONFIG");
+    cmd.arg("--state-dir")
+        .arg(state)
+        .arg("--config")
+        .arg(config);
     cmd
 }
 
@@ -25,7 +29,12 @@ fn broken_file_exits_2_naming_file_line_col_and_field() {
         .replace("\"10.20.0.0/16\"", "\"10.20.0/16\"")
         .replace("action = \"block\"", "action = \"blokc\"");
     std::fs::write(&bad, text).unwrap();
-    let out = botgate(dir.path(), &bad).args(["policy", "check"]).assert().code(2).get_output().clone();
+    let out = botgate(dir.path(), &bad)
+        .args(["policy", "check"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     let at = |needle: &str| {
@@ -35,9 +44,15 @@ fn broken_file_exits_2_naming_file_line_col_and_field() {
         let col = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
         format!("{}:{line}:{col}: error: ", bad.display())
     };
-    let cidr = format!("{}app \"api.example.com\", policy \"Factory devices\", require[0].ip: \"10.20.0/16\" is not a valid CIDR", at("\"10.20.0/16\""));
+    let cidr = format!(
+        "{}app \"api.example.com\", policy \"Factory devices\", require[0].ip: \"10.20.0/16\" is not a valid CIDR",
+        at("\"10.20.0/16\"")
+    );
     assert!(stdout.contains(&cidr), "{stdout}");
-    let action = format!("{}app \"api.example.com\", policy \"Everyone else\", action: unknown variant `blokc`", at("\"blokc\""));
+    let action = format!(
+        "{}app \"api.example.com\", policy \"Everyone else\", action: unknown variant `blokc`",
+        at("\"blokc\"")
+    );
     assert!(stdout.contains(&action), "{stdout}");
     assert!(stderr.contains("2 errors"), "{stderr}");
 }
@@ -46,16 +61,34 @@ fn broken_file_exits_2_naming_file_line_col_and_field() {
 fn broken_file_json_lists_every_finding_with_its_field() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("policy.toml");
-    std::fs::write(&bad, "[[app]]\nname = \"a\"\nhostnames = []\nupstream = \"https://x:1\"\n").unwrap();
-    let out = botgate(dir.path(), &bad).args(["policy", "check", "--json"]).assert().code(2).get_output().clone();
+    std::fs::write(
+        &bad,
+        "[[app]]\nname = \"a\"\nhostnames = []\nupstream = \"https://x:1\"\n",
+    )
+    .unwrap();
+    let out = botgate(dir.path(), &bad)
+        .args(["policy", "check", "--json"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
     let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let fields: Vec<(&str, u64, u64)> = findings
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["field"].as_str().unwrap(), f["line"].as_u64().unwrap(), f["col"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap(),
+                f["line"].as_u64().unwrap(),
+                f["col"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(fields, [("app[0].hostnames", 3, 13), ("app[0].upstream", 4, 12)]);
+    assert_eq!(
+        fields,
+        [("app[0].hostnames", 3, 13), ("app[0].upstream", 4, 12)]
+    );
     assert_eq!(findings[0]["severity"], "error");
 }
 
@@ -66,8 +99,12 @@ fn example_policy_passes_with_expected_warnings_only() {
         .args(["policy", "check"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("no token named \"ci-deploy-prod\" exists"))
-        .stdout(predicate::str::contains("CA \"Corporate Device CA\" is not in the store"))
+        .stdout(predicate::str::contains(
+            "no token named \"ci-deploy-prod\" exists",
+        ))
+        .stdout(predicate::str::contains(
+            "CA \"Corporate Device CA\" is not in the store",
+        ))
         .stdout(predicate::str::contains("ok, 2 warnings"))
         .stdout(predicate::str::contains("error:").not());
     // A check does not create a state dir or a store.
@@ -77,7 +114,10 @@ fn example_policy_passes_with_expected_warnings_only() {
 #[test]
 fn created_token_satisfies_the_reference() {
     let state = tempfile::tempdir().unwrap();
-    botgate(state.path(), &example()).args(["token", "create", "ci-deploy-prod"]).assert().success();
+    botgate(state.path(), &example())
+        .args(["token", "create", "ci-deploy-prod"])
+        .assert()
+        .success();
     botgate(state.path(), &example())
         .args(["policy", "check"])
         .assert()
@@ -95,7 +135,10 @@ fn lint_warnings_do_not_fail_the_check() {
         .args(["policy", "check"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains(format!("{}:8:10: warning: app \"a\", policy \"open\", action: bypass", p.display())));
+        .stdout(predicate::str::contains(format!(
+            "{}:8:10: warning: app \"a\", policy \"open\", action: bypass",
+            p.display()
+        )));
 }
 
 #[test]
@@ -106,5 +149,8 @@ fn missing_file_exits_2_and_says_how_to_start() {
         .args(["policy", "check"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(p.display().to_string()).and(predicate::str::contains("assets/example-policy.toml")));
+        .stderr(
+            predicate::str::contains(p.display().to_string())
+                .and(predicate::str::contains("assets/example-policy.toml")),
+        );
 }

@@ -15,7 +15,9 @@ use crate::store::{STORE_FILE, Store};
 pub fn run(paths: &Paths, cmd: PolicyCommand) -> Result<()> {
     match cmd {
         PolicyCommand::Check(json) => check(paths, json.json),
-        PolicyCommand::Explain(_) => Err(crate::exit::Failure::refused("policy explain: not available yet")),
+        PolicyCommand::Explain(_) => Err(crate::exit::Failure::refused(
+            "policy explain: not available yet",
+        )),
     }
 }
 
@@ -56,8 +58,16 @@ fn summary(paths: &Paths, findings: &[Finding], errors: usize, linted: bool) -> 
     let warnings = findings.len() - errors;
     let file = paths.config.display();
     if errors > 0 {
-        let lint = if linted { "" } else { "; lint runs once the errors are fixed" };
-        format!("{file}: {}, {}{lint}", plural(errors, "error"), plural(warnings, "warning"))
+        let lint = if linted {
+            ""
+        } else {
+            "; lint runs once the errors are fixed"
+        };
+        format!(
+            "{file}: {}, {}{lint}",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
     } else if warnings > 0 {
         format!("{file}: ok, {}", plural(warnings, "warning"))
     } else {
@@ -71,8 +81,16 @@ fn summary(paths: &Paths, findings: &[Finding], errors: usize, linted: bool) -> 
 fn lint_context(paths: &Paths) -> Result<LintContext> {
     let now = Utc::now();
     if !paths.state_dir.join(STORE_FILE).exists() {
-        eprintln!("note: no store in {}: checking against no tokens and no CAs", paths.state_dir.display());
-        return Ok(LintContext { tokens: Vec::new(), root_key_on_host: false, known_ca_names: Some(Vec::new()), now });
+        eprintln!(
+            "note: no store in {}: checking against no tokens and no CAs",
+            paths.state_dir.display()
+        );
+        return Ok(LintContext {
+            tokens: Vec::new(),
+            root_key_on_host: false,
+            known_ca_names: Some(Vec::new()),
+            now,
+        });
     }
     let store = Store::open(&paths.state_dir)?;
     Ok(LintContext {
@@ -86,7 +104,11 @@ fn lint_context(paths: &Paths) -> Result<LintContext> {
 /// Whether a root CA's private key is kept in the store. (Stand-in until the PKI module's
 /// `Store::root_key_on_host()` lands; same query.)
 fn root_key_on_host(store: &Store) -> Result<bool> {
-    let n: i64 = store.conn().query_row("SELECT count(*) FROM cas WHERE kind = 'root' AND key_pem IS NOT NULL", [], |r| r.get(0))?;
+    let n: i64 = store.conn().query_row(
+        "SELECT count(*) FROM cas WHERE kind = 'root' AND key_pem IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(n > 0)
 }
 
@@ -94,6 +116,8 @@ fn root_key_on_host(store: &Store) -> Result<bool> {
 fn ca_names(store: &Store) -> Result<Vec<String>> {
     let conn = store.conn();
     let mut stmt = conn.prepare("SELECT name FROM cas ORDER BY name")?;
-    let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    let names = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(names)
 }

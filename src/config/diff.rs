@@ -34,7 +34,11 @@ pub(crate) fn unified(label: &str, old: &str, new: &str) -> String {
                 }
             }
         }
-        out.push_str(&format!("@@ -{},{a_len} +{},{b_len} @@\n", a_start.map_or(0, |s| s + 1), b_start.map_or(0, |s| s + 1)));
+        out.push_str(&format!(
+            "@@ -{},{a_len} +{},{b_len} @@\n",
+            a_start.map_or(0, |s| s + 1),
+            b_start.map_or(0, |s| s + 1)
+        ));
         for op in &ops[hunk] {
             match op {
                 Op::Same(i, _) => out.push_str(&format!(" {}\n", a[*i])),
@@ -55,13 +59,22 @@ enum Op {
 
 fn diff_lines(a: &[&str], b: &[&str]) -> Vec<Op> {
     let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let tail = a[head..].iter().rev().zip(b[head..].iter().rev()).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
     let (am, bm) = (&a[head..a.len() - tail], &b[head..b.len() - tail]);
     // lcs[i][j] = LCS length of am[i..] and bm[j..].
     let mut lcs = vec![vec![0u32; bm.len() + 1]; am.len() + 1];
     for i in (0..am.len()).rev() {
         for j in (0..bm.len()).rev() {
-            lcs[i][j] = if am[i] == bm[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if am[i] == bm[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let mut ops: Vec<Op> = (0..head).map(|k| Op::Same(k, k)).collect();
@@ -109,7 +122,10 @@ mod tests {
     fn shows_added_line_with_context() {
         let old = "a\nb\nc\nd\ne\nf\n";
         let new = "a\nb\nc\nc2\nd\ne\nf\n";
-        assert_eq!(unified("p.toml", old, new), "--- p.toml\n+++ p.toml (edited)\n@@ -2,4 +2,5 @@\n b\n c\n+c2\n d\n e\n");
+        assert_eq!(
+            unified("p.toml", old, new),
+            "--- p.toml\n+++ p.toml (edited)\n@@ -2,4 +2,5 @@\n b\n c\n+c2\n d\n e\n"
+        );
     }
 
     #[test]

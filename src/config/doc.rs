@@ -34,12 +34,21 @@ impl<'i> Doc<'i> {
     /// Parse `text`; syntax errors come back as error findings (all of them, best effort).
     pub fn parse(path: &Path, text: &'i str) -> (Self, Vec<Finding>) {
         let (root, errors) = DeTable::parse_recoverable(text);
-        let doc = Doc { path: path.to_path_buf(), text, root };
+        let doc = Doc {
+            path: path.to_path_buf(),
+            text,
+            root,
+        };
         let findings = errors
             .iter()
             .map(|e| {
                 let span = e.span().unwrap_or(0..0);
-                let mut f = doc.finding(Severity::Error, span, format!("TOML syntax: {}", e.message()), None);
+                let mut f = doc.finding(
+                    Severity::Error,
+                    span,
+                    format!("TOML syntax: {}", e.message()),
+                    None,
+                );
                 // A syntax error has no trustworthy field path.
                 f.field.clear();
                 f.place.clear();
@@ -50,7 +59,13 @@ impl<'i> Doc<'i> {
     }
 
     /// A finding at `span` with its field path and place filled in.
-    pub fn finding(&self, severity: Severity, span: Range<usize>, message: impl Into<String>, hint: Option<String>) -> Finding {
+    pub fn finding(
+        &self,
+        severity: Severity,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Finding {
         let (line, col) = line_col(self.text, span.start);
         let trail = self.trail(&span);
         Finding {
@@ -74,7 +89,11 @@ impl<'i> Doc<'i> {
 
     /// The value whose span is exactly `span` (e.g. the inline table of a `Spanned<Selector>`).
     pub fn node(&self, span: &Range<usize>) -> Option<&Spanned<DeValue<'i>>> {
-        self.trail(span).into_iter().rev().map(|(_, v)| v).find(|v| v.span() == *span)
+        self.trail(span)
+            .into_iter()
+            .rev()
+            .map(|(_, v)| v)
+            .find(|v| v.span() == *span)
     }
 
     /// The span of `key` in the table that holds the value at `span` (a sibling field), e.g.
@@ -82,21 +101,28 @@ impl<'i> Doc<'i> {
     pub fn sibling(&self, span: &Range<usize>, key: &str) -> Option<Range<usize>> {
         let trail = self.trail(span);
         let idx = trail.iter().rposition(|(_, v)| v.span() == *span)?;
-        let parent = if idx == 0 { self.root.get_ref() } else { trail[idx - 1].1.get_ref().as_table()? };
+        let parent = if idx == 0 {
+            self.root.get_ref()
+        } else {
+            trail[idx - 1].1.get_ref().as_table()?
+        };
         parent.get(key).map(|v| v.span())
     }
 
     /// The span of element `index` of the list (or the single value) held by the one-key
     /// selector table at `selector_span`; falls back to the selector itself.
     pub fn selector_value(&self, selector_span: &Range<usize>, index: usize) -> Range<usize> {
-        let Some(table) = self.node(selector_span).and_then(|n| n.get_ref().as_table()) else {
+        let Some(table) = self
+            .node(selector_span)
+            .and_then(|n| n.get_ref().as_table())
+        else {
             return selector_span.clone();
         };
         let Some((_, value)) = table.iter().next() else {
             return selector_span.clone();
         };
         match value.get_ref().as_array() {
-            Some(items) => items.iter().nth(index).map_or(value.span(), |v| v.span()),
+            Some(items) => items.get(index).map_or(value.span(), |v| v.span()),
             None => value.span(),
         }
     }
@@ -106,7 +132,11 @@ fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
     outer.start <= inner.start && inner.end <= outer.end
 }
 
-fn descend_table<'a, 'i>(table: &'a DeTable<'i>, target: &Range<usize>, out: &mut Trail<'a, 'i>) -> bool {
+fn descend_table<'a, 'i>(
+    table: &'a DeTable<'i>,
+    target: &Range<usize>,
+    out: &mut Trail<'a, 'i>,
+) -> bool {
     for (key, value) in table.iter() {
         let seg = Seg::Key(key.get_ref().to_string());
         if contains(&key.span(), target) {
@@ -124,7 +154,11 @@ fn descend_table<'a, 'i>(table: &'a DeTable<'i>, target: &Range<usize>, out: &mu
 }
 
 /// `out` already ends with `value`; extend it as deep as possible. True when `target` is in here.
-fn descend_value<'a, 'i>(value: &'a Spanned<DeValue<'i>>, target: &Range<usize>, out: &mut Trail<'a, 'i>) -> bool {
+fn descend_value<'a, 'i>(
+    value: &'a Spanned<DeValue<'i>>,
+    target: &Range<usize>,
+    out: &mut Trail<'a, 'i>,
+) -> bool {
     let found_below = match value.get_ref() {
         DeValue::Table(t) => descend_table(t, target, out),
         DeValue::Array(items) => {
@@ -181,7 +215,11 @@ fn place(trail: &Trail<'_, '_>) -> String {
             && (k == "app" || k == "policy")
             && rest.is_empty()
         {
-            let name = item.get_ref().as_table().and_then(|t| t.get("name")).and_then(|v| v.get_ref().as_str());
+            let name = item
+                .get_ref()
+                .as_table()
+                .and_then(|t| t.get("name"))
+                .and_then(|v| v.get_ref().as_str());
             parts.push(match name {
                 Some(name) => format!("{k} {name:?}"),
                 None => format!("{k}[{n}]"),
@@ -241,7 +279,10 @@ include = [{ service_token = "ci" }, { ip = ["10.0.0/8", "1.2.3.4/32"] }]
         let f = doc.finding(Severity::Error, span_of(TEXT, "\"10.0.0/8\""), "bad", None);
         assert_eq!((f.line, f.col), (12, 46));
         assert_eq!(f.field, "app[0].policy[0].include[1].ip");
-        assert_eq!(f.place, "app \"api.example.com\", policy \"CI deployment\", include[1].ip");
+        assert_eq!(
+            f.place,
+            "app \"api.example.com\", policy \"CI deployment\", include[1].ip"
+        );
         let g = doc.finding(Severity::Error, span_of(TEXT, "\"bad\""), "bad", None);
         assert_eq!(g.field, "gate.trusted_proxies");
         assert_eq!(g.place, "gate.trusted_proxies");

@@ -49,13 +49,21 @@ pub enum EditError {
     #[error(
         "removing token {token:?} would leave policy {policy:?} of app {app:?} with an empty include, which never matches; add its replacement first, or delete the policy by hand"
     )]
-    WouldEmptyInclude { app: String, policy: String, token: String },
+    WouldEmptyInclude {
+        app: String,
+        policy: String,
+        token: String,
+    },
     #[error("{} changed since this edit was planned; plan it again", path.display())]
     Changed { path: PathBuf },
     #[error("nothing to write: the edit changes nothing")]
     Noop,
     #[error("cannot {action} {}: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Add `{ service_token = NEW }` right after every `{ service_token = OLD }` in an include.
@@ -105,17 +113,27 @@ pub fn apply(path: &Path, edit: &Edit) -> Result<PathBuf, EditError> {
     let target = std::fs::canonicalize(path).map_err(|source| io("resolve", path, source))?;
     let current = std::fs::read_to_string(&target).map_err(|source| io("read", &target, source))?;
     if current != edit.old_text {
-        return Err(EditError::Changed { path: path.to_path_buf() });
+        return Err(EditError::Changed {
+            path: path.to_path_buf(),
+        });
     }
-    let perms = std::fs::metadata(&target).map_err(|source| io("stat", &target, source))?.permissions();
+    let perms = std::fs::metadata(&target)
+        .map_err(|source| io("stat", &target, source))?
+        .permissions();
     let backup = backup_path(&target);
     std::fs::copy(&target, &backup).map_err(|source| io("back up to", &backup, source))?;
     let dir = target.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| io("create a temp file in", dir, source))?;
-    tmp.write_all(edit.new_text.as_bytes()).map_err(|source| io("write", tmp.path(), source))?;
-    tmp.as_file().sync_all().map_err(|source| io("sync", tmp.path(), source))?;
-    std::fs::set_permissions(tmp.path(), perms).map_err(|source| io("set the mode of", tmp.path(), source))?;
-    tmp.persist(&target).map_err(|e| io("replace", &target, e.error))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|source| io("create a temp file in", dir, source))?;
+    tmp.write_all(edit.new_text.as_bytes())
+        .map_err(|source| io("write", tmp.path(), source))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|source| io("sync", tmp.path(), source))?;
+    std::fs::set_permissions(tmp.path(), perms)
+        .map_err(|source| io("set the mode of", tmp.path(), source))?;
+    tmp.persist(&target)
+        .map_err(|e| io("replace", &target, e.error))?;
     // Make the rename durable; best effort (not every platform can open a directory).
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -124,12 +142,19 @@ pub fn apply(path: &Path, edit: &Edit) -> Result<PathBuf, EditError> {
 }
 
 fn io(action: &'static str, path: &Path, source: std::io::Error) -> EditError {
-    EditError::Io { action, path: path.to_path_buf(), source }
+    EditError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// `<file>.bak.<YYYYMMDDTHHMMSS.mmmZ>`, with a counter if that exists already.
 fn backup_path(target: &Path) -> PathBuf {
-    let name = target.file_name().map_or_else(|| "policy.toml".into(), |n| n.to_string_lossy().into_owned());
+    let name = target.file_name().map_or_else(
+        || "policy.toml".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let base = target.with_file_name(format!("{name}.bak.{stamp}"));
     let mut candidate = base.clone();
@@ -148,17 +173,32 @@ enum Include<'a> {
 }
 
 /// Run `change` on every include (it returns how many selectors it changed) and build the Edit.
-fn plan(text: &str, token: &str, mut change: impl FnMut(Include<'_>) -> usize) -> Result<Edit, EditError> {
+fn plan(
+    text: &str,
+    token: &str,
+    mut change: impl FnMut(Include<'_>) -> usize,
+) -> Result<Edit, EditError> {
     load::parse(Path::new("policy.toml"), text).map_err(EditError::InvalidBefore)?;
     let mut doc: DocumentMut = text.parse()?;
     let mut changed = Vec::new();
     let mut notes = Vec::new();
     if let Some(apps) = doc.get_mut("app").and_then(Item::as_array_of_tables_mut) {
         for app in apps.iter_mut() {
-            let app_name = app.get("name").and_then(Item::as_str).unwrap_or_default().to_string();
-            let Some(policies) = app.get_mut("policy").and_then(Item::as_array_of_tables_mut) else { continue };
+            let app_name = app
+                .get("name")
+                .and_then(Item::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let Some(policies) = app.get_mut("policy").and_then(Item::as_array_of_tables_mut)
+            else {
+                continue;
+            };
             for policy in policies.iter_mut() {
-                let policy_name = policy.get("name").and_then(Item::as_str).unwrap_or_default().to_string();
+                let policy_name = policy
+                    .get("name")
+                    .and_then(Item::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 for key in ["require", "exclude"] {
                     if mentions(policy.get(key), token) {
                         notes.push(format!("app {app_name:?}, policy {policy_name:?}: {key} names token {token:?}; review it by hand"));
@@ -176,7 +216,13 @@ fn plan(text: &str, token: &str, mut change: impl FnMut(Include<'_>) -> usize) -
         }
     }
     let new_text = doc.to_string();
-    Ok(Edit { old_text: text.to_string(), diff: super::diff::unified("policy.toml", text, &new_text), new_text, changed_policies: changed, notes })
+    Ok(Edit {
+        old_text: text.to_string(),
+        diff: super::diff::unified("policy.toml", text, &new_text),
+        new_text,
+        changed_policies: changed,
+        notes,
+    })
 }
 
 fn mentions(item: Option<&Item>, token: &str) -> bool {
@@ -188,7 +234,9 @@ fn mentions(item: Option<&Item>, token: &str) -> bool {
 }
 
 fn is_token_value(v: &Value, name: &str) -> bool {
-    v.as_inline_table().is_some_and(|t| t.len() == 1 && t.get("service_token").and_then(Value::as_str) == Some(name))
+    v.as_inline_table().is_some_and(|t| {
+        t.len() == 1 && t.get("service_token").and_then(Value::as_str) == Some(name)
+    })
 }
 
 fn is_token_table(t: &Table, name: &str) -> bool {
@@ -199,8 +247,18 @@ fn add_table(aot: &mut ArrayOfTables, old: &str, new: &str) -> usize {
     if aot.iter().any(|t| is_token_table(t, new)) {
         return 0;
     }
-    let Some(i) = aot.iter().enumerate().filter(|(_, t)| is_token_table(t, old)).map(|(i, _)| i).last() else { return 0 };
-    let Some(old_table) = aot.get(i) else { return 0 };
+    let Some(i) = aot
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| is_token_table(t, old))
+        .map(|(i, _)| i)
+        .last()
+    else {
+        return 0;
+    };
+    let Some(old_table) = aot.get(i) else {
+        return 0;
+    };
     let mut t = old_table.clone();
     // The old table's leading comments belong to it; keep only a blank-line separation.
     let sep = decor_str(t.decor().prefix()).contains('\n');
@@ -216,10 +274,23 @@ fn add_inline(arr: &mut toml_edit::Array, old: &str, new: &str) -> usize {
     if arr.iter().any(|v| is_token_value(v, new)) {
         return 0;
     }
-    let Some(i) = arr.iter().enumerate().filter(|(_, v)| is_token_value(v, old)).map(|(i, _)| i).last() else { return 0 };
-    let Some(old_value) = arr.get(i) else { return 0 };
+    let Some(i) = arr
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| is_token_value(v, old))
+        .map(|(i, _)| i)
+        .last()
+    else {
+        return 0;
+    };
+    let Some(old_value) = arr.get(i) else {
+        return 0;
+    };
     let mut value = old_value.clone();
-    if let Some(v) = value.as_inline_table_mut().and_then(|t: &mut InlineTable| t.get_mut("service_token")) {
+    if let Some(v) = value
+        .as_inline_table_mut()
+        .and_then(|t: &mut InlineTable| t.get_mut("service_token"))
+    {
         *v = with_decor_of(v, new);
     }
     let old_prefix = decor_str(old_value.decor().prefix()).to_string();
@@ -233,7 +304,11 @@ fn add_inline(arr: &mut toml_edit::Array, old: &str, new: &str) -> usize {
     }
     // One element per line. What follows the old element on its line (a comment after its
     // comma) stays on that line; the new element gets the old one's indentation.
-    let indent = old_prefix.rsplit('\n').next().unwrap_or_default().to_string();
+    let indent = old_prefix
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let is_last = i + 1 == arr.len();
     let follows = if !is_last {
         decor_str(arr.get(i + 1).and_then(|n| n.decor().prefix())).to_string()
@@ -243,7 +318,9 @@ fn add_inline(arr: &mut toml_edit::Array, old: &str, new: &str) -> usize {
         arr.trailing().as_str().unwrap_or_default().to_string()
     };
     let (same_line, rest) = split_first_line(&follows);
-    value.decor_mut().set_prefix(format!("{same_line}\n{indent}"));
+    value
+        .decor_mut()
+        .set_prefix(format!("{same_line}\n{indent}"));
     value.decor_mut().set_suffix("");
     if !is_last {
         if let Some(next) = arr.get_mut(i + 1) {
@@ -329,7 +406,12 @@ fn with_decor_of(v: &Value, text: &str) -> Value {
 fn empty_include_error(edit: &Edit, token: &str) -> Option<EditError> {
     let doc: DocumentMut = edit.new_text.parse().ok()?;
     for app in doc.get("app")?.as_array_of_tables()?.iter() {
-        for policy in app.get("policy").and_then(Item::as_array_of_tables).into_iter().flat_map(|p| p.iter()) {
+        for policy in app
+            .get("policy")
+            .and_then(Item::as_array_of_tables)
+            .into_iter()
+            .flat_map(|p| p.iter())
+        {
             let empty = match policy.get("include") {
                 Some(Item::Value(Value::Array(a))) => a.is_empty(),
                 Some(Item::ArrayOfTables(t)) => t.is_empty(),
@@ -338,8 +420,16 @@ fn empty_include_error(edit: &Edit, token: &str) -> Option<EditError> {
             };
             if empty {
                 return Some(EditError::WouldEmptyInclude {
-                    app: app.get("name").and_then(Item::as_str).unwrap_or_default().into(),
-                    policy: policy.get("name").and_then(Item::as_str).unwrap_or_default().into(),
+                    app: app
+                        .get("name")
+                        .and_then(Item::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    policy: policy
+                        .get("name")
+                        .and_then(Item::as_str)
+                        .unwrap_or_default()
+                        .into(),
                     token: token.into(),
                 });
             }

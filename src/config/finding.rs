@@ -42,7 +42,12 @@ pub struct Finding {
 
 impl Finding {
     /// A finding about the file as a whole (no line), e.g. from the store or the host.
-    pub fn whole_file(severity: Severity, path: &Path, message: impl Into<String>, hint: Option<String>) -> Self {
+    pub fn whole_file(
+        severity: Severity,
+        path: &Path,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Self {
         Self {
             severity,
             path: path.to_path_buf(),
@@ -80,7 +85,7 @@ impl fmt::Display for Finding {
 
 /// Errors first, then warnings, each in file order.
 pub fn sort_findings(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| (a.severity, a.line, a.col).cmp(&(b.severity, b.line, b.col)));
+    findings.sort_by_key(|f| (f.severity, f.line, f.col));
 }
 
 /// Why a policy file cannot be used.
@@ -93,10 +98,16 @@ pub enum ConfigError {
     )]
     NotFound { path: PathBuf },
     #[error("cannot read policy file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file has errors. `findings` holds every error and also the warnings, errors first.
     #[error("{}", render_invalid(path, findings))]
-    Invalid { path: PathBuf, findings: Vec<Finding> },
+    Invalid {
+        path: PathBuf,
+        findings: Vec<Finding>,
+    },
 }
 
 impl ConfigError {
@@ -111,7 +122,9 @@ impl ConfigError {
     /// The number of error findings (1 for a file that could not be read).
     pub fn error_count(&self) -> usize {
         match self {
-            ConfigError::Invalid { findings, .. } => findings.iter().filter(|f| f.is_error()).count(),
+            ConfigError::Invalid { findings, .. } => {
+                findings.iter().filter(|f| f.is_error()).count()
+            }
             _ => 1,
         }
     }
@@ -119,7 +132,11 @@ impl ConfigError {
 
 fn render_invalid(path: &Path, findings: &[Finding]) -> String {
     let errors = findings.iter().filter(|f| f.is_error()).count();
-    let mut out = format!("policy file {} has {}:", path.display(), plural(errors, "error"));
+    let mut out = format!(
+        "policy file {} has {}:",
+        path.display(),
+        plural(errors, "error")
+    );
     for f in findings.iter().filter(|f| f.is_error()) {
         out.push('\n');
         out.push_str(&f.to_string());
@@ -129,7 +146,11 @@ fn render_invalid(path: &Path, findings: &[Finding]) -> String {
 
 /// `1 error`, `2 errors`.
 pub fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset in `text`.
@@ -175,7 +196,15 @@ mod tests {
             f.to_string(),
             "policy.toml:12:15: error: app \"api.example.com\", policy \"CI deployment\", include[0].ip: \"10.0.0/8\" is not a valid CIDR (expected e.g. 10.0.0.0/8)"
         );
-        let w = Finding::whole_file(Severity::Warning, Path::new("p.toml"), "root key here", Some("move it".into()));
-        assert_eq!(w.to_string(), "p.toml: warning: root key here\n    hint: move it");
+        let w = Finding::whole_file(
+            Severity::Warning,
+            Path::new("p.toml"),
+            "root key here",
+            Some("move it".into()),
+        );
+        assert_eq!(
+            w.to_string(),
+            "p.toml: warning: root key here\n    hint: move it"
+        );
     }
 }

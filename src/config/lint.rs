@@ -36,7 +36,11 @@ const MAX_TOKEN_LIFETIME: i64 = 365;
 /// Lint a loaded policy file. Findings are warnings, in file order.
 pub fn lint(cfg: &LoadedConfig, ctx: &LintContext) -> Vec<Finding> {
     let (doc, _) = Doc::parse(&cfg.path, &cfg.text);
-    let mut l = Linter { doc: &doc, ctx, out: Vec::new() };
+    let mut l = Linter {
+        doc: &doc,
+        ctx,
+        out: Vec::new(),
+    };
     let refs = l.references(cfg);
     l.token_references(&refs);
     l.store_tokens(&refs);
@@ -63,7 +67,9 @@ struct Linter<'a, 'i> {
 
 impl Linter<'_, '_> {
     fn warn(&mut self, span: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
-        let f = self.doc.finding(Severity::Warning, span, message, Some(hint.into()));
+        let f = self
+            .doc
+            .finding(Severity::Warning, span, message, Some(hint.into()));
         self.out.push(f);
     }
 
@@ -71,7 +77,12 @@ impl Linter<'_, '_> {
     fn warn_at(&mut self, span: Option<Range<usize>>, message: String, hint: String) {
         match span {
             Some(span) => self.warn(span, message, hint),
-            None => self.out.push(Finding::whole_file(Severity::Warning, &self.doc.path, message, Some(hint))),
+            None => self.out.push(Finding::whole_file(
+                Severity::Warning,
+                &self.doc.path,
+                message,
+                Some(hint),
+            )),
         }
     }
 
@@ -103,7 +114,12 @@ impl Linter<'_, '_> {
         let now = self.ctx.now;
         let mut first_app: HashMap<&str, &TokenRef> = HashMap::new();
         for r in refs {
-            let same_name: Vec<&TokenRecord> = self.ctx.tokens.iter().filter(|t| t.name == r.name).collect();
+            let same_name: Vec<&TokenRecord> = self
+                .ctx
+                .tokens
+                .iter()
+                .filter(|t| t.name == r.name)
+                .collect();
             if !same_name.iter().any(|t| t.is_live(now)) {
                 let (message, hint) = match same_name.iter().max_by_key(|t| t.created_at) {
                     Some(t) if t.revoked_at.is_some() => (
@@ -123,8 +139,17 @@ impl Linter<'_, '_> {
             }
             match first_app.get(r.name.as_str()) {
                 Some(first) if first.app_index != r.app_index => {
-                    let msg = format!("token {:?} is also admitted by app {:?} (line {}); one token serving several apps widens what a leak exposes", r.name, first.app, self.line(&first.span));
-                    self.warn(r.span.clone(), msg, "give each app its own token, e.g. <team>-<purpose>-<env> per app");
+                    let msg = format!(
+                        "token {:?} is also admitted by app {:?} (line {}); one token serving several apps widens what a leak exposes",
+                        r.name,
+                        first.app,
+                        self.line(&first.span)
+                    );
+                    self.warn(
+                        r.span.clone(),
+                        msg,
+                        "give each app its own token, e.g. <team>-<purpose>-<env> per app",
+                    );
                 }
                 Some(_) => {}
                 None => {
@@ -137,9 +162,14 @@ impl Linter<'_, '_> {
     /// Live tokens no policy references, naming convention, lifetimes longer than a year.
     fn store_tokens(&mut self, refs: &[TokenRef]) {
         let now = self.ctx.now;
-        let first_ref: HashMap<&str, Range<usize>> = refs.iter().rev().map(|r| (r.name.as_str(), r.span.clone())).collect();
+        let first_ref: HashMap<&str, Range<usize>> = refs
+            .iter()
+            .rev()
+            .map(|r| (r.name.as_str(), r.span.clone()))
+            .collect();
         // BTreeMap: one finding per name, in a stable order.
-        let mut names: BTreeMap<&str, Option<&TokenRecord>> = refs.iter().map(|r| (r.name.as_str(), None)).collect();
+        let mut names: BTreeMap<&str, Option<&TokenRecord>> =
+            refs.iter().map(|r| (r.name.as_str(), None)).collect();
         for t in self.ctx.tokens.iter().filter(|t| t.is_live(now)) {
             names.insert(&t.name, Some(t));
         }
@@ -156,7 +186,10 @@ impl Linter<'_, '_> {
             if at.is_none() {
                 self.warn_at(
                     None,
-                    format!("token {name:?} ({}) is live but no policy references it", t.client_id),
+                    format!(
+                        "token {name:?} ({}) is live but no policy references it",
+                        t.client_id
+                    ),
                     format!("revoke it if nothing uses it: `botgate token revoke {name}`"),
                 );
             }
@@ -164,7 +197,10 @@ impl Linter<'_, '_> {
             if lifetime > Duration::days(MAX_TOKEN_LIFETIME) {
                 self.warn_at(
                     at,
-                    format!("token {name:?} is valid for {} days, longer than a year", lifetime.num_days()),
+                    format!(
+                        "token {name:?} is valid for {} days, longer than a year",
+                        lifetime.num_days()
+                    ),
                     "rotate it to a token of at most 1y (`botgate rotate start token NAME`)".into(),
                 );
             }
@@ -193,7 +229,10 @@ impl Linter<'_, '_> {
                         earlier.name.get_ref(),
                         self.line(&earlier.name.span())
                     );
-                    let hint = format!("policies are tried in file order; move this one above {:?}, or narrow that one", earlier.name.get_ref());
+                    let hint = format!(
+                        "policies are tried in file order; move this one above {:?}, or narrow that one",
+                        earlier.name.get_ref()
+                    );
                     self.warn(p.name.span(), msg, hint);
                 }
             }
@@ -237,7 +276,12 @@ fn shadows(earlier: &PolicyConfig, later: &PolicyConfig) -> bool {
     earlier.require.is_empty()
         && earlier.exclude.is_empty()
         && !later.include.is_empty()
-        && later.include.iter().all(|b| earlier.include.iter().any(|a| covers(a.get_ref(), b.get_ref())))
+        && later.include.iter().all(|b| {
+            earlier
+                .include
+                .iter()
+                .any(|a| covers(a.get_ref(), b.get_ref()))
+        })
 }
 
 /// Whether every request matching selector `b` also matches `a`.
@@ -246,10 +290,17 @@ fn covers(a: &Selector, b: &Selector) -> bool {
         (Selector::Everyone(true), _) => true,
         (Selector::AnyServiceToken(true), Selector::ServiceToken(_)) => true,
         (Selector::Ip(x), Selector::Ip(y)) => {
-            let outer: Vec<_> = x.values().iter().filter_map(|s| parse_cidr(s).ok()).collect();
-            y.values().iter().all(|s| parse_cidr(s).is_ok_and(|net| outer.iter().any(|o| o.contains(&net))))
+            let outer: Vec<_> = x
+                .values()
+                .iter()
+                .filter_map(|s| parse_cidr(s).ok())
+                .collect();
+            y.values()
+                .iter()
+                .all(|s| parse_cidr(s).is_ok_and(|net| outer.iter().any(|o| o.contains(&net))))
         }
-        (Selector::Country(x), Selector::Country(y)) | (Selector::CertCountry(x), Selector::CertCountry(y)) => {
+        (Selector::Country(x), Selector::Country(y))
+        | (Selector::CertCountry(x), Selector::CertCountry(y)) => {
             y.values().iter().all(|c| x.values().contains(c))
         }
         (a, b) => a == b,

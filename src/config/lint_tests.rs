@@ -28,7 +28,12 @@ fn token(name: &str, days: i64) -> TokenRecord {
 }
 
 fn ctx(tokens: Vec<TokenRecord>) -> LintContext {
-    LintContext { tokens, root_key_on_host: false, known_ca_names: None, now: now() }
+    LintContext {
+        tokens,
+        root_key_on_host: false,
+        known_ca_names: None,
+        now: now(),
+    }
 }
 
 fn run(text: &str, ctx: &LintContext) -> Vec<Finding> {
@@ -73,25 +78,48 @@ fn missing_revoked_and_expired_tokens() {
     revoked.revoked_at = Some(now());
     only_at(&run(CLEAN, &ctx(vec![revoked])), "is revoked", 9, 30);
     let expired = token("ci-deploy-prod", 0);
-    only_at(&run(CLEAN, &ctx(vec![expired])), "expired on 2026-11-27", 9, 30);
+    only_at(
+        &run(CLEAN, &ctx(vec![expired])),
+        "expired on 2026-11-27",
+        9,
+        30,
+    );
 }
 
 #[test]
 fn bypass_and_any_service_token() {
-    let text = CLEAN.replace("\"service_auth\"", "\"bypass\"").replace("[{ service_token = \"ci-deploy-prod\" }]", "[{ any_service_token = true }]");
+    let text = CLEAN.replace("\"service_auth\"", "\"bypass\"").replace(
+        "[{ service_token = \"ci-deploy-prod\" }]",
+        "[{ any_service_token = true }]",
+    );
     let fs = run(&text, &ctx(vec![]));
-    only_at(&fs, "bypass forwards requests without any authentication", 8, 10);
+    only_at(
+        &fs,
+        "bypass forwards requests without any authentication",
+        8,
+        10,
+    );
     only_at(&fs, "any_service_token admits every live token", 9, 12);
 }
 
 #[test]
 fn unreferenced_token_is_a_whole_file_finding() {
-    let fs = run(CLEAN, &ctx(vec![token("ci-deploy-prod", 90), token("ops-backup-prod", 90)]));
+    let fs = run(
+        CLEAN,
+        &ctx(vec![
+            token("ci-deploy-prod", 90),
+            token("ops-backup-prod", 90),
+        ]),
+    );
     let hits = with(&fs, "\"ops-backup-prod\"");
     assert_eq!(hits.len(), 1, "{fs:#?}");
     assert!(hits[0].message.contains("no policy references it"));
     assert_eq!(hits[0].line, 0);
-    assert!(hits[0].to_string().starts_with("policy.toml: warning: token \"ops-backup-prod\""));
+    assert!(
+        hits[0]
+            .to_string()
+            .starts_with("policy.toml: warning: token \"ops-backup-prod\"")
+    );
 }
 
 const TWO_APPS: &str = r#"[[app]]
@@ -126,7 +154,10 @@ fn token_in_many_apps_and_bad_name_and_long_life() {
 
 #[test]
 fn root_key_and_unknown_ca() {
-    let text = CLEAN.replace("upstream = \"http://127.0.0.1:9000\"\n", "upstream = \"http://127.0.0.1:9000\"\ntrusted_cas = [\"Corp CA\", \"Gone CA\"]\n");
+    let text = CLEAN.replace(
+        "upstream = \"http://127.0.0.1:9000\"\n",
+        "upstream = \"http://127.0.0.1:9000\"\ntrusted_cas = [\"Corp CA\", \"Gone CA\"]\n",
+    );
     let mut c = ctx(vec![token("ci-deploy-prod", 90)]);
     c.root_key_on_host = true;
     c.known_ca_names = Some(vec!["Corp CA".into()]);
@@ -140,7 +171,9 @@ fn root_key_and_unknown_ca() {
 }
 
 fn with_policies(policies: &str) -> String {
-    format!("[[app]]\nname = \"api\"\nhostnames = [\"api.example.com\"]\nupstream = \"http://127.0.0.1:9000\"\n{policies}")
+    format!(
+        "[[app]]\nname = \"api\"\nhostnames = [\"api.example.com\"]\nupstream = \"http://127.0.0.1:9000\"\n{policies}"
+    )
 }
 
 #[test]
@@ -150,23 +183,54 @@ fn shadowed_by_everyone() {
         "[[app.policy]]\nname = \"all\"\naction = \"block\"\ninclude = [{ everyone = true }]\n\n[[app.policy]]\nname = \"CI\"\naction = \"service_auth\"\ninclude = [{ service_token = \"ci-deploy-prod\" }]\n",
     );
     let fs = run(&text, &ctx(vec![token("ci-deploy-prod", 90)]));
-    only_at(&fs, "policy \"CI\" can never match: policy \"all\" above (line 6)", 11, 8);
+    only_at(
+        &fs,
+        "policy \"CI\" can never match: policy \"all\" above (line 6)",
+        11,
+        8,
+    );
 }
 
 #[test]
 fn shadowed_by_identical_include_or_wider_ip() {
-    let p = |name: &str, include: &str, extra: &str| format!("\n[[app.policy]]\nname = \"{name}\"\naction = \"allow\"\ninclude = {include}\n{extra}");
-    let text = with_policies(&[
-        p("office", "[{ ip = [\"10.0.0.0/8\", \"192.0.2.0/24\"] }]", ""),
-        p("lab", "[{ ip = \"10.1.0.0/16\" }]", "require = [{ country = \"SG\" }]\n"),
-        p("office again", "[{ ip = [\"192.0.2.0/24\", \"10.0.0.0/8\"] }]", ""),
-    ]
-    .concat());
+    let p = |name: &str, include: &str, extra: &str| {
+        format!(
+            "\n[[app.policy]]\nname = \"{name}\"\naction = \"allow\"\ninclude = {include}\n{extra}"
+        )
+    };
+    let text = with_policies(
+        &[
+            p(
+                "office",
+                "[{ ip = [\"10.0.0.0/8\", \"192.0.2.0/24\"] }]",
+                "",
+            ),
+            p(
+                "lab",
+                "[{ ip = \"10.1.0.0/16\" }]",
+                "require = [{ country = \"SG\" }]\n",
+            ),
+            p(
+                "office again",
+                "[{ ip = [\"192.0.2.0/24\", \"10.0.0.0/8\"] }]",
+                "",
+            ),
+        ]
+        .concat(),
+    );
     let fs = run(&text, &ctx(vec![]));
     let hits = with(&fs, "can never match");
     assert_eq!(hits.len(), 2, "{fs:#?}");
-    assert!(hits[0].message.starts_with("policy \"lab\" can never match: policy \"office\""));
-    assert!(hits[1].message.starts_with("policy \"office again\" can never match: policy \"office\""));
+    assert!(
+        hits[0]
+            .message
+            .starts_with("policy \"lab\" can never match: policy \"office\"")
+    );
+    assert!(
+        hits[1]
+            .message
+            .starts_with("policy \"office again\" can never match: policy \"office\"")
+    );
 }
 
 #[test]

@@ -35,7 +35,10 @@ fn edit(from: &str, to: &str) -> String {
 
 /// The only finding with this severity; asserts there is exactly one.
 fn one(text: &str, severity: Severity) -> Finding {
-    let fs: Vec<Finding> = all_findings(text).into_iter().filter(|f| f.severity == severity).collect();
+    let fs: Vec<Finding> = all_findings(text)
+        .into_iter()
+        .filter(|f| f.severity == severity)
+        .collect();
     assert_eq!(fs.len(), 1, "{fs:#?}");
     fs.into_iter().next().unwrap()
 }
@@ -61,15 +64,30 @@ fn missing_file_says_how_to_start() {
     let e = load(&p).unwrap_err();
     assert!(matches!(e, ConfigError::NotFound { .. }));
     let msg = e.to_string();
-    assert!(msg.contains(&p.display().to_string()) && msg.contains("assets/example-policy.toml"), "{msg}");
+    assert!(
+        msg.contains(&p.display().to_string()) && msg.contains("assets/example-policy.toml"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unknown_action() {
-    let f = one(&edit("\"service_auth\"", "\"sevice_auth\""), Severity::Error);
-    assert_at(&f, 12, 10, "app[0].policy[0].action", "unknown variant `sevice_auth`");
+    let f = one(
+        &edit("\"service_auth\"", "\"sevice_auth\""),
+        Severity::Error,
+    );
+    assert_at(
+        &f,
+        12,
+        10,
+        "app[0].policy[0].action",
+        "unknown variant `sevice_auth`",
+    );
     assert!(f.hint.as_deref().unwrap().contains("non_identity"));
-    assert_eq!(f.place, "app \"api.example.com\", policy \"CI deployment\", action");
+    assert_eq!(
+        f.place,
+        "app \"api.example.com\", policy \"CI deployment\", action"
+    );
 }
 
 #[test]
@@ -80,9 +98,18 @@ fn action_of_wrong_type() {
 
 #[test]
 fn bad_cidr_in_ip_selector() {
-    let text = edit("{ service_token = \"ci-deploy-prod\" }]", "{ service_token = \"ci-deploy-prod\" }]\nrequire = [{ ip = [\"10.0.0.0/8\", \"10.0.0/8\"] }]");
+    let text = edit(
+        "{ service_token = \"ci-deploy-prod\" }]",
+        "{ service_token = \"ci-deploy-prod\" }]\nrequire = [{ ip = [\"10.0.0.0/8\", \"10.0.0/8\"] }]",
+    );
     let f = one(&text, Severity::Error);
-    assert_at(&f, 14, 34, "app[0].policy[0].require[0].ip", "\"10.0.0/8\" is not a valid CIDR");
+    assert_at(
+        &f,
+        14,
+        34,
+        "app[0].policy[0].require[0].ip",
+        "\"10.0.0/8\" is not a valid CIDR",
+    );
     assert_eq!(
         f.to_string(),
         "policy.toml:14:34: error: app \"api.example.com\", policy \"CI deployment\", require[0].ip: \"10.0.0/8\" is not a valid CIDR (expected e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32)"
@@ -98,25 +125,61 @@ fn host_bits_are_a_warning() {
 
 #[test]
 fn bad_cidr_in_trusted_proxies() {
-    let text = edit("[gate]\n", "[gate]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n");
+    let text = edit(
+        "[gate]\n",
+        "[gate]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n",
+    );
     let f = one(&text, Severity::Error);
-    assert_at(&f, 2, 34, "gate.trusted_proxies", "\"proxy.local\" is not a valid CIDR");
+    assert_at(
+        &f,
+        2,
+        34,
+        "gate.trusted_proxies",
+        "\"proxy.local\" is not a valid CIDR",
+    );
 }
 
 #[test]
 fn regex_that_does_not_compile() {
-    let text = edit("include = [{ service_token = \"ci-deploy-prod\" }]", "include = [{ service_token = \"ci-deploy-prod\" }, { common_name = \"^device-[a-z\" }]");
+    let text = edit(
+        "include = [{ service_token = \"ci-deploy-prod\" }]",
+        "include = [{ service_token = \"ci-deploy-prod\" }, { common_name = \"^device-[a-z\" }]",
+    );
     let f = one(&text, Severity::Error);
-    assert_at(&f, 13, 66, "app[0].policy[0].include[1].common_name", "is not a valid regex");
+    assert_at(
+        &f,
+        13,
+        66,
+        "app[0].policy[0].include[1].common_name",
+        "is not a valid regex",
+    );
 }
 
 #[test]
 fn country_codes() {
-    let text = edit("include = [{ service_token = \"ci-deploy-prod\" }]", "include = [{ service_token = \"ci-deploy-prod\" }]\nrequire = [{ country = [\"SG\", \"vn\"] }, { cert_country = \"SGP\" }]");
-    let fs: Vec<Finding> = all_findings(&text).into_iter().filter(Finding::is_error).collect();
+    let text = edit(
+        "include = [{ service_token = \"ci-deploy-prod\" }]",
+        "include = [{ service_token = \"ci-deploy-prod\" }]\nrequire = [{ country = [\"SG\", \"vn\"] }, { cert_country = \"SGP\" }]",
+    );
+    let fs: Vec<Finding> = all_findings(&text)
+        .into_iter()
+        .filter(Finding::is_error)
+        .collect();
     assert_eq!(fs.len(), 2, "{fs:#?}");
-    assert_at(&fs[0], 14, 31, "app[0].policy[0].require[0].country", "write it in uppercase, \"VN\"");
-    assert_at(&fs[1], 14, 57, "app[0].policy[0].require[1].cert_country", "\"SGP\" is not a country code");
+    assert_at(
+        &fs[0],
+        14,
+        31,
+        "app[0].policy[0].require[0].country",
+        "write it in uppercase, \"VN\"",
+    );
+    assert_at(
+        &fs[1],
+        14,
+        57,
+        "app[0].policy[0].require[1].cert_country",
+        "\"SGP\" is not a country code",
+    );
 }
 
 const SECOND_APP: &str = r#"
@@ -129,10 +192,25 @@ upstream = "http://127.0.0.1:9001"
 #[test]
 fn duplicate_app_name_and_hostname() {
     let text = format!("{BASE}{SECOND_APP}");
-    let fs: Vec<Finding> = all_findings(&text).into_iter().filter(Finding::is_error).collect();
+    let fs: Vec<Finding> = all_findings(&text)
+        .into_iter()
+        .filter(Finding::is_error)
+        .collect();
     assert_eq!(fs.len(), 2, "{fs:#?}");
-    assert_at(&fs[0], 16, 8, "app[1].name", "duplicate app name \"api.example.com\" (first defined at line 5)");
-    assert_at(&fs[1], 17, 35, "app[1].hostnames", "hostname \"API.example.com\" is already used by app \"api.example.com\" (line 6)");
+    assert_at(
+        &fs[0],
+        16,
+        8,
+        "app[1].name",
+        "duplicate app name \"api.example.com\" (first defined at line 5)",
+    );
+    assert_at(
+        &fs[1],
+        17,
+        35,
+        "app[1].hostnames",
+        "hostname \"API.example.com\" is already used by app \"api.example.com\" (line 6)",
+    );
 }
 
 #[test]
@@ -143,64 +221,136 @@ fn app_without_hostnames() {
 
 #[test]
 fn https_upstream_is_not_supported_yet() {
-    let f = one(&edit("http://127.0.0.1:9000", "https://127.0.0.1:9000"), Severity::Error);
-    assert_at(&f, 7, 12, "app[0].upstream", "https upstreams are not supported yet");
+    let f = one(
+        &edit("http://127.0.0.1:9000", "https://127.0.0.1:9000"),
+        Severity::Error,
+    );
+    assert_at(
+        &f,
+        7,
+        12,
+        "app[0].upstream",
+        "https upstreams are not supported yet",
+    );
 }
 
 #[test]
 fn upstream_without_scheme() {
-    let f = one(&edit("http://127.0.0.1:9000", "127.0.0.1:9000"), Severity::Error);
+    let f = one(
+        &edit("http://127.0.0.1:9000", "127.0.0.1:9000"),
+        Severity::Error,
+    );
     assert_at(&f, 7, 12, "app[0].upstream", "not an http:// URL");
 }
 
 #[test]
 fn empty_include_can_never_match() {
-    let f = one(&edit("[{ service_token = \"ci-deploy-prod\" }]", "[]"), Severity::Error);
+    let f = one(
+        &edit("[{ service_token = \"ci-deploy-prod\" }]", "[]"),
+        Severity::Error,
+    );
     assert_at(&f, 13, 11, "app[0].policy[0].include", "can never match");
 }
 
 #[test]
 fn missing_include_points_at_the_policy_name() {
-    let f = one(&edit("include = [{ service_token = \"ci-deploy-prod\" }]\n", ""), Severity::Error);
+    let f = one(
+        &edit("include = [{ service_token = \"ci-deploy-prod\" }]\n", ""),
+        Severity::Error,
+    );
     assert_at(&f, 11, 8, "app[0].policy[0].name", "can never match");
 }
 
 #[test]
 fn selector_with_two_keys_or_none() {
-    let text = edit("[{ service_token = \"ci-deploy-prod\" }]", "[{ service_token = \"ci-deploy-prod\", ip = \"10.0.0.0/8\" }, {}]");
+    let text = edit(
+        "[{ service_token = \"ci-deploy-prod\" }]",
+        "[{ service_token = \"ci-deploy-prod\", ip = \"10.0.0.0/8\" }, {}]",
+    );
     let fs = all_findings(&text);
     assert_eq!(fs.len(), 2, "{fs:#?}");
-    assert_at(&fs[0], 13, 12, "app[0].policy[0].include[0]", "this selector has 2 keys (ip, service_token)");
-    assert_at(&fs[1], 13, 69, "app[0].policy[0].include[1]", "empty selector");
+    assert_at(
+        &fs[0],
+        13,
+        12,
+        "app[0].policy[0].include[0]",
+        "this selector has 2 keys (ip, service_token)",
+    );
+    assert_at(
+        &fs[1],
+        13,
+        69,
+        "app[0].policy[0].include[1]",
+        "empty selector",
+    );
 }
 
 #[test]
 fn unknown_selector_and_unknown_field_and_wrong_type_all_reported() {
-    let text = edit("action = \"service_auth\"", "action = \"service_auth\"\nactoin = \"x\"")
-        .replace("{ service_token = \"ci-deploy-prod\" }", "{ service_tokn = \"ci-deploy-prod\" }")
-        .replace("upstream = \"http://127.0.0.1:9000\"", "upstream = 9000");
+    let text = edit(
+        "action = \"service_auth\"",
+        "action = \"service_auth\"\nactoin = \"x\"",
+    )
+    .replace(
+        "{ service_token = \"ci-deploy-prod\" }",
+        "{ service_tokn = \"ci-deploy-prod\" }",
+    )
+    .replace("upstream = \"http://127.0.0.1:9000\"", "upstream = 9000");
     let fs = all_findings(&text);
     assert_eq!(fs.len(), 3, "{fs:#?}");
-    assert_at(&fs[0], 7, 12, "app[0].upstream", "invalid type: integer `9000`, expected a string");
-    assert_at(&fs[1], 13, 1, "app[0].policy[0].actoin", "unknown field `actoin`");
-    assert_at(&fs[2], 14, 14, "app[0].policy[0].include[0].service_tokn", "unknown variant `service_tokn`");
+    assert_at(
+        &fs[0],
+        7,
+        12,
+        "app[0].upstream",
+        "invalid type: integer `9000`, expected a string",
+    );
+    assert_at(
+        &fs[1],
+        13,
+        1,
+        "app[0].policy[0].actoin",
+        "unknown field `actoin`",
+    );
+    assert_at(
+        &fs[2],
+        14,
+        14,
+        "app[0].policy[0].include[0].service_tokn",
+        "unknown variant `service_tokn`",
+    );
 }
 
 #[test]
 fn wrong_type_for_ip_list() {
-    let f = one(&edit("[{ service_token = \"ci-deploy-prod\" }]", "[{ ip = [1] }]"), Severity::Error);
-    assert_at(&f, 13, 19, "app[0].policy[0].include[0].ip", "expected a string or a list of strings");
+    let f = one(
+        &edit("[{ service_token = \"ci-deploy-prod\" }]", "[{ ip = [1] }]"),
+        Severity::Error,
+    );
+    assert_at(
+        &f,
+        13,
+        19,
+        "app[0].policy[0].include[0].ip",
+        "expected a string or a list of strings",
+    );
 }
 
 #[test]
 fn unknown_section() {
-    let f = one(&format!("{BASE}\n[gaet]\nlisten = \"x\"\n"), Severity::Error);
+    let f = one(
+        &format!("{BASE}\n[gaet]\nlisten = \"x\"\n"),
+        Severity::Error,
+    );
     assert_at(&f, 15, 2, "gaet", "unknown section `gaet`");
 }
 
 #[test]
 fn bad_listen_address() {
-    let f = one(&edit("\"127.0.0.1:8080\"", "\"localhost\""), Severity::Error);
+    let f = one(
+        &edit("\"127.0.0.1:8080\"", "\"localhost\""),
+        Severity::Error,
+    );
     assert_at(&f, 2, 10, "gate.listen", "invalid socket address");
     assert!(f.hint.unwrap().contains("127.0.0.1:8080"));
 }
@@ -215,14 +365,35 @@ fn syntax_errors_have_line_col_and_stop_there() {
 
 #[test]
 fn service_auth_without_token_selector_warns() {
-    let f = one(&edit("[{ service_token = \"ci-deploy-prod\" }]", "[{ ip = \"10.0.0.0/8\" }]"), Severity::Warning);
-    assert_at(&f, 12, 10, "app[0].policy[0].action", "no service_token or any_service_token");
+    let f = one(
+        &edit(
+            "[{ service_token = \"ci-deploy-prod\" }]",
+            "[{ ip = \"10.0.0.0/8\" }]",
+        ),
+        Severity::Warning,
+    );
+    assert_at(
+        &f,
+        12,
+        10,
+        "app[0].policy[0].action",
+        "no service_token or any_service_token",
+    );
 }
 
 #[test]
 fn non_identity_with_token_selector_warns() {
-    let f = one(&edit("\"service_auth\"", "\"non_identity\""), Severity::Warning);
-    assert_at(&f, 13, 12, "app[0].policy[0].include[0]", "service_token selector in a non_identity policy");
+    let f = one(
+        &edit("\"service_auth\"", "\"non_identity\""),
+        Severity::Warning,
+    );
+    assert_at(
+        &f,
+        13,
+        12,
+        "app[0].policy[0].include[0]",
+        "service_token selector in a non_identity policy",
+    );
 }
 
 #[test]
@@ -239,11 +410,17 @@ fn non_identity_without_trusted_cas_warns() {
 fn many_errors_are_all_collected_in_order_errors_first() {
     let text = edit("\"service_auth\"", "\"bypass\"")
         .replace("http://127.0.0.1:9000", "https://x:1")
-        .replace("[{ service_token = \"ci-deploy-prod\" }]", "[{ ip = \"nope\" }, { everyone = false }]");
+        .replace(
+            "[{ service_token = \"ci-deploy-prod\" }]",
+            "[{ ip = \"nope\" }, { everyone = false }]",
+        );
     let e = parse(Path::new("policy.toml"), &text).unwrap_err();
     assert_eq!(e.error_count(), 2);
     let sev: Vec<Severity> = e.findings().iter().map(|f| f.severity).collect();
     assert_eq!(sev, [Severity::Error, Severity::Error, Severity::Warning]);
     let rendered = e.to_string();
-    assert!(rendered.starts_with("policy file policy.toml has 2 errors:\npolicy.toml:7:12: error:"), "{rendered}");
+    assert!(
+        rendered.starts_with("policy file policy.toml has 2 errors:\npolicy.toml:7:12: error:"),
+        "{rendered}"
+    );
 }

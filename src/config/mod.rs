@@ -1,9 +1,9 @@
 //! The policy file: model, load + validation with file:line:col findings, lint, and
 //! format-preserving edits. Never touches the network.
 
+mod diff;
 mod doc;
 pub mod edit;
-mod diff;
 pub mod finding;
 pub mod lint;
 pub mod load;
@@ -15,4 +15,6 @@ pub mod watch;
 pub use finding::{ConfigError, Finding, Severity};
 pub use lint::{LintContext, lint};
 pub use load::{LoadedConfig, load, parse};
-pub use model::{Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector};
+pub use model::{
+    Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector,
+};

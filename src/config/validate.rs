@@ -15,7 +15,11 @@ use super::values::{check_country, full_match_regex, parse_cidr, parse_upstream}
 /// Every validation finding for `file` (errors and warnings, unsorted).
 pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
     let has_geo = file.geo.csv.is_some() || file.geo.mmdb.is_some();
-    let mut v = Validator { doc, has_geo, out: Vec::new() };
+    let mut v = Validator {
+        doc,
+        has_geo,
+        out: Vec::new(),
+    };
     v.gate(file);
     v.apps(&file.app);
     v.out
@@ -30,12 +34,16 @@ struct Validator<'a, 'i> {
 
 impl Validator<'_, '_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<&str>) {
-        let f = self.doc.finding(Severity::Error, span, message, hint.map(str::to_string));
+        let f = self
+            .doc
+            .finding(Severity::Error, span, message, hint.map(str::to_string));
         self.out.push(f);
     }
 
     fn warn(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<&str>) {
-        let f = self.doc.finding(Severity::Warning, span, message, hint.map(str::to_string));
+        let f = self
+            .doc
+            .finding(Severity::Warning, span, message, hint.map(str::to_string));
         self.out.push(f);
     }
 
@@ -47,7 +55,12 @@ impl Validator<'_, '_> {
         for proxy in &file.gate.trusted_proxies {
             self.cidr(proxy.span(), proxy.get_ref());
         }
-        let gate = self.doc.root.get_ref().get("gate").and_then(|g| g.get_ref().as_table());
+        let gate = self
+            .doc
+            .root
+            .get_ref()
+            .get("gate")
+            .and_then(|g| g.get_ref().as_table());
         let key_span = |k: &str| gate.and_then(|g| g.get(k)).map(|v| v.span());
         match (key_span("tls_cert"), key_span("tls_key")) {
             (Some(span), None) => self.error(span, "tls_cert is set but tls_key is not", Some("set both (PEM files), or neither to have the local CA issue the server certificate")),
@@ -62,7 +75,10 @@ impl Validator<'_, '_> {
             Ok(net) if net.trunc() != net => self.warn(
                 span,
                 format!("{text:?} has host bits set; it means {}", net.trunc()),
-                Some(&format!("write {:?} if that is what you mean", net.trunc().to_string())),
+                Some(&format!(
+                    "write {:?} if that is what you mean",
+                    net.trunc().to_string()
+                )),
             ),
             Ok(_) => {}
         }
@@ -75,16 +91,30 @@ impl Validator<'_, '_> {
             let name = app.name.get_ref();
             match names.get(&name.to_ascii_lowercase()) {
                 Some(first) => {
-                    let msg = format!("duplicate app name {name:?} (first defined at line {})", self.line_of(first));
-                    self.error(app.name.span(), msg, Some("app names appear in audit events and must be unique"));
+                    let msg = format!(
+                        "duplicate app name {name:?} (first defined at line {})",
+                        self.line_of(first)
+                    );
+                    self.error(
+                        app.name.span(),
+                        msg,
+                        Some("app names appear in audit events and must be unique"),
+                    );
                 }
                 None => {
                     names.insert(name.to_ascii_lowercase(), app.name.span());
                 }
             }
             if app.hostnames.is_empty() {
-                let span = self.doc.sibling(&app.name.span(), "hostnames").unwrap_or(app.name.span());
-                self.error(span, "app has no hostnames, so no request can reach it", Some("e.g. hostnames = [\"api.example.com\"]"));
+                let span = self
+                    .doc
+                    .sibling(&app.name.span(), "hostnames")
+                    .unwrap_or(app.name.span());
+                self.error(
+                    span,
+                    "app has no hostnames, so no request can reach it",
+                    Some("e.g. hostnames = [\"api.example.com\"]"),
+                );
             }
             for host in &app.hostnames {
                 self.hostname(name, host, &mut hosts);
@@ -96,17 +126,39 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn hostname(&mut self, app: &str, host: &Spanned<String>, seen: &mut HashMap<String, (String, Range<usize>)>) {
+    fn hostname(
+        &mut self,
+        app: &str,
+        host: &Spanned<String>,
+        seen: &mut HashMap<String, (String, Range<usize>)>,
+    ) {
         let h = host.get_ref();
-        if h.is_empty() || h.contains("://") || h.contains('/') || h.chars().any(char::is_whitespace) {
-            self.error(host.span(), format!("{h:?} is not a hostname"), Some("write the bare host a request's Host header carries, e.g. \"api.example.com\""));
+        if h.is_empty()
+            || h.contains("://")
+            || h.contains('/')
+            || h.chars().any(char::is_whitespace)
+        {
+            self.error(
+                host.span(),
+                format!("{h:?} is not a hostname"),
+                Some(
+                    "write the bare host a request's Host header carries, e.g. \"api.example.com\"",
+                ),
+            );
             return;
         }
         let key = h.to_ascii_lowercase();
         match seen.get(&key) {
             Some((other, first)) => {
-                let msg = format!("hostname {h:?} is already used by app {other:?} (line {})", self.line_of(first));
-                self.error(host.span(), msg, Some("the Host header must choose exactly one app"));
+                let msg = format!(
+                    "hostname {h:?} is already used by app {other:?} (line {})",
+                    self.line_of(first)
+                );
+                self.error(
+                    host.span(),
+                    msg,
+                    Some("the Host header must choose exactly one app"),
+                );
             }
             None => {
                 seen.insert(key, (app.to_string(), host.span()));
@@ -118,16 +170,30 @@ impl Validator<'_, '_> {
         let mut names: HashMap<&str, Range<usize>> = HashMap::new();
         for p in &app.policy {
             if let Some(first) = names.get(p.name.get_ref().as_str()) {
-                let msg = format!("duplicate policy name {:?} in this app (first at line {})", p.name.get_ref(), self.line_of(first));
-                self.warn(p.name.span(), msg, Some("audit events name the deciding policy; give each a distinct name"));
+                let msg = format!(
+                    "duplicate policy name {:?} in this app (first at line {})",
+                    p.name.get_ref(),
+                    self.line_of(first)
+                );
+                self.warn(
+                    p.name.span(),
+                    msg,
+                    Some("audit events name the deciding policy; give each a distinct name"),
+                );
             } else {
                 names.insert(p.name.get_ref(), p.name.span());
             }
             self.policy(p);
         }
-        let has_non_identity = app.policy.iter().any(|p| *p.action.get_ref() == Action::NonIdentity);
+        let has_non_identity = app
+            .policy
+            .iter()
+            .any(|p| *p.action.get_ref() == Action::NonIdentity);
         if has_non_identity && app.trusted_cas.is_empty() {
-            let span = self.doc.sibling(&app.name.span(), "trusted_cas").unwrap_or(app.name.span());
+            let span = self
+                .doc
+                .sibling(&app.name.span(), "trusted_cas")
+                .unwrap_or(app.name.span());
             self.warn(
                 span,
                 "app has non_identity policies but trusted_cas is empty, so no client certificate can be verified for it",
@@ -139,14 +205,23 @@ impl Validator<'_, '_> {
     fn policy(&mut self, p: &PolicyConfig) {
         let action = *p.action.get_ref();
         if p.include.is_empty() {
-            let span = self.doc.sibling(&p.name.span(), "include").unwrap_or(p.name.span());
+            let span = self
+                .doc
+                .sibling(&p.name.span(), "include")
+                .unwrap_or(p.name.span());
             self.error(span, "include is empty, so this policy can never match", Some("add at least one selector, e.g. include = [{ service_token = \"ci-deploy-prod\" }]"));
         }
         for sel in p.include.iter().chain(&p.require).chain(&p.exclude) {
             self.selector(sel);
         }
-        let is_token = |s: &Spanned<Selector>| matches!(s.get_ref(), Selector::ServiceToken(_) | Selector::AnyServiceToken(true));
-        if action == Action::ServiceAuth && !p.include.is_empty() && !p.include.iter().any(is_token) {
+        let is_token = |s: &Spanned<Selector>| {
+            matches!(
+                s.get_ref(),
+                Selector::ServiceToken(_) | Selector::AnyServiceToken(true)
+            )
+        };
+        if action == Action::ServiceAuth && !p.include.is_empty() && !p.include.iter().any(is_token)
+        {
             self.warn(
                 p.action.span(),
                 "service_auth policy has no service_token or any_service_token selector in include",
@@ -165,7 +240,9 @@ impl Validator<'_, '_> {
     }
 
     fn countries(&mut self, sel: &Spanned<Selector>) {
-        let (Selector::Country(codes) | Selector::CertCountry(codes)) = sel.get_ref() else { return };
+        let (Selector::Country(codes) | Selector::CertCountry(codes)) = sel.get_ref() else {
+            return;
+        };
         let span = sel.span();
         for (i, code) in codes.values().iter().enumerate() {
             if let Err(e) = check_country(code) {
@@ -173,7 +250,11 @@ impl Validator<'_, '_> {
             }
         }
         if codes.values().is_empty() {
-            self.error(span, "empty country list matches nothing", Some("e.g. { country = [\"SG\", \"VN\"] }"));
+            self.error(
+                span,
+                "empty country list matches nothing",
+                Some("e.g. { country = [\"SG\", \"VN\"] }"),
+            );
         }
     }
 
@@ -182,13 +263,23 @@ impl Validator<'_, '_> {
         match sel.get_ref() {
             Selector::ServiceToken(name) => {
                 if let Err(e) = crate::credential::validate_token_name(name) {
-                    self.error(self.doc.selector_value(&span, 0), format!("can never match a token: {e}"), None);
+                    self.error(
+                        self.doc.selector_value(&span, 0),
+                        format!("can never match a token: {e}"),
+                        None,
+                    );
                 }
             }
-            Selector::AnyServiceToken(b) | Selector::ValidCertificate(b) | Selector::Everyone(b) => {
+            Selector::AnyServiceToken(b)
+            | Selector::ValidCertificate(b)
+            | Selector::Everyone(b) => {
                 if !b {
                     let key = sel.get_ref().key();
-                    self.warn(span, format!("`{key} = false` matches nothing"), Some(&format!("write `{key} = true`, or remove the selector")));
+                    self.warn(
+                        span,
+                        format!("`{key} = false` matches nothing"),
+                        Some(&format!("write `{key} = true`, or remove the selector")),
+                    );
                 }
             }
             Selector::CommonName(p) | Selector::Issuer(p) | Selector::Organization(p) => {
@@ -211,7 +302,11 @@ impl Validator<'_, '_> {
                     self.cidr(self.doc.selector_value(&span, i), net);
                 }
                 if nets.values().is_empty() {
-                    self.error(span, "empty ip list matches nothing", Some("e.g. { ip = [\"10.0.0.0/8\"] }"));
+                    self.error(
+                        span,
+                        "empty ip list matches nothing",
+                        Some("e.g. { ip = [\"10.0.0.0/8\"] }"),
+                    );
                 }
             }
         }

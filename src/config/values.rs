@@ -15,7 +15,9 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     }
     match text.parse::<IpAddr>() {
         Ok(ip) => Ok(IpNet::from(ip)),
-        Err(_) => Err(format!("{text:?} is not a valid CIDR (expected e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32)")),
+        Err(_) => Err(format!(
+            "{text:?} is not a valid CIDR (expected e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32)"
+        )),
     }
 }
 
@@ -41,9 +43,14 @@ pub fn check_country(code: &str) -> Result<(), String> {
     if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else if code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
-        Err(format!("{code:?} is not a country code: write it in uppercase, {:?}", code.to_ascii_uppercase()))
+        Err(format!(
+            "{code:?} is not a country code: write it in uppercase, {:?}",
+            code.to_ascii_uppercase()
+        ))
     } else {
-        Err(format!("{code:?} is not a country code (expected two uppercase letters, ISO 3166-1 alpha-2, e.g. \"SG\")"))
+        Err(format!(
+            "{code:?} is not a country code (expected two uppercase letters, ISO 3166-1 alpha-2, e.g. \"SG\")"
+        ))
     }
 }
 
@@ -57,23 +64,38 @@ pub fn parse_upstream(text: &str) -> Result<hyper::Uri, String> {
         ));
     }
     if !lower.starts_with("http://") {
-        return Err(format!("{text:?} is not an http:// URL (expected e.g. http://127.0.0.1:9000)"));
+        return Err(format!(
+            "{text:?} is not an http:// URL (expected e.g. http://127.0.0.1:9000)"
+        ));
     }
-    let uri: hyper::Uri = text.parse().map_err(|e| format!("{text:?} is not a valid URL: {e}"))?;
+    let uri: hyper::Uri = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a valid URL: {e}"))?;
     let Some(authority) = uri.authority() else {
-        return Err(format!("{text:?} has no host (expected e.g. http://127.0.0.1:9000)"));
+        return Err(format!(
+            "{text:?} has no host (expected e.g. http://127.0.0.1:9000)"
+        ));
     };
     if authority.as_str().contains('@') {
-        return Err(format!("{text:?}: user info (user:password@) is not allowed in an upstream URL"));
+        return Err(format!(
+            "{text:?}: user info (user:password@) is not allowed in an upstream URL"
+        ));
     }
     if authority.host().is_empty() {
-        return Err(format!("{text:?} has no host (expected e.g. http://127.0.0.1:9000)"));
+        return Err(format!(
+            "{text:?} has no host (expected e.g. http://127.0.0.1:9000)"
+        ));
     }
     if uri.port_u16().is_none() {
-        return Err(format!("{text:?} has no port: write it explicitly, e.g. http://{}:80", authority.host()));
+        return Err(format!(
+            "{text:?} has no port: write it explicitly, e.g. http://{}:80",
+            authority.host()
+        ));
     }
     if uri.query().is_some() || text.contains('#') {
-        return Err(format!("{text:?}: an upstream URL may have a base path but no query or fragment"));
+        return Err(format!(
+            "{text:?}: an upstream URL may have a base path but no query or fragment"
+        ));
     }
     Ok(uri)
 }
@@ -87,7 +109,11 @@ mod tests {
         assert_eq!(parse_cidr("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(parse_cidr("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
         assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
-        assert!(parse_cidr("10.0.0/8").unwrap_err().contains("not a valid CIDR"));
+        assert!(
+            parse_cidr("10.0.0/8")
+                .unwrap_err()
+                .contains("not a valid CIDR")
+        );
         assert!(parse_cidr("10.0.0.0/33").is_err());
     }
 
@@ -112,9 +138,20 @@ mod tests {
     #[test]
     fn upstreams() {
         assert!(parse_upstream("http://127.0.0.1:9000").is_ok());
-        assert_eq!(parse_upstream("http://backend:8080/api").unwrap().path(), "/api");
-        assert!(parse_upstream("https://x:1").unwrap_err().contains("not supported yet"));
-        assert!(parse_upstream("127.0.0.1:9000").unwrap_err().contains("not an http://"));
+        assert_eq!(
+            parse_upstream("http://backend:8080/api").unwrap().path(),
+            "/api"
+        );
+        assert!(
+            parse_upstream("https://x:1")
+                .unwrap_err()
+                .contains("not supported yet")
+        );
+        assert!(
+            parse_upstream("127.0.0.1:9000")
+                .unwrap_err()
+                .contains("not an http://")
+        );
         assert!(parse_upstream("http://x").unwrap_err().contains("no port"));
         assert!(parse_upstream("http://u:p@x:1").is_err());
         assert!(parse_upstream("http://x:1/?a=b").is_err());

@@ -22,6 +22,8 @@ use super::load::{LoadedConfig, parse};
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// The outcome of one reload.
+// One message per file change: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Reload {
     /// The new file is valid; switch to it.
@@ -47,13 +49,19 @@ pub enum WatchError {
     #[error("{} has no file name to watch", path.display())]
     NoFileName { path: PathBuf },
     #[error("cannot watch {} for changes to the policy file: {source}", dir.display())]
-    Watch { dir: PathBuf, source: notify_debouncer_full::notify::Error },
+    Watch {
+        dir: PathBuf,
+        source: notify_debouncer_full::notify::Error,
+    },
 }
 
 /// Watch `path` and send a `Reload` on `tx` after each change to its content. A change that
 /// leaves the content as it was (e.g. `touch`) sends nothing.
 pub fn watch(path: PathBuf, tx: mpsc::Sender<Reload>) -> Result<WatchHandle, WatchError> {
-    let name = path.file_name().ok_or_else(|| WatchError::NoFileName { path: path.clone() })?.to_os_string();
+    let name = path
+        .file_name()
+        .ok_or_else(|| WatchError::NoFileName { path: path.clone() })?
+        .to_os_string();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -61,7 +69,9 @@ pub fn watch(path: PathBuf, tx: mpsc::Sender<Reload>) -> Result<WatchHandle, Wat
     let mut seen = Seen::read(&path);
     let handler = move |result: DebounceEventResult| match result {
         Ok(events) => {
-            if events.iter().any(|e| touches(&e.event, &name)) && let Some(reload) = seen.reload(&path) {
+            if events.iter().any(|e| touches(&e.event, &name))
+                && let Some(reload) = seen.reload(&path)
+            {
                 // A closed channel means the consumer is gone; nothing left to tell.
                 let _ = tx.blocking_send(reload);
             }
@@ -72,15 +82,23 @@ pub fn watch(path: PathBuf, tx: mpsc::Sender<Reload>) -> Result<WatchHandle, Wat
             }
         }
     };
-    let watch_err = |source| WatchError::Watch { dir: dir.clone(), source };
+    let watch_err = |source| WatchError::Watch {
+        dir: dir.clone(),
+        source,
+    };
     let mut debouncer = new_debouncer(DEBOUNCE, None, handler).map_err(watch_err)?;
-    debouncer.watch(&dir, RecursiveMode::NonRecursive).map_err(watch_err)?;
-    Ok(WatchHandle { _debouncer: debouncer })
+    debouncer
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(watch_err)?;
+    Ok(WatchHandle {
+        _debouncer: debouncer,
+    })
 }
 
 /// Whether `event` may have changed the file called `name` (reads are ignored).
 fn touches(event: &Event, name: &OsStr) -> bool {
-    !matches!(event.kind, EventKind::Access(_)) && event.paths.iter().any(|p| p.file_name() == Some(name))
+    !matches!(event.kind, EventKind::Access(_))
+        && event.paths.iter().any(|p| p.file_name() == Some(name))
 }
 
 /// What the file held at the last look, so unchanged content is not reloaded.
@@ -111,9 +129,14 @@ impl Seen {
                 Ok(cfg) => Reload::Loaded(cfg),
                 Err(e) => Reload::Rejected(e),
             },
-            Seen::Missing => Reload::Rejected(ConfigError::NotFound { path: path.to_path_buf() }),
+            Seen::Missing => Reload::Rejected(ConfigError::NotFound {
+                path: path.to_path_buf(),
+            }),
             Seen::Unreadable => match std::fs::read_to_string(path) {
-                Err(source) => Reload::Rejected(ConfigError::Read { path: path.to_path_buf(), source }),
+                Err(source) => Reload::Rejected(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }),
                 // It became readable in between: load it next time round.
                 Ok(_) => return None,
             },
@@ -131,7 +154,10 @@ mod tests {
 
     /// The next reload, or a failure after a generous deadline (file events can be slow on CI).
     async fn next(rx: &mut mpsc::Receiver<Reload>) -> Reload {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("no reload within 10 s").expect("watcher stopped")
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("no reload within 10 s")
+            .expect("watcher stopped")
     }
 
     /// Replace `path` the way editors do: write a sibling, rename it over.
@@ -159,7 +185,10 @@ mod tests {
         match next(&mut rx).await {
             Reload::Rejected(e) => {
                 assert_eq!(e.error_count(), 1);
-                assert!(e.findings()[0].message.contains("unknown variant `blokc`"), "{e}");
+                assert!(
+                    e.findings()[0].message.contains("unknown variant `blokc`"),
+                    "{e}"
+                );
             }
             Reload::Loaded(_) => panic!("loaded a broken file"),
         }
@@ -173,20 +202,55 @@ mod tests {
         }
 
         std::fs::remove_file(&path).unwrap();
-        assert!(matches!(next(&mut rx).await, Reload::Rejected(ConfigError::NotFound { .. })));
+        assert!(matches!(
+            next(&mut rx).await,
+            Reload::Rejected(ConfigError::NotFound { .. })
+        ));
     }
 
     #[test]
     fn only_events_on_the_policy_file_count() {
-        use notify_debouncer_full::notify::event::{AccessKind, CreateKind, ModifyKind, RenameMode};
+        use notify_debouncer_full::notify::event::{
+            AccessKind, CreateKind, ModifyKind, RenameMode,
+        };
         let name = OsStr::new("policy.toml");
         let ev = |kind, p: &str| Event::new(kind).add_path(PathBuf::from(p));
-        assert!(touches(&ev(EventKind::Modify(ModifyKind::Any), "/etc/botgate/policy.toml"), name));
-        assert!(touches(&ev(EventKind::Modify(ModifyKind::Name(RenameMode::To)), "/etc/botgate/policy.toml"), name));
-        assert!(touches(&ev(EventKind::Create(CreateKind::File), "policy.toml"), name));
-        assert!(!touches(&ev(EventKind::Modify(ModifyKind::Any), "/etc/botgate/policy.toml.swp"), name));
-        assert!(!touches(&ev(EventKind::Modify(ModifyKind::Any), "/etc/botgate/notes.txt"), name));
-        assert!(!touches(&ev(EventKind::Access(AccessKind::Any), "/etc/botgate/policy.toml"), name));
+        assert!(touches(
+            &ev(
+                EventKind::Modify(ModifyKind::Any),
+                "/etc/botgate/policy.toml"
+            ),
+            name
+        ));
+        assert!(touches(
+            &ev(
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+                "/etc/botgate/policy.toml"
+            ),
+            name
+        ));
+        assert!(touches(
+            &ev(EventKind::Create(CreateKind::File), "policy.toml"),
+            name
+        ));
+        assert!(!touches(
+            &ev(
+                EventKind::Modify(ModifyKind::Any),
+                "/etc/botgate/policy.toml.swp"
+            ),
+            name
+        ));
+        assert!(!touches(
+            &ev(EventKind::Modify(ModifyKind::Any), "/etc/botgate/notes.txt"),
+            name
+        ));
+        assert!(!touches(
+            &ev(
+                EventKind::Access(AccessKind::Any),
+                "/etc/botgate/policy.toml"
+            ),
+            name
+        ));
     }
 
     #[test]
