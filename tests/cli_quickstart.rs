@@ -23,7 +23,7 @@ async fn token_create_then_curl_through_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let config = dir.path().join("policy.toml");
-    let port = free_port();
+    let (port, admin) = (free_port(), free_port());
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/assets/example-policy.toml"
@@ -31,6 +31,7 @@ async fn token_create_then_curl_through_the_gate() {
     .unwrap();
     let policy = example
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
         .replace("http://127.0.0.1:9000", &format!("http://{upstream}"));
     std::fs::write(&config, policy).unwrap();
 

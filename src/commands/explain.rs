@@ -37,6 +37,15 @@ struct TraceLine {
     outcome: String,
 }
 
+/// Load the policy file and the store, then explain.
+pub fn run_with_paths(paths: &crate::paths::Paths, args: &ExplainArgs) -> Result<()> {
+    let loaded = super::serve::load_config(paths)?;
+    let policies = policy::compile(&loaded.file)
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", paths.config.display())))?;
+    let store = Store::open(&paths.state_dir)?;
+    run(&policies, &store, args)
+}
+
 /// Explain against an already compiled policy set.
 pub fn run(policies: &PolicySet, store: &Store, args: &ExplainArgs) -> Result<()> {
     let app = policies.app_for_host(&args.app).ok_or_else(|| {

@@ -122,7 +122,7 @@ impl<'i> Doc<'i> {
             return selector_span.clone();
         };
         match value.get_ref().as_array() {
-            Some(items) => items.iter().nth(index).map_or(value.span(), |v| v.span()),
+            Some(items) => items.get(index).map_or(value.span(), |v| v.span()),
             None => value.span(),
         }
     }

@@ -85,7 +85,7 @@ impl fmt::Display for Finding {
 
 /// Errors first, then warnings, each in file order.
 pub fn sort_findings(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| (a.severity, a.line, a.col).cmp(&(b.severity, b.line, b.col)));
+    findings.sort_by_key(|f| (f.severity, f.line, f.col));
 }
 
 /// Why a policy file cannot be used.

@@ -10,7 +10,7 @@ pub mod load;
 pub mod model;
 mod validate;
 pub mod values;
-// pub mod watch;
+pub mod watch;
 
 pub use finding::{ConfigError, Finding, Severity};
 pub use lint::{LintContext, lint};

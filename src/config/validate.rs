@@ -14,8 +14,10 @@ use super::values::{check_country, full_match_regex, parse_cidr, parse_upstream}
 
 /// Every validation finding for `file` (errors and warnings, unsorted).
 pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
+    let has_geo = file.geo.csv.is_some() || file.geo.mmdb.is_some();
     let mut v = Validator {
         doc,
+        has_geo,
         out: Vec::new(),
     };
     v.gate(file);
@@ -25,6 +27,8 @@ pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
 
 struct Validator<'a, 'i> {
     doc: &'a Doc<'i>,
+    /// Whether `[geo]` names a database; without one every request's country is unknown.
+    has_geo: bool,
     out: Vec<Finding>,
 }
 
@@ -235,6 +239,25 @@ impl Validator<'_, '_> {
         }
     }
 
+    fn countries(&mut self, sel: &Spanned<Selector>) {
+        let (Selector::Country(codes) | Selector::CertCountry(codes)) = sel.get_ref() else {
+            return;
+        };
+        let span = sel.span();
+        for (i, code) in codes.values().iter().enumerate() {
+            if let Err(e) = check_country(code) {
+                self.error(self.doc.selector_value(&span, i), e, None);
+            }
+        }
+        if codes.values().is_empty() {
+            self.error(
+                span,
+                "empty country list matches nothing",
+                Some("e.g. { country = [\"SG\", \"VN\"] }"),
+            );
+        }
+    }
+
     fn selector(&mut self, sel: &Spanned<Selector>) {
         let span = sel.span();
         match sel.get_ref() {
@@ -265,20 +288,15 @@ impl Validator<'_, '_> {
                     self.error(self.doc.selector_value(&span, 0), e, Some(hint));
                 }
             }
-            Selector::Country(codes) | Selector::CertCountry(codes) => {
-                for (i, code) in codes.values().iter().enumerate() {
-                    if let Err(e) = check_country(code) {
-                        self.error(self.doc.selector_value(&span, i), e, None);
-                    }
-                }
-                if codes.values().is_empty() {
-                    self.error(
-                        span,
-                        "empty country list matches nothing",
-                        Some("e.g. { country = [\"SG\", \"VN\"] }"),
-                    );
-                }
+            Selector::Country(_) if !self.has_geo => {
+                self.warn(
+                    span.clone(),
+                    "country is unknown for every request without a [geo] database, so this selector never matches",
+                    Some("add [geo] csv = \"PATH\" or mmdb = \"PATH\" (see the policy file reference)"),
+                );
+                self.countries(sel);
             }
+            Selector::Country(_) | Selector::CertCountry(_) => self.countries(sel),
             Selector::Ip(nets) => {
                 for (i, net) in nets.values().iter().enumerate() {
                     self.cidr(self.doc.selector_value(&span, i), net);

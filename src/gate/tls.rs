@@ -41,8 +41,6 @@ pub enum TlsError {
         "no server certificate: set [gate] tls_cert/tls_key or run `botgate ca init` so one can be issued"
     )]
     NoServerCert,
-    #[error("app {app:?}: trusted CA {ca:?} is not known (see `botgate ca list`)")]
-    UnknownCa { app: String, ca: String },
     #[error("app {app:?}: cannot build the client-certificate verifier: {source}")]
     Verifier {
         app: String,
@@ -88,20 +86,26 @@ impl TlsConfigs {
         let default = base(None)?;
         let mut by_host = HashMap::new();
         for app in &policies.apps {
-            let cfg = if app.trusted_cas.is_empty() {
+            for ca in app
+                .trusted_cas
+                .iter()
+                .filter(|c| !material.trusted.contains_key(*c))
+            {
+                // `policy check` reports it too; the gate keeps serving the app's other policies.
+                tracing::warn!(app = %app.name, ca = %ca, "trusted CA is not known (see `botgate ca list`); no certificate can chain to it");
+            }
+            let known: Vec<&String> = app
+                .trusted_cas
+                .iter()
+                .filter(|c| material.trusted.contains_key(*c))
+                .collect();
+            let cfg = if known.is_empty() {
                 default.clone()
             } else {
                 let mut roots = RootCertStore::empty();
                 let mut crls = Vec::new();
-                for ca in &app.trusted_cas {
-                    let certs = material
-                        .trusted
-                        .get(ca)
-                        .ok_or_else(|| TlsError::UnknownCa {
-                            app: app.name.clone(),
-                            ca: ca.clone(),
-                        })?;
-                    roots.add_parsable_certificates(certs.iter().cloned());
+                for ca in known {
+                    roots.add_parsable_certificates(material.trusted[ca].iter().cloned());
                     crls.extend(material.crls.get(ca).into_iter().flatten().cloned());
                 }
                 let verifier =
