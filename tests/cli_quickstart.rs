@@ -58,7 +58,7 @@ async fn token_create_then_curl_through_the_gate() {
         .arg("serve")
         .env("BOTGATE_STATE_DIR", &state)
         .env("BOTGATE_CONFIG", &config)
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -101,6 +101,45 @@ async fn token_create_then_curl_through_the_gate() {
     let bad = curl("bgs_0000000000000000000000000000000000000000000000");
     assert_eq!(String::from_utf8_lossy(&bad.stdout), "401");
 
+    // Hot reload: a broken edit is rejected and the last good policy keeps working…
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("action = \"service_auth\"", "action = \"serviceauth\""),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let rejected = common::eventually(Duration::from_secs(10), || async {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("rejected")
+    })
+    .await;
+    assert!(
+        rejected,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&curl(&secret).stdout),
+        "200",
+        "last good policy still enforced"
+    );
+    // …and a valid edit takes effect without a restart.
+    std::fs::write(
+        &config,
+        good.replace(
+            "service_token = \"ci-deploy-prod\"",
+            "service_token = \"ci-deploy-staging\"",
+        ),
+    )
+    .unwrap();
+    let denied = common::eventually(Duration::from_secs(10), || async {
+        String::from_utf8_lossy(&curl(&secret).stdout) == "403"
+    })
+    .await;
+    assert!(denied, "policy change not applied");
+
     let audit = state.join("audit.jsonl");
     let logged = common::eventually(Duration::from_secs(5), || async {
         std::fs::read_to_string(&audit)
@@ -112,12 +151,13 @@ async fn token_create_then_curl_through_the_gate() {
     })
     .await;
     assert!(logged);
+
     Command::new("kill")
         .args(["-INT", &serve.id().to_string()])
         .status()
         .unwrap();
-    let output = serve.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    serve.wait_with_output().unwrap();
+    let stderr = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
 
     let text = std::fs::read_to_string(&audit).unwrap();
     let first: serde_json::Value = text

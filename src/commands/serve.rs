@@ -44,17 +44,46 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
         if let Some(a) = running.admin_addr {
             eprintln!("admin endpoints on http://{a}/healthz /metrics /events");
         }
+        let (tx, mut reloads) = tokio::sync::mpsc::channel(4);
+        let _watch = crate::config::watch::watch(paths.config.clone(), tx)
+            .map_err(|e| anyhow::anyhow!("cannot watch the policy file for changes: {e}"))?;
         eprintln!(
-            "policy file {}; press Ctrl-C to stop",
+            "policy file {} (hot reload on change); press Ctrl-C to stop",
             paths.config.display()
         );
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => {
+                    r.context("cannot wait for Ctrl-C")?;
+                    break;
+                }
+                Some(reload) = reloads.recv() => apply_reload(&running, reload),
+            }
+        }
         eprintln!("stopping: finishing in-flight requests and flushing the audit log");
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// Swap in a changed policy file, or keep the last good one and say why.
+fn apply_reload(running: &gate::RunningGate, reload: crate::config::watch::Reload) {
+    use crate::config::watch::Reload;
+    match reload {
+        Reload::Loaded(cfg) => match crate::policy::compile(&cfg.file) {
+            Ok(policies) => {
+                running.reload_policies(policies);
+                eprintln!("policy file reloaded ({} apps)", cfg.file.app.len());
+            }
+            Err(e) => eprintln!("policy file change rejected, keeping the last good policy: {e}"),
+        },
+        Reload::Rejected(e) => {
+            eprintln!("policy file change rejected, keeping the last good policy: {e}");
+            for f in e.findings() {
+                eprintln!("  {f}");
+            }
+        }
+    }
 }
 
 /// Load and validate the policy file, printing warnings; errors are bad input (exit 2).
