@@ -33,8 +33,7 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
                         .collect::<Vec<_>>(),
                 )
             } else {
-                print_list(&tokens, now);
-                Ok(())
+                print_list(&tokens, now)
             }
         }
         TokenCommand::Show { name, json } => {
@@ -289,10 +288,10 @@ impl<'a> TokenView<'a> {
     }
 }
 
-fn print_list(tokens: &[TokenRecord], now: DateTime<Utc>) {
+fn print_list(tokens: &[TokenRecord], now: DateTime<Utc>) -> Result<()> {
     if tokens.is_empty() {
         println!("no tokens yet; create one with `botgate token create ci-deploy-prod`");
-        return;
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = tokens
         .iter()
@@ -318,7 +317,7 @@ fn print_list(tokens: &[TokenRecord], now: DateTime<Utc>) {
             "STATUS",
         ],
         &rows,
-    );
+    )
 }
 
 fn print_show(v: &TokenView<'_>) {
