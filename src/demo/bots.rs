@@ -192,7 +192,7 @@ struct Bot {
     tls_clients: HashMap<IpAddr, (u64, reqwest::Client)>,
     watch: Option<CredentialWatch>,
     user_agents: Vec<HeaderValue>,
-    request_timeout: Duration,
+    opts: FleetOptions,
 }
 
 impl Bot {
@@ -261,7 +261,7 @@ impl Bot {
             tls_clients: HashMap::new(),
             watch,
             user_agents,
-            request_timeout: opts.request_timeout,
+            opts,
             spec,
         })
     }
@@ -333,17 +333,11 @@ impl Bot {
                 let client = match self.tls_clients.get(&ip) {
                     Some((g, c)) if g == generation => c.clone(),
                     _ => {
-                        let built = base_client(
-                            ip,
-                            FleetOptions {
-                                request_timeout: self.request_timeout,
-                                ..FleetOptions::default()
-                            },
-                        )
-                        .tls_certs_only([ca.clone()])
-                        .identity(identity.clone())
-                        .resolve(&spec.host, *addr)
-                        .build();
+                        let built = base_client(ip, self.opts)
+                            .tls_certs_only([ca.clone()])
+                            .identity(identity.clone())
+                            .resolve(&spec.host, *addr)
+                            .build();
                         match built {
                             Ok(c) => {
                                 self.tls_clients.insert(ip, (*generation, c.clone()));

@@ -230,7 +230,6 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     .await?;
     let counters = Arc::new(DemoCounters::default());
     let counter_task = CounterTask::start(&bus, counters.clone());
-    record_setup_events(&gate, &opts.clock, &tokens.client_ids);
 
     let tls = match (&opts.pki, provision) {
         (Some(pki), Some(p)) => match pki.tls_addr(&gate) {
@@ -254,7 +253,14 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
         &[]
     };
 
+    let aliases = scenario::loopback_aliases_work();
+    if !aliases {
+        warnings.push(
+            "this host cannot bind 127.0.x.y source addresses: every bot uses 127.0.0.1, so every country is US".into(),
+        );
+    }
     let mut services = Vec::new();
+    let mut failure = None;
     for starter in opts.services {
         let ctx = DemoContext {
             gate: &gate,
@@ -265,33 +271,51 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
             policy_path: &policy_path,
             audit_log: &audit_log,
         };
-        services.push(starter(&ctx).map_err(DemoError::Service)?);
+        match starter(&ctx) {
+            Ok(s) => services.push(s),
+            Err(e) => {
+                failure = Some(DemoError::Service(e));
+                break;
+            }
+        }
     }
-
-    let aliases = scenario::loopback_aliases_work();
-    if !aliases {
-        warnings.push(
-            "this host cannot bind 127.0.x.y source addresses: every bot uses 127.0.0.1, so every country is US".into(),
-        );
+    if failure.is_none() {
+        record_setup_events(&gate, &opts.clock, &tokens.client_ids);
     }
-    let roster = roster::demo_roster(&roster::RosterInputs {
-        token_files: &tokens.files,
-        client_ids: &tokens.client_ids,
-        aliases,
-        devices: fleet_devices,
-    });
-    let fleet = BotFleet::spawn(
-        roster,
-        &GateEndpoints {
-            plain: gate.addr,
-            tls,
-        },
-        FleetOptions {
-            rate_multiplier: opts.rate_multiplier,
-            max_in_flight: opts.max_in_flight_per_bot,
-            ..FleetOptions::default()
-        },
-    )?;
+    let fleet = match failure {
+        Some(e) => Err(e),
+        None => BotFleet::spawn(
+            roster::demo_roster(&roster::RosterInputs {
+                token_files: &tokens.files,
+                client_ids: &tokens.client_ids,
+                aliases,
+                devices: fleet_devices,
+            }),
+            &GateEndpoints {
+                plain: gate.addr,
+                tls,
+            },
+            FleetOptions {
+                rate_multiplier: opts.rate_multiplier,
+                max_in_flight: opts.max_in_flight_per_bot,
+                ..FleetOptions::default()
+            },
+        )
+        .map_err(DemoError::from),
+    };
+    let fleet = match fleet {
+        Ok(f) => f,
+        Err(e) => {
+            // Leave nothing running behind a failed start.
+            for s in services {
+                s.stop().await;
+            }
+            gate.shutdown().await;
+            upstream.stop().await;
+            counter_task.finish().await;
+            return Err(e);
+        }
+    };
 
     Ok(RunningDemo {
         gate,

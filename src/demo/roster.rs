@@ -16,6 +16,8 @@ use super::scenario::source_ip;
 
 const GH_RUNNER: &str = "GitHub-Actions-Runner/2.319.1";
 const GH_RUNNER_OLD: &str = "GitHub-Actions-Runner/2.280.3";
+/// The straggler's image is older than the fleet's, so its user agent tells it apart.
+const GH_RUNNER_STALE: &str = "GitHub-Actions-Runner/2.311.0";
 const CURL: &str = "curl/8.5.0";
 const PY_REQUESTS: &str = "python-requests/2.32.3";
 const BLACKBOX: &str = "prometheus-blackbox/0.25.0";
@@ -66,7 +68,7 @@ pub fn demo_roster(inp: &RosterInputs<'_>) -> Vec<BotSpec> {
             "api.demo.local",
             deploy.clone(),
             vec![ip(1, 11)],
-            &[GH_RUNNER],
+            &[GH_RUNNER_STALE],
             token("ci-deploy-prod", false),
             every(6.0, 0.25),
         ),
