@@ -1,6 +1,7 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod demo;
 mod explain;
 mod policy;
 mod serve;
@@ -18,6 +19,7 @@ use crate::paths::Paths;
 pub fn run(cli: Cli) -> Result<()> {
     let paths = Paths::resolve(&cli.global)?;
     match cli.command {
+        Command::Demo(args) => demo::run(&paths, args),
         Command::Serve(args) => serve::run(&paths, args),
         Command::Token(cmd) => token::run(&paths, cmd),
         Command::Policy(cmd) => policy::run(&paths, cmd),
