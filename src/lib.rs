@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod credential;
+pub mod detect;
 pub mod diagnostics;
 pub mod duration;
 pub mod exit;
