@@ -13,4 +13,5 @@ pub mod diagnostics;
 pub mod duration;
 pub mod exit;
 pub mod paths;
+pub mod scan;
 pub mod store;
