@@ -1,6 +1,7 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod logs;
 mod scan;
 mod token;
 
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Token(cmd) => token::run(&paths, cmd),
         Command::Scan(args) => scan::run(args),
+        Command::Logs(cmd) => logs::run(&paths, cmd),
         other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
     }
 }
