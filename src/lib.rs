@@ -12,6 +12,7 @@ pub mod detect;
 pub mod diagnostics;
 pub mod duration;
 pub mod exit;
+pub mod geo;
 pub mod paths;
 pub mod scan;
 pub mod store;
