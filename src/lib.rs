@@ -15,4 +15,5 @@ pub mod exit;
 pub mod geo;
 pub mod paths;
 pub mod scan;
+pub mod sink;
 pub mod store;
