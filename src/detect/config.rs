@@ -89,6 +89,36 @@ impl Default for DetectConfig {
 }
 
 impl DetectConfig {
+    /// Windows shrunk so that `botgate demo`'s scenarios (a leaked token used from abroad, a
+    /// runaway script, a shared token, a revoked token still presented, failed-auth floods)
+    /// each raise their alert within seconds of starting: learning ends after 5 located
+    /// requests, rates are per second over 10 s, alerts resolve after 30 quiet seconds.
+    pub fn demo() -> Self {
+        let mut cfg = Self {
+            resolve_after: Duration::seconds(30),
+            ..Self::default()
+        };
+        cfg.unexpected_country.learn_period = Duration::zero();
+        cfg.unexpected_country.learn_min_events = 5;
+        cfg.frequency_spike = FrequencyConfig {
+            bucket: Duration::seconds(1),
+            window: Duration::seconds(10),
+            baseline_half_life: Duration::seconds(60),
+            warmup: Duration::seconds(15),
+            factor: 5.0,
+            min_baseline_per_hour: 360.0,
+            min_rate_per_hour: 3600.0,
+            ..FrequencyConfig::default()
+        };
+        cfg.failed_auth_spike.window = Duration::seconds(30);
+        cfg.failed_auth_spike.per_ip = 10;
+        cfg.failed_auth_spike.per_client = 5;
+        cfg.shared_credential.window = Duration::seconds(60);
+        cfg.shared_credential.distinct_ips = 3;
+        cfg.shared_credential.distinct_user_agents = 3;
+        cfg
+    }
+
     /// Parse the `[detect]` table of the policy file (an empty table gives the defaults).
     pub fn from_table(table: &toml::Table) -> Result<Self, DetectConfigError> {
         let cfg: DetectConfig = toml::Value::Table(table.clone())

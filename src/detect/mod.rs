@@ -265,4 +265,100 @@ mod tests {
                 .is_empty()
         );
     }
+
+    /// The demo's scenarios, as event streams: each raises exactly one alert within 30 s of
+    /// starting, and the well-behaved traffic around them raises none.
+    #[test]
+    fn demo_preset_raises_one_alert_per_scenario_and_no_false_positives() {
+        fn ev(at: DateTime<Utc>, id: &str, ip: &str, country: &str, ua: &str) -> AccessEvent {
+            let mut e = AccessEvent::empty(EventKind::Access, at, "r".into());
+            e.allowed = true;
+            e.decision = "allow".into();
+            e.service_token_id = Some(format!("{id}.access"));
+            e.service_token_name = Some(id.into());
+            e.ip_address = Some(ip.into());
+            e.country = Some(country.into());
+            e.user_agent = Some(ua.into());
+            e
+        }
+        let mut engine = Engine::new(DetectConfig::demo());
+        let start = t(0);
+        let inventory = [CredentialExpiry {
+            kind: CredentialKind::Cert,
+            name: "device-7.factory.corp".into(),
+            id: "0a1b2c".into(),
+            created_at: start - Duration::days(80),
+            expires_at: start + Duration::days(5),
+            last_seen_at: Some(start),
+        }];
+        let scenario = start + Duration::seconds(30);
+        let mut opened: Vec<(String, DateTime<Utc>)> = Vec::new();
+        for ms in (0..60_000).step_by(50) {
+            let now = start + Duration::milliseconds(ms);
+            let sec = ms % 1000 == 0;
+            let mut batch = Vec::new();
+            if sec {
+                // Steady bots, one request per second each.
+                batch.push(ev(now, "ci-deploy-prod", "127.0.1.1", "US", "ci/1"));
+                batch.push(ev(now, "etl-nightly-prod", "127.0.1.2", "US", "etl/2"));
+                let ip = format!("127.0.1.{}", 10 + (ms / 1000) % 4);
+                batch.push(ev(now, "ci-shared-prod", &ip, "US", "runner/3"));
+                if now >= scenario {
+                    let mut revoked = ev(now, "ops-old-prod", "127.0.2.9", "DE", "cron/0.9");
+                    revoked.allowed = false;
+                    revoked.decision = "deny".into();
+                    revoked.deny_reason = Some("token_revoked".into());
+                    batch.push(revoked);
+                }
+            }
+            if now >= scenario {
+                // The runaway script: 20 requests per second.
+                batch.push(ev(now, "etl-nightly-prod", "127.0.1.2", "US", "etl/2"));
+                if ms % 5000 == 0 {
+                    batch.push(ev(now, "ci-deploy-prod", "127.0.5.66", "RU", "curl/8"));
+                }
+            }
+            for e in &batch {
+                for a in engine.observe(e) {
+                    opened.push((
+                        a.details.unwrap()["alert_id"].as_str().unwrap().to_string(),
+                        a.created_at,
+                    ));
+                }
+            }
+            if ms % 1000 == 0 {
+                for a in engine.tick(now, &inventory, &[]) {
+                    let d = a.details.unwrap();
+                    assert_eq!(
+                        d["state"], "open",
+                        "nothing resolves while its scenario runs: {d}"
+                    );
+                    opened.push((d["alert_id"].as_str().unwrap().to_string(), a.created_at));
+                }
+            }
+        }
+        let mut ids: Vec<&str> = opened.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(
+            ids,
+            [
+                "credential_expiring:0a1b2c",
+                "failed_auth_after_revocation:ops-old-prod.access",
+                "frequency_spike:etl-nightly-prod.access",
+                "shared_credential:ci-shared-prod.access",
+                "unexpected_country:ci-deploy-prod.access",
+            ]
+        );
+        for id in ids
+            .iter()
+            .filter(|id| !id.starts_with("credential_") && !id.starts_with("shared"))
+        {
+            let first = opened.iter().find(|(i, _)| i == id).unwrap().1;
+            assert!(
+                first - scenario < Duration::seconds(30),
+                "{id} first raised at {first}"
+            );
+        }
+    }
 }
