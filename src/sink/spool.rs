@@ -230,7 +230,10 @@ impl SpoolReader {
     }
 
     /// Persist `end` as delivered (write + fsync a temp file, rename) and delete older segments.
+    /// The position advances in memory even if persisting fails, so this process never resends
+    /// (only a restart before the next successful commit would).
     pub(crate) fn commit(&mut self, end: Position) -> std::io::Result<()> {
+        self.pos = end;
         let tmp = self.dir.join(format!("{COMMITTED}.tmp"));
         {
             let mut f = File::create(&tmp)?;
@@ -238,7 +241,6 @@ impl SpoolReader {
             f.sync_data()?;
         }
         fs::rename(&tmp, self.dir.join(COMMITTED))?;
-        self.pos = end;
         self.delete_before(end.seg)
     }
 
