@@ -3,7 +3,9 @@
 
 mod demo;
 mod explain;
+mod logs;
 mod policy;
+mod scan;
 mod serve;
 mod token;
 
@@ -23,10 +25,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::run(&paths, args),
         Command::Token(cmd) => token::run(&paths, cmd),
         Command::Policy(cmd) => policy::run(&paths, cmd),
-        other => Err(Failure::refused(format!(
-            "`{}` is not available in this build yet",
-            verb_name(&other)
-        ))),
+        Command::Scan(args) => scan::run(args),
+        Command::Logs(cmd) => logs::run(&paths, cmd),
+        other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
     }
 }
 
