@@ -1,6 +1,7 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod pki;
 mod token;
 
 use anyhow::Result;
@@ -14,6 +15,8 @@ pub fn run(cli: Cli) -> Result<()> {
     let paths = Paths::resolve(&cli.global)?;
     match cli.command {
         Command::Token(cmd) => token::run(&paths, cmd),
+        Command::Ca(cmd) => pki::run_ca(&paths, cmd),
+        Command::Cert(cmd) => pki::run_cert(&paths, cmd),
         other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
     }
 }

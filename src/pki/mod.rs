@@ -53,8 +53,8 @@ pub enum PkiError {
     Expired { what: String, subject: String, not_after: DateTime<Utc> },
     #[error("{what}: {subject} is not valid before {not_before}")]
     NotYetValid { what: String, subject: String, not_before: DateTime<Utc> },
-    #[error("{what}: contains a private key; a CA file to trust must hold certificates only. Keep the CA key offline and pass its certificate (e.g. ca.crt, not ca.key)")]
-    ContainsPrivateKey { what: String },
+    #[error("{what}: {}; pass the CA's certificate (e.g. ca.crt, not ca.key) and keep its key offline", if *only_key { "this is a private key, not a CA certificate" } else { "contains a private key next to the certificates; a CA file to trust must hold certificates only" })]
+    ContainsPrivateKey { what: String, only_key: bool },
     #[error("invalid certificate request: {0}")]
     InvalidRequest(String),
     #[error("{what}: {detail}")]

@@ -24,8 +24,9 @@ pub struct TrustedChain {
 /// `what` names the input (the file) in errors.
 pub fn validate_for_trust(what: &str, bytes: &[u8], now: DateTime<Utc>) -> Result<TrustedChain, PkiError> {
     let items = inspect::inspect(what, bytes)?;
-    if items.iter().any(|i| matches!(i, Item::PrivateKey { .. })) {
-        return Err(PkiError::ContainsPrivateKey { what: what.to_string() });
+    let is_key = |i: &Item| matches!(i, Item::PrivateKey { .. });
+    if items.iter().any(is_key) {
+        return Err(PkiError::ContainsPrivateKey { what: what.to_string(), only_key: items.iter().all(is_key) });
     }
     let mut certs = Vec::new();
     for item in items {
