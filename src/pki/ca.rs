@@ -6,7 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use rustls_pki_types::CertificateDer;
 
 use super::inspect::CertInfo;
@@ -54,7 +57,10 @@ pub struct IssuingCa {
 
 impl std::fmt::Debug for IssuingCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuingCa").field("name", &self.record.name).field("key", &"[elided]").finish()
+        f.debug_struct("IssuingCa")
+            .field("name", &self.record.name)
+            .field("key", &"[elided]")
+            .finish()
     }
 }
 
@@ -77,7 +83,8 @@ pub fn init_ca(store: &Store, opts: &CaInitOptions) -> Result<CaInit, PkiError> 
     let root_issuer = Issuer::new(root_params, &root_key);
 
     let inter_key = opts.key.generate()?;
-    let inter_not_after = (opts.now + Duration::days(INTERMEDIATE_VALIDITY_DAYS)).min(root_not_after);
+    let inter_not_after =
+        (opts.now + Duration::days(INTERMEDIATE_VALIDITY_DAYS)).min(root_not_after);
     let inter_params = ca_params(&inter_name, 0, not_before, inter_not_after)?;
     let inter_cert = inter_params.signed_by(&inter_key, &root_issuer)?;
 
@@ -100,7 +107,11 @@ pub fn init_ca(store: &Store, opts: &CaInitOptions) -> Result<CaInit, PkiError> 
             fingerprint_sha256: &root_info.fingerprint_sha256,
             not_after: root_info.not_after,
             cert_pem: &root_pem,
-            key_pem: if opts.root_key_out.is_some() { None } else { Some(&root_key_pem) },
+            key_pem: if opts.root_key_out.is_some() {
+                None
+            } else {
+                Some(&root_key_pem)
+            },
             key_type: Some(key_type),
             crl_path: None,
             created_at: opts.now,
@@ -130,9 +141,17 @@ pub fn init_ca(store: &Store, opts: &CaInitOptions) -> Result<CaInit, PkiError> 
     };
     let mut rows = stored.into_iter();
     let (Some(root), Some(intermediate)) = (rows.next(), rows.next()) else {
-        return Err(PkiError::Crypto("the store did not return the CA rows it inserted".into()));
+        return Err(PkiError::Crypto(
+            "the store did not return the CA rows it inserted".into(),
+        ));
     };
-    Ok(CaInit { root, intermediate, root_cert: root_info, intermediate_cert: inter_info, root_key_written_to: opts.root_key_out.clone() })
+    Ok(CaInit {
+        root,
+        intermediate,
+        root_cert: root_info,
+        intermediate_cert: inter_info,
+        root_key_written_to: opts.root_key_out.clone(),
+    })
 }
 
 /// Load the issuing CA (intermediate + key) and its chain from the store.
@@ -149,11 +168,20 @@ pub fn load_issuing_ca(store: &Store) -> Result<IssuingCa, PkiError> {
     for _ in 0..8 {
         let Some(id) = parent else { break };
         let ca = store.ca_by_id(id)?;
-        let parent_cert = super::inspect::certificates(&format!("stored CA {:?}", ca.name), ca.cert_pem.as_bytes())?.remove(0);
+        let parent_cert = super::inspect::certificates(
+            &format!("stored CA {:?}", ca.name),
+            ca.cert_pem.as_bytes(),
+        )?
+        .remove(0);
         chain.push(CertificateDer::from(parent_cert.der));
         parent = ca.parent_id;
     }
-    Ok(IssuingCa { record, cert, chain, issuer })
+    Ok(IssuingCa {
+        record,
+        cert,
+        chain,
+        issuer,
+    })
 }
 
 /// A random, positive, 16-byte serial with a non-zero first byte (so its hex is canonical).
@@ -171,14 +199,23 @@ pub fn intermediate_name(root: &str) -> String {
     }
 }
 
-fn ca_params(cn: &str, path_len: u8, not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<CertificateParams, PkiError> {
+fn ca_params(
+    cn: &str,
+    path_len: u8,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
     dn.push(DnType::OrganizationName, "botgate");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = to_offset(not_before)?;
     params.not_after = to_offset(not_after)?;
     params.serial_number = Some(random_serial());
@@ -204,11 +241,13 @@ pub fn check_new_file(path: &Path, flag: &str) -> Result<(), PkiError> {
         )));
     }
     match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(PkiError::InvalidRequest(format!(
-            "{flag} {}: directory {} does not exist",
-            path.display(),
-            p.display()
-        ))),
+        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => {
+            Err(PkiError::InvalidRequest(format!(
+                "{flag} {}: directory {} does not exist",
+                path.display(),
+                p.display()
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -227,7 +266,10 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
         f.write_all(bytes)?;
         f.sync_all()
     };
-    write(&opts).map_err(|source| PkiError::Write { path: path.to_path_buf(), source })
+    write(&opts).map_err(|source| PkiError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -236,7 +278,15 @@ mod tests {
 
     fn opts(dir: &Path, key_out: Option<PathBuf>) -> (Store, CaInitOptions) {
         let store = Store::open(&dir.join("state")).unwrap();
-        (store, CaInitOptions { name: "botgate Root CA".into(), key: KeyAlgorithm::EcdsaP256, root_key_out: key_out, now: Utc::now() })
+        (
+            store,
+            CaInitOptions {
+                name: "botgate Root CA".into(),
+                key: KeyAlgorithm::EcdsaP256,
+                root_key_out: key_out,
+                now: Utc::now(),
+            },
+        )
     }
 
     #[test]
@@ -251,7 +301,10 @@ mod tests {
         assert!(store.root_key_on_host().unwrap());
         let ca = load_issuing_ca(&store).unwrap();
         assert_eq!(ca.chain.len(), 2);
-        assert!(matches!(init_ca(&store, &o), Err(PkiError::AlreadyInitialized(_))));
+        assert!(matches!(
+            init_ca(&store, &o),
+            Err(PkiError::AlreadyInitialized(_))
+        ));
     }
 
     #[test]
@@ -266,7 +319,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         load_issuing_ca(&store).unwrap();
         // A second init must not overwrite the key file.

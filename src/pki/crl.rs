@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
-use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber};
+use rcgen::{
+    CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber,
+};
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
@@ -53,24 +55,35 @@ pub struct IssuedCrl {
 
 /// Parse one DER CRL. `what` names the input in errors.
 pub fn parse_crl(what: &str, der: &[u8]) -> Result<CrlInfo, PkiError> {
-    let (_, crl) = CertificateRevocationList::from_der(der)
-        .map_err(|e| PkiError::Malformed { what: what.to_string(), detail: format!("not a valid CRL ({e})") })?;
-    let this_update = utc_from_unix(crl.last_update().timestamp())
-        .ok_or_else(|| PkiError::Malformed { what: what.to_string(), detail: "thisUpdate out of range".into() })?;
+    let (_, crl) = CertificateRevocationList::from_der(der).map_err(|e| PkiError::Malformed {
+        what: what.to_string(),
+        detail: format!("not a valid CRL ({e})"),
+    })?;
+    let this_update =
+        utc_from_unix(crl.last_update().timestamp()).ok_or_else(|| PkiError::Malformed {
+            what: what.to_string(),
+            detail: "thisUpdate out of range".into(),
+        })?;
     Ok(CrlInfo {
         issuer: crl.issuer().to_string(),
         issuer_common_name: name_cn(crl.issuer()),
         this_update,
         next_update: crl.next_update().and_then(|t| utc_from_unix(t.timestamp())),
         crl_number: crl.crl_number().map(|n| n.to_string()),
-        revoked_serials: crl.iter_revoked_certificates().map(|r| serial_hex(r.raw_serial())).collect(),
+        revoked_serials: crl
+            .iter_revoked_certificates()
+            .map(|r| serial_hex(r.raw_serial()))
+            .collect(),
         der: der.to_vec(),
     })
 }
 
 /// Read a CRL file (PEM or DER) such as an external CA publishes.
 pub fn load_crl_file(path: &Path) -> Result<CrlInfo, PkiError> {
-    let bytes = std::fs::read(path).map_err(|source| PkiError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let what = path.display().to_string();
     let items = inspect::inspect(&what, &bytes)?;
     let first = items.first().map(Item::describe);
@@ -91,11 +104,19 @@ pub fn load_crl_file(path: &Path) -> Result<CrlInfo, PkiError> {
 /// it (the gate picks it up via the generation bump) and advance the CRL number.
 pub fn issue_crl(store: &Store, now: DateTime<Utc>) -> Result<IssuedCrl, PkiError> {
     let ca = load_issuing_ca(store)?;
-    let revoked: Vec<_> = store.revoked_certs()?.into_iter().filter(|r| r.ca_id == Some(ca.record.id)).collect();
+    let revoked: Vec<_> = store
+        .revoked_certs()?
+        .into_iter()
+        .filter(|r| r.ca_id == Some(ca.record.id))
+        .collect();
     let mut revoked_params = Vec::with_capacity(revoked.len());
     for r in &revoked {
-        let bytes = hex::decode(&r.serial)
-            .map_err(|_| PkiError::Crypto(format!("stored serial {:?} of {} is not hex", r.serial, r.common_name)))?;
+        let bytes = hex::decode(&r.serial).map_err(|_| {
+            PkiError::Crypto(format!(
+                "stored serial {:?} of {} is not hex",
+                r.serial, r.common_name
+            ))
+        })?;
         revoked_params.push(RevokedCertParams {
             serial_number: SerialNumber::from_slice(&bytes),
             revocation_time: to_offset(r.revoked_at)?,
@@ -109,7 +130,9 @@ pub fn issue_crl(store: &Store, now: DateTime<Utc>) -> Result<IssuedCrl, PkiErro
     let params = CertificateRevocationListParams {
         this_update: to_offset(this_update)?,
         next_update: to_offset(next_update)?,
-        crl_number: SerialNumber::from_slice(&crl_number.to_be_bytes()[first_nonzero(&crl_number.to_be_bytes())..]),
+        crl_number: SerialNumber::from_slice(
+            &crl_number.to_be_bytes()[first_nonzero(&crl_number.to_be_bytes())..],
+        ),
         issuing_distribution_point: None,
         revoked_certs: revoked_params,
         key_identifier_method: KeyIdMethod::Sha256,
@@ -131,18 +154,30 @@ pub fn issue_crl(store: &Store, now: DateTime<Utc>) -> Result<IssuedCrl, PkiErro
 /// Re-sign the local CRL when none exists or more than half of its validity has passed; the
 /// gate calls this periodically so its own CRL never goes stale. `None` when no local CA exists
 /// or the stored CRL is fresh.
-pub fn refresh_crl_if_due(store: &Store, now: DateTime<Utc>) -> Result<Option<IssuedCrl>, PkiError> {
-    let Some(ca) = store.issuing_ca()? else { return Ok(None) };
+pub fn refresh_crl_if_due(
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Option<IssuedCrl>, PkiError> {
+    let Some(ca) = store.issuing_ca()? else {
+        return Ok(None);
+    };
     let due = match (ca.crl_this_update, ca.crl_next_update, &ca.crl_der) {
         (Some(this), Some(next), Some(_)) => now >= this + (next - this) / 2,
         _ => true,
     };
-    if due { issue_crl(store, now).map(Some) } else { Ok(None) }
+    if due {
+        issue_crl(store, now).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// Index of the first non-zero byte (keeps at least one byte).
 fn first_nonzero(bytes: &[u8]) -> usize {
-    bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1))
+    bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1))
 }
 
 #[cfg(test)]
@@ -157,10 +192,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        init_ca(&store, &CaInitOptions { name: "T Root CA".into(), key: KeyAlgorithm::EcdsaP256, root_key_out: None, now }).unwrap();
-        let req = ClientCertRequest { common_name: "bot-1", csr: None, days: 10, key: KeyAlgorithm::EcdsaP256, now };
+        init_ca(
+            &store,
+            &CaInitOptions {
+                name: "T Root CA".into(),
+                key: KeyAlgorithm::EcdsaP256,
+                root_key_out: None,
+                now,
+            },
+        )
+        .unwrap();
+        let req = ClientCertRequest {
+            common_name: "bot-1",
+            csr: None,
+            days: 10,
+            key: KeyAlgorithm::EcdsaP256,
+            now,
+        };
         let a = issue_client_cert(&store, &req).unwrap();
-        let _b = issue_client_cert(&store, &ClientCertRequest { common_name: "bot-2", ..req.clone() }).unwrap();
+        let _b = issue_client_cert(
+            &store,
+            &ClientCertRequest {
+                common_name: "bot-2",
+                ..req.clone()
+            },
+        )
+        .unwrap();
 
         let first = issue_crl(&store, now).unwrap();
         assert_eq!((first.crl_number, first.revoked), (1, 0));
@@ -181,26 +238,53 @@ mod tests {
         assert_eq!(bundle.crls[0].as_ref(), second.der.as_slice());
 
         assert!(refresh_crl_if_due(&store, now).unwrap().is_none());
-        assert_eq!(refresh_crl_if_due(&store, now + Duration::days(4)).unwrap().unwrap().crl_number, 3);
+        assert_eq!(
+            refresh_crl_if_due(&store, now + Duration::days(4))
+                .unwrap()
+                .unwrap()
+                .crl_number,
+            3
+        );
 
         // rustls' verifier refuses the revoked cert with this CRL and accepts the other one.
         let mut roots = rustls::RootCertStore::empty();
         roots.add(bundle.anchors[0].clone()).unwrap();
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
-            .with_crls(vec![rustls_pki_types::CertificateRevocationListDer::from(second.der.clone())])
-            .only_check_end_entity_revocation()
-            .allow_unknown_revocation_status()
-            .build()
-            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider,
+        )
+        .with_crls(vec![rustls_pki_types::CertificateRevocationListDer::from(
+            second.der.clone(),
+        )])
+        .only_check_end_entity_revocation()
+        .allow_unknown_revocation_status()
+        .build()
+        .unwrap();
         let chain = |pem: &str| -> Vec<rustls_pki_types::CertificateDer<'static>> {
-            crate::pki::certificates("c", pem.as_bytes()).unwrap().into_iter().map(|c| c.der.into()).collect()
+            crate::pki::certificates("c", pem.as_bytes())
+                .unwrap()
+                .into_iter()
+                .map(|c| c.der.into())
+                .collect()
         };
         let ca_chain = chain(&a.chain_pem);
-        let err = verifier.verify_client_cert(&ca_chain[0], &ca_chain[1..], rustls_pki_types::UnixTime::now()).unwrap_err();
+        let err = verifier
+            .verify_client_cert(
+                &ca_chain[0],
+                &ca_chain[1..],
+                rustls_pki_types::UnixTime::now(),
+            )
+            .unwrap_err();
         assert!(err.to_string().to_lowercase().contains("revoked"), "{err}");
         let ok_chain = chain(&_b.chain_pem);
-        verifier.verify_client_cert(&ok_chain[0], &ok_chain[1..], rustls_pki_types::UnixTime::now()).unwrap();
+        verifier
+            .verify_client_cert(
+                &ok_chain[0],
+                &ok_chain[1..],
+                rustls_pki_types::UnixTime::now(),
+            )
+            .unwrap();
     }
 
     #[test]
@@ -209,6 +293,10 @@ mod tests {
         let p = dir.path().join("x.pem");
         std::fs::write(&p, to_pem("PRIVATE KEY", &[0x30, 0x00])).unwrap();
         let err = load_crl_file(&p).unwrap_err();
-        assert!(err.to_string().contains("this is a private key, not a certificate revocation list"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("this is a private key, not a certificate revocation list"),
+            "{err}"
+        );
     }
 }

@@ -29,18 +29,31 @@ pub fn outer(bytes: &[u8]) -> Outer {
             return Outer::NotDer;
         }
         let Some(len_bytes) = bytes.get(2..2 + n) else {
-            return Outer::Truncated { stated: usize::MAX, have: bytes.len() };
+            return Outer::Truncated {
+                stated: usize::MAX,
+                have: bytes.len(),
+            };
         };
-        let len = len_bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = len_bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (2 + n, len)
     };
     let total = header.saturating_add(content);
-    if total > bytes.len() { Outer::Truncated { stated: total, have: bytes.len() } } else { Outer::Complete { total } }
+    if total > bytes.len() {
+        Outer::Truncated {
+            stated: total,
+            have: bytes.len(),
+        }
+    } else {
+        Outer::Complete { total }
+    }
 }
 
 /// Whether `der` is plausibly a private key (PKCS#8, PKCS#1 RSA or SEC1 EC), by structure.
 pub fn looks_like_private_key(der: &[u8]) -> bool {
-    matches!(outer(der), Outer::Complete { .. }) && rustls_pki_types::PrivateKeyDer::try_from(der).is_ok()
+    matches!(outer(der), Outer::Complete { .. })
+        && rustls_pki_types::PrivateKeyDer::try_from(der).is_ok()
 }
 
 #[cfg(test)]
@@ -49,10 +62,28 @@ mod tests {
 
     #[test]
     fn outer_header_cases() {
-        assert_eq!(outer(&[0x30, 0x02, 0x05, 0x00]), Outer::Complete { total: 4 });
-        assert_eq!(outer(&[0x30, 0x05, 0x05]), Outer::Truncated { stated: 7, have: 3 });
-        assert_eq!(outer(&[0x30, 0x82, 0x01]), Outer::Truncated { stated: usize::MAX, have: 3 });
-        assert_eq!(outer(&[0x30, 0x82, 0x01, 0x00]), Outer::Truncated { stated: 260, have: 4 });
+        assert_eq!(
+            outer(&[0x30, 0x02, 0x05, 0x00]),
+            Outer::Complete { total: 4 }
+        );
+        assert_eq!(
+            outer(&[0x30, 0x05, 0x05]),
+            Outer::Truncated { stated: 7, have: 3 }
+        );
+        assert_eq!(
+            outer(&[0x30, 0x82, 0x01]),
+            Outer::Truncated {
+                stated: usize::MAX,
+                have: 3
+            }
+        );
+        assert_eq!(
+            outer(&[0x30, 0x82, 0x01, 0x00]),
+            Outer::Truncated {
+                stated: 260,
+                have: 4
+            }
+        );
         assert_eq!(outer(b"hello"), Outer::NotDer);
         assert_eq!(outer(&[]), Outer::NotDer);
         assert_eq!(outer(&[0x30, 0x80]), Outer::NotDer);

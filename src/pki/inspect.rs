@@ -48,15 +48,19 @@ impl CertInfo {
     /// Parse one DER certificate. `what` names the input in errors.
     pub fn from_der(what: &str, der: &[u8]) -> Result<Self, PkiError> {
         check_outer(what, der, "certificate")?;
-        let (_, cert) = X509Certificate::from_der(der)
-            .map_err(|e| PkiError::Malformed { what: what.to_string(), detail: format!("not a valid X.509 certificate ({e})") })?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::Malformed {
+            what: what.to_string(),
+            detail: format!("not a valid X.509 certificate ({e})"),
+        })?;
         Self::from_parsed(what, &cert, der)
     }
 
     fn from_parsed(what: &str, cert: &X509Certificate<'_>, der: &[u8]) -> Result<Self, PkiError> {
         let time = |t: x509_parser::time::ASN1Time, field: &str| {
-            utc_from_unix(t.timestamp())
-                .ok_or_else(|| PkiError::Malformed { what: what.to_string(), detail: format!("{field} is out of range") })
+            utc_from_unix(t.timestamp()).ok_or_else(|| PkiError::Malformed {
+                what: what.to_string(),
+                detail: format!("{field} is out of range"),
+            })
         };
         let validity = cert.validity();
         Ok(CertInfo {
@@ -102,10 +106,14 @@ pub enum Item {
     Certificate(Box<CertInfo>),
     Csr(CsrInfo),
     Crl(super::CrlInfo),
-    PrivateKey { encrypted: bool },
+    PrivateKey {
+        encrypted: bool,
+    },
     PublicKey,
     /// A PEM block with a label we do not handle (e.g. DH PARAMETERS).
-    Other { label: String },
+    Other {
+        label: String,
+    },
 }
 
 /// The kind of an `Item`, for "this is X, not Y" messages.
@@ -149,12 +157,20 @@ impl Item {
 /// `what` names the input in errors (usually the file path).
 pub fn inspect(what: &str, bytes: &[u8]) -> Result<Vec<Item>, PkiError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(PkiError::Empty { what: what.to_string() });
+        return Err(PkiError::Empty {
+            what: what.to_string(),
+        });
     }
     if pem::looks_like_pem(bytes) {
         let blocks = pem::parse(bytes).map_err(|e| match e {
-            pem::PemError::Unterminated { .. } => PkiError::Truncated { what: what.to_string(), detail: e.to_string() },
-            _ => PkiError::Malformed { what: what.to_string(), detail: e.to_string() },
+            pem::PemError::Unterminated { .. } => PkiError::Truncated {
+                what: what.to_string(),
+                detail: e.to_string(),
+            },
+            _ => PkiError::Malformed {
+                what: what.to_string(),
+                detail: e.to_string(),
+            },
         })?;
         blocks.iter().map(|b| classify_block(what, b)).collect()
     } else {
@@ -176,14 +192,23 @@ pub fn certificates(what: &str, bytes: &[u8]) -> Result<Vec<CertInfo>, PkiError>
         .collect();
     match (certs.is_empty(), first_other) {
         (false, _) => Ok(certs),
-        (true, Some(found)) => Err(PkiError::WrongType { what: what.to_string(), found, expected: "a certificate" }),
-        (true, None) => Err(PkiError::Empty { what: what.to_string() }),
+        (true, Some(found)) => Err(PkiError::WrongType {
+            what: what.to_string(),
+            found,
+            expected: "a certificate",
+        }),
+        (true, None) => Err(PkiError::Empty {
+            what: what.to_string(),
+        }),
     }
 }
 
 /// Read a file and return its certificates (see `certificates`).
 pub fn read_certificate_file(path: &Path) -> Result<Vec<CertInfo>, PkiError> {
-    let bytes = std::fs::read(path).map_err(|source| PkiError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     certificates(&path.display().to_string(), &bytes)
 }
 
@@ -192,7 +217,10 @@ pub fn to_pem(label: &str, der: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
     for chunk in der.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 b64.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -217,12 +245,18 @@ fn classify_block(what: &str, block: &Block) -> Result<Item, PkiError> {
             // openssl's TRUSTED CERTIFICATE appends trust settings after the certificate.
             Ok(Item::Certificate(Box::new(cert_prefix(&at, &block.der)?)))
         }
-        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => parse_csr(&at, &block.der).map(Item::Csr),
+        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
+            parse_csr(&at, &block.der).map(Item::Csr)
+        }
         "X509 CRL" => super::crl::parse_crl(&at, &block.der).map(Item::Crl),
         "ENCRYPTED PRIVATE KEY" => Ok(Item::PrivateKey { encrypted: true }),
-        l if l.ends_with("PRIVATE KEY") => Ok(Item::PrivateKey { encrypted: block.encrypted }),
+        l if l.ends_with("PRIVATE KEY") => Ok(Item::PrivateKey {
+            encrypted: block.encrypted,
+        }),
         "PUBLIC KEY" | "RSA PUBLIC KEY" => Ok(Item::PublicKey),
-        other => Ok(Item::Other { label: other.to_string() }),
+        other => Ok(Item::Other {
+            label: other.to_string(),
+        }),
     }
 }
 
@@ -237,19 +271,28 @@ fn cert_prefix(what: &str, der: &[u8]) -> Result<CertInfo, PkiError> {
 fn classify_der(what: &str, bytes: &[u8]) -> Result<Item, PkiError> {
     match der::outer(bytes) {
         Outer::NotDer => {
-            let text = bytes.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+            let text = bytes
+                .iter()
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
             let detail = if text {
                 "it is text without any -----BEGIN …----- block".to_string()
             } else {
                 "the bytes are neither text nor an ASN.1 DER structure (garbage, or an unsupported format such as PKCS#12)".to_string()
             };
-            Err(PkiError::NotPem { what: what.to_string(), detail })
+            Err(PkiError::NotPem {
+                what: what.to_string(),
+                detail,
+            })
         }
-        Outer::Truncated { stated, have } => Err(PkiError::Truncated { what: what.to_string(), detail: truncation_detail(stated, have) }),
+        Outer::Truncated { stated, have } => Err(PkiError::Truncated {
+            what: what.to_string(),
+            detail: truncation_detail(stated, have),
+        }),
         Outer::Complete { .. } => {
             if let Ok((_, cert)) = X509Certificate::from_der(bytes) {
                 let total = bytes.len() - x509_rest_len(bytes);
-                return CertInfo::from_parsed(what, &cert, bytes.get(..total).unwrap_or(bytes)).map(|c| Item::Certificate(Box::new(c)));
+                return CertInfo::from_parsed(what, &cert, bytes.get(..total).unwrap_or(bytes))
+                    .map(|c| Item::Certificate(Box::new(c)));
             }
             if X509CertificationRequest::from_der(bytes).is_ok() {
                 return parse_csr(what, bytes).map(Item::Csr);
@@ -279,10 +322,14 @@ fn x509_rest_len(bytes: &[u8]) -> usize {
 fn check_outer(what: &str, der: &[u8], expected: &str) -> Result<(), PkiError> {
     match der::outer(der) {
         Outer::Complete { .. } => Ok(()),
-        Outer::Truncated { stated, have } => Err(PkiError::Truncated { what: what.to_string(), detail: truncation_detail(stated, have) }),
-        Outer::NotDer => {
-            Err(PkiError::Malformed { what: what.to_string(), detail: format!("the {expected} data does not start with an ASN.1 SEQUENCE") })
-        }
+        Outer::Truncated { stated, have } => Err(PkiError::Truncated {
+            what: what.to_string(),
+            detail: truncation_detail(stated, have),
+        }),
+        Outer::NotDer => Err(PkiError::Malformed {
+            what: what.to_string(),
+            detail: format!("the {expected} data does not start with an ASN.1 SEQUENCE"),
+        }),
     }
 }
 
@@ -296,8 +343,10 @@ fn truncation_detail(stated: usize, have: usize) -> String {
 
 fn parse_csr(what: &str, der: &[u8]) -> Result<CsrInfo, PkiError> {
     check_outer(what, der, "CSR")?;
-    let (_, csr) = X509CertificationRequest::from_der(der)
-        .map_err(|e| PkiError::Malformed { what: what.to_string(), detail: format!("not a valid certificate signing request ({e})") })?;
+    let (_, csr) = X509CertificationRequest::from_der(der).map_err(|e| PkiError::Malformed {
+        what: what.to_string(),
+        detail: format!("not a valid certificate signing request ({e})"),
+    })?;
     let info = &csr.certification_request_info;
     Ok(CsrInfo {
         subject: info.subject.to_string(),
@@ -306,7 +355,9 @@ fn parse_csr(what: &str, der: &[u8]) -> Result<CsrInfo, PkiError> {
     })
 }
 
-pub(crate) fn first_attr<'a>(mut it: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>) -> Option<String> {
+pub(crate) fn first_attr<'a>(
+    mut it: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
+) -> Option<String> {
     it.next().and_then(|a| a.as_str().ok()).map(str::to_string)
 }
 
@@ -321,11 +372,18 @@ mod tests {
 
     fn sample_cert() -> (String, Vec<u8>) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["device-a1.factory.corp".to_string()]).unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["device-a1.factory.corp".to_string()]).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, "device-a1.factory.corp");
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Example Corp");
-        params.distinguished_name.push(rcgen::DnType::CountryName, "SG");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "device-a1.factory.corp");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Example Corp");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CountryName, "SG");
         params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x00, 0x8a, 0x01]));
         let cert = params.self_signed(&key).unwrap();
         (cert.pem(), key.serialize_der())
@@ -339,7 +397,10 @@ mod tests {
         assert_eq!(c.common_name.as_deref(), Some("device-a1.factory.corp"));
         assert_eq!(c.organization.as_deref(), Some("Example Corp"));
         assert_eq!(c.country.as_deref(), Some("SG"));
-        assert_eq!(c.issuer_common_name.as_deref(), Some("device-a1.factory.corp"));
+        assert_eq!(
+            c.issuer_common_name.as_deref(),
+            Some("device-a1.factory.corp")
+        );
         assert_eq!(c.serial_hex, "8a01");
         assert_eq!(c.key_type, "ECDSA P-256");
         assert_eq!(c.fingerprint_sha256.len(), 64);
@@ -356,7 +417,10 @@ mod tests {
         let (_, key_der) = sample_cert();
         let pem = to_pem("PRIVATE KEY", &key_der);
         let err = certificates("k.pem", pem.as_bytes()).unwrap_err();
-        assert_eq!(err.to_string(), "k.pem: this is a private key, not a certificate");
+        assert_eq!(
+            err.to_string(),
+            "k.pem: this is a private key, not a certificate"
+        );
         let err = certificates("k.der", &key_der).unwrap_err();
         assert!(err.to_string().contains("private key"), "{err}");
     }
@@ -365,12 +429,27 @@ mod tests {
     fn truncated_and_garbage_inputs_say_so() {
         let (pem, _) = sample_cert();
         let cut = &pem.as_bytes()[..pem.len() / 2];
-        assert!(matches!(certificates("a", cut), Err(PkiError::Truncated { .. })));
+        assert!(matches!(
+            certificates("a", cut),
+            Err(PkiError::Truncated { .. })
+        ));
         let (_, key_der) = sample_cert();
-        assert!(matches!(certificates("b", &key_der[..key_der.len() - 5]), Err(PkiError::Truncated { .. })));
-        assert!(matches!(certificates("c", b"hello world"), Err(PkiError::NotPem { .. })));
-        assert!(matches!(certificates("d", &[0xff, 0x00, 0x13]), Err(PkiError::NotPem { .. })));
-        assert!(matches!(certificates("e", b"  \n"), Err(PkiError::Empty { .. })));
+        assert!(matches!(
+            certificates("b", &key_der[..key_der.len() - 5]),
+            Err(PkiError::Truncated { .. })
+        ));
+        assert!(matches!(
+            certificates("c", b"hello world"),
+            Err(PkiError::NotPem { .. })
+        ));
+        assert!(matches!(
+            certificates("d", &[0xff, 0x00, 0x13]),
+            Err(PkiError::NotPem { .. })
+        ));
+        assert!(matches!(
+            certificates("e", b"  \n"),
+            Err(PkiError::Empty { .. })
+        ));
     }
 
     mod props {

@@ -31,12 +31,22 @@ pub struct ScanResult {
 impl ScanResult {
     /// Every (file, certificate) found.
     pub fn certificates(&self) -> impl Iterator<Item = (&Path, &CertInfo)> {
-        self.files.iter().filter_map(|f| f.result.as_ref().ok().map(|certs| (f.path.as_path(), certs))).flat_map(|(p, certs)| certs.iter().map(move |c| (p, c)))
+        self.files
+            .iter()
+            .filter_map(|f| {
+                f.result
+                    .as_ref()
+                    .ok()
+                    .map(|certs| (f.path.as_path(), certs))
+            })
+            .flat_map(|(p, certs)| certs.iter().map(move |c| (p, c)))
     }
 
     /// Files that could not be read as certificates.
     pub fn errors(&self) -> impl Iterator<Item = (&Path, &PkiError)> {
-        self.files.iter().filter_map(|f| f.result.as_ref().err().map(|e| (f.path.as_path(), e)))
+        self.files
+            .iter()
+            .filter_map(|f| f.result.as_ref().err().map(|e| (f.path.as_path(), e)))
     }
 
     /// Unreadable files plus unlistable directories.
@@ -56,7 +66,10 @@ pub fn scan_dirs(dirs: &[PathBuf]) -> ScanResult {
         paths.sort();
         for path in paths {
             let certs = read_certificate_file(&path);
-            result.files.push(ScannedFile { path, result: certs });
+            result.files.push(ScannedFile {
+                path,
+                result: certs,
+            });
         }
     }
     result
@@ -64,7 +77,9 @@ pub fn scan_dirs(dirs: &[PathBuf]) -> ScanResult {
 
 /// Whether a path has a certificate file extension.
 pub fn is_cert_file(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| CERT_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| CERT_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -95,7 +110,10 @@ mod tests {
     fn scans_reports_errors_per_file_and_ignores_other_extensions() {
         let dir = tempfile::tempdir().unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["a.example".to_string()]).unwrap().self_signed(&key).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
         std::fs::write(dir.path().join("good.crt"), cert.pem()).unwrap();
         std::fs::write(dir.path().join("good.der"), cert.der().as_ref()).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
@@ -111,7 +129,15 @@ mod tests {
         assert_eq!(r.dir_errors.len(), 1);
         assert_eq!(r.error_count(), 4);
         let messages: Vec<String> = r.errors().map(|(_, e)| e.to_string()).collect();
-        assert!(messages.iter().any(|m| m.contains("this is a private key, not a certificate")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("truncated")), "{messages:?}");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("this is a private key, not a certificate")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("truncated")),
+            "{messages:?}"
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
 use rcgen::{
-    CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa,
-    KeyUsagePurpose, SanType,
+    CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -50,19 +50,30 @@ pub struct IssuedCert {
 }
 
 /// Issue a client certificate signed by the local issuing CA and add it to the inventory.
-pub fn issue_client_cert(store: &Store, req: &ClientCertRequest<'_>) -> Result<IssuedCert, PkiError> {
+pub fn issue_client_cert(
+    store: &Store,
+    req: &ClientCertRequest<'_>,
+) -> Result<IssuedCert, PkiError> {
     validate_common_name(req.common_name)?;
     if req.days == 0 || req.days > MAX_CLIENT_DAYS {
-        return Err(PkiError::InvalidRequest(format!("--days {} must be between 1 and {MAX_CLIENT_DAYS}", req.days)));
+        return Err(PkiError::InvalidRequest(format!(
+            "--days {} must be between 1 and {MAX_CLIENT_DAYS}",
+            req.days
+        )));
     }
     let ca = load_issuing_ca(store)?;
     let not_after = req.now + Duration::days(i64::from(req.days));
     let (der, key_pem) = match req.csr {
-        Some((what, bytes)) => (sign_csr(&ca, what, bytes, req.common_name, req.now, not_after)?, None),
+        Some((what, bytes)) => (
+            sign_csr(&ca, what, bytes, req.common_name, req.now, not_after)?,
+            None,
+        ),
         None => {
             let key = req.key.generate()?;
             let mut params = client_params(req.now, not_after)?;
-            params.distinguished_name.push(DnType::CommonName, req.common_name);
+            params
+                .distinguished_name
+                .push(DnType::CommonName, req.common_name);
             let cert = params.signed_by(&key, &ca.issuer)?;
             (cert.der().to_vec(), Some(key.serialize_pem()))
         }
@@ -84,7 +95,12 @@ pub fn issue_client_cert(store: &Store, req: &ClientCertRequest<'_>) -> Result<I
         created_at: req.now,
     })?;
     let chain_pem = format!("{leaf_pem}{}", ca.cert.to_pem());
-    Ok(IssuedCert { record, info, chain_pem, key_pem })
+    Ok(IssuedCert {
+        record,
+        info,
+        chain_pem,
+        key_pem,
+    })
 }
 
 /// A server certificate for the gate's TLS listener, signed by the local issuing CA: SANs are
@@ -105,33 +121,48 @@ pub fn issue_server_cert_at(
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
     let ca = load_issuing_ca(store)?;
     let mut names: Vec<String> = Vec::new();
-    for h in hostnames.iter().map(|h| h.trim().to_ascii_lowercase()).chain(["localhost".to_string()]) {
+    for h in hostnames
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .chain(["localhost".to_string()])
+    {
         if !names.contains(&h) {
             names.push(h);
         }
     }
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("localhost"));
-    params.distinguished_name.push(DnType::OrganizationName, "botgate");
+    params.distinguished_name.push(
+        DnType::CommonName,
+        names.first().map(String::as_str).unwrap_or("localhost"),
+    );
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "botgate");
     for name in &names {
         let san = match name.parse::<IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(
-                name.clone()
-                    .try_into()
-                    .map_err(|_| PkiError::InvalidRequest(format!("hostname {name:?} cannot be used in a certificate")))?,
-            ),
+            Err(_) => SanType::DnsName(name.clone().try_into().map_err(|_| {
+                PkiError::InvalidRequest(format!(
+                    "hostname {name:?} cannot be used in a certificate"
+                ))
+            })?),
         };
         params.subject_alt_names.push(san);
     }
-    for ip in [IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)] {
+    for ip in [
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ] {
         if !params.subject_alt_names.contains(&SanType::IpAddress(ip)) {
             params.subject_alt_names.push(SanType::IpAddress(ip));
         }
     }
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = to_offset(now - BACKDATE)?;
     params.not_after = to_offset(now + Duration::days(SERVER_CERT_DAYS))?;
@@ -148,18 +179,27 @@ pub fn issue_server_cert_at(
 /// A CN botgate will put in a certificate: 1-64 characters, no control characters.
 pub fn validate_common_name(cn: &str) -> Result<(), PkiError> {
     if cn.trim().is_empty() || cn.trim() != cn {
-        return Err(PkiError::InvalidRequest(format!("--cn {cn:?} must not be empty or have surrounding spaces")));
+        return Err(PkiError::InvalidRequest(format!(
+            "--cn {cn:?} must not be empty or have surrounding spaces"
+        )));
     }
     if cn.chars().count() > 64 {
-        return Err(PkiError::InvalidRequest(format!("--cn {cn:?} is longer than 64 characters (the X.509 limit for a CN)")));
+        return Err(PkiError::InvalidRequest(format!(
+            "--cn {cn:?} is longer than 64 characters (the X.509 limit for a CN)"
+        )));
     }
     if cn.chars().any(char::is_control) {
-        return Err(PkiError::InvalidRequest(format!("--cn {cn:?} contains control characters")));
+        return Err(PkiError::InvalidRequest(format!(
+            "--cn {cn:?} contains control characters"
+        )));
     }
     Ok(())
 }
 
-fn client_params(now: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<CertificateParams, PkiError> {
+fn client_params(
+    now: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     apply_client_profile(&mut params, now, not_after)?;
@@ -167,9 +207,16 @@ fn client_params(now: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<Certifi
 }
 
 /// Everything a client certificate must have, whatever the CSR asked for.
-fn apply_client_profile(params: &mut CertificateParams, now: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<(), PkiError> {
+fn apply_client_profile(
+    params: &mut CertificateParams,
+    now: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<(), PkiError> {
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.not_before = to_offset(now - BACKDATE)?;
     params.not_after = to_offset(not_after)?;
@@ -183,7 +230,14 @@ fn apply_client_profile(params: &mut CertificateParams, now: DateTime<Utc>, not_
 
 /// Sign a CSR: keep its subject (set the CN to `cn` if it has none; refuse a different CN) and
 /// its SANs; override CA flag, key usage, EKU, validity and serial.
-fn sign_csr(ca: &IssuingCa, what: &str, bytes: &[u8], cn: &str, now: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<Vec<u8>, PkiError> {
+fn sign_csr(
+    ca: &IssuingCa,
+    what: &str,
+    bytes: &[u8],
+    cn: &str,
+    now: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<Vec<u8>, PkiError> {
     let der = csr_der(what, bytes)?;
     let mut csr = CertificateSigningRequestParams::from_der(&der.into()).map_err(|e| PkiError::InvalidCsr {
         what: what.to_string(),
@@ -223,16 +277,29 @@ fn sign_csr(ca: &IssuingCa, what: &str, bytes: &[u8], cn: &str, now: DateTime<Ut
 fn csr_der(what: &str, bytes: &[u8]) -> Result<Vec<u8>, PkiError> {
     let items = inspect::inspect(what, bytes)?;
     if !items.iter().any(|i| matches!(i, Item::Csr(_))) {
-        let found = items.first().map(Item::describe).unwrap_or_else(|| "empty".into());
-        return Err(PkiError::WrongType { what: what.to_string(), found, expected: "a certificate signing request (CSR)" });
+        let found = items
+            .first()
+            .map(Item::describe)
+            .unwrap_or_else(|| "empty".into());
+        return Err(PkiError::WrongType {
+            what: what.to_string(),
+            found,
+            expected: "a certificate signing request (CSR)",
+        });
     }
     if super::pem::looks_like_pem(bytes) {
-        let blocks = super::pem::parse(bytes).map_err(|e| PkiError::Malformed { what: what.to_string(), detail: e.to_string() })?;
+        let blocks = super::pem::parse(bytes).map_err(|e| PkiError::Malformed {
+            what: what.to_string(),
+            detail: e.to_string(),
+        })?;
         blocks
             .into_iter()
             .find(|b| b.label.ends_with("CERTIFICATE REQUEST"))
             .map(|b| b.der)
-            .ok_or_else(|| PkiError::Malformed { what: what.to_string(), detail: "no CERTIFICATE REQUEST block".into() })
+            .ok_or_else(|| PkiError::Malformed {
+                what: what.to_string(),
+                detail: "no CERTIFICATE REQUEST block".into(),
+            })
     } else {
         Ok(bytes.to_vec())
     }
@@ -260,8 +327,16 @@ mod tests {
 
     fn store_with_ca(dir: &std::path::Path) -> Store {
         let store = Store::open(dir).unwrap();
-        init_ca(&store, &CaInitOptions { name: "Test Root CA".into(), key: KeyAlgorithm::EcdsaP256, root_key_out: None, now: Utc::now() })
-            .unwrap();
+        init_ca(
+            &store,
+            &CaInitOptions {
+                name: "Test Root CA".into(),
+                key: KeyAlgorithm::EcdsaP256,
+                root_key_out: None,
+                now: Utc::now(),
+            },
+        )
+        .unwrap();
         store
     }
 
@@ -272,7 +347,9 @@ mod tests {
         if let Some(cn) = cn {
             params.distinguished_name.push(DnType::CommonName, cn);
         }
-        params.distinguished_name.push(DnType::OrganizationName, "Example Corp");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example Corp");
         params.distinguished_name.push(DnType::CountryName, "SG");
         params.serialize_request(&key).unwrap().pem().unwrap()
     }
@@ -282,14 +359,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_ca(dir.path());
         let now = Utc::now();
-        let req = ClientCertRequest { common_name: "device-a1.factory.corp", csr: None, days: 30, key: KeyAlgorithm::EcdsaP256, now };
+        let req = ClientCertRequest {
+            common_name: "device-a1.factory.corp",
+            csr: None,
+            days: 30,
+            key: KeyAlgorithm::EcdsaP256,
+            now,
+        };
         let issued = issue_client_cert(&store, &req).unwrap();
-        assert_eq!(issued.info.common_name.as_deref(), Some("device-a1.factory.corp"));
-        assert_eq!(issued.info.issuer_common_name.as_deref(), Some("Test Issuing CA"));
+        assert_eq!(
+            issued.info.common_name.as_deref(),
+            Some("device-a1.factory.corp")
+        );
+        assert_eq!(
+            issued.info.issuer_common_name.as_deref(),
+            Some("Test Issuing CA")
+        );
         assert!(!issued.info.is_ca);
-        assert!((issued.info.not_after - (now + Duration::days(30))).num_seconds().abs() <= 1);
+        assert!(
+            (issued.info.not_after - (now + Duration::days(30)))
+                .num_seconds()
+                .abs()
+                <= 1
+        );
         assert!(issued.key_pem.as_deref().unwrap().contains("PRIVATE KEY"));
-        assert_eq!(inspect::certificates("chain", issued.chain_pem.as_bytes()).unwrap().len(), 2);
+        assert_eq!(
+            inspect::certificates("chain", issued.chain_pem.as_bytes())
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(store.find_certs("device-a1.factory.corp").unwrap().len(), 1);
     }
 
@@ -299,7 +398,13 @@ mod tests {
         let store = store_with_ca(dir.path());
         let now = Utc::now();
         let pem = csr(Some("github-actions-bot"));
-        let req = |cn, bytes: &'static [u8]| ClientCertRequest { common_name: cn, csr: Some(("c.csr", bytes)), days: 365, key: KeyAlgorithm::EcdsaP256, now };
+        let req = |cn, bytes: &'static [u8]| ClientCertRequest {
+            common_name: cn,
+            csr: Some(("c.csr", bytes)),
+            days: 365,
+            key: KeyAlgorithm::EcdsaP256,
+            now,
+        };
         let bytes: &'static [u8] = Box::leak(pem.into_bytes().into_boxed_slice());
         let issued = issue_client_cert(&store, &req("github-actions-bot", bytes)).unwrap();
         assert_eq!(issued.info.organization.as_deref(), Some("Example Corp"));
@@ -318,9 +423,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_ca(dir.path());
         let ca_pem = store.local_root().unwrap().unwrap().cert_pem;
-        let req = ClientCertRequest { common_name: "x", csr: Some(("ca.crt", ca_pem.as_bytes())), days: 1, key: KeyAlgorithm::EcdsaP256, now: Utc::now() };
+        let req = ClientCertRequest {
+            common_name: "x",
+            csr: Some(("ca.crt", ca_pem.as_bytes())),
+            days: 1,
+            key: KeyAlgorithm::EcdsaP256,
+            now: Utc::now(),
+        };
         let err = issue_client_cert(&store, &req).unwrap_err();
-        assert_eq!(err.to_string(), "ca.crt: this is a certificate, not a certificate signing request (CSR)");
+        assert_eq!(
+            err.to_string(),
+            "ca.crt: this is a certificate, not a certificate signing request (CSR)"
+        );
         assert!(err.is_bad_input());
     }
 
@@ -328,11 +442,30 @@ mod tests {
     fn refuses_without_ca_and_bad_input() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let req = ClientCertRequest { common_name: "x", csr: None, days: 1, key: KeyAlgorithm::EcdsaP256, now: Utc::now() };
-        assert!(matches!(issue_client_cert(&store, &req), Err(PkiError::NoIssuingCa)));
+        let req = ClientCertRequest {
+            common_name: "x",
+            csr: None,
+            days: 1,
+            key: KeyAlgorithm::EcdsaP256,
+            now: Utc::now(),
+        };
+        assert!(matches!(
+            issue_client_cert(&store, &req),
+            Err(PkiError::NoIssuingCa)
+        ));
         for (cn, days) in [("", 1), (" x", 1), ("x", 0), ("x", 100_000)] {
-            let req = ClientCertRequest { common_name: cn, days, ..req.clone() };
-            assert!(matches!(issue_client_cert(&store, &req), Err(PkiError::InvalidRequest(_))), "{cn:?} {days}");
+            let req = ClientCertRequest {
+                common_name: cn,
+                days,
+                ..req.clone()
+            };
+            assert!(
+                matches!(
+                    issue_client_cert(&store, &req),
+                    Err(PkiError::InvalidRequest(_))
+                ),
+                "{cn:?} {days}"
+            );
         }
     }
 
@@ -345,16 +478,30 @@ mod tests {
         let info = CertInfo::from_der("server", &chain[0]).unwrap();
         assert_eq!(info.common_name.as_deref(), Some("api.example.com"));
         let root = store.local_root().unwrap().unwrap();
-        let root_der = inspect::certificates("root", root.cert_pem.as_bytes()).unwrap().remove(0).der;
+        let root_der = inspect::certificates("root", root.cert_pem.as_bytes())
+            .unwrap()
+            .remove(0)
+            .der;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from(root_der)).unwrap();
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider).build().unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider,
+        )
+        .build()
+        .unwrap();
         use rustls::client::danger::ServerCertVerifier;
         for name in ["api.example.com", "localhost", "127.0.0.1"] {
             let sn = rustls_pki_types::ServerName::try_from(name).unwrap();
             verifier
-                .verify_server_cert(&chain[0], &chain[1..], &sn, &[], rustls_pki_types::UnixTime::now())
+                .verify_server_cert(
+                    &chain[0],
+                    &chain[1..],
+                    &sn,
+                    &[],
+                    rustls_pki_types::UnixTime::now(),
+                )
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
@@ -363,16 +510,33 @@ mod tests {
     fn client_cert_verifies_with_webpki_client_verifier() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_ca(dir.path());
-        let req = ClientCertRequest { common_name: "bot", csr: None, days: 1, key: KeyAlgorithm::EcdsaP256, now: Utc::now() };
+        let req = ClientCertRequest {
+            common_name: "bot",
+            csr: None,
+            days: 1,
+            key: KeyAlgorithm::EcdsaP256,
+            now: Utc::now(),
+        };
         let issued = issue_client_cert(&store, &req).unwrap();
         let bundle = store.trust_bundle("Test Root CA").unwrap();
         let mut roots = rustls::RootCertStore::empty();
         // Only the root as anchor: the intermediate must come from the client's chain.
         roots.add(bundle.anchors[0].clone()).unwrap();
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider).build().unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider,
+        )
+        .build()
+        .unwrap();
         let chain: Vec<CertificateDer<'static>> =
-            inspect::certificates("chain", issued.chain_pem.as_bytes()).unwrap().into_iter().map(|c| CertificateDer::from(c.der)).collect();
-        verifier.verify_client_cert(&chain[0], &chain[1..], rustls_pki_types::UnixTime::now()).unwrap();
+            inspect::certificates("chain", issued.chain_pem.as_bytes())
+                .unwrap()
+                .into_iter()
+                .map(|c| CertificateDer::from(c.der))
+                .collect();
+        verifier
+            .verify_client_cert(&chain[0], &chain[1..], rustls_pki_types::UnixTime::now())
+            .unwrap();
     }
 }

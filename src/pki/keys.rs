@@ -5,8 +5,8 @@
 
 use rcgen::KeyPair;
 use x509_parser::oid_registry::{
-    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521, OID_PKCS1_RSAENCRYPTION, OID_SIG_ED448,
-    OID_SIG_ED25519,
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+    OID_PKCS1_RSAENCRYPTION, OID_SIG_ED448, OID_SIG_ED25519,
 };
 use x509_parser::x509::SubjectPublicKeyInfo;
 
@@ -43,10 +43,16 @@ impl KeyAlgorithm {
 fn generate_rsa(bits: usize) -> Result<KeyPair, PkiError> {
     use rsa::pkcs8::EncodePrivateKey;
     let mut rng = getrandom::SysRng;
-    let key = rsa::PrivateKey::new(&mut rng, bits).map_err(|e| PkiError::Crypto(format!("RSA {bits} key generation: {e}")))?;
-    let pkcs8 = key.to_pkcs8_der().map_err(|e| PkiError::Crypto(format!("RSA key encoding: {e}")))?;
+    let key = rsa::PrivateKey::new(&mut rng, bits)
+        .map_err(|e| PkiError::Crypto(format!("RSA {bits} key generation: {e}")))?;
+    let pkcs8 = key
+        .to_pkcs8_der()
+        .map_err(|e| PkiError::Crypto(format!("RSA key encoding: {e}")))?;
     let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_bytes());
-    Ok(KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)?)
+    Ok(KeyPair::from_pkcs8_der_and_sign_algo(
+        &der,
+        &rcgen::PKCS_RSA_SHA256,
+    )?)
 }
 
 /// Load a PKCS#8 PEM key as stored by botgate (RSA or ECDSA), picking the matching signature
@@ -61,11 +67,17 @@ pub fn describe_spki(spki: &SubjectPublicKeyInfo<'_>) -> String {
     let alg = &spki.algorithm.algorithm;
     if *alg == OID_PKCS1_RSAENCRYPTION {
         match spki.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => format!("RSA {}", modulus_bits(rsa.modulus)),
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                format!("RSA {}", modulus_bits(rsa.modulus))
+            }
             _ => "RSA (unreadable key)".to_string(),
         }
     } else if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
         match curve {
             Some(c) if c == OID_EC_P256 => "ECDSA P-256".to_string(),
             Some(c) if c == OID_NIST_EC_P384 => "ECDSA P-384".to_string(),
@@ -84,7 +96,9 @@ pub fn describe_spki(spki: &SubjectPublicKeyInfo<'_>) -> String {
 
 /// Bit length of an unsigned big-endian modulus (leading zero bytes ignored).
 fn modulus_bits(m: &[u8]) -> usize {
-    let Some(first) = m.iter().position(|b| *b != 0) else { return 0 };
+    let Some(first) = m.iter().position(|b| *b != 0) else {
+        return 0;
+    };
     let lead = m[first];
     (m.len() - first) * 8 - lead.leading_zeros() as usize
 }

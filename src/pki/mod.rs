@@ -21,7 +21,9 @@ use crate::store::StoreError;
 
 pub use ca::{CaInit, CaInitOptions, IssuingCa, init_ca, load_issuing_ca};
 pub use crl::{CrlInfo, IssuedCrl, issue_crl, load_crl_file, parse_crl};
-pub use inspect::{CertInfo, CsrInfo, Item, ItemKind, certificates, inspect, read_certificate_file};
+pub use inspect::{
+    CertInfo, CsrInfo, Item, ItemKind, certificates, inspect, read_certificate_file,
+};
 pub use inventory::{ScanResult, scan_dirs};
 pub use issue::{ClientCertRequest, IssuedCert, issue_client_cert, issue_server_cert};
 pub use keys::KeyAlgorithm;
@@ -34,9 +36,15 @@ pub const EXPIRING_WITHIN_DAYS: i64 = 30;
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {}: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what}: the file is empty")]
     Empty { what: String },
     #[error("{what}: not PEM (no -----BEGIN line) and not DER either: {detail}")]
@@ -46,13 +54,29 @@ pub enum PkiError {
     #[error("{what}: malformed: {detail}")]
     Malformed { what: String, detail: String },
     #[error("{what}: this is {found}, not {expected}")]
-    WrongType { what: String, found: String, expected: &'static str },
-    #[error("{what}: {subject} is not a CA certificate (basicConstraints CA:TRUE is missing); trust the CA that issued it instead")]
+    WrongType {
+        what: String,
+        found: String,
+        expected: &'static str,
+    },
+    #[error(
+        "{what}: {subject} is not a CA certificate (basicConstraints CA:TRUE is missing); trust the CA that issued it instead"
+    )]
     NotCa { what: String, subject: String },
-    #[error("{what}: {subject} expired on {not_after}; a CA past its not-after cannot verify anything")]
-    Expired { what: String, subject: String, not_after: DateTime<Utc> },
+    #[error(
+        "{what}: {subject} expired on {not_after}; a CA past its not-after cannot verify anything"
+    )]
+    Expired {
+        what: String,
+        subject: String,
+        not_after: DateTime<Utc>,
+    },
     #[error("{what}: {subject} is not valid before {not_before}")]
-    NotYetValid { what: String, subject: String, not_before: DateTime<Utc> },
+    NotYetValid {
+        what: String,
+        subject: String,
+        not_before: DateTime<Utc>,
+    },
     #[error("{what}: {}; pass the CA's certificate (e.g. ca.crt, not ca.key) and keep its key offline", if *only_key { "this is a private key, not a CA certificate" } else { "contains a private key next to the certificates; a CA file to trust must hold certificates only" })]
     ContainsPrivateKey { what: String, only_key: bool },
     #[error("invalid certificate request: {0}")]
@@ -136,13 +160,24 @@ impl CertStatus {
 /// canonical form: lowercase hex, no separators, no leading zero bytes. `None` if not hex.
 pub fn normalize_serial(input: &str) -> Option<String> {
     let s = input.trim();
-    let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    let hex: String = s.chars().filter(|c| *c != ':' && *c != ' ').collect::<String>().to_ascii_lowercase();
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let hex: String = s
+        .chars()
+        .filter(|c| *c != ':' && *c != ' ')
+        .collect::<String>()
+        .to_ascii_lowercase();
     if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     let trimmed = hex.trim_start_matches('0');
-    let mut out = if trimmed.is_empty() { "0".to_string() } else { trimmed.to_string() };
+    let mut out = if trimmed.is_empty() {
+        "0".to_string()
+    } else {
+        trimmed.to_string()
+    };
     if out.len() % 2 == 1 {
         out.insert(0, '0');
     }
@@ -151,7 +186,10 @@ pub fn normalize_serial(input: &str) -> Option<String> {
 
 /// Canonical hex of a DER INTEGER's content bytes (leading zero bytes dropped).
 pub fn serial_hex(raw: &[u8]) -> String {
-    let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
+    let first = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
     hex::encode(raw.get(first..).unwrap_or_default())
 }
 
@@ -168,7 +206,8 @@ pub(crate) fn utc_from_unix(secs: i64) -> Option<DateTime<Utc>> {
 
 /// rcgen's time type from chrono (second precision).
 pub(crate) fn to_offset(t: DateTime<Utc>) -> Result<time::OffsetDateTime, PkiError> {
-    time::OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| PkiError::InvalidRequest(format!("time {t} out of range: {e}")))
+    time::OffsetDateTime::from_unix_timestamp(t.timestamp())
+        .map_err(|e| PkiError::InvalidRequest(format!("time {t} out of range: {e}")))
 }
 
 #[cfg(test)]
@@ -190,9 +229,18 @@ mod tests {
     #[test]
     fn status_thresholds() {
         let now = Utc::now();
-        assert_eq!(CertStatus::at(now + chrono::Duration::days(31), false, now), CertStatus::Active);
-        assert_eq!(CertStatus::at(now + chrono::Duration::days(30), false, now), CertStatus::Expiring);
+        assert_eq!(
+            CertStatus::at(now + chrono::Duration::days(31), false, now),
+            CertStatus::Active
+        );
+        assert_eq!(
+            CertStatus::at(now + chrono::Duration::days(30), false, now),
+            CertStatus::Expiring
+        );
         assert_eq!(CertStatus::at(now, false, now), CertStatus::Expired);
-        assert_eq!(CertStatus::at(now + chrono::Duration::days(300), true, now), CertStatus::Revoked);
+        assert_eq!(
+            CertStatus::at(now + chrono::Duration::days(300), true, now),
+            CertStatus::Revoked
+        );
     }
 }

@@ -19,9 +19,17 @@ pub enum PemError {
     /// A BEGIN line without its END line.
     Unterminated { label: String, line: usize },
     /// END label differs from BEGIN label.
-    Mismatched { begin: String, end: String, line: usize },
+    Mismatched {
+        begin: String,
+        end: String,
+        line: usize,
+    },
     /// The body is not valid base64.
-    BadBase64 { label: String, line: usize, detail: String },
+    BadBase64 {
+        label: String,
+        line: usize,
+        detail: String,
+    },
     /// A BEGIN line that is not `-----BEGIN LABEL-----`.
     BadHeader { line: usize },
 }
@@ -30,13 +38,23 @@ impl std::fmt::Display for PemError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PemError::Unterminated { label, line } => {
-                write!(f, "PEM block {label:?} starting at line {line} has no END line (file cut short?)")
+                write!(
+                    f,
+                    "PEM block {label:?} starting at line {line} has no END line (file cut short?)"
+                )
             }
             PemError::Mismatched { begin, end, line } => {
                 write!(f, "line {line}: END {end:?} does not close BEGIN {begin:?}")
             }
-            PemError::BadBase64 { label, line, detail } => {
-                write!(f, "PEM block {label:?} starting at line {line}: body is not valid base64 ({detail})")
+            PemError::BadBase64 {
+                label,
+                line,
+                detail,
+            } => {
+                write!(
+                    f,
+                    "PEM block {label:?} starting at line {line}: body is not valid base64 ({detail})"
+                )
             }
             PemError::BadHeader { line } => write!(f, "line {line}: malformed -----BEGIN line"),
         }
@@ -59,7 +77,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Block>, PemError> {
         match &mut open {
             None => {
                 if let Some(rest) = line.strip_prefix("-----BEGIN ") {
-                    let label = rest.strip_suffix("-----").ok_or(PemError::BadHeader { line: line_no })?;
+                    let label = rest
+                        .strip_suffix("-----")
+                        .ok_or(PemError::BadHeader { line: line_no })?;
                     open = Some((label.to_string(), line_no, String::new(), false));
                 }
             }
@@ -67,14 +87,29 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Block>, PemError> {
                 if let Some(rest) = line.strip_prefix("-----END ") {
                     let end = rest.strip_suffix("-----").unwrap_or(rest);
                     if end != label {
-                        return Err(PemError::Mismatched { begin: label.clone(), end: end.to_string(), line: line_no });
+                        return Err(PemError::Mismatched {
+                            begin: label.clone(),
+                            end: end.to_string(),
+                            line: line_no,
+                        });
                     }
-                    let der = decode_base64(body)
-                        .map_err(|detail| PemError::BadBase64 { label: label.clone(), line: *start, detail })?;
-                    blocks.push(Block { label: label.clone(), line: *start, der, encrypted: *encrypted });
+                    let der = decode_base64(body).map_err(|detail| PemError::BadBase64 {
+                        label: label.clone(),
+                        line: *start,
+                        detail,
+                    })?;
+                    blocks.push(Block {
+                        label: label.clone(),
+                        line: *start,
+                        der,
+                        encrypted: *encrypted,
+                    });
                     open = None;
                 } else if line.starts_with("-----BEGIN ") {
-                    return Err(PemError::Unterminated { label: label.clone(), line: *start });
+                    return Err(PemError::Unterminated {
+                        label: label.clone(),
+                        line: *start,
+                    });
                 } else if let Some((key, value)) = line.split_once(':') {
                     // RFC 1421 headers (Proc-Type, DEK-Info) before the body.
                     if key.eq_ignore_ascii_case("Proc-Type") && value.contains("ENCRYPTED") {
@@ -115,7 +150,8 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
         if c.is_ascii_whitespace() {
             continue;
         }
-        let v = value(c).ok_or_else(|| format!("unexpected character {:?} at offset {pos}", char::from(c)))?;
+        let v = value(c)
+            .ok_or_else(|| format!("unexpected character {:?} at offset {pos}", char::from(c)))?;
         acc = (acc << 6) | v;
         bits += 6;
         if bits >= 8 {
@@ -148,11 +184,26 @@ mod tests {
 
     #[test]
     fn reports_truncation_mismatch_and_bad_base64() {
-        assert!(matches!(parse(b"-----BEGIN X-----\nAAAA\n"), Err(PemError::Unterminated { line: 1, .. })));
-        assert!(matches!(parse(b"-----BEGIN X-----\nAAAA\n-----END Y-----"), Err(PemError::Mismatched { .. })));
-        assert!(matches!(parse(b"-----BEGIN X-----\nA*AA\n-----END X-----"), Err(PemError::BadBase64 { .. })));
-        assert!(matches!(parse(b"-----BEGIN X-----\nA\n-----END X-----"), Err(PemError::BadBase64 { .. })));
-        assert!(matches!(parse(b"-----BEGIN X\n"), Err(PemError::BadHeader { line: 1 })));
+        assert!(matches!(
+            parse(b"-----BEGIN X-----\nAAAA\n"),
+            Err(PemError::Unterminated { line: 1, .. })
+        ));
+        assert!(matches!(
+            parse(b"-----BEGIN X-----\nAAAA\n-----END Y-----"),
+            Err(PemError::Mismatched { .. })
+        ));
+        assert!(matches!(
+            parse(b"-----BEGIN X-----\nA*AA\n-----END X-----"),
+            Err(PemError::BadBase64 { .. })
+        ));
+        assert!(matches!(
+            parse(b"-----BEGIN X-----\nA\n-----END X-----"),
+            Err(PemError::BadBase64 { .. })
+        ));
+        assert!(matches!(
+            parse(b"-----BEGIN X\n"),
+            Err(PemError::BadHeader { line: 1 })
+        ));
     }
 
     #[test]

@@ -250,7 +250,11 @@ fn cert_from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
         not_after: from_db_time(r.get(7)?),
         key_type: r.get(8)?,
         cert_pem: r.get(9)?,
-        source: if source == "watched" { CertSource::Watched } else { CertSource::Issued },
+        source: if source == "watched" {
+            CertSource::Watched
+        } else {
+            CertSource::Issued
+        },
         path: r.get(11)?,
         revoked_at: opt_time(r.get(12)?),
         revocation_reason: r.get(13)?,
@@ -271,8 +275,11 @@ impl Store {
         let mut parent: Option<i64> = None;
         let mut ids = Vec::with_capacity(chain.len());
         for ca in chain {
-            let taken: Option<String> =
-                tx.query_row("SELECT kind FROM cas WHERE name = ?1", [ca.name], |r| r.get(0)).optional()?;
+            let taken: Option<String> = tx
+                .query_row("SELECT kind FROM cas WHERE name = ?1", [ca.name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
             if let Some(kind) = taken {
                 return Err(StoreError::Conflict(format!(
                     "a CA named {:?} already exists ({kind}); pick another --name (see `botgate ca list`)",
@@ -280,7 +287,11 @@ impl Store {
                 )));
             }
             let dup: Option<String> = tx
-                .query_row("SELECT name FROM cas WHERE fingerprint_sha256 = ?1", [ca.fingerprint_sha256], |r| r.get(0))
+                .query_row(
+                    "SELECT name FROM cas WHERE fingerprint_sha256 = ?1",
+                    [ca.fingerprint_sha256],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if let Some(existing) = dup {
                 return Err(StoreError::Conflict(format!(
@@ -312,7 +323,11 @@ impl Store {
         bump_generation(&tx)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(tx.query_row(&format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"), [id], ca_from_row)?);
+            out.push(tx.query_row(
+                &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
+                [id],
+                ca_from_row,
+            )?);
         }
         tx.commit()?;
         Ok(out)
@@ -322,31 +337,49 @@ impl Store {
     pub fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {CA_COLUMNS} FROM cas ORDER BY id"))?;
-        let rows = stmt.query_map([], ca_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map([], ca_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     /// A CA by name.
     pub fn find_ca(&self, name: &str) -> Result<CaRecord, StoreError> {
         let conn = self.conn();
-        conn.query_row(&format!("SELECT {CA_COLUMNS} FROM cas WHERE name = ?1"), [name], ca_from_row)
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("no CA named {name:?} (see `botgate ca list`)")))
+        conn.query_row(
+            &format!("SELECT {CA_COLUMNS} FROM cas WHERE name = ?1"),
+            [name],
+            ca_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("no CA named {name:?} (see `botgate ca list`)"))
+        })
     }
 
     /// A CA by row id.
     pub fn ca_by_id(&self, id: i64) -> Result<CaRecord, StoreError> {
         let conn = self.conn();
-        conn.query_row(&format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"), [id], ca_from_row)
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("no CA with id {id}")))
+        conn.query_row(
+            &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
+            [id],
+            ca_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no CA with id {id}")))
     }
 
     /// botgate's own root CA, if `ca init` ran.
     pub fn local_root(&self) -> Result<Option<CaRecord>, StoreError> {
         let conn = self.conn();
         Ok(conn
-            .query_row(&format!("SELECT {CA_COLUMNS} FROM cas WHERE kind = 'root' ORDER BY id DESC LIMIT 1"), [], ca_from_row)
+            .query_row(
+                &format!(
+                    "SELECT {CA_COLUMNS} FROM cas WHERE kind = 'root' ORDER BY id DESC LIMIT 1"
+                ),
+                [],
+                ca_from_row,
+            )
             .optional()?)
     }
 
@@ -365,7 +398,11 @@ impl Store {
     /// Whether a root CA private key sits in the store (policy lint warns: keep roots offline).
     pub fn root_key_on_host(&self) -> Result<bool, StoreError> {
         let conn = self.conn();
-        Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM cas WHERE kind = 'root' AND key_pem IS NOT NULL)", [], |r| r.get(0))?)
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM cas WHERE kind = 'root' AND key_pem IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// Remove the local root's key from the store and return it (to write it somewhere offline).
@@ -376,21 +413,36 @@ impl Store {
         let root = tx
             .query_row(&format!("SELECT {CA_COLUMNS} FROM cas WHERE kind = 'root' AND key_pem IS NOT NULL LIMIT 1"), [], ca_from_row)
             .optional()?;
-        let Some(mut root) = root else { return Ok(None) };
-        let Some(key) = root.key_pem.take() else { return Ok(None) };
+        let Some(mut root) = root else {
+            return Ok(None);
+        };
+        let Some(key) = root.key_pem.take() else {
+            return Ok(None);
+        };
         tx.execute("UPDATE cas SET key_pem = NULL WHERE id = ?1", [root.id])?;
         tx.commit()?;
         Ok(Some((root, key)))
     }
 
     /// Set or clear the external CRL file for a CA.
-    pub fn set_ca_crl_path(&self, name: &str, crl_path: Option<&str>) -> Result<CaRecord, StoreError> {
+    pub fn set_ca_crl_path(
+        &self,
+        name: &str,
+        crl_path: Option<&str>,
+    ) -> Result<CaRecord, StoreError> {
         let ca = self.find_ca(name)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute("UPDATE cas SET crl_path = ?1 WHERE id = ?2", params![crl_path, ca.id])?;
+        tx.execute(
+            "UPDATE cas SET crl_path = ?1 WHERE id = ?2",
+            params![crl_path, ca.id],
+        )?;
         bump_generation(&tx)?;
-        let ca = tx.query_row(&format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"), [ca.id], ca_from_row)?;
+        let ca = tx.query_row(
+            &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
+            [ca.id],
+            ca_from_row,
+        )?;
         tx.commit()?;
         Ok(ca)
     }
@@ -409,7 +461,13 @@ impl Store {
         tx.execute(
             "UPDATE cas SET crl_der = ?1, crl_this_update = ?2, crl_next_update = ?3,
                  next_crl_number = max(next_crl_number, ?4 + 1) WHERE id = ?5",
-            params![der, to_db_time(this_update), to_db_time(next_update), crl_number, ca_id],
+            params![
+                der,
+                to_db_time(this_update),
+                to_db_time(next_update),
+                crl_number,
+                ca_id
+            ],
         )?;
         bump_generation(&tx)?;
         tx.commit()?;
@@ -425,13 +483,20 @@ impl Store {
                  UNION SELECT c.id FROM cas c JOIN grp ON c.parent_id = grp.id)
              SELECT {CA_COLUMNS} FROM cas WHERE id IN grp ORDER BY id"
         ))?;
-        let cas = stmt.query_map([name], ca_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let cas = stmt
+            .query_map([name], ca_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         if cas.is_empty() {
             return Err(StoreError::NotFound(format!(
                 "no CA named {name:?}; trust one with `botgate ca trust FILE --name {name:?}` or see `botgate ca list`"
             )));
         }
-        let mut bundle = TrustBundle { name: name.to_string(), anchors: Vec::new(), crls: Vec::new(), crl_files: Vec::new() };
+        let mut bundle = TrustBundle {
+            name: name.to_string(),
+            anchors: Vec::new(),
+            crls: Vec::new(),
+            crl_files: Vec::new(),
+        };
         for ca in cas {
             // Rows were written from parsed certificates; an unreadable one is skipped, not fatal.
             if let Ok(der) = CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()) {
@@ -453,8 +518,10 @@ impl Store {
     pub fn trust_bundles(&self) -> Result<Vec<TrustBundle>, StoreError> {
         let names: Vec<String> = {
             let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT name FROM cas WHERE parent_id IS NULL ORDER BY id")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?
+            let mut stmt =
+                conn.prepare("SELECT name FROM cas WHERE parent_id IS NULL ORDER BY id")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?
         };
         names.iter().map(|n| self.trust_bundle(n)).collect()
     }
@@ -466,15 +533,26 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let dup: Option<String> = tx
-            .query_row("SELECT common_name FROM certs WHERE fingerprint_sha256 = ?1", [c.fingerprint_sha256], |r| r.get(0))
+            .query_row(
+                "SELECT common_name FROM certs WHERE fingerprint_sha256 = ?1",
+                [c.fingerprint_sha256],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(cn) = dup {
-            return Err(StoreError::Conflict(format!("certificate {} ({cn}) is already in the inventory", c.fingerprint_sha256)));
+            return Err(StoreError::Conflict(format!(
+                "certificate {} ({cn}) is already in the inventory",
+                c.fingerprint_sha256
+            )));
         }
         insert_cert_row(&tx, c)?;
         let id = tx.last_insert_rowid();
         bump_generation(&tx)?;
-        let rec = tx.query_row(&format!("SELECT {CERT_COLUMNS} FROM certs WHERE id = ?1"), [id], cert_from_row)?;
+        let rec = tx.query_row(
+            &format!("SELECT {CERT_COLUMNS} FROM certs WHERE id = ?1"),
+            [id],
+            cert_from_row,
+        )?;
         tx.commit()?;
         Ok(rec)
     }
@@ -487,13 +565,18 @@ impl Store {
         let mut added = 0;
         for c in certs {
             let known: Option<(i64, String)> = tx
-                .query_row("SELECT id, source FROM certs WHERE fingerprint_sha256 = ?1", [c.fingerprint_sha256], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    "SELECT id, source FROM certs WHERE fingerprint_sha256 = ?1",
+                    [c.fingerprint_sha256],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
             match known {
                 Some((id, source)) if source == "watched" => {
-                    tx.execute("UPDATE certs SET path = ?1 WHERE id = ?2", params![c.path, id])?;
+                    tx.execute(
+                        "UPDATE certs SET path = ?1 WHERE id = ?2",
+                        params![c.path, id],
+                    )?;
                 }
                 Some(_) => {}
                 None => {
@@ -512,8 +595,12 @@ impl Store {
     /// Every inventoried certificate, by CN then newest first.
     pub fn list_certs(&self) -> Result<Vec<CertRecord>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {CERT_COLUMNS} FROM certs ORDER BY common_name, created_at DESC, id DESC"))?;
-        let rows = stmt.query_map([], cert_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {CERT_COLUMNS} FROM certs ORDER BY common_name, created_at DESC, id DESC"
+        ))?;
+        let rows = stmt
+            .query_map([], cert_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -521,22 +608,37 @@ impl Store {
     /// CN; unrevoked first, newest first. Empty when nothing matches.
     pub fn find_certs(&self, serial_or_cn: &str) -> Result<Vec<CertRecord>, StoreError> {
         let serial = crate::pki::normalize_serial(serial_or_cn).unwrap_or_default();
-        let fingerprint: String = serial_or_cn.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+        let fingerprint: String = serial_or_cn
+            .chars()
+            .filter(|c| *c != ':')
+            .collect::<String>()
+            .to_ascii_lowercase();
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {CERT_COLUMNS} FROM certs WHERE common_name = ?1 OR serial = ?2 OR fingerprint_sha256 = ?3
              ORDER BY (revoked_at IS NULL) DESC, created_at DESC, id DESC"
         ))?;
-        let rows = stmt.query_map(params![serial_or_cn, serial, fingerprint], cert_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map(params![serial_or_cn, serial, fingerprint], cert_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     /// Revoke one certificate by row id. Revoking twice is a `Conflict`.
-    pub fn revoke_cert(&self, id: i64, at: DateTime<Utc>, reason: Option<&str>) -> Result<CertRecord, StoreError> {
+    pub fn revoke_cert(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        reason: Option<&str>,
+    ) -> Result<CertRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let rec = tx
-            .query_row(&format!("SELECT {CERT_COLUMNS} FROM certs WHERE id = ?1"), [id], cert_from_row)
+            .query_row(
+                &format!("SELECT {CERT_COLUMNS} FROM certs WHERE id = ?1"),
+                [id],
+                cert_from_row,
+            )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("no certificate with id {id}")))?;
         if let Some(when) = rec.revoked_at {
@@ -547,9 +649,16 @@ impl Store {
                 when.to_rfc3339()
             )));
         }
-        tx.execute("UPDATE certs SET revoked_at = ?1, revocation_reason = ?2 WHERE id = ?3", params![to_db_time(at), reason, id])?;
+        tx.execute(
+            "UPDATE certs SET revoked_at = ?1, revocation_reason = ?2 WHERE id = ?3",
+            params![to_db_time(at), reason, id],
+        )?;
         bump_generation(&tx)?;
-        let rec = tx.query_row(&format!("SELECT {CERT_COLUMNS} FROM certs WHERE id = ?1"), [id], cert_from_row)?;
+        let rec = tx.query_row(
+            &format!("SELECT {CERT_COLUMNS} FROM certs WHERE id = ?1"),
+            [id],
+            cert_from_row,
+        )?;
         tx.commit()?;
         Ok(rec)
     }
@@ -598,7 +707,15 @@ impl Store {
             )?;
             for s in seen {
                 let at = to_db_time(s.at);
-                sighting.execute(params![s.fingerprint_sha256, s.serial, s.common_name, s.issuer, s.not_after.map(to_db_time), at, s.ip])?;
+                sighting.execute(params![
+                    s.fingerprint_sha256,
+                    s.serial,
+                    s.common_name,
+                    s.issuer,
+                    s.not_after.map(to_db_time),
+                    at,
+                    s.ip
+                ])?;
                 cert.execute(params![s.fingerprint_sha256, at, s.ip])?;
             }
         }
@@ -675,7 +792,13 @@ mod tests {
         }
     }
 
-    fn new_ca<'a>(name: &'a str, kind: CaKind, fp: &'a str, key: Option<&'a str>, now: DateTime<Utc>) -> NewCa<'a> {
+    fn new_ca<'a>(
+        name: &'a str,
+        kind: CaKind,
+        fp: &'a str,
+        key: Option<&'a str>,
+        now: DateTime<Utc>,
+    ) -> NewCa<'a> {
         NewCa {
             name,
             kind,
@@ -697,18 +820,37 @@ mod tests {
         let now = Utc::now();
         let g0 = store.generation().unwrap();
         let rows = store
-            .insert_ca_chain(&[new_ca("Root", CaKind::Root, "aa", None, now), new_ca("Issuing", CaKind::Intermediate, "bb", Some("KEY"), now)])
+            .insert_ca_chain(&[
+                new_ca("Root", CaKind::Root, "aa", None, now),
+                new_ca("Issuing", CaKind::Intermediate, "bb", Some("KEY"), now),
+            ])
             .unwrap();
         assert!(store.generation().unwrap() > g0);
         assert_eq!(rows[1].parent_id, Some(rows[0].id));
         assert!(!store.root_key_on_host().unwrap());
         assert_eq!(store.issuing_ca().unwrap().unwrap().name, "Issuing");
-        assert!(matches!(store.insert_ca_chain(&[new_ca("Root", CaKind::Trusted, "cc", None, now)]), Err(StoreError::Conflict(_))));
-        assert!(matches!(store.insert_ca_chain(&[new_ca("Other", CaKind::Trusted, "aa", None, now)]), Err(StoreError::Conflict(_))));
-        store.insert_ca_chain(&[new_ca("Other", CaKind::Trusted, "dd", None, now)]).unwrap();
-        let names: Vec<String> = store.trust_bundles().unwrap().into_iter().map(|b| b.name).collect();
+        assert!(matches!(
+            store.insert_ca_chain(&[new_ca("Root", CaKind::Trusted, "cc", None, now)]),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.insert_ca_chain(&[new_ca("Other", CaKind::Trusted, "aa", None, now)]),
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .insert_ca_chain(&[new_ca("Other", CaKind::Trusted, "dd", None, now)])
+            .unwrap();
+        let names: Vec<String> = store
+            .trust_bundles()
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
         assert_eq!(names, ["Root", "Other"]);
-        assert!(matches!(store.trust_bundle("nope"), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.trust_bundle("nope"),
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -716,7 +858,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        store.insert_ca_chain(&[new_ca("Root", CaKind::Root, "aa", Some("ROOTKEY"), now)]).unwrap();
+        store
+            .insert_ca_chain(&[new_ca("Root", CaKind::Root, "aa", Some("ROOTKEY"), now)])
+            .unwrap();
         assert!(store.root_key_on_host().unwrap());
         let (root, key) = store.take_root_key().unwrap().unwrap();
         assert_eq!((root.name.as_str(), key.as_str()), ("Root", "ROOTKEY"));
@@ -729,19 +873,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        let a = store.insert_cert(&new_cert("0a1b", "device-a1", "f1", now)).unwrap();
-        store.insert_cert(&new_cert("0c2d", "device-a1", "f2", now + Duration::seconds(1))).unwrap();
-        assert!(matches!(store.insert_cert(&new_cert("0a1b", "x", "f1", now)), Err(StoreError::Conflict(_))));
+        let a = store
+            .insert_cert(&new_cert("0a1b", "device-a1", "f1", now))
+            .unwrap();
+        store
+            .insert_cert(&new_cert(
+                "0c2d",
+                "device-a1",
+                "f2",
+                now + Duration::seconds(1),
+            ))
+            .unwrap();
+        assert!(matches!(
+            store.insert_cert(&new_cert("0a1b", "x", "f1", now)),
+            Err(StoreError::Conflict(_))
+        ));
         assert_eq!(store.find_certs("device-a1").unwrap().len(), 2);
         assert_eq!(store.find_certs("0A:1B").unwrap()[0].id, a.id);
         assert_eq!(store.find_certs("F1").unwrap()[0].id, a.id);
         assert!(store.find_certs("nothing").unwrap().is_empty());
 
         let g = store.generation().unwrap();
-        let revoked = store.revoke_cert(a.id, now, Some("key compromise")).unwrap();
+        let revoked = store
+            .revoke_cert(a.id, now, Some("key compromise"))
+            .unwrap();
         assert!(revoked.revoked_at.is_some());
         assert!(store.generation().unwrap() > g);
-        assert!(matches!(store.revoke_cert(a.id, now, None), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.revoke_cert(a.id, now, None),
+            Err(StoreError::Conflict(_))
+        ));
         let set = store.revoked_certs().unwrap();
         assert_eq!(set.len(), 1);
         assert_eq!(set[0].fingerprint_sha256, "f1");
@@ -757,13 +918,26 @@ mod tests {
             at,
             ip: ip.into(),
         };
-        store.touch_certs(&[seen("f2", now, "10.0.0.1"), seen("zz", now, "10.0.0.2"), seen("f2", now - Duration::seconds(5), "10.0.0.9")]).unwrap();
+        store
+            .touch_certs(&[
+                seen("f2", now, "10.0.0.1"),
+                seen("zz", now, "10.0.0.2"),
+                seen("f2", now - Duration::seconds(5), "10.0.0.9"),
+            ])
+            .unwrap();
         let b = &store.find_certs("0c2d").unwrap()[0];
         assert_eq!(b.last_seen_ip.as_deref(), Some("10.0.0.1"));
-        assert_eq!(b.last_seen_at.map(|t| t.timestamp_millis()), Some(now.timestamp_millis()));
+        assert_eq!(
+            b.last_seen_at.map(|t| t.timestamp_millis()),
+            Some(now.timestamp_millis())
+        );
         let sightings = store.list_cert_sightings().unwrap();
         assert_eq!(sightings.len(), 2);
-        assert!(sightings.iter().all(|s| s.last_seen_ip.as_deref() != Some("10.0.0.9")));
+        assert!(
+            sightings
+                .iter()
+                .all(|s| s.last_seen_ip.as_deref() != Some("10.0.0.9"))
+        );
     }
 
     #[test]
@@ -774,11 +948,19 @@ mod tests {
         let mut w = new_cert("01", "watched-1", "w1", now);
         w.source = CertSource::Watched;
         w.path = Some("/a/one.pem");
-        assert_eq!(store.upsert_watched_certs(std::slice::from_ref(&w)).unwrap(), 1);
+        assert_eq!(
+            store
+                .upsert_watched_certs(std::slice::from_ref(&w))
+                .unwrap(),
+            1
+        );
         let g = store.generation().unwrap();
         w.path = Some("/b/one.pem");
         assert_eq!(store.upsert_watched_certs(&[w]).unwrap(), 0);
         assert_eq!(store.generation().unwrap(), g);
-        assert_eq!(store.list_certs().unwrap()[0].path.as_deref(), Some("/b/one.pem"));
+        assert_eq!(
+            store.list_certs().unwrap()[0].path.as_deref(),
+            Some("/b/one.pem")
+        );
     }
 }

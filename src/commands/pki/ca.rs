@@ -14,8 +14,18 @@ use crate::store::pki::CaRecord;
 
 pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> Result<()> {
     match cmd {
-        CaCommand::Init { name, key_type, root_key_out, json } => {
-            let opts = CaInitOptions { name, key: key_algorithm(key_type), root_key_out, now };
+        CaCommand::Init {
+            name,
+            key_type,
+            root_key_out,
+            json,
+        } => {
+            let opts = CaInitOptions {
+                name,
+                key: key_algorithm(key_type),
+                root_key_out,
+                now,
+            };
             let made = pki::init_ca(store, &opts).map_err(pki_err)?;
             // Publish an (empty) CRL right away so the gate has one for the issuing CA.
             let crl = pki::issue_crl(store, now).map_err(pki_err)?;
@@ -23,7 +33,15 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                 "root": made.root.name, "intermediate": made.intermediate.name, "key_type": opts.key.label(),
                 "root_fingerprint_sha256": made.root.fingerprint_sha256, "root_key_offline": made.root_key_written_to.is_some(),
             });
-            record_admin(paths, store, now, "ca_init", &made.root.name, details, CertRef::default());
+            record_admin(
+                paths,
+                store,
+                now,
+                "ca_init",
+                &made.root.name,
+                details,
+                CertRef::default(),
+            );
             if json.json {
                 return print_json(&serde_json::json!({
                     "root": CaView::new(&made.root, now),
@@ -32,24 +50,47 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                     "crl_number": crl.crl_number,
                 }));
             }
-            println!("created root CA {:?} ({}), valid until {}", made.root.name, opts.key.label(), rfc3339(made.root.not_after));
+            println!(
+                "created root CA {:?} ({}), valid until {}",
+                made.root.name,
+                opts.key.label(),
+                rfc3339(made.root.not_after)
+            );
             println!("  SHA-256 {}", made.root.fingerprint_sha256);
             match &made.root_key_written_to {
-                Some(p) => println!("  root key written to {} (mode 0600) and NOT kept in the state dir; store it offline", p.display()),
+                Some(p) => println!(
+                    "  root key written to {} (mode 0600) and NOT kept in the state dir; store it offline",
+                    p.display()
+                ),
                 None => {
                     println!("  root key kept in {} (mode 0600)", store.path().display());
-                    eprintln!("warning: the root CA key is on this host; pass --root-key-out FILE at init to keep it offline");
+                    eprintln!(
+                        "warning: the root CA key is on this host; pass --root-key-out FILE at init to keep it offline"
+                    );
                 }
             }
-            println!("created issuing CA {:?}, valid until {}", made.intermediate.name, rfc3339(made.intermediate.not_after));
+            println!(
+                "created issuing CA {:?}, valid until {}",
+                made.intermediate.name,
+                rfc3339(made.intermediate.not_after)
+            );
             println!("  SHA-256 {}", made.intermediate.fingerprint_sha256);
             println!();
-            println!("Trust it per app with trusted_cas = [{:?}] in the policy file.", made.root.name);
+            println!(
+                "Trust it per app with trusted_cas = [{:?}] in the policy file.",
+                made.root.name
+            );
             println!("Issue client certificates with `botgate cert issue --cn NAME`.");
             Ok(())
         }
-        CaCommand::Trust { pem_file, name, crl, json } => {
-            let (chain, rows) = pki::trust_ca(store, &name, &pem_file, crl.as_deref(), now).map_err(pki_err)?;
+        CaCommand::Trust {
+            pem_file,
+            name,
+            crl,
+            json,
+        } => {
+            let (chain, rows) =
+                pki::trust_ca(store, &name, &pem_file, crl.as_deref(), now).map_err(pki_err)?;
             let top = &chain.certs[0];
             let details = serde_json::json!({
                 "file": pem_file, "certificates": rows.iter().map(|r| &r.subject).collect::<Vec<_>>(),
@@ -66,11 +107,21 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                 return print_json(&rows.iter().map(|r| CaView::new(r, now)).collect::<Vec<_>>());
             }
             for (row, c) in rows.iter().zip(&chain.certs) {
-                println!("trusted {:?}: {} ({}), expires {} ({})", row.name, c.subject, c.key_type, rfc3339(c.not_after), crate::duration::countdown(c.not_after - now));
+                println!(
+                    "trusted {:?}: {} ({}), expires {} ({})",
+                    row.name,
+                    c.subject,
+                    c.key_type,
+                    rfc3339(c.not_after),
+                    crate::duration::countdown(c.not_after - now)
+                );
                 println!("  SHA-256 {}", c.fingerprint_sha256);
             }
             if let Some(crl) = &crl {
-                println!("CRL file {} is loaded by the gate and re-read when it changes", crl.display());
+                println!(
+                    "CRL file {} is loaded by the gate and re-read when it changes",
+                    crl.display()
+                );
             }
             println!("Use it per app with trusted_cas = [{name:?}] in the policy file.");
             Ok(())
@@ -81,29 +132,61 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                 return print_json(&cas.iter().map(|c| CaView::new(c, now)).collect::<Vec<_>>());
             }
             if cas.is_empty() {
-                println!("no CAs yet; create botgate's own with `botgate ca init` or trust one with `botgate ca trust FILE --name NAME`");
+                println!(
+                    "no CAs yet; create botgate's own with `botgate ca init` or trust one with `botgate ca trust FILE --name NAME`"
+                );
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = cas
                 .iter()
                 .map(|c| {
                     let v = CaView::new(c, now);
-                    vec![v.name.into(), v.kind.into(), v.subject.into(), v.expires_in, v.key.into(), v.crl, v.fingerprint_sha256.into()]
+                    vec![
+                        v.name.into(),
+                        v.kind.into(),
+                        v.subject.into(),
+                        v.expires_in,
+                        v.key.into(),
+                        v.crl,
+                        v.fingerprint_sha256.into(),
+                    ]
                 })
                 .collect();
-            print_table(&["NAME", "KIND", "SUBJECT", "EXPIRES IN", "KEY", "CRL", "SHA-256"], &rows);
+            print_table(
+                &[
+                    "NAME",
+                    "KIND",
+                    "SUBJECT",
+                    "EXPIRES IN",
+                    "KEY",
+                    "CRL",
+                    "SHA-256",
+                ],
+                &rows,
+            );
             if store.root_key_on_host().map_err(store_err)? {
-                eprintln!("warning: the root CA key is in the state dir; keep roots offline (`ca init --root-key-out FILE`)");
+                eprintln!(
+                    "warning: the root CA key is in the state dir; keep roots offline (`ca init --root-key-out FILE`)"
+                );
             }
             Ok(())
         }
         CaCommand::Crl { out } => {
             let crl = pki::issue_crl(store, now).map_err(pki_err)?;
             let details = serde_json::json!({ "ca": crl.ca_name, "crl_number": crl.crl_number, "revoked": crl.revoked, "out": out });
-            record_admin(paths, store, now, "ca_crl", &crl.ca_name, details, CertRef::default());
+            record_admin(
+                paths,
+                store,
+                now,
+                "ca_crl",
+                &crl.ca_name,
+                details,
+                CertRef::default(),
+            );
             match &out {
                 Some(path) => {
-                    std::fs::write(path, &crl.pem).with_context(|| format!("cannot write the CRL to {}", path.display()))?;
+                    std::fs::write(path, &crl.pem)
+                        .with_context(|| format!("cannot write the CRL to {}", path.display()))?;
                     eprintln!(
                         "wrote CRL #{} of {:?} to {} ({} revoked, next update {})",
                         crl.crl_number,
@@ -152,7 +235,9 @@ impl<'a> CaView<'a> {
         let crl = match (&c.crl_path, c.crl_next_update) {
             (Some(p), _) => format!("file {p}"),
             (None, Some(next)) if next <= now => "STALE".to_string(),
-            (None, Some(next)) => format!("next update in {}", crate::duration::countdown(next - now)),
+            (None, Some(next)) => {
+                format!("next update in {}", crate::duration::countdown(next - now))
+            }
             (None, None) => "-".to_string(),
         };
         Self {

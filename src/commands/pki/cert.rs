@@ -16,21 +16,49 @@ use crate::exit::Failure;
 use crate::paths::Paths;
 use crate::pki::{self, CertInfo, CertStatus, ClientCertRequest, ScanResult};
 use crate::store::Store;
-use crate::store::pki::{CertRecord, CertSource, CertSighting, NewCert};
+use crate::store::pki::{CertRecord, CertSighting, CertSource, NewCert};
 
 pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -> Result<()> {
     match cmd {
-        CertCommand::Issue { cn, csr, days, out, key_type, json } => {
-            issue(paths, store, now, &cn, csr.as_deref(), days, &out, key_algorithm(key_type), json.json)
-        }
+        CertCommand::Issue {
+            cn,
+            csr,
+            days,
+            out,
+            key_type,
+            json,
+        } => issue(
+            paths,
+            store,
+            now,
+            &cn,
+            csr.as_deref(),
+            days,
+            &out,
+            key_algorithm(key_type),
+            json.json,
+        ),
         CertCommand::List(json) => {
             let scan = sync_watched(paths, store, now)?;
             let certs = store.list_certs().map_err(store_err)?;
-            let known: std::collections::HashSet<&str> = certs.iter().map(|c| c.fingerprint_sha256.as_str()).collect();
+            let known: std::collections::HashSet<&str> = certs
+                .iter()
+                .map(|c| c.fingerprint_sha256.as_str())
+                .collect();
             let sightings = store.list_cert_sightings().map_err(store_err)?;
-            let seen_only: Vec<&CertSighting> = sightings.iter().filter(|s| !known.contains(s.fingerprint_sha256.as_str())).collect();
-            let mut views: Vec<CertView> = certs.iter().map(|c| CertView::from_record(c, now)).collect();
-            views.extend(seen_only.into_iter().map(|s| CertView::from_sighting(s, now)));
+            let seen_only: Vec<&CertSighting> = sightings
+                .iter()
+                .filter(|s| !known.contains(s.fingerprint_sha256.as_str()))
+                .collect();
+            let mut views: Vec<CertView> = certs
+                .iter()
+                .map(|c| CertView::from_record(c, now))
+                .collect();
+            views.extend(
+                seen_only
+                    .into_iter()
+                    .map(|s| CertView::from_sighting(s, now)),
+            );
             let unreadable = unreadable(&scan);
             if json.json {
                 return print_json(&serde_json::json!({
@@ -48,13 +76,25 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
             let matches = store.find_certs(&serial_or_cn).map_err(store_err)?;
             let Some(first) = matches.first() else {
                 report_unreadable(&unreadable(&scan));
-                return Err(Failure::refused(format!("no certificate with serial, fingerprint or CN {serial_or_cn:?} (see `botgate cert list`)")));
+                return Err(Failure::refused(format!(
+                    "no certificate with serial, fingerprint or CN {serial_or_cn:?} (see `botgate cert list`)"
+                )));
             };
             let view = CertView::from_record(first, now);
-            let others: Vec<String> = matches.iter().skip(1).map(|c| format!("{} ({})", c.serial, CertView::from_record(c, now).status)).collect();
+            let others: Vec<String> = matches
+                .iter()
+                .skip(1)
+                .map(|c| format!("{} ({})", c.serial, CertView::from_record(c, now).status))
+                .collect();
             if json.json {
                 let mut value = serde_json::to_value(&view)?;
-                value["other_matches"] = serde_json::json!(matches.iter().skip(1).map(|c| &c.serial).collect::<Vec<_>>());
+                value["other_matches"] = serde_json::json!(
+                    matches
+                        .iter()
+                        .skip(1)
+                        .map(|c| &c.serial)
+                        .collect::<Vec<_>>()
+                );
                 return print_json(&value);
             }
             print_show(&view);
@@ -63,7 +103,9 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
             }
             Ok(())
         }
-        CertCommand::Revoke { serial_or_cn, json } => revoke(paths, store, now, &serial_or_cn, json.json),
+        CertCommand::Revoke { serial_or_cn, json } => {
+            revoke(paths, store, now, &serial_or_cn, json.json)
+        }
     }
 }
 
@@ -81,29 +123,53 @@ fn issue(
 ) -> Result<()> {
     pki::issue::validate_common_name(cn).map_err(pki_err)?;
     if !out.is_dir() {
-        return Err(Failure::bad_input(format!("--out {}: no such directory", out.display())));
+        return Err(Failure::bad_input(format!(
+            "--out {}: no such directory",
+            out.display()
+        )));
     }
     let stem = file_stem_for(cn);
     let cert_path = out.join(format!("{stem}.crt"));
     let key_path = out.join(format!("{stem}.key"));
     for p in [&cert_path, &key_path] {
         if p.exists() && (p == &cert_path || csr.is_none()) {
-            return Err(Failure::bad_input(format!("{} already exists; refusing to overwrite it (move it away or use another --out)", p.display())));
+            return Err(Failure::bad_input(format!(
+                "{} already exists; refusing to overwrite it (move it away or use another --out)",
+                p.display()
+            )));
         }
     }
-    let csr_bytes = match csr {
-        Some(p) => Some(std::fs::read(p).map_err(|e| Failure::bad_input(format!("cannot read --csr {}: {e}", p.display())))?),
-        None => None,
-    };
+    let csr_bytes =
+        match csr {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                Failure::bad_input(format!("cannot read --csr {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
     let csr_name = csr.map(|p| p.display().to_string()).unwrap_or_default();
-    let req = ClientCertRequest { common_name: cn, csr: csr_bytes.as_deref().map(|b| (csr_name.as_str(), b)), days, key, now };
+    let req = ClientCertRequest {
+        common_name: cn,
+        csr: csr_bytes.as_deref().map(|b| (csr_name.as_str(), b)),
+        days,
+        key,
+        now,
+    };
     let issued = pki::issue_client_cert(store, &req).map_err(pki_err)?;
     let info = &issued.info;
-    let undo_hint = || format!("certificate {} (serial {}) was issued but could not be written; revoke it with `botgate cert revoke {}`", cn, info.serial_hex, info.serial_hex);
-    std::fs::write(&cert_path, &issued.chain_pem).with_context(|| format!("cannot write {}", cert_path.display())).with_context(undo_hint)?;
+    let undo_hint = || {
+        format!(
+            "certificate {} (serial {}) was issued but could not be written; revoke it with `botgate cert revoke {}`",
+            cn, info.serial_hex, info.serial_hex
+        )
+    };
+    std::fs::write(&cert_path, &issued.chain_pem)
+        .with_context(|| format!("cannot write {}", cert_path.display()))
+        .with_context(undo_hint)?;
     let key_file = match &issued.key_pem {
         Some(pem) => {
-            pki::ca::write_private_file(&key_path, pem.as_bytes()).map_err(anyhow::Error::new).with_context(undo_hint)?;
+            pki::ca::write_private_file(&key_path, pem.as_bytes())
+                .map_err(anyhow::Error::new)
+                .with_context(undo_hint)?;
             Some(key_path)
         }
         None => None,
@@ -126,12 +192,24 @@ fn issue(
             "key_type": info.key_type, "cert_file": cert_path, "key_file": key_file,
         }));
     }
-    println!("issued {} ({}), expires {} ({})", info.subject, info.key_type, rfc3339(info.not_after), crate::duration::countdown(info.not_after - now));
+    println!(
+        "issued {} ({}), expires {} ({})",
+        info.subject,
+        info.key_type,
+        rfc3339(info.not_after),
+        crate::duration::countdown(info.not_after - now)
+    );
     println!("  serial   {}", info.serial_hex);
     println!("  SHA-256  {}", info.fingerprint_sha256);
-    println!("  cert     {} (certificate + issuing CA)", cert_path.display());
+    println!(
+        "  cert     {} (certificate + issuing CA)",
+        cert_path.display()
+    );
     match &key_file {
-        Some(k) => println!("  key      {} (mode 0600; not stored anywhere else)", k.display()),
+        Some(k) => println!(
+            "  key      {} (mode 0600; not stored anywhere else)",
+            k.display()
+        ),
         None => println!("  key      stays with the requester (issued from a CSR)"),
     }
     Ok(())
@@ -141,14 +219,20 @@ fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: b
     sync_watched(paths, store, now)?;
     let matches = store.find_certs(query).map_err(store_err)?;
     if matches.is_empty() {
-        return Err(Failure::refused(format!("no certificate with serial, fingerprint or CN {query:?} (see `botgate cert list`)")));
+        return Err(Failure::refused(format!(
+            "no certificate with serial, fingerprint or CN {query:?} (see `botgate cert list`)"
+        )));
     }
     let live: Vec<&CertRecord> = matches.iter().filter(|c| c.revoked_at.is_none()).collect();
     let target = match live.as_slice() {
         [] => {
             return Err(Failure::refused(format!(
                 "every certificate matching {query:?} is already revoked ({})",
-                matches.iter().map(|c| c.serial.as_str()).collect::<Vec<_>>().join(", ")
+                matches
+                    .iter()
+                    .map(|c| c.serial.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         [one] => *one,
@@ -156,11 +240,16 @@ fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: b
             return Err(Failure::refused(format!(
                 "{} unrevoked certificates match {query:?} (serials {}); revoke one by serial",
                 many.len(),
-                many.iter().map(|c| c.serial.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|c| c.serial.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     };
-    let rec = store.revoke_cert(target.id, now, Some("revoked by admin")).map_err(store_err)?;
+    let rec = store
+        .revoke_cert(target.id, now, Some("revoked by admin"))
+        .map_err(store_err)?;
     let issuing = store.issuing_ca().map_err(store_err)?;
     let crl = match issuing {
         Some(ca) if rec.ca_id == Some(ca.id) => Some(pki::issue_crl(store, now).map_err(pki_err)?),
@@ -176,24 +265,53 @@ fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: b
         fingerprint: Some(&rec.fingerprint_sha256),
         issuer: Some(&rec.issuer),
     };
-    record_admin(paths, store, now, "cert_revoke", &rec.common_name, details, cert_ref);
+    record_admin(
+        paths,
+        store,
+        now,
+        "cert_revoke",
+        &rec.common_name,
+        details,
+        cert_ref,
+    );
     if json {
         let mut value = serde_json::to_value(CertView::from_record(&rec, now))?;
         value["crl_number"] = serde_json::json!(crl.as_ref().map(|c| c.crl_number));
         return print_json(&value);
     }
-    println!("revoked certificate {} (serial {}); the running gate refuses it within 1 s", rec.common_name, rec.serial);
+    println!(
+        "revoked certificate {} (serial {}); the running gate refuses it within 1 s",
+        rec.common_name, rec.serial
+    );
     match &crl {
-        Some(c) => println!("CRL #{} of {:?} now lists {} revoked certificate(s); publish it with `botgate ca crl --out FILE`", c.crl_number, c.ca_name, c.revoked),
-        None => println!("it was not issued by botgate's CA, so it is not in botgate's CRL; the gate denies it by fingerprint"),
+        Some(c) => println!(
+            "CRL #{} of {:?} now lists {} revoked certificate(s); publish it with `botgate ca crl --out FILE`",
+            c.crl_number, c.ca_name, c.revoked
+        ),
+        None => println!(
+            "it was not issued by botgate's CA, so it is not in botgate's CRL; the gate denies it by fingerprint"
+        ),
     }
     Ok(())
 }
 
 /// A file name for `CN.crt`/`CN.key`: characters outside `[A-Za-z0-9._-]` become `_`.
 fn file_stem_for(cn: &str) -> String {
-    let stem: String = cn.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
-    if stem.trim_matches('.').is_empty() { format!("cert{stem}") } else { stem }
+    let stem: String = cn
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem.trim_matches('.').is_empty() {
+        format!("cert{stem}")
+    } else {
+        stem
+    }
 }
 
 /// The `[inventory] watch` directories from the policy file, relative ones resolved against the
@@ -203,17 +321,35 @@ fn watched_dirs(paths: &Paths) -> Vec<PathBuf> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            eprintln!("warning: cannot read the policy file {}: {e}; watched certificate directories are skipped", paths.config.display());
+            eprintln!(
+                "warning: cannot read the policy file {}: {e}; watched certificate directories are skipped",
+                paths.config.display()
+            );
             return Vec::new();
         }
     };
     match toml::from_str::<crate::config::PolicyFile>(&text) {
         Ok(policy) => {
             let base = paths.config.parent().unwrap_or(Path::new("."));
-            policy.inventory.watch.iter().map(|d| if d.is_absolute() { d.clone() } else { base.join(d) }).collect()
+            policy
+                .inventory
+                .watch
+                .iter()
+                .map(|d| {
+                    if d.is_absolute() {
+                        d.clone()
+                    } else {
+                        base.join(d)
+                    }
+                })
+                .collect()
         }
         Err(e) => {
-            eprintln!("warning: the policy file {} is invalid ({}); watched certificate directories are skipped", paths.config.display(), e.message());
+            eprintln!(
+                "warning: the policy file {} is invalid ({}); watched certificate directories are skipped",
+                paths.config.display(),
+                e.message()
+            );
             Vec::new()
         }
     }
@@ -227,8 +363,10 @@ fn sync_watched(paths: &Paths, store: &Store, now: DateTime<Utc>) -> Result<Scan
     }
     let scan = pki::scan_dirs(&dirs);
     let cas = store.list_cas().map_err(store_err)?;
-    let found: Vec<(String, String, &CertInfo)> =
-        scan.certificates().map(|(p, c)| (p.display().to_string(), c.to_pem(), c)).collect();
+    let found: Vec<(String, String, &CertInfo)> = scan
+        .certificates()
+        .map(|(p, c)| (p.display().to_string(), c.to_pem(), c))
+        .collect();
     let rows: Vec<NewCert<'_>> = found
         .iter()
         .map(|(path, pem, c)| NewCert {
@@ -257,8 +395,18 @@ struct Unreadable {
 }
 
 fn unreadable(scan: &ScanResult) -> Vec<Unreadable> {
-    let mut out: Vec<Unreadable> = scan.dir_errors.iter().map(|(p, e)| Unreadable { path: p.display().to_string(), error: format!("cannot list directory: {e}") }).collect();
-    out.extend(scan.errors().map(|(p, e)| Unreadable { path: p.display().to_string(), error: e.to_string() }));
+    let mut out: Vec<Unreadable> = scan
+        .dir_errors
+        .iter()
+        .map(|(p, e)| Unreadable {
+            path: p.display().to_string(),
+            error: format!("cannot list directory: {e}"),
+        })
+        .collect();
+    out.extend(scan.errors().map(|(p, e)| Unreadable {
+        path: p.display().to_string(),
+        error: e.to_string(),
+    }));
     out
 }
 
@@ -266,7 +414,10 @@ fn report_unreadable(list: &[Unreadable]) {
     if list.is_empty() {
         return;
     }
-    eprintln!("{} watched file(s) could not be read as certificates:", list.len());
+    eprintln!(
+        "{} watched file(s) could not be read as certificates:",
+        list.len()
+    );
     for u in list {
         eprintln!("  {}: {}", u.path, u.error);
     }
@@ -300,7 +451,9 @@ struct CertView {
 
 impl CertView {
     fn from_record(c: &CertRecord, now: DateTime<Utc>) -> Self {
-        let parsed = pki::certificates("stored certificate", c.cert_pem.as_bytes()).ok().and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)));
+        let parsed = pki::certificates("stored certificate", c.cert_pem.as_bytes())
+            .ok()
+            .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)));
         let status = CertStatus::at(c.not_after, c.revoked_at.is_some(), now);
         Self {
             common_name: c.common_name.clone(),
@@ -319,13 +472,23 @@ impl CertView {
             revoked_at: c.revoked_at.map(rfc3339),
             last_seen_at: c.last_seen_at.map(rfc3339),
             last_seen_ip: c.last_seen_ip.clone(),
-            expires_in: if c.revoked_at.is_some() { "-".into() } else { crate::duration::countdown(c.not_after - now) },
-            last_seen: c.last_seen_at.map(|s| crate::duration::ago(now - s)).unwrap_or_else(|| "never".into()),
+            expires_in: if c.revoked_at.is_some() {
+                "-".into()
+            } else {
+                crate::duration::countdown(c.not_after - now)
+            },
+            last_seen: c
+                .last_seen_at
+                .map(|s| crate::duration::ago(now - s))
+                .unwrap_or_else(|| "never".into()),
         }
     }
 
     fn from_sighting(s: &CertSighting, now: DateTime<Utc>) -> Self {
-        let status = s.not_after.map(|n| CertStatus::at(n, false, now).as_str()).unwrap_or("active");
+        let status = s
+            .not_after
+            .map(|n| CertStatus::at(n, false, now).as_str())
+            .unwrap_or("active");
         Self {
             common_name: s.common_name.clone().unwrap_or_default(),
             subject: None,
@@ -343,7 +506,10 @@ impl CertView {
             revoked_at: None,
             last_seen_at: Some(rfc3339(s.last_seen_at)),
             last_seen_ip: s.last_seen_ip.clone(),
-            expires_in: s.not_after.map(|n| crate::duration::countdown(n - now)).unwrap_or_else(|| "?".into()),
+            expires_in: s
+                .not_after
+                .map(|n| crate::duration::countdown(n - now))
+                .unwrap_or_else(|| "?".into()),
             last_seen: crate::duration::ago(now - s.last_seen_at),
         }
     }
@@ -351,15 +517,23 @@ impl CertView {
 
 fn print_list(views: &[CertView]) {
     if views.is_empty() {
-        println!("no certificates yet; issue one with `botgate cert issue --cn NAME` or list directories under [inventory] watch");
+        println!(
+            "no certificates yet; issue one with `botgate cert issue --cn NAME` or list directories under [inventory] watch"
+        );
         return;
     }
     let rows: Vec<Vec<String>> = views
         .iter()
         .map(|v| {
             vec![
-                if v.common_name.is_empty() { "(no CN)".into() } else { v.common_name.clone() },
-                v.issuer_common_name.clone().unwrap_or_else(|| v.issuer.clone()),
+                if v.common_name.is_empty() {
+                    "(no CN)".into()
+                } else {
+                    v.common_name.clone()
+                },
+                v.issuer_common_name
+                    .clone()
+                    .unwrap_or_else(|| v.issuer.clone()),
                 v.status.into(),
                 v.expires_in.clone(),
                 v.key_type.clone().unwrap_or_else(|| "?".into()),
@@ -370,7 +544,20 @@ fn print_list(views: &[CertView]) {
             ]
         })
         .collect();
-    print_table(&["CN", "ISSUER", "STATUS", "EXPIRES IN", "KEY", "LAST SEEN", "SOURCE", "SERIAL", "SHA-256"], &rows);
+    print_table(
+        &[
+            "CN",
+            "ISSUER",
+            "STATUS",
+            "EXPIRES IN",
+            "KEY",
+            "LAST SEEN",
+            "SOURCE",
+            "SERIAL",
+            "SHA-256",
+        ],
+        &rows,
+    );
 }
 
 fn print_show(v: &CertView) {
@@ -386,12 +573,30 @@ fn print_show(v: &CertView) {
     if let Some(nb) = &v.not_before {
         println!("not before:  {nb}");
     }
-    println!("not after:   {} ({})", v.not_after.as_deref().unwrap_or("?"), v.expires_in);
+    println!(
+        "not after:   {} ({})",
+        v.not_after.as_deref().unwrap_or("?"),
+        v.expires_in
+    );
     if let Some(r) = &v.revoked_at {
         println!("revoked:     {r}");
     }
-    println!("source:      {}{}", v.source, v.path.as_deref().map(|p| format!(" ({p})")).unwrap_or_default());
-    println!("last seen:   {}{}", v.last_seen, v.last_seen_ip.as_deref().map(|ip| format!(" from {ip}")).unwrap_or_default());
+    println!(
+        "source:      {}{}",
+        v.source,
+        v.path
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "last seen:   {}{}",
+        v.last_seen,
+        v.last_seen_ip
+            .as_deref()
+            .map(|ip| format!(" from {ip}"))
+            .unwrap_or_default()
+    );
 }
 
 #[cfg(test)]
@@ -400,7 +605,10 @@ mod tests {
 
     #[test]
     fn file_stems_are_safe() {
-        assert_eq!(file_stem_for("device-a1.factory.corp"), "device-a1.factory.corp");
+        assert_eq!(
+            file_stem_for("device-a1.factory.corp"),
+            "device-a1.factory.corp"
+        );
         assert_eq!(file_stem_for("a/b c"), "a_b_c");
         assert_eq!(file_stem_for(".."), "cert..");
     }

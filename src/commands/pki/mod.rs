@@ -43,7 +43,9 @@ fn pki_err(e: PkiError) -> anyhow::Error {
     match e {
         e if e.is_bad_input() => Failure::bad_input(e.to_string()),
         PkiError::Store(StoreError::NotFound(m) | StoreError::Conflict(m)) => Failure::refused(m),
-        e @ (PkiError::NoIssuingCa | PkiError::AlreadyInitialized(_)) => Failure::refused(e.to_string()),
+        e @ (PkiError::NoIssuingCa | PkiError::AlreadyInitialized(_)) => {
+            Failure::refused(e.to_string())
+        }
         other => anyhow::Error::new(other),
     }
 }
@@ -67,7 +69,15 @@ struct CertRef<'a> {
 
 /// Admin events go to the store's admin table and, best effort, to the JSONL audit log
 /// (same pattern as `token`).
-fn record_admin(paths: &Paths, store: &Store, now: DateTime<Utc>, action: &str, target: &str, details: serde_json::Value, cert: CertRef<'_>) {
+fn record_admin(
+    paths: &Paths,
+    store: &Store,
+    now: DateTime<Utc>,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+    cert: CertRef<'_>,
+) {
     if let Err(e) = store.record_admin(now, action, target, &details) {
         eprintln!("warning: could not record the admin event: {e}");
     }
@@ -78,7 +88,10 @@ fn record_admin(paths: &Paths, store: &Store, now: DateTime<Utc>, action: &str, 
     ev.cert_issuer = cert.issuer.map(str::to_string);
     let log = paths.in_state_dir(&crate::config::GateSection::default().audit_log);
     if let Err(e) = append_line(&log, &ev.to_json_line()) {
-        eprintln!("warning: could not append the admin event to {}: {e}", log.display());
+        eprintln!(
+            "warning: could not append the admin event to {}: {e}",
+            log.display()
+        );
     }
 }
 
