@@ -11,6 +11,8 @@ pub mod credential;
 pub mod diagnostics;
 pub mod duration;
 pub mod exit;
+pub mod gate;
 pub mod paths;
 pub mod pki;
+pub mod policy;
 pub mod store;

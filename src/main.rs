@@ -20,4 +20,3 @@ fn main() -> ExitCode {
         }
     }
 }
-

@@ -1,7 +1,9 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod explain;
 mod pki;
+mod serve;
 mod token;
 
 use anyhow::Result;
@@ -14,10 +16,14 @@ use crate::paths::Paths;
 pub fn run(cli: Cli) -> Result<()> {
     let paths = Paths::resolve(&cli.global)?;
     match cli.command {
+        Command::Serve(args) => serve::run(&paths, args),
         Command::Token(cmd) => token::run(&paths, cmd),
         Command::Ca(cmd) => pki::run_ca(&paths, cmd),
         Command::Cert(cmd) => pki::run_cert(&paths, cmd),
-        other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
+        other => Err(Failure::refused(format!(
+            "`{}` is not available in this build yet",
+            verb_name(&other)
+        ))),
     }
 }
 

@@ -315,23 +315,14 @@ fn file_stem_for(cn: &str) -> String {
 }
 
 /// The `[inventory] watch` directories from the policy file, relative ones resolved against the
-/// policy file's directory. A missing policy file means none; an unreadable one is a warning.
+/// policy file's directory. A missing policy file means none; an invalid one is a warning (the
+/// inventory of issued certificates still works).
 fn watched_dirs(paths: &Paths) -> Vec<PathBuf> {
-    let text = match std::fs::read_to_string(&paths.config) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            eprintln!(
-                "warning: cannot read the policy file {}: {e}; watched certificate directories are skipped",
-                paths.config.display()
-            );
-            return Vec::new();
-        }
-    };
-    match toml::from_str::<crate::config::PolicyFile>(&text) {
-        Ok(policy) => {
+    match crate::config::load(&paths.config) {
+        Ok(loaded) => {
             let base = paths.config.parent().unwrap_or(Path::new("."));
-            policy
+            loaded
+                .file
                 .inventory
                 .watch
                 .iter()
@@ -344,12 +335,9 @@ fn watched_dirs(paths: &Paths) -> Vec<PathBuf> {
                 })
                 .collect()
         }
+        Err(crate::config::ConfigError::NotFound { .. }) => Vec::new(),
         Err(e) => {
-            eprintln!(
-                "warning: the policy file {} is invalid ({}); watched certificate directories are skipped",
-                paths.config.display(),
-                e.message()
-            );
+            eprintln!("warning: watched certificate directories are skipped: {e}");
             Vec::new()
         }
     }
