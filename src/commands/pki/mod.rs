@@ -4,6 +4,7 @@
 
 mod ca;
 mod cert;
+mod cert_view;
 
 use std::io::Write;
 use std::path::Path;
