@@ -162,6 +162,9 @@ pub enum CaCommand {
         pem_file: PathBuf,
         #[arg(long)]
         name: String,
+        /// An external CRL file (PEM or DER) published by this CA; the gate re-reads it on change.
+        #[arg(long, value_name = "FILE")]
+        crl: Option<PathBuf>,
         #[command(flatten)]
         json: JsonFlag,
     },

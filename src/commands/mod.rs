@@ -4,6 +4,7 @@
 mod demo;
 mod explain;
 mod logs;
+mod pki;
 mod policy;
 mod scan;
 mod serve;
@@ -27,6 +28,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(cmd) => policy::run(&paths, cmd),
         Command::Scan(args) => scan::run(args),
         Command::Logs(cmd) => logs::run(&paths, cmd),
+        Command::Ca(cmd) => pki::run_ca(&paths, cmd),
+        Command::Cert(cmd) => pki::run_cert(&paths, cmd),
         other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
     }
 }

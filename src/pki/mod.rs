@@ -77,10 +77,8 @@ pub enum PkiError {
         subject: String,
         not_before: DateTime<Utc>,
     },
-    #[error(
-        "{what}: contains a private key; a CA file to trust must hold certificates only. Keep the CA key offline and pass its certificate (e.g. ca.crt, not ca.key)"
-    )]
-    ContainsPrivateKey { what: String },
+    #[error("{what}: {}; pass the CA's certificate (e.g. ca.crt, not ca.key) and keep its key offline", key_in_trust_file(*only_key))]
+    ContainsPrivateKey { what: String, only_key: bool },
     #[error("invalid certificate request: {0}")]
     InvalidRequest(String),
     #[error("{what}: {detail}")]
@@ -95,6 +93,14 @@ pub enum PkiError {
     Crypto(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn key_in_trust_file(only_key: bool) -> &'static str {
+    if only_key {
+        "this is a private key, not a CA certificate"
+    } else {
+        "contains a private key next to the certificates; a CA file to trust must hold certificates only"
+    }
 }
 
 impl PkiError {

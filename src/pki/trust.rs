@@ -28,9 +28,11 @@ pub fn validate_for_trust(
     now: DateTime<Utc>,
 ) -> Result<TrustedChain, PkiError> {
     let items = inspect::inspect(what, bytes)?;
-    if items.iter().any(|i| matches!(i, Item::PrivateKey { .. })) {
+    let is_key = |i: &Item| matches!(i, Item::PrivateKey { .. });
+    if items.iter().any(is_key) {
         return Err(PkiError::ContainsPrivateKey {
             what: what.to_string(),
+            only_key: items.iter().all(is_key),
         });
     }
     let mut certs = Vec::new();

@@ -1,0 +1,428 @@
+//! `botgate cert issue|list|show|revoke`: the client-certificate inventory. It covers certificates
+//! issued here, certificates in the `[inventory] watch` directories of the policy file (added to
+//! the store when first found, so they can be revoked and tracked), and certificates the gate has
+//! seen that are in neither.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::cert_view::{CertView, print_list, print_show};
+use super::{CertRef, key_algorithm, pki_err, record_admin, rfc3339, store_err};
+use crate::cli::CertCommand;
+use crate::commands::print_json;
+use crate::exit::Failure;
+use crate::paths::Paths;
+use crate::pki::{self, CertInfo, ClientCertRequest, ScanResult};
+use crate::store::Store;
+use crate::store::pki::{CertRecord, CertSighting, CertSource, NewCert};
+
+pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -> Result<()> {
+    match cmd {
+        CertCommand::Issue {
+            cn,
+            csr,
+            days,
+            out,
+            key_type,
+            json,
+        } => issue(
+            paths,
+            store,
+            now,
+            &cn,
+            csr.as_deref(),
+            days,
+            &out,
+            key_algorithm(key_type),
+            json.json,
+        ),
+        CertCommand::List(json) => {
+            let scan = sync_watched(paths, store, now)?;
+            let certs = store.list_certs().map_err(store_err)?;
+            let known: std::collections::HashSet<&str> = certs
+                .iter()
+                .map(|c| c.fingerprint_sha256.as_str())
+                .collect();
+            let sightings = store.list_cert_sightings().map_err(store_err)?;
+            let seen_only: Vec<&CertSighting> = sightings
+                .iter()
+                .filter(|s| !known.contains(s.fingerprint_sha256.as_str()))
+                .collect();
+            let mut views: Vec<CertView> = certs
+                .iter()
+                .map(|c| CertView::from_record(c, now))
+                .collect();
+            views.extend(
+                seen_only
+                    .into_iter()
+                    .map(|s| CertView::from_sighting(s, now)),
+            );
+            let unreadable = unreadable(&scan);
+            if json.json {
+                return print_json(&serde_json::json!({
+                    "certs": views,
+                    "unreadable_count": unreadable.len(),
+                    "unreadable": unreadable,
+                }));
+            }
+            print_list(&views);
+            report_unreadable(&unreadable);
+            Ok(())
+        }
+        CertCommand::Show { serial_or_cn, json } => {
+            let scan = sync_watched(paths, store, now)?;
+            let matches = store.find_certs(&serial_or_cn).map_err(store_err)?;
+            let Some(first) = matches.first() else {
+                report_unreadable(&unreadable(&scan));
+                return Err(Failure::refused(format!(
+                    "no certificate with serial, fingerprint or CN {serial_or_cn:?} (see `botgate cert list`)"
+                )));
+            };
+            let view = CertView::from_record(first, now);
+            let others: Vec<String> = matches
+                .iter()
+                .skip(1)
+                .map(|c| format!("{} ({})", c.serial, CertView::from_record(c, now).status))
+                .collect();
+            if json.json {
+                let mut value = serde_json::to_value(&view)?;
+                value["other_matches"] = serde_json::json!(
+                    matches
+                        .iter()
+                        .skip(1)
+                        .map(|c| &c.serial)
+                        .collect::<Vec<_>>()
+                );
+                return print_json(&value);
+            }
+            print_show(&view);
+            if !others.is_empty() {
+                println!("also matching: {}", others.join(", "));
+            }
+            Ok(())
+        }
+        CertCommand::Revoke { serial_or_cn, json } => {
+            revoke(paths, store, now, &serial_or_cn, json.json)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn issue(
+    paths: &Paths,
+    store: &Store,
+    now: DateTime<Utc>,
+    cn: &str,
+    csr: Option<&Path>,
+    days: u32,
+    out: &Path,
+    key: pki::KeyAlgorithm,
+    json: bool,
+) -> Result<()> {
+    pki::issue::validate_common_name(cn).map_err(pki_err)?;
+    if !out.is_dir() {
+        return Err(Failure::bad_input(format!(
+            "--out {}: no such directory",
+            out.display()
+        )));
+    }
+    let stem = file_stem_for(cn);
+    let cert_path = out.join(format!("{stem}.crt"));
+    let key_path = out.join(format!("{stem}.key"));
+    for p in [&cert_path, &key_path] {
+        if p.exists() && (p == &cert_path || csr.is_none()) {
+            return Err(Failure::bad_input(format!(
+                "{} already exists; refusing to overwrite it (move it away or use another --out)",
+                p.display()
+            )));
+        }
+    }
+    let csr_bytes =
+        match csr {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                Failure::bad_input(format!("cannot read --csr {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+    let csr_name = csr.map(|p| p.display().to_string()).unwrap_or_default();
+    let req = ClientCertRequest {
+        common_name: cn,
+        csr: csr_bytes.as_deref().map(|b| (csr_name.as_str(), b)),
+        days,
+        key,
+        now,
+    };
+    let issued = pki::issue_client_cert(store, &req).map_err(pki_err)?;
+    let info = &issued.info;
+    let undo_hint = || {
+        format!(
+            "certificate {} (serial {}) was issued but could not be written; revoke it with `botgate cert revoke {}`",
+            cn, info.serial_hex, info.serial_hex
+        )
+    };
+    std::fs::write(&cert_path, &issued.chain_pem)
+        .with_context(|| format!("cannot write {}", cert_path.display()))
+        .with_context(undo_hint)?;
+    let key_file = match &issued.key_pem {
+        Some(pem) => {
+            pki::ca::write_private_file(&key_path, pem.as_bytes())
+                .map_err(anyhow::Error::new)
+                .with_context(undo_hint)?;
+            Some(key_path)
+        }
+        None => None,
+    };
+    let details = serde_json::json!({
+        "serial": info.serial_hex, "fingerprint_sha256": info.fingerprint_sha256, "not_after": rfc3339(info.not_after),
+        "key_type": info.key_type, "from_csr": csr.is_some(),
+    });
+    let cert_ref = CertRef {
+        common_name: info.common_name.as_deref(),
+        serial: Some(&info.serial_hex),
+        fingerprint: Some(&info.fingerprint_sha256),
+        issuer: Some(&info.issuer),
+    };
+    record_admin(paths, store, now, "cert_issue", cn, details, cert_ref);
+    if json {
+        return print_json(&serde_json::json!({
+            "common_name": info.common_name, "subject": info.subject, "issuer": info.issuer, "serial": info.serial_hex,
+            "fingerprint_sha256": info.fingerprint_sha256, "not_before": rfc3339(info.not_before), "not_after": rfc3339(info.not_after),
+            "key_type": info.key_type, "cert_file": cert_path, "key_file": key_file,
+        }));
+    }
+    println!(
+        "issued {} ({}), expires {} ({})",
+        info.subject,
+        info.key_type,
+        rfc3339(info.not_after),
+        crate::duration::countdown(info.not_after - now)
+    );
+    println!("  serial   {}", info.serial_hex);
+    println!("  SHA-256  {}", info.fingerprint_sha256);
+    println!(
+        "  cert     {} (certificate + issuing CA)",
+        cert_path.display()
+    );
+    match &key_file {
+        Some(k) => println!(
+            "  key      {} (mode 0600; not stored anywhere else)",
+            k.display()
+        ),
+        None => println!("  key      stays with the requester (issued from a CSR)"),
+    }
+    Ok(())
+}
+
+fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: bool) -> Result<()> {
+    sync_watched(paths, store, now)?;
+    let matches = store.find_certs(query).map_err(store_err)?;
+    if matches.is_empty() {
+        return Err(Failure::refused(format!(
+            "no certificate with serial, fingerprint or CN {query:?} (see `botgate cert list`)"
+        )));
+    }
+    let live: Vec<&CertRecord> = matches.iter().filter(|c| c.revoked_at.is_none()).collect();
+    let target = match live.as_slice() {
+        [] => {
+            return Err(Failure::refused(format!(
+                "every certificate matching {query:?} is already revoked ({})",
+                matches
+                    .iter()
+                    .map(|c| c.serial.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        [one] => *one,
+        many => {
+            return Err(Failure::refused(format!(
+                "{} unrevoked certificates match {query:?} (serials {}); revoke one by serial",
+                many.len(),
+                many.iter()
+                    .map(|c| c.serial.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    };
+    let rec = store
+        .revoke_cert(target.id, now, Some("revoked by admin"))
+        .map_err(store_err)?;
+    let issuing = store.issuing_ca().map_err(store_err)?;
+    let crl = match issuing {
+        Some(ca) if rec.ca_id == Some(ca.id) => Some(pki::issue_crl(store, now).map_err(pki_err)?),
+        _ => None,
+    };
+    let details = serde_json::json!({
+        "serial": rec.serial, "fingerprint_sha256": rec.fingerprint_sha256, "source": rec.source,
+        "crl_number": crl.as_ref().map(|c| c.crl_number),
+    });
+    let cert_ref = CertRef {
+        common_name: Some(&rec.common_name),
+        serial: Some(&rec.serial),
+        fingerprint: Some(&rec.fingerprint_sha256),
+        issuer: Some(&rec.issuer),
+    };
+    record_admin(
+        paths,
+        store,
+        now,
+        "cert_revoke",
+        &rec.common_name,
+        details,
+        cert_ref,
+    );
+    if json {
+        let mut value = serde_json::to_value(CertView::from_record(&rec, now))?;
+        value["crl_number"] = serde_json::json!(crl.as_ref().map(|c| c.crl_number));
+        return print_json(&value);
+    }
+    println!(
+        "revoked certificate {} (serial {}); the running gate refuses it within 1 s",
+        rec.common_name, rec.serial
+    );
+    match &crl {
+        Some(c) => println!(
+            "CRL #{} of {:?} now lists {} revoked certificate(s); publish it with `botgate ca crl --out FILE`",
+            c.crl_number, c.ca_name, c.revoked
+        ),
+        None => println!(
+            "it was not issued by botgate's CA, so it is not in botgate's CRL; the gate denies it by fingerprint"
+        ),
+    }
+    Ok(())
+}
+
+/// A file name for `CN.crt`/`CN.key`: characters outside `[A-Za-z0-9._-]` become `_`.
+fn file_stem_for(cn: &str) -> String {
+    let stem: String = cn
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem.trim_matches('.').is_empty() {
+        format!("cert{stem}")
+    } else {
+        stem
+    }
+}
+
+/// The `[inventory] watch` directories from the policy file, relative ones resolved against the
+/// policy file's directory. A missing policy file means none; an invalid one is a warning (the
+/// inventory of issued certificates still works).
+fn watched_dirs(paths: &Paths) -> Vec<PathBuf> {
+    match crate::config::load(&paths.config) {
+        Ok(loaded) => {
+            let base = paths.config.parent().unwrap_or(Path::new("."));
+            loaded
+                .file
+                .inventory
+                .watch
+                .iter()
+                .map(|d| {
+                    if d.is_absolute() {
+                        d.clone()
+                    } else {
+                        base.join(d)
+                    }
+                })
+                .collect()
+        }
+        Err(crate::config::ConfigError::NotFound { .. }) => Vec::new(),
+        Err(e) => {
+            eprintln!("warning: watched certificate directories are skipped: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Scan the watched directories and add newly found certificates to the store.
+fn sync_watched(paths: &Paths, store: &Store, now: DateTime<Utc>) -> Result<ScanResult> {
+    let dirs = watched_dirs(paths);
+    if dirs.is_empty() {
+        return Ok(ScanResult::default());
+    }
+    let scan = pki::scan_dirs(&dirs);
+    let cas = store.list_cas().map_err(store_err)?;
+    let found: Vec<(String, String, &CertInfo)> = scan
+        .certificates()
+        .map(|(p, c)| (p.display().to_string(), c.to_pem(), c))
+        .collect();
+    let rows: Vec<NewCert<'_>> = found
+        .iter()
+        .map(|(path, pem, c)| NewCert {
+            serial: &c.serial_hex,
+            common_name: c.common_name.as_deref().unwrap_or(""),
+            issuer: &c.issuer,
+            ca_id: cas.iter().find(|ca| ca.subject == c.issuer).map(|ca| ca.id),
+            fingerprint_sha256: &c.fingerprint_sha256,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            key_type: &c.key_type,
+            cert_pem: pem,
+            source: CertSource::Watched,
+            path: Some(path),
+            created_at: now,
+        })
+        .collect();
+    store.upsert_watched_certs(&rows).map_err(store_err)?;
+    Ok(scan)
+}
+
+#[derive(Debug, Serialize)]
+struct Unreadable {
+    path: String,
+    error: String,
+}
+
+fn unreadable(scan: &ScanResult) -> Vec<Unreadable> {
+    let mut out: Vec<Unreadable> = scan
+        .dir_errors
+        .iter()
+        .map(|(p, e)| Unreadable {
+            path: p.display().to_string(),
+            error: format!("cannot list directory: {e}"),
+        })
+        .collect();
+    out.extend(scan.errors().map(|(p, e)| Unreadable {
+        path: p.display().to_string(),
+        error: e.to_string(),
+    }));
+    out
+}
+
+fn report_unreadable(list: &[Unreadable]) {
+    if list.is_empty() {
+        return;
+    }
+    eprintln!(
+        "{} watched file(s) could not be read as certificates:",
+        list.len()
+    );
+    for u in list {
+        eprintln!("  {}: {}", u.path, u.error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_stems_are_safe() {
+        assert_eq!(
+            file_stem_for("device-a1.factory.corp"),
+            "device-a1.factory.corp"
+        );
+        assert_eq!(file_stem_for("a/b c"), "a_b_c");
+        assert_eq!(file_stem_for(".."), "cert..");
+    }
+}

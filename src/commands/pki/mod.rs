@@ -1,0 +1,109 @@
+//! `botgate ca …` and `botgate cert …`: the CLI edge of the PKI. Parses flags into `pki` calls,
+//! maps PKI errors to exit codes (bad input 2, refused 1), prints text or `--json`, and records
+//! every admin action in the store and the audit log.
+
+mod ca;
+mod cert;
+mod cert_view;
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Result;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::audit::AccessEvent;
+use crate::cli::{CaCommand, CertCommand, KeyType};
+use crate::exit::Failure;
+use crate::paths::Paths;
+use crate::pki::{KeyAlgorithm, PkiError};
+use crate::store::{Store, StoreError};
+
+/// `botgate ca init|trust|list|crl`.
+pub fn run_ca(paths: &Paths, cmd: CaCommand) -> Result<()> {
+    let store = Store::open(&paths.state_dir)?;
+    ca::run(paths, &store, Utc::now(), cmd)
+}
+
+/// `botgate cert issue|list|show|revoke`.
+pub fn run_cert(paths: &Paths, cmd: CertCommand) -> Result<()> {
+    let store = Store::open(&paths.state_dir)?;
+    cert::run(paths, &store, Utc::now(), cmd)
+}
+
+fn key_algorithm(k: KeyType) -> KeyAlgorithm {
+    match k {
+        KeyType::EcdsaP256 => KeyAlgorithm::EcdsaP256,
+        KeyType::Rsa2048 => KeyAlgorithm::Rsa2048,
+        KeyType::Rsa4096 => KeyAlgorithm::Rsa4096,
+    }
+}
+
+/// PKI errors at the CLI edge: bad input exits 2, refusals and conflicts exit 1.
+fn pki_err(e: PkiError) -> anyhow::Error {
+    match e {
+        e if e.is_bad_input() => Failure::bad_input(e.to_string()),
+        PkiError::Store(StoreError::NotFound(m) | StoreError::Conflict(m)) => Failure::refused(m),
+        e @ (PkiError::NoIssuingCa | PkiError::AlreadyInitialized(_)) => {
+            Failure::refused(e.to_string())
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn store_err(e: StoreError) -> anyhow::Error {
+    pki_err(PkiError::Store(e))
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Certificate fields an admin event carries (so a rotation can tell two certs apart).
+#[derive(Debug, Default)]
+struct CertRef<'a> {
+    common_name: Option<&'a str>,
+    serial: Option<&'a str>,
+    fingerprint: Option<&'a str>,
+    issuer: Option<&'a str>,
+}
+
+/// Admin events go to the store's admin table and, best effort, to the JSONL audit log
+/// (same pattern as `token`).
+fn record_admin(
+    paths: &Paths,
+    store: &Store,
+    now: DateTime<Utc>,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+    cert: CertRef<'_>,
+) {
+    if let Err(e) = store.record_admin(now, action, target, &details) {
+        eprintln!("warning: could not record the admin event: {e}");
+    }
+    let mut ev = AccessEvent::admin(now, action, target, details);
+    ev.cert_common_name = cert.common_name.map(str::to_string);
+    ev.cert_serial = cert.serial.map(str::to_string);
+    ev.cert_fingerprint_sha256 = cert.fingerprint.map(str::to_string);
+    ev.cert_issuer = cert.issuer.map(str::to_string);
+    let log = paths.in_state_dir(&crate::config::GateSection::default().audit_log);
+    if let Err(e) = append_line(&log, &ev.to_json_line()) {
+        eprintln!(
+            "warning: could not append the admin event to {}: {e}",
+            log.display()
+        );
+    }
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(format!("{line}\n").as_bytes())
+}
