@@ -30,7 +30,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs(cmd) => logs::run(&paths, cmd),
         Command::Ca(cmd) => pki::run_ca(&paths, cmd),
         Command::Cert(cmd) => pki::run_cert(&paths, cmd),
-        other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
+        other => Err(Failure::refused(format!(
+            "`{}` is not available in this build yet",
+            verb_name(&other)
+        ))),
     }
 }
 

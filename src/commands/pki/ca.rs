@@ -163,7 +163,7 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                     "SHA-256",
                 ],
                 &rows,
-            );
+            )?;
             if store.root_key_on_host().map_err(store_err)? {
                 eprintln!(
                     "warning: the root CA key is in the state dir; keep roots offline (`ca init --root-key-out FILE`)"

@@ -68,7 +68,7 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
                     "unreadable": unreadable,
                 }));
             }
-            print_list(&views);
+            print_list(&views)?;
             report_unreadable(&unreadable);
             Ok(())
         }

@@ -101,12 +101,12 @@ impl CertView {
     }
 }
 
-pub(super) fn print_list(views: &[CertView]) {
+pub(super) fn print_list(views: &[CertView]) -> anyhow::Result<()> {
     if views.is_empty() {
         println!(
             "no certificates yet; issue one with `botgate cert issue --cn NAME` or list directories under [inventory] watch"
         );
-        return;
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = views
         .iter()
@@ -143,7 +143,7 @@ pub(super) fn print_list(views: &[CertView]) {
             "SHA-256",
         ],
         &rows,
-    );
+    )
 }
 
 pub(super) fn print_show(v: &CertView) {
