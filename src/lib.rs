@@ -19,5 +19,6 @@ pub mod paths;
 pub mod pki;
 pub mod policy;
 pub mod scan;
+pub mod services;
 pub mod sink;
 pub mod store;

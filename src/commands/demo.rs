@@ -17,7 +17,7 @@ pub fn run(_paths: &Paths, args: DemoArgs) -> Result<()> {
     // The demo never touches the user's state dir or policy file: it builds its own.
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let demo = demo::start(DemoOptions::default())
+        let demo = demo::start(demo_options())
             .await
             .context("cannot start the demo")?;
         eprintln!(
@@ -40,6 +40,37 @@ pub fn run(_paths: &Paths, args: DemoArgs) -> Result<()> {
         print!("{summary}");
         ended
     })
+}
+
+/// The full demo: the device fleet on mTLS and the detectors (tuned for a short demo) beside
+/// the gate.
+pub(crate) fn demo_options() -> DemoOptions {
+    let detect: crate::demo::hooks::ServiceStarter =
+        Box::new(|ctx: &crate::demo::hooks::DemoContext<'_>| {
+            let file = crate::config::load(ctx.policy_path)
+                .map_err(|e| e.to_string())?
+                .file;
+            let opts = crate::services::ServiceOptions {
+                detect: crate::detect::DetectConfig::demo(),
+                expected_countries: crate::detect::ExpectedCountries::from_policy(&file),
+                sinks: Vec::new(),
+                tick_every: std::time::Duration::from_secs(1),
+            };
+            let s = crate::services::start(
+                opts,
+                ctx.gate,
+                ctx.bus,
+                ctx.store.clone(),
+                ctx.clock.clone(),
+                ctx.state_dir,
+            )?;
+            Ok(Box::new(s) as Box<dyn crate::demo::hooks::DemoService>)
+        });
+    DemoOptions {
+        pki: Some(std::sync::Arc::new(crate::demo::pki::LocalPki)),
+        services: vec![detect],
+        ..DemoOptions::default()
+    }
 }
 
 /// Integration point for the console: run it on `demo` (its `bus`, `store`, `gate`,

@@ -22,17 +22,28 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
     let loaded = load_config(paths)?;
     let store = Arc::new(Store::open(&paths.state_dir)?);
     let (opts, policies) = gate_setup(paths, &loaded, &store)?;
+    let config = paths.config.display();
+    let base = paths.config.parent().unwrap_or(std::path::Path::new("."));
+    let geo = crate::services::geo_from_file(&loaded.file, base)
+        .map_err(|e| Failure::bad_input(format!("{config}: {e}")))?;
+    let service_opts = crate::services::ServiceOptions::from_file(&loaded.file)
+        .map_err(|e| Failure::bad_input(format!("{config}: {e}")))?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
+        let bus = AuditBus::default();
+        let clock: crate::clock::SharedClock = Arc::new(SystemClock);
         let running = gate::start(
             opts.clone(),
             policies,
-            store,
-            AuditBus::default(),
-            Arc::new(SystemClock),
-            None,
+            store.clone(),
+            bus.clone(),
+            clock.clone(),
+            geo,
         )
         .await?;
+        let services =
+            crate::services::start(service_opts, &running, &bus, store, clock, &paths.state_dir)
+                .map_err(Failure::refused)?;
         eprintln!(
             "botgate gate listening on http://{} (audit log {})",
             running.addr,
@@ -57,22 +68,30 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
                     r.context("cannot wait for Ctrl-C")?;
                     break;
                 }
-                Some(reload) = reloads.recv() => apply_reload(&running, reload),
+                Some(reload) = reloads.recv() => apply_reload(&running, &services, reload),
             }
         }
         eprintln!("stopping: finishing in-flight requests and flushing the audit log");
+        services.stop().await;
         running.shutdown().await;
         Ok(())
     })
 }
 
 /// Swap in a changed policy file, or keep the last good one and say why.
-fn apply_reload(running: &gate::RunningGate, reload: crate::config::watch::Reload) {
+fn apply_reload(
+    running: &gate::RunningGate,
+    services: &crate::services::Services,
+    reload: crate::config::watch::Reload,
+) {
     use crate::config::watch::Reload;
     match reload {
         Reload::Loaded(cfg) => match crate::policy::compile(&cfg.file) {
             Ok(policies) => {
                 running.reload_policies(policies);
+                services.detect.set_expected_countries(
+                    crate::detect::ExpectedCountries::from_policy(&cfg.file),
+                );
                 eprintln!("policy file reloaded ({} apps)", cfg.file.app.len());
             }
             Err(e) => eprintln!("policy file change rejected, keeping the last good policy: {e}"),

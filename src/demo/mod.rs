@@ -8,9 +8,9 @@
 //! console reads `RunningDemo::bus`, `store`, `gate` and `policy_path`.
 
 pub mod bots;
-pub mod country_table;
 pub mod credentials;
 pub mod hooks;
+pub mod pki;
 pub mod roster;
 pub mod scenario;
 pub mod schedule;
@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bots::{BotFleet, FleetOptions, GateEndpoints, TlsEndpoint};
-use country_table::CountryTable;
 use hooks::{DemoContext, DemoPki, DemoService, DeviceSlot, PkiContext, ServiceStarter};
 use summary::{CounterTask, DemoCounters, DemoSummary};
 use upstream::StubUpstream;
@@ -211,13 +210,20 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     let file = load_policy(&policy_path)?;
     let policies = crate::policy::compile(&file)
         .map_err(|e| DemoError::Policy(format!("{}: {e}", policy_path.display())))?;
-    let gate_opts = GateOptions::from_file(&file, &dir)
+    let mut gate_opts = GateOptions::from_file(&file, &dir)
         .map_err(|e| DemoError::Policy(format!("{}: [gate] {e}", policy_path.display())))?;
+    if gate_opts.tls_listen.is_some() {
+        let hostnames: Vec<String> = policies
+            .apps
+            .iter()
+            .flat_map(|a| a.hostnames.clone())
+            .collect();
+        let source = crate::gate::store_tls::StoreTlsSource::new(store.clone(), None, &hostnames)
+            .map_err(DemoError::Pki)?;
+        gate_opts.tls = Some(Arc::new(source));
+    }
     let audit_log = gate_opts.audit_log.clone();
-    let geo = opts
-        .geo
-        .clone()
-        .unwrap_or_else(|| Arc::new(CountryTable::demo()));
+    let geo = opts.geo.clone().map_or_else(demo_geo, Ok)?;
     let bus = AuditBus::new(opts.bus_capacity);
     let gate = gate::start(
         gate_opts,
@@ -485,4 +491,12 @@ fn write_file(path: &Path, text: &str) -> Result<(), DemoError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The shipped demo IP → country table (`assets/demo-geo.csv`), embedded.
+fn demo_geo() -> Result<Arc<dyn crate::gate::CountryLookup>, DemoError> {
+    const CSV: &str = include_str!("../../assets/demo-geo.csv");
+    let db = crate::geo::GeoDb::from_csv(CSV, Path::new("assets/demo-geo.csv"))
+        .map_err(|e| DemoError::Policy(e.to_string()))?;
+    Ok(Arc::new(db))
 }

@@ -1,0 +1,68 @@
+//! The demo's PKI: a local root + issuing CA ("Demo Device CA"), the gate's server certificate
+//! (issued by the TLS source when the gate starts) and one client certificate per device, one of
+//! them expiring in 20 days so the inventory has something to warn about.
+
+use std::net::SocketAddr;
+
+use super::credentials::{CredentialFile, write_credential_file};
+use super::hooks::{DemoPki, PkiContext, PkiProvision};
+use crate::gate::RunningGate;
+use crate::pki::{CaInitOptions, ClientCertRequest, KeyAlgorithm, init_ca, issue_client_cert};
+
+/// Name of the demo CA, as `trusted_cas` in `assets/demo-policy.toml` names it.
+pub const DEMO_CA: &str = "Demo Device CA";
+
+/// The device whose certificate expires soon (index into the fleet).
+const EXPIRING_DEVICE: usize = 1;
+
+/// A `DemoPki` over botgate's own PKI.
+#[derive(Debug, Default)]
+pub struct LocalPki;
+
+impl DemoPki for LocalPki {
+    fn provision(&self, ctx: &PkiContext<'_>) -> Result<PkiProvision, String> {
+        let opts = CaInitOptions {
+            name: DEMO_CA.into(),
+            key: KeyAlgorithm::EcdsaP256,
+            root_key_out: None,
+            now: ctx.now,
+        };
+        let ca = init_ca(ctx.store, &opts).map_err(|e| format!("demo CA: {e}"))?;
+        let dir = ctx.state_dir.join("certs");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (i, device) in ctx.devices.iter().enumerate() {
+            let days = if i == EXPIRING_DEVICE { 20 } else { 365 };
+            let req = ClientCertRequest {
+                common_name: &device.common_name,
+                csr: None,
+                days,
+                key: KeyAlgorithm::EcdsaP256,
+                now: ctx.now,
+            };
+            let issued = issue_client_cert(ctx.store, &req)
+                .map_err(|e| format!("device {}: {e}", device.common_name))?;
+            let cert_file = dir.join(format!("{}.crt", device.common_name));
+            let key_file = dir.join(format!("{}.key", device.common_name));
+            std::fs::write(&cert_file, &issued.chain_pem)
+                .map_err(|e| format!("{}: {e}", cert_file.display()))?;
+            let key = issued
+                .key_pem
+                .ok_or("a generated certificate always has a key")?;
+            crate::pki::ca::write_private_file(&key_file, key.as_bytes())
+                .map_err(|e| e.to_string())?;
+            let cred = CredentialFile::Cert {
+                name: device.common_name.clone(),
+                cert_file,
+                key_file,
+            };
+            write_credential_file(&device.credential_file, &cred).map_err(|e| e.to_string())?;
+        }
+        Ok(PkiProvision {
+            server_ca_pem: ca.root.cert_pem.into_bytes(),
+        })
+    }
+
+    fn tls_addr(&self, gate: &RunningGate) -> Option<SocketAddr> {
+        gate.tls_addr
+    }
+}

@@ -1,0 +1,200 @@
+//! Services that run beside the gate on the same bus and store, for `serve` and `demo` alike:
+//! the detection engine (alerts published through the audit sink, so they reach the log, the
+//! bus, `/metrics` and the SIEM sinks), the SIEM sinks, a cached credential inventory for the
+//! detectors (read from SQLite every few seconds, never per event) and the CRL refresh.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+
+use crate::audit::AuditBus;
+use crate::clock::SharedClock;
+use crate::config::PolicyFile;
+use crate::detect::{
+    self, CredentialExpiry, CredentialKind, CrlStatus, DetectConfig, DetectHandle, Engine,
+    ExpectedCountries, Inventory,
+};
+use crate::gate::{CountryLookup, RunningGate};
+use crate::geo::GeoDb;
+use crate::sink::{Sink, SinkConfig, SinkHandle};
+use crate::store::Store;
+
+/// How often the inventory cache and the detectors' expiry rules run.
+pub const INVENTORY_EVERY: Duration = Duration::from_secs(5);
+/// How often botgate's own CRL is re-signed when due.
+pub const CRL_REFRESH_EVERY: Duration = Duration::from_secs(3600);
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    pub detect: DetectConfig,
+    pub expected_countries: ExpectedCountries,
+    pub sinks: Vec<SinkConfig>,
+    pub tick_every: Duration,
+}
+
+impl ServiceOptions {
+    /// From the policy file's `[detect]` and `[[sink]]` sections.
+    pub fn from_file(file: &PolicyFile) -> Result<Self, String> {
+        Ok(Self {
+            detect: DetectConfig::from_table(&file.detect).map_err(|e| format!("[detect] {e}"))?,
+            expected_countries: ExpectedCountries::from_policy(file),
+            sinks: SinkConfig::parse_all(&file.sink).map_err(|e| format!("[[sink]] {e}"))?,
+            tick_every: INVENTORY_EVERY,
+        })
+    }
+}
+
+/// The running services; `stop` before the gate shuts down.
+#[derive(Debug)]
+pub struct Services {
+    pub detect: DetectHandle,
+    pub sinks: Vec<SinkHandle>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Start detection, sinks, the inventory cache and the CRL refresh beside `gate` (inside a
+/// tokio runtime).
+pub fn start(
+    opts: ServiceOptions,
+    gate: &RunningGate,
+    bus: &AuditBus,
+    store: Arc<Store>,
+    clock: SharedClock,
+    state_dir: &Path,
+) -> Result<Services, String> {
+    let sinks = Sink::start_all(opts.sinks, state_dir, bus).map_err(|e| e.to_string())?;
+    let cache = Arc::new(ArcSwap::from_pointee(load_inventory(&store, clock.now())));
+    let mut tasks = vec![tokio::spawn(refresh_inventory(
+        store.clone(),
+        clock.clone(),
+        cache.clone(),
+    ))];
+    tasks.push(tokio::spawn(refresh_crl(store.clone(), clock.clone())));
+    let mut engine = Engine::new(opts.detect);
+    engine.set_expected_countries(opts.expected_countries);
+    let audit = gate.state.audit.clone();
+    let detect = detect::task::spawn(
+        engine,
+        bus.subscribe(),
+        clock,
+        opts.tick_every,
+        move || (**cache.load()).clone(),
+        move |alert| {
+            // A full audit queue drops the alert from the file but it is still on the bus.
+            let _ = audit.record(alert);
+        },
+    );
+    Ok(Services {
+        detect,
+        sinks,
+        tasks,
+    })
+}
+
+impl Services {
+    /// Stop every service, letting sinks persist their spool position.
+    pub async fn stop(self) {
+        self.detect.task.abort();
+        for t in self.tasks {
+            t.abort();
+        }
+        for s in self.sinks {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// The live credentials and CRL deadlines the inventory rules need.
+pub fn load_inventory(store: &Store, _now: DateTime<Utc>) -> Inventory {
+    let mut inv = Inventory::default();
+    match store.list_tokens() {
+        Ok(tokens) => inv
+            .credentials
+            .extend(tokens.iter().filter_map(CredentialExpiry::from_token)),
+        Err(e) => tracing::warn!(error = %e, "cannot read tokens for the detectors"),
+    }
+    match store.list_certs() {
+        Ok(certs) => inv.credentials.extend(
+            certs
+                .into_iter()
+                .filter(|c| c.revoked_at.is_none())
+                .map(|c| CredentialExpiry {
+                    kind: CredentialKind::Cert,
+                    name: c.common_name,
+                    id: c.serial,
+                    created_at: c.created_at,
+                    expires_at: c.not_after,
+                    last_seen_at: c.last_seen_at,
+                }),
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read certificates for the detectors"),
+    }
+    match store.list_cas() {
+        Ok(cas) => inv.crls.extend(cas.into_iter().filter_map(|ca| {
+            Some(CrlStatus {
+                ca_name: ca.name,
+                next_update: ca.crl_next_update?,
+            })
+        })),
+        Err(e) => tracing::warn!(error = %e, "cannot read CAs for the detectors"),
+    }
+    inv
+}
+
+async fn refresh_inventory(store: Arc<Store>, clock: SharedClock, cache: Arc<ArcSwap<Inventory>>) {
+    let mut tick = tokio::time::interval(INVENTORY_EVERY);
+    loop {
+        tick.tick().await;
+        let (store, now) = (store.clone(), clock.now());
+        if let Ok(inv) = tokio::task::spawn_blocking(move || load_inventory(&store, now)).await {
+            cache.store(Arc::new(inv));
+        }
+    }
+}
+
+async fn refresh_crl(store: Arc<Store>, clock: SharedClock) {
+    let mut tick = tokio::time::interval(CRL_REFRESH_EVERY);
+    loop {
+        tick.tick().await;
+        let (store, now) = (store.clone(), clock.now());
+        match tokio::task::spawn_blocking(move || crate::pki::crl::refresh_crl_if_due(&store, now))
+            .await
+        {
+            Ok(Ok(Some(crl))) => {
+                tracing::info!(ca = %crl.ca_name, number = crl.crl_number, "CRL re-signed")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot refresh the CRL"),
+            _ => {}
+        }
+    }
+}
+
+impl CountryLookup for GeoDb {
+    fn country(&self, ip: std::net::IpAddr) -> Option<String> {
+        GeoDb::country(self, ip)
+    }
+}
+
+/// The `[geo]` database, if configured (relative paths are under `base`).
+pub fn geo_from_file(
+    file: &PolicyFile,
+    base: &Path,
+) -> Result<Option<Arc<dyn CountryLookup>>, String> {
+    let path = match (&file.geo.csv, &file.geo.mmdb) {
+        (Some(_), Some(_)) => return Err("[geo] set csv or mmdb, not both".into()),
+        (Some(p), None) | (None, Some(p)) => base.join(p),
+        (None, None) => return Ok(None),
+    };
+    let db = GeoDb::open(&path).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(db)))
+}
+
+impl crate::demo::hooks::DemoService for Services {
+    fn stop(self: Box<Self>) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(Services::stop(*self))
+    }
+}
