@@ -15,4 +15,5 @@ pub mod gate;
 pub mod paths;
 pub mod pki;
 pub mod policy;
+pub mod rotation;
 pub mod store;
