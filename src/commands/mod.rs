@@ -2,6 +2,7 @@
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
 mod explain;
+mod rotate;
 mod serve;
 mod token;
 
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(&paths, args),
         Command::Token(cmd) => token::run(&paths, cmd),
+        Command::Rotate(cmd) => rotate::run(&paths, cmd),
         other => Err(Failure::refused(format!(
             "`{}` is not available in this build yet",
             verb_name(&other)

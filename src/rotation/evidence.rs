@@ -78,6 +78,9 @@ pub struct EvidenceTarget {
     pub kind: CredentialKind,
     pub old_key: String,
     pub new_key: Option<String>,
+    /// Events before this are not evidence: the gate's writer may flush a request made before
+    /// the rotation started after the offset was taken.
+    pub since: DateTime<Utc>,
 }
 
 impl EvidenceTarget {
@@ -86,13 +89,14 @@ impl EvidenceTarget {
             kind: r.kind,
             old_key: r.old.key.clone(),
             new_key: r.new.as_ref().map(|n| n.key.clone()),
+            since: r.created_at,
         }
     }
 
     /// Which credential an access event used, if one of the two. A token request over mTLS
     /// also carries certificate fields, so the connection method decides what identified it.
     pub fn classify(&self, ev: &AccessEvent) -> Option<Which> {
-        if ev.event != EventKind::Access {
+        if ev.event != EventKind::Access || ev.created_at < self.since {
             return None;
         }
         let key = match (self.kind, ev.connection_method) {
@@ -396,6 +400,7 @@ mod tests {
             kind: CredentialKind::Token,
             old_key: "old.access".into(),
             new_key: Some("new.access".into()),
+            since: DateTime::UNIX_EPOCH,
         }
     }
 
@@ -426,6 +431,11 @@ mod tests {
         let mut admin = event(t0, "old.access", "10.0.0.9", true);
         admin.event = EventKind::Admin;
         ev.ingest(&tg, &admin);
+        let late_flush = EvidenceTarget {
+            since: t0 + Duration::seconds(1),
+            ..tg.clone()
+        };
+        ev.ingest(&late_flush, &event(t0, "old.access", "10.0.0.8", true));
 
         assert_eq!((ev.old.requests, ev.new.requests), (2, 1));
         assert_eq!(ev.clients.len(), 2, "other tokens and admin events ignored");
@@ -448,6 +458,7 @@ mod tests {
             kind: CredentialKind::Cert,
             old_key: "fp-old".into(),
             new_key: Some("fp-new".into()),
+            since: DateTime::UNIX_EPOCH,
         };
         let mut e = event(Utc::now(), "x.access", "10.0.0.1", true);
         e.cert_fingerprint_sha256 = Some("fp-old".into());
