@@ -8,7 +8,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use botgate::rotation::{self, Evidence, Rotation, RotationEnv, RotationError, RotationState, StartOptions};
+use botgate::rotation::{
+    self, Evidence, Rotation, RotationEnv, RotationError, RotationState, StartOptions,
+};
 use chrono::Utc;
 use common::*;
 
@@ -72,7 +74,11 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
     let text = POLICY.replace("{upstream}", &format!("http://{upstream}"));
     let mut old = None;
     let g = start_gate(&text, |s| {
-        old = Some(create_token(s, "ci-deploy-prod", chrono::Duration::days(30)))
+        old = Some(create_token(
+            s,
+            "ci-deploy-prod",
+            chrono::Duration::days(30),
+        ))
     })
     .await;
     let old = old.unwrap();
@@ -83,7 +89,10 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
         policy_file: &policy,
         state_dir: g.dir.path(),
     };
-    assert_eq!(call(&g, "127.0.2.7", &old.client_id, &old.secret).await, 200);
+    assert_eq!(
+        call(&g, "127.0.2.7", &old.client_id, &old.secret).await,
+        200
+    );
 
     // 1. create: the secret goes to a file, like `token create --secret-out`.
     let secret_file = g.dir.path().join("ci-deploy-prod-v2.json");
@@ -99,7 +108,10 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
         },
     )
     .unwrap();
-    assert!(started.secret.is_none(), "written to the file, not returned");
+    assert!(
+        started.secret.is_none(),
+        "written to the file, not returned"
+    );
     let id = started.rotation.id.clone();
     assert!(id.starts_with("rot-") && id.len() == 10, "{id}");
     let new: serde_json::Value =
@@ -126,10 +138,21 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
     // 2. add: the policy file is edited (diff + backup), comments kept.
     let added = rotation::next(&env, &id, false, Utc::now()).unwrap();
     assert_eq!(added.rotation.state, RotationState::Added);
-    assert!(added.diff.as_deref().unwrap().contains("+  { service_token = \"ci-deploy-prod-v2\" },"), "{:?}", added.diff);
+    assert!(
+        added
+            .diff
+            .as_deref()
+            .unwrap()
+            .contains("+  { service_token = \"ci-deploy-prod-v2\" },"),
+        "{:?}",
+        added.diff
+    );
     assert!(added.backup.as_ref().unwrap().exists());
     let after_add = std::fs::read_to_string(&policy).unwrap();
-    assert!(after_add.contains("{ service_token = \"ci-deploy-prod\" }, # the deployer\n"), "{after_add}");
+    assert!(
+        after_add.contains("{ service_token = \"ci-deploy-prod\" }, # the deployer\n"),
+        "{after_add}"
+    );
     reload(&g, &policy);
 
     // 3. rollout.
@@ -138,28 +161,44 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
 
     // Only the old token in use: verify refuses and names the client.
     for _ in 0..3 {
-        assert_eq!(call(&g, "127.0.2.7", &old.client_id, &old.secret).await, 200);
+        assert_eq!(
+            call(&g, "127.0.2.7", &old.client_id, &old.secret).await,
+            200
+        );
     }
     let r = rotation::find(&g.store, &id).unwrap();
     let ev = evidence_until(&r, |e| e.old.requests >= 3).await;
-    assert_eq!(ev.old.requests, 3, "only what happened since the rotation started counts");
+    assert_eq!(
+        ev.old.requests, 3,
+        "only what happened since the rotation started counts"
+    );
     let Err(RotationError::Refused(refusal)) = rotation::next(&env, &id, false, Utc::now()) else {
         panic!("verify must be refused while the old token is in use");
     };
     let text_of = refusal.to_string();
     assert!(
-        text_of.contains("old credential ci-deploy-prod seen 3 times, last") && text_of.contains("from 127.0.2.7"),
+        text_of.contains("old credential ci-deploy-prod seen 3 times, last")
+            && text_of.contains("from 127.0.2.7"),
         "{text_of}"
     );
-    assert!(text_of.contains("clients still on the old credential: 127.0.2.7"), "{text_of}");
-    assert_eq!(rotation::find(&g.store, &id).unwrap().state, RotationState::RollingOut);
+    assert!(
+        text_of.contains("clients still on the old credential: 127.0.2.7"),
+        "{text_of}"
+    );
+    assert_eq!(
+        rotation::find(&g.store, &id).unwrap().state,
+        RotationState::RollingOut
+    );
 
     // The client switches to the new token.
     for _ in 0..2 {
         assert_eq!(call(&g, "127.0.2.7", &new_id, &new_secret).await, 200);
     }
     let ev = evidence_until(&r, |e| e.new.allowed >= 2).await;
-    assert!(ev.stragglers().is_empty(), "127.0.2.7 uses the new token now");
+    assert!(
+        ev.stragglers().is_empty(),
+        "127.0.2.7 uses the new token now"
+    );
     assert_eq!(ev.clients["127.0.2.7"].new_requests, 2);
 
     // 4. verify passes once the old token has been quiet for the (1 s) quiet period.
@@ -198,7 +237,11 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
     // The policy file kept its comments and names only the new token.
     let after = std::fs::read_to_string(&policy).unwrap();
     // ("# the deployer" described the removed entry and went with it.)
-    for comment in ["# Rotation test policy: keep this comment.", "# the test client stands in for a proxy", "# CI deploys with its own token."] {
+    for comment in [
+        "# Rotation test policy: keep this comment.",
+        "# the test client stands in for a proxy",
+        "# CI deploys with its own token.",
+    ] {
         assert!(after.contains(comment), "lost {comment:?}:\n{after}");
     }
     assert!(after.contains("\"ci-deploy-prod-v2\""));
@@ -218,7 +261,14 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
         .filter(|l| l["event"] == "admin")
         .map(|l| l["decision"].as_str().unwrap().to_string())
         .collect();
-    for a in ["rotation_create", "rotation_add", "rotation_rollout", "rotation_refused", "rotation_verify", "rotation_revoke"] {
+    for a in [
+        "rotation_create",
+        "rotation_add",
+        "rotation_rollout",
+        "rotation_refused",
+        "rotation_verify",
+        "rotation_revoke",
+    ] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
     }
 }

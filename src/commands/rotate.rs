@@ -162,7 +162,11 @@ fn status(env: &RotationEnv<'_>, id: Option<&str>, json: bool, now: DateTime<Utc
                 v.kind.as_str().into(),
                 v.old.clone(),
                 v.new.clone().unwrap_or_else(|| "-".into()),
-                format!("{}{}", v.state.as_str(), if v.forced { " (forced)" } else { "" }),
+                format!(
+                    "{}{}",
+                    v.state.as_str(),
+                    if v.forced { " (forced)" } else { "" }
+                ),
                 format!("{}/{}", v.step_index.min(v.steps.len()), v.steps.len()),
                 v.updated_at.format("%Y-%m-%d %H:%M").to_string(),
             ]

@@ -32,7 +32,9 @@ pub(crate) fn record(
         "step": extra,
     });
     if let Err(e) = store.record_admin(now, action, &r.id, &details) {
-        warnings.push(format!("could not record the admin event in the store: {e}"));
+        warnings.push(format!(
+            "could not record the admin event in the store: {e}"
+        ));
     }
     let mut ev = AccessEvent::admin(now, action, &r.id, details);
     ev.allowed = allowed;

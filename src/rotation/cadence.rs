@@ -91,7 +91,8 @@ impl CadencePolicy {
                 Some(toml::Value::String(p)) => match Regex::new(p) {
                     Ok(re) => Some(re),
                     Err(e) => {
-                        rule_problems.push(format!("{at}: pattern {p:?} is not a valid regex: {e}"));
+                        rule_problems
+                            .push(format!("{at}: pattern {p:?} is not a valid regex: {e}"));
                         None
                     }
                 },
@@ -211,12 +212,27 @@ mod tests {
             "#,
         ))
         .unwrap();
-        assert_eq!(cfg.cadence(CredentialKind::Token, "payments-api-prod"), Duration::days(30));
-        assert_eq!(cfg.cadence(CredentialKind::Cert, "payments-gw"), Duration::days(90));
-        assert_eq!(cfg.cadence(CredentialKind::Token, "ci-deploy-prod"), Duration::days(45));
+        assert_eq!(
+            cfg.cadence(CredentialKind::Token, "payments-api-prod"),
+            Duration::days(30)
+        );
+        assert_eq!(
+            cfg.cadence(CredentialKind::Cert, "payments-gw"),
+            Duration::days(90)
+        );
+        assert_eq!(
+            cfg.cadence(CredentialKind::Token, "ci-deploy-prod"),
+            Duration::days(45)
+        );
         // The -prod rule has no cert cadence: the default applies.
-        assert_eq!(cfg.cadence(CredentialKind::Cert, "ci-deploy-prod"), Duration::days(365));
-        assert_eq!(cfg.cadence(CredentialKind::Token, "ci-deploy-dev"), Duration::days(60));
+        assert_eq!(
+            cfg.cadence(CredentialKind::Cert, "ci-deploy-prod"),
+            Duration::days(365)
+        );
+        assert_eq!(
+            cfg.cadence(CredentialKind::Token, "ci-deploy-dev"),
+            Duration::days(60)
+        );
     }
 
     #[test]

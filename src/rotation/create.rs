@@ -122,9 +122,13 @@ pub(crate) fn check_new_path(path: &Path, what: &str) -> Result<(), RotationErro
         )));
     }
     match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(RotationError::BadInput(
-            format!("{what} {}: directory {} does not exist", path.display(), p.display()),
-        )),
+        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => {
+            Err(RotationError::BadInput(format!(
+                "{what} {}: directory {} does not exist",
+                path.display(),
+                p.display()
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -146,7 +150,10 @@ pub(crate) fn find_old_cert(store: &Store, query: &str) -> Result<CertRecord, Ro
         many => Err(RotationError::Conflict(format!(
             "{} live certificates match {query:?} (serials {}); pass the serial of the one to rotate",
             many.len(),
-            many.iter().map(|c| c.serial.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|c| c.serial.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -180,11 +187,9 @@ pub(crate) fn check_new_chain_trusted(
             continue;
         }
         let trusted = app.trusted_cas.iter().any(|name| {
-            store.trust_bundle(name).is_ok_and(|b| {
-                b.anchors
-                    .iter()
-                    .any(|a| chain.contains(&a.as_ref()))
-            })
+            store
+                .trust_bundle(name)
+                .is_ok_and(|b| b.anchors.iter().any(|a| chain.contains(&a.as_ref())))
         });
         if !trusted {
             return Err(RotationError::Conflict(format!(
@@ -209,7 +214,13 @@ pub(crate) fn issue_cert(
     let stem: String = old
         .common_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let crt = out_dir.join(format!("{stem}.{rotation_id}.crt"));
     let key = out_dir.join(format!("{stem}.{rotation_id}.key"));

@@ -426,7 +426,10 @@ mod tests {
         let tg = target();
         ev.ingest(&tg, &event(t0, "old.access", "10.0.0.1", true));
         ev.ingest(&tg, &event(t0, "old.access", "10.0.0.2", true));
-        ev.ingest(&tg, &event(t0 + Duration::seconds(5), "new.access", "10.0.0.1", true));
+        ev.ingest(
+            &tg,
+            &event(t0 + Duration::seconds(5), "new.access", "10.0.0.1", true),
+        );
         ev.ingest(&tg, &event(t0, "someone-else", "10.0.0.3", true));
         let mut admin = event(t0, "old.access", "10.0.0.9", true);
         admin.event = EventKind::Admin;
@@ -476,9 +479,15 @@ mod tests {
         std::fs::write(&path, format!("{before}\n")).unwrap();
         let offset = std::fs::metadata(&path).unwrap().len();
         let mut r = EvidenceReader::new(path.clone(), offset, target());
-        assert!(!r.poll().unwrap(), "what was there before the rotation is skipped");
+        assert!(
+            !r.poll().unwrap(),
+            "what was there before the rotation is skipped"
+        );
 
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         let line = event(t0, "new.access", "10.0.0.1", true).to_json_line();
         let (a, b) = line.split_at(20);
         write!(f, "{a}").unwrap();
@@ -491,7 +500,10 @@ mod tests {
         assert_eq!(r.evidence().unreadable_lines, 1);
 
         std::fs::write(&path, format!("{before}\n")).unwrap();
-        assert!(r.poll().unwrap(), "a truncated log is read again from the start");
+        assert!(
+            r.poll().unwrap(),
+            "a truncated log is read again from the start"
+        );
         assert!(r.evidence().log_reset);
         assert_eq!(r.evidence().old.requests, 1);
     }

@@ -286,13 +286,20 @@ pub fn next_transition(
 }
 
 /// Abort: allowed from every unfinished state.
-pub fn abort_transition(r: &Rotation, ev: &Evidence, now: DateTime<Utc>) -> Result<Transition, Refusal> {
+pub fn abort_transition(
+    r: &Rotation,
+    ev: &Evidence,
+    now: DateTime<Utc>,
+) -> Result<Transition, Refusal> {
     if r.state.is_finished() {
         return Err(Refusal {
             rotation_id: r.id.clone(),
             state: r.state,
             step: Some(Step::Abort),
-            reason: format!("it is {} already; a finished rotation cannot be aborted", r.state.as_str()),
+            reason: format!(
+                "it is {} already; a finished rotation cannot be aborted",
+                r.state.as_str()
+            ),
             evidence: Vec::new(),
             hint: None,
         });

@@ -76,7 +76,12 @@ fn created_adds() {
     let t1 = next_transition(&r, &Evidence::default(), t(5), false).unwrap();
     assert_eq!(
         (t1.step, t1.from, t1.to, t1.forced),
-        (Step::Add, RotationState::Created, RotationState::Added, false)
+        (
+            Step::Add,
+            RotationState::Created,
+            RotationState::Added,
+            false
+        )
     );
 }
 
@@ -85,7 +90,10 @@ fn created_refuses_force() {
     let r = rotation(RotationState::Created);
     let refusal = next_transition(&r, &Evidence::default(), t(5), true).unwrap_err();
     assert_eq!(refusal.step, Some(Step::Revoke));
-    assert!(refusal.reason.contains("lock every client out"), "{refusal}");
+    assert!(
+        refusal.reason.contains("lock every client out"),
+        "{refusal}"
+    );
 }
 
 #[test]
@@ -172,11 +180,18 @@ fn verify_needs_min_requests_through_the_intended_policy() {
 fn quiet_period_never_starts_before_the_overlap() {
     let r = rotation(RotationState::RollingOut);
     // Old never seen; added at t(10) with a 60 s quiet period.
-    let ev = evidence(&r, &[request(t(11), "new.access", "10.0.0.1", "CI deployment")]);
+    let ev = evidence(
+        &r,
+        &[request(t(11), "new.access", "10.0.0.1", "CI deployment")],
+    );
     let check = check_verify(&r, &ev, t(69));
     assert_eq!(check.quiet_since, t(10));
     assert!(!check.passed);
-    assert!(check.problems[0].contains("overlap window opened"), "{:?}", check.problems);
+    assert!(
+        check.problems[0].contains("overlap window opened"),
+        "{:?}",
+        check.problems
+    );
     assert!(check_verify(&r, &ev, t(70)).passed);
 }
 
@@ -190,7 +205,10 @@ fn force_revokes_without_verification_and_says_so() {
     }
     // Forcing when verification would pass anyway is not recorded as forced.
     let r = rotation(RotationState::RollingOut);
-    let ev = evidence(&r, &[request(t(11), "new.access", "10.0.0.1", "CI deployment")]);
+    let ev = evidence(
+        &r,
+        &[request(t(11), "new.access", "10.0.0.1", "CI deployment")],
+    );
     let t1 = next_transition(&r, &ev, t(500), true).unwrap();
     assert_eq!(t1.step, Step::Revoke);
     assert!(!t1.forced);
@@ -199,7 +217,10 @@ fn force_revokes_without_verification_and_says_so() {
 #[test]
 fn verified_revokes() {
     let r = rotation(RotationState::Verified);
-    let ev = evidence(&r, &[request(t(20), "old.access", "10.0.0.1", "CI deployment")]);
+    let ev = evidence(
+        &r,
+        &[request(t(20), "old.access", "10.0.0.1", "CI deployment")],
+    );
     let t1 = next_transition(&r, &ev, t(200), false).unwrap();
     assert_eq!(
         (t1.step, t1.to, t1.forced),
@@ -210,10 +231,16 @@ fn verified_revokes() {
 #[test]
 fn verified_refuses_revoke_when_the_old_credential_came_back() {
     let r = rotation(RotationState::Verified);
-    let ev = evidence(&r, &[request(t(150), "old.access", "127.0.2.9", "CI deployment")]);
+    let ev = evidence(
+        &r,
+        &[request(t(150), "old.access", "127.0.2.9", "CI deployment")],
+    );
     let refusal = next_transition(&r, &ev, t(155), false).unwrap_err();
     assert_eq!(refusal.step, Some(Step::Revoke));
-    assert!(refusal.reason.contains("seen again after verification"), "{refusal}");
+    assert!(
+        refusal.reason.contains("seen again after verification"),
+        "{refusal}"
+    );
     assert!(refusal.reason.contains("from 127.0.2.9"));
     let forced = next_transition(&r, &ev, t(155), true).unwrap();
     assert!(forced.forced);
@@ -239,7 +266,10 @@ fn abort_from_every_unfinished_state() {
         RotationState::Verified,
     ] {
         let t1 = abort_transition(&rotation(state), &Evidence::default(), t(50)).unwrap();
-        assert_eq!((t1.step, t1.from, t1.to), (Step::Abort, state, RotationState::Aborted));
+        assert_eq!(
+            (t1.step, t1.from, t1.to),
+            (Step::Abort, state, RotationState::Aborted)
+        );
     }
 }
 

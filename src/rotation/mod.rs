@@ -10,11 +10,11 @@
 //! real traffic shows the new one working and the old one silent (verify); only then is the old
 //! one revoked. Revoking early is refused unless forced, and a forced revoke is recorded.
 
+mod admin;
 pub mod cadence;
+mod create;
 pub mod evidence;
 pub mod machine;
-mod admin;
-mod create;
 mod policies;
 pub mod view;
 pub mod workflow;

@@ -110,11 +110,21 @@ require = [{ issuer = "^botgate Issuing CA$" }]
     fn tokens_by_name_ignoring_where_they_call_from() {
         let s = set();
         assert_eq!(
-            names(admitting(&s, Identity::Token { name: "ci-deploy-prod" })),
+            names(admitting(
+                &s,
+                Identity::Token {
+                    name: "ci-deploy-prod"
+                }
+            )),
             ["CI"]
         );
         assert_eq!(
-            names(admitting(&s, Identity::Token { name: "ci-deploy-prod-v2" })),
+            names(admitting(
+                &s,
+                Identity::Token {
+                    name: "ci-deploy-prod-v2"
+                }
+            )),
             ["any token but old"]
         );
     }

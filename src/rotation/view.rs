@@ -111,11 +111,8 @@ pub fn view(r: &Rotation, ev: &Evidence, now: DateTime<Utc>) -> RotationView {
         RotationState::Revoked => steps.len(),
         RotationState::Aborted => steps.iter().position(|s| !s.done).unwrap_or(steps.len()),
     };
-    let verify = matches!(
-        r.state,
-        RotationState::Added | RotationState::RollingOut
-    )
-    .then(|| machine::check_verify(r, ev, now));
+    let verify = matches!(r.state, RotationState::Added | RotationState::RollingOut)
+        .then(|| machine::check_verify(r, ev, now));
     let refused_reason = if r.state.is_finished() {
         None
     } else {
@@ -184,7 +181,10 @@ fn counts(t: &CredentialTraffic) -> CredentialCounts {
 
 /// Why each step comes where it does.
 fn explanation(r: &Rotation, step: &str) -> String {
-    let new = r.new.as_ref().map_or("the new credential".into(), |n| n.name.clone());
+    let new = r
+        .new
+        .as_ref()
+        .map_or("the new credential".into(), |n| n.name.clone());
     let old = &r.old.name;
     let quiet = period_label(r.quiet_period);
     match (step, r.kind) {
@@ -215,7 +215,10 @@ fn explanation(r: &Rotation, step: &str) -> String {
 
 /// What `next` does from the current state.
 fn next_action(r: &Rotation) -> Option<String> {
-    let new = r.new.as_ref().map_or("the new credential".into(), |n| n.label());
+    let new = r
+        .new
+        .as_ref()
+        .map_or("the new credential".into(), |n| n.label());
     let old = r.old.label();
     let files = if r.details.new_credential_files.is_empty() {
         String::new()
@@ -293,7 +296,11 @@ mod tests {
 
     #[test]
     fn steps_done_and_the_current_one() {
-        let v = view(&rotation(RotationState::RollingOut), &Evidence::default(), Utc::now());
+        let v = view(
+            &rotation(RotationState::RollingOut),
+            &Evidence::default(),
+            Utc::now(),
+        );
         assert_eq!(v.steps.len(), 5);
         assert_eq!(v.step_index, 3);
         assert_eq!(v.steps[v.step_index].name, "verify");
@@ -302,13 +309,22 @@ mod tests {
         assert!(v.steps.iter().all(|s| !s.explanation.is_empty()));
         assert!(v.next_action.as_deref().unwrap().starts_with("verify:"));
         // No traffic and a one-hour quiet period: verify would be refused, and the view says why.
-        assert!(v.refused_reason.as_deref().unwrap().contains("not seen yet"));
+        assert!(
+            v.refused_reason
+                .as_deref()
+                .unwrap()
+                .contains("not seen yet")
+        );
         assert!(v.verify.is_some());
     }
 
     #[test]
     fn finished_rotation_has_no_next_action() {
-        let v = view(&rotation(RotationState::Aborted), &Evidence::default(), Utc::now());
+        let v = view(
+            &rotation(RotationState::Aborted),
+            &Evidence::default(),
+            Utc::now(),
+        );
         assert_eq!(v.next_action, None);
         assert_eq!(v.refused_reason, None);
         assert_eq!(v.step_index, 2, "stopped before rollout");

@@ -183,8 +183,7 @@ pub fn start_cert(
     let old_identity = cert_identity(&old)?;
     let intended = admitting(&set, Identity::Cert(&old_identity));
     let issuing = crate::pki::load_issuing_ca(env.store)?;
-    let mut notes =
-        create::check_new_chain_trusted(env.store, &set, &old, &intended, &issuing)?;
+    let mut notes = create::check_new_chain_trusted(env.store, &set, &old, &intended, &issuing)?;
     let out_dir = match &opts.cert_out {
         Some(d) => d.clone(),
         None => {
@@ -211,7 +210,9 @@ pub fn start_cert(
     let rotation = match insert_new(env.store, rotation) {
         Ok(r) => r,
         Err(e) => {
-            let _ = env.store.revoke_cert(issued.record.id, opts.now, Some("superseded"));
+            let _ = env
+                .store
+                .revoke_cert(issued.record.id, opts.now, Some("superseded"));
             return Err(e);
         }
     };
@@ -291,7 +292,8 @@ pub fn abort(
             let plan = edit::plan_remove_token(&cfg.text, &new.name)?;
             fx.apply_edit(env.policy_file, plan, "removed", &new.name)?;
         }
-        fx.summary.push(revoke_credential(env.store, r.kind, &new, now)?);
+        fx.summary
+            .push(revoke_credential(env.store, r.kind, &new, now)?);
         let users: Vec<String> = ev
             .clients
             .values()
@@ -418,9 +420,16 @@ impl Effects {
 }
 
 /// Add: admit the new credential wherever the old one is admitted.
-fn add(env: &RotationEnv<'_>, r: &mut Rotation, now: DateTime<Utc>) -> Result<Effects, RotationError> {
+fn add(
+    env: &RotationEnv<'_>,
+    r: &mut Rotation,
+    now: DateTime<Utc>,
+) -> Result<Effects, RotationError> {
     let (cfg, set) = load(env)?;
-    let new = r.new.clone().ok_or_else(|| RotationError::Conflict("no new credential".into()))?;
+    let new = r
+        .new
+        .clone()
+        .ok_or_else(|| RotationError::Conflict("no new credential".into()))?;
     let mut fx = Effects::default();
     let refuse = |reason: String, hint: &str| {
         RotationError::Refused(Refusal {
@@ -441,7 +450,9 @@ fn add(env: &RotationEnv<'_>, r: &mut Rotation, now: DateTime<Utc>) -> Result<Ef
                 .collect();
             let plan = edit::plan_add_token(&cfg.text, &r.old.name, &new.name)?;
             // Check before writing that the edited file admits the new token everywhere.
-            let after = crate::policy::compile(&crate::config::parse(env.policy_file, &plan.new_text)?.file)?;
+            let after = crate::policy::compile(
+                &crate::config::parse(env.policy_file, &plan.new_text)?.file,
+            )?;
             let admitted_after = admitting(&after, Identity::Token { name: &new.name });
             let missing: Vec<PolicyRef> = intended
                 .iter()
@@ -489,7 +500,11 @@ fn add(env: &RotationEnv<'_>, r: &mut Rotation, now: DateTime<Utc>) -> Result<Ef
         fx.summary.push(format!(
             "{} already {} {}: nothing needed editing there",
             describe(&already),
-            if already.len() == 1 { "admits" } else { "admit" },
+            if already.len() == 1 {
+                "admits"
+            } else {
+                "admit"
+            },
             new.label()
         ));
     }
@@ -504,7 +519,11 @@ fn add(env: &RotationEnv<'_>, r: &mut Rotation, now: DateTime<Utc>) -> Result<Ef
         "both {} and {} are valid now: the overlap window is open{}",
         r.old.label(),
         new.label(),
-        if r.kind == CredentialKind::Token { "; a running gate applies the edited policy file when it reloads it" } else { "" }
+        if r.kind == CredentialKind::Token {
+            "; a running gate applies the edited policy file when it reloads it"
+        } else {
+            ""
+        }
     ));
     r.details.intended_policies = intended;
     r.details.already_admitted = already;
@@ -513,10 +532,16 @@ fn add(env: &RotationEnv<'_>, r: &mut Rotation, now: DateTime<Utc>) -> Result<Ef
 }
 
 /// Revoke: remove the old credential from policies, then revoke it (and publish a CRL).
-fn revoke(env: &RotationEnv<'_>, r: &mut Rotation, t: &Transition, now: DateTime<Utc>) -> Result<Effects, RotationError> {
+fn revoke(
+    env: &RotationEnv<'_>,
+    r: &mut Rotation,
+    t: &Transition,
+    now: DateTime<Utc>,
+) -> Result<Effects, RotationError> {
     let mut fx = Effects::default();
     if t.forced {
-        fx.summary.push("FORCED: verification had not passed; recorded as a forced revoke".into());
+        fx.summary
+            .push("FORCED: verification had not passed; recorded as a forced revoke".into());
     }
     if r.kind == CredentialKind::Token {
         let cfg = crate::config::load(env.policy_file)?;
@@ -525,7 +550,8 @@ fn revoke(env: &RotationEnv<'_>, r: &mut Rotation, t: &Transition, now: DateTime
     } else {
         fx.summary.push("policies select certificates by CN and issuer, which the new certificate shares: nothing to remove; revocation and the CRL cut the old one off".into());
     }
-    fx.summary.push(revoke_credential(env.store, r.kind, &r.old, now)?);
+    fx.summary
+        .push(revoke_credential(env.store, r.kind, &r.old, now)?);
     r.details.revoked_at = Some(now);
     r.forced = r.forced || t.forced;
     Ok(fx)
@@ -543,7 +569,10 @@ fn revoke_credential(
         CredentialKind::Token => {
             let t = store.find_token(&c.key)?;
             if t.revoked_at.is_some() {
-                return Ok(format!("token {} ({}) was revoked already", t.name, t.client_id));
+                return Ok(format!(
+                    "token {} ({}) was revoked already",
+                    t.name, t.client_id
+                ));
             }
             store.revoke_token(&c.key, now)?;
             Ok(format!(
@@ -580,7 +609,9 @@ fn check_options(opts: &StartOptions) -> Result<(), RotationError> {
         ));
     }
     if opts.quiet_period <= Duration::zero() {
-        return Err(RotationError::BadInput("--quiet-period must be positive".into()));
+        return Err(RotationError::BadInput(
+            "--quiet-period must be positive".into(),
+        ));
     }
     Ok(())
 }
@@ -601,7 +632,11 @@ fn audit_log(env: &RotationEnv<'_>, cfg: &LoadedConfig) -> PathBuf {
     }
 }
 
-fn ensure_not_rotating(store: &Store, kind: CredentialKind, key: &str) -> Result<(), RotationError> {
+fn ensure_not_rotating(
+    store: &Store,
+    kind: CredentialKind,
+    key: &str,
+) -> Result<(), RotationError> {
     for r in list(store)? {
         if r.kind != kind || r.state.is_finished() {
             continue;
@@ -665,11 +700,16 @@ fn new_rotation(
 fn fresh_id(store: &Store) -> Result<String, RotationError> {
     for _ in 0..16 {
         let id = format!("rot-{:06x}", rand::random::<u32>() & 0x00ff_ffff);
-        if matches!(store.find_rotation(&id), Err(crate::store::StoreError::NotFound(_))) {
+        if matches!(
+            store.find_rotation(&id),
+            Err(crate::store::StoreError::NotFound(_))
+        ) {
             return Ok(id);
         }
     }
-    Err(RotationError::Conflict("could not find a free rotation id".into()))
+    Err(RotationError::Conflict(
+        "could not find a free rotation id".into(),
+    ))
 }
 
 fn insert_new(store: &Store, mut r: Rotation) -> Result<Rotation, RotationError> {
@@ -767,7 +807,9 @@ fn finish(
 }
 
 fn new_label(r: &Rotation) -> String {
-    r.new.as_ref().map_or_else(|| "(none)".into(), CredentialRef::label)
+    r.new
+        .as_ref()
+        .map_or_else(|| "(none)".into(), CredentialRef::label)
 }
 
 fn files_hint(d: &RotationDetails) -> String {

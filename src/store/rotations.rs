@@ -83,7 +83,11 @@ impl Store {
 
     /// Write `row` over the stored rotation, but only if it is still in `expected_state`: two
     /// steps of the same rotation racing (CLI and console) cannot both win.
-    pub fn update_rotation(&self, row: &RotationRow, expected_state: &str) -> Result<(), StoreError> {
+    pub fn update_rotation(
+        &self,
+        row: &RotationRow,
+        expected_state: &str,
+    ) -> Result<(), StoreError> {
         let n = self.conn().execute(
             "UPDATE rotations SET new_ref = ?2, state = ?3, forced = ?4, details = ?5, updated_at = ?6
              WHERE id = ?1 AND state = ?7",
@@ -116,9 +120,7 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| {
-                StoreError::NotFound(format!(
-                    "no rotation {id:?} (see `botgate rotate status`)"
-                ))
+                StoreError::NotFound(format!("no rotation {id:?} (see `botgate rotate status`)"))
             })
     }
 
