@@ -251,3 +251,78 @@ async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
     assert_eq!(out[0].key, old.record.fingerprint_sha256);
     assert_eq!(out[0].serial.as_deref(), Some(old.record.serial.as_str()));
 }
+
+/// When the old certificate came from another CA, the new chain must be trusted by every app
+/// that admits the old certificate before anything is issued.
+#[test]
+fn a_changed_issuing_ca_must_be_trusted_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    botgate::pki::init_ca(
+        &store,
+        &CaInitOptions {
+            name: "botgate Root CA".into(),
+            key: KeyAlgorithm::EcdsaP256,
+            root_key_out: None,
+            now: Utc::now(),
+        },
+    )
+    .unwrap();
+    let old = botgate::pki::issue_client_cert(
+        &store,
+        &ClientCertRequest {
+            common_name: CN,
+            csr: None,
+            days: 30,
+            key: KeyAlgorithm::EcdsaP256,
+            now: Utc::now(),
+        },
+    )
+    .unwrap();
+    // Pretend another CA issued it (e.g. the intermediate was replaced since).
+    rusqlite::Connection::open(store.path())
+        .unwrap()
+        .execute(
+            "UPDATE certs SET ca_id = NULL WHERE id = ?1",
+            [old.record.id],
+        )
+        .unwrap();
+    let policy = dir.path().join("policy.toml");
+    let env = RotationEnv {
+        store: &store,
+        policy_file: &policy,
+        state_dir: dir.path(),
+    };
+    let opts = StartOptions {
+        quiet_period: chrono::Duration::hours(1),
+        min_requests: 1,
+        secret_out: None,
+        cert_out: Some(dir.path().to_path_buf()),
+        now: Utc::now(),
+    };
+    let upstream = "http://127.0.0.1:9";
+    std::fs::write(
+        &policy,
+        POLICY
+            .replace("{upstream}", upstream)
+            .replace("botgate Root CA", "Corporate Device CA"),
+    )
+    .unwrap();
+    let err = rotation::start_cert(&env, CN, &opts).unwrap_err();
+    assert!(
+        matches!(&err, RotationError::Conflict(m) if m.contains("app \"devices\" trusts only")),
+        "{err}"
+    );
+    assert_eq!(store.list_certs().unwrap().len(), 1, "nothing issued");
+
+    std::fs::write(&policy, POLICY.replace("{upstream}", upstream)).unwrap();
+    let started = rotation::start_cert(&env, CN, &opts).unwrap();
+    assert!(
+        started
+            .notes
+            .iter()
+            .any(|n| n.contains("checked that the apps trust it")),
+        "{:?}",
+        started.notes
+    );
+}

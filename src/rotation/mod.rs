@@ -15,7 +15,9 @@ pub mod cadence;
 mod create;
 pub mod evidence;
 pub mod machine;
+mod persist;
 mod policies;
+mod steps;
 pub mod view;
 pub mod workflow;
 
