@@ -4,12 +4,13 @@
 //!
 //! Tokens are told apart by client id, certificates by SHA-256 fingerprint (two certificates of
 //! a rotation share their CN). The JSONL log is read from the byte offset recorded when the
-//! rotation started, and `EvidenceReader` remembers where it stopped, so polling stays cheap;
-//! the console may instead feed events from the bus to `Evidence::ingest`.
+//! rotation started (events older than the start are ignored), and `EvidenceReader` remembers
+//! where it stopped, so polling stays cheap; the console may instead feed events from the bus
+//! to `Evidence::ingest`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -297,6 +298,35 @@ pub(crate) fn client_label(c: &ClientTraffic, now: DateTime<Utc>) -> String {
 
 pub(crate) fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
+}
+
+/// How far before the end of the log a new rotation starts reading: more than the audit
+/// writer buffers (256 KiB), so requests made just after the start but flushed a moment later
+/// are not missed. Older events in that window are dropped by `EvidenceTarget::since`.
+pub const START_REWIND_BYTES: u64 = 512 * 1024;
+
+/// Where a rotation starting now should read the log from: a line boundary about
+/// `START_REWIND_BYTES` before the end (0 for a small or missing log).
+pub fn start_offset(path: &Path) -> u64 {
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return 0;
+    };
+    let from = len.saturating_sub(START_REWIND_BYTES);
+    if from == 0 {
+        return 0;
+    }
+    let mut window = Vec::new();
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(from))?;
+        f.take(len - from).read_to_end(&mut window)
+    });
+    match read {
+        Ok(_) => window
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(len, |i| from + i as u64 + 1),
+        Err(_) => len,
+    }
 }
 
 /// Incremental reader of the JSONL audit log for one rotation: each `poll` reads only the

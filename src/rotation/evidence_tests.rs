@@ -122,3 +122,19 @@ fn missing_log_is_empty_evidence() {
     assert!(!r.poll().unwrap());
     assert_eq!(r.evidence(), &Evidence::default());
 }
+
+#[test]
+fn start_offset_is_a_line_boundary_before_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    assert_eq!(start_offset(&path), 0, "missing log");
+    std::fs::write(&path, "short\n").unwrap();
+    assert_eq!(start_offset(&path), 0, "small log: read it all");
+    let line = format!("{}\n", "x".repeat(999));
+    let big = line.repeat(1000);
+    std::fs::write(&path, &big).unwrap();
+    let off = start_offset(&path);
+    assert!(off > 0 && off < big.len() as u64);
+    assert_eq!(off % 1000, 0, "on a line boundary");
+    assert!(big.len() as u64 - off <= START_REWIND_BYTES);
+}

@@ -181,8 +181,8 @@ pub struct StepRecord {
 /// Everything a rotation remembers besides its columns (stored as the `details` JSON).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RotationDetails {
-    /// The audit log the evidence is read from, and its size when the rotation started: only
-    /// what was written after that is read, so evidence stays cheap on a large log.
+    /// The audit log the evidence is read from, and where reading starts (a line boundary just
+    /// before its end when the rotation started): evidence stays cheap on a large log.
     pub audit_log: PathBuf,
     pub audit_offset: u64,
     /// The policy file edited by add/revoke/abort.

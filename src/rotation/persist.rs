@@ -57,7 +57,7 @@ pub(super) fn new_rotation(
     opts: &StartOptions,
 ) -> Rotation {
     let audit_log = audit_log(env, cfg);
-    let audit_offset = std::fs::metadata(&audit_log).map_or(0, |m| m.len());
+    let audit_offset = super::evidence::start_offset(&audit_log);
     Rotation {
         id: String::new(),
         kind,
