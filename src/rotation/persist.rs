@@ -16,6 +16,7 @@ use super::{
 use crate::config::LoadedConfig;
 use crate::store::Store;
 
+/// Refuse a second rotation of a credential that an unfinished rotation replaces or created.
 pub(super) fn ensure_not_rotating(
     store: &Store,
     kind: CredentialKind,
@@ -45,6 +46,7 @@ pub(super) fn ensure_not_rotating(
     Ok(())
 }
 
+/// A rotation in `created`, reading evidence from just before the end of the gate's audit log.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn new_rotation(
     env: &RotationEnv<'_>,
@@ -96,6 +98,7 @@ pub(super) fn fresh_id(store: &Store) -> Result<String, RotationError> {
     ))
 }
 
+/// Store the first row (with a fresh id unless one was chosen) and the create step in history.
 pub(super) fn insert_new(store: &Store, mut r: Rotation) -> Result<Rotation, RotationError> {
     if r.id.is_empty() {
         r.id = fresh_id(store)?;
@@ -116,6 +119,7 @@ pub(super) fn insert_new(store: &Store, mut r: Rotation) -> Result<Rotation, Rot
     Ok(r)
 }
 
+/// The admin event of the create step.
 pub(super) fn record_created(store: &Store, r: &Rotation, now: DateTime<Utc>) -> Vec<String> {
     admin::record(
         store,

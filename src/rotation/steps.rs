@@ -252,12 +252,14 @@ pub(super) fn revoke_credential(
     }
 }
 
+/// The policy file, loaded and compiled.
 pub(super) fn load(env: &RotationEnv<'_>) -> Result<(LoadedConfig, PolicySet), RotationError> {
     let cfg = crate::config::load(env.policy_file)?;
     let set = crate::policy::compile(&cfg.file)?;
     Ok((cfg, set))
 }
 
+/// A certificate as a rotation refers to it: by fingerprint, with CN and serial.
 pub(super) fn cert_ref(c: &CertRecord) -> CredentialRef {
     CredentialRef {
         key: c.fingerprint_sha256.clone(),
@@ -267,6 +269,7 @@ pub(super) fn cert_ref(c: &CertRecord) -> CredentialRef {
     }
 }
 
+/// The inventory row of the certificate with this fingerprint.
 pub(super) fn find_cert(store: &Store, fingerprint: &str) -> Result<CertRecord, RotationError> {
     store
         .find_certs(fingerprint)?
