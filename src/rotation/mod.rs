@@ -35,8 +35,8 @@ pub use evidence::{Evidence, EvidenceReader};
 pub use machine::{Refusal, Step, Transition, VerifyCheck};
 pub use view::{RotationView, StepView, view};
 pub use workflow::{
-    RotatedOut, RotationEnv, StartOptions, Started, StepOutcome, abort, find, list, next,
-    rotated_out, start_cert, start_token,
+    RotatedOut, RotationEnv, StartOptions, Started, StepOutcome, abort, collect_evidence, find,
+    list, next, rotated_out, start_cert, start_token,
 };
 
 /// Default quiet period: how long the old credential must be silent before verify passes.
