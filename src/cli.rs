@@ -281,6 +281,9 @@ pub enum RotateTarget {
         cn: String,
         #[command(flatten)]
         opts: RotateOpts,
+        /// Directory for the new certificate chain and key (default: <state dir>/rotations).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 

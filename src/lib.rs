@@ -18,6 +18,7 @@ pub mod geo;
 pub mod paths;
 pub mod pki;
 pub mod policy;
+pub mod rotation;
 pub mod scan;
 pub mod services;
 pub mod sink;

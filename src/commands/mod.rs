@@ -6,6 +6,7 @@ mod explain;
 mod logs;
 mod pki;
 mod policy;
+mod rotate;
 mod scan;
 mod serve;
 mod token;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs(cmd) => logs::run(&paths, cmd),
         Command::Ca(cmd) => pki::run_ca(&paths, cmd),
         Command::Cert(cmd) => pki::run_cert(&paths, cmd),
+        Command::Rotate(cmd) => rotate::run(&paths, cmd),
         other => Err(Failure::refused(format!(
             "`{}` is not available in this build yet",
             verb_name(&other)

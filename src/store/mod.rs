@@ -6,6 +6,7 @@
 //! generation in the same transaction, so another process (the CLI) is seen within one poll.
 
 pub mod pki;
+pub mod rotations;
 mod schema;
 pub mod tokens;
 

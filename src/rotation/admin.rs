@@ -1,0 +1,79 @@
+//! Admin audit events for rotation steps: one row in the store's admin table and one `admin`
+//! line appended to the JSONL audit log (as `token create`/`revoke` do), with who, when, the
+//! step and the evidence it was decided on. Writing them never fails a step that already
+//! happened; a failure comes back as a warning to show.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::{CredentialKind, Rotation};
+use crate::audit::AccessEvent;
+use crate::store::Store;
+
+/// Record `action` on rotation `r`. `allowed = false` for a refused step. Returns warnings.
+pub(crate) fn record(
+    store: &Store,
+    r: &Rotation,
+    now: DateTime<Utc>,
+    action: &str,
+    allowed: bool,
+    extra: serde_json::Value,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let details = serde_json::json!({
+        "rotation_id": r.id,
+        "kind": r.kind.as_str(),
+        "state": r.state.as_str(),
+        "old": { "name": r.old.name, "key": r.old.key, "serial": r.old.serial },
+        "new": r.new.as_ref().map(|n| serde_json::json!({ "name": n.name, "key": n.key, "serial": n.serial })),
+        "forced": r.forced,
+        "step": extra,
+    });
+    if let Err(e) = store.record_admin(now, action, &r.id, &details) {
+        warnings.push(format!(
+            "could not record the admin event in the store: {e}"
+        ));
+    }
+    let mut ev = AccessEvent::admin(now, action, &r.id, details);
+    ev.allowed = allowed;
+    // The old credential's identifiers, so a search for it finds its rotation too. Evidence
+    // only counts `access` events, so these never count as traffic.
+    match r.kind {
+        CredentialKind::Token => {
+            ev.service_token_id = Some(r.old.key.clone());
+            ev.service_token_name = Some(r.old.name.clone());
+        }
+        CredentialKind::Cert => {
+            ev.cert_common_name = Some(r.old.name.clone());
+            ev.cert_serial = r.old.serial.clone();
+            ev.cert_fingerprint_sha256 = Some(r.old.key.clone());
+        }
+    }
+    let log = &r.details.audit_log;
+    if let Err(e) = append_line(log, &ev.to_json_line()) {
+        warnings.push(format!(
+            "could not append the admin event to {}: {e}",
+            log.display()
+        ));
+    }
+    warnings
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    // One write call per line: appends from the gate's writer and this process do not interleave.
+    opts.open(path)?.write_all(format!("{line}\n").as_bytes())
+}
