@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod event;
+pub mod tail;
 pub mod writer;
 
 pub use bus::{AuditBus, BusMessage};

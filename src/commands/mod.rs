@@ -1,6 +1,7 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod console;
 mod token;
 
 use anyhow::Result;
@@ -14,6 +15,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let paths = Paths::resolve(&cli.global)?;
     match cli.command {
         Command::Token(cmd) => token::run(&paths, cmd),
+        Command::Console(args) => console::run(&paths, args),
         other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
     }
 }
