@@ -40,7 +40,11 @@ pub struct TailOptions {
 
 impl Default for TailOptions {
     fn default() -> Self {
-        Self { start: StartAt::LastBytes(4 * 1024 * 1024), poll_interval: Duration::from_millis(250), max_line_bytes: 1024 * 1024 }
+        Self {
+            start: StartAt::LastBytes(4 * 1024 * 1024),
+            poll_interval: Duration::from_millis(250),
+            max_line_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -50,7 +54,10 @@ pub enum TailItem {
     Event(Arc<AccessEvent>),
     /// Line `line` (1-based, in the current file) is not an audit event. The text is not
     /// repeated: it may hold anything.
-    Corrupt { line: u64, error: String },
+    Corrupt {
+        line: u64,
+        error: String,
+    },
     /// The reader started over on a new or shortened file.
     Reopened(ReopenReason),
     /// The file cannot be read right now (the reader keeps trying).
@@ -109,12 +116,22 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(TailStats::default());
     let reader = Reader::new(path.to_path_buf(), opts, stats.clone(), stop.clone());
-    let thread = std::thread::Builder::new().name("audit-tail".into()).spawn(move || reader.run(sink))?;
-    Ok(TailHandle { stop, thread: Some(thread), stats })
+    let thread = std::thread::Builder::new()
+        .name("audit-tail".into())
+        .spawn(move || reader.run(sink))?;
+    Ok(TailHandle {
+        stop,
+        thread: Some(thread),
+        stats,
+    })
 }
 
 /// `follow` into a tokio channel of `capacity` items (the reader waits when it is full).
-pub fn follow_channel(path: &Path, opts: TailOptions, capacity: usize) -> io::Result<(TailHandle, tokio::sync::mpsc::Receiver<TailItem>)> {
+pub fn follow_channel(
+    path: &Path,
+    opts: TailOptions,
+    capacity: usize,
+) -> io::Result<(TailHandle, tokio::sync::mpsc::Receiver<TailItem>)> {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
     let handle = follow(path, opts, move |item| tx.blocking_send(item).is_ok())?;
     Ok((handle, rx))
@@ -160,6 +177,9 @@ struct Reader {
 impl Reader {
     fn new(path: PathBuf, opts: TailOptions, stats: Arc<TailStats>, stop: Arc<AtomicBool>) -> Self {
         Self {
+            // Decided now, not on the reader thread: a file created after `follow` returns is
+            // new, and is read from its start.
+            first_open: path.exists(),
             path,
             opts,
             stats,
@@ -169,7 +189,6 @@ impl Reader {
             line_no: 0,
             partial: Vec::new(),
             discarding: false,
-            first_open: true,
             last_unreadable: None,
         }
     }
@@ -182,13 +201,14 @@ impl Reader {
             let _ = wake_tx.send(());
         })
         .and_then(|mut w| {
-            let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = self
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             w.watch(dir, notify::RecursiveMode::NonRecursive).map(|_| w)
         })
         .ok();
-        if !self.path.exists() {
-            self.first_open = false; // a file that appears later is read from its start
-        }
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return;
@@ -291,7 +311,10 @@ impl Reader {
                 self.discarding = self.opts.start != StartAt::End;
             }
         }
-        self.open = Some(Open { file, id: file_id(&meta) });
+        self.open = Some(Open {
+            file,
+            id: file_id(&meta),
+        });
         true
     }
 
@@ -299,14 +322,19 @@ impl Reader {
     fn read_available<F: FnMut(TailItem) -> bool>(&mut self, sink: &mut F) -> bool {
         let mut buf = [0u8; 64 * 1024];
         loop {
-            let Some(open) = &mut self.open else { return true };
+            let Some(open) = &mut self.open else {
+                return true;
+            };
             let n = match open.file.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.open = None;
-                    return sink(TailItem::Unreadable(format!("cannot read {}: {e}", self.path.display())));
+                    return sink(TailItem::Unreadable(format!(
+                        "cannot read {}: {e}",
+                        self.path.display()
+                    )));
                 }
             };
             self.offset += n as u64;
@@ -352,8 +380,14 @@ impl Reader {
                 self.discarding = true;
                 self.line_no += 1;
                 self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
-                let error = format!("line longer than {} bytes, skipped", self.opts.max_line_bytes);
-                return sink(TailItem::Corrupt { line: self.line_no, error });
+                let error = format!(
+                    "line longer than {} bytes, skipped",
+                    self.opts.max_line_bytes
+                );
+                return sink(TailItem::Corrupt {
+                    line: self.line_no,
+                    error,
+                });
             }
         }
         true
@@ -376,7 +410,10 @@ fn parse_line(line: &[u8], line_no: u64) -> Option<TailItem> {
                 serde_json::error::Category::Data => "JSON but not an audit event",
                 serde_json::error::Category::Io => "unreadable",
             };
-            TailItem::Corrupt { line: line_no, error: format!("{what} (column {})", e.column()) }
+            TailItem::Corrupt {
+                line: line_no,
+                error: format!("{what} (column {})", e.column()),
+            }
         }
     })
 }

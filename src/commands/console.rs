@@ -32,18 +32,36 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         Some(p) => p.clone(),
         None => default_log(paths, policy.as_ref()),
     };
-    let store = Arc::new(Store::open(&paths.state_dir).with_context(|| format!("opening the store in {}", paths.state_dir.display()))?);
+    let store = Arc::new(
+        Store::open(&paths.state_dir)
+            .with_context(|| format!("opening the store in {}", paths.state_dir.display()))?,
+    );
     let mut opts = ConsoleOptions::new(theme);
-    opts.header = HeaderInfo { listen: listen_addresses(policy.as_ref()), source: format!("tail {}", log.display()), read_only: args.read_only };
+    opts.header = HeaderInfo {
+        listen: listen_addresses(policy.as_ref()),
+        source: format!("tail {}", log.display()),
+        read_only: args.read_only,
+    };
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let result = rt.block_on(async {
         let (tx, rx) = feed::channel();
         if !log.exists() {
-            let _ = tx.send(console::Msg::Notice(format!("waiting for {}", log.display()))).await;
+            let _ = tx
+                .send(console::Msg::Notice(format!(
+                    "waiting for {}",
+                    log.display()
+                )))
+                .await;
         }
-        let tail = feed::spawn_tail(&log, TailOptions::default(), tx.clone()).with_context(|| format!("following {}", log.display()))?;
-        let inventory = feed::spawn_inventory(store, Some(paths.config.clone()), tx, feed::INVENTORY_EVERY);
+        let tail = feed::spawn_tail(&log, TailOptions::default(), tx.clone())
+            .with_context(|| format!("following {}", log.display()))?;
+        let inventory =
+            feed::spawn_inventory(store, Some(paths.config.clone()), tx, feed::INVENTORY_EVERY);
         let result = console::run(opts, rx).await;
         inventory.abort();
         drop(tail);
@@ -57,7 +75,8 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
 /// `--theme` / `BOTGATE_THEME`, else `NO_COLOR` → mono, else dark.
 fn resolve_theme(requested: Option<&str>) -> Result<Theme> {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    Theme::resolve(requested, no_color, user_themes_dir().as_deref()).map_err(|e| Failure::bad_input(e.to_string()))
+    Theme::resolve(requested, no_color, user_themes_dir().as_deref())
+        .map_err(|e| Failure::bad_input(e.to_string()))
 }
 
 /// The policy file if it exists and parses (the console shows reload errors itself).
@@ -67,7 +86,9 @@ fn read_policy(path: &Path) -> Option<PolicyFile> {
 }
 
 fn default_log(paths: &Paths, policy: Option<&PolicyFile>) -> PathBuf {
-    let rel = policy.map(|p| p.gate.audit_log.clone()).unwrap_or_else(|| PathBuf::from("audit.jsonl"));
+    let rel = policy
+        .map(|p| p.gate.audit_log.clone())
+        .unwrap_or_else(|| PathBuf::from("audit.jsonl"));
     paths.in_state_dir(&rel)
 }
 

@@ -24,7 +24,11 @@ const MAX_TAGS: usize = 6;
 const MINUTE: usize = 60;
 
 /// The connection methods, in the order `Bucket::by_method` counts them.
-pub const METHODS: [ConnectionMethod; 3] = [ConnectionMethod::ServiceToken, ConnectionMethod::Mtls, ConnectionMethod::None];
+pub const METHODS: [ConnectionMethod; 3] = [
+    ConnectionMethod::ServiceToken,
+    ConnectionMethod::Mtls,
+    ConnectionMethod::None,
+];
 
 /// Index of `m` in `METHODS`.
 pub fn method_index(m: ConnectionMethod) -> usize {
@@ -45,7 +49,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { window_secs: DEFAULT_WINDOW_SECS, ring_capacity: DEFAULT_RING_CAPACITY, max_identities: DEFAULT_MAX_IDENTITIES }
+        Self {
+            window_secs: DEFAULT_WINDOW_SECS,
+            ring_capacity: DEFAULT_RING_CAPACITY,
+            max_identities: DEFAULT_MAX_IDENTITIES,
+        }
     }
 }
 
@@ -90,7 +98,8 @@ impl Traffic {
             } else {
                 self.totals.denied += 1;
             }
-            self.seconds.record(ev.created_at.timestamp(), ev.allowed, m);
+            self.seconds
+                .record(ev.created_at.timestamp(), ev.allowed, m);
             self.identities.record(ev);
         }
         self.ring.push(ev.clone())
@@ -122,7 +131,16 @@ pub struct SecondBuckets {
 
 impl SecondBuckets {
     pub fn new(window_secs: usize) -> Self {
-        Self { slots: vec![Bucket { sec: i64::MIN, ..Bucket::default() }; window_secs.max(1)].into_boxed_slice() }
+        Self {
+            slots: vec![
+                Bucket {
+                    sec: i64::MIN,
+                    ..Bucket::default()
+                };
+                window_secs.max(1)
+            ]
+            .into_boxed_slice(),
+        }
     }
 
     /// Seconds of history kept.
@@ -143,7 +161,10 @@ impl SecondBuckets {
             return;
         }
         if b.sec < sec {
-            *b = Bucket { sec, ..Bucket::default() };
+            *b = Bucket {
+                sec,
+                ..Bucket::default()
+            };
         }
         if allowed {
             b.allowed += 1;
@@ -156,7 +177,14 @@ impl SecondBuckets {
     /// The bucket for `sec` (zero when nothing was counted then, or it left the window).
     pub fn get(&self, sec: i64) -> Bucket {
         let b = self.slots[self.slot(sec)];
-        if b.sec == sec { b } else { Bucket { sec, ..Bucket::default() } }
+        if b.sec == sec {
+            b
+        } else {
+            Bucket {
+                sec,
+                ..Bucket::default()
+            }
+        }
     }
 
     /// The `len` seconds ending at `end_sec`, oldest first (at most the window).
@@ -168,7 +196,10 @@ impl SecondBuckets {
     /// Average requests per second over the `secs` seconds ending at `end_sec`.
     pub fn rate(&self, end_sec: i64, secs: usize) -> f64 {
         let secs = secs.clamp(1, self.slots.len());
-        let sum: u64 = self.series(end_sec, secs).map(|b| u64::from(b.total())).sum();
+        let sum: u64 = self
+            .series(end_sec, secs)
+            .map(|b| u64::from(b.total()))
+            .sum();
         sum as f64 / secs as f64
     }
 }
@@ -184,7 +215,11 @@ pub struct Identities {
 
 impl Identities {
     pub fn new(max: usize) -> Self {
-        Self { map: HashMap::new(), max: max.max(1), evicted: 0 }
+        Self {
+            map: HashMap::new(),
+            max: max.max(1),
+            evicted: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -209,7 +244,10 @@ impl Identities {
             if self.map.len() >= self.max {
                 self.evict_oldest();
             }
-            self.map.insert(name.to_string(), IdentityStats::new(name, ev.connection_method, ev.created_at));
+            self.map.insert(
+                name.to_string(),
+                IdentityStats::new(name, ev.connection_method, ev.created_at),
+            );
         }
         if let Some(stats) = self.map.get_mut(name) {
             stats.record(ev);
@@ -315,7 +353,11 @@ impl IdentityStats {
 
     /// Share of denied requests, 0–100.
     pub fn deny_pct(&self) -> f64 {
-        if self.total == 0 { 0.0 } else { self.denied as f64 * 100.0 / self.total as f64 }
+        if self.total == 0 {
+            0.0
+        } else {
+            self.denied as f64 * 100.0 / self.total as f64
+        }
     }
 }
 
@@ -368,7 +410,11 @@ pub struct EventRing {
 impl EventRing {
     pub fn new(cap: usize) -> Self {
         let cap = cap.max(1);
-        Self { buf: VecDeque::with_capacity(cap.min(65_536)), cap, next_seq: 0 }
+        Self {
+            buf: VecDeque::with_capacity(cap.min(65_536)),
+            cap,
+            next_seq: 0,
+        }
     }
 
     /// Add an event (dropping the oldest when full); returns its sequence number.
@@ -406,7 +452,10 @@ impl EventRing {
 
     /// The `i`-th newest event (0 = newest).
     pub fn newest(&self, i: usize) -> Option<&Arc<AccessEvent>> {
-        self.buf.len().checked_sub(i + 1).and_then(|j| self.buf.get(j))
+        self.buf
+            .len()
+            .checked_sub(i + 1)
+            .and_then(|j| self.buf.get(j))
     }
 }
 
@@ -416,7 +465,11 @@ mod tests {
     use chrono::TimeZone;
 
     fn ev(sec: i64, name: &str, allowed: bool) -> Arc<AccessEvent> {
-        let mut e = AccessEvent::empty(EventKind::Access, Utc.timestamp_opt(sec, 0).unwrap(), format!("{sec}"));
+        let mut e = AccessEvent::empty(
+            EventKind::Access,
+            Utc.timestamp_opt(sec, 0).unwrap(),
+            format!("{sec}"),
+        );
         e.allowed = allowed;
         e.service_token_name = Some(name.to_string());
         e.connection_method = ConnectionMethod::ServiceToken;
@@ -455,7 +508,10 @@ mod tests {
 
     #[test]
     fn identities_stay_under_the_cap() {
-        let mut t = Traffic::new(Limits { max_identities: 100, ..Limits::default() });
+        let mut t = Traffic::new(Limits {
+            max_identities: 100,
+            ..Limits::default()
+        });
         for i in 0..10_000 {
             t.record(&ev(1000 + i, &format!("id-{i}"), true));
         }

@@ -71,7 +71,11 @@ pub struct AlertRow {
 impl AlertRow {
     /// `count=12 ips=127.0.2.5,127.0.2.6`.
     pub fn evidence_text(&self) -> String {
-        self.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        self.evidence
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -102,7 +106,10 @@ impl AlertBook {
 
     /// Alerts in state `open`.
     pub fn open_count(&self) -> usize {
-        self.rows.values().filter(|a| a.state == AlertState::Open).count()
+        self.rows
+            .values()
+            .filter(|a| a.state == AlertState::Open)
+            .count()
     }
 
     /// Take an `alert` event from a detector: the row for its `alert_id` becomes this state.
@@ -133,7 +140,10 @@ impl AlertBook {
             first_seen: e.created_at,
             last_seen: e.created_at,
             credential: Some(who.clone()),
-            evidence: vec![("ips".into(), String::new()), ("countries".into(), String::new())],
+            evidence: vec![
+                ("ips".into(), String::new()),
+                ("countries".into(), String::new()),
+            ],
         });
         row.count += 1;
         row.state = AlertState::Open;
@@ -149,8 +159,24 @@ impl AlertBook {
         let mut live: Vec<String> = Vec::new();
         let candidates = tokens
             .iter()
-            .map(|t| ("token", t.name.as_str(), t.name.as_str(), t.expires_at, t.status(now)))
-            .chain(certs.iter().map(|c| ("cert", c.common_name.as_str(), c.serial.as_str(), c.not_after, c.status(now))));
+            .map(|t| {
+                (
+                    "token",
+                    t.name.as_str(),
+                    t.name.as_str(),
+                    t.expires_at,
+                    t.status(now),
+                )
+            })
+            .chain(certs.iter().map(|c| {
+                (
+                    "cert",
+                    c.common_name.as_str(),
+                    c.serial.as_str(),
+                    c.not_after,
+                    c.status(now),
+                )
+            }));
         for (kind, name, key, expires_at, status) in candidates {
             let severity = match status {
                 CredentialStatus::Expired | CredentialStatus::Critical => Severity::Critical,
@@ -161,9 +187,15 @@ impl AlertBook {
             let title = if status == CredentialStatus::Expired {
                 format!("{kind} {name} expired")
             } else {
-                format!("{kind} {name} expires in {}", crate::duration::countdown(expires_at - now))
+                format!(
+                    "{kind} {name} expires in {}",
+                    crate::duration::countdown(expires_at - now)
+                )
             };
-            let evidence = vec![("expires_at".to_string(), expires_at.format("%Y-%m-%d %H:%M UTC").to_string())];
+            let evidence = vec![(
+                "expires_at".to_string(),
+                expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            )];
             match self.rows.get_mut(&id) {
                 Some(row) => {
                     if row.severity != severity || row.state != AlertState::Open {
@@ -194,7 +226,10 @@ impl AlertBook {
         }
         let expiry_prefix = format!("{CONSOLE_PREFIX}expiry:");
         for row in self.rows.values_mut() {
-            if row.id.starts_with(&expiry_prefix) && row.state == AlertState::Open && !live.contains(&row.id) {
+            if row.id.starts_with(&expiry_prefix)
+                && row.state == AlertState::Open
+                && !live.contains(&row.id)
+            {
                 row.state = AlertState::Resolved;
                 row.last_seen = now;
             }
@@ -218,8 +253,11 @@ impl AlertBook {
         if self.rows.len() <= MAX_ALERTS {
             return;
         }
-        let mut order: Vec<(bool, DateTime<Utc>, String)> =
-            self.rows.values().map(|r| (r.state == AlertState::Open, r.last_seen, r.id.clone())).collect();
+        let mut order: Vec<(bool, DateTime<Utc>, String)> = self
+            .rows
+            .values()
+            .map(|r| (r.state == AlertState::Open, r.last_seen, r.id.clone()))
+            .collect();
         order.sort();
         let excess = self.rows.len() - MAX_ALERTS;
         for (_, _, id) in order.into_iter().take(excess) {
@@ -229,7 +267,9 @@ impl AlertBook {
 }
 
 fn add_value(evidence: &mut [(String, String)], i: usize, v: Option<&str>) {
-    let (Some(slot), Some(v)) = (evidence.get_mut(i), v) else { return };
+    let (Some(slot), Some(v)) = (evidence.get_mut(i), v) else {
+        return;
+    };
     let values = &mut slot.1;
     if values.split(',').any(|x| x == v || x == "…") {
         return;
@@ -249,7 +289,9 @@ fn alert_from_event(e: &AccessEvent) -> Option<AlertRow> {
     let d = e.details.as_ref()?.as_object()?;
     let s = |k: &str| d.get(k).and_then(Value::as_str);
     let time = |k: &str| {
-        s(k).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc)).unwrap_or(e.created_at)
+        s(k).and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(e.created_at)
     };
     let id = s("alert_id")?.to_string();
     let evidence = match d.get("evidence") {
@@ -261,7 +303,11 @@ fn alert_from_event(e: &AccessEvent) -> Option<AlertRow> {
         rule: s("rule").unwrap_or(&e.decision).to_string(),
         severity: Severity::parse(s("severity").unwrap_or("info")),
         title: s("title").unwrap_or("").to_string(),
-        state: if s("state") == Some("resolved") { AlertState::Resolved } else { AlertState::Open },
+        state: if s("state") == Some("resolved") {
+            AlertState::Resolved
+        } else {
+            AlertState::Open
+        },
         count: d.get("count").and_then(Value::as_u64).unwrap_or(1),
         first_seen: time("first_seen"),
         last_seen: time("last_seen"),
@@ -288,7 +334,9 @@ mod tests {
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn alert(id: &str, state: &str, last_seen: &str) -> AccessEvent {
@@ -328,7 +376,11 @@ mod tests {
     #[test]
     fn revoked_attempts_accumulate_evidence() {
         let mut book = AlertBook::default();
-        for (ip, cc) in [("127.0.2.5", "DE"), ("127.0.2.6", "DE"), ("127.0.2.5", "FR")] {
+        for (ip, cc) in [
+            ("127.0.2.5", "DE"),
+            ("127.0.2.6", "DE"),
+            ("127.0.2.5", "FR"),
+        ] {
             let mut e = AccessEvent::empty(EventKind::Access, now(), "r".into());
             e.deny_reason = Some("token_revoked".into());
             e.service_token_name = Some("legacy-sync-prod".into());
@@ -338,7 +390,10 @@ mod tests {
         }
         let row = book.iter().next().unwrap();
         assert_eq!(row.count, 3);
-        assert_eq!(row.evidence_text(), "ips=127.0.2.5,127.0.2.6 countries=DE,FR");
+        assert_eq!(
+            row.evidence_text(),
+            "ips=127.0.2.5,127.0.2.6 countries=DE,FR"
+        );
         assert_eq!(row.severity, Severity::Critical);
     }
 
@@ -354,13 +409,34 @@ mod tests {
             policies: vec![],
         };
         let mut book = AlertBook::default();
-        book.derive_expiry(&[token("a", 5), token("b", 20), token("c", 200), token("d", -1)], &[], now());
-        let sev = |book: &AlertBook, id: &str| book.get(&format!("console:expiry:token:{id}")).map(|r| (r.severity, r.state));
-        assert_eq!(sev(&book, "a"), Some((Severity::Critical, AlertState::Open)));
+        book.derive_expiry(
+            &[
+                token("a", 5),
+                token("b", 20),
+                token("c", 200),
+                token("d", -1),
+            ],
+            &[],
+            now(),
+        );
+        let sev = |book: &AlertBook, id: &str| {
+            book.get(&format!("console:expiry:token:{id}"))
+                .map(|r| (r.severity, r.state))
+        };
+        assert_eq!(
+            sev(&book, "a"),
+            Some((Severity::Critical, AlertState::Open))
+        );
         assert_eq!(sev(&book, "b"), Some((Severity::Warning, AlertState::Open)));
         assert_eq!(sev(&book, "c"), None);
-        assert_eq!(book.get("console:expiry:token:d").unwrap().title, "token d expired");
+        assert_eq!(
+            book.get("console:expiry:token:d").unwrap().title,
+            "token d expired"
+        );
         book.derive_expiry(&[token("a", 5)], &[], now());
-        assert_eq!(sev(&book, "b"), Some((Severity::Warning, AlertState::Resolved)));
+        assert_eq!(
+            sev(&book, "b"),
+            Some((Severity::Warning, AlertState::Resolved))
+        );
     }
 }

@@ -24,9 +24,15 @@ pub enum Msg {
     /// An audit event (access, admin or alert) from the bus or a tailed log.
     Event(Arc<AccessEvent>),
     /// A fresh credential inventory (replaces the previous one).
-    Inventory { tokens: Vec<TokenRow>, certs: Vec<CertRow> },
+    Inventory {
+        tokens: Vec<TokenRow>,
+        certs: Vec<CertRow>,
+    },
     /// The policy file as the gate enforces it, and the error of the last failed reload if any.
-    Policies { apps: Vec<AppRow>, reload_error: Option<String> },
+    Policies {
+        apps: Vec<AppRow>,
+        reload_error: Option<String>,
+    },
     /// Rotations in progress or done.
     Rotations(Vec<RotationRow>),
     Key(KeyEvent),
@@ -38,7 +44,10 @@ pub enum Msg {
     /// The event source dropped this many events (the console fell behind the bus).
     Dropped(u64),
     /// A line of the tailed log could not be parsed.
-    CorruptLine { line: u64, error: String },
+    CorruptLine {
+        line: u64,
+        error: String,
+    },
     /// Something the operator should know about the feed (shown in the header).
     Notice(String),
     /// Close the console.
@@ -58,8 +67,15 @@ pub enum ViewId {
 }
 
 impl ViewId {
-    pub const ALL: [ViewId; 7] =
-        [ViewId::Traffic, ViewId::Tokens, ViewId::Certs, ViewId::Alerts, ViewId::Policies, ViewId::Rotations, ViewId::Log];
+    pub const ALL: [ViewId; 7] = [
+        ViewId::Traffic,
+        ViewId::Tokens,
+        ViewId::Certs,
+        ViewId::Alerts,
+        ViewId::Policies,
+        ViewId::Rotations,
+        ViewId::Log,
+    ];
 
     pub fn index(self) -> usize {
         self as usize
@@ -98,8 +114,14 @@ impl ViewId {
 /// A window drawn over the current view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
-    Help { scroll: u16 },
-    Details { title: String, lines: Vec<String>, scroll: u16 },
+    Help {
+        scroll: u16,
+    },
+    Details {
+        title: String,
+        lines: Vec<String>,
+        scroll: u16,
+    },
 }
 
 /// Health of the event feed, shown in the header.
@@ -227,7 +249,8 @@ impl AppState {
         // Keep the row the user is reading in the Log view under the cursor as new ones arrive.
         let log = ViewId::Log.index();
         if visible_in_log && self.selected[log] > 0 {
-            self.selected[log] = (self.selected[log] + 1).min(rows::log_len(self).saturating_sub(1));
+            self.selected[log] =
+                (self.selected[log] + 1).min(rows::log_len(self).saturating_sub(1));
         }
     }
 
@@ -256,7 +279,11 @@ impl AppState {
     fn move_selection(&mut self, delta: isize) {
         let n = rows::row_count(self, self.view);
         let i = self.view.index();
-        self.selected[i] = if n == 0 { 0 } else { (self.selected[i] as isize + delta).clamp(0, n as isize - 1) as usize };
+        self.selected[i] = if n == 0 {
+            0
+        } else {
+            (self.selected[i] as isize + delta).clamp(0, n as isize - 1) as usize
+        };
     }
 
     fn clamp_selections(&mut self) {
@@ -285,7 +312,9 @@ impl AppState {
                 }
                 _ => {
                     if let crossterm::event::KeyCode::Char(c) = key.code
-                        && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                        && !key
+                            .modifiers
+                            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
                     {
                         let mut text = self.filter_input.take().unwrap_or_default();
                         text.push(c);
@@ -337,7 +366,11 @@ impl AppState {
             }
             Action::Details => {
                 if let Some((title, lines)) = rows::details(self) {
-                    self.overlay = Some(Overlay::Details { title, lines, scroll: 0 });
+                    self.overlay = Some(Overlay::Details {
+                        title,
+                        lines,
+                        scroll: 0,
+                    });
                 }
             }
             Action::Back => self.set_filter(""),
@@ -367,7 +400,9 @@ pub fn update(state: &mut AppState, msg: Msg) {
         Msg::Inventory { tokens, certs } => {
             state.tokens = tokens;
             state.certs = certs;
-            state.alerts.derive_expiry(&state.tokens, &state.certs, state.now);
+            state
+                .alerts
+                .derive_expiry(&state.tokens, &state.certs, state.now);
             state.clamp_selections();
         }
         Msg::Policies { apps, reload_error } => {

@@ -25,7 +25,11 @@ const IDENTITIES: [&str; 8] = [
     "legacy-sync-prod",
 ];
 const COUNTRIES: [&str; 5] = ["SG", "VN", "DE", "US", "RU"];
-const APPS: [&str; 3] = ["api.example.com", "deploy.example.com", "telemetry.example.com"];
+const APPS: [&str; 3] = [
+    "api.example.com",
+    "deploy.example.com",
+    "telemetry.example.com",
+];
 
 /// The `i`-th synthetic event: `per_sec` events per second from `start`, a mix of identities,
 /// methods, countries and outcomes (about one in eight denied).
@@ -34,7 +38,11 @@ pub fn synthetic_event(i: u64, start: DateTime<Utc>, per_sec: u64) -> AccessEven
     let mut e = AccessEvent::empty(EventKind::Access, at, format!("{i:016x}"));
     let who = IDENTITIES[(i % IDENTITIES.len() as u64) as usize];
     let mtls = who.starts_with("device-");
-    e.connection_method = if mtls { ConnectionMethod::Mtls } else { ConnectionMethod::ServiceToken };
+    e.connection_method = if mtls {
+        ConnectionMethod::Mtls
+    } else {
+        ConnectionMethod::ServiceToken
+    };
     if mtls {
         e.cert_common_name = Some(who.into());
     } else {
@@ -44,7 +52,14 @@ pub fn synthetic_event(i: u64, start: DateTime<Utc>, per_sec: u64) -> AccessEven
     e.allowed = !denied;
     e.decision = if denied { "deny" } else { "allow" }.into();
     e.status = Some(if denied { 403 } else { 200 });
-    e.deny_reason = denied.then(|| if who == "legacy-sync-prod" { "token_revoked" } else { "no_policy_matched" }.into());
+    e.deny_reason = denied.then(|| {
+        if who == "legacy-sync-prod" {
+            "token_revoked"
+        } else {
+            "no_policy_matched"
+        }
+        .into()
+    });
     e.app_name = Some(APPS[(i % 3) as usize].into());
     e.host = e.app_name.clone();
     e.country = Some(COUNTRIES[(i / 7 % 5) as usize].into());
@@ -57,7 +72,9 @@ pub fn synthetic_event(i: u64, start: DateTime<Utc>, per_sec: u64) -> AccessEven
 
 /// `n` synthetic events (see `synthetic_event`).
 pub fn synthetic_events(n: u64, start: DateTime<Utc>, per_sec: u64) -> Vec<Arc<AccessEvent>> {
-    (0..n).map(|i| Arc::new(synthetic_event(i, start, per_sec))).collect()
+    (0..n)
+        .map(|i| Arc::new(synthetic_event(i, start, per_sec)))
+        .collect()
 }
 
 /// Feed events into the state, as the runner does.
@@ -87,7 +104,11 @@ mod tests {
 
     fn rss_mib() -> f64 {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0.0);
+        let pages: f64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0.0);
         pages * 4096.0 / 1024.0 / 1024.0
     }
 
@@ -95,15 +116,22 @@ mod tests {
     #[test]
     #[ignore]
     fn throughput_and_frame_time() {
-        let start = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().with_timezone(&Utc);
+        let start = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         for ring in [10_000usize, 1_000_000] {
-            let limits = Limits { ring_capacity: ring, ..Limits::default() };
+            let limits = Limits {
+                ring_capacity: ring,
+                ..Limits::default()
+            };
             let mut s = AppState::new(Theme::default(), HeaderInfo::default(), limits, start);
             let rss0 = rss_mib();
             let mut ingest_secs = 0.0;
             let n = 1_000_000u64;
             for chunk in 0..10u64 {
-                let batch: Vec<_> = (chunk * n / 10..(chunk + 1) * n / 10).map(|i| Arc::new(synthetic_event(i, start, 5_000))).collect();
+                let batch: Vec<_> = (chunk * n / 10..(chunk + 1) * n / 10)
+                    .map(|i| Arc::new(synthetic_event(i, start, 5_000)))
+                    .collect();
                 let t = Instant::now();
                 ingest(&mut s, &batch);
                 ingest_secs += t.elapsed().as_secs_f64();
@@ -120,9 +148,19 @@ mod tests {
                 frame_ms.push((v.title(), t.elapsed().as_secs_f64() * 1000.0 / 20.0));
             }
             s.view = ViewId::Traffic;
-            update(&mut s, Msg::Key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('/'))));
+            update(
+                &mut s,
+                Msg::Key(crossterm::event::KeyEvent::from(
+                    crossterm::event::KeyCode::Char('/'),
+                )),
+            );
             for c in "country:RU".chars() {
-                update(&mut s, Msg::Key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c))));
+                update(
+                    &mut s,
+                    Msg::Key(crossterm::event::KeyEvent::from(
+                        crossterm::event::KeyCode::Char(c),
+                    )),
+                );
             }
             let t = Instant::now();
             render(&s, 160, 45);

@@ -45,7 +45,10 @@ pub fn spawn_bus_bridge(bus: &AuditBus, tx: mpsc::Sender<Msg>) -> BusBridge {
 }
 
 /// Like `spawn_bus_bridge` for an existing subscription.
-pub fn bridge_receiver(mut rx: broadcast::Receiver<BusMessage>, tx: mpsc::Sender<Msg>) -> BusBridge {
+pub fn bridge_receiver(
+    mut rx: broadcast::Receiver<BusMessage>,
+    tx: mpsc::Sender<Msg>,
+) -> BusBridge {
     let lagged = Arc::new(AtomicU64::new(0));
     let counter = lagged.clone();
     let task = tokio::spawn(async move {
@@ -67,14 +70,22 @@ pub fn bridge_receiver(mut rx: broadcast::Receiver<BusMessage>, tx: mpsc::Sender
 }
 
 /// Tail a JSONL audit log into the console (on a reader thread, with `blocking_send`).
-pub fn spawn_tail(path: &Path, opts: TailOptions, tx: mpsc::Sender<Msg>) -> std::io::Result<TailHandle> {
+pub fn spawn_tail(
+    path: &Path,
+    opts: TailOptions,
+    tx: mpsc::Sender<Msg>,
+) -> std::io::Result<TailHandle> {
     let shown = path.display().to_string();
     tail::follow(path, opts, move |item| {
         let msg = match item {
             TailItem::Event(ev) => Msg::Event(ev),
             TailItem::Corrupt { line, error } => Msg::CorruptLine { line, error },
-            TailItem::Reopened(ReopenReason::Rotated) => Msg::Notice(format!("{shown} rotated, reading the new file")),
-            TailItem::Reopened(ReopenReason::Truncated) => Msg::Notice(format!("{shown} truncated, reading from the start")),
+            TailItem::Reopened(ReopenReason::Rotated) => {
+                Msg::Notice(format!("{shown} rotated, reading the new file"))
+            }
+            TailItem::Reopened(ReopenReason::Truncated) => {
+                Msg::Notice(format!("{shown} truncated, reading from the start"))
+            }
             TailItem::Unreadable(e) => Msg::Notice(e),
         };
         tx.blocking_send(msg).is_ok()
@@ -104,7 +115,13 @@ pub struct InventoryReader {
 
 impl InventoryReader {
     pub fn new(store: Arc<Store>, policy_file: Option<PathBuf>) -> Self {
-        Self { store, policy_file, last_text: None, last_good: None, last_error: None }
+        Self {
+            store,
+            policy_file,
+            last_text: None,
+            last_good: None,
+            last_error: None,
+        }
     }
 
     /// Blocking: read everything once. `policies_changed` says whether the policy file changed
@@ -114,15 +131,33 @@ impl InventoryReader {
         // The PKI inventory joins here when it lands; until then there are no cert rows.
         let certs: Vec<CertRow> = Vec::new();
         let (tokens, store_error) = match self.store.list_tokens() {
-            Ok(records) => (inventory::token_rows(&records, self.last_good.as_ref()), None),
+            Ok(records) => (
+                inventory::token_rows(&records, self.last_good.as_ref()),
+                None,
+            ),
             Err(e) => (Vec::new(), Some(format!("inventory unavailable: {e}"))),
         };
-        let apps = self.last_good.as_ref().map(|p| inventory::app_rows(p, &certs)).unwrap_or_default();
-        (Snapshot { tokens, certs, apps, reload_error: self.last_error.clone(), store_error }, changed)
+        let apps = self
+            .last_good
+            .as_ref()
+            .map(|p| inventory::app_rows(p, &certs))
+            .unwrap_or_default();
+        (
+            Snapshot {
+                tokens,
+                certs,
+                apps,
+                reload_error: self.last_error.clone(),
+                store_error,
+            },
+            changed,
+        )
     }
 
     fn reload_policy(&mut self) -> bool {
-        let Some(path) = &self.policy_file else { return self.last_text.replace(String::new()).is_none() };
+        let Some(path) = &self.policy_file else {
+            return self.last_text.replace(String::new()).is_none();
+        };
         let text = std::fs::read_to_string(path).unwrap_or_default();
         if self.last_text.as_ref() == Some(&text) {
             return false;
@@ -143,14 +178,22 @@ impl InventoryReader {
 fn describe_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     let (line, col) = e.span().map_or((1, 1), |sp| {
         let before = text.get(..sp.start).unwrap_or("");
-        (before.matches('\n').count() + 1, before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+        (
+            before.matches('\n').count() + 1,
+            before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+        )
     });
     format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
 }
 
 /// Every `every`, read the inventory (in a blocking task) and send `Msg::Inventory`, plus
 /// `Msg::Policies` when the policy file changed. Stops when the console is gone.
-pub fn spawn_inventory(store: Arc<Store>, policy_file: Option<PathBuf>, tx: mpsc::Sender<Msg>, every: Duration) -> JoinHandle<()> {
+pub fn spawn_inventory(
+    store: Arc<Store>,
+    policy_file: Option<PathBuf>,
+    tx: mpsc::Sender<Msg>,
+    every: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = Some(InventoryReader::new(store, policy_file));
         let mut tick = tokio::time::interval(every);
@@ -170,10 +213,25 @@ pub fn spawn_inventory(store: Arc<Store>, policy_file: Option<PathBuf>, tx: mpsc
             if let Some(e) = snap.store_error {
                 let _ = tx.send(Msg::Notice(e)).await;
             }
-            if changed && tx.send(Msg::Policies { apps: snap.apps, reload_error: snap.reload_error }).await.is_err() {
+            if changed
+                && tx
+                    .send(Msg::Policies {
+                        apps: snap.apps,
+                        reload_error: snap.reload_error,
+                    })
+                    .await
+                    .is_err()
+            {
                 return;
             }
-            if tx.send(Msg::Inventory { tokens: snap.tokens, certs: snap.certs }).await.is_err() {
+            if tx
+                .send(Msg::Inventory {
+                    tokens: snap.tokens,
+                    certs: snap.certs,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -189,7 +247,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let policy = dir.path().join("policy.toml");
-        std::fs::write(&policy, "[[app]]\nname = \"api\"\nhostnames = [\"api\"]\nupstream = \"http://127.0.0.1:1\"\n").unwrap();
+        std::fs::write(
+            &policy,
+            "[[app]]\nname = \"api\"\nhostnames = [\"api\"]\nupstream = \"http://127.0.0.1:1\"\n",
+        )
+        .unwrap();
         let mut r = InventoryReader::new(store, Some(policy.clone()));
         let (snap, changed) = r.read();
         assert!(changed && snap.reload_error.is_none());

@@ -52,10 +52,16 @@ impl Filter {
                     Some(rest) if !rest.is_empty() => (true, rest),
                     _ => (false, raw),
                 };
-                Term { negate, kind: TermKind::parse(t) }
+                Term {
+                    negate,
+                    kind: TermKind::parse(t),
+                }
             })
             .collect();
-        Self { text: input.trim().to_string(), terms }
+        Self {
+            text: input.trim().to_string(),
+            terms,
+        }
     }
 
     /// What the user typed (trimmed).
@@ -69,7 +75,9 @@ impl Filter {
 
     /// Whether an event matches every term.
     pub fn matches_event(&self, e: &AccessEvent) -> bool {
-        self.terms.iter().all(|t| t.kind.matches_event(e) != t.negate)
+        self.terms
+            .iter()
+            .all(|t| t.kind.matches_event(e) != t.negate)
     }
 
     /// Whether an identity row matches. Only terms that make sense for an identity apply:
@@ -80,7 +88,9 @@ impl Filter {
                 TermKind::Decision("deny") => Some(s.denied > 0),
                 TermKind::Decision("allow") => Some(s.total > s.denied),
                 TermKind::Decision(_) => None,
-                TermKind::Text(v) | TermKind::Field(Field::Identity, v) => Some(contains(&s.name, v)),
+                TermKind::Text(v) | TermKind::Field(Field::Identity, v) => {
+                    Some(contains(&s.name, v))
+                }
                 TermKind::Field(Field::Country, v) => Some(s.countries.contains_ignore_case(v)),
                 TermKind::Field(Field::App, v) => Some(s.apps.iter().any(|a| contains(a, v))),
                 TermKind::Field(Field::Method, v) => Some(method_matches(s.method.as_str(), v)),
@@ -141,12 +151,20 @@ impl TermKind {
                 other => e.decision.eq_ignore_ascii_case(other),
             },
             TermKind::Field(f, v) => match f {
-                Field::Country => e.country.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(v)),
+                Field::Country => e
+                    .country
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(v)),
                 Field::App => opt(&e.app_name, v),
                 Field::Host => opt(&e.host, v),
-                Field::Ip => e.ip_address.as_deref().is_some_and(|ip| ip.starts_with(v.as_str())),
+                Field::Ip => e
+                    .ip_address
+                    .as_deref()
+                    .is_some_and(|ip| ip.starts_with(v.as_str())),
                 Field::Reason => opt(&e.deny_reason, v),
-                Field::Status => e.status.is_some_and(|s| s.to_string().starts_with(v.as_str())),
+                Field::Status => e
+                    .status
+                    .is_some_and(|s| s.to_string().starts_with(v.as_str())),
                 Field::Identity => e.identity().is_some_and(|i| contains(i, v)),
                 Field::Method => method_matches(e.connection_method.as_str(), v),
                 Field::Kind => kind_str(e.event) == v,
@@ -187,7 +205,8 @@ fn contains(hay: &str, needle: &str) -> bool {
     if n.len() > h.len() {
         return false;
     }
-    h.windows(n.len()).any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+    h.windows(n.len())
+        .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
 #[cfg(test)]

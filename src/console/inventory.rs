@@ -20,7 +20,9 @@ pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<T
             expires_at: r.expires_at,
             revoked: r.revoked_at.is_some(),
             last_seen_at: r.last_seen_at,
-            policies: policy.map(|p| policies_for_token(p, &r.name)).unwrap_or_default(),
+            policies: policy
+                .map(|p| policies_for_token(p, &r.name))
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -30,7 +32,12 @@ pub fn policies_for_token(file: &PolicyFile, token: &str) -> Vec<String> {
     let mut out = Vec::new();
     for app in &file.app {
         for p in &app.policy {
-            let selectors = p.include.iter().chain(&p.require).chain(&p.exclude).map(|s| s.get_ref());
+            let selectors = p
+                .include
+                .iter()
+                .chain(&p.require)
+                .chain(&p.exclude)
+                .map(|s| s.get_ref());
             let mut named = false;
             let mut any = false;
             for s in selectors {
@@ -43,7 +50,11 @@ pub fn policies_for_token(file: &PolicyFile, token: &str) -> Vec<String> {
             if named {
                 out.push(format!("{} / {}", app.name.get_ref(), p.name.get_ref()));
             } else if any {
-                out.push(format!("{} / {} (any token)", app.name.get_ref(), p.name.get_ref()));
+                out.push(format!(
+                    "{} / {} (any token)",
+                    app.name.get_ref(),
+                    p.name.get_ref()
+                ));
             }
         }
     }
@@ -61,10 +72,26 @@ pub fn app_rows(file: &PolicyFile, certs: &[CertRow]) -> Vec<AppRow> {
                 .policy
                 .iter()
                 .map(|p| {
-                    let mut admits: Vec<String> = p.include.iter().map(|s| describe(s.get_ref(), certs)).collect();
-                    admits.extend(p.require.iter().map(|s| format!("(require {})", describe(s.get_ref(), certs))));
-                    admits.extend(p.exclude.iter().map(|s| format!("(except {})", describe(s.get_ref(), certs))));
-                    PolicyRow { name: p.name.get_ref().clone(), action: p.action.get_ref().as_str().to_string(), admits }
+                    let mut admits: Vec<String> = p
+                        .include
+                        .iter()
+                        .map(|s| describe(s.get_ref(), certs))
+                        .collect();
+                    admits.extend(
+                        p.require
+                            .iter()
+                            .map(|s| format!("(require {})", describe(s.get_ref(), certs))),
+                    );
+                    admits.extend(
+                        p.exclude
+                            .iter()
+                            .map(|s| format!("(except {})", describe(s.get_ref(), certs))),
+                    );
+                    PolicyRow {
+                        name: p.name.get_ref().clone(),
+                        action: p.action.get_ref().as_str().to_string(),
+                        admits,
+                    }
                 })
                 .collect(),
         })
@@ -75,11 +102,24 @@ pub fn app_rows(file: &PolicyFile, certs: &[CertRow]) -> Vec<AppRow> {
 fn describe(s: &Selector, certs: &[CertRow]) -> String {
     match s {
         Selector::ServiceToken(n) => n.clone(),
-        Selector::AnyServiceToken(b) => if *b { "any service token" } else { "no service token" }.into(),
-        Selector::ValidCertificate(b) => if *b { "any valid certificate" } else { "no certificate" }.into(),
+        Selector::AnyServiceToken(b) => if *b {
+            "any service token"
+        } else {
+            "no service token"
+        }
+        .into(),
+        Selector::ValidCertificate(b) => if *b {
+            "any valid certificate"
+        } else {
+            "no certificate"
+        }
+        .into(),
         Selector::CommonName(re) => match Regex::new(&format!("^(?:{re})$")) {
             Ok(rx) => {
-                let n = certs.iter().filter(|c| !c.revoked && rx.is_match(&c.common_name)).count();
+                let n = certs
+                    .iter()
+                    .filter(|c| !c.revoked && rx.is_match(&c.common_name))
+                    .count();
                 format!("CN ~ {re} ({n} cert{})", if n == 1 { "" } else { "s" })
             }
             Err(_) => format!("CN ~ {re} (invalid pattern)"),
@@ -123,7 +163,10 @@ include = [{ any_service_token = true }]
     #[test]
     fn policies_and_admits_come_from_the_file() {
         let file: PolicyFile = toml::from_str(POLICY).unwrap();
-        assert_eq!(policies_for_token(&file, "ci-deploy-prod"), vec!["api / CI deployment", "api / Any bot (any token)"]);
+        assert_eq!(
+            policies_for_token(&file, "ci-deploy-prod"),
+            vec!["api / CI deployment", "api / Any bot (any token)"]
+        );
         let now = chrono::Utc::now();
         let cert = |cn: &str| CertRow {
             common_name: cn.into(),
@@ -136,9 +179,25 @@ include = [{ any_service_token = true }]
             last_seen_at: None,
             source: "store".into(),
         };
-        let apps = app_rows(&file, &[cert("device-1.factory.corp"), cert("device-2.factory.corp"), cert("laptop.corp")]);
-        assert_eq!(apps[0].policies[0].admits, vec!["ci-deploy-prod", "ci-deploy-staging"]);
-        assert_eq!(apps[0].policies[1].admits, vec!["CN ~ device-[0-9]+\\.factory\\.corp (2 certs)", "(require country SG,VN)"]);
+        let apps = app_rows(
+            &file,
+            &[
+                cert("device-1.factory.corp"),
+                cert("device-2.factory.corp"),
+                cert("laptop.corp"),
+            ],
+        );
+        assert_eq!(
+            apps[0].policies[0].admits,
+            vec!["ci-deploy-prod", "ci-deploy-staging"]
+        );
+        assert_eq!(
+            apps[0].policies[1].admits,
+            vec![
+                "CN ~ device-[0-9]+\\.factory\\.corp (2 certs)",
+                "(require country SG,VN)"
+            ]
+        );
         assert_eq!(apps[0].policies[1].action, "non_identity");
     }
 }

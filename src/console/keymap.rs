@@ -50,13 +50,22 @@ pub struct Key {
 }
 
 const fn k(c: char) -> Key {
-    Key { code: KeyCode::Char(c), mods: KeyModifiers::NONE }
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::NONE,
+    }
 }
 const fn code(c: KeyCode) -> Key {
-    Key { code: c, mods: KeyModifiers::NONE }
+    Key {
+        code: c,
+        mods: KeyModifiers::NONE,
+    }
 }
 const fn ctrl(c: char) -> Key {
-    Key { code: KeyCode::Char(c), mods: KeyModifiers::CONTROL }
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::CONTROL,
+    }
 }
 
 /// One binding: keys → action in a context, with its footer label and help text.
@@ -77,8 +86,22 @@ use Context::{FilterInput, Normal, Overlay};
 
 /// Every key binding of the console.
 pub const BINDINGS: &[Binding] = &[
-    Binding { context: Normal, keys: &[k('q'), ctrl('c')], action: Action::Quit, label: "q", hint: "quit", help: "quit (also Ctrl-C)" },
-    Binding { context: Normal, keys: &[k('?')], action: Action::ToggleHelp, label: "?", hint: "help", help: "show or hide this help" },
+    Binding {
+        context: Normal,
+        keys: &[k('q'), ctrl('c')],
+        action: Action::Quit,
+        label: "q",
+        hint: "quit",
+        help: "quit (also Ctrl-C)",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('?')],
+        action: Action::ToggleHelp,
+        label: "?",
+        hint: "help",
+        help: "show or hide this help",
+    },
     Binding {
         context: Normal,
         keys: &[k('1'), k('2'), k('3'), k('4'), k('5'), k('6'), k('7')],
@@ -87,25 +110,158 @@ pub const BINDINGS: &[Binding] = &[
         hint: "views",
         help: "switch view: 1 Traffic 2 Tokens 3 Certs 4 Alerts 5 Policies 6 Rotations 7 Log",
     },
-    Binding { context: Normal, keys: &[code(KeyCode::Tab)], action: Action::NextView, label: "Tab", hint: "", help: "next view" },
-    Binding { context: Normal, keys: &[code(KeyCode::BackTab)], action: Action::PrevView, label: "S-Tab", hint: "", help: "previous view" },
-    Binding { context: Normal, keys: &[k('j'), code(KeyCode::Down)], action: Action::Down, label: "j/k", hint: "move", help: "move down (j, ↓) / up (k, ↑); mouse wheel scrolls" },
-    Binding { context: Normal, keys: &[k('k'), code(KeyCode::Up)], action: Action::Up, label: "k", hint: "", help: "move up" },
-    Binding { context: Normal, keys: &[code(KeyCode::PageDown), ctrl('d')], action: Action::PageDown, label: "PgDn", hint: "", help: "page down (also Ctrl-D)" },
-    Binding { context: Normal, keys: &[code(KeyCode::PageUp), ctrl('u')], action: Action::PageUp, label: "PgUp", hint: "", help: "page up (also Ctrl-U)" },
-    Binding { context: Normal, keys: &[k('g'), code(KeyCode::Home)], action: Action::Top, label: "g/G", hint: "top/end", help: "go to the top (g) / the bottom (G)" },
-    Binding { context: Normal, keys: &[k('G'), code(KeyCode::End)], action: Action::Bottom, label: "G", hint: "", help: "go to the bottom" },
-    Binding { context: Normal, keys: &[k('/')], action: Action::StartFilter, label: "/", hint: "filter", help: "filter: deny, ci-deploy, country:RU, app:api, reason:revoked, !allow …" },
-    Binding { context: Normal, keys: &[k('s')], action: Action::CycleSort, label: "s", hint: "sort", help: "cycle the sort order of the current table" },
-    Binding { context: Normal, keys: &[code(KeyCode::Enter)], action: Action::Details, label: "Enter", hint: "details", help: "details of the selected row" },
-    Binding { context: Normal, keys: &[code(KeyCode::Esc)], action: Action::Back, label: "Esc", hint: "", help: "clear the filter" },
-    Binding { context: FilterInput, keys: &[code(KeyCode::Enter)], action: Action::ApplyFilter, label: "Enter", hint: "apply", help: "apply the filter" },
-    Binding { context: FilterInput, keys: &[code(KeyCode::Esc), ctrl('c')], action: Action::CancelFilter, label: "Esc", hint: "clear", help: "clear the filter" },
-    Binding { context: FilterInput, keys: &[code(KeyCode::Backspace)], action: Action::DeleteChar, label: "Bksp", hint: "delete", help: "delete a character" },
-    Binding { context: Overlay, keys: &[code(KeyCode::Esc), k('q'), code(KeyCode::Enter), k('?')], action: Action::Back, label: "Esc", hint: "close", help: "close this window" },
-    Binding { context: Overlay, keys: &[k('j'), code(KeyCode::Down)], action: Action::Down, label: "j/k", hint: "scroll", help: "scroll" },
-    Binding { context: Overlay, keys: &[k('k'), code(KeyCode::Up)], action: Action::Up, label: "k", hint: "", help: "scroll up" },
-    Binding { context: Overlay, keys: &[ctrl('c')], action: Action::Quit, label: "C-c", hint: "", help: "quit" },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::Tab)],
+        action: Action::NextView,
+        label: "Tab",
+        hint: "",
+        help: "next view",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::BackTab)],
+        action: Action::PrevView,
+        label: "S-Tab",
+        hint: "",
+        help: "previous view",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('j'), code(KeyCode::Down)],
+        action: Action::Down,
+        label: "j/k",
+        hint: "move",
+        help: "move down (j, ↓) / up (k, ↑); mouse wheel scrolls",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('k'), code(KeyCode::Up)],
+        action: Action::Up,
+        label: "k",
+        hint: "",
+        help: "move up",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::PageDown), ctrl('d')],
+        action: Action::PageDown,
+        label: "PgDn",
+        hint: "",
+        help: "page down (also Ctrl-D)",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::PageUp), ctrl('u')],
+        action: Action::PageUp,
+        label: "PgUp",
+        hint: "",
+        help: "page up (also Ctrl-U)",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('g'), code(KeyCode::Home)],
+        action: Action::Top,
+        label: "g/G",
+        hint: "top/end",
+        help: "go to the top (g) / the bottom (G)",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('G'), code(KeyCode::End)],
+        action: Action::Bottom,
+        label: "G",
+        hint: "",
+        help: "go to the bottom",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('/')],
+        action: Action::StartFilter,
+        label: "/",
+        hint: "filter",
+        help: "filter: deny, ci-deploy, country:RU, app:api, reason:revoked, !allow …",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('s')],
+        action: Action::CycleSort,
+        label: "s",
+        hint: "sort",
+        help: "cycle the sort order of the current table",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Details,
+        label: "Enter",
+        hint: "details",
+        help: "details of the selected row",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::Esc)],
+        action: Action::Back,
+        label: "Esc",
+        hint: "",
+        help: "clear the filter",
+    },
+    Binding {
+        context: FilterInput,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::ApplyFilter,
+        label: "Enter",
+        hint: "apply",
+        help: "apply the filter",
+    },
+    Binding {
+        context: FilterInput,
+        keys: &[code(KeyCode::Esc), ctrl('c')],
+        action: Action::CancelFilter,
+        label: "Esc",
+        hint: "clear",
+        help: "clear the filter",
+    },
+    Binding {
+        context: FilterInput,
+        keys: &[code(KeyCode::Backspace)],
+        action: Action::DeleteChar,
+        label: "Bksp",
+        hint: "delete",
+        help: "delete a character",
+    },
+    Binding {
+        context: Overlay,
+        keys: &[code(KeyCode::Esc), k('q'), code(KeyCode::Enter), k('?')],
+        action: Action::Back,
+        label: "Esc",
+        hint: "close",
+        help: "close this window",
+    },
+    Binding {
+        context: Overlay,
+        keys: &[k('j'), code(KeyCode::Down)],
+        action: Action::Down,
+        label: "j/k",
+        hint: "scroll",
+        help: "scroll",
+    },
+    Binding {
+        context: Overlay,
+        keys: &[k('k'), code(KeyCode::Up)],
+        action: Action::Up,
+        label: "k",
+        hint: "",
+        help: "scroll up",
+    },
+    Binding {
+        context: Overlay,
+        keys: &[ctrl('c')],
+        action: Action::Quit,
+        label: "C-c",
+        hint: "",
+        help: "quit",
+    },
 ];
 
 impl Key {
@@ -125,17 +281,28 @@ pub fn action_for(ev: &KeyEvent, context: Context) -> Option<Action> {
     if ev.kind == KeyEventKind::Release {
         return None;
     }
-    BINDINGS.iter().find(|b| b.context == context && b.keys.iter().any(|k| k.matches(ev))).map(|b| b.action)
+    BINDINGS
+        .iter()
+        .find(|b| b.context == context && b.keys.iter().any(|k| k.matches(ev)))
+        .map(|b| b.action)
 }
 
 /// `(label, hint)` pairs for the footer in `context`.
 pub fn footer_hints(context: Context) -> impl Iterator<Item = (&'static str, &'static str)> {
-    BINDINGS.iter().filter(move |b| b.context == context && !b.hint.is_empty()).map(|b| (b.label, b.hint))
+    BINDINGS
+        .iter()
+        .filter(move |b| b.context == context && !b.hint.is_empty())
+        .map(|b| (b.label, b.hint))
 }
 
 /// The help overlay lines `(keys, help)` for views; the key column lists every bound key.
 pub fn help_lines() -> impl Iterator<Item = (String, &'static str)> {
-    BINDINGS.iter().filter(|b| b.context == Normal).map(|b| (b.keys.iter().map(key_name).collect::<Vec<_>>().join(" "), b.help))
+    BINDINGS.iter().filter(|b| b.context == Normal).map(|b| {
+        (
+            b.keys.iter().map(key_name).collect::<Vec<_>>().join(" "),
+            b.help,
+        )
+    })
 }
 
 /// How a key is written: `q`, `Ctrl-C`, `Enter`, `↓`.
@@ -155,7 +322,11 @@ pub fn key_name(k: &Key) -> String {
         KeyCode::Backspace => "Backspace".into(),
         other => format!("{other:?}"),
     };
-    if k.mods.contains(KeyModifiers::CONTROL) { format!("Ctrl-{}", base.to_uppercase()) } else { base }
+    if k.mods.contains(KeyModifiers::CONTROL) {
+        format!("Ctrl-{}", base.to_uppercase())
+    } else {
+        base
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +355,13 @@ mod tests {
             for b in &BINDINGS[i + 1..] {
                 if a.context == b.context {
                     for k in a.keys {
-                        assert!(!b.keys.contains(k), "{:?} bound to {:?} and {:?}", k, a.action, b.action);
+                        assert!(
+                            !b.keys.contains(k),
+                            "{:?} bound to {:?} and {:?}",
+                            k,
+                            a.action,
+                            b.action
+                        );
                     }
                 }
             }
@@ -196,7 +373,13 @@ mod tests {
         let footer: Vec<_> = footer_hints(Context::Normal).collect();
         assert!(footer.contains(&("q", "quit")) && footer.contains(&("/", "filter")));
         let help: Vec<_> = help_lines().collect();
-        assert_eq!(help.len(), BINDINGS.iter().filter(|b| b.context == Context::Normal).count());
+        assert_eq!(
+            help.len(),
+            BINDINGS
+                .iter()
+                .filter(|b| b.context == Context::Normal)
+                .count()
+        );
         assert!(help.iter().any(|(keys, _)| keys == "q Ctrl-C"));
     }
 }

@@ -135,7 +135,9 @@ mod tests {
 
     #[test]
     fn status_thresholds_are_inclusive() {
-        let now = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let at = |d: Duration| CredentialStatus::at(now + d, false, now);
         assert_eq!(at(Duration::days(31)), CredentialStatus::Ok);
         assert_eq!(at(Duration::days(30)), CredentialStatus::Warn);
@@ -143,6 +145,9 @@ mod tests {
         assert_eq!(at(Duration::days(7)), CredentialStatus::Critical);
         assert_eq!(at(Duration::seconds(1)), CredentialStatus::Critical);
         assert_eq!(at(Duration::zero()), CredentialStatus::Expired);
-        assert_eq!(CredentialStatus::at(now - Duration::days(1), true, now), CredentialStatus::Revoked);
+        assert_eq!(
+            CredentialStatus::at(now - Duration::days(1), true, now),
+            CredentialStatus::Revoked
+        );
     }
 }

@@ -24,9 +24,21 @@ pub fn identities(s: &AppState) -> Vec<&IdentityStats> {
         .map(|i| (i.per_minute(now), i))
         .collect();
     match s.sort[ViewId::Traffic.index()] {
-        0 => v.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.total.cmp(&a.1.total)).then(a.1.name.cmp(&b.1.name))),
-        1 => v.sort_unstable_by(|a, b| b.1.deny_pct().total_cmp(&a.1.deny_pct()).then(a.1.name.cmp(&b.1.name))),
-        2 => v.sort_unstable_by(|a, b| b.1.last_seen.cmp(&a.1.last_seen).then(a.1.name.cmp(&b.1.name))),
+        0 => v.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(b.1.total.cmp(&a.1.total))
+                .then(a.1.name.cmp(&b.1.name))
+        }),
+        1 => v.sort_unstable_by(|a, b| {
+            b.1.deny_pct()
+                .total_cmp(&a.1.deny_pct())
+                .then(a.1.name.cmp(&b.1.name))
+        }),
+        2 => v.sort_unstable_by(|a, b| {
+            b.1.last_seen
+                .cmp(&a.1.last_seen)
+                .then(a.1.name.cmp(&b.1.name))
+        }),
         _ => v.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name)),
     }
     v.into_iter().map(|(_, i)| i).collect()
@@ -40,12 +52,25 @@ pub fn last_seen(s: &AppState, name: &str, stored: Option<DateTime<Utc>>) -> Opt
 
 /// Tokens, filtered and sorted (expiry with revoked last, name, or last seen).
 pub fn tokens(s: &AppState) -> Vec<&TokenRow> {
-    let mut v: Vec<&TokenRow> =
-        s.tokens.iter().filter(|t| s.filter.matches_text(&[&t.name, &t.client_id, t.status(s.now).label()])).collect();
+    let mut v: Vec<&TokenRow> = s
+        .tokens
+        .iter()
+        .filter(|t| {
+            s.filter
+                .matches_text(&[&t.name, &t.client_id, t.status(s.now).label()])
+        })
+        .collect();
     match s.sort[ViewId::Tokens.index()] {
-        0 => v.sort_by(|a, b| (a.revoked, a.expires_at, &a.name).cmp(&(b.revoked, b.expires_at, &b.name))),
+        0 => v.sort_by(|a, b| {
+            (a.revoked, a.expires_at, &a.name).cmp(&(b.revoked, b.expires_at, &b.name))
+        }),
         1 => v.sort_by(|a, b| (&a.name, a.revoked).cmp(&(&b.name, b.revoked))),
-        _ => v.sort_by_cached_key(|t| (std::cmp::Reverse(last_seen(s, &t.name, t.last_seen_at)), t.name.clone())),
+        _ => v.sort_by_cached_key(|t| {
+            (
+                std::cmp::Reverse(last_seen(s, &t.name, t.last_seen_at)),
+                t.name.clone(),
+            )
+        }),
     }
     v
 }
@@ -55,12 +80,26 @@ pub fn certs(s: &AppState) -> Vec<&CertRow> {
     let mut v: Vec<&CertRow> = s
         .certs
         .iter()
-        .filter(|c| s.filter.matches_text(&[&c.common_name, &c.issuer, &c.serial, c.status(s.now).label()]))
+        .filter(|c| {
+            s.filter.matches_text(&[
+                &c.common_name,
+                &c.issuer,
+                &c.serial,
+                c.status(s.now).label(),
+            ])
+        })
         .collect();
     match s.sort[ViewId::Certs.index()] {
-        0 => v.sort_by(|a, b| (a.revoked, a.not_after, &a.common_name).cmp(&(b.revoked, b.not_after, &b.common_name))),
+        0 => v.sort_by(|a, b| {
+            (a.revoked, a.not_after, &a.common_name).cmp(&(b.revoked, b.not_after, &b.common_name))
+        }),
         1 => v.sort_by(|a, b| (&a.common_name, &a.serial).cmp(&(&b.common_name, &b.serial))),
-        _ => v.sort_by_cached_key(|c| (std::cmp::Reverse(last_seen(s, &c.common_name, c.last_seen_at)), c.serial.clone())),
+        _ => v.sort_by_cached_key(|c| {
+            (
+                std::cmp::Reverse(last_seen(s, &c.common_name, c.last_seen_at)),
+                c.serial.clone(),
+            )
+        }),
     }
     v
 }
@@ -70,13 +109,22 @@ pub fn alerts(s: &AppState) -> Vec<&AlertRow> {
     let mut v: Vec<&AlertRow> = s
         .alerts
         .iter()
-        .filter(|a| s.filter.matches_text(&[a.credential.as_deref().unwrap_or(""), &a.title, &a.rule, a.severity.label()]))
+        .filter(|a| {
+            s.filter.matches_text(&[
+                a.credential.as_deref().unwrap_or(""),
+                &a.title,
+                &a.rule,
+                a.severity.label(),
+            ])
+        })
         .collect();
     let open = |a: &AlertRow| a.state == AlertState::Open;
     match s.sort[ViewId::Alerts.index()] {
         0 => v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.id.cmp(&b.id))),
         _ => v.sort_by(|a, b| {
-            (open(b), b.severity, b.last_seen).cmp(&(open(a), a.severity, a.last_seen)).then(a.id.cmp(&b.id))
+            (open(b), b.severity, b.last_seen)
+                .cmp(&(open(a), a.severity, a.last_seen))
+                .then(a.id.cmp(&b.id))
         }),
     }
     v
@@ -97,14 +145,28 @@ pub fn policy_lines(s: &AppState) -> Vec<PolicyLine<'_>> {
     for app in &s.apps {
         if app.policies.is_empty() {
             if s.filter.matches_text(&[&app.name]) {
-                out.push(PolicyLine { app, order: 0, policy: None });
+                out.push(PolicyLine {
+                    app,
+                    order: 0,
+                    policy: None,
+                });
             }
             continue;
         }
         for (i, p) in app.policies.iter().enumerate() {
             let admits = p.admits.join(" ");
-            if s.filter.matches_text(&[&app.name, &app.hostnames.join(" "), &p.name, &p.action, &admits]) {
-                out.push(PolicyLine { app, order: i + 1, policy: Some(p) });
+            if s.filter.matches_text(&[
+                &app.name,
+                &app.hostnames.join(" "),
+                &p.name,
+                &p.action,
+                &admits,
+            ]) {
+                out.push(PolicyLine {
+                    app,
+                    order: i + 1,
+                    policy: Some(p),
+                });
             }
         }
     }
@@ -113,7 +175,11 @@ pub fn policy_lines(s: &AppState) -> Vec<PolicyLine<'_>> {
 
 /// Events shown in the Log view and the live tail (filtered when a filter is set).
 pub fn log_len(s: &AppState) -> usize {
-    if s.filter.is_empty() { s.traffic.ring.len() } else { s.filtered.len() }
+    if s.filter.is_empty() {
+        s.traffic.ring.len()
+    } else {
+        s.filtered.len()
+    }
 }
 
 /// The `i`-th newest event of the Log view (0 = newest).
@@ -121,7 +187,11 @@ pub fn log_event(s: &AppState, i: usize) -> Option<&Arc<AccessEvent>> {
     if s.filter.is_empty() {
         s.traffic.ring.newest(i)
     } else {
-        let seq = s.filtered.len().checked_sub(i + 1).and_then(|j| s.filtered.get(j))?;
+        let seq = s
+            .filtered
+            .len()
+            .checked_sub(i + 1)
+            .and_then(|j| s.filtered.get(j))?;
         s.traffic.ring.get(*seq)
     }
 }
@@ -133,7 +203,11 @@ pub fn row_count(s: &AppState, view: ViewId) -> usize {
             if s.filter.is_empty() {
                 s.traffic.identities.len()
             } else {
-                s.traffic.identities.iter().filter(|i| s.filter.matches_identity(i)).count()
+                s.traffic
+                    .identities
+                    .iter()
+                    .filter(|i| s.filter.matches_identity(i))
+                    .count()
             }
         }
         ViewId::Tokens => tokens(s).len(),
@@ -149,7 +223,11 @@ pub fn row_count(s: &AppState, view: ViewId) -> usize {
 pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
     let sel = s.selected[s.view.index()];
     let t = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let seen = |d: Option<DateTime<Utc>>| d.map_or("never".to_string(), |d| format!("{} ({})", t(d), ago(s.now - d)));
+    let seen = |d: Option<DateTime<Utc>>| {
+        d.map_or("never".to_string(), |d| {
+            format!("{} ({})", t(d), ago(s.now - d))
+        })
+    };
     match s.view {
         ViewId::Traffic => {
             let i = *identities(s).get(sel)?;
@@ -157,7 +235,12 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                 format!("identity {}", i.name),
                 vec![
                     format!("method       {}", i.method.as_str()),
-                    format!("requests     {} ({} denied, {:.1}%)", i.total, i.denied, i.deny_pct()),
+                    format!(
+                        "requests     {} ({} denied, {:.1}%)",
+                        i.total,
+                        i.denied,
+                        i.deny_pct()
+                    ),
                     format!("req/min      {}", i.per_minute(s.now.timestamp())),
                     format!("first seen   {}", seen(Some(i.first_seen))),
                     format!("last seen    {}", seen(Some(i.last_seen))),
@@ -175,10 +258,24 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                     format!("client id    {}", tk.client_id),
                     format!("status       {}", status.label()),
                     format!("created      {}", t(tk.created_at)),
-                    format!("expires      {} ({})", t(tk.expires_at), countdown(tk.expires_at - s.now)),
+                    format!(
+                        "expires      {} ({})",
+                        t(tk.expires_at),
+                        countdown(tk.expires_at - s.now)
+                    ),
                     format!("rotation due {}", t(tk.rotation_due())),
-                    format!("last seen    {}", seen(last_seen(s, &tk.name, tk.last_seen_at))),
-                    format!("policies     {}", if tk.policies.is_empty() { "none".into() } else { tk.policies.join(", ") }),
+                    format!(
+                        "last seen    {}",
+                        seen(last_seen(s, &tk.name, tk.last_seen_at))
+                    ),
+                    format!(
+                        "policies     {}",
+                        if tk.policies.is_empty() {
+                            "none".into()
+                        } else {
+                            tk.policies.join(", ")
+                        }
+                    ),
                 ],
             ))
         }
@@ -191,9 +288,16 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                     format!("issuer       {}", c.issuer),
                     format!("serial       {}", c.serial),
                     format!("sha-256      {}", c.fingerprint_sha256),
-                    format!("not after    {} ({})", t(c.not_after), countdown(c.not_after - s.now)),
+                    format!(
+                        "not after    {} ({})",
+                        t(c.not_after),
+                        countdown(c.not_after - s.now)
+                    ),
                     format!("key type     {}", c.key_type),
-                    format!("last seen    {}", seen(last_seen(s, &c.common_name, c.last_seen_at))),
+                    format!(
+                        "last seen    {}",
+                        seen(last_seen(s, &c.common_name, c.last_seen_at))
+                    ),
                     format!("source       {}", c.source),
                 ],
             ))
@@ -204,7 +308,14 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                 format!("id           {}", a.id),
                 format!("rule         {}", a.rule),
                 format!("severity     {}", a.severity.label()),
-                format!("state        {}", if a.state == AlertState::Open { "open" } else { "resolved" }),
+                format!(
+                    "state        {}",
+                    if a.state == AlertState::Open {
+                        "open"
+                    } else {
+                        "resolved"
+                    }
+                ),
                 format!("credential   {}", a.credential.as_deref().unwrap_or("-")),
                 format!("count        {}", a.count),
                 format!("first seen   {}", seen(Some(a.first_seen))),
@@ -216,7 +327,10 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
         }
         ViewId::Policies => {
             let l = *policy_lines(s).get(sel)?;
-            let mut lines = vec![format!("app          {}", l.app.name), format!("hostnames    {}", l.app.hostnames.join(", "))];
+            let mut lines = vec![
+                format!("app          {}", l.app.name),
+                format!("hostnames    {}", l.app.hostnames.join(", ")),
+            ];
             if let Some(p) = l.policy {
                 lines.push(format!("policy #{}    {}", l.order, p.name));
                 lines.push(format!("action       {}", p.action));
@@ -240,7 +354,10 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
         ViewId::Log => {
             let e = log_event(s, sel)?;
             let json = serde_json::to_string_pretty(&**e).unwrap_or_default();
-            Some((format!("event {}", e.ray_id), json.lines().map(str::to_string).collect()))
+            Some((
+                format!("event {}", e.ray_id),
+                json.lines().map(str::to_string).collect(),
+            ))
         }
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind};
 use crossterm::execute;
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -43,7 +45,13 @@ pub struct ConsoleOptions {
 impl ConsoleOptions {
     /// Defaults: wall clock, default limits, no listen addresses.
     pub fn new(theme: Theme) -> Self {
-        Self { theme, header: HeaderInfo::default(), limits: Limits::default(), clock: std::sync::Arc::new(SystemClock), started_at: None }
+        Self {
+            theme,
+            header: HeaderInfo::default(),
+            limits: Limits::default(),
+            clock: std::sync::Arc::new(SystemClock),
+            started_at: None,
+        }
     }
 
     /// The initial state these options describe.
@@ -60,7 +68,9 @@ impl ConsoleOptions {
 /// The console could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
-    #[error("the console needs an interactive terminal (stdout is not a TTY); use --headless or `botgate logs export`")]
+    #[error(
+        "the console needs an interactive terminal (stdout is not a TTY); use --headless or `botgate logs export`"
+    )]
     NotATerminal,
     #[error("terminal error: {0}")]
     Terminal(#[from] io::Error),

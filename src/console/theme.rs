@@ -18,7 +18,10 @@ use super::model::CredentialStatus;
 pub const BUILTIN: [(&str, &str); 4] = [
     ("dark", include_str!("../../themes/dark.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
     ("mono", include_str!("../../themes/mono.toml")),
 ];
 
@@ -28,15 +31,32 @@ pub const DEFAULT_THEME: &str = "dark";
 /// A theme that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ThemeError {
-    #[error("{file}:{line}: colors.{key} = {value:?} is not a colour; use a name (red, lightblue, darkgray, reset …), an index 0-255, or \"#rrggbb\"")]
-    BadColour { file: String, line: usize, key: String, value: String },
+    #[error(
+        "{file}:{line}: colors.{key} = {value:?} is not a colour; use a name (red, lightblue, darkgray, reset …), an index 0-255, or \"#rrggbb\""
+    )]
+    BadColour {
+        file: String,
+        line: usize,
+        key: String,
+        value: String,
+    },
     #[error("{file}: {source}")]
-    Parse { file: String, source: toml::de::Error },
+    Parse {
+        file: String,
+        source: toml::de::Error,
+    },
     #[error("cannot read theme file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("unknown theme {name:?}: built-in themes are dark, light, high-contrast, mono; user themes go in {dir}/NAME.toml, or pass a path")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "unknown theme {name:?}: built-in themes are dark, light, high-contrast, mono; user themes go in {dir}/NAME.toml, or pass a path"
+    )]
     Unknown { name: String, dir: String },
-    #[error("{file}: extends = {base:?} is not a built-in theme (dark, light, high-contrast, mono)")]
+    #[error(
+        "{file}: extends = {base:?} is not a built-in theme (dark, light, high-contrast, mono)"
+    )]
     UnknownBase { file: String, base: String },
 }
 
@@ -121,7 +141,10 @@ impl Default for Theme {
         // The shipped dark theme is tested to parse; all-`reset` is the safe fallback.
         Theme::builtin(DEFAULT_THEME)
             .and_then(Result::ok)
-            .unwrap_or(Theme { name: DEFAULT_THEME.into(), colors: Palette::RESET })
+            .unwrap_or(Theme {
+                name: DEFAULT_THEME.into(),
+                colors: Palette::RESET,
+            })
     }
 }
 
@@ -131,7 +154,11 @@ impl Theme {
         let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name)?;
         let file = format!("themes/{name}.toml (built in)");
         // Only the shipped dark theme starts from nothing; it must set every key (tested).
-        let base = if name == DEFAULT_THEME { Some(Palette::RESET) } else { None };
+        let base = if name == DEFAULT_THEME {
+            Some(Palette::RESET)
+        } else {
+            None
+        };
         Some(Theme::parse_over(text, &file, base))
     }
 
@@ -141,14 +168,22 @@ impl Theme {
     }
 
     fn parse_over(text: &str, file: &str, base: Option<Palette>) -> Result<Theme, ThemeError> {
-        let tf: ThemeFile = toml::from_str(text).map_err(|source| ThemeError::Parse { file: file.into(), source })?;
+        let tf: ThemeFile = toml::from_str(text).map_err(|source| ThemeError::Parse {
+            file: file.into(),
+            source,
+        })?;
         let mut colors = match (tf.extends.as_deref(), base) {
             (None, Some(base)) => base,
             (None, None) => Theme::default().colors,
             // Built-ins extend dark, and dark extends nothing, so this recursion ends.
             (Some(name), _) => match Theme::builtin(name) {
                 Some(parent) => parent?.colors,
-                None => return Err(ThemeError::UnknownBase { file: file.into(), base: name.into() }),
+                None => {
+                    return Err(ThemeError::UnknownBase {
+                        file: file.into(),
+                        base: name.into(),
+                    });
+                }
             },
         };
         tf.colors.apply(&mut colors, file, text)?;
@@ -158,14 +193,18 @@ impl Theme {
 
     /// Read a theme file.
     pub fn from_file(path: &Path) -> Result<Theme, ThemeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ThemeError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ThemeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Theme::parse(&text, &path.display().to_string())
     }
 
     /// `spec` is a path (contains `/` or ends in `.toml`) or a name: first
     /// `<user_dir>/NAME.toml`, then the built-ins.
     pub fn load(spec: &str, user_dir: Option<&Path>) -> Result<Theme, ThemeError> {
-        if spec.contains(std::path::MAIN_SEPARATOR) || spec.contains('/') || spec.ends_with(".toml") {
+        if spec.contains(std::path::MAIN_SEPARATOR) || spec.contains('/') || spec.ends_with(".toml")
+        {
             return Theme::from_file(Path::new(spec));
         }
         if let Some(dir) = user_dir {
@@ -177,14 +216,20 @@ impl Theme {
         Theme::builtin(spec).unwrap_or_else(|| {
             Err(ThemeError::Unknown {
                 name: spec.into(),
-                dir: user_dir.map(|d| d.display().to_string()).unwrap_or_else(|| "<config dir>/themes".into()),
+                dir: user_dir
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "<config dir>/themes".into()),
             })
         })
     }
 
     /// The theme to use: the one asked for (`--theme` / `BOTGATE_THEME`), else `mono` when
     /// `NO_COLOR` is set, else `dark`. An explicit choice beats `NO_COLOR` (no-color.org).
-    pub fn resolve(requested: Option<&str>, no_color: bool, user_dir: Option<&Path>) -> Result<Theme, ThemeError> {
+    pub fn resolve(
+        requested: Option<&str>,
+        no_color: bool,
+        user_dir: Option<&Path>,
+    ) -> Result<Theme, ThemeError> {
         match requested.map(str::trim).filter(|s| !s.is_empty()) {
             Some(spec) => Theme::load(spec, user_dir),
             None if no_color => Theme::load("mono", user_dir),
@@ -199,24 +244,40 @@ impl Theme {
         Style::new().fg(self.colors.muted)
     }
     pub fn accent(&self) -> Style {
-        Style::new().fg(self.colors.accent).add_modifier(Modifier::BOLD)
+        Style::new()
+            .fg(self.colors.accent)
+            .add_modifier(Modifier::BOLD)
     }
     pub fn border(&self) -> Style {
         Style::new().fg(self.colors.border)
     }
     pub fn title(&self) -> Style {
-        Style::new().fg(self.colors.title).add_modifier(Modifier::BOLD)
+        Style::new()
+            .fg(self.colors.title)
+            .add_modifier(Modifier::BOLD)
     }
     pub fn header(&self) -> Style {
-        Style::new().fg(self.colors.header_fg).bg(self.colors.header_bg)
+        Style::new()
+            .fg(self.colors.header_fg)
+            .bg(self.colors.header_bg)
     }
     pub fn badge(&self) -> Style {
-        Style::new().fg(self.colors.badge_fg).bg(self.colors.badge_bg).add_modifier(Modifier::BOLD)
+        Style::new()
+            .fg(self.colors.badge_fg)
+            .bg(self.colors.badge_bg)
+            .add_modifier(Modifier::BOLD)
     }
     /// The selected row; reverse video when the theme has no selection colours (mono).
     pub fn selection(&self) -> Style {
-        let s = Style::new().fg(self.colors.selection_fg).bg(self.colors.selection_bg).add_modifier(Modifier::BOLD);
-        if self.colors.selection_bg == Color::Reset { s.add_modifier(Modifier::REVERSED) } else { s }
+        let s = Style::new()
+            .fg(self.colors.selection_fg)
+            .bg(self.colors.selection_bg)
+            .add_modifier(Modifier::BOLD);
+        if self.colors.selection_bg == Color::Reset {
+            s.add_modifier(Modifier::REVERSED)
+        } else {
+            s
+        }
     }
     /// Colour for a credential status; expired is the critical colour, bold.
     pub fn status(&self, s: CredentialStatus) -> Style {
@@ -224,39 +285,63 @@ impl Theme {
             CredentialStatus::Ok => Style::new().fg(self.colors.ok),
             CredentialStatus::Warn => Style::new().fg(self.colors.warn),
             CredentialStatus::Critical => Style::new().fg(self.colors.critical),
-            CredentialStatus::Expired => Style::new().fg(self.colors.critical).add_modifier(Modifier::BOLD),
+            CredentialStatus::Expired => Style::new()
+                .fg(self.colors.critical)
+                .add_modifier(Modifier::BOLD),
             CredentialStatus::Revoked => Style::new().fg(self.colors.muted),
         }
     }
     pub fn severity(&self, s: Severity) -> Style {
         match s {
-            Severity::Critical => Style::new().fg(self.colors.critical).add_modifier(Modifier::BOLD),
+            Severity::Critical => Style::new()
+                .fg(self.colors.critical)
+                .add_modifier(Modifier::BOLD),
             Severity::Warning => Style::new().fg(self.colors.warn),
             Severity::Info => Style::new().fg(self.colors.info),
         }
     }
     pub fn decision(&self, allowed: bool) -> Style {
-        Style::new().fg(if allowed { self.colors.allowed } else { self.colors.denied })
+        Style::new().fg(if allowed {
+            self.colors.allowed
+        } else {
+            self.colors.denied
+        })
     }
     /// Colour for a connection method, indexed like `aggregate::METHODS`.
     pub fn method(&self, i: usize) -> Style {
-        Style::new().fg([self.colors.method_token, self.colors.method_mtls, self.colors.method_none][i.min(2)])
+        Style::new().fg([
+            self.colors.method_token,
+            self.colors.method_mtls,
+            self.colors.method_none,
+        ][i.min(2)])
     }
 }
 
 /// `<config dir>/themes`, where user themes live.
 pub fn user_themes_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("dev", "botgate", "botgate").map(|d| d.config_dir().join("themes"))
+    directories::ProjectDirs::from("dev", "botgate", "botgate")
+        .map(|d| d.config_dir().join("themes"))
 }
 
-fn parse_colour(v: &Spanned<String>, key: &str, file: &str, text: &str) -> Result<Color, ThemeError> {
+fn parse_colour(
+    v: &Spanned<String>,
+    key: &str,
+    file: &str,
+    text: &str,
+) -> Result<Color, ThemeError> {
     let raw = v.get_ref().trim();
-    let ok = if raw.starts_with('#') { raw.len() == 7 } else { true };
+    let ok = if raw.starts_with('#') {
+        raw.len() == 7
+    } else {
+        true
+    };
     match Color::from_str(raw) {
         Ok(c) if ok => Ok(c),
         _ => Err(ThemeError::BadColour {
             file: file.into(),
-            line: text.get(..v.span().start).map_or(1, |before| before.matches('\n').count() + 1),
+            line: text
+                .get(..v.span().start)
+                .map_or(1, |before| before.matches('\n').count() + 1),
             key: key.into(),
             value: v.get_ref().clone(),
         }),
@@ -270,36 +355,55 @@ mod tests {
     #[test]
     fn every_shipped_theme_parses_and_dark_sets_every_key() {
         for (name, text) in BUILTIN {
-            let t = Theme::builtin(name).unwrap().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let t = Theme::builtin(name)
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(t.name, name);
             let tf: ThemeFile = toml::from_str(text).unwrap();
-            assert!(tf.colors.missing().is_empty(), "{name} misses {:?}", tf.colors.missing());
+            assert!(
+                tf.colors.missing().is_empty(),
+                "{name} misses {:?}",
+                tf.colors.missing()
+            );
         }
         assert_eq!(Theme::default().colors.critical, Color::LightRed);
-        assert_eq!(Theme::builtin("mono").unwrap().unwrap().colors, Palette::RESET);
+        assert_eq!(
+            Theme::builtin("mono").unwrap().unwrap().colors,
+            Palette::RESET
+        );
         assert_eq!(Palette::KEYS.len(), 21);
     }
 
     #[test]
     fn bad_colour_names_key_file_and_line() {
         let text = "name = \"mine\"\n[colors]\nok = \"green\"\nwarn = \"purplish\"\n";
-        let err = Theme::parse(text, "/home/u/.config/botgate/themes/mine.toml").unwrap_err().to_string();
+        let err = Theme::parse(text, "/home/u/.config/botgate/themes/mine.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("mine.toml:4"), "{err}");
         assert!(err.contains("colors.warn"), "{err}");
         assert!(err.contains("purplish"), "{err}");
-        let err = Theme::parse("[colors]\nok = \"#12345\"\n", "t.toml").unwrap_err().to_string();
+        let err = Theme::parse("[colors]\nok = \"#12345\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("colors.ok"), "{err}");
     }
 
     #[test]
     fn unknown_key_is_an_error_naming_it() {
-        let err = Theme::parse("[colors]\nwarning = \"red\"\n", "t.toml").unwrap_err().to_string();
+        let err = Theme::parse("[colors]\nwarning = \"red\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("warning"), "{err}");
     }
 
     #[test]
     fn partial_override_keeps_the_base() {
-        let t = Theme::parse("extends = \"light\"\n[colors]\nwarn = \"#ff8800\"\n", "t.toml").unwrap();
+        let t = Theme::parse(
+            "extends = \"light\"\n[colors]\nwarn = \"#ff8800\"\n",
+            "t.toml",
+        )
+        .unwrap();
         let light = Theme::builtin("light").unwrap().unwrap();
         assert_eq!(t.colors.warn, Color::Rgb(0xff, 0x88, 0));
         assert_eq!(t.colors.critical, light.colors.critical);
@@ -311,13 +415,32 @@ mod tests {
     fn resolve_order_user_dir_then_builtin_no_color_mono() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("dark.toml"), "[colors]\nok = \"blue\"\n").unwrap();
-        assert_eq!(Theme::resolve(None, false, Some(dir.path())).unwrap().colors.ok, Color::Blue);
+        assert_eq!(
+            Theme::resolve(None, false, Some(dir.path()))
+                .unwrap()
+                .colors
+                .ok,
+            Color::Blue
+        );
         assert_eq!(Theme::resolve(None, true, None).unwrap().name, "mono");
-        assert_eq!(Theme::resolve(Some("light"), true, None).unwrap().name, "light");
-        let err = Theme::resolve(Some("solarized"), false, Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("solarized") && err.contains("high-contrast"), "{err}");
+        assert_eq!(
+            Theme::resolve(Some("light"), true, None).unwrap().name,
+            "light"
+        );
+        let err = Theme::resolve(Some("solarized"), false, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("solarized") && err.contains("high-contrast"),
+            "{err}"
+        );
         let p = dir.path().join("x.toml");
         std::fs::write(&p, "extends = \"nope\"\n").unwrap();
-        assert!(Theme::load(p.to_str().unwrap(), None).unwrap_err().to_string().contains("nope"));
+        assert!(
+            Theme::load(p.to_str().unwrap(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
     }
 }

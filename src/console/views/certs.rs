@@ -4,14 +4,13 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
-use ratatui::widgets::{Cell, Row};
+use ratatui::widgets::Cell;
 
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
-use crate::duration::countdown;
 
-use super::tokens::{row_style, status_counts};
-use super::widgets::{block, date, seen, title, windowed_table};
+use super::tokens::{expires_in, row_style, status_counts};
+use super::widgets::{block, col, date, seen, title, wide, windowed_table};
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
@@ -21,18 +20,28 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         frame,
         area,
         t,
-        block(t, title(t, "client certificates", &[format!("{}", list.len()), counts, format!("sort {}", s.sort_label(ViewId::Certs))])),
-        &["common name", "status", "expires in", "not after", "last seen", "issuer", "serial", "key", "source"],
+        block(
+            t,
+            title(
+                t,
+                "client certificates",
+                &[
+                    format!("{}", list.len()),
+                    counts,
+                    format!("sort {}", s.sort_label(ViewId::Certs)),
+                ],
+            ),
+        ),
         &[
-            Constraint::Fill(3),
-            Constraint::Length(8),
-            Constraint::Length(11),
-            Constraint::Length(10),
-            Constraint::Length(9),
-            Constraint::Fill(2),
-            Constraint::Length(14),
-            Constraint::Length(10),
-            Constraint::Fill(1),
+            col("common name", Constraint::Fill(3)),
+            col("status", Constraint::Length(8)),
+            col("expires in", Constraint::Length(11)),
+            wide("not after", Constraint::Length(10), 120),
+            col("last seen", Constraint::Length(9)),
+            wide("issuer", Constraint::Fill(2), 120),
+            col("serial", Constraint::Length(13)),
+            wide("key", Constraint::Length(10), 140),
+            wide("source", Constraint::Fill(1), 140),
         ],
         list.len(),
         Some(s.selected[ViewId::Certs.index()]),
@@ -40,18 +49,28 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             let c = list[i];
             let status = c.status(s.now);
             let serial: String = c.serial.chars().take(12).collect();
-            Row::new(vec![
+            let cells = vec![
                 Cell::from(c.common_name.clone()),
                 Cell::from(Span::styled(status.label(), t.status(status))),
-                Cell::from(Span::styled(countdown(c.not_after - s.now), t.status(status))),
+                Cell::from(Span::styled(
+                    expires_in(s, c.not_after, c.revoked),
+                    t.status(status),
+                )),
                 Cell::from(date(c.not_after)),
-                Cell::from(seen(s.now, rows::last_seen(s, &c.common_name, c.last_seen_at))),
+                Cell::from(seen(
+                    s.now,
+                    rows::last_seen(s, &c.common_name, c.last_seen_at),
+                )),
                 Cell::from(c.issuer.clone()),
-                Cell::from(if c.serial.chars().count() > 12 { format!("{serial}…") } else { serial }),
+                Cell::from(if c.serial.chars().count() > 12 {
+                    format!("{serial}…")
+                } else {
+                    serial
+                }),
                 Cell::from(c.key_type.clone()),
                 Cell::from(c.source.clone()),
-            ])
-            .style(row_style(s, status))
+            ];
+            (cells, row_style(s, status))
         },
     );
 }

@@ -4,15 +4,16 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
 use ratatui::text::Span;
-use ratatui::widgets::{Cell, Row};
+use ratatui::widgets::Cell;
 
 use crate::console::app::{AppState, ViewId};
 use crate::console::model::CredentialStatus;
 use crate::console::rows;
 use crate::duration::countdown;
 
-use super::widgets::{block, date, seen, title, windowed_table};
+use super::widgets::{block, col, date, seen, title, wide, windowed_table};
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
@@ -22,17 +23,27 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         frame,
         area,
         t,
-        block(t, title(t, "service tokens", &[format!("{}", list.len()), counts, format!("sort {}", s.sort_label(ViewId::Tokens))])),
-        &["name", "status", "expires in", "expires", "last seen", "rotation due", "client id", "policies"],
+        block(
+            t,
+            title(
+                t,
+                "service tokens",
+                &[
+                    format!("{}", list.len()),
+                    counts,
+                    format!("sort {}", s.sort_label(ViewId::Tokens)),
+                ],
+            ),
+        ),
         &[
-            Constraint::Fill(3),
-            Constraint::Length(8),
-            Constraint::Length(11),
-            Constraint::Length(10),
-            Constraint::Length(9),
-            Constraint::Length(12),
-            Constraint::Length(14),
-            Constraint::Fill(3),
+            col("name", Constraint::Fill(3)),
+            col("status", Constraint::Length(8)),
+            col("expires in", Constraint::Length(11)),
+            wide("expires", Constraint::Length(10), 120),
+            col("last seen", Constraint::Length(9)),
+            col("rotation due", Constraint::Length(18)),
+            wide("client id", Constraint::Length(14), 140),
+            wide("policies", Constraint::Fill(3), 120),
         ],
         list.len(),
         Some(s.selected[ViewId::Tokens.index()]),
@@ -41,25 +52,50 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             let status = tk.status(s.now);
             let row_style = row_style(s, status);
             let due = tk.rotation_due();
-            let due_style = if due <= s.now && !tk.revoked { t.status(CredentialStatus::Warn) } else { row_style };
+            let (due_text, due_style) = if tk.revoked {
+                ("-".to_string(), row_style)
+            } else if due <= s.now {
+                (
+                    format!("{} overdue", date(due)),
+                    t.status(CredentialStatus::Warn),
+                )
+            } else {
+                (date(due), row_style)
+            };
             let short_id: String = tk.client_id.chars().take(12).collect();
-            Row::new(vec![
+            let cells = vec![
                 Cell::from(tk.name.clone()),
                 Cell::from(Span::styled(status.label(), t.status(status))),
-                Cell::from(Span::styled(countdown(tk.expires_at - s.now), t.status(status))),
+                Cell::from(Span::styled(
+                    expires_in(s, tk.expires_at, tk.revoked),
+                    t.status(status),
+                )),
                 Cell::from(date(tk.expires_at)),
                 Cell::from(seen(s.now, rows::last_seen(s, &tk.name, tk.last_seen_at))),
-                Cell::from(Span::styled(date(due), due_style)),
+                Cell::from(Span::styled(due_text, due_style)),
                 Cell::from(format!("{short_id}…")),
-                Cell::from(if tk.policies.is_empty() { "-".to_string() } else { tk.policies.join(", ") }),
-            ])
-            .style(row_style)
+                Cell::from(if tk.policies.is_empty() {
+                    "-".to_string()
+                } else {
+                    tk.policies.join(", ")
+                }),
+            ];
+            (cells, row_style)
         },
     );
 }
 
+/// The countdown, or `-` for a revoked credential (its expiry no longer matters).
+pub fn expires_in(s: &AppState, at: chrono::DateTime<chrono::Utc>, revoked: bool) -> String {
+    if revoked {
+        "-".into()
+    } else {
+        countdown(at - s.now)
+    }
+}
+
 /// Whole-row colour: the status colour unless the credential is fine.
-pub fn row_style(s: &AppState, status: CredentialStatus) -> ratatui::style::Style {
+pub fn row_style(s: &AppState, status: CredentialStatus) -> Style {
     match status {
         CredentialStatus::Ok => s.theme.base(),
         other => s.theme.base().patch(s.theme.status(other)),
@@ -72,10 +108,15 @@ pub fn status_counts(statuses: impl Iterator<Item = CredentialStatus>) -> String
     for st in statuses {
         n[st as usize] += 1;
     }
-    let parts: Vec<String> = [CredentialStatus::Expired, CredentialStatus::Critical, CredentialStatus::Warn, CredentialStatus::Revoked]
-        .iter()
-        .filter(|st| n[**st as usize] > 0)
-        .map(|st| format!("{} {}", n[*st as usize], st.label()))
-        .collect();
+    let parts: Vec<String> = [
+        CredentialStatus::Expired,
+        CredentialStatus::Critical,
+        CredentialStatus::Warn,
+        CredentialStatus::Revoked,
+    ]
+    .iter()
+    .filter(|st| n[**st as usize] > 0)
+    .map(|st| format!("{} {}", n[*st as usize], st.label()))
+    .collect();
     parts.join(", ")
 }

@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Row, Table, TableState};
+use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 
 use crate::console::theme::Theme;
 
@@ -15,7 +15,9 @@ pub const SELECTED: &str = "▶ ";
 
 /// A bordered block with a themed title.
 pub fn block<'a>(theme: &Theme, title: impl Into<Line<'a>>) -> Block<'a> {
-    Block::bordered().border_style(theme.border()).title(title.into().style(theme.title()))
+    Block::bordered()
+        .border_style(theme.border())
+        .title(title.into().style(theme.title()))
 }
 
 /// `Title (n)` plus extra `· part` segments.
@@ -27,26 +29,80 @@ pub fn title<'a>(theme: &Theme, name: &str, parts: &[String]) -> Line<'a> {
     Line::from(spans)
 }
 
-/// A table of `total` rows of which only the visible window is built by `make_row(i)`.
-/// `selected` (if any) is kept on screen and drawn with the selection style and symbol.
+/// A table column: header, width, and the narrowest table that still shows it (so an 80-column
+/// terminal drops the least important columns instead of squeezing every one).
+#[derive(Debug, Clone, Copy)]
+pub struct Col {
+    pub header: &'static str,
+    pub width: Constraint,
+    pub min_table_width: u16,
+}
+
+/// A column always shown.
+pub const fn col(header: &'static str, width: Constraint) -> Col {
+    Col {
+        header,
+        width,
+        min_table_width: 0,
+    }
+}
+
+/// A column shown only when the table is at least `min_table_width` wide.
+pub const fn wide(header: &'static str, width: Constraint, min_table_width: u16) -> Col {
+    Col {
+        header,
+        width,
+        min_table_width,
+    }
+}
+
+/// A table of `total` rows of which only the visible window is built by `make_row(i)` (cells
+/// for every column in `cols`, and the row style). `selected` (if any) is kept on screen and
+/// drawn with the selection style and symbol.
 #[allow(clippy::too_many_arguments)]
 pub fn windowed_table<'a>(
     frame: &mut Frame,
     area: Rect,
     theme: &Theme,
     block: Block<'a>,
-    header: &[&'a str],
-    widths: &[Constraint],
+    cols: &[Col],
     total: usize,
     selected: Option<usize>,
-    mut make_row: impl FnMut(usize) -> Row<'a>,
+    mut make_row: impl FnMut(usize) -> (Vec<Cell<'a>>, Style),
 ) {
+    let shown: Vec<bool> = cols
+        .iter()
+        .map(|c| area.width >= c.min_table_width)
+        .collect();
     let visible = usize::from(area.height.saturating_sub(3)).max(1);
-    let sel = selected.map(|s| s.min(total.saturating_sub(1)));
+    let sel = selected.filter(|_| total > 0).map(|s| s.min(total - 1));
     let offset = sel.map_or(0, |s| s.saturating_sub(visible - 1));
-    let rows: Vec<Row> = (offset..total.min(offset + visible)).map(&mut make_row).collect();
-    let header = Row::new(header.iter().map(|h| Span::styled(*h, theme.muted()))).style(theme.muted());
-    let table = Table::new(rows, widths.to_vec())
+    let rows: Vec<Row> = (offset..total.min(offset + visible))
+        .map(|i| {
+            let (cells, style) = make_row(i);
+            Row::new(
+                cells
+                    .into_iter()
+                    .zip(&shown)
+                    .filter(|(_, s)| **s)
+                    .map(|(c, _)| c),
+            )
+            .style(style)
+        })
+        .collect();
+    let header = Row::new(
+        cols.iter()
+            .zip(&shown)
+            .filter(|(_, s)| **s)
+            .map(|(c, _)| Span::styled(c.header, theme.muted())),
+    );
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .zip(&shown)
+        .filter(|(_, s)| **s)
+        .map(|(c, _)| c.width)
+        .collect();
+    let table = Table::new(rows, widths)
         .header(header)
         .block(block)
         .style(theme.base())
@@ -54,7 +110,7 @@ pub fn windowed_table<'a>(
         .highlight_symbol(SELECTED)
         .highlight_spacing(ratatui::widgets::HighlightSpacing::Always)
         .column_spacing(1);
-    let mut state = TableState::default().with_selected(sel.filter(|_| total > 0).map(|s| s - offset));
+    let mut state = TableState::default().with_selected(sel.map(|s| s - offset));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
