@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind};
 use crossterm::execute;
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use futures::StreamExt;
 use ratatui::Terminal;
@@ -174,13 +174,17 @@ impl TerminalGuard {
         install_panic_hook();
         enable_raw_mode()?;
         ACTIVE.store(true, Ordering::SeqCst);
-        let setup = execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)
-            .and_then(|_| Terminal::new(CrosstermBackend::new(io::stdout())));
+        // Clear with an escape sequence rather than `Terminal::clear`, which asks the terminal
+        // for the cursor position and fails on terminals that do not answer.
+        let setup = execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            Clear(ClearType::All)
+        )
+        .and_then(|_| Terminal::new(CrosstermBackend::new(io::stdout())));
         match setup {
-            Ok(mut terminal) => {
-                terminal.clear()?;
-                Ok(Self { terminal })
-            }
+            Ok(terminal) => Ok(Self { terminal }),
             Err(e) => {
                 restore();
                 Err(e)
