@@ -92,7 +92,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Quit,
         label: "q",
         hint: "quit",
-        help: "quit (also Ctrl-C)",
+        help: "quit",
     },
     Binding {
         context: Normal,
@@ -132,7 +132,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Down,
         label: "j/k",
         hint: "move",
-        help: "move down (j, ↓) / up (k, ↑); mouse wheel scrolls",
+        help: "move down (the mouse wheel scrolls too)",
     },
     Binding {
         context: Normal,
@@ -148,7 +148,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::PageDown,
         label: "PgDn",
         hint: "",
-        help: "page down (also Ctrl-D)",
+        help: "page down",
     },
     Binding {
         context: Normal,
@@ -156,7 +156,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::PageUp,
         label: "PgUp",
         hint: "",
-        help: "page up (also Ctrl-U)",
+        help: "page up",
     },
     Binding {
         context: Normal,
@@ -164,7 +164,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Top,
         label: "g/G",
         hint: "top/end",
-        help: "go to the top (g) / the bottom (G)",
+        help: "go to the top",
     },
     Binding {
         context: Normal,

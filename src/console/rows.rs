@@ -120,7 +120,12 @@ pub fn alerts(s: &AppState) -> Vec<&AlertRow> {
         .collect();
     let open = |a: &AlertRow| a.state == AlertState::Open;
     match s.sort[ViewId::Alerts.index()] {
-        0 => v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.id.cmp(&b.id))),
+        0 => v.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then(b.severity.cmp(&a.severity))
+                .then(a.id.cmp(&b.id))
+        }),
         _ => v.sort_by(|a, b| {
             (open(b), b.severity, b.last_seen)
                 .cmp(&(open(a), a.severity, a.last_seen))

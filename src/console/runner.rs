@@ -69,7 +69,7 @@ impl ConsoleOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
     #[error(
-        "the console needs an interactive terminal (stdout is not a TTY); use --headless or `botgate logs export`"
+        "the console needs an interactive terminal (stdout is not a TTY); run it in a terminal, or use `botgate logs export` or `botgate demo --headless`"
     )]
     NotATerminal,
     #[error("terminal error: {0}")]

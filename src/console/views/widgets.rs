@@ -134,12 +134,7 @@ pub fn span(d: Duration) -> String {
     crate::duration::countdown(d.max(Duration::zero()))
 }
 
-/// A style for text that may be absent.
+/// The text, or `-` when absent or empty.
 pub fn or_dash(v: Option<&str>) -> String {
     v.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
-}
-
-/// A plain styled cell line.
-pub fn styled<'a>(text: impl Into<String>, style: Style) -> Line<'a> {
-    Line::from(Span::styled(text.into(), style))
 }
