@@ -264,4 +264,80 @@ mod tests {
         let err = snap.reload_error.unwrap();
         assert!(err.contains("policy.toml:3:1"), "{err}");
     }
+
+    #[tokio::test]
+    async fn the_bus_bridge_counts_what_the_console_missed() {
+        let bus = AuditBus::new(16);
+        let (tx, mut rx) = channel();
+        let bridge = spawn_bus_bridge(&bus, tx);
+        let at = chrono::Utc::now();
+        for i in 0..100 {
+            bus.publish(Arc::new(crate::audit::AccessEvent::empty(
+                crate::audit::EventKind::Access,
+                at,
+                format!("{i}"),
+            )));
+        }
+        let (mut dropped, mut rays) = (0, Vec::new());
+        while rays.len() < 16 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Msg::Dropped(n) => dropped += n,
+                Msg::Event(e) => rays.push(e.ray_id.clone()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(dropped, 84);
+        assert_eq!(bridge.lagged.load(Ordering::Relaxed), 84);
+        assert_eq!(rays.first().map(String::as_str), Some("84"));
+        assert_eq!(rays.last().map(String::as_str), Some("99"));
+    }
+
+    #[tokio::test]
+    async fn the_inventory_poller_sends_policies_then_tokens() {
+        use crate::credential::{ClientId, ClientSecret};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let now = chrono::Utc::now();
+        let id = ClientId::generate();
+        store
+            .create_token(&crate::store::NewToken {
+                name: "ci-deploy-prod",
+                client_id: &id,
+                secret_hash: ClientSecret::generate().hash(),
+                created_at: now,
+                expires_at: now + chrono::Duration::days(5),
+            })
+            .unwrap();
+        let (tx, mut rx) = channel();
+        let task = spawn_inventory(store, None, tx, Duration::from_secs(3600));
+        let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(first, Msg::Policies { ref apps, reload_error: None } if apps.is_empty()),
+            "{first:?}"
+        );
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Msg::Inventory { tokens, certs } => {
+                assert_eq!(tokens.len(), 1);
+                assert_eq!(tokens[0].name, "ci-deploy-prod");
+                assert_eq!(
+                    tokens[0].status(now),
+                    super::super::model::CredentialStatus::Critical
+                );
+                assert!(certs.is_empty());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        task.abort();
+    }
 }
