@@ -4,14 +4,18 @@ use chrono::Duration;
 
 /// A duration string that could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid duration {input:?}: expected a number and a unit s, m, h, d, w or y (e.g. 12h, 90d, 1y)")]
+#[error(
+    "invalid duration {input:?}: expected a number and a unit s, m, h, d, w or y (e.g. 12h, 90d, 1y)"
+)]
 pub struct DurationError {
     pub input: String,
 }
 
 /// Parse `N` + unit (`s`, `m`, `h`, `d`, `w`, `y` = 365 days). Zero and negative are refused.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError { input: input.to_string() };
+    let err = || DurationError {
+        input: input.to_string(),
+    };
     let s = input.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
     let (num, unit) = s.split_at(split);
@@ -37,7 +41,12 @@ pub fn countdown(left: Duration) -> String {
     if secs < 0 {
         return "expired".to_string();
     }
-    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
     if d >= 7 {
         format!("{d}d {h}h")
     } else if d > 0 {
@@ -83,9 +92,18 @@ mod tests {
 
     #[test]
     fn countdown_formats() {
-        assert_eq!(countdown(Duration::days(364) + Duration::hours(3)), "364d 3h");
-        assert_eq!(countdown(Duration::days(7) - Duration::seconds(1)), "6d 23h 59m");
-        assert_eq!(countdown(Duration::hours(1) - Duration::seconds(1)), "59m 59s");
+        assert_eq!(
+            countdown(Duration::days(364) + Duration::hours(3)),
+            "364d 3h"
+        );
+        assert_eq!(
+            countdown(Duration::days(7) - Duration::seconds(1)),
+            "6d 23h 59m"
+        );
+        assert_eq!(
+            countdown(Duration::hours(1) - Duration::seconds(1)),
+            "59m 59s"
+        );
         assert_eq!(countdown(Duration::seconds(-1)), "expired");
     }
 }

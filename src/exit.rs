@@ -37,7 +37,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     let bad_input = err.chain().any(|e| {
         matches!(e.downcast_ref::<Failure>(), Some(Failure::BadInput(_)))
             || e.downcast_ref::<crate::duration::DurationError>().is_some()
-            || e.downcast_ref::<crate::credential::CredentialError>().is_some()
+            || e.downcast_ref::<crate::credential::CredentialError>()
+                .is_some()
     });
     if bad_input { 2 } else { 1 }
 }

@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     botgate::diagnostics::init();
     match botgate::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`botgate token list | head`) is not a failure.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
@@ -21,3 +23,12 @@ fn main() -> ExitCode {
     }
 }
 
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        || err
+            .chain()
+            .filter_map(|e| e.downcast_ref::<serde_json::Error>())
+            .any(|e| e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+}

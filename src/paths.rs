@@ -17,8 +17,9 @@ impl Paths {
     /// From `--state-dir` / `--config` (or their env vars), else the platform dirs.
     pub fn resolve(global: &GlobalArgs) -> Result<Self> {
         let dirs = || {
-            directories::ProjectDirs::from("dev", "botgate", "botgate")
-                .context("cannot determine the platform data dir (no HOME?); pass --state-dir and --config")
+            directories::ProjectDirs::from("dev", "botgate", "botgate").context(
+                "cannot determine the platform data dir (no HOME?); pass --state-dir and --config",
+            )
         };
         let state_dir = match &global.state_dir {
             Some(d) => d.clone(),
@@ -33,6 +34,10 @@ impl Paths {
 
     /// A path from the policy file: relative ones are under the state dir.
     pub fn in_state_dir(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.state_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.state_dir.join(p)
+        }
     }
 }

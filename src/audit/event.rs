@@ -97,18 +97,27 @@ impl AccessEvent {
     }
 
     /// An `admin` event: `action` on `target`, with details.
-    pub fn admin(at: DateTime<Utc>, action: &str, target: &str, details: serde_json::Value) -> Self {
+    pub fn admin(
+        at: DateTime<Utc>,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> Self {
         let mut e = Self::empty(EventKind::Admin, at, new_ray_id());
         e.allowed = true;
         e.decision = action.to_string();
         e.policy_name = None;
-        e.details = Some(serde_json::json!({ "target": target, "actor": crate::store::actor(), "details": details }));
+        e.details = Some(
+            serde_json::json!({ "target": target, "actor": crate::store::actor(), "details": details }),
+        );
         e
     }
 
     /// The credential this event is about: token name, else cert CN.
     pub fn identity(&self) -> Option<&str> {
-        self.service_token_name.as_deref().or(self.cert_common_name.as_deref())
+        self.service_token_name
+            .as_deref()
+            .or(self.cert_common_name.as_deref())
     }
 
     /// One JSONL line (no trailing newline).
@@ -135,7 +144,9 @@ mod rfc3339_ms {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -145,7 +156,9 @@ mod tests {
 
     #[test]
     fn absent_values_are_null_and_time_has_ms() {
-        let at = DateTime::parse_from_rfc3339("2026-11-28T12:00:00.123Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-11-28T12:00:00.123Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let e = AccessEvent::empty(EventKind::Access, at, "abc".into());
         let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
         assert_eq!(v["created_at"], "2026-11-28T12:00:00.123Z");

@@ -80,23 +80,37 @@ impl AuditSink {
 pub struct AuditWriter {
     pub path: PathBuf,
     task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl AuditWriter {
     /// Open (append) `path` and start the writer task. Must run inside a tokio runtime.
-    pub async fn start(path: &Path, bus: AuditBus, queue: usize) -> std::io::Result<(AuditSink, AuditWriter)> {
+    pub async fn start(
+        path: &Path,
+        bus: AuditBus,
+        queue: usize,
+    ) -> std::io::Result<(AuditSink, AuditWriter)> {
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
         let file = open_append(path).await?;
         let (tx, rx) = mpsc::channel(queue.max(1));
         let health = Arc::new(WriterHealth::default());
-        let task = tokio::spawn(run(file, path.to_path_buf(), rx, health.clone()));
-        Ok((AuditSink { tx, bus, health }, AuditWriter { path: path.to_path_buf(), task }))
+        let (stop, stop_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(run(file, path.to_path_buf(), rx, stop_rx, health.clone()));
+        Ok((
+            AuditSink { tx, bus, health },
+            AuditWriter {
+                path: path.to_path_buf(),
+                task,
+                stop,
+            },
+        ))
     }
 
-    /// Wait until every queued event is written (all `AuditSink` clones must be dropped first).
+    /// Write everything queued so far, then stop. Later `record`s fail.
     pub async fn finish(self) {
+        let _ = self.stop.send(());
         let _ = self.task.await;
     }
 }
@@ -109,7 +123,13 @@ async fn open_append(path: &Path) -> std::io::Result<tokio::fs::File> {
     opts.open(path).await
 }
 
-async fn run(mut file: tokio::fs::File, path: PathBuf, mut rx: mpsc::Receiver<Arc<AccessEvent>>, health: Arc<WriterHealth>) {
+async fn run(
+    mut file: tokio::fs::File,
+    path: PathBuf,
+    mut rx: mpsc::Receiver<Arc<AccessEvent>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    health: Arc<WriterHealth>,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
     let mut pending: u64 = 0;
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
@@ -142,6 +162,16 @@ async fn run(mut file: tokio::fs::File, path: PathBuf, mut rx: mpsc::Receiver<Ar
                     return;
                 }
             },
+            _ = &mut stop => {
+                rx.close();
+                while let Some(ev) = rx.recv().await {
+                    let _ = serde_json::to_writer(&mut buf, &*ev);
+                    buf.push(b'\n');
+                    pending += 1;
+                }
+                flush(&mut file, &path, &mut buf, &mut pending, &health).await;
+                return;
+            }
             _ = tick.tick() => {
                 if !buf.is_empty() || health.is_failing() {
                     flush(&mut file, &path, &mut buf, &mut pending, &health).await;
@@ -151,7 +181,13 @@ async fn run(mut file: tokio::fs::File, path: PathBuf, mut rx: mpsc::Receiver<Ar
     }
 }
 
-async fn flush(file: &mut tokio::fs::File, path: &Path, buf: &mut Vec<u8>, pending: &mut u64, health: &WriterHealth) {
+async fn flush(
+    file: &mut tokio::fs::File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    pending: &mut u64,
+    health: &WriterHealth,
+) {
     let result = async {
         file.write_all(buf).await?;
         file.flush().await

@@ -79,10 +79,9 @@ fn resolve_theme(requested: Option<&str>) -> Result<Theme> {
         .map_err(|e| Failure::bad_input(e.to_string()))
 }
 
-/// The policy file if it exists and parses (the console shows reload errors itself).
+/// The policy file if it exists and is valid (the console shows reload errors itself).
 fn read_policy(path: &Path) -> Option<PolicyFile> {
-    let text = std::fs::read_to_string(path).ok()?;
-    toml::from_str(&text).ok()
+    crate::config::load(path).ok().map(|c| c.file)
 }
 
 fn default_log(paths: &Paths, policy: Option<&PolicyFile>) -> PathBuf {

@@ -2,7 +2,13 @@
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
 mod console;
+mod demo;
+mod explain;
+mod policy;
+mod serve;
 mod token;
+
+use std::io::Write;
 
 use anyhow::Result;
 
@@ -14,9 +20,15 @@ use crate::paths::Paths;
 pub fn run(cli: Cli) -> Result<()> {
     let paths = Paths::resolve(&cli.global)?;
     match cli.command {
+        Command::Demo(args) => demo::run(&paths, args),
+        Command::Serve(args) => serve::run(&paths, args),
         Command::Token(cmd) => token::run(&paths, cmd),
         Command::Console(args) => console::run(&paths, args),
-        other => Err(Failure::refused(format!("`{}` is not available in this build yet", verb_name(&other)))),
+        Command::Policy(cmd) => policy::run(&paths, cmd),
+        other => Err(Failure::refused(format!(
+            "`{}` is not available in this build yet",
+            verb_name(&other)
+        ))),
     }
 }
 
@@ -37,31 +49,35 @@ fn verb_name(c: &Command) -> &'static str {
 
 /// Print `value` as pretty JSON on stdout.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
     Ok(())
 }
 
 /// Render rows as a left-aligned plain-text table (no escape codes).
-pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
+    let mut out = std::io::stdout().lock();
+    let mut line = |cells: &[&str]| -> std::io::Result<()> {
+        let mut text = String::new();
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {
-                out.push_str(cell);
+                text.push_str(cell);
             } else {
-                out.push_str(&format!("{cell:<w$}  "));
+                text.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        writeln!(out, "{}", text.trim_end())
     };
-    line(headers.to_vec());
+    line(headers)?;
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
+    Ok(())
 }

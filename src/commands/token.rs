@@ -26,10 +26,14 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
         TokenCommand::List(json) => {
             let tokens = store.list_tokens()?;
             if json.json {
-                print_json(&tokens.iter().map(|t| TokenView::new(t, now)).collect::<Vec<_>>())
+                print_json(
+                    &tokens
+                        .iter()
+                        .map(|t| TokenView::new(t, now))
+                        .collect::<Vec<_>>(),
+                )
             } else {
-                print_list(&tokens, now);
-                Ok(())
+                print_list(&tokens, now)
             }
         }
         TokenCommand::Show { name, json } => {
@@ -42,13 +46,21 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
                 Ok(())
             }
         }
-        TokenCommand::Revoke { name_or_client_id, json } => {
-            let t = store.revoke_token(&name_or_client_id, now).map_err(store_err)?;
+        TokenCommand::Revoke {
+            name_or_client_id,
+            json,
+        } => {
+            let t = store
+                .revoke_token(&name_or_client_id, now)
+                .map_err(store_err)?;
             record_admin(paths, &store, now, "token_revoke", &t);
             if json.json {
                 print_json(&TokenView::new(&t, now))
             } else {
-                println!("revoked token {} ({}); the running gate refuses it within 1 s", t.name, t.client_id);
+                println!(
+                    "revoked token {} ({}); the running gate refuses it within 1 s",
+                    t.name, t.client_id
+                );
                 Ok(())
             }
         }
@@ -65,12 +77,23 @@ pub struct CreatedToken<'a> {
 }
 
 /// Create a token, store its hash, and return the record and the secret (shown once).
-pub fn create_token(store: &Store, name: &str, lifetime: Duration, now: DateTime<Utc>) -> Result<(TokenRecord, ClientSecret)> {
+pub fn create_token(
+    store: &Store,
+    name: &str,
+    lifetime: Duration,
+    now: DateTime<Utc>,
+) -> Result<(TokenRecord, ClientSecret)> {
     credential::validate_token_name(name).map_err(Failure::bad_input)?;
     let client_id = ClientId::generate();
     let secret = ClientSecret::generate();
     let rec = store
-        .create_token(&NewToken { name, client_id: &client_id, secret_hash: secret.hash(), created_at: now, expires_at: now + lifetime })
+        .create_token(&NewToken {
+            name,
+            client_id: &client_id,
+            secret_hash: secret.hash(),
+            created_at: now,
+            expires_at: now + lifetime,
+        })
         .map_err(store_err)?;
     Ok((rec, secret))
 }
@@ -100,16 +123,27 @@ fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArg
         expires_at: rfc3339(rec.expires_at),
     };
     if !credential::follows_naming_convention(&rec.name) {
-        eprintln!("warning: token name {:?} does not follow <team>-<purpose>-<env> (e.g. ci-deploy-prod)", rec.name);
+        eprintln!(
+            "warning: token name {:?} does not follow <team>-<purpose>-<env> (e.g. ci-deploy-prod)",
+            rec.name
+        );
     }
     match &args.secret_out {
         Some(out) => {
             write_secret_file(out, &created).with_context(|| format!("token {} was created but its secret could not be written; revoke it with `botgate token revoke {}`", rec.name, rec.client_id))?;
             if args.json.json {
-                print_json(&serde_json::json!({ "name": rec.name, "client_id": rec.client_id, "expires_at": created.expires_at, "secret_out": out }))?;
+                print_json(
+                    &serde_json::json!({ "name": rec.name, "client_id": rec.client_id, "expires_at": created.expires_at, "secret_out": out }),
+                )?;
             } else {
-                println!("created token {} (client id {}), expires {}", rec.name, rec.client_id, created.expires_at);
-                println!("secret written to {} (mode 0600); it is not stored anywhere else", out.display());
+                println!(
+                    "created token {} (client id {}), expires {}",
+                    rec.name, rec.client_id, created.expires_at
+                );
+                println!(
+                    "secret written to {} (mode 0600); it is not stored anywhere else",
+                    out.display()
+                );
             }
         }
         None if args.json.json => print_json(&created)?,
@@ -128,10 +162,17 @@ fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArg
 /// Refuse before creating anything if the secret file cannot be written safely.
 fn check_secret_out(out: &Path) -> Result<()> {
     if out.exists() {
-        return Err(Failure::bad_input(format!("--secret-out {} already exists; refusing to overwrite a file that may hold another secret", out.display())));
+        return Err(Failure::bad_input(format!(
+            "--secret-out {} already exists; refusing to overwrite a file that may hold another secret",
+            out.display()
+        )));
     }
     match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(Failure::bad_input(format!("--secret-out {}: directory {} does not exist", out.display(), p.display()))),
+        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(Failure::bad_input(format!(
+            "--secret-out {}: directory {} does not exist",
+            out.display(),
+            p.display()
+        ))),
         _ => Ok(()),
     }
 }
@@ -145,15 +186,24 @@ pub fn write_secret_file(path: &Path, created: &CreatedToken<'_>) -> Result<()> 
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     let mut body = serde_json::to_vec_pretty(created)?;
     body.push(b'\n');
-    f.write_all(&body).with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(&body)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
 /// Admin events go to the store's admin table and, best effort, to the JSONL audit log.
-pub(crate) fn record_admin(paths: &Paths, store: &Store, now: DateTime<Utc>, action: &str, t: &TokenRecord) {
+pub(crate) fn record_admin(
+    paths: &Paths,
+    store: &Store,
+    now: DateTime<Utc>,
+    action: &str,
+    t: &TokenRecord,
+) {
     let details = serde_json::json!({ "name": t.name, "client_id": t.client_id, "expires_at": rfc3339(t.expires_at) });
     if let Err(e) = store.record_admin(now, action, &t.name, &details) {
         eprintln!("warning: could not record the admin event: {e}");
@@ -163,7 +213,10 @@ pub(crate) fn record_admin(paths: &Paths, store: &Store, now: DateTime<Utc>, act
     ev.service_token_name = Some(t.name.clone());
     let log = paths.in_state_dir(&crate::config::GateSection::default().audit_log);
     if let Err(e) = append_line(&log, &ev.to_json_line()) {
-        eprintln!("warning: could not append the admin event to {}: {e}", log.display());
+        eprintln!(
+            "warning: could not append the admin event to {}: {e}",
+            log.display()
+        );
     }
 }
 
@@ -222,25 +275,49 @@ impl<'a> TokenView<'a> {
             last_seen_at: t.last_seen_at.map(rfc3339),
             last_seen_ip: t.last_seen_ip.as_deref(),
             created_by: &t.created_by,
-            expires_in: if t.revoked_at.is_some() { "-".into() } else { crate::duration::countdown(t.expires_at - now) },
-            last_seen: t.last_seen_at.map(|s| crate::duration::ago(now - s)).unwrap_or_else(|| "never".into()),
+            expires_in: if t.revoked_at.is_some() {
+                "-".into()
+            } else {
+                crate::duration::countdown(t.expires_at - now)
+            },
+            last_seen: t
+                .last_seen_at
+                .map(|s| crate::duration::ago(now - s))
+                .unwrap_or_else(|| "never".into()),
         }
     }
 }
 
-fn print_list(tokens: &[TokenRecord], now: DateTime<Utc>) {
+fn print_list(tokens: &[TokenRecord], now: DateTime<Utc>) -> Result<()> {
     if tokens.is_empty() {
         println!("no tokens yet; create one with `botgate token create ci-deploy-prod`");
-        return;
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = tokens
         .iter()
         .map(|t| {
             let v = TokenView::new(t, now);
-            vec![v.name.into(), v.client_id.into(), t.created_at.format("%Y-%m-%d").to_string(), v.expires_in, v.last_seen, v.status.into()]
+            vec![
+                v.name.into(),
+                v.client_id.into(),
+                t.created_at.format("%Y-%m-%d").to_string(),
+                v.expires_in,
+                v.last_seen,
+                v.status.into(),
+            ]
         })
         .collect();
-    print_table(&["NAME", "CLIENT ID", "CREATED", "EXPIRES IN", "LAST SEEN", "STATUS"], &rows);
+    print_table(
+        &[
+            "NAME",
+            "CLIENT ID",
+            "CREATED",
+            "EXPIRES IN",
+            "LAST SEEN",
+            "STATUS",
+        ],
+        &rows,
+    )
 }
 
 fn print_show(v: &TokenView<'_>) {
@@ -252,5 +329,11 @@ fn print_show(v: &TokenView<'_>) {
     if let Some(r) = &v.revoked_at {
         println!("revoked:     {r}");
     }
-    println!("last seen:   {}{}", v.last_seen, v.last_seen_ip.map(|ip| format!(" from {ip}")).unwrap_or_default());
+    println!(
+        "last seen:   {}{}",
+        v.last_seen,
+        v.last_seen_ip
+            .map(|ip| format!(" from {ip}"))
+            .unwrap_or_default()
+    );
 }

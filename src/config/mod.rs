@@ -1,6 +1,20 @@
 //! The policy file: model, load + validation with file:line:col findings, lint, and
 //! format-preserving edits. Never touches the network.
 
+mod diff;
+mod doc;
+pub mod edit;
+pub mod finding;
+pub mod lint;
+pub mod load;
 pub mod model;
+mod validate;
+pub mod values;
+pub mod watch;
 
-pub use model::{Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector};
+pub use finding::{ConfigError, Finding, Severity};
+pub use lint::{LintContext, lint};
+pub use load::{LoadedConfig, load, parse};
+pub use model::{
+    Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector,
+};

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::tail::{self, ReopenReason, TailHandle, TailItem, TailOptions};
 use crate::audit::{AuditBus, BusMessage};
+use crate::config::ConfigError;
 use crate::config::model::PolicyFile;
 use crate::store::Store;
 
@@ -158,32 +159,48 @@ impl InventoryReader {
         let Some(path) = &self.policy_file else {
             return self.last_text.replace(String::new()).is_none();
         };
+        // A missing file is "no policy yet", not a failed reload.
         let text = std::fs::read_to_string(path).unwrap_or_default();
         if self.last_text.as_ref() == Some(&text) {
             return false;
         }
-        match toml::from_str::<PolicyFile>(&text) {
-            Ok(p) => {
-                self.last_good = Some(p);
-                self.last_error = None;
+        if text.is_empty() && !path.exists() {
+            self.last_good = None;
+            self.last_error = None;
+        } else {
+            // The same validation the gate applies, so the banner shows what the gate rejected.
+            match crate::config::parse(path, &text) {
+                Ok(loaded) => {
+                    self.last_good = Some(loaded.file);
+                    self.last_error = None;
+                }
+                Err(e) => self.last_error = Some(describe_config_error(&e)),
             }
-            Err(e) => self.last_error = Some(describe_toml_error(path, &text, &e)),
         }
         self.last_text = Some(text);
         true
     }
 }
 
-/// `policy.toml:12:5: unknown field ...` (one line, for the banner).
-fn describe_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
-    let (line, col) = e.span().map_or((1, 1), |sp| {
-        let before = text.get(..sp.start).unwrap_or("");
-        (
-            before.matches('\n').count() + 1,
-            before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-        )
-    });
-    format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+/// The first error of a rejected policy file, on one line (`+N more` when there are others).
+fn describe_config_error(e: &ConfigError) -> String {
+    let mut errors = e.findings().iter().filter(|f| f.is_error());
+    match errors.next() {
+        Some(first) => {
+            let mut text = first
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let more = errors.count();
+            if more > 0 {
+                text.push_str(&format!(" (+{more} more: run `botgate policy check`)"));
+            }
+            text
+        }
+        None => e.to_string(),
+    }
 }
 
 /// Every `every`, read the inventory (in a blocking task) and send `Msg::Inventory`, plus
@@ -262,7 +279,13 @@ mod tests {
         assert!(changed);
         assert_eq!(snap.apps.len(), 1, "last good policy kept");
         let err = snap.reload_error.unwrap();
-        assert!(err.contains("policy.toml:3:1"), "{err}");
+        assert!(err.contains("policy.toml:3:1: error:"), "{err}");
+        std::fs::remove_file(&policy).unwrap();
+        let (snap, changed) = r.read();
+        assert!(
+            changed && snap.reload_error.is_none() && snap.apps.is_empty(),
+            "no file: no policy, no error"
+        );
     }
 
     #[tokio::test]

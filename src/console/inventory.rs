@@ -2,9 +2,8 @@
 //! the policies that reference them, and apps with the credentials each policy admits. Pure
 //! functions; the feed calls them off the UI task.
 
-use regex::Regex;
-
 use crate::config::model::{PolicyFile, Selector};
+use crate::config::values::full_match_regex;
 use crate::store::TokenRecord;
 
 use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
@@ -114,7 +113,7 @@ fn describe(s: &Selector, certs: &[CertRow]) -> String {
             "no certificate"
         }
         .into(),
-        Selector::CommonName(re) => match Regex::new(&format!("^(?:{re})$")) {
+        Selector::CommonName(re) => match full_match_regex(re) {
             Ok(rx) => {
                 let n = certs
                     .iter()

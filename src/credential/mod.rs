@@ -44,9 +44,15 @@ impl ClientId {
 
     /// Parse a presented Client ID.
     pub fn parse(s: &str) -> Result<Self, CredentialError> {
-        let hex = s.strip_suffix(CLIENT_ID_SUFFIX).ok_or(CredentialError::BadClientId)?;
+        let hex = s
+            .strip_suffix(CLIENT_ID_SUFFIX)
+            .ok_or(CredentialError::BadClientId)?;
         let ok = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if ok { Ok(Self(s.to_string())) } else { Err(CredentialError::BadClientId) }
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(CredentialError::BadClientId)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -140,7 +146,9 @@ impl SecretHash {
 pub fn looks_like_secret(s: &str) -> bool {
     s.len() == SECRET_LEN
         && s.starts_with(SECRET_PREFIX)
-        && s.bytes().skip(SECRET_PREFIX.len()).all(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .skip(SECRET_PREFIX.len())
+            .all(|b| b.is_ascii_alphanumeric())
 }
 
 /// True when the last 6 characters are the CRC32 of the rest.
@@ -174,7 +182,9 @@ pub fn follows_naming_convention(name: &str) -> bool {
     let parts: Vec<&str> = name.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
 }
 
@@ -183,7 +193,9 @@ pub fn validate_token_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
         Ok(())
     } else {

@@ -5,9 +5,9 @@
 //! when `generation()` changes. Every write that changes what the gate must enforce bumps the
 //! generation in the same transaction, so another process (the CLI) is seen within one poll.
 
+pub mod pki;
 mod schema;
 pub mod tokens;
-pub mod pki;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -24,10 +24,18 @@ pub const STORE_FILE: &str = "botgate.db";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store at {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot create the state dir {path}: {source}")]
-    StateDir { path: PathBuf, source: std::io::Error },
-    #[error("store schema version {found} is newer than this botgate understands ({supported}); upgrade botgate")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "store schema version {found} is newer than this botgate understands ({supported}); upgrade botgate"
+    )]
     TooNew { found: i64, supported: i64 },
     #[error("{0}")]
     Conflict(String),
@@ -62,7 +70,10 @@ impl Store {
         for suffix in ["-wal", "-shm"] {
             restrict_permissions(&path.with_file_name(format!("{STORE_FILE}{suffix}")));
         }
-        Ok(Self { conn: Mutex::new(conn), path })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
     }
 
     /// Path of the database file.
@@ -77,7 +88,13 @@ impl Store {
     }
 
     /// Record an admin action (token create/revoke, rotation step …) in the admin audit table.
-    pub fn record_admin(&self, at: DateTime<Utc>, action: &str, target: &str, details: &serde_json::Value) -> Result<(), StoreError> {
+    pub fn record_admin(
+        &self,
+        at: DateTime<Utc>,
+        action: &str,
+        target: &str,
+        details: &serde_json::Value,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO admin_audit (created_at, actor, action, target, details) VALUES (?1, ?2, ?3, ?4, ?5)",
             rusqlite::params![to_db_time(at), actor(), action, target, details.to_string()],
@@ -87,19 +104,26 @@ impl Store {
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 /// Bump the enforcement generation inside the caller's transaction.
 pub(crate) fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute("UPDATE meta SET generation = generation + 1 WHERE id = 1", [])?;
+    conn.execute(
+        "UPDATE meta SET generation = generation + 1 WHERE id = 1",
+        [],
+    )?;
     Ok(())
 }
 
 /// Who performed an admin action: `$USER@host` as far as known.
 pub fn actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     format!("{user} (cli pid {})", std::process::id())
 }
 
@@ -118,7 +142,10 @@ pub(crate) fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 
 /// Create a directory (and parents) readable only by the owner.
 pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

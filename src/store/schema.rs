@@ -87,6 +87,25 @@ const MIGRATIONS: &[&str] = &[
         details    TEXT NOT NULL
     );
     "#,
+    // 2: PKI. The latest CRL each local CA issued (the gate loads it without re-signing), and
+    // sightings of every client certificate the gate accepted, including certs botgate did not
+    // issue (`certs` only holds issued and watched ones).
+    r#"
+    ALTER TABLE cas ADD COLUMN crl_der BLOB;
+    ALTER TABLE cas ADD COLUMN crl_this_update INTEGER;
+    ALTER TABLE cas ADD COLUMN crl_next_update INTEGER;
+
+    CREATE TABLE cert_sightings (
+        fingerprint_sha256 TEXT PRIMARY KEY,
+        serial        TEXT NOT NULL,
+        common_name   TEXT,
+        issuer        TEXT NOT NULL,
+        not_after     INTEGER,
+        first_seen_at INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        last_seen_ip  TEXT
+    );
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.
@@ -94,10 +113,16 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let supported = MIGRATIONS.len() as i64;
     if current > supported {
-        return Err(StoreError::TooNew { found: current, supported });
+        return Err(StoreError::TooNew {
+            found: current,
+            supported,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
     }
     Ok(())
 }

@@ -102,7 +102,11 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let taken: Option<String> = tx
-            .query_row("SELECT client_id FROM tokens WHERE name = ?1 AND revoked_at IS NULL", [t.name], |r| r.get(0))
+            .query_row(
+                "SELECT client_id FROM tokens WHERE name = ?1 AND revoked_at IS NULL",
+                [t.name],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(existing) = taken {
             return Err(StoreError::Conflict(format!(
@@ -116,7 +120,11 @@ impl Store {
         )?;
         let id = tx.last_insert_rowid();
         bump_generation(&tx)?;
-        let rec = tx.query_row(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"), [id], from_row)?;
+        let rec = tx.query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
+            [id],
+            from_row,
+        )?;
         tx.commit()?;
         Ok(rec)
     }
@@ -124,8 +132,12 @@ impl Store {
     /// Every token, newest first, revoked included.
     pub fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM tokens ORDER BY name, created_at DESC"))?;
-        let rows = stmt.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM tokens ORDER BY name, created_at DESC"
+        ))?;
+        let rows = stmt
+            .query_map([], from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -141,20 +153,38 @@ impl Store {
             from_row,
         )
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("no token named or with client id {name_or_client_id:?} (see `botgate token list`)")))
+        .ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no token named or with client id {name_or_client_id:?} (see `botgate token list`)"
+            ))
+        })
     }
 
     /// Revoke a token by name or client id. Revoking an already revoked token is refused.
-    pub fn revoke_token(&self, name_or_client_id: &str, at: DateTime<Utc>) -> Result<TokenRecord, StoreError> {
+    pub fn revoke_token(
+        &self,
+        name_or_client_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<TokenRecord, StoreError> {
         let rec = self.find_token(name_or_client_id)?;
         if rec.revoked_at.is_some() {
-            return Err(StoreError::Conflict(format!("token {:?} ({}) is already revoked", rec.name, rec.client_id)));
+            return Err(StoreError::Conflict(format!(
+                "token {:?} ({}) is already revoked",
+                rec.name, rec.client_id
+            )));
         }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute("UPDATE tokens SET revoked_at = ?1 WHERE id = ?2", params![to_db_time(at), rec.id])?;
+        tx.execute(
+            "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2",
+            params![to_db_time(at), rec.id],
+        )?;
         bump_generation(&tx)?;
-        let rec = tx.query_row(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"), [rec.id], from_row)?;
+        let rec = tx.query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
+            [rec.id],
+            from_row,
+        )?;
         tx.commit()?;
         Ok(rec)
     }
@@ -185,7 +215,13 @@ mod tests {
     use crate::credential::ClientSecret;
 
     fn new_token<'a>(name: &'a str, id: &'a ClientId, now: DateTime<Utc>) -> NewToken<'a> {
-        NewToken { name, client_id: id, secret_hash: ClientSecret::generate().hash(), created_at: now, expires_at: now + Duration::days(365) }
+        NewToken {
+            name,
+            client_id: id,
+            secret_hash: ClientSecret::generate().hash(),
+            created_at: now,
+            expires_at: now + Duration::days(365),
+        }
     }
 
     #[test]
@@ -195,12 +231,22 @@ mod tests {
         let now = Utc::now();
         let g0 = store.generation().unwrap();
         let (a, b) = (ClientId::generate(), ClientId::generate());
-        store.create_token(&new_token("ci-deploy-prod", &a, now)).unwrap();
+        store
+            .create_token(&new_token("ci-deploy-prod", &a, now))
+            .unwrap();
         assert!(store.generation().unwrap() > g0);
-        assert!(matches!(store.create_token(&new_token("ci-deploy-prod", &b, now)), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.create_token(&new_token("ci-deploy-prod", &b, now)),
+            Err(StoreError::Conflict(_))
+        ));
         store.revoke_token("ci-deploy-prod", now).unwrap();
-        store.create_token(&new_token("ci-deploy-prod", &b, now)).unwrap();
-        assert_eq!(store.find_token("ci-deploy-prod").unwrap().client_id, b.as_str());
+        store
+            .create_token(&new_token("ci-deploy-prod", &b, now))
+            .unwrap();
+        assert_eq!(
+            store.find_token("ci-deploy-prod").unwrap().client_id,
+            b.as_str()
+        );
         assert_eq!(store.list_tokens().unwrap().len(), 2);
     }
 
@@ -210,9 +256,16 @@ mod tests {
         let id = ClientId::generate();
         let t = new_token("a-b-c", &id, now);
         let mut rec = TokenRecord {
-            id: 1, name: t.name.into(), client_id: id.to_string(), secret_hash: t.secret_hash,
-            created_at: now, expires_at: now + Duration::days(5), revoked_at: None,
-            last_seen_at: None, last_seen_ip: None, created_by: "x".into(),
+            id: 1,
+            name: t.name.into(),
+            client_id: id.to_string(),
+            secret_hash: t.secret_hash,
+            created_at: now,
+            expires_at: now + Duration::days(5),
+            revoked_at: None,
+            last_seen_at: None,
+            last_seen_ip: None,
+            created_by: "x".into(),
         };
         assert_eq!(rec.status(now), TokenStatus::Expiring);
         assert_eq!(rec.status(now + Duration::days(6)), TokenStatus::Expired);

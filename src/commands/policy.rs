@@ -1,0 +1,121 @@
+//! `botgate policy check`: validate the policy file and lint it against the store and this host;
+//! print every finding (errors first), then a summary. Exit 2 when there is any error; warnings
+//! do not fail the check. (`policy explain` lives with the policy engine.)
+
+use anyhow::Result;
+use chrono::Utc;
+
+use crate::cli::PolicyCommand;
+use crate::config::finding::{plural, sort_findings};
+use crate::config::{ConfigError, Finding, LintContext, lint, load};
+use crate::exit::Failure;
+use crate::paths::Paths;
+use crate::store::{STORE_FILE, Store};
+
+pub fn run(paths: &Paths, cmd: PolicyCommand) -> Result<()> {
+    match cmd {
+        PolicyCommand::Check(json) => check(paths, json.json),
+        PolicyCommand::Explain(args) => super::explain::run_with_paths(paths, &args),
+    }
+}
+
+fn check(paths: &Paths, json: bool) -> Result<()> {
+    let (mut findings, linted) = match load(&paths.config) {
+        Ok(cfg) => {
+            let ctx = lint_context(paths)?;
+            let mut all = cfg.warnings.clone();
+            all.extend(lint(&cfg, &ctx));
+            (all, true)
+        }
+        Err(ConfigError::Invalid { findings, .. }) => (findings, false),
+        Err(e @ ConfigError::NotFound { .. }) => return Err(Failure::bad_input(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    sort_findings(&mut findings);
+    let errors = findings.iter().filter(|f| f.is_error()).count();
+    if json {
+        super::print_json(&findings)?;
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+    }
+    let summary = summary(paths, &findings, errors, linted);
+    if errors > 0 {
+        return Err(Failure::bad_input(summary));
+    }
+    if json {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+fn summary(paths: &Paths, findings: &[Finding], errors: usize, linted: bool) -> String {
+    let warnings = findings.len() - errors;
+    let file = paths.config.display();
+    if errors > 0 {
+        let lint = if linted {
+            ""
+        } else {
+            "; lint runs once the errors are fixed"
+        };
+        format!(
+            "{file}: {}, {}{lint}",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
+    } else if warnings > 0 {
+        format!("{file}: ok, {}", plural(warnings, "warning"))
+    } else {
+        format!("{file}: ok, no findings")
+    }
+}
+
+/// What lint checks the file against: the store's tokens and CAs, and whether the root CA's
+/// private key is on this host. A state dir without a store is checked as an empty store
+/// (and is not created by a check).
+fn lint_context(paths: &Paths) -> Result<LintContext> {
+    let now = Utc::now();
+    if !paths.state_dir.join(STORE_FILE).exists() {
+        eprintln!(
+            "note: no store in {}: checking against no tokens and no CAs",
+            paths.state_dir.display()
+        );
+        return Ok(LintContext {
+            tokens: Vec::new(),
+            root_key_on_host: false,
+            known_ca_names: Some(Vec::new()),
+            now,
+        });
+    }
+    let store = Store::open(&paths.state_dir)?;
+    Ok(LintContext {
+        tokens: store.list_tokens()?,
+        root_key_on_host: root_key_on_host(&store)?,
+        known_ca_names: Some(ca_names(&store)?),
+        now,
+    })
+}
+
+/// Whether a root CA's private key is kept in the store. (Stand-in until the PKI module's
+/// `Store::root_key_on_host()` lands; same query.)
+fn root_key_on_host(store: &Store) -> Result<bool> {
+    let n: i64 = store.conn().query_row(
+        "SELECT count(*) FROM cas WHERE kind = 'root' AND key_pem IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Names of every CA in the store (roots, intermediates, trusted).
+fn ca_names(store: &Store) -> Result<Vec<String>> {
+    let conn = store.conn();
+    let mut stmt = conn.prepare("SELECT name FROM cas ORDER BY name")?;
+    let names = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(names)
+}

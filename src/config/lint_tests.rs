@@ -1,0 +1,242 @@
+//! Lint findings, each at its line:col, against a fixed clock and fixed tokens.
+
+use std::path::Path;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::config::load::parse;
+use crate::credential::SecretHash;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
+}
+
+fn token(name: &str, days: i64) -> TokenRecord {
+    TokenRecord {
+        id: 1,
+        name: name.into(),
+        client_id: format!("{:032x}.access", name.len()),
+        secret_hash: SecretHash([0; 32]),
+        created_at: now() - Duration::days(1),
+        expires_at: now() - Duration::days(1) + Duration::days(days),
+        revoked_at: None,
+        last_seen_at: None,
+        last_seen_ip: None,
+        created_by: "test".into(),
+    }
+}
+
+fn ctx(tokens: Vec<TokenRecord>) -> LintContext {
+    LintContext {
+        tokens,
+        root_key_on_host: false,
+        known_ca_names: None,
+        now: now(),
+    }
+}
+
+fn run(text: &str, ctx: &LintContext) -> Vec<Finding> {
+    let cfg = parse(Path::new("policy.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    lint(&cfg, ctx)
+}
+
+/// The findings whose message contains `part`.
+fn with<'a>(fs: &'a [Finding], part: &str) -> Vec<&'a Finding> {
+    fs.iter().filter(|f| f.message.contains(part)).collect()
+}
+
+#[track_caller]
+fn only_at(fs: &[Finding], part: &str, line: usize, col: usize) {
+    let hits = with(fs, part);
+    assert_eq!(hits.len(), 1, "{part}: {fs:#?}");
+    assert_eq!((hits[0].line, hits[0].col), (line, col), "{}", hits[0]);
+    assert_eq!(hits[0].severity, Severity::Warning);
+}
+
+const CLEAN: &str = r#"[[app]]
+name = "api"
+hostnames = ["api.example.com"]
+upstream = "http://127.0.0.1:9000"
+
+[[app.policy]]
+name = "CI"
+action = "service_auth"
+include = [{ service_token = "ci-deploy-prod" }]
+"#;
+
+#[test]
+fn clean_file_with_matching_token_has_no_findings() {
+    assert_eq!(run(CLEAN, &ctx(vec![token("ci-deploy-prod", 90)])), vec![]);
+}
+
+#[test]
+fn missing_revoked_and_expired_tokens() {
+    let fs = run(CLEAN, &ctx(vec![]));
+    only_at(&fs, "no token named \"ci-deploy-prod\" exists", 9, 30);
+    let mut revoked = token("ci-deploy-prod", 90);
+    revoked.revoked_at = Some(now());
+    only_at(&run(CLEAN, &ctx(vec![revoked])), "is revoked", 9, 30);
+    let expired = token("ci-deploy-prod", 0);
+    only_at(
+        &run(CLEAN, &ctx(vec![expired])),
+        "expired on 2026-11-27",
+        9,
+        30,
+    );
+}
+
+#[test]
+fn bypass_and_any_service_token() {
+    let text = CLEAN.replace("\"service_auth\"", "\"bypass\"").replace(
+        "[{ service_token = \"ci-deploy-prod\" }]",
+        "[{ any_service_token = true }]",
+    );
+    let fs = run(&text, &ctx(vec![]));
+    only_at(
+        &fs,
+        "bypass forwards requests without any authentication",
+        8,
+        10,
+    );
+    only_at(&fs, "any_service_token admits every live token", 9, 12);
+}
+
+#[test]
+fn unreferenced_token_is_a_whole_file_finding() {
+    let fs = run(
+        CLEAN,
+        &ctx(vec![
+            token("ci-deploy-prod", 90),
+            token("ops-backup-prod", 90),
+        ]),
+    );
+    let hits = with(&fs, "\"ops-backup-prod\"");
+    assert_eq!(hits.len(), 1, "{fs:#?}");
+    assert!(hits[0].message.contains("no policy references it"));
+    assert_eq!(hits[0].line, 0);
+    assert!(
+        hits[0]
+            .to_string()
+            .starts_with("policy.toml: warning: token \"ops-backup-prod\"")
+    );
+}
+
+const TWO_APPS: &str = r#"[[app]]
+name = "api"
+hostnames = ["api.example.com"]
+upstream = "http://127.0.0.1:9000"
+
+[[app.policy]]
+name = "CI"
+action = "service_auth"
+include = [{ service_token = "deploy" }]
+
+[[app]]
+name = "admin"
+hostnames = ["admin.example.com"]
+upstream = "http://127.0.0.1:9001"
+
+[[app.policy]]
+name = "CI too"
+action = "service_auth"
+include = [{ service_token = "deploy" }]
+"#;
+
+#[test]
+fn token_in_many_apps_and_bad_name_and_long_life() {
+    let fs = run(TWO_APPS, &ctx(vec![token("deploy", 400)]));
+    only_at(&fs, "also admitted by app \"api\" (line 9)", 19, 30);
+    only_at(&fs, "does not follow <team>-<purpose>-<env>", 9, 30);
+    only_at(&fs, "valid for 400 days", 9, 30);
+    assert_eq!(fs.len(), 3, "{fs:#?}");
+}
+
+#[test]
+fn root_key_and_unknown_ca() {
+    let text = CLEAN.replace(
+        "upstream = \"http://127.0.0.1:9000\"\n",
+        "upstream = \"http://127.0.0.1:9000\"\ntrusted_cas = [\"Corp CA\", \"Gone CA\"]\n",
+    );
+    let mut c = ctx(vec![token("ci-deploy-prod", 90)]);
+    c.root_key_on_host = true;
+    c.known_ca_names = Some(vec!["Corp CA".into()]);
+    let fs = run(&text, &c);
+    only_at(&fs, "CA \"Gone CA\" is not in the store", 5, 27);
+    let root = with(&fs, "root CA private key");
+    assert_eq!((root.len(), root[0].line), (1, 0));
+    // Without a CA list, trusted_cas is not checked.
+    c.known_ca_names = None;
+    assert!(with(&run(&text, &c), "is not in the store").is_empty());
+}
+
+fn with_policies(policies: &str) -> String {
+    format!(
+        "[[app]]\nname = \"api\"\nhostnames = [\"api.example.com\"]\nupstream = \"http://127.0.0.1:9000\"\n{policies}"
+    )
+}
+
+#[test]
+fn shadowed_by_everyone() {
+    // Line 5: [[app.policy]] "all"; line 10: [[app.policy]] "CI" whose name is on line 11.
+    let text = with_policies(
+        "[[app.policy]]\nname = \"all\"\naction = \"block\"\ninclude = [{ everyone = true }]\n\n[[app.policy]]\nname = \"CI\"\naction = \"service_auth\"\ninclude = [{ service_token = \"ci-deploy-prod\" }]\n",
+    );
+    let fs = run(&text, &ctx(vec![token("ci-deploy-prod", 90)]));
+    only_at(
+        &fs,
+        "policy \"CI\" can never match: policy \"all\" above (line 6)",
+        11,
+        8,
+    );
+}
+
+#[test]
+fn shadowed_by_identical_include_or_wider_ip() {
+    let p = |name: &str, include: &str, extra: &str| {
+        format!(
+            "\n[[app.policy]]\nname = \"{name}\"\naction = \"allow\"\ninclude = {include}\n{extra}"
+        )
+    };
+    let text = with_policies(
+        &[
+            p(
+                "office",
+                "[{ ip = [\"10.0.0.0/8\", \"192.0.2.0/24\"] }]",
+                "",
+            ),
+            p(
+                "lab",
+                "[{ ip = \"10.1.0.0/16\" }]",
+                "require = [{ country = \"SG\" }]\n",
+            ),
+            p(
+                "office again",
+                "[{ ip = [\"192.0.2.0/24\", \"10.0.0.0/8\"] }]",
+                "",
+            ),
+        ]
+        .concat(),
+    );
+    let fs = run(&text, &ctx(vec![]));
+    let hits = with(&fs, "can never match");
+    assert_eq!(hits.len(), 2, "{fs:#?}");
+    assert!(
+        hits[0]
+            .message
+            .starts_with("policy \"lab\" can never match: policy \"office\"")
+    );
+    assert!(
+        hits[1]
+            .message
+            .starts_with("policy \"office again\" can never match: policy \"office\"")
+    );
+}
+
+#[test]
+fn not_shadowed_when_earlier_has_require_or_is_narrower() {
+    let text = with_policies(
+        "[[app.policy]]\nname = \"all-sg\"\naction = \"allow\"\ninclude = [{ everyone = true }]\nrequire = [{ country = \"SG\" }]\n\n[[app.policy]]\nname = \"lab\"\naction = \"allow\"\ninclude = [{ ip = \"10.1.0.0/16\" }, { ip = \"192.0.2.0/24\" }]\n\n[[app.policy]]\nname = \"wider\"\naction = \"allow\"\ninclude = [{ ip = \"10.0.0.0/8\" }, { ip = \"192.0.2.0/24\" }]\n",
+    );
+    assert!(with(&run(&text, &ctx(vec![])), "can never match").is_empty());
+}

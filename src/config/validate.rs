@@ -1,0 +1,316 @@
+//! Semantic validation of a deserialized policy file: values that parse but cannot work (bad
+//! CIDRs, regexes, country codes, upstream URLs), apps that clash (duplicate names or
+//! hostnames), and policies that can never match. Needs no store; store-aware checks are lint.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::doc::Doc;
+use super::finding::{Finding, Severity, line_col};
+use super::model::{Action, AppConfig, PolicyConfig, PolicyFile, Selector};
+use super::values::{check_country, full_match_regex, parse_cidr, parse_upstream};
+
+/// Every validation finding for `file` (errors and warnings, unsorted).
+pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
+    let has_geo = file.geo.csv.is_some() || file.geo.mmdb.is_some();
+    let mut v = Validator {
+        doc,
+        has_geo,
+        out: Vec::new(),
+    };
+    v.gate(file);
+    v.apps(&file.app);
+    v.out
+}
+
+struct Validator<'a, 'i> {
+    doc: &'a Doc<'i>,
+    /// Whether `[geo]` names a database; without one every request's country is unknown.
+    has_geo: bool,
+    out: Vec<Finding>,
+}
+
+impl Validator<'_, '_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<&str>) {
+        let f = self
+            .doc
+            .finding(Severity::Error, span, message, hint.map(str::to_string));
+        self.out.push(f);
+    }
+
+    fn warn(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<&str>) {
+        let f = self
+            .doc
+            .finding(Severity::Warning, span, message, hint.map(str::to_string));
+        self.out.push(f);
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        line_col(self.doc.text, span.start).0
+    }
+
+    fn gate(&mut self, file: &PolicyFile) {
+        for proxy in &file.gate.trusted_proxies {
+            self.cidr(proxy.span(), proxy.get_ref());
+        }
+        let gate = self
+            .doc
+            .root
+            .get_ref()
+            .get("gate")
+            .and_then(|g| g.get_ref().as_table());
+        let key_span = |k: &str| gate.and_then(|g| g.get(k)).map(|v| v.span());
+        match (key_span("tls_cert"), key_span("tls_key")) {
+            (Some(span), None) => self.error(span, "tls_cert is set but tls_key is not", Some("set both (PEM files), or neither to have the local CA issue the server certificate")),
+            (None, Some(span)) => self.error(span, "tls_key is set but tls_cert is not", Some("set both (PEM files), or neither to have the local CA issue the server certificate")),
+            _ => {}
+        }
+    }
+
+    fn cidr(&mut self, span: Range<usize>, text: &str) {
+        match parse_cidr(text) {
+            Err(e) => self.error(span, e, None),
+            Ok(net) if net.trunc() != net => self.warn(
+                span,
+                format!("{text:?} has host bits set; it means {}", net.trunc()),
+                Some(&format!(
+                    "write {:?} if that is what you mean",
+                    net.trunc().to_string()
+                )),
+            ),
+            Ok(_) => {}
+        }
+    }
+
+    fn apps(&mut self, apps: &[AppConfig]) {
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut hosts: HashMap<String, (String, Range<usize>)> = HashMap::new();
+        for app in apps {
+            let name = app.name.get_ref();
+            match names.get(&name.to_ascii_lowercase()) {
+                Some(first) => {
+                    let msg = format!(
+                        "duplicate app name {name:?} (first defined at line {})",
+                        self.line_of(first)
+                    );
+                    self.error(
+                        app.name.span(),
+                        msg,
+                        Some("app names appear in audit events and must be unique"),
+                    );
+                }
+                None => {
+                    names.insert(name.to_ascii_lowercase(), app.name.span());
+                }
+            }
+            if app.hostnames.is_empty() {
+                let span = self
+                    .doc
+                    .sibling(&app.name.span(), "hostnames")
+                    .unwrap_or(app.name.span());
+                self.error(
+                    span,
+                    "app has no hostnames, so no request can reach it",
+                    Some("e.g. hostnames = [\"api.example.com\"]"),
+                );
+            }
+            for host in &app.hostnames {
+                self.hostname(name, host, &mut hosts);
+            }
+            if let Err(e) = parse_upstream(app.upstream.get_ref()) {
+                self.error(app.upstream.span(), e, None);
+            }
+            self.policies(app);
+        }
+    }
+
+    fn hostname(
+        &mut self,
+        app: &str,
+        host: &Spanned<String>,
+        seen: &mut HashMap<String, (String, Range<usize>)>,
+    ) {
+        let h = host.get_ref();
+        if h.is_empty()
+            || h.contains("://")
+            || h.contains('/')
+            || h.chars().any(char::is_whitespace)
+        {
+            self.error(
+                host.span(),
+                format!("{h:?} is not a hostname"),
+                Some(
+                    "write the bare host a request's Host header carries, e.g. \"api.example.com\"",
+                ),
+            );
+            return;
+        }
+        let key = h.to_ascii_lowercase();
+        match seen.get(&key) {
+            Some((other, first)) => {
+                let msg = format!(
+                    "hostname {h:?} is already used by app {other:?} (line {})",
+                    self.line_of(first)
+                );
+                self.error(
+                    host.span(),
+                    msg,
+                    Some("the Host header must choose exactly one app"),
+                );
+            }
+            None => {
+                seen.insert(key, (app.to_string(), host.span()));
+            }
+        }
+    }
+
+    fn policies(&mut self, app: &AppConfig) {
+        let mut names: HashMap<&str, Range<usize>> = HashMap::new();
+        for p in &app.policy {
+            if let Some(first) = names.get(p.name.get_ref().as_str()) {
+                let msg = format!(
+                    "duplicate policy name {:?} in this app (first at line {})",
+                    p.name.get_ref(),
+                    self.line_of(first)
+                );
+                self.warn(
+                    p.name.span(),
+                    msg,
+                    Some("audit events name the deciding policy; give each a distinct name"),
+                );
+            } else {
+                names.insert(p.name.get_ref(), p.name.span());
+            }
+            self.policy(p);
+        }
+        let has_non_identity = app
+            .policy
+            .iter()
+            .any(|p| *p.action.get_ref() == Action::NonIdentity);
+        if has_non_identity && app.trusted_cas.is_empty() {
+            let span = self
+                .doc
+                .sibling(&app.name.span(), "trusted_cas")
+                .unwrap_or(app.name.span());
+            self.warn(
+                span,
+                "app has non_identity policies but trusted_cas is empty, so no client certificate can be verified for it",
+                Some("add trusted_cas = [\"<name from `botgate ca list`>\"]"),
+            );
+        }
+    }
+
+    fn policy(&mut self, p: &PolicyConfig) {
+        let action = *p.action.get_ref();
+        if p.include.is_empty() {
+            let span = self
+                .doc
+                .sibling(&p.name.span(), "include")
+                .unwrap_or(p.name.span());
+            self.error(span, "include is empty, so this policy can never match", Some("add at least one selector, e.g. include = [{ service_token = \"ci-deploy-prod\" }]"));
+        }
+        for sel in p.include.iter().chain(&p.require).chain(&p.exclude) {
+            self.selector(sel);
+        }
+        let is_token = |s: &Spanned<Selector>| {
+            matches!(
+                s.get_ref(),
+                Selector::ServiceToken(_) | Selector::AnyServiceToken(true)
+            )
+        };
+        if action == Action::ServiceAuth && !p.include.is_empty() && !p.include.iter().any(is_token)
+        {
+            self.warn(
+                p.action.span(),
+                "service_auth policy has no service_token or any_service_token selector in include",
+                Some("service_auth is for service tokens: add { service_token = \"NAME\" }, or use another action"),
+            );
+        }
+        if action == Action::NonIdentity {
+            for sel in p.include.iter().chain(&p.require).filter(|s| is_token(s)) {
+                self.warn(
+                    sel.span(),
+                    format!("{} selector in a non_identity policy: non_identity admits client certificates, not service tokens", sel.get_ref().key()),
+                    Some("move token selectors to a service_auth policy"),
+                );
+            }
+        }
+    }
+
+    fn countries(&mut self, sel: &Spanned<Selector>) {
+        let (Selector::Country(codes) | Selector::CertCountry(codes)) = sel.get_ref() else {
+            return;
+        };
+        let span = sel.span();
+        for (i, code) in codes.values().iter().enumerate() {
+            if let Err(e) = check_country(code) {
+                self.error(self.doc.selector_value(&span, i), e, None);
+            }
+        }
+        if codes.values().is_empty() {
+            self.error(
+                span,
+                "empty country list matches nothing",
+                Some("e.g. { country = [\"SG\", \"VN\"] }"),
+            );
+        }
+    }
+
+    fn selector(&mut self, sel: &Spanned<Selector>) {
+        let span = sel.span();
+        match sel.get_ref() {
+            Selector::ServiceToken(name) => {
+                if let Err(e) = crate::credential::validate_token_name(name) {
+                    self.error(
+                        self.doc.selector_value(&span, 0),
+                        format!("can never match a token: {e}"),
+                        None,
+                    );
+                }
+            }
+            Selector::AnyServiceToken(b)
+            | Selector::ValidCertificate(b)
+            | Selector::Everyone(b) => {
+                if !b {
+                    let key = sel.get_ref().key();
+                    self.warn(
+                        span,
+                        format!("`{key} = false` matches nothing"),
+                        Some(&format!("write `{key} = true`, or remove the selector")),
+                    );
+                }
+            }
+            Selector::CommonName(p) | Selector::Issuer(p) | Selector::Organization(p) => {
+                if let Err(e) = full_match_regex(p) {
+                    let hint = "the pattern must match the whole value (it is anchored as ^(?:PATTERN)$); escape dots as \\\\.";
+                    self.error(self.doc.selector_value(&span, 0), e, Some(hint));
+                }
+            }
+            Selector::Country(_) if !self.has_geo => {
+                self.warn(
+                    span.clone(),
+                    "country is unknown for every request without a [geo] database, so this selector never matches",
+                    Some("add [geo] csv = \"PATH\" or mmdb = \"PATH\" (see the policy file reference)"),
+                );
+                self.countries(sel);
+            }
+            Selector::Country(_) | Selector::CertCountry(_) => self.countries(sel),
+            Selector::Ip(nets) => {
+                for (i, net) in nets.values().iter().enumerate() {
+                    self.cidr(self.doc.selector_value(&span, i), net);
+                }
+                if nets.values().is_empty() {
+                    self.error(
+                        span,
+                        "empty ip list matches nothing",
+                        Some("e.g. { ip = [\"10.0.0.0/8\"] }"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+// Tested through `load::parse` in load_tests.rs, where each finding's line:col is asserted.

@@ -1,0 +1,314 @@
+//! The admin listener: `/healthz`, `/metrics` (Prometheus text) and `/events` (server-sent
+//! events of the bus). Metrics are aggregated from the bus by their own task, off the request path.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+
+use super::forward::GateBody;
+use super::handler::GateState;
+use crate::audit::{AuditBus, BusMessage, EventKind};
+
+/// Latency histogram bucket upper bounds, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Labelled counters built from access events.
+#[derive(Debug, Default)]
+pub struct TrafficMetrics {
+    /// (app, decision, connection_method, status) → count.
+    requests: BTreeMap<(String, String, String, u16), u64>,
+    latency_buckets: [u64; BUCKETS.len()],
+    latency_count: u64,
+    latency_sum: f64,
+    /// alert_id → open?
+    alerts: BTreeMap<String, bool>,
+    lagged: u64,
+}
+
+impl TrafficMetrics {
+    fn observe(&mut self, ev: &crate::audit::AccessEvent) {
+        match ev.event {
+            EventKind::Access => {
+                let key = (
+                    ev.app_name.clone().unwrap_or_default(),
+                    ev.decision.clone(),
+                    ev.connection_method.as_str().to_string(),
+                    ev.status.unwrap_or(0),
+                );
+                *self.requests.entry(key).or_default() += 1;
+                if let Some(ms) = ev.latency_ms {
+                    let s = ms / 1000.0;
+                    self.latency_count += 1;
+                    self.latency_sum += s;
+                    for (i, b) in BUCKETS.iter().enumerate() {
+                        if s <= *b {
+                            self.latency_buckets[i] += 1;
+                        }
+                    }
+                }
+            }
+            EventKind::Alert => {
+                if let Some(d) = &ev.details {
+                    let id = d["alert_id"].as_str().unwrap_or(&ev.decision).to_string();
+                    self.alerts.insert(id, d["state"] != "resolved");
+                }
+            }
+            EventKind::Admin => {}
+        }
+    }
+}
+
+/// Aggregate the bus into `metrics` until shutdown.
+pub async fn aggregate(
+    bus: AuditBus,
+    metrics: Arc<Mutex<TrafficMetrics>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut rx = bus.subscribe();
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(BusMessage::Event(ev)) => lock(&metrics).observe(&ev),
+                Err(broadcast::error::RecvError::Lagged(n)) => lock(&metrics).lagged += n,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn lock(m: &Mutex<TrafficMetrics>) -> std::sync::MutexGuard<'_, TrafficMetrics> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serve the admin endpoints until shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<GateState>,
+    metrics: Arc<Mutex<TrafficMetrics>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let (state, metrics) = (state.clone(), metrics.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| route(state.clone(), metrics.clone(), req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn route(
+    state: Arc<GateState>,
+    metrics: Arc<Mutex<TrafficMetrics>>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<GateBody>, Infallible> {
+    Ok(match req.uri().path() {
+        "/healthz" => {
+            let ok = !state.audit.health().is_failing();
+            let body = serde_json::json!({ "status": if ok { "ok" } else { "audit_failing" } })
+                .to_string();
+            text(
+                if ok {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                },
+                "application/json",
+                body,
+            )
+        }
+        "/metrics" => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            render(&state, &lock(&metrics)),
+        ),
+        "/events" => events(state.audit.bus()),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /healthz, /metrics or /events\n".into(),
+        ),
+    })
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<GateBody> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// Server-sent events: one `data:` line per bus event, from now on.
+fn events(bus: &AuditBus) -> Response<GateBody> {
+    let rx = bus.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let text = match rx.recv().await {
+            Ok(BusMessage::Event(ev)) => format!("data: {}\n\n", ev.to_json_line()),
+            Err(broadcast::error::RecvError::Lagged(n)) => format!(": lagged {n} events\n\n"),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, hyper::Error>(Frame::data(Bytes::from(text))), rx))
+    });
+    let mut r = Response::new(StreamBody::new(stream).boxed());
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+/// Prometheus text exposition format.
+fn render(state: &GateState, m: &TrafficMetrics) -> String {
+    let mut out = String::with_capacity(4096);
+    let g = &state.metrics;
+    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = writeln!(
+        out,
+        "# HELP botgate_requests_total Requests by app, decision, connection method and status.\n# TYPE botgate_requests_total counter"
+    );
+    for ((app, decision, method, status), n) in &m.requests {
+        let _ = writeln!(
+            out,
+            "botgate_requests_total{{app=\"{}\",decision=\"{}\",connection_method=\"{}\",status=\"{status}\"}} {n}",
+            esc(app),
+            esc(decision),
+            esc(method)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP botgate_request_duration_seconds Time from request to response head.\n# TYPE botgate_request_duration_seconds histogram"
+    );
+    for (b, n) in BUCKETS.iter().zip(m.latency_buckets) {
+        let _ = writeln!(
+            out,
+            "botgate_request_duration_seconds_bucket{{le=\"{b}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "botgate_request_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        m.latency_count
+    );
+    let _ = writeln!(
+        out,
+        "botgate_request_duration_seconds_sum {}\nbotgate_request_duration_seconds_count {}",
+        m.latency_sum, m.latency_count
+    );
+    counter(
+        &mut out,
+        "botgate_audit_write_failures_total",
+        "Events the audit log could not take.",
+        state.audit.health().failures.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "botgate_audit_events_written_total",
+        "Events written to the audit log.",
+        state.audit.health().written.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "botgate_audit_refusals_total",
+        "Requests refused because the audit log could not be written.",
+        g.audit_refusals.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "botgate_upstream_errors_total",
+        "Upstream connection failures and timeouts.",
+        g.upstream_errors.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "botgate_tls_handshake_failures_total",
+        "TLS handshakes refused.",
+        g.tls_handshake_failures.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "botgate_spoofed_forwarded_for_total",
+        "X-Forwarded-For headers ignored from untrusted peers.",
+        g.spoofed_forwarded_for.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "botgate_metrics_events_lagged_total",
+        "Bus events the metrics aggregator missed.",
+        m.lagged,
+    );
+    let open = m.alerts.values().filter(|o| **o).count();
+    let _ = writeln!(
+        out,
+        "# HELP botgate_alerts_open Alerts currently open.\n# TYPE botgate_alerts_open gauge\nbotgate_alerts_open {open}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP botgate_token_expiry_timestamp_seconds Expiry of each live service token (unix time).\n# TYPE botgate_token_expiry_timestamp_seconds gauge"
+    );
+    let snapshot = state.snapshot.load();
+    let mut tokens: Vec<_> = snapshot.tokens.iter().filter(|(_, t)| !t.revoked).collect();
+    tokens.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    for (id, t) in tokens {
+        let _ = writeln!(
+            out,
+            "botgate_token_expiry_timestamp_seconds{{name=\"{}\",client_id=\"{}\"}} {}",
+            esc(&t.name),
+            esc(id),
+            t.expires_at.timestamp()
+        );
+    }
+    for (fp, c) in snapshot.cert_expiry.iter() {
+        let _ = writeln!(
+            out,
+            "x509_cert_not_after{{common_name=\"{}\",serial=\"{}\",fingerprint_sha256=\"{}\"}} {}",
+            esc(&c.common_name),
+            esc(&c.serial),
+            esc(fp),
+            c.not_after.timestamp()
+        );
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,72 @@
+//! Why a request was refused, and the HTTP outcome for each reason (contract: 401 no or bad
+//! credentials, 403 authenticated but not allowed, 404 unknown host, 502 upstream, 503 audit).
+
+/// A refusal reason, written to `deny_reason` in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    MissingCredentials,
+    HalfCredentials,
+    DuplicateCredentialHeaders,
+    MalformedClientId,
+    MalformedSecret,
+    UnknownClientId,
+    BadSecret,
+    TokenExpired,
+    TokenRevoked,
+    NoPolicyMatched,
+    BlockedByPolicy,
+    UnknownHost,
+    UpstreamUnreachable,
+    AuditUnavailable,
+    CertUntrusted,
+    CertExpired,
+    CertRevoked,
+    CertRequired,
+}
+
+impl DenyReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::MissingCredentials => "missing_credentials",
+            DenyReason::HalfCredentials => "half_credentials",
+            DenyReason::DuplicateCredentialHeaders => "duplicate_credential_headers",
+            DenyReason::MalformedClientId => "malformed_client_id",
+            DenyReason::MalformedSecret => "malformed_secret",
+            DenyReason::UnknownClientId => "unknown_client_id",
+            DenyReason::BadSecret => "bad_secret",
+            DenyReason::TokenExpired => "token_expired",
+            DenyReason::TokenRevoked => "token_revoked",
+            DenyReason::NoPolicyMatched => "no_policy_matched",
+            DenyReason::BlockedByPolicy => "blocked_by_policy",
+            DenyReason::UnknownHost => "unknown_host",
+            DenyReason::UpstreamUnreachable => "upstream_unreachable",
+            DenyReason::AuditUnavailable => "audit_unavailable",
+            DenyReason::CertUntrusted => "cert_untrusted",
+            DenyReason::CertExpired => "cert_expired",
+            DenyReason::CertRevoked => "cert_revoked",
+            DenyReason::CertRequired => "cert_required",
+        }
+    }
+
+    /// The HTTP status answered for this reason.
+    pub fn status(self) -> u16 {
+        match self {
+            DenyReason::NoPolicyMatched | DenyReason::BlockedByPolicy => 403,
+            DenyReason::UnknownHost => 404,
+            DenyReason::UpstreamUnreachable => 502,
+            DenyReason::AuditUnavailable => 503,
+            _ => 401,
+        }
+    }
+
+    /// The short public message in the JSON body; details stay in the audit log (by ray id).
+    pub fn public_message(self) -> &'static str {
+        match self.status() {
+            401 => "authentication required or failed",
+            403 => "access denied by policy",
+            404 => "unknown application host",
+            502 => "upstream unreachable",
+            _ => "service unavailable",
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! One request through the gate: route by host, identify, evaluate, forward or refuse, and
+//! record exactly one access event.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Request, Response, StatusCode};
+use ipnet::IpNet;
+
+use super::deny::DenyReason;
+use super::forward::{self, ForwardIdentity, GateBody, UpstreamClient};
+use super::identify::{TokenCheck, check_token};
+use super::metrics::GateMetrics;
+use super::snapshot::CredentialSnapshot;
+use crate::audit::event::new_ray_id;
+use crate::audit::{AccessEvent, AuditSink, ConnectionMethod, EventKind};
+use crate::clock::SharedClock;
+use crate::config::AuditFailure;
+use crate::policy::{self, CertIdentity, Identity, PolicySet, Verdict};
+
+/// IP → country, e.g. from a CSV or mmdb database.
+pub trait CountryLookup: Send + Sync + std::fmt::Debug {
+    fn country(&self, ip: IpAddr) -> Option<String>;
+}
+
+/// Everything a request needs, shared by all connections.
+#[derive(Debug)]
+pub struct GateState {
+    pub policies: Arc<ArcSwap<PolicySet>>,
+    pub snapshot: Arc<ArcSwap<CredentialSnapshot>>,
+    pub audit: AuditSink,
+    pub audit_failure: AuditFailure,
+    pub client: UpstreamClient,
+    pub trusted_proxies: Vec<IpNet>,
+    pub geo: Option<Arc<dyn CountryLookup>>,
+    pub clock: SharedClock,
+    pub metrics: GateMetrics,
+    pub upstream_timeout: Duration,
+}
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// A client certificate that passed chain verification.
+    pub cert: Option<Arc<PeerCert>>,
+}
+
+/// A verified client certificate.
+#[derive(Debug, Clone)]
+pub struct PeerCert {
+    pub identity: CertIdentity,
+    pub subject: String,
+}
+
+/// hyper service entry point.
+pub async fn handle(
+    state: Arc<GateState>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<GateBody>, Infallible> {
+    let started = Instant::now();
+    let now = state.clock.now();
+    let ray_id = new_ray_id();
+    let client_ip = client_ip(&state, conn.peer.ip(), req.headers());
+    let country = state.geo.as_ref().and_then(|g| g.country(client_ip));
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_string();
+
+    let mut ev = AccessEvent::empty(EventKind::Access, now, ray_id.clone());
+    ev.ip_address = Some(client_ip.to_string());
+    ev.country = country.clone();
+    ev.user_agent = req
+        .headers()
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    ev.method = Some(req.method().as_str().to_string());
+    ev.host = Some(policy::strip_port(&host).to_string());
+    ev.path = Some(req.uri().path().to_string());
+    GateMetrics::inc(&state.metrics.requests);
+
+    let policies = state.policies.load();
+    let Some(app) = policies.app_for_host(&host) else {
+        return Ok(refuse(&state, ev, started, DenyReason::UnknownHost));
+    };
+    ev.app_name = Some(app.name.clone());
+
+    let snapshot = state.snapshot.load();
+    let token = check_token(req.headers(), &snapshot, now);
+    let identity = match &token {
+        TokenCheck::Refused {
+            reason,
+            client_id,
+            name,
+        } => {
+            ev.connection_method = ConnectionMethod::ServiceToken;
+            ev.service_token_id = client_id.clone();
+            ev.service_token_name = name.map(str::to_string);
+            return Ok(refuse(&state, ev, started, *reason));
+        }
+        TokenCheck::Valid { client_id, name } => {
+            ev.connection_method = ConnectionMethod::ServiceToken;
+            ev.service_token_id = Some(client_id.clone());
+            ev.service_token_name = Some(name.to_string());
+            Identity::Token { name }
+        }
+        TokenCheck::Absent => match &conn.cert {
+            Some(cert) => {
+                ev.connection_method = ConnectionMethod::Mtls;
+                fill_cert(&mut ev, &cert.identity);
+                if snapshot
+                    .revoked_cert_fingerprints
+                    .contains(cert.identity.fingerprint_sha256.as_str())
+                {
+                    return Ok(refuse(&state, ev, started, DenyReason::CertRevoked));
+                }
+                Identity::Cert(&cert.identity)
+            }
+            None => Identity::None,
+        },
+    };
+    // Certificate fields are recorded even when a token decided, so audits show both.
+    if let (Some(cert), ConnectionMethod::ServiceToken) = (&conn.cert, ev.connection_method) {
+        fill_cert(&mut ev, &cert.identity);
+    }
+
+    let decision = policy::evaluate(
+        app,
+        &policy::Request {
+            identity,
+            ip: client_ip,
+            country: country.as_deref(),
+        },
+    );
+    ev.policy_name = decision.policy_name().map(str::to_string);
+    match decision.verdict {
+        Verdict::Block => return Ok(refuse(&state, ev, started, DenyReason::BlockedByPolicy)),
+        Verdict::NoMatch if matches!(identity, Identity::None) => {
+            return Ok(refuse(&state, ev, started, DenyReason::MissingCredentials));
+        }
+        Verdict::NoMatch => return Ok(refuse(&state, ev, started, DenyReason::NoPolicyMatched)),
+        Verdict::Allow | Verdict::Bypass => {}
+    }
+    if state.audit_failure == AuditFailure::FailClosed && !state.audit.is_available() {
+        GateMetrics::inc(&state.metrics.audit_refusals);
+        return Ok(refuse(&state, ev, started, DenyReason::AuditUnavailable));
+    }
+
+    let identity_header = match identity {
+        Identity::Token { name } => Some(format!("token:{name}")),
+        Identity::Cert(c) => c.common_name.as_ref().map(|cn| format!("cert:{cn}")),
+        Identity::None => None,
+    };
+    let who = ForwardIdentity {
+        identity: identity_header,
+        connection: ev.connection_method.as_str(),
+        token_id: ev.service_token_id.as_deref(),
+        cert_sha256: conn
+            .cert
+            .as_ref()
+            .map(|c| c.identity.fingerprint_sha256.as_str()),
+        cert_subject: conn.cert.as_ref().map(|c| c.subject.as_str()),
+        ray_id: &ray_id,
+        client_ip,
+        tls: conn.tls,
+    };
+    let upstream_req = match forward::prepare(req, &app.upstream, &who) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(app = %app.name, error = %e, "cannot build the upstream request");
+            return Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable));
+        }
+    };
+    let bypass = decision.verdict == Verdict::Bypass;
+    match tokio::time::timeout(state.upstream_timeout, state.client.request(upstream_req)).await {
+        Ok(Ok(resp)) => {
+            ev.allowed = true;
+            ev.decision = if bypass { "bypass" } else { "allow" }.to_string();
+            ev.status = Some(resp.status().as_u16());
+            GateMetrics::inc(if bypass {
+                &state.metrics.bypassed
+            } else {
+                &state.metrics.allowed
+            });
+            let mut resp = forward::response(resp);
+            resp.headers_mut()
+                .insert("x-botgate-ray-id", header_value(&ray_id));
+            record(&state, ev, started);
+            Ok(resp)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(app = %app.name, upstream = %app.upstream, error = %e, "upstream request failed");
+            GateMetrics::inc(&state.metrics.upstream_errors);
+            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable))
+        }
+        Err(_) => {
+            tracing::warn!(app = %app.name, upstream = %app.upstream, "upstream timed out");
+            GateMetrics::inc(&state.metrics.upstream_errors);
+            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable))
+        }
+    }
+}
+
+fn fill_cert(ev: &mut AccessEvent, c: &CertIdentity) {
+    ev.cert_common_name = c.common_name.clone();
+    ev.cert_serial = Some(c.serial.clone());
+    ev.cert_fingerprint_sha256 = Some(c.fingerprint_sha256.clone());
+    ev.cert_issuer = Some(c.issuer.clone());
+}
+
+/// Answer a refusal with a short JSON body and record the event.
+fn refuse(
+    state: &GateState,
+    mut ev: AccessEvent,
+    started: Instant,
+    reason: DenyReason,
+) -> Response<GateBody> {
+    let status = reason.status();
+    ev.allowed = false;
+    ev.decision = if status >= 500 { "error" } else { "deny" }.to_string();
+    ev.status = Some(status);
+    ev.deny_reason = Some(reason.as_str().to_string());
+    if status < 500 {
+        GateMetrics::inc(&state.metrics.denied);
+    }
+    let body = serde_json::json!({ "error": reason.public_message(), "status": status, "ray_id": ev.ray_id }).to_string();
+    let ray = header_value(&ev.ray_id);
+    record(state, ev, started);
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    let h = resp.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert("x-botgate-ray-id", ray);
+    if status == 401 {
+        h.insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("CF-Access-Client-Id"),
+        );
+    }
+    resp
+}
+
+fn record(state: &GateState, mut ev: AccessEvent, started: Instant) {
+    ev.latency_ms = Some((started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
+    if state.audit.record(ev).is_err() {
+        GateMetrics::inc(&state.metrics.audit_refusals);
+    }
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("-"))
+}
+
+/// The TCP peer, or — only when the peer is a trusted proxy — the right-most address in
+/// `X-Forwarded-For` that is not itself a trusted proxy. Untrusted peers' headers are ignored.
+fn client_ip(state: &GateState, peer: IpAddr, headers: &hyper::HeaderMap) -> IpAddr {
+    let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let trusted = |ip: &IpAddr| state.trusted_proxies.iter().any(|n| n.contains(ip));
+    match xff {
+        Some(list) if trusted(&peer) => list
+            .rsplit(',')
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer),
+        Some(_) => {
+            GateMetrics::inc(&state.metrics.spoofed_forwarded_for);
+            peer
+        }
+        None => peer,
+    }
+}

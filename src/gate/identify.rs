@@ -1,0 +1,201 @@
+//! Identify a request from its headers: exactly one `CF-Access-Client-Id` and one
+//! `CF-Access-Client-Secret`, or neither. Anything in between is refused, never guessed.
+
+use chrono::{DateTime, Utc};
+use hyper::HeaderMap;
+
+use super::deny::DenyReason;
+use super::snapshot::CredentialSnapshot;
+use crate::credential::{self, SecretHash};
+
+pub const CLIENT_ID_HEADER: &str = "cf-access-client-id";
+pub const CLIENT_SECRET_HEADER: &str = "cf-access-client-secret";
+
+/// The outcome of reading token headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck<'s> {
+    /// No token headers at all.
+    Absent,
+    /// A valid, live token.
+    Valid { client_id: String, name: &'s str },
+    /// Refused; the client id and token name are kept when known (they are not secret).
+    Refused {
+        reason: DenyReason,
+        client_id: Option<String>,
+        name: Option<&'s str>,
+    },
+}
+
+/// Check the token headers against the snapshot at `now`.
+pub fn check_token<'s>(
+    headers: &HeaderMap,
+    snapshot: &'s CredentialSnapshot,
+    now: DateTime<Utc>,
+) -> TokenCheck<'s> {
+    let mut ids = headers.get_all(CLIENT_ID_HEADER).iter();
+    let mut secrets = headers.get_all(CLIENT_SECRET_HEADER).iter();
+    let (id, secret) = match (ids.next(), secrets.next()) {
+        (None, None) => return TokenCheck::Absent,
+        (Some(i), Some(s)) => (i, s),
+        _ => return refused(DenyReason::HalfCredentials, None, None),
+    };
+    if ids.next().is_some() || secrets.next().is_some() {
+        return refused(DenyReason::DuplicateCredentialHeaders, None, None);
+    }
+    let Ok(id) = id.to_str() else {
+        return refused(DenyReason::MalformedClientId, None, None);
+    };
+    let id = id.trim();
+    if credential::ClientId::parse(id).is_err() {
+        return refused(DenyReason::MalformedClientId, None, None);
+    }
+    let client_id = Some(id.to_string());
+    let secret = secret.to_str().map(str::trim).unwrap_or("");
+    // Hash before any lookup so the work done does not depend on whether the id exists.
+    let presented = SecretHash::of(secret);
+    if !credential::looks_like_secret(secret) || !credential::checksum_matches(secret) {
+        let name = snapshot.tokens.get(id).map(|t| &*t.name);
+        return refused(DenyReason::MalformedSecret, client_id, name);
+    }
+    let Some(entry) = snapshot.tokens.get(id) else {
+        return refused(DenyReason::UnknownClientId, client_id, None);
+    };
+    if !entry.secret_hash.matches(&presented) {
+        return refused(DenyReason::BadSecret, client_id, Some(&entry.name));
+    }
+    // Status is only revealed (in the audit log) to a holder of the right secret.
+    if entry.revoked {
+        return refused(DenyReason::TokenRevoked, client_id, Some(&entry.name));
+    }
+    if entry.expires_at <= now {
+        return refused(DenyReason::TokenExpired, client_id, Some(&entry.name));
+    }
+    TokenCheck::Valid {
+        client_id: id.to_string(),
+        name: &entry.name,
+    }
+}
+
+fn refused<'s>(
+    reason: DenyReason,
+    client_id: Option<String>,
+    name: Option<&'s str>,
+) -> TokenCheck<'s> {
+    TokenCheck::Refused {
+        reason,
+        client_id,
+        name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{ClientId, ClientSecret};
+    use crate::gate::snapshot::TokenEntry;
+
+    fn snap(
+        id: &ClientId,
+        secret: &ClientSecret,
+        revoked: bool,
+        expires_in_days: i64,
+    ) -> CredentialSnapshot {
+        let mut s = CredentialSnapshot::default();
+        s.tokens.insert(
+            id.as_str().into(),
+            TokenEntry {
+                name: "ci-deploy-prod".into(),
+                secret_hash: secret.hash(),
+                expires_at: Utc::now() + chrono::Duration::days(expires_in_days),
+                revoked,
+            },
+        );
+        s
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn valid_missing_half_duplicate() {
+        let (id, sec) = (ClientId::generate(), ClientSecret::generate());
+        let s = snap(&id, &sec, false, 10);
+        let now = Utc::now();
+        assert!(matches!(
+            check_token(
+                &headers(&[
+                    (CLIENT_ID_HEADER, id.as_str()),
+                    (CLIENT_SECRET_HEADER, sec.expose())
+                ]),
+                &s,
+                now
+            ),
+            TokenCheck::Valid { .. }
+        ));
+        assert_eq!(check_token(&headers(&[]), &s, now), TokenCheck::Absent);
+        let half = check_token(&headers(&[(CLIENT_ID_HEADER, id.as_str())]), &s, now);
+        assert!(matches!(
+            half,
+            TokenCheck::Refused {
+                reason: DenyReason::HalfCredentials,
+                ..
+            }
+        ));
+        let dup = headers(&[
+            (CLIENT_ID_HEADER, id.as_str()),
+            (CLIENT_ID_HEADER, id.as_str()),
+            (CLIENT_SECRET_HEADER, sec.expose()),
+        ]);
+        assert!(matches!(
+            check_token(&dup, &s, now),
+            TokenCheck::Refused {
+                reason: DenyReason::DuplicateCredentialHeaders,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn wrong_secret_revoked_expired() {
+        let (id, sec) = (ClientId::generate(), ClientSecret::generate());
+        let other = ClientSecret::generate();
+        let now = Utc::now();
+        let h = headers(&[
+            (CLIENT_ID_HEADER, id.as_str()),
+            (CLIENT_SECRET_HEADER, other.expose()),
+        ]);
+        assert!(matches!(
+            check_token(&h, &snap(&id, &sec, false, 10), now),
+            TokenCheck::Refused {
+                reason: DenyReason::BadSecret,
+                ..
+            }
+        ));
+        let h = headers(&[
+            (CLIENT_ID_HEADER, id.as_str()),
+            (CLIENT_SECRET_HEADER, sec.expose()),
+        ]);
+        assert!(matches!(
+            check_token(&h, &snap(&id, &sec, true, 10), now),
+            TokenCheck::Refused {
+                reason: DenyReason::TokenRevoked,
+                ..
+            }
+        ));
+        assert!(matches!(
+            check_token(&h, &snap(&id, &sec, false, -1), now),
+            TokenCheck::Refused {
+                reason: DenyReason::TokenExpired,
+                ..
+            }
+        ));
+    }
+}

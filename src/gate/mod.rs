@@ -1,0 +1,332 @@
+//! The gate: listeners, identity extraction, enforcement, forwarding and header hygiene.
+//! Built from one `GateOptions` + `PolicySet` + `Store`; never parses config itself and never
+//! reads SQLite per request (see `snapshot`).
+
+pub mod admin;
+pub mod deny;
+pub mod forward;
+pub mod handler;
+pub mod identify;
+pub mod listener;
+pub mod metrics;
+pub mod snapshot;
+pub mod store_tls;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use tokio::sync::watch;
+
+pub use handler::{ConnInfo, CountryLookup, GateState, PeerCert};
+use listener::ConnLimits;
+use snapshot::{CredentialSnapshot, SnapshotRefresher};
+
+use crate::audit::{AuditBus, AuditWriter, BusMessage};
+use crate::clock::SharedClock;
+use crate::config::{AuditFailure, PolicyFile};
+use crate::policy::PolicySet;
+use crate::store::Store;
+
+/// How the gate runs, resolved from the `[gate]` section.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub tls_listen: Option<SocketAddr>,
+    /// Server certificate and trusted CAs for `tls_listen`, re-read when the store changes.
+    pub tls: Option<Arc<dyn tls::TlsSource>>,
+    pub audit_log: PathBuf,
+    pub audit_failure: AuditFailure,
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: ConnLimits,
+    pub upstream_timeout: Duration,
+    /// Events that may wait for the writer before the gate fails closed.
+    pub audit_queue: usize,
+}
+
+impl GateOptions {
+    /// Resolve from the policy file; relative audit paths are under `state_dir`.
+    pub fn from_file(file: &PolicyFile, state_dir: &std::path::Path) -> Result<Self, String> {
+        let g = &file.gate;
+        let audit_log = if g.audit_log.is_absolute() {
+            g.audit_log.clone()
+        } else {
+            state_dir.join(&g.audit_log)
+        };
+        let trusted_proxies = g
+            .trusted_proxies
+            .iter()
+            .map(|p| crate::policy::compile_cidr(p.get_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            listen: *g.listen.get_ref(),
+            admin_listen: g.admin_listen.as_ref().map(|a| *a.get_ref()),
+            tls_listen: g.tls_listen.as_ref().map(|a| *a.get_ref()),
+            tls: None,
+            audit_log,
+            audit_failure: g.audit_failure,
+            trusted_proxies,
+            limits: ConnLimits {
+                header_read_timeout: Duration::from_millis(g.header_read_timeout_ms),
+                max_header_bytes: g.max_header_bytes,
+            },
+            upstream_timeout: Duration::from_millis(g.upstream_timeout_ms),
+            audit_queue: 65_536,
+        })
+    }
+}
+
+/// Gate start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("cannot open the audit log {path}: {source}")]
+    AuditLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("tls_listen is set but no TLS material source was given")]
+    NoTlsSource,
+    #[error("cannot load TLS material: {0}")]
+    TlsMaterial(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// The TLS material source and the configs built from it, swapped on change.
+type LiveTls = (Arc<dyn tls::TlsSource>, Arc<ArcSwap<tls::TlsConfigs>>);
+
+/// A running gate. Drop or `shutdown` to stop.
+#[derive(Debug)]
+pub struct RunningGate {
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
+    pub state: Arc<GateState>,
+    tls_configs: Option<LiveTls>,
+    shutdown: watch::Sender<bool>,
+    writer: AuditWriter,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _refresher: SnapshotRefresher,
+}
+
+/// Start the gate: audit writer, snapshot refresher, last-seen recorder and the listener.
+pub async fn start(
+    opts: GateOptions,
+    policies: PolicySet,
+    store: Arc<Store>,
+    bus: AuditBus,
+    clock: SharedClock,
+    geo: Option<Arc<dyn CountryLookup>>,
+) -> Result<RunningGate, GateError> {
+    let snapshot = Arc::new(ArcSwap::from_pointee(CredentialSnapshot::load(&store)?));
+    let tls_configs = match (opts.tls_listen, &opts.tls) {
+        (None, _) => None,
+        (Some(_), None) => return Err(GateError::NoTlsSource),
+        (Some(_), Some(source)) => {
+            let material = source.material().map_err(GateError::TlsMaterial)?;
+            Some((
+                source.clone(),
+                Arc::new(ArcSwap::from_pointee(tls::TlsConfigs::build(
+                    &policies, &material,
+                )?)),
+            ))
+        }
+    };
+    let policies = Arc::new(ArcSwap::from_pointee(policies));
+    let on_change: Box<dyn Fn() + Send> = match &tls_configs {
+        Some((source, configs)) => {
+            let (source, configs, policies) = (source.clone(), configs.clone(), policies.clone());
+            Box::new(move || rebuild_tls(&*source, &configs, &policies.load()))
+        }
+        None => Box::new(|| {}),
+    };
+    let on_poll: Box<dyn Fn() + Send> = match &tls_configs {
+        Some((source, configs)) => {
+            let (source, configs, policies) = (source.clone(), configs.clone(), policies.clone());
+            Box::new(move || {
+                if source.changed() {
+                    rebuild_tls(&*source, &configs, &policies.load());
+                }
+            })
+        }
+        None => Box::new(|| {}),
+    };
+    let refresher = SnapshotRefresher::start(store.clone(), snapshot.clone(), on_change, on_poll)?;
+    let (audit, writer) = AuditWriter::start(&opts.audit_log, bus.clone(), opts.audit_queue)
+        .await
+        .map_err(|source| GateError::AuditLog {
+            path: opts.audit_log.clone(),
+            source,
+        })?;
+    let listener = listener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(GateState {
+        policies,
+        snapshot,
+        audit,
+        audit_failure: opts.audit_failure,
+        client: forward::upstream_client(Duration::from_secs(5)),
+        trusted_proxies: opts.trusted_proxies,
+        geo,
+        clock,
+        metrics: Default::default(),
+        upstream_timeout: opts.upstream_timeout,
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = vec![
+        tokio::spawn(listener::accept_plain(
+            listener,
+            state.clone(),
+            opts.limits,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(record_last_seen(store, bus.clone(), shutdown_rx.clone())),
+    ];
+    let tls_addr = match (&tls_configs, opts.tls_listen) {
+        (Some((_, configs)), Some(a)) => {
+            let l = listener::bind(a).await?;
+            let tls_addr = l.local_addr()?;
+            tasks.push(tokio::spawn(tls::accept_tls(
+                l,
+                state.clone(),
+                configs.clone(),
+                opts.limits,
+                shutdown_rx.clone(),
+            )));
+            Some(tls_addr)
+        }
+        _ => None,
+    };
+    let admin_addr = match opts.admin_listen {
+        Some(a) => {
+            let admin = listener::bind(a).await?;
+            let admin_addr = admin.local_addr()?;
+            let metrics = Arc::new(std::sync::Mutex::new(admin::TrafficMetrics::default()));
+            tasks.push(tokio::spawn(admin::aggregate(
+                bus,
+                metrics.clone(),
+                shutdown_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(admin::serve(
+                admin,
+                state.clone(),
+                metrics,
+                shutdown_rx,
+            )));
+            Some(admin_addr)
+        }
+        None => None,
+    };
+    tracing::info!(%addr, ?tls_addr, ?admin_addr, "gate listening");
+    Ok(RunningGate {
+        addr,
+        admin_addr,
+        tls_addr,
+        state,
+        tls_configs,
+        shutdown,
+        writer,
+        tasks,
+        _refresher: refresher,
+    })
+}
+
+/// Rebuild the TLS configs; on failure keep the current ones and say why.
+fn rebuild_tls(
+    source: &dyn tls::TlsSource,
+    configs: &ArcSwap<tls::TlsConfigs>,
+    policies: &PolicySet,
+) {
+    let built = source
+        .material()
+        .map_err(tls::TlsError::Material)
+        .and_then(|m| tls::TlsConfigs::build(policies, &m));
+    match built {
+        Ok(c) => configs.store(Arc::new(c)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot rebuild TLS configuration; keeping the previous one")
+        }
+    }
+}
+
+impl RunningGate {
+    /// Swap in a new policy set (hot reload); requests in flight keep the old one.
+    pub fn reload_policies(&self, policies: PolicySet) {
+        if let Some((source, configs)) = &self.tls_configs {
+            rebuild_tls(&**source, configs, &policies);
+        }
+        self.state.policies.store(Arc::new(policies));
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to 5 s), and flush the audit log.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.writer.finish().await;
+    }
+}
+
+/// Keep token last-seen times in the store, from the bus, batched every 2 s (never per request).
+async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch::Receiver<bool>) {
+    let mut rx = bus.subscribe();
+    let mut seen: std::collections::HashMap<String, (chrono::DateTime<chrono::Utc>, String)> =
+        Default::default();
+    let mut certs: std::collections::HashMap<String, crate::store::pki::CertSeen> =
+        Default::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        let flush = tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(BusMessage::Event(ev)) => {
+                    if ev.allowed && let Some(id) = &ev.service_token_id {
+                        seen.insert(id.clone(), (ev.created_at, ev.ip_address.clone().unwrap_or_default()));
+                    }
+                    if let (Some(fp), Some(serial)) = (&ev.cert_fingerprint_sha256, &ev.cert_serial) {
+                        certs.insert(fp.clone(), crate::store::pki::CertSeen {
+                            fingerprint_sha256: fp.clone(),
+                            serial: serial.clone(),
+                            common_name: ev.cert_common_name.clone(),
+                            issuer: ev.cert_issuer.clone().unwrap_or_default(),
+                            not_after: None,
+                            at: ev.created_at,
+                            ip: ev.ip_address.clone().unwrap_or_default(),
+                        });
+                    }
+                    false
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => false,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => true,
+            },
+            _ = tick.tick() => true,
+            _ = shutdown.changed() => true,
+        };
+        if flush && (!seen.is_empty() || !certs.is_empty()) {
+            let batch: Vec<_> = seen.drain().map(|(id, (at, ip))| (id, at, ip)).collect();
+            let cert_batch: Vec<_> = certs.drain().map(|(_, c)| c).collect();
+            let store = store.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                store
+                    .touch_tokens(&batch)
+                    .and_then(|()| store.touch_certs(&cert_batch))
+            })
+            .await;
+            if let Ok(Err(e)) = res {
+                tracing::warn!(error = %e, "cannot record last-seen times");
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}

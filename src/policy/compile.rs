@@ -1,0 +1,138 @@
+//! Turn the validated policy file model into matchers. Validation with spans lives in `config/`;
+//! compiling refuses the same mistakes again (never panics) so a `PolicySet` is always sound.
+
+use std::collections::{HashMap, HashSet};
+
+use ipnet::IpNet;
+use regex::Regex;
+
+use super::{CompiledApp, CompiledPolicy, Matcher, PolicySet};
+use crate::config::{PolicyFile, Selector};
+
+/// A policy file that cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("app {app:?}{}: {message}", policy.as_ref().map(|p| format!(", policy {p:?}")).unwrap_or_default())]
+pub struct CompileError {
+    pub app: String,
+    pub policy: Option<String>,
+    pub message: String,
+}
+
+/// Compile every app and policy.
+pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
+    let mut set = PolicySet::default();
+    let mut by_host = HashMap::new();
+    for (i, app) in file.app.iter().enumerate() {
+        let name = app.name.get_ref().clone();
+        let err = |policy: Option<&str>, message: String| CompileError {
+            app: name.clone(),
+            policy: policy.map(str::to_string),
+            message,
+        };
+        let mut hostnames = Vec::new();
+        for h in &app.hostnames {
+            let h = h.get_ref().to_ascii_lowercase();
+            if by_host.insert(h.clone(), i).is_some() {
+                return Err(err(None, format!("hostname {h:?} is served by two apps")));
+            }
+            hostnames.push(h);
+        }
+        let mut policies = Vec::new();
+        for p in &app.policy {
+            let pname = p.name.get_ref();
+            let compile_list = |list: &[toml::Spanned<Selector>], merge_tokens: bool| {
+                compile_selectors(list.iter().map(|s| s.get_ref()), merge_tokens)
+                    .map_err(|m| err(Some(pname), m))
+            };
+            policies.push(CompiledPolicy {
+                name: pname.clone(),
+                action: *p.action.get_ref(),
+                include: compile_list(&p.include, true)?,
+                require: compile_list(&p.require, false)?,
+                exclude: compile_list(&p.exclude, true)?,
+            });
+        }
+        set.apps.push(CompiledApp {
+            name: name.clone(),
+            hostnames,
+            upstream: app.upstream.get_ref().clone(),
+            trusted_cas: app
+                .trusted_cas
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect(),
+            policies,
+        });
+    }
+    set.by_host = by_host;
+    Ok(set)
+}
+
+/// Compile one selector list. In any-of lists, token names merge into one set lookup.
+fn compile_selectors<'a>(
+    list: impl Iterator<Item = &'a Selector>,
+    merge_tokens: bool,
+) -> Result<Vec<Matcher>, String> {
+    let mut out = Vec::new();
+    let mut tokens: HashSet<Box<str>> = HashSet::new();
+    for sel in list {
+        let m = match sel {
+            Selector::ServiceToken(n) if merge_tokens => {
+                tokens.insert(n.as_str().into());
+                continue;
+            }
+            Selector::ServiceToken(n) => Matcher::ServiceToken(n.as_str().into()),
+            Selector::AnyServiceToken(true) => Matcher::AnyServiceToken,
+            Selector::ValidCertificate(true) => Matcher::ValidCertificate,
+            Selector::Everyone(true) => Matcher::Everyone,
+            Selector::AnyServiceToken(false)
+            | Selector::ValidCertificate(false)
+            | Selector::Everyone(false) => {
+                return Err(format!(
+                    "`{} = false` is not meaningful; remove the selector",
+                    sel.key()
+                ));
+            }
+            Selector::CommonName(re) => Matcher::CommonName(full_match(re, "common_name")?),
+            Selector::Issuer(re) => Matcher::Issuer(full_match(re, "issuer")?),
+            Selector::Organization(re) => Matcher::Organization(full_match(re, "organization")?),
+            Selector::CertCountry(c) => Matcher::CertCountry(
+                c.values()
+                    .iter()
+                    .map(|s| s.to_ascii_uppercase().into())
+                    .collect(),
+            ),
+            Selector::Country(c) => Matcher::Country(
+                c.values()
+                    .iter()
+                    .map(|s| s.to_ascii_uppercase().into())
+                    .collect(),
+            ),
+            Selector::Ip(cidrs) => Matcher::Ip(
+                cidrs
+                    .values()
+                    .iter()
+                    .map(|c| parse_cidr(c))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        out.push(m);
+    }
+    if !tokens.is_empty() {
+        out.insert(0, Matcher::ServiceTokens(tokens));
+    }
+    Ok(out)
+}
+
+/// Compile a selector regex anchored for a full match.
+pub fn full_match(pattern: &str, key: &str) -> Result<Regex, String> {
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| format!("{key} regex {pattern:?} does not compile: {e}"))
+}
+
+/// A CIDR, or a bare address meaning a single host.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not a valid CIDR (expected e.g. 10.0.0.0/8 or 192.0.2.7)"))
+}

@@ -1,0 +1,118 @@
+//! The admin listener: /healthz, /metrics in Prometheus text format, /events as SSE.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const POLICY: &str = r#"
+[gate]
+admin_listen = "127.0.0.1:0"
+
+[[app]]
+name = "api"
+hostnames = ["api.test"]
+upstream = "{upstream}"
+
+[[app.policy]]
+name = "CI"
+action = "service_auth"
+include = [{ service_token = "ci-deploy-prod" }]
+"#;
+
+/// A line of the exposition format: `name{label="v",...} value` or a `# HELP`/`# TYPE` comment.
+fn valid_prometheus_line(line: &str) -> bool {
+    if let Some(rest) = line.strip_prefix("# ") {
+        return rest.starts_with("HELP ") || rest.starts_with("TYPE ");
+    }
+    let re = regex::Regex::new(r#"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eE]+|\+Inf|NaN$"#).unwrap();
+    re.is_match(line)
+}
+
+#[tokio::test]
+async fn metrics_health_and_events() {
+    let mut tok = None;
+    let g = start_gate_with(
+        POLICY,
+        |s| {
+            tok = Some(create_token(
+                s,
+                "ci-deploy-prod",
+                chrono::Duration::days(30),
+            ))
+        },
+        |o| {
+            o.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        },
+    )
+    .await;
+    let tok = tok.unwrap();
+    let admin = g.gate.admin_addr.unwrap();
+    let c = client();
+
+    // Subscribe to /events before traffic.
+    let mut sse = c
+        .get(format!("http://{admin}/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+
+    let r = c
+        .get(g.url("/"))
+        .header("host", "api.test")
+        .header("CF-Access-Client-Id", &tok.client_id)
+        .header("CF-Access-Client-Secret", &tok.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .get(g.url("/"))
+        .header("host", "api.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let chunk = tokio::time::timeout(Duration::from_secs(5), sse.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(text.starts_with("data: {"), "{text}");
+
+    let health = c
+        .get(format!("http://{admin}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let body = loop {
+        let body = c
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let counted = body.contains(r#"decision="deny""#) && body.contains(r#"decision="allow""#);
+        if counted || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let counted = body.contains(r#"decision="deny""#);
+    assert!(counted, "{body}");
+    for line in body.lines() {
+        assert!(valid_prometheus_line(line), "not Prometheus text: {line:?}");
+    }
+    assert!(body.contains(r#"botgate_requests_total{app="api",decision="allow",connection_method="service_token",status="200"} 1"#), "{body}");
+    assert!(body.contains(r#"botgate_token_expiry_timestamp_seconds{name="ci-deploy-prod""#));
+    assert!(body.contains("botgate_request_duration_seconds_bucket{le=\"+Inf\"}"));
+}

@@ -1,0 +1,189 @@
+//! Shared test fixtures: a real upstream that echoes what it received, a gate on an ephemeral
+//! port over a real SQLite store, and polling with a deadline.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use botgate::audit::AuditBus;
+use botgate::clock::SystemClock;
+use botgate::credential::{ClientId, ClientSecret};
+use botgate::gate::{self, GateOptions, RunningGate};
+use botgate::store::{NewToken, Store};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// Start an upstream on 127.0.0.1:0 that answers 200 with a JSON object of the request headers.
+pub async fn echo_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let mut headers = serde_json::Map::new();
+                    for (k, v) in req.headers() {
+                        headers.insert(
+                            k.as_str().to_string(),
+                            serde_json::Value::String(v.to_str().unwrap_or("").to_string()),
+                        );
+                    }
+                    let body =
+                        serde_json::json!({ "path": req.uri().to_string(), "headers": headers })
+                            .to_string();
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A token created in the store; the secret kept for the test client.
+pub struct TestToken {
+    pub name: String,
+    pub client_id: String,
+    pub secret: String,
+}
+
+pub fn create_token(store: &Store, name: &str, lifetime: chrono::Duration) -> TestToken {
+    let id = ClientId::generate();
+    let secret = ClientSecret::generate();
+    let now = chrono::Utc::now();
+    store
+        .create_token(&NewToken {
+            name,
+            client_id: &id,
+            secret_hash: secret.hash(),
+            created_at: now,
+            expires_at: now + lifetime,
+        })
+        .unwrap();
+    TestToken {
+        name: name.into(),
+        client_id: id.to_string(),
+        secret: secret.expose().to_string(),
+    }
+}
+
+pub struct TestGate {
+    pub gate: RunningGate,
+    pub store: Arc<Store>,
+    pub dir: tempfile::TempDir,
+    pub audit_log: PathBuf,
+    pub bus: AuditBus,
+}
+
+impl TestGate {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gate.addr)
+    }
+
+    /// The audit log lines parsed as JSON.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every audit line is valid JSON"))
+            .collect()
+    }
+
+    /// Wait until the audit log holds `n` access events.
+    pub async fn wait_for_access_events(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<_> = self
+                .audit_lines()
+                .into_iter()
+                .filter(|l| l["event"] == "access")
+                .collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Start a gate with `policy_toml` (use `{upstream}` and `{closed}` placeholders).
+pub async fn start_gate(policy_toml: &str, setup: impl FnOnce(&Store)) -> TestGate {
+    start_gate_with(policy_toml, setup, |_| {}).await
+}
+
+pub async fn start_gate_with(
+    policy_toml: &str,
+    setup: impl FnOnce(&Store),
+    tweak: impl FnOnce(&mut GateOptions),
+) -> TestGate {
+    let upstream = echo_upstream().await;
+    let text = policy_toml
+        .replace("{upstream}", &format!("http://{upstream}"))
+        .replace("{closed}", &format!("http://127.0.0.1:{}", closed_port()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    setup(&store);
+    let file: botgate::config::PolicyFile = toml::from_str(&text).unwrap();
+    let policies = botgate::policy::compile(&file).unwrap();
+    let mut opts = GateOptions::from_file(&file, dir.path()).unwrap();
+    opts.listen = "127.0.0.1:0".parse().unwrap();
+    tweak(&mut opts);
+    let audit_log = opts.audit_log.clone();
+    let bus = AuditBus::default();
+    let gate = gate::start(
+        opts,
+        policies,
+        store.clone(),
+        bus.clone(),
+        Arc::new(SystemClock),
+        None,
+    )
+    .await
+    .unwrap();
+    TestGate {
+        gate,
+        store,
+        dir,
+        audit_log,
+        bus,
+    }
+}
+
+/// A reqwest client (the ring provider installed first, as reqwest 0.13 requires).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Poll `f` until it returns true or the deadline passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}

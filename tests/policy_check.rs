@@ -1,0 +1,156 @@
+//! `botgate policy check` as a user runs it: the built binary, a temp state dir, real files.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/example-policy.toml")
+}
+
+fn botgate(state: &Path, config: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("botgate").unwrap();
+    cmd.env_remove("BOTGATE_STATE_DIR")
+        .env_remove("BOTGATE_CONFIG");
+    cmd.arg("--state-dir")
+        .arg(state)
+        .arg("--config")
+        .arg(config);
+    cmd
+}
+
+#[test]
+fn broken_file_exits_2_naming_file_line_col_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("\"10.20.0.0/16\"", "\"10.20.0/16\"")
+        .replace("action = \"block\"", "action = \"blokc\"");
+    std::fs::write(&bad, text).unwrap();
+    let out = botgate(dir.path(), &bad)
+        .args(["policy", "check"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let at = |needle: &str| {
+        let text = std::fs::read_to_string(&bad).unwrap();
+        let offset = text.find(needle).unwrap();
+        let line = text[..offset].matches('\n').count() + 1;
+        let col = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("{}:{line}:{col}: error: ", bad.display())
+    };
+    let cidr = format!(
+        "{}app \"api.example.com\", policy \"Factory devices\", require[0].ip: \"10.20.0/16\" is not a valid CIDR",
+        at("\"10.20.0/16\"")
+    );
+    assert!(stdout.contains(&cidr), "{stdout}");
+    let action = format!(
+        "{}app \"api.example.com\", policy \"Everyone else\", action: unknown variant `blokc`",
+        at("\"blokc\"")
+    );
+    assert!(stdout.contains(&action), "{stdout}");
+    assert!(stderr.contains("2 errors"), "{stderr}");
+}
+
+#[test]
+fn broken_file_json_lists_every_finding_with_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("policy.toml");
+    std::fs::write(
+        &bad,
+        "[[app]]\nname = \"a\"\nhostnames = []\nupstream = \"https://x:1\"\n",
+    )
+    .unwrap();
+    let out = botgate(dir.path(), &bad)
+        .args(["policy", "check", "--json"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fields: Vec<(&str, u64, u64)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap(),
+                f["line"].as_u64().unwrap(),
+                f["col"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [("app[0].hostnames", 3, 13), ("app[0].upstream", 4, 12)]
+    );
+    assert_eq!(findings[0]["severity"], "error");
+}
+
+#[test]
+fn example_policy_passes_with_expected_warnings_only() {
+    let state = tempfile::tempdir().unwrap();
+    botgate(state.path(), &example())
+        .args(["policy", "check"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "no token named \"ci-deploy-prod\" exists",
+        ))
+        .stdout(predicate::str::contains(
+            "CA \"Corporate Device CA\" is not in the store",
+        ))
+        .stdout(predicate::str::contains("ok, 2 warnings"))
+        .stdout(predicate::str::contains("error:").not());
+    // A check does not create a state dir or a store.
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn created_token_satisfies_the_reference() {
+    let state = tempfile::tempdir().unwrap();
+    botgate(state.path(), &example())
+        .args(["token", "create", "ci-deploy-prod"])
+        .assert()
+        .success();
+    botgate(state.path(), &example())
+        .args(["policy", "check"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ci-deploy-prod").not())
+        .stdout(predicate::str::contains("ok, 1 warning"));
+}
+
+#[test]
+fn lint_warnings_do_not_fail_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policy.toml");
+    std::fs::write(&p, "[[app]]\nname = \"a\"\nhostnames = [\"a.example\"]\nupstream = \"http://127.0.0.1:9\"\n\n[[app.policy]]\nname = \"open\"\naction = \"bypass\"\ninclude = [{ everyone = true }]\n").unwrap();
+    botgate(dir.path(), &p)
+        .args(["policy", "check"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(format!(
+            "{}:8:10: warning: app \"a\", policy \"open\", action: bypass",
+            p.display()
+        )));
+}
+
+#[test]
+fn missing_file_exits_2_and_says_how_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policy.toml");
+    botgate(dir.path(), &p)
+        .args(["policy", "check"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains(p.display().to_string())
+                .and(predicate::str::contains("assets/example-policy.toml")),
+        );
+}
