@@ -129,14 +129,20 @@ impl InventoryReader {
     /// since the previous call (the first call counts as a change).
     pub fn read(&mut self) -> (Snapshot, bool) {
         let changed = self.reload_policy();
-        // The PKI inventory joins here when it lands; until then there are no cert rows.
-        let certs: Vec<CertRow> = Vec::new();
-        let (tokens, store_error) = match self.store.list_tokens() {
-            Ok(records) => (
-                inventory::token_rows(&records, self.last_good.as_ref()),
-                None,
-            ),
-            Err(e) => (Vec::new(), Some(format!("inventory unavailable: {e}"))),
+        let mut store_error = None;
+        let tokens = match self.store.list_tokens() {
+            Ok(records) => inventory::token_rows(&records, self.last_good.as_ref()),
+            Err(e) => {
+                store_error = Some(format!("inventory unavailable: {e}"));
+                Vec::new()
+            }
+        };
+        let certs = match self.store.list_certs() {
+            Ok(records) => inventory::cert_rows(&records),
+            Err(e) => {
+                store_error = Some(format!("inventory unavailable: {e}"));
+                Vec::new()
+            }
         };
         let apps = self
             .last_good
@@ -320,7 +326,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_inventory_poller_sends_policies_then_tokens() {
+    async fn the_inventory_poller_sends_policies_then_tokens_and_certs() {
         use crate::credential::{ClientId, ClientSecret};
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
@@ -333,6 +339,22 @@ mod tests {
                 secret_hash: ClientSecret::generate().hash(),
                 created_at: now,
                 expires_at: now + chrono::Duration::days(5),
+            })
+            .unwrap();
+        store
+            .insert_cert(&crate::store::pki::NewCert {
+                serial: "0a1b2c",
+                common_name: "device-0001.factory.corp",
+                issuer: "CN=botgate Device CA",
+                ca_id: None,
+                fingerprint_sha256: "ab",
+                not_before: now,
+                not_after: now + chrono::Duration::days(20),
+                key_type: "ecdsa-p256",
+                cert_pem: "",
+                source: crate::store::pki::CertSource::Watched,
+                path: Some("/etc/certs/d1.pem"),
+                created_at: now,
             })
             .unwrap();
         let (tx, mut rx) = channel();
@@ -357,7 +379,12 @@ mod tests {
                     tokens[0].status(now),
                     super::super::model::CredentialStatus::Critical
                 );
-                assert!(certs.is_empty());
+                assert_eq!(certs.len(), 1);
+                assert_eq!(certs[0].source, "watched:/etc/certs/d1.pem");
+                assert_eq!(
+                    certs[0].status(now),
+                    super::super::model::CredentialStatus::Warn
+                );
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -5,6 +5,7 @@
 use crate::config::model::{PolicyFile, Selector};
 use crate::config::values::full_match_regex;
 use crate::store::TokenRecord;
+use crate::store::pki::CertRecord;
 
 use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
 
@@ -22,6 +23,27 @@ pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<T
             policies: policy
                 .map(|p| policies_for_token(p, &r.name))
                 .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Cert rows from store records; `source` is `issued` or `watched:<path>`.
+pub fn cert_rows(records: &[CertRecord]) -> Vec<CertRow> {
+    records
+        .iter()
+        .map(|r| CertRow {
+            common_name: r.common_name.clone(),
+            issuer: r.issuer.clone(),
+            serial: r.serial.clone(),
+            fingerprint_sha256: r.fingerprint_sha256.clone(),
+            not_after: r.not_after,
+            key_type: r.key_type.clone(),
+            revoked: r.revoked_at.is_some(),
+            last_seen_at: r.last_seen_at,
+            source: match &r.path {
+                Some(p) => format!("{}:{p}", r.source.as_str()),
+                None => r.source.as_str().to_string(),
+            },
         })
         .collect()
 }
