@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod event;
 pub mod export;
+pub mod tail;
 pub mod writer;
 
 pub use bus::{AuditBus, BusMessage};

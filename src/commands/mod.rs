@@ -1,6 +1,7 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod console;
 mod demo;
 mod explain;
 mod logs;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&paths, args),
         Command::Serve(args) => serve::run(&paths, args),
         Command::Token(cmd) => token::run(&paths, cmd),
+        Command::Console(args) => console::run(&paths, args),
         Command::Policy(cmd) => policy::run(&paths, cmd),
         Command::Scan(args) => scan::run(args),
         Command::Logs(cmd) => logs::run(&paths, cmd),

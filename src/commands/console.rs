@@ -1,0 +1,101 @@
+//! `botgate console [--log FILE] [--theme NAME] [--read-only]`: open the ops console on a JSONL
+//! audit log written by another process (default: the gate's log in the state dir), with the
+//! token inventory and the policy file re-read every 2 s off the UI task.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::audit::tail::TailOptions;
+use crate::cli::ConsoleArgs;
+use crate::config::model::PolicyFile;
+use crate::console::theme::{Theme, user_themes_dir};
+use crate::console::{self, ConsoleOptions, HeaderInfo, feed};
+use crate::exit::Failure;
+use crate::paths::Paths;
+use crate::store::Store;
+
+/// Run the console verb.
+pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
+    let theme = resolve_theme(args.theme.as_deref())?;
+    let policy = read_policy(&paths.config);
+    let log = match &args.log {
+        Some(p) if !p.exists() => {
+            return Err(Failure::bad_input(format!(
+                "{}: no such file; pass the gate's audit log (default {})",
+                p.display(),
+                default_log(paths, policy.as_ref()).display()
+            )));
+        }
+        Some(p) => p.clone(),
+        None => default_log(paths, policy.as_ref()),
+    };
+    let store = Arc::new(
+        Store::open(&paths.state_dir)
+            .with_context(|| format!("opening the store in {}", paths.state_dir.display()))?,
+    );
+    let mut opts = ConsoleOptions::new(theme);
+    opts.header = HeaderInfo {
+        listen: listen_addresses(policy.as_ref()),
+        source: format!("tail {}", log.display()),
+        read_only: args.read_only,
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(async {
+        let (tx, rx) = feed::channel();
+        if !log.exists() {
+            let _ = tx
+                .send(console::Msg::Notice(format!(
+                    "waiting for {}",
+                    log.display()
+                )))
+                .await;
+        }
+        let tail = feed::spawn_tail(&log, TailOptions::default(), tx.clone())
+            .with_context(|| format!("following {}", log.display()))?;
+        let inventory =
+            feed::spawn_inventory(store, Some(paths.config.clone()), tx, feed::INVENTORY_EVERY);
+        let result = console::run(opts, rx).await;
+        inventory.abort();
+        drop(tail);
+        result.map_err(anyhow::Error::from)
+    });
+    // The tail thread and a blocking inventory read stop on their own within a poll interval.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+/// `--theme` / `BOTGATE_THEME`, else `NO_COLOR` → mono, else dark.
+fn resolve_theme(requested: Option<&str>) -> Result<Theme> {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Theme::resolve(requested, no_color, user_themes_dir().as_deref())
+        .map_err(|e| Failure::bad_input(e.to_string()))
+}
+
+/// The policy file if it exists and is valid (the console shows reload errors itself).
+fn read_policy(path: &Path) -> Option<PolicyFile> {
+    crate::config::load(path).ok().map(|c| c.file)
+}
+
+fn default_log(paths: &Paths, policy: Option<&PolicyFile>) -> PathBuf {
+    let rel = policy
+        .map(|p| p.gate.audit_log.clone())
+        .unwrap_or_else(|| PathBuf::from("audit.jsonl"));
+    paths.in_state_dir(&rel)
+}
+
+fn listen_addresses(policy: Option<&PolicyFile>) -> Vec<String> {
+    let Some(p) = policy else { return Vec::new() };
+    let mut out = vec![format!("http://{}", p.gate.listen.get_ref())];
+    if let Some(tls) = &p.gate.tls_listen {
+        out.push(format!("https://{}", tls.get_ref()));
+    }
+    out
+}

@@ -1,0 +1,393 @@
+//! Feeding the console: tasks that turn event sources into `Msg`s on the console's channel.
+//! The in-process bus (demo, `serve --console`), a tailed JSONL log (`console --log`), and a
+//! periodic inventory + policy snapshot read from the store and the policy file in a blocking
+//! task. None of them runs on the UI task.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::audit::tail::{self, ReopenReason, TailHandle, TailItem, TailOptions};
+use crate::audit::{AuditBus, BusMessage};
+use crate::config::ConfigError;
+use crate::config::model::PolicyFile;
+use crate::store::Store;
+
+use super::app::Msg;
+use super::inventory;
+use super::model::{AppRow, CertRow, TokenRow};
+
+/// Messages buffered between the sources and the console.
+pub const CHANNEL_CAPACITY: usize = 16_384;
+/// How often the inventory is re-read.
+pub const INVENTORY_EVERY: Duration = Duration::from_secs(2);
+
+/// The console's input channel.
+pub fn channel() -> (mpsc::Sender<Msg>, mpsc::Receiver<Msg>) {
+    mpsc::channel(CHANNEL_CAPACITY)
+}
+
+/// A running bus → console bridge.
+#[derive(Debug)]
+pub struct BusBridge {
+    pub task: JoinHandle<()>,
+    /// Bus messages this subscriber missed because the console fell behind.
+    pub lagged: Arc<AtomicU64>,
+}
+
+/// Forward every bus event to the console. When the console falls behind, the bus drops the
+/// oldest messages for this subscriber (the gate never waits); the loss is counted and shown.
+pub fn spawn_bus_bridge(bus: &AuditBus, tx: mpsc::Sender<Msg>) -> BusBridge {
+    bridge_receiver(bus.subscribe(), tx)
+}
+
+/// Like `spawn_bus_bridge` for an existing subscription.
+pub fn bridge_receiver(
+    mut rx: broadcast::Receiver<BusMessage>,
+    tx: mpsc::Sender<Msg>,
+) -> BusBridge {
+    let lagged = Arc::new(AtomicU64::new(0));
+    let counter = lagged.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let msg = match rx.recv().await {
+                Ok(BusMessage::Event(ev)) => Msg::Event(ev),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    counter.fetch_add(n, Ordering::Relaxed);
+                    Msg::Dropped(n)
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    BusBridge { task, lagged }
+}
+
+/// Tail a JSONL audit log into the console (on a reader thread, with `blocking_send`).
+pub fn spawn_tail(
+    path: &Path,
+    opts: TailOptions,
+    tx: mpsc::Sender<Msg>,
+) -> std::io::Result<TailHandle> {
+    let shown = path.display().to_string();
+    tail::follow(path, opts, move |item| {
+        let msg = match item {
+            TailItem::Event(ev) => Msg::Event(ev),
+            TailItem::Corrupt { line, error } => Msg::CorruptLine { line, error },
+            TailItem::Reopened(ReopenReason::Rotated) => {
+                Msg::Notice(format!("{shown} rotated, reading the new file"))
+            }
+            TailItem::Reopened(ReopenReason::Truncated) => {
+                Msg::Notice(format!("{shown} truncated, reading from the start"))
+            }
+            TailItem::Unreadable(e) => Msg::Notice(e),
+        };
+        tx.blocking_send(msg).is_ok()
+    })
+}
+
+/// One read of the inventory and the policy file.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub tokens: Vec<TokenRow>,
+    pub certs: Vec<CertRow>,
+    pub apps: Vec<AppRow>,
+    pub reload_error: Option<String>,
+    /// The store could not be read.
+    pub store_error: Option<String>,
+}
+
+/// Reads the store and the policy file, keeping the last good policy across bad edits.
+#[derive(Debug)]
+pub struct InventoryReader {
+    store: Arc<Store>,
+    policy_file: Option<PathBuf>,
+    last_text: Option<String>,
+    last_good: Option<PolicyFile>,
+    last_error: Option<String>,
+}
+
+impl InventoryReader {
+    pub fn new(store: Arc<Store>, policy_file: Option<PathBuf>) -> Self {
+        Self {
+            store,
+            policy_file,
+            last_text: None,
+            last_good: None,
+            last_error: None,
+        }
+    }
+
+    /// Blocking: read everything once. `policies_changed` says whether the policy file changed
+    /// since the previous call (the first call counts as a change).
+    pub fn read(&mut self) -> (Snapshot, bool) {
+        let changed = self.reload_policy();
+        let mut store_error = None;
+        let tokens = match self.store.list_tokens() {
+            Ok(records) => inventory::token_rows(&records, self.last_good.as_ref()),
+            Err(e) => {
+                store_error = Some(format!("inventory unavailable: {e}"));
+                Vec::new()
+            }
+        };
+        let certs = match self.store.list_certs() {
+            Ok(records) => inventory::cert_rows(&records),
+            Err(e) => {
+                store_error = Some(format!("inventory unavailable: {e}"));
+                Vec::new()
+            }
+        };
+        let apps = self
+            .last_good
+            .as_ref()
+            .map(|p| inventory::app_rows(p, &certs))
+            .unwrap_or_default();
+        (
+            Snapshot {
+                tokens,
+                certs,
+                apps,
+                reload_error: self.last_error.clone(),
+                store_error,
+            },
+            changed,
+        )
+    }
+
+    fn reload_policy(&mut self) -> bool {
+        let Some(path) = &self.policy_file else {
+            return self.last_text.replace(String::new()).is_none();
+        };
+        // A missing file is "no policy yet", not a failed reload.
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if self.last_text.as_ref() == Some(&text) {
+            return false;
+        }
+        if text.is_empty() && !path.exists() {
+            self.last_good = None;
+            self.last_error = None;
+        } else {
+            // The same validation the gate applies, so the banner shows what the gate rejected.
+            match crate::config::parse(path, &text) {
+                Ok(loaded) => {
+                    self.last_good = Some(loaded.file);
+                    self.last_error = None;
+                }
+                Err(e) => self.last_error = Some(describe_config_error(&e)),
+            }
+        }
+        self.last_text = Some(text);
+        true
+    }
+}
+
+/// The first error of a rejected policy file, on one line (`+N more` when there are others).
+fn describe_config_error(e: &ConfigError) -> String {
+    let mut errors = e.findings().iter().filter(|f| f.is_error());
+    match errors.next() {
+        Some(first) => {
+            let mut text = first
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let more = errors.count();
+            if more > 0 {
+                text.push_str(&format!(" (+{more} more: run `botgate policy check`)"));
+            }
+            text
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Every `every`, read the inventory (in a blocking task) and send `Msg::Inventory`, plus
+/// `Msg::Policies` when the policy file changed. Stops when the console is gone.
+pub fn spawn_inventory(
+    store: Arc<Store>,
+    policy_file: Option<PathBuf>,
+    tx: mpsc::Sender<Msg>,
+    every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = Some(InventoryReader::new(store, policy_file));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(mut r) = reader.take() else { return };
+            let Ok((r, (snap, changed))) = tokio::task::spawn_blocking(move || {
+                let out = r.read();
+                (r, out)
+            })
+            .await
+            else {
+                return;
+            };
+            reader = Some(r);
+            if let Some(e) = snap.store_error {
+                let _ = tx.send(Msg::Notice(e)).await;
+            }
+            if changed
+                && tx
+                    .send(Msg::Policies {
+                        apps: snap.apps,
+                        reload_error: snap.reload_error,
+                    })
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+            if tx
+                .send(Msg::Inventory {
+                    tokens: snap.tokens,
+                    certs: snap.certs,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_policy_edit_keeps_the_last_good_one_and_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            "[[app]]\nname = \"api\"\nhostnames = [\"api\"]\nupstream = \"http://127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let mut r = InventoryReader::new(store, Some(policy.clone()));
+        let (snap, changed) = r.read();
+        assert!(changed && snap.reload_error.is_none());
+        assert_eq!(snap.apps.len(), 1);
+        assert!(!r.read().1, "unchanged file is not a change");
+        std::fs::write(&policy, "[[app]]\nname = \"api\"\nbogus = 1\n").unwrap();
+        let (snap, changed) = r.read();
+        assert!(changed);
+        assert_eq!(snap.apps.len(), 1, "last good policy kept");
+        let err = snap.reload_error.unwrap();
+        assert!(err.contains("policy.toml:3:1: error:"), "{err}");
+        std::fs::remove_file(&policy).unwrap();
+        let (snap, changed) = r.read();
+        assert!(
+            changed && snap.reload_error.is_none() && snap.apps.is_empty(),
+            "no file: no policy, no error"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_bus_bridge_counts_what_the_console_missed() {
+        let bus = AuditBus::new(16);
+        let (tx, mut rx) = channel();
+        let bridge = spawn_bus_bridge(&bus, tx);
+        let at = chrono::Utc::now();
+        for i in 0..100 {
+            bus.publish(Arc::new(crate::audit::AccessEvent::empty(
+                crate::audit::EventKind::Access,
+                at,
+                format!("{i}"),
+            )));
+        }
+        let (mut dropped, mut rays) = (0, Vec::new());
+        while rays.len() < 16 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Msg::Dropped(n) => dropped += n,
+                Msg::Event(e) => rays.push(e.ray_id.clone()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(dropped, 84);
+        assert_eq!(bridge.lagged.load(Ordering::Relaxed), 84);
+        assert_eq!(rays.first().map(String::as_str), Some("84"));
+        assert_eq!(rays.last().map(String::as_str), Some("99"));
+    }
+
+    #[tokio::test]
+    async fn the_inventory_poller_sends_policies_then_tokens_and_certs() {
+        use crate::credential::{ClientId, ClientSecret};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let now = chrono::Utc::now();
+        let id = ClientId::generate();
+        store
+            .create_token(&crate::store::NewToken {
+                name: "ci-deploy-prod",
+                client_id: &id,
+                secret_hash: ClientSecret::generate().hash(),
+                created_at: now,
+                expires_at: now + chrono::Duration::days(5),
+            })
+            .unwrap();
+        store
+            .insert_cert(&crate::store::pki::NewCert {
+                serial: "0a1b2c",
+                common_name: "device-0001.factory.corp",
+                issuer: "CN=botgate Device CA",
+                ca_id: None,
+                fingerprint_sha256: "ab",
+                not_before: now,
+                not_after: now + chrono::Duration::days(20),
+                key_type: "ecdsa-p256",
+                cert_pem: "",
+                source: crate::store::pki::CertSource::Watched,
+                path: Some("/etc/certs/d1.pem"),
+                created_at: now,
+            })
+            .unwrap();
+        let (tx, mut rx) = channel();
+        let task = spawn_inventory(store, None, tx, Duration::from_secs(3600));
+        let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(first, Msg::Policies { ref apps, reload_error: None } if apps.is_empty()),
+            "{first:?}"
+        );
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Msg::Inventory { tokens, certs } => {
+                assert_eq!(tokens.len(), 1);
+                assert_eq!(tokens[0].name, "ci-deploy-prod");
+                assert_eq!(
+                    tokens[0].status(now),
+                    super::super::model::CredentialStatus::Critical
+                );
+                assert_eq!(certs.len(), 1);
+                assert_eq!(certs[0].source, "watched:/etc/certs/d1.pem");
+                assert_eq!(
+                    certs[0].status(now),
+                    super::super::model::CredentialStatus::Warn
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        task.abort();
+    }
+}

@@ -1,0 +1,224 @@
+//! Turn store records and the policy file into the console's view-model rows: token rows with
+//! the policies that reference them, and apps with the credentials each policy admits. Pure
+//! functions; the feed calls them off the UI task.
+
+use crate::config::model::{PolicyFile, Selector};
+use crate::config::values::full_match_regex;
+use crate::store::TokenRecord;
+use crate::store::pki::CertRecord;
+
+use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
+
+/// Token rows from store records; `policies` names the policies referencing each token.
+pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<TokenRow> {
+    records
+        .iter()
+        .map(|r| TokenRow {
+            name: r.name.clone(),
+            client_id: r.client_id.clone(),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked: r.revoked_at.is_some(),
+            last_seen_at: r.last_seen_at,
+            policies: policy
+                .map(|p| policies_for_token(p, &r.name))
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Cert rows from store records; `source` is `issued` or `watched:<path>`.
+pub fn cert_rows(records: &[CertRecord]) -> Vec<CertRow> {
+    records
+        .iter()
+        .map(|r| CertRow {
+            common_name: r.common_name.clone(),
+            issuer: r.issuer.clone(),
+            serial: r.serial.clone(),
+            fingerprint_sha256: r.fingerprint_sha256.clone(),
+            not_after: r.not_after,
+            key_type: r.key_type.clone(),
+            revoked: r.revoked_at.is_some(),
+            last_seen_at: r.last_seen_at,
+            source: match &r.path {
+                Some(p) => format!("{}:{p}", r.source.as_str()),
+                None => r.source.as_str().to_string(),
+            },
+        })
+        .collect()
+}
+
+/// `app / policy` for every policy whose selectors name `token` (or any service token).
+pub fn policies_for_token(file: &PolicyFile, token: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for app in &file.app {
+        for p in &app.policy {
+            let selectors = p
+                .include
+                .iter()
+                .chain(&p.require)
+                .chain(&p.exclude)
+                .map(|s| s.get_ref());
+            let mut named = false;
+            let mut any = false;
+            for s in selectors {
+                match s {
+                    Selector::ServiceToken(n) if n == token => named = true,
+                    Selector::AnyServiceToken(true) => any = true,
+                    _ => {}
+                }
+            }
+            if named {
+                out.push(format!("{} / {}", app.name.get_ref(), p.name.get_ref()));
+            } else if any {
+                out.push(format!(
+                    "{} / {} (any token)",
+                    app.name.get_ref(),
+                    p.name.get_ref()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Apps with their policies in file order and what each admits, resolved against the inventory.
+pub fn app_rows(file: &PolicyFile, certs: &[CertRow]) -> Vec<AppRow> {
+    file.app
+        .iter()
+        .map(|app| AppRow {
+            name: app.name.get_ref().clone(),
+            hostnames: app.hostnames.iter().map(|h| h.get_ref().clone()).collect(),
+            policies: app
+                .policy
+                .iter()
+                .map(|p| {
+                    let mut admits: Vec<String> = p
+                        .include
+                        .iter()
+                        .map(|s| describe(s.get_ref(), certs))
+                        .collect();
+                    admits.extend(
+                        p.require
+                            .iter()
+                            .map(|s| format!("(require {})", describe(s.get_ref(), certs))),
+                    );
+                    admits.extend(
+                        p.exclude
+                            .iter()
+                            .map(|s| format!("(except {})", describe(s.get_ref(), certs))),
+                    );
+                    PolicyRow {
+                        name: p.name.get_ref().clone(),
+                        action: p.action.get_ref().as_str().to_string(),
+                        admits,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A selector as a reader would say it; CN patterns count the known certs they match.
+fn describe(s: &Selector, certs: &[CertRow]) -> String {
+    match s {
+        Selector::ServiceToken(n) => n.clone(),
+        Selector::AnyServiceToken(b) => if *b {
+            "any service token"
+        } else {
+            "no service token"
+        }
+        .into(),
+        Selector::ValidCertificate(b) => if *b {
+            "any valid certificate"
+        } else {
+            "no certificate"
+        }
+        .into(),
+        Selector::CommonName(re) => match full_match_regex(re) {
+            Ok(rx) => {
+                let n = certs
+                    .iter()
+                    .filter(|c| !c.revoked && rx.is_match(&c.common_name))
+                    .count();
+                format!("CN ~ {re} ({n} cert{})", if n == 1 { "" } else { "s" })
+            }
+            Err(_) => format!("CN ~ {re} (invalid pattern)"),
+        },
+        Selector::Issuer(v) => format!("issuer {v}"),
+        Selector::Organization(v) => format!("O={v}"),
+        Selector::CertCountry(v) => format!("cert C={}", v.values().join(",")),
+        Selector::Ip(v) => format!("ip {}", v.values().join(",")),
+        Selector::Country(v) => format!("country {}", v.values().join(",")),
+        Selector::Everyone(b) => if *b { "everyone" } else { "nobody" }.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+[[app]]
+name = "api"
+hostnames = ["api.example.com"]
+upstream = "http://127.0.0.1:9000"
+
+[[app.policy]]
+name = "CI deployment"
+action = "service_auth"
+include = [{ service_token = "ci-deploy-prod" }, { service_token = "ci-deploy-staging" }]
+
+[[app.policy]]
+name = "Factory devices"
+action = "non_identity"
+include = [{ common_name = "device-[0-9]+\\.factory\\.corp" }]
+require = [{ country = ["SG", "VN"] }]
+
+[[app.policy]]
+name = "Any bot"
+action = "service_auth"
+include = [{ any_service_token = true }]
+"#;
+
+    #[test]
+    fn policies_and_admits_come_from_the_file() {
+        let file: PolicyFile = toml::from_str(POLICY).unwrap();
+        assert_eq!(
+            policies_for_token(&file, "ci-deploy-prod"),
+            vec!["api / CI deployment", "api / Any bot (any token)"]
+        );
+        let now = chrono::Utc::now();
+        let cert = |cn: &str| CertRow {
+            common_name: cn.into(),
+            issuer: "CA".into(),
+            serial: "01".into(),
+            fingerprint_sha256: String::new(),
+            not_after: now,
+            key_type: "ecdsa-p256".into(),
+            revoked: false,
+            last_seen_at: None,
+            source: "store".into(),
+        };
+        let apps = app_rows(
+            &file,
+            &[
+                cert("device-1.factory.corp"),
+                cert("device-2.factory.corp"),
+                cert("laptop.corp"),
+            ],
+        );
+        assert_eq!(
+            apps[0].policies[0].admits,
+            vec!["ci-deploy-prod", "ci-deploy-staging"]
+        );
+        assert_eq!(
+            apps[0].policies[1].admits,
+            vec![
+                "CN ~ device-[0-9]+\\.factory\\.corp (2 certs)",
+                "(require country SG,VN)"
+            ]
+        );
+        assert_eq!(apps[0].policies[1].action, "non_identity");
+    }
+}

@@ -1,0 +1,385 @@
+//! The one list of key bindings. Dispatch, the footer hints and the `?` help overlay all read
+//! `BINDINGS`, so the help can never drift from what the keys really do.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    ToggleHelp,
+    /// Switch to the view numbered by the digit pressed.
+    SwitchView,
+    NextView,
+    PrevView,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    StartFilter,
+    CycleSort,
+    Details,
+    /// Close an overlay, or clear the filter.
+    Back,
+    /// Filter input: apply what was typed.
+    ApplyFilter,
+    /// Filter input: drop the filter and close the input.
+    CancelFilter,
+    /// Filter input: delete the last character.
+    DeleteChar,
+}
+
+/// Where the keyboard focus is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// A view is showing.
+    Normal,
+    /// Typing a `/` filter.
+    FilterInput,
+    /// Help or details overlay.
+    Overlay,
+}
+
+/// One key (code + modifiers, with Shift ignored for characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+const fn k(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::NONE,
+    }
+}
+const fn code(c: KeyCode) -> Key {
+    Key {
+        code: c,
+        mods: KeyModifiers::NONE,
+    }
+}
+const fn ctrl(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::CONTROL,
+    }
+}
+
+/// One binding: keys → action in a context, with its footer label and help text.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub context: Context,
+    pub keys: &'static [Key],
+    pub action: Action,
+    /// How the keys are written in the footer and help, e.g. `j/k`.
+    pub label: &'static str,
+    /// One or two words for the footer; empty = not in the footer.
+    pub hint: &'static str,
+    /// One line for the help overlay.
+    pub help: &'static str,
+}
+
+use Context::{FilterInput, Normal, Overlay};
+
+/// Every key binding of the console.
+pub const BINDINGS: &[Binding] = &[
+    Binding {
+        context: Normal,
+        keys: &[k('q'), ctrl('c')],
+        action: Action::Quit,
+        label: "q",
+        hint: "quit",
+        help: "quit",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('?')],
+        action: Action::ToggleHelp,
+        label: "?",
+        hint: "help",
+        help: "show or hide this help",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('1'), k('2'), k('3'), k('4'), k('5'), k('6'), k('7')],
+        action: Action::SwitchView,
+        label: "1-7",
+        hint: "views",
+        help: "switch view: 1 Traffic 2 Tokens 3 Certs 4 Alerts 5 Policies 6 Rotations 7 Log",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::Tab)],
+        action: Action::NextView,
+        label: "Tab",
+        hint: "",
+        help: "next view",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::BackTab)],
+        action: Action::PrevView,
+        label: "S-Tab",
+        hint: "",
+        help: "previous view",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('j'), code(KeyCode::Down)],
+        action: Action::Down,
+        label: "j/k",
+        hint: "move",
+        help: "move down (the mouse wheel scrolls too)",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('k'), code(KeyCode::Up)],
+        action: Action::Up,
+        label: "k",
+        hint: "",
+        help: "move up",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::PageDown), ctrl('d')],
+        action: Action::PageDown,
+        label: "PgDn",
+        hint: "",
+        help: "page down",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::PageUp), ctrl('u')],
+        action: Action::PageUp,
+        label: "PgUp",
+        hint: "",
+        help: "page up",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('g'), code(KeyCode::Home)],
+        action: Action::Top,
+        label: "g/G",
+        hint: "top/end",
+        help: "go to the top",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('G'), code(KeyCode::End)],
+        action: Action::Bottom,
+        label: "G",
+        hint: "",
+        help: "go to the bottom",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('/')],
+        action: Action::StartFilter,
+        label: "/",
+        hint: "filter",
+        help: "filter: deny, ci-deploy, country:RU, app:api, reason:revoked, !allow …",
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('s')],
+        action: Action::CycleSort,
+        label: "s",
+        hint: "sort",
+        help: "cycle the sort order of the current table",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Details,
+        label: "Enter",
+        hint: "details",
+        help: "details of the selected row",
+    },
+    Binding {
+        context: Normal,
+        keys: &[code(KeyCode::Esc)],
+        action: Action::Back,
+        label: "Esc",
+        hint: "",
+        help: "clear the filter",
+    },
+    Binding {
+        context: FilterInput,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::ApplyFilter,
+        label: "Enter",
+        hint: "apply",
+        help: "apply the filter",
+    },
+    Binding {
+        context: FilterInput,
+        keys: &[code(KeyCode::Esc), ctrl('c')],
+        action: Action::CancelFilter,
+        label: "Esc",
+        hint: "clear",
+        help: "clear the filter",
+    },
+    Binding {
+        context: FilterInput,
+        keys: &[code(KeyCode::Backspace)],
+        action: Action::DeleteChar,
+        label: "Bksp",
+        hint: "delete",
+        help: "delete a character",
+    },
+    Binding {
+        context: Overlay,
+        keys: &[code(KeyCode::Esc), k('q'), code(KeyCode::Enter), k('?')],
+        action: Action::Back,
+        label: "Esc",
+        hint: "close",
+        help: "close this window",
+    },
+    Binding {
+        context: Overlay,
+        keys: &[k('j'), code(KeyCode::Down)],
+        action: Action::Down,
+        label: "j/k",
+        hint: "scroll",
+        help: "scroll",
+    },
+    Binding {
+        context: Overlay,
+        keys: &[k('k'), code(KeyCode::Up)],
+        action: Action::Up,
+        label: "k",
+        hint: "",
+        help: "scroll up",
+    },
+    Binding {
+        context: Overlay,
+        keys: &[ctrl('c')],
+        action: Action::Quit,
+        label: "C-c",
+        hint: "",
+        help: "quit",
+    },
+];
+
+impl Key {
+    fn matches(&self, ev: &KeyEvent) -> bool {
+        // Terminals report Shift with upper-case letters and symbols like `?`; the character
+        // already says it.
+        let mods = match ev.code {
+            KeyCode::Char(_) | KeyCode::BackTab => ev.modifiers - KeyModifiers::SHIFT,
+            _ => ev.modifiers,
+        };
+        self.code == ev.code && self.mods == mods
+    }
+}
+
+/// The action bound to `ev` in `context`, if any. Key releases are ignored.
+pub fn action_for(ev: &KeyEvent, context: Context) -> Option<Action> {
+    if ev.kind == KeyEventKind::Release {
+        return None;
+    }
+    BINDINGS
+        .iter()
+        .find(|b| b.context == context && b.keys.iter().any(|k| k.matches(ev)))
+        .map(|b| b.action)
+}
+
+/// `(label, hint)` pairs for the footer in `context`.
+pub fn footer_hints(context: Context) -> impl Iterator<Item = (&'static str, &'static str)> {
+    BINDINGS
+        .iter()
+        .filter(move |b| b.context == context && !b.hint.is_empty())
+        .map(|b| (b.label, b.hint))
+}
+
+/// The help overlay lines `(keys, help)` for views; the key column lists every bound key.
+pub fn help_lines() -> impl Iterator<Item = (String, &'static str)> {
+    BINDINGS.iter().filter(|b| b.context == Normal).map(|b| {
+        (
+            b.keys.iter().map(key_name).collect::<Vec<_>>().join(" "),
+            b.help,
+        )
+    })
+}
+
+/// How a key is written: `q`, `Ctrl-C`, `Enter`, `↓`.
+pub fn key_name(k: &Key) -> String {
+    let base = match k.code {
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Esc => "Esc".into(),
+        KeyCode::Tab => "Tab".into(),
+        KeyCode::BackTab => "Shift-Tab".into(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::Home => "Home".into(),
+        KeyCode::End => "End".into(),
+        KeyCode::Backspace => "Backspace".into(),
+        other => format!("{other:?}"),
+    };
+    if k.mods.contains(KeyModifiers::CONTROL) {
+        format!("Ctrl-{}", base.to_uppercase())
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode, m: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(c, m)
+    }
+
+    #[test]
+    fn dispatch_uses_the_context() {
+        let q = key(KeyCode::Char('q'), KeyModifiers::NONE);
+        assert_eq!(action_for(&q, Context::Normal), Some(Action::Quit));
+        assert_eq!(action_for(&q, Context::Overlay), Some(Action::Back));
+        assert_eq!(action_for(&q, Context::FilterInput), None, "typed as text");
+        let shift_g = key(KeyCode::Char('G'), KeyModifiers::SHIFT);
+        assert_eq!(action_for(&shift_g, Context::Normal), Some(Action::Bottom));
+        let ctrl_c = key(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(action_for(&ctrl_c, Context::Normal), Some(Action::Quit));
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_context() {
+        for (i, a) in BINDINGS.iter().enumerate() {
+            for b in &BINDINGS[i + 1..] {
+                if a.context == b.context {
+                    for k in a.keys {
+                        assert!(
+                            !b.keys.contains(k),
+                            "{:?} bound to {:?} and {:?}",
+                            k,
+                            a.action,
+                            b.action
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn footer_and_help_come_from_the_bindings() {
+        let footer: Vec<_> = footer_hints(Context::Normal).collect();
+        assert!(footer.contains(&("q", "quit")) && footer.contains(&("/", "filter")));
+        let help: Vec<_> = help_lines().collect();
+        assert_eq!(
+            help.len(),
+            BINDINGS
+                .iter()
+                .filter(|b| b.context == Context::Normal)
+                .count()
+        );
+        assert!(help.iter().any(|(keys, _)| keys == "q Ctrl-C"));
+    }
+}

@@ -1,0 +1,25 @@
+//! The ops console: a ratatui app over one `AppState` changed only by the pure
+//! `update(&mut AppState, Msg)`, drawn by views that only read it. Events arrive as `Msg`s on a
+//! channel: from the in-process bus (`feed::spawn_bus_bridge`) or a tailed JSONL log
+//! (`feed::spawn_tail`); inventory and policy snapshots come from `feed::spawn_inventory`.
+//! `run` owns the terminal. Nothing here does blocking I/O on the UI task.
+
+pub mod aggregate;
+pub mod alerts;
+pub mod app;
+pub mod bench;
+pub mod feed;
+pub mod filter;
+pub mod inventory;
+pub mod keymap;
+pub mod model;
+pub mod rows;
+mod runner;
+pub mod theme;
+pub mod views;
+
+pub use aggregate::Limits;
+pub use app::{AppState, HeaderInfo, Msg, ViewId, update};
+pub use model::{AppRow, CertRow, CredentialStatus, PolicyRow, RotationRow, TokenRow};
+pub use runner::{ConsoleError, ConsoleOptions, run};
+pub use theme::Theme;

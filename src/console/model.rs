@@ -1,0 +1,153 @@
+//! View-model types the console draws: inventory rows (tokens, certs), policy rows, rotation
+//! rows, and the credential status rule (ok / warn ≤ 30 d / critical ≤ 7 d / expired). Whoever
+//! feeds the console (the `console` verb, `demo`, `serve --console`) fills these; the console
+//! never reads the store or the policy file itself.
+
+use chrono::{DateTime, Duration, Utc};
+
+/// A credential expiring within this many days is `warn`.
+pub const WARN_WITHIN_DAYS: i64 = 30;
+/// A credential expiring within this many days is `critical`.
+pub const CRITICAL_WITHIN_DAYS: i64 = 7;
+/// Default rotation cadence: a token is due for rotation this many days after creation.
+pub const ROTATION_CADENCE_DAYS: i64 = 90;
+
+/// One service token in the Tokens view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRow {
+    pub name: String,
+    pub client_id: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// `app / policy` names whose include admits this token.
+    pub policies: Vec<String>,
+}
+
+impl TokenRow {
+    /// Status at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> CredentialStatus {
+        CredentialStatus::at(self.expires_at, self.revoked, now)
+    }
+
+    /// When the default cadence says this token should be rotated.
+    pub fn rotation_due(&self) -> DateTime<Utc> {
+        self.created_at + Duration::days(ROTATION_CADENCE_DAYS)
+    }
+}
+
+/// One client certificate in the Certs view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertRow {
+    pub common_name: String,
+    pub issuer: String,
+    pub serial: String,
+    pub fingerprint_sha256: String,
+    pub not_after: DateTime<Utc>,
+    pub key_type: String,
+    pub revoked: bool,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Where the console learned about it: `store`, `watch:/etc/certs/…`.
+    pub source: String,
+}
+
+impl CertRow {
+    /// Status at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> CredentialStatus {
+        CredentialStatus::at(self.not_after, self.revoked, now)
+    }
+}
+
+/// One `[[app]]` of the policy file, with its policies in evaluation order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRow {
+    pub name: String,
+    pub hostnames: Vec<String>,
+    pub policies: Vec<PolicyRow>,
+}
+
+/// One `[[app.policy]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRow {
+    pub name: String,
+    /// `service_auth`, `non_identity`, `allow`, `block`, `bypass`.
+    pub action: String,
+    /// Credentials (or selector descriptions) the include admits, e.g. `ci-deploy-prod`,
+    /// `CN ~ ^device-.*$ (3 certs)`, `everyone`.
+    pub admits: Vec<String>,
+}
+
+/// One rotation in the Rotations view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationRow {
+    pub id: String,
+    /// `token` or `cert`.
+    pub kind: String,
+    pub old: String,
+    pub new: Option<String>,
+    /// The state machine's current step, e.g. `rollout`.
+    pub state: String,
+}
+
+/// Expiry status of a credential, shown as colour *and* text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CredentialStatus {
+    Ok,
+    Warn,
+    Critical,
+    Expired,
+    Revoked,
+}
+
+impl CredentialStatus {
+    /// The status of a credential expiring at `expires_at`, at `now`.
+    pub fn at(expires_at: DateTime<Utc>, revoked: bool, now: DateTime<Utc>) -> Self {
+        let left = expires_at - now;
+        if revoked {
+            CredentialStatus::Revoked
+        } else if left <= Duration::zero() {
+            CredentialStatus::Expired
+        } else if left <= Duration::days(CRITICAL_WITHIN_DAYS) {
+            CredentialStatus::Critical
+        } else if left <= Duration::days(WARN_WITHIN_DAYS) {
+            CredentialStatus::Warn
+        } else {
+            CredentialStatus::Ok
+        }
+    }
+
+    /// The text label shown beside the colour (so monochrome terminals still tell them apart).
+    pub fn label(self) -> &'static str {
+        match self {
+            CredentialStatus::Ok => "ok",
+            CredentialStatus::Warn => "warn",
+            CredentialStatus::Critical => "critical",
+            CredentialStatus::Expired => "expired",
+            CredentialStatus::Revoked => "revoked",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_thresholds_are_inclusive() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |d: Duration| CredentialStatus::at(now + d, false, now);
+        assert_eq!(at(Duration::days(31)), CredentialStatus::Ok);
+        assert_eq!(at(Duration::days(30)), CredentialStatus::Warn);
+        assert_eq!(at(Duration::days(8)), CredentialStatus::Warn);
+        assert_eq!(at(Duration::days(7)), CredentialStatus::Critical);
+        assert_eq!(at(Duration::seconds(1)), CredentialStatus::Critical);
+        assert_eq!(at(Duration::zero()), CredentialStatus::Expired);
+        assert_eq!(
+            CredentialStatus::at(now - Duration::days(1), true, now),
+            CredentialStatus::Revoked
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! The rows each view shows, filtered and in the chosen sort order. Shared by `update` (which
+//! row is selected, what Enter opens) and the views (what to draw), so both always agree.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::audit::AccessEvent;
+use crate::duration::{ago, countdown};
+
+use super::aggregate::IdentityStats;
+use super::alerts::{AlertRow, AlertState};
+use super::app::{AppState, ViewId};
+use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
+
+/// Identities, filtered and sorted (req/min, deny %, last seen, or name).
+pub fn identities(s: &AppState) -> Vec<&IdentityStats> {
+    let now = s.now.timestamp();
+    let mut v: Vec<(u64, &IdentityStats)> = s
+        .traffic
+        .identities
+        .iter()
+        .filter(|i| s.filter.matches_identity(i))
+        .map(|i| (i.per_minute(now), i))
+        .collect();
+    match s.sort[ViewId::Traffic.index()] {
+        0 => v.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(b.1.total.cmp(&a.1.total))
+                .then(a.1.name.cmp(&b.1.name))
+        }),
+        1 => v.sort_unstable_by(|a, b| {
+            b.1.deny_pct()
+                .total_cmp(&a.1.deny_pct())
+                .then(a.1.name.cmp(&b.1.name))
+        }),
+        2 => v.sort_unstable_by(|a, b| {
+            b.1.last_seen
+                .cmp(&a.1.last_seen)
+                .then(a.1.name.cmp(&b.1.name))
+        }),
+        _ => v.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name)),
+    }
+    v.into_iter().map(|(_, i)| i).collect()
+}
+
+/// When a credential was last seen: the inventory's record or live traffic, whichever is newer.
+pub fn last_seen(s: &AppState, name: &str, stored: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    let live = s.traffic.identities.get(name).map(|i| i.last_seen);
+    stored.max(live)
+}
+
+/// Tokens, filtered and sorted (expiry with revoked last, name, or last seen).
+pub fn tokens(s: &AppState) -> Vec<&TokenRow> {
+    let mut v: Vec<&TokenRow> = s
+        .tokens
+        .iter()
+        .filter(|t| {
+            s.filter
+                .matches_text(&[&t.name, &t.client_id, t.status(s.now).label()])
+        })
+        .collect();
+    match s.sort[ViewId::Tokens.index()] {
+        0 => v.sort_by(|a, b| {
+            (a.revoked, a.expires_at, &a.name).cmp(&(b.revoked, b.expires_at, &b.name))
+        }),
+        1 => v.sort_by(|a, b| (&a.name, a.revoked).cmp(&(&b.name, b.revoked))),
+        _ => v.sort_by_cached_key(|t| {
+            (
+                std::cmp::Reverse(last_seen(s, &t.name, t.last_seen_at)),
+                t.name.clone(),
+            )
+        }),
+    }
+    v
+}
+
+/// Certificates, filtered and sorted (expiry with revoked last, CN, or last seen).
+pub fn certs(s: &AppState) -> Vec<&CertRow> {
+    let mut v: Vec<&CertRow> = s
+        .certs
+        .iter()
+        .filter(|c| {
+            s.filter.matches_text(&[
+                &c.common_name,
+                &c.issuer,
+                &c.serial,
+                c.status(s.now).label(),
+            ])
+        })
+        .collect();
+    match s.sort[ViewId::Certs.index()] {
+        0 => v.sort_by(|a, b| {
+            (a.revoked, a.not_after, &a.common_name).cmp(&(b.revoked, b.not_after, &b.common_name))
+        }),
+        1 => v.sort_by(|a, b| (&a.common_name, &a.serial).cmp(&(&b.common_name, &b.serial))),
+        _ => v.sort_by_cached_key(|c| {
+            (
+                std::cmp::Reverse(last_seen(s, &c.common_name, c.last_seen_at)),
+                c.serial.clone(),
+            )
+        }),
+    }
+    v
+}
+
+/// Alerts, filtered, newest first (or most severe first), open before resolved.
+pub fn alerts(s: &AppState) -> Vec<&AlertRow> {
+    let mut v: Vec<&AlertRow> = s
+        .alerts
+        .iter()
+        .filter(|a| {
+            s.filter.matches_text(&[
+                a.credential.as_deref().unwrap_or(""),
+                &a.title,
+                &a.rule,
+                a.severity.label(),
+            ])
+        })
+        .collect();
+    let open = |a: &AlertRow| a.state == AlertState::Open;
+    match s.sort[ViewId::Alerts.index()] {
+        0 => v.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then(b.severity.cmp(&a.severity))
+                .then(a.id.cmp(&b.id))
+        }),
+        _ => v.sort_by(|a, b| {
+            (open(b), b.severity, b.last_seen)
+                .cmp(&(open(a), a.severity, a.last_seen))
+                .then(a.id.cmp(&b.id))
+        }),
+    }
+    v
+}
+
+/// One line of the Policies view: an app's policy in evaluation order (or the app alone).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyLine<'a> {
+    pub app: &'a AppRow,
+    /// Position in the app's list, from 1.
+    pub order: usize,
+    pub policy: Option<&'a PolicyRow>,
+}
+
+/// Apps and their policies flattened into lines, filtered by app, policy or admitted credential.
+pub fn policy_lines(s: &AppState) -> Vec<PolicyLine<'_>> {
+    let mut out = Vec::new();
+    for app in &s.apps {
+        if app.policies.is_empty() {
+            if s.filter.matches_text(&[&app.name]) {
+                out.push(PolicyLine {
+                    app,
+                    order: 0,
+                    policy: None,
+                });
+            }
+            continue;
+        }
+        for (i, p) in app.policies.iter().enumerate() {
+            let admits = p.admits.join(" ");
+            if s.filter.matches_text(&[
+                &app.name,
+                &app.hostnames.join(" "),
+                &p.name,
+                &p.action,
+                &admits,
+            ]) {
+                out.push(PolicyLine {
+                    app,
+                    order: i + 1,
+                    policy: Some(p),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Events shown in the Log view and the live tail (filtered when a filter is set).
+pub fn log_len(s: &AppState) -> usize {
+    if s.filter.is_empty() {
+        s.traffic.ring.len()
+    } else {
+        s.filtered.len()
+    }
+}
+
+/// The `i`-th newest event of the Log view (0 = newest).
+pub fn log_event(s: &AppState, i: usize) -> Option<&Arc<AccessEvent>> {
+    if s.filter.is_empty() {
+        s.traffic.ring.newest(i)
+    } else {
+        let seq = s
+            .filtered
+            .len()
+            .checked_sub(i + 1)
+            .and_then(|j| s.filtered.get(j))?;
+        s.traffic.ring.get(*seq)
+    }
+}
+
+/// Rows in `view`'s selectable table.
+pub fn row_count(s: &AppState, view: ViewId) -> usize {
+    match view {
+        ViewId::Traffic => {
+            if s.filter.is_empty() {
+                s.traffic.identities.len()
+            } else {
+                s.traffic
+                    .identities
+                    .iter()
+                    .filter(|i| s.filter.matches_identity(i))
+                    .count()
+            }
+        }
+        ViewId::Tokens => tokens(s).len(),
+        ViewId::Certs => certs(s).len(),
+        ViewId::Alerts => alerts(s).len(),
+        ViewId::Policies => policy_lines(s).len(),
+        ViewId::Rotations => s.rotations.len(),
+        ViewId::Log => log_len(s),
+    }
+}
+
+/// Title and lines of the details window for the selected row of the current view.
+pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
+    let sel = s.selected[s.view.index()];
+    let t = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let seen = |d: Option<DateTime<Utc>>| {
+        d.map_or("never".to_string(), |d| {
+            format!("{} ({})", t(d), ago(s.now - d))
+        })
+    };
+    match s.view {
+        ViewId::Traffic => {
+            let i = *identities(s).get(sel)?;
+            Some((
+                format!("identity {}", i.name),
+                vec![
+                    format!("method       {}", i.method.as_str()),
+                    format!(
+                        "requests     {} ({} denied, {:.1}%)",
+                        i.total,
+                        i.denied,
+                        i.deny_pct()
+                    ),
+                    format!("req/min      {}", i.per_minute(s.now.timestamp())),
+                    format!("first seen   {}", seen(Some(i.first_seen))),
+                    format!("last seen    {}", seen(Some(i.last_seen))),
+                    format!("countries    {}", i.countries.joined()),
+                    format!("apps         {}", i.apps.joined()),
+                ],
+            ))
+        }
+        ViewId::Tokens => {
+            let tk = *tokens(s).get(sel)?;
+            let status = tk.status(s.now);
+            Some((
+                format!("token {}", tk.name),
+                vec![
+                    format!("client id    {}", tk.client_id),
+                    format!("status       {}", status.label()),
+                    format!("created      {}", t(tk.created_at)),
+                    format!(
+                        "expires      {} ({})",
+                        t(tk.expires_at),
+                        countdown(tk.expires_at - s.now)
+                    ),
+                    format!("rotation due {}", t(tk.rotation_due())),
+                    format!(
+                        "last seen    {}",
+                        seen(last_seen(s, &tk.name, tk.last_seen_at))
+                    ),
+                    format!(
+                        "policies     {}",
+                        if tk.policies.is_empty() {
+                            "none".into()
+                        } else {
+                            tk.policies.join(", ")
+                        }
+                    ),
+                ],
+            ))
+        }
+        ViewId::Certs => {
+            let c = *certs(s).get(sel)?;
+            Some((
+                format!("certificate {}", c.common_name),
+                vec![
+                    format!("status       {}", c.status(s.now).label()),
+                    format!("issuer       {}", c.issuer),
+                    format!("serial       {}", c.serial),
+                    format!("sha-256      {}", c.fingerprint_sha256),
+                    format!(
+                        "not after    {} ({})",
+                        t(c.not_after),
+                        countdown(c.not_after - s.now)
+                    ),
+                    format!("key type     {}", c.key_type),
+                    format!(
+                        "last seen    {}",
+                        seen(last_seen(s, &c.common_name, c.last_seen_at))
+                    ),
+                    format!("source       {}", c.source),
+                ],
+            ))
+        }
+        ViewId::Alerts => {
+            let a = *alerts(s).get(sel)?;
+            let mut lines = vec![
+                format!("id           {}", a.id),
+                format!("rule         {}", a.rule),
+                format!("severity     {}", a.severity.label()),
+                format!(
+                    "state        {}",
+                    if a.state == AlertState::Open {
+                        "open"
+                    } else {
+                        "resolved"
+                    }
+                ),
+                format!("credential   {}", a.credential.as_deref().unwrap_or("-")),
+                format!("count        {}", a.count),
+                format!("first seen   {}", seen(Some(a.first_seen))),
+                format!("last seen    {}", seen(Some(a.last_seen))),
+                "evidence".to_string(),
+            ];
+            lines.extend(a.evidence.iter().map(|(k, v)| format!("  {k:<11} {v}")));
+            Some((a.title.clone(), lines))
+        }
+        ViewId::Policies => {
+            let l = *policy_lines(s).get(sel)?;
+            let mut lines = vec![
+                format!("app          {}", l.app.name),
+                format!("hostnames    {}", l.app.hostnames.join(", ")),
+            ];
+            if let Some(p) = l.policy {
+                lines.push(format!("policy #{}    {}", l.order, p.name));
+                lines.push(format!("action       {}", p.action));
+                lines.push("admits".into());
+                lines.extend(p.admits.iter().map(|a| format!("  {a}")));
+            }
+            Some((format!("app {}", l.app.name), lines))
+        }
+        ViewId::Rotations => {
+            let r = s.rotations.get(sel)?;
+            Some((
+                format!("rotation {}", r.id),
+                vec![
+                    format!("kind         {}", r.kind),
+                    format!("old          {}", r.old),
+                    format!("new          {}", r.new.as_deref().unwrap_or("-")),
+                    format!("state        {}", r.state),
+                ],
+            ))
+        }
+        ViewId::Log => {
+            let e = log_event(s, sel)?;
+            let json = serde_json::to_string_pretty(&**e).unwrap_or_default();
+            Some((
+                format!("event {}", e.ray_id),
+                json.lines().map(str::to_string).collect(),
+            ))
+        }
+    }
+}

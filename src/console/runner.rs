@@ -1,0 +1,221 @@
+//! The runner: owns the terminal (raw mode, alternate screen, mouse capture; restored on exit
+//! and on panic) and merges keyboard/mouse input, a one-second tick and the incoming `Msg`
+//! channel into `update`. Redraws only after a change, at most ~60 times a second; a key never
+//! waits for I/O.
+
+use std::io::{self, Stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind};
+use crossterm::execute;
+use crossterm::terminal::{
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::clock::{SharedClock, SystemClock};
+
+use super::aggregate::Limits;
+use super::app::{AppState, HeaderInfo, Msg, update};
+use super::theme::Theme;
+use super::views;
+
+/// Shortest time between two frames (~60 fps).
+const FRAME: Duration = Duration::from_millis(16);
+/// Messages applied between two looks at the keyboard, so input stays responsive under load.
+const MAX_BATCH: usize = 4096;
+
+/// How to run the console.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    pub theme: Theme,
+    pub header: HeaderInfo,
+    pub limits: Limits,
+    pub clock: SharedClock,
+    /// When the gate started (uptime); default: when the console starts.
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+impl ConsoleOptions {
+    /// Defaults: wall clock, default limits, no listen addresses.
+    pub fn new(theme: Theme) -> Self {
+        Self {
+            theme,
+            header: HeaderInfo::default(),
+            limits: Limits::default(),
+            clock: std::sync::Arc::new(SystemClock),
+            started_at: None,
+        }
+    }
+
+    /// The initial state these options describe.
+    pub fn initial_state(&self) -> AppState {
+        let now = self.clock.now();
+        let mut s = AppState::new(self.theme.clone(), self.header.clone(), self.limits, now);
+        if let Some(t) = self.started_at {
+            s.started_at = t;
+        }
+        s
+    }
+}
+
+/// The console could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error(
+        "the console needs an interactive terminal (stdout is not a TTY); run it in a terminal, or use `botgate logs export` or `botgate demo --headless`"
+    )]
+    NotATerminal,
+    #[error("terminal error: {0}")]
+    Terminal(#[from] io::Error),
+}
+
+/// Run the console until the user quits or `Msg::Quit` arrives. When the channel closes the
+/// console stays open (showing that the source ended) until the user quits.
+pub async fn run(opts: ConsoleOptions, rx: mpsc::Receiver<Msg>) -> Result<(), ConsoleError> {
+    use std::io::IsTerminal;
+    if !io::stdout().is_terminal() {
+        return Err(ConsoleError::NotATerminal);
+    }
+    let mut state = opts.initial_state();
+    let mut guard = TerminalGuard::enter()?;
+    let size = guard.terminal.size()?;
+    update(&mut state, Msg::Resize(size.width, size.height));
+    let result = event_loop(&mut guard.terminal, &mut state, &opts.clock, rx).await;
+    drop(guard);
+    result
+}
+
+async fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    state: &mut AppState,
+    clock: &SharedClock,
+    mut rx: mpsc::Receiver<Msg>,
+) -> Result<(), ConsoleError> {
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    let mut source_open = true;
+    loop {
+        if state.should_quit {
+            return Ok(());
+        }
+        if dirty && last_draw.elapsed() >= FRAME {
+            terminal.draw(|f| views::draw(f, state))?;
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        tokio::select! {
+            // Input first: a key is handled before the next batch of events.
+            biased;
+            ev = input.next() => match ev {
+                Some(Ok(ev)) => {
+                    if let Some(msg) = from_terminal(ev) {
+                        update(state, msg);
+                        dirty = true;
+                    }
+                }
+                Some(Err(e)) => return Err(ConsoleError::Terminal(e)),
+                None => return Ok(()),
+            },
+            _ = tick.tick() => {
+                update(state, Msg::Tick(clock.now()));
+                dirty = true;
+            }
+            msg = rx.recv(), if source_open => match msg {
+                Some(msg) => {
+                    update(state, msg);
+                    for _ in 0..MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(msg) => update(state, msg),
+                            Err(_) => break,
+                        }
+                    }
+                    dirty = true;
+                }
+                None => {
+                    source_open = false;
+                    update(state, Msg::Notice("event source ended".into()));
+                    dirty = true;
+                }
+            },
+            _ = tokio::time::sleep_until(last_draw + FRAME), if dirty => {}
+        }
+    }
+}
+
+/// A terminal event as a message (key releases and focus/paste events are ignored).
+fn from_terminal(ev: Event) -> Option<Msg> {
+    match ev {
+        Event::Key(k) if k.kind != KeyEventKind::Release => Some(Msg::Key(k)),
+        Event::Mouse(m) => Some(Msg::Mouse(m)),
+        Event::Resize(w, h) => Some(Msg::Resize(w, h)),
+        _ => None,
+    }
+}
+
+/// Whether the terminal is in console mode (so the panic hook restores it only then).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+struct TerminalGuard {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl TerminalGuard {
+    fn enter() -> io::Result<Self> {
+        install_panic_hook();
+        enable_raw_mode()?;
+        ACTIVE.store(true, Ordering::SeqCst);
+        // Clear with an escape sequence rather than `Terminal::clear`, which asks the terminal
+        // for the cursor position and fails on terminals that do not answer.
+        let setup = execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            Clear(ClearType::All)
+        )
+        .and_then(|_| Terminal::new(CrosstermBackend::new(io::stdout())));
+        match setup {
+            Ok(terminal) => Ok(Self { terminal }),
+            Err(e) => {
+                restore();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore();
+        let _ = self.terminal.show_cursor();
+    }
+}
+
+fn restore() {
+    if ACTIVE.swap(false, Ordering::SeqCst) {
+        let _ = execute!(io::stdout(), DisableMouseCapture, LeaveAlternateScreen);
+        let _ = disable_raw_mode();
+    }
+}
+
+fn install_panic_hook() {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // Leave the alternate screen first so the panic message is readable.
+        restore();
+        previous(info);
+    }));
+}

@@ -1,0 +1,65 @@
+//! View 4, Alerts: newest first, one row per alert id with its latest state, severity (colour
+//! and label), the credential it is about and its evidence.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Cell;
+
+use crate::console::alerts::AlertState;
+use crate::console::app::{AppState, ViewId};
+use crate::console::rows;
+
+use super::widgets::{block, col, seen, title, wide, windowed_table};
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let list = rows::alerts(s);
+    let open = list.iter().filter(|a| a.state == AlertState::Open).count();
+    let mut parts = vec![
+        format!("{open} open, {} resolved", list.len() - open),
+        format!("sort {}", s.sort_label(ViewId::Alerts)),
+    ];
+    if s.alerts.malformed > 0 {
+        parts.push(format!("{} unreadable alert events", s.alerts.malformed));
+    }
+    windowed_table(
+        frame,
+        area,
+        t,
+        block(t, title(t, "alerts", &parts)),
+        &[
+            col("last seen", Constraint::Length(9)),
+            col("severity", Constraint::Length(8)),
+            wide("state", Constraint::Length(8), 120),
+            col("credential", Constraint::Fill(2)),
+            col("alert", Constraint::Fill(4)),
+            wide("count", Constraint::Length(6), 100),
+            wide("evidence", Constraint::Fill(4), 120),
+        ],
+        list.len(),
+        Some(s.selected[ViewId::Alerts.index()]),
+        |i| {
+            let a = list[i];
+            let resolved = a.state == AlertState::Resolved;
+            let sev = if resolved {
+                t.muted()
+            } else {
+                t.severity(a.severity)
+            };
+            let cells = vec![
+                Cell::from(seen(s.now, Some(a.last_seen))),
+                Cell::from(Span::styled(a.severity.label(), sev)),
+                Cell::from(Span::styled(
+                    if resolved { "resolved" } else { "open" },
+                    if resolved { t.muted() } else { t.base() },
+                )),
+                Cell::from(a.credential.clone().unwrap_or_else(|| "-".into())),
+                Cell::from(a.title.clone()),
+                Cell::from(Line::from(a.count.to_string()).right_aligned()),
+                Cell::from(Span::styled(a.evidence_text(), t.muted())),
+            ];
+            (cells, if resolved { t.muted() } else { t.base() })
+        },
+    );
+}

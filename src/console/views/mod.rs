@@ -1,0 +1,254 @@
+//! Drawing: `draw(frame, &AppState)` paints the header, the current view, the footer and any
+//! overlay. Views only read the state; they never change it and never do I/O.
+
+mod alerts;
+mod certs;
+mod log;
+mod policies;
+mod rotations;
+mod tokens;
+mod traffic;
+pub mod widgets;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use super::app::{AppState, Overlay, ViewId};
+use super::keymap::{self, Context};
+
+/// The smallest terminal the console draws in.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Paint one frame.
+pub fn draw(frame: &mut Frame, s: &AppState) {
+    let area = frame.area();
+    frame.render_widget(Block::new().style(s.theme.base()), area);
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = Text::from(vec![
+            Line::from(format!(
+                "terminal too small (need {MIN_WIDTH}×{MIN_HEIGHT})"
+            )),
+            Line::from(format!("now {}×{}", area.width, area.height)).style(s.theme.muted()),
+        ]);
+        let [mid] = Layout::vertical([Constraint::Length(2)])
+            .flex(Flex::Center)
+            .areas(area);
+        frame.render_widget(
+            Paragraph::new(msg).centered().wrap(Wrap { trim: true }),
+            mid,
+        );
+        return;
+    }
+    let [header, tabs, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, header, s);
+    draw_tabs(frame, tabs, s);
+    match s.view {
+        ViewId::Traffic => traffic::draw(frame, body, s),
+        ViewId::Tokens => tokens::draw(frame, body, s),
+        ViewId::Certs => certs::draw(frame, body, s),
+        ViewId::Alerts => alerts::draw(frame, body, s),
+        ViewId::Policies => policies::draw(frame, body, s),
+        ViewId::Rotations => rotations::draw(frame, body, s),
+        ViewId::Log => log::draw(frame, body, s),
+    }
+    draw_footer(frame, footer, s);
+    match &s.overlay {
+        Some(Overlay::Help { scroll }) => draw_help(frame, body, s, *scroll),
+        Some(Overlay::Details {
+            title,
+            lines,
+            scroll,
+        }) => draw_details(frame, body, s, title, lines, *scroll),
+        None => {}
+    }
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let h = t.header();
+    let sep = Span::styled(" │ ", h);
+    let listen = if s.header.listen.is_empty() {
+        "-".to_string()
+    } else {
+        s.header.listen.join(" ")
+    };
+    let open = s.alerts.open_count();
+    // Most important first: a narrow terminal cuts from the right.
+    let mut spans = vec![
+        Span::styled(" botgate ", h.add_modifier(Modifier::BOLD)),
+        sep.clone(),
+        Span::styled(format!("{:.1} req/s", s.req_per_sec()), h),
+        sep.clone(),
+        Span::styled(
+            format!("{open} alert{}", if open == 1 { "" } else { "s" }),
+            if open > 0 {
+                h.add_modifier(Modifier::BOLD)
+            } else {
+                h
+            },
+        ),
+        sep.clone(),
+        Span::styled(format!("up {}", widgets::span(s.now - s.started_at)), h),
+        sep.clone(),
+        Span::styled(format!("gate {listen}"), h),
+    ];
+    if !s.header.source.is_empty() {
+        spans.push(sep.clone());
+        spans.push(Span::styled(s.header.source.clone(), h));
+    }
+    let mut problems = Vec::new();
+    if s.feed.dropped > 0 {
+        problems.push(format!("{} dropped", s.feed.dropped));
+    }
+    if s.feed.corrupt_lines > 0 {
+        problems.push(format!("{} corrupt lines", s.feed.corrupt_lines));
+    }
+    if let Some(n) = &s.feed.notice {
+        problems.push(n.clone());
+    }
+    if !problems.is_empty() {
+        spans.push(sep);
+        spans.push(Span::styled(
+            problems.join(", "),
+            h.add_modifier(Modifier::BOLD),
+        ));
+    }
+    let badge = if s.header.read_only {
+        " READ-ONLY "
+    } else {
+        ""
+    };
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(badge.len() as u16)])
+            .areas(area);
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(h), left);
+    frame.render_widget(
+        Paragraph::new(Span::styled(badge, t.badge())).style(h),
+        right,
+    );
+}
+
+fn draw_tabs(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let mut spans = Vec::new();
+    for v in ViewId::ALL {
+        let label = format!(" {} {} ", v.index() + 1, v.title());
+        if v == s.view {
+            spans.push(Span::styled(label, t.selection()));
+        } else {
+            spans.push(Span::styled(label, t.muted()));
+        }
+        spans.push(Span::raw(" "));
+    }
+    let filter = match (&s.filter_input, s.filter.text()) {
+        (Some(input), _) => Span::styled(format!("/{input}█"), t.accent()),
+        (None, "") => Span::raw(""),
+        (None, f) => Span::styled(format!("filter: {f} (Esc clears)"), t.accent()),
+    };
+    let fw = filter.width() as u16;
+    let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(fw + 1)]).areas(area);
+    frame.render_widget(Paragraph::new(Line::from(spans)), l);
+    frame.render_widget(Paragraph::new(filter), r);
+}
+
+fn draw_footer(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let mut spans = Vec::new();
+    let ctx = s.context();
+    if ctx == Context::FilterInput {
+        spans.push(Span::styled(
+            "filter: deny  ci-deploy  country:RU  app:api  reason:revoked  !allow   ",
+            t.muted(),
+        ));
+    }
+    for (label, hint) in keymap::footer_hints(ctx) {
+        spans.push(Span::styled(label, t.accent()));
+        spans.push(Span::styled(format!(" {hint}  "), t.muted()));
+    }
+    if ctx == Context::Normal {
+        spans.push(Span::styled(
+            format!("sort: {}", s.sort_label(s.view)),
+            t.muted(),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A rectangle of `w`×`h` centred in `area` (clipped to it).
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let [v] = Layout::vertical([Constraint::Length(h.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [c] = Layout::horizontal([Constraint::Length(w.min(area.width))])
+        .flex(Flex::Center)
+        .areas(v);
+    c
+}
+
+fn draw_help(frame: &mut Frame, area: Rect, s: &AppState, scroll: u16) {
+    let t = &s.theme;
+    let mut lines: Vec<Line> = keymap::help_lines()
+        .map(|(keys, help)| {
+            Line::from(vec![
+                Span::styled(format!("{keys:<22}"), t.accent()),
+                Span::styled(help, t.base()),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "Filter terms (all must match): deny allow bypass error, key:value with",
+        t.muted(),
+    ));
+    lines.push(Line::styled(
+        "country app host ip reason status id method kind path; other text",
+        t.muted(),
+    ));
+    lines.push(Line::styled(
+        "matches identity, app, host, path, IP, country, reason; !term negates.",
+        t.muted(),
+    ));
+    let h = lines.len() as u16 + 2;
+    let w = lines.iter().map(|l| l.width() as u16).max().unwrap_or(40) + 2;
+    let r = centered(area, w, h);
+    frame.render_widget(Clear, r);
+    let p = Paragraph::new(lines)
+        .block(widgets::block(t, " help · Esc closes "))
+        .style(t.base())
+        .scroll((scroll, 0));
+    frame.render_widget(p, r);
+}
+
+fn draw_details(
+    frame: &mut Frame,
+    area: Rect,
+    s: &AppState,
+    title: &str,
+    lines: &[String],
+    scroll: u16,
+) {
+    let t = &s.theme;
+    let w = (lines.iter().map(|l| l.chars().count()).max().unwrap_or(20) as u16 + 4)
+        .clamp(40, area.width.saturating_sub(4));
+    let r = centered(area, w, lines.len() as u16 + 2);
+    frame.render_widget(Clear, r);
+    let text: Vec<Line> = lines
+        .iter()
+        .map(|l| Line::styled(l.as_str(), t.base()))
+        .collect();
+    let p = Paragraph::new(text)
+        .block(widgets::block(t, format!(" {title} · Esc closes ")))
+        .style(t.base())
+        .scroll((scroll, 0));
+    frame.render_widget(p, r);
+}

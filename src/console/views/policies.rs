@@ -1,0 +1,110 @@
+//! View 5, Policies: each app with its policies in evaluation order, the action, and which
+//! credentials each admits. A failed reload shows a banner: the gate keeps the last good policy.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Wrap};
+
+use crate::console::app::{AppState, ViewId};
+use crate::console::model::CredentialStatus;
+use crate::console::rows;
+
+use super::widgets::{block, col, title, wide, windowed_table};
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let area = match &s.reload_error {
+        Some(err) => {
+            let [banner, rest] =
+                Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(area);
+            let crit = t.status(CredentialStatus::Critical);
+            let p = Paragraph::new(vec![
+                Line::styled(
+                    "policy reload failed: the gate still enforces the last good policy",
+                    crit.add_modifier(Modifier::BOLD),
+                ),
+                Line::styled(err.clone(), crit),
+            ])
+            .wrap(Wrap { trim: true })
+            .block(block(t, " invalid reload ").border_style(crit));
+            frame.render_widget(p, banner);
+            rest
+        }
+        None => area,
+    };
+    let lines = rows::policy_lines(s);
+    let n_policies: usize = s.apps.iter().map(|a| a.policies.len()).sum();
+    windowed_table(
+        frame,
+        area,
+        t,
+        block(
+            t,
+            title(
+                t,
+                "apps and policies",
+                &[
+                    format!("{} apps, {n_policies} policies", s.apps.len()),
+                    "first match decides".into(),
+                ],
+            ),
+        ),
+        &[
+            col("app", Constraint::Fill(2)),
+            wide("hostnames", Constraint::Fill(2), 120),
+            col("#", Constraint::Length(2)),
+            col("policy", Constraint::Fill(2)),
+            col("action", Constraint::Length(12)),
+            col("admits", Constraint::Fill(5)),
+        ],
+        lines.len(),
+        Some(s.selected[ViewId::Policies.index()]),
+        |i| {
+            let l = lines[i];
+            let first = i == 0 || !std::ptr::eq(lines[i - 1].app, l.app);
+            let (app, hosts) = if first {
+                (l.app.name.clone(), l.app.hostnames.join(", "))
+            } else {
+                (String::new(), String::new())
+            };
+            match l.policy {
+                Some(p) => {
+                    let action_style = match p.action.as_str() {
+                        "block" => t.decision(false),
+                        "bypass" => t.status(CredentialStatus::Warn),
+                        _ => t.decision(true),
+                    };
+                    let cells = vec![
+                        Cell::from(Span::styled(app, t.title())),
+                        Cell::from(hosts),
+                        Cell::from(l.order.to_string()),
+                        Cell::from(p.name.clone()),
+                        Cell::from(Span::styled(p.action.clone(), action_style)),
+                        Cell::from(if p.admits.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            p.admits.join(", ")
+                        }),
+                    ];
+                    (cells, t.base())
+                }
+                None => {
+                    let cells = vec![
+                        Cell::from(Span::styled(app, t.title())),
+                        Cell::from(hosts),
+                        Cell::from(""),
+                        Cell::from(Span::styled(
+                            "no policies: every request is denied",
+                            t.muted(),
+                        )),
+                        Cell::from(""),
+                        Cell::from(""),
+                    ];
+                    (cells, t.base())
+                }
+            }
+        },
+    );
+}

@@ -1,0 +1,235 @@
+//! View 1, Traffic: requests/s allowed vs denied, the split by connection method, the identities
+//! table, and the live tail (filtered by `/`). Reads only bucketed aggregates and the visible
+//! slice of the ring, so a frame costs the same at any traffic volume.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Sparkline};
+
+use crate::console::aggregate::{Bucket, METHODS, method_index};
+use crate::console::app::{AppState, ViewId};
+use crate::console::rows;
+
+use super::widgets::{self, block, col, title, wide, windowed_table};
+
+/// Seconds averaged for the rates shown beside the charts.
+const RATE_SECS: usize = 5;
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    // The identities table takes what its rows need (up to 45 %); the live tail gets the rest.
+    let want = u16::try_from(rows::row_count(s, ViewId::Traffic))
+        .unwrap_or(u16::MAX)
+        .saturating_add(3)
+        .max(6);
+    let ids_height = want.min(area.height.saturating_sub(8) * 45 / 100).max(6);
+    let [charts, ids, tail] = Layout::vertical([
+        Constraint::Length(8),
+        Constraint::Length(ids_height),
+        Constraint::Min(5),
+    ])
+    .areas(area);
+    let [rate, methods] =
+        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(charts);
+    draw_rate(frame, rate, s);
+    draw_methods(frame, methods, s);
+    draw_identities(frame, ids, s);
+    draw_tail(frame, tail, s);
+}
+
+/// The buckets for the chart: one per column, ending at the current second.
+fn series(s: &AppState, width: u16) -> Vec<Bucket> {
+    s.traffic
+        .seconds
+        .series(s.now.timestamp(), usize::from(width))
+        .collect()
+}
+
+fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let secs = usize::from(area.width.saturating_sub(2 + 16)).min(s.traffic.seconds.window());
+    let blk = block(
+        t,
+        title(
+            t,
+            "requests/s",
+            &[
+                format!("last {}", window_label(secs)),
+                "allowed vs denied".into(),
+            ],
+        ),
+    );
+    let inner = blk.inner(area);
+    frame.render_widget(blk, area);
+    let [labels, chart] =
+        Layout::horizontal([Constraint::Length(16), Constraint::Min(0)]).areas(inner);
+    let data = series(s, chart.width);
+    let end = s.now.timestamp() - 1;
+    let allowed_rate = rate_of(s, end, |b| b.allowed);
+    let denied_rate = rate_of(s, end, |b| b.denied);
+    // Each series has its own scale (labelled), so a handful of denials stays visible next to
+    // thousands of allowed requests.
+    let allowed: Vec<u64> = data.iter().map(|b| u64::from(b.allowed)).collect();
+    let denied: Vec<u64> = data.iter().map(|b| u64::from(b.denied)).collect();
+    let max_allowed = allowed.iter().copied().max().unwrap_or(0).max(1);
+    let max_denied = denied.iter().copied().max().unwrap_or(0).max(1);
+    let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(chart);
+    let [ltop, lbottom] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(labels);
+    for (area, name, allowed_side, rate, max) in [
+        (ltop, "allowed", true, allowed_rate, max_allowed),
+        (lbottom, "denied", false, denied_rate, max_denied),
+    ] {
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::styled(name, t.decision(allowed_side)),
+                Line::styled(format!("{rate:.1}/s"), t.base()),
+                Line::styled(format!("max {max}/s"), t.muted()),
+            ]),
+            area,
+        );
+    }
+    frame.render_widget(
+        Sparkline::default()
+            .data(&allowed)
+            .max(max_allowed)
+            .style(t.decision(true)),
+        top,
+    );
+    frame.render_widget(
+        Sparkline::default()
+            .data(&denied)
+            .max(max_denied)
+            .style(t.decision(false)),
+        bottom,
+    );
+}
+
+fn rate_of(s: &AppState, end: i64, f: impl Fn(&Bucket) -> u32) -> f64 {
+    let sum: u64 = s
+        .traffic
+        .seconds
+        .series(end, RATE_SECS)
+        .map(|b| u64::from(f(&b)))
+        .sum();
+    sum as f64 / RATE_SECS as f64
+}
+
+fn window_label(secs: usize) -> String {
+    match (secs / 60, secs % 60) {
+        (m, 0) if secs >= 120 => format!("{m}m"),
+        (m, s) if secs >= 120 => format!("{m}m{s}s"),
+        _ => format!("{secs}s"),
+    }
+}
+
+fn draw_methods(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let blk = block(t, title(t, "by connection method", &[]));
+    let inner = blk.inner(area);
+    frame.render_widget(blk, area);
+    let rows = Layout::vertical([Constraint::Length(2); 3]).split(inner);
+    let label_w = 22;
+    let end = s.now.timestamp() - 1;
+    for (i, m) in METHODS.iter().enumerate() {
+        let Some(r) = rows.get(i).copied() else { break };
+        let [label, chart] =
+            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(0)]).areas(r);
+        let rate = rate_of(s, end, |b| b.by_method[i]);
+        let total = s.traffic.totals.by_method[i];
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::styled(m.as_str(), t.method(i)),
+                Line::from(vec![
+                    Span::styled(format!("{rate:.1}/s "), t.base()),
+                    Span::styled(format!("{total} total"), t.muted()),
+                ]),
+            ]),
+            label,
+        );
+        let data: Vec<u64> = series(s, chart.width)
+            .iter()
+            .map(|b| u64::from(b.by_method[i]))
+            .collect();
+        frame.render_widget(Sparkline::default().data(&data).style(t.method(i)), chart);
+    }
+}
+
+fn draw_identities(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let list = rows::identities(s);
+    let sel = s.selected[ViewId::Traffic.index()];
+    let mut parts = vec![
+        format!("{}", list.len()),
+        format!("sort {}", s.sort_label(ViewId::Traffic)),
+    ];
+    if s.traffic.identities.evicted > 0 {
+        parts.push(format!("{} idle dropped", s.traffic.identities.evicted));
+    }
+    let now_sec = s.now.timestamp();
+    windowed_table(
+        frame,
+        area,
+        t,
+        block(t, title(t, "identities", &parts)),
+        &[
+            col("identity", Constraint::Fill(3)),
+            col("via", Constraint::Length(5)),
+            col("req/min", Constraint::Length(7)),
+            col("deny %", Constraint::Length(6)),
+            wide("total", Constraint::Length(8), 120),
+            col("last seen", Constraint::Length(9)),
+            col("countries", Constraint::Length(14)),
+            wide("apps", Constraint::Fill(2), 120),
+        ],
+        list.len(),
+        Some(sel),
+        |i| {
+            let id = list[i];
+            let deny = id.deny_pct();
+            let cells = vec![
+                Cell::from(id.name.clone()),
+                Cell::from(Span::styled(
+                    super::log::via(id.method),
+                    t.method(method_index(id.method)),
+                )),
+                Cell::from(Line::from(id.per_minute(now_sec).to_string()).right_aligned()),
+                Cell::from(
+                    Line::styled(
+                        format!("{deny:.1}"),
+                        if id.denied > 0 {
+                            t.decision(false)
+                        } else {
+                            t.base()
+                        },
+                    )
+                    .right_aligned(),
+                ),
+                Cell::from(Line::from(id.total.to_string()).right_aligned()),
+                Cell::from(widgets::seen(s.now, Some(id.last_seen))),
+                Cell::from(id.countries.joined()),
+                Cell::from(id.apps.joined()),
+            ];
+            (cells, t.base())
+        },
+    );
+}
+
+fn draw_tail(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let n = rows::log_len(s);
+    let mut parts = vec![format!("{n} in buffer")];
+    if !s.filter.is_empty() {
+        parts.push(format!("filter {}", s.filter.text()));
+    }
+    windowed_table(
+        frame,
+        area,
+        t,
+        block(t, title(t, "live tail", &parts)),
+        &super::log::tail_columns(),
+        n,
+        None,
+        |i| super::log::event_cells(s, i, false),
+    );
+}

@@ -1,0 +1,140 @@
+//! Drawing helpers shared by the views: themed blocks, windowed tables (only visible rows are
+//! built, so a million-row ring costs what the screen shows), and short time formats.
+
+use chrono::{DateTime, Duration, Utc};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+
+use crate::console::theme::Theme;
+
+/// The selection symbol (also visible without colours).
+pub const SELECTED: &str = "▶ ";
+
+/// A bordered block with a themed title.
+pub fn block<'a>(theme: &Theme, title: impl Into<Line<'a>>) -> Block<'a> {
+    Block::bordered()
+        .border_style(theme.border())
+        .title(title.into().style(theme.title()))
+}
+
+/// `Title (n)` plus extra `· part` segments.
+pub fn title<'a>(theme: &Theme, name: &str, parts: &[String]) -> Line<'a> {
+    let mut spans = vec![Span::styled(format!(" {name} "), theme.title())];
+    for p in parts.iter().filter(|p| !p.is_empty()) {
+        spans.push(Span::styled(format!("· {p} "), theme.muted()));
+    }
+    Line::from(spans)
+}
+
+/// A table column: header, width, and the narrowest table that still shows it (so an 80-column
+/// terminal drops the least important columns instead of squeezing every one).
+#[derive(Debug, Clone, Copy)]
+pub struct Col {
+    pub header: &'static str,
+    pub width: Constraint,
+    pub min_table_width: u16,
+}
+
+/// A column always shown.
+pub const fn col(header: &'static str, width: Constraint) -> Col {
+    Col {
+        header,
+        width,
+        min_table_width: 0,
+    }
+}
+
+/// A column shown only when the table is at least `min_table_width` wide.
+pub const fn wide(header: &'static str, width: Constraint, min_table_width: u16) -> Col {
+    Col {
+        header,
+        width,
+        min_table_width,
+    }
+}
+
+/// A table of `total` rows of which only the visible window is built by `make_row(i)` (cells
+/// for every column in `cols`, and the row style). `selected` (if any) is kept on screen and
+/// drawn with the selection style and symbol.
+#[allow(clippy::too_many_arguments)]
+pub fn windowed_table<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    block: Block<'a>,
+    cols: &[Col],
+    total: usize,
+    selected: Option<usize>,
+    mut make_row: impl FnMut(usize) -> (Vec<Cell<'a>>, Style),
+) {
+    let shown: Vec<bool> = cols
+        .iter()
+        .map(|c| area.width >= c.min_table_width)
+        .collect();
+    let visible = usize::from(area.height.saturating_sub(3)).max(1);
+    let sel = selected.filter(|_| total > 0).map(|s| s.min(total - 1));
+    let offset = sel.map_or(0, |s| s.saturating_sub(visible - 1));
+    let rows: Vec<Row> = (offset..total.min(offset + visible))
+        .map(|i| {
+            let (cells, style) = make_row(i);
+            Row::new(
+                cells
+                    .into_iter()
+                    .zip(&shown)
+                    .filter(|(_, s)| **s)
+                    .map(|(c, _)| c),
+            )
+            .style(style)
+        })
+        .collect();
+    let header = Row::new(
+        cols.iter()
+            .zip(&shown)
+            .filter(|(_, s)| **s)
+            .map(|(c, _)| Span::styled(c.header, theme.muted())),
+    );
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .zip(&shown)
+        .filter(|(_, s)| **s)
+        .map(|(c, _)| c.width)
+        .collect();
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .style(theme.base())
+        .row_highlight_style(theme.selection())
+        .highlight_symbol(SELECTED)
+        .highlight_spacing(ratatui::widgets::HighlightSpacing::Always)
+        .column_spacing(1);
+    let mut state = TableState::default().with_selected(sel.map(|s| s - offset));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// `12:00:03.123` (UTC).
+pub fn clock_ms(t: DateTime<Utc>) -> String {
+    t.format("%H:%M:%S%.3f").to_string()
+}
+
+/// `2026-12-03` (UTC).
+pub fn date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// `5s ago`, or `never`.
+pub fn seen(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "never".to_string(), |t| crate::duration::ago(now - t))
+}
+
+/// `1h 2m` style, for uptime.
+pub fn span(d: Duration) -> String {
+    crate::duration::countdown(d.max(Duration::zero()))
+}
+
+/// The text, or `-` when absent or empty.
+pub fn or_dash(v: Option<&str>) -> String {
+    v.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
+}

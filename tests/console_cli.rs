@@ -1,0 +1,66 @@
+//! `botgate console` at the CLI edge: bad input is a clear error with exit 2, and without a
+//! terminal the verb refuses instead of scribbling escape codes into a pipe.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn botgate(state: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("botgate").unwrap();
+    cmd.arg("--state-dir")
+        .arg(state)
+        .arg("--config")
+        .arg(state.join("policy.toml"));
+    cmd.env_remove("BOTGATE_THEME").env_remove("NO_COLOR");
+    cmd
+}
+
+#[test]
+fn a_missing_log_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    botgate(dir.path())
+        .args(["console", "--log"])
+        .arg(dir.path().join("nope.jsonl"))
+        .assert()
+        .code(2)
+        .stderr(contains("nope.jsonl: no such file"));
+}
+
+#[test]
+fn an_unknown_theme_is_bad_input_listing_the_built_ins() {
+    let dir = tempfile::tempdir().unwrap();
+    botgate(dir.path())
+        .args(["console", "--theme", "solarized"])
+        .assert()
+        .code(2)
+        .stderr(contains("unknown theme \"solarized\"").and(contains("high-contrast")));
+}
+
+#[test]
+fn a_theme_file_with_a_bad_colour_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let theme = dir.path().join("mine.toml");
+    std::fs::write(&theme, "[colors]\nok = \"green\"\nwarn = \"orangeish\"\n").unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .env("BOTGATE_THEME", &theme)
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "mine.toml:3: colors.warn = \"orangeish\" is not a colour",
+        ));
+}
+
+#[test]
+fn without_a_terminal_the_console_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    std::fs::write(&log, "").unwrap();
+    botgate(dir.path())
+        .args(["console", "--log"])
+        .arg(&log)
+        .env("NO_COLOR", "1")
+        .assert()
+        .code(1)
+        .stderr(contains("needs an interactive terminal"));
+}

@@ -1,0 +1,668 @@
+//! Whole-console tests: build the state from fixed data and a fixed clock, draw to a
+//! `TestBackend`, send keys, and compare with committed snapshots; colour meaning is checked on
+//! the buffer (expired = the theme's critical colour, expiring = warn).
+
+use std::sync::Arc;
+
+use botgate::audit::{AccessEvent, EventKind};
+use botgate::console::aggregate::Limits;
+use botgate::console::app::Overlay;
+use botgate::console::bench;
+use botgate::console::theme::Theme;
+use botgate::console::{
+    AppRow, AppState, CertRow, HeaderInfo, Msg, PolicyRow, RotationRow, TokenRow, ViewId, rows,
+    update,
+};
+use chrono::{DateTime, Duration, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn token(
+    name: &str,
+    created_days_ago: i64,
+    expires_in: Duration,
+    revoked: bool,
+    seen_secs_ago: Option<i64>,
+    policies: &[&str],
+) -> TokenRow {
+    TokenRow {
+        name: name.into(),
+        client_id: format!("{:0>32}.access", name.len()),
+        created_at: now() - Duration::days(created_days_ago),
+        expires_at: now() + expires_in,
+        revoked,
+        last_seen_at: seen_secs_ago.map(|s| now() - Duration::seconds(s)),
+        policies: policies.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn cert(cn: &str, serial: &str, expires_in: Duration, revoked: bool) -> CertRow {
+    CertRow {
+        common_name: cn.into(),
+        issuer: "botgate Device CA".into(),
+        serial: serial.into(),
+        fingerprint_sha256: "ab".repeat(32),
+        not_after: now() + expires_in,
+        key_type: "ecdsa-p256".into(),
+        revoked,
+        last_seen_at: None,
+        source: "store".into(),
+    }
+}
+
+fn tokens() -> Vec<TokenRow> {
+    vec![
+        token(
+            "ci-deploy-prod",
+            100,
+            Duration::days(265),
+            false,
+            Some(3),
+            &["api.example.com / CI deployment"],
+        ),
+        token(
+            "ci-deploy-staging",
+            70,
+            Duration::days(20) + Duration::hours(4),
+            false,
+            Some(40),
+            &["api.example.com / CI deployment"],
+        ),
+        token(
+            "monitoring-probe-prod",
+            10,
+            Duration::days(5) + Duration::minutes(30),
+            false,
+            Some(1),
+            &["api.example.com / Probes"],
+        ),
+        token(
+            "backup-cron-prod",
+            360,
+            -Duration::days(2),
+            false,
+            Some(86_400 * 3),
+            &[],
+        ),
+        token(
+            "legacy-sync-prod",
+            200,
+            Duration::days(100),
+            true,
+            None,
+            &[],
+        ),
+    ]
+}
+
+fn certs() -> Vec<CertRow> {
+    vec![
+        cert(
+            "device-0001.factory.corp",
+            "3f9a0c11d2e4b5a6",
+            Duration::days(300),
+            false,
+        ),
+        cert(
+            "device-0002.factory.corp",
+            "41bb02c9e0f1a2b3",
+            Duration::days(20),
+            false,
+        ),
+        cert(
+            "device-0003.factory.corp",
+            "5c0de1f2a3b4c5d6",
+            -Duration::hours(5),
+            false,
+        ),
+        cert(
+            "device-0004.factory.corp",
+            "6d1ef2a3b4c5d6e7",
+            Duration::days(200),
+            true,
+        ),
+    ]
+}
+
+fn apps() -> Vec<AppRow> {
+    vec![
+        AppRow {
+            name: "api.example.com".into(),
+            hostnames: vec!["api.example.com".into()],
+            policies: vec![
+                PolicyRow {
+                    name: "CI deployment".into(),
+                    action: "service_auth".into(),
+                    admits: vec!["ci-deploy-prod".into(), "ci-deploy-staging".into()],
+                },
+                PolicyRow {
+                    name: "Probes".into(),
+                    action: "service_auth".into(),
+                    admits: vec!["monitoring-probe-prod".into()],
+                },
+                PolicyRow {
+                    name: "Block the rest".into(),
+                    action: "block".into(),
+                    admits: vec!["everyone".into()],
+                },
+            ],
+        },
+        AppRow {
+            name: "telemetry.example.com".into(),
+            hostnames: vec!["telemetry.example.com".into(), "t.example.com".into()],
+            policies: vec![PolicyRow {
+                name: "Factory devices".into(),
+                action: "non_identity".into(),
+                admits: vec![
+                    "CN ~ ^device-[0-9]+\\.factory\\.corp$ (3 certs)".into(),
+                    "(require country SG,VN)".into(),
+                ],
+            }],
+        },
+    ]
+}
+
+fn detector_alert() -> Arc<AccessEvent> {
+    let mut e = AccessEvent::empty(
+        EventKind::Alert,
+        now() - Duration::seconds(30),
+        "a1b2c3d4e5f60718".into(),
+    );
+    e.decision = "new_country".into();
+    e.service_token_name = Some("ci-deploy-prod".into());
+    e.details = Some(serde_json::json!({
+        "alert_id": "new_country:ci-deploy-prod", "rule": "new_country", "severity": "warning",
+        "title": "ci-deploy-prod used from a new country (RU)", "state": "open", "count": 4,
+        "first_seen": "2026-11-28T11:59:20Z", "last_seen": "2026-11-28T11:59:30Z",
+        "evidence": {"countries": ["RU"], "ips": ["127.0.4.9"], "requests": 4}
+    }));
+    Arc::new(e)
+}
+
+/// The fixture every snapshot starts from: 5 requests/s over the last two minutes plus a spike,
+/// an inventory,
+/// policies, an alert from a detector.
+fn state() -> AppState {
+    let header = HeaderInfo {
+        listen: vec![
+            "http://127.0.0.1:8080".into(),
+            "https://127.0.0.1:8443".into(),
+        ],
+        source: "in-process bus".into(),
+        read_only: true,
+    };
+    let mut s = AppState::new(
+        Theme::default(),
+        header,
+        Limits::default(),
+        now() - Duration::minutes(62),
+    );
+    update(&mut s, Msg::Tick(now()));
+    update(
+        &mut s,
+        Msg::Inventory {
+            tokens: tokens(),
+            certs: certs(),
+        },
+    );
+    update(
+        &mut s,
+        Msg::Policies {
+            apps: apps(),
+            reload_error: None,
+        },
+    );
+    let mut events = bench::synthetic_events(600, now() - Duration::seconds(120), 5);
+    // A runaway script: 60 requests in one second, 40 s ago.
+    events.extend((0..60).map(|i| {
+        Arc::new(bench::synthetic_event(
+            1_000_003 + 8 * i,
+            now() - Duration::seconds(40),
+            1_000_000,
+        ))
+    }));
+    events.push(detector_alert());
+    events.sort_by_key(|e| e.created_at);
+    bench::ingest(&mut s, &events);
+    update(&mut s, Msg::Resize(160, 45));
+    s
+}
+
+fn key(s: &mut AppState, code: KeyCode) {
+    update(s, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn typed(s: &mut AppState, text: &str) {
+    for c in text.chars() {
+        key(s, KeyCode::Char(c));
+    }
+}
+
+fn draw(s: &AppState, w: u16, h: u16) -> String {
+    buffer_text(&bench::render(s, w, h))
+}
+
+fn buffer_text(b: &Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..b.area.height {
+        let mut skip = 0;
+        for x in 0..b.area.width {
+            // Wide characters occupy two cells; the second is blank in the buffer.
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let sym = b[(x, y)].symbol();
+            skip = unicode_width(sym).saturating_sub(1);
+            out.push_str(sym);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn unicode_width(s: &str) -> usize {
+    // The fixture only uses narrow symbols; keep this simple and explicit.
+    if s.chars()
+        .any(|c| ('\u{1100}'..='\u{FFDC}').contains(&c) && !"▶│─┌┐└┘├┤┬┴┼█▁▂▃▄▅▆▇·…↑↓×".contains(c))
+    {
+        2
+    } else {
+        1
+    }
+}
+
+/// Position of the first cell of `needle` on the row that contains `row_marker`.
+fn find_on_row(b: &Buffer, row_marker: &str, needle: &str) -> (u16, u16) {
+    for y in 0..b.area.height {
+        let line: String = (0..b.area.width)
+            .map(|x| b[(x, y)].symbol().to_string())
+            .collect();
+        if let (Some(_), Some(_)) = (line.find(row_marker), line.find(needle)) {
+            // Map byte offset to cell column (symbols are single cells here).
+            let cells: Vec<String> = (0..b.area.width)
+                .map(|x| b[(x, y)].symbol().to_string())
+                .collect();
+            let mut acc = String::new();
+            for (x, c) in cells.iter().enumerate() {
+                if acc.ends_with(needle) {
+                    return ((x - needle.chars().count()) as u16, y);
+                }
+                acc.push_str(c);
+                if acc.ends_with(needle) && line[acc.len()..].is_empty() {
+                    return ((x + 1 - needle.chars().count()) as u16, y);
+                }
+            }
+            if acc.ends_with(needle) {
+                return ((cells.len() - needle.chars().count()) as u16, y);
+            }
+        }
+    }
+    panic!("no row with {row_marker:?} and {needle:?}");
+}
+
+#[test]
+fn snapshot_every_view_at_160x45() {
+    let mut s = state();
+    for v in ViewId::ALL {
+        key(
+            &mut s,
+            KeyCode::Char(char::from_digit(v.index() as u32 + 1, 10).unwrap()),
+        );
+        assert_eq!(s.view, v);
+        insta::assert_snapshot!(
+            format!("view_{}_160x45", v.title().to_lowercase()),
+            draw(&s, 160, 45)
+        );
+    }
+}
+
+#[test]
+fn snapshot_traffic_and_tokens_at_minimum_size() {
+    let mut s = state();
+    insta::assert_snapshot!("view_traffic_80x24", draw(&s, 80, 24));
+    key(&mut s, KeyCode::Char('2'));
+    insta::assert_snapshot!("view_tokens_80x24", draw(&s, 80, 24));
+}
+
+#[test]
+fn below_80x24_says_terminal_too_small() {
+    let s = state();
+    for (w, h) in [(79, 24), (80, 23), (40, 10)] {
+        let text = draw(&s, w, h);
+        assert!(
+            text.contains("terminal too small (need 80×24)"),
+            "{w}x{h}:\n{text}"
+        );
+    }
+    assert!(!draw(&s, 80, 24).contains("too small"));
+}
+
+#[test]
+fn snapshot_policies_with_invalid_reload_banner_and_rotations() {
+    let mut s = state();
+    update(
+        &mut s,
+        Msg::Policies {
+            apps: apps(),
+            reload_error: Some("policy.toml:14:1: unknown field `bogus`".into()),
+        },
+    );
+    key(&mut s, KeyCode::Char('5'));
+    insta::assert_snapshot!("view_policies_reload_error", draw(&s, 160, 45));
+    update(
+        &mut s,
+        Msg::Rotations(vec![RotationRow {
+            id: "rot-0001".into(),
+            kind: "token".into(),
+            old: "ci-deploy-prod".into(),
+            new: Some("ci-deploy-prod".into()),
+            state: "rollout".into(),
+        }]),
+    );
+    key(&mut s, KeyCode::Char('6'));
+    let text = draw(&s, 160, 45);
+    assert!(
+        text.contains("rot-0001") && text.contains("rollout") && !text.contains("no rotations"),
+        "{text}"
+    );
+}
+
+#[test]
+fn expired_rows_use_the_critical_colour_and_expiring_ones_warn() {
+    for theme in ["dark", "light", "high-contrast"] {
+        let mut s = state();
+        s.theme = Theme::builtin(theme).unwrap().unwrap();
+        let c = s.theme.colors;
+        key(&mut s, KeyCode::Char('2'));
+        // The selected row wears the selection style; select one not under test.
+        update(
+            &mut s,
+            Msg::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+        );
+        let b = bench::render(&s, 160, 45);
+        let cases = [
+            ("backup-cron-prod", "expired", c.critical),
+            ("monitoring-probe-prod", "critical", c.critical),
+            ("ci-deploy-staging", "warn", c.warn),
+            ("ci-deploy-prod", "ok", c.ok),
+        ];
+        for (row, label, colour) in cases {
+            let (x, y) = find_on_row(&b, row, &format!(" {label} "));
+            assert_eq!(b[(x + 1, y)].fg, colour, "{theme}: {row} status {label}");
+            let (nx, ny) = find_on_row(&b, row, row);
+            if label != "ok" {
+                assert_eq!(
+                    b[(nx, ny)].fg,
+                    colour,
+                    "{theme}: the whole {row} row is coloured"
+                );
+            }
+        }
+        key(&mut s, KeyCode::Char('3'));
+        update(
+            &mut s,
+            Msg::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+        );
+        let b = bench::render(&s, 160, 45);
+        let (x, y) = find_on_row(&b, "device-0003", " expired ");
+        assert_eq!(b[(x + 1, y)].fg, c.critical, "{theme}: expired cert");
+        let (x, y) = find_on_row(&b, "device-0002", " warn ");
+        assert_eq!(b[(x + 1, y)].fg, c.warn, "{theme}: expiring cert");
+    }
+}
+
+#[test]
+fn mono_theme_keeps_labels_and_selection_symbol() {
+    let mut s = state();
+    s.theme = Theme::builtin("mono").unwrap().unwrap();
+    key(&mut s, KeyCode::Char('2'));
+    let b = bench::render(&s, 160, 45);
+    let text = buffer_text(&b);
+    assert!(text.contains("▶ "), "selection symbol");
+    for label in ["expired", "critical", "warn", "revoked", " ok "] {
+        assert!(text.contains(label), "{label}");
+    }
+    assert!(
+        b.content
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+        "no colour at all"
+    );
+}
+
+#[test]
+fn countdowns_tick_with_the_clock() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('2'));
+    assert!(draw(&s, 160, 45).contains("5d 0h 30m"));
+    update(&mut s, Msg::Tick(now() + Duration::seconds(60)));
+    assert!(draw(&s, 160, 45).contains("5d 0h 29m"));
+}
+
+#[test]
+fn number_keys_tab_and_backtab_switch_views() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('4'));
+    assert_eq!(s.view, ViewId::Alerts);
+    key(&mut s, KeyCode::Tab);
+    assert_eq!(s.view, ViewId::Policies);
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+    );
+    key(&mut s, KeyCode::BackTab);
+    assert_eq!(s.view, ViewId::Certs);
+    key(&mut s, KeyCode::Char('7'));
+    key(&mut s, KeyCode::Tab);
+    assert_eq!(s.view, ViewId::Traffic, "Tab wraps");
+    key(&mut s, KeyCode::Char('9'));
+    assert_eq!(s.view, ViewId::Traffic, "unbound digit does nothing");
+}
+
+#[test]
+fn filter_narrows_the_tail_and_log_and_esc_clears() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('/'));
+    typed(&mut s, "deny");
+    assert_eq!(s.filter_input.as_deref(), Some("deny"));
+    assert!(
+        draw(&s, 160, 45).contains("/deny█"),
+        "typing shows in the tab line"
+    );
+    key(&mut s, KeyCode::Enter);
+    assert_eq!((s.filter_input.as_deref(), s.filter.text()), (None, "deny"));
+    let n = rows::log_len(&s);
+    assert_eq!(
+        n, 75,
+        "one in eight of the 600 steady synthetic events is denied"
+    );
+    assert!((0..n).all(|i| !rows::log_event(&s, i).unwrap().allowed));
+    // New events keep the filtered list current.
+    let mut denied = bench::synthetic_event(7, now(), 1);
+    denied.ray_id = "fresh".into();
+    update(&mut s, Msg::Event(Arc::new(denied)));
+    assert_eq!(rows::log_event(&s, 0).unwrap().ray_id, "fresh");
+    key(&mut s, KeyCode::Esc);
+    assert!(s.filter.is_empty());
+    assert_eq!(rows::log_len(&s), 662);
+
+    key(&mut s, KeyCode::Char('/'));
+    typed(&mut s, "country:RU ci-deploy");
+    key(&mut s, KeyCode::Enter);
+    let n = rows::log_len(&s);
+    assert!(n > 0);
+    for i in 0..n {
+        let e = rows::log_event(&s, i).unwrap();
+        assert_eq!(e.country.as_deref(), Some("RU"));
+        assert!(e.identity().unwrap().contains("ci-deploy"));
+    }
+    insta::assert_snapshot!("view_traffic_filtered", draw(&s, 160, 45));
+}
+
+#[test]
+fn filter_input_backspace_and_cancel() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('/'));
+    typed(&mut s, "denyx");
+    key(&mut s, KeyCode::Backspace);
+    assert_eq!(s.filter.text(), "deny");
+    key(&mut s, KeyCode::Char('q'));
+    assert!(!s.should_quit, "q is text while typing a filter");
+    key(&mut s, KeyCode::Esc);
+    assert!(s.filter_input.is_none() && s.filter.is_empty());
+}
+
+#[test]
+fn help_overlay_lists_the_keymap_and_closes() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('?'));
+    assert!(matches!(s.overlay, Some(Overlay::Help { .. })));
+    let text = draw(&s, 160, 45);
+    for b in botgate::console::keymap::BINDINGS
+        .iter()
+        .filter(|b| b.context == botgate::console::keymap::Context::Normal)
+    {
+        assert!(text.contains(b.help), "help shows {:?}", b.help);
+    }
+    insta::assert_snapshot!("overlay_help", text);
+    key(&mut s, KeyCode::Char('2'));
+    assert_eq!(
+        s.view,
+        ViewId::Traffic,
+        "keys go to the overlay while it is open"
+    );
+    key(&mut s, KeyCode::Esc);
+    assert!(s.overlay.is_none());
+}
+
+#[test]
+fn enter_opens_details_of_the_selected_row() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('7'));
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Enter);
+    let Some(Overlay::Details { title, lines, .. }) = &s.overlay else {
+        panic!("no details")
+    };
+    let second_newest = rows::log_event(&s, 1).unwrap();
+    assert_eq!(title, &format!("event {}", second_newest.ray_id));
+    assert!(lines.iter().any(|l| l.contains("\"connection_method\"")));
+    insta::assert_snapshot!("overlay_event_details", draw(&s, 160, 45));
+    key(&mut s, KeyCode::Esc);
+
+    key(&mut s, KeyCode::Char('2'));
+    key(&mut s, KeyCode::Enter);
+    let Some(Overlay::Details { title, lines, .. }) = &s.overlay else {
+        panic!("no details")
+    };
+    assert_eq!(
+        title, "token backup-cron-prod",
+        "expiry order puts the expired token first"
+    );
+    assert!(lines.iter().any(|l| l.contains("rotation due")));
+}
+
+#[test]
+fn moving_selection_clamps_and_g_goes_to_the_ends() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('2'));
+    key(&mut s, KeyCode::Char('k'));
+    assert_eq!(s.selected[1], 0);
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+    );
+    assert_eq!(s.selected[1], tokens().len() - 1);
+    key(&mut s, KeyCode::Down);
+    assert_eq!(s.selected[1], tokens().len() - 1);
+    key(&mut s, KeyCode::Char('g'));
+    assert_eq!(s.selected[1], 0);
+    let scroll = MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: 10,
+        row: 10,
+        modifiers: KeyModifiers::NONE,
+    };
+    update(&mut s, Msg::Mouse(scroll));
+    assert_eq!(s.selected[1], 1);
+}
+
+#[test]
+fn sort_cycles_and_changes_the_order() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('2'));
+    assert_eq!(rows::tokens(&s)[0].name, "backup-cron-prod");
+    key(&mut s, KeyCode::Char('s'));
+    assert_eq!(s.sort_label(ViewId::Tokens), "name");
+    assert_eq!(rows::tokens(&s)[0].name, "backup-cron-prod");
+    assert_eq!(rows::tokens(&s)[1].name, "ci-deploy-prod");
+    key(&mut s, KeyCode::Char('s'));
+    // Live traffic counts as "seen": the newest synthetic event is from legacy-sync-prod.
+    assert_eq!(
+        rows::tokens(&s)[0].name,
+        "legacy-sync-prod",
+        "most recently seen first"
+    );
+    key(&mut s, KeyCode::Char('s'));
+    assert_eq!(s.sort_label(ViewId::Tokens), "expiry", "wraps");
+}
+
+#[test]
+fn alerts_are_newest_first_with_console_rules() {
+    let s = state();
+    let list = rows::alerts(&s);
+    assert!(list[0].last_seen >= list[list.len() - 1].last_seen);
+    let ids: Vec<&str> = list.iter().map(|a| a.id.as_str()).collect();
+    assert!(ids.contains(&"new_country:ci-deploy-prod"));
+    assert!(ids.contains(&"console:expiry:token:backup-cron-prod"));
+    assert!(ids.contains(&"console:expiry:cert:5c0de1f2a3b4c5d6"));
+    assert!(
+        ids.contains(&"console:revoked:token:legacy-sync-prod"),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.iter()
+            .any(|i| i.contains("legacy-sync-prod") && i.contains("expiry")),
+        "revoked tokens do not expire"
+    );
+}
+
+#[test]
+fn q_and_ctrl_c_quit() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('q'));
+    assert!(s.should_quit);
+    let mut s = state();
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert!(s.should_quit);
+}
+
+#[test]
+fn feed_problems_show_in_the_header() {
+    let mut s = state();
+    update(&mut s, Msg::Dropped(12));
+    update(
+        &mut s,
+        Msg::CorruptLine {
+            line: 7,
+            error: "not valid JSON (column 1)".into(),
+        },
+    );
+    let text = draw(&s, 160, 45);
+    assert!(
+        text.contains("12 dropped") && text.contains("1 corrupt lines"),
+        "{text}"
+    );
+    assert!(text.contains("READ-ONLY"));
+}
