@@ -17,7 +17,6 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-use crate::exit::Failure;
 use crate::paths::Paths;
 
 /// Run one invocation.
@@ -34,25 +33,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ca(cmd) => pki::run_ca(&paths, cmd),
         Command::Cert(cmd) => pki::run_cert(&paths, cmd),
         Command::Rotate(cmd) => rotate::run(&paths, cmd),
-        other => Err(Failure::refused(format!(
-            "`{}` is not available in this build yet",
-            verb_name(&other)
-        ))),
-    }
-}
-
-fn verb_name(c: &Command) -> &'static str {
-    match c {
-        Command::Demo(_) => "demo",
-        Command::Serve(_) => "serve",
-        Command::Console(_) => "console",
-        Command::Token(_) => "token",
-        Command::Ca(_) => "ca",
-        Command::Cert(_) => "cert",
-        Command::Policy(_) => "policy",
-        Command::Rotate(_) => "rotate",
-        Command::Logs(_) => "logs",
-        Command::Scan(_) => "scan",
     }
 }
 

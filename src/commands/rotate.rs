@@ -178,7 +178,10 @@ fn status(env: &RotationEnv<'_>, id: Option<&str>, json: bool, now: DateTime<Utc
             ]
         })
         .collect();
-    print_table(&["ID", "KIND", "OLD", "NEW", "STATE", "STEP", "UPDATED"], &rows)
+    print_table(
+        &["ID", "KIND", "OLD", "NEW", "STATE", "STEP", "UPDATED"],
+        &rows,
+    )
 }
 
 fn print_status(v: &RotationView) {
