@@ -14,6 +14,11 @@ use crate::paths::Paths;
 const DEFAULT_HEADLESS_SECS: u64 = 30;
 
 pub fn run(_paths: &Paths, args: DemoArgs) -> Result<()> {
+    if !args.headless && !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(crate::exit::Failure::bad_input(
+            "the console needs a terminal; use `botgate demo --headless` in scripts and CI",
+        ));
+    }
     // The demo never touches the user's state dir or policy file: it builds its own.
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
@@ -73,17 +78,51 @@ pub(crate) fn demo_options() -> DemoOptions {
     }
 }
 
-/// Integration point for the console: run it on `demo` (its `bus`, `store`, `gate`,
-/// `policy_path`, `credential_files`) until the user quits or `args.duration` passes.
-/// Until `console/` is merged this says so and runs like `--headless` until Ctrl-C.
-async fn open_console(_demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
-    eprintln!(
-        "the console is not part of this build yet: running without it until Ctrl-C{} (use --headless for a timed run)",
-        args.duration
-            .map(|s| format!(" or {s} s"))
-            .unwrap_or_default()
+/// The console on the demo's in-process bus until the user quits (or `--duration` passes).
+async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
+    use crate::console::{self, ConsoleOptions, HeaderInfo, Msg, feed, theme};
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let theme = theme::Theme::resolve(
+        args.theme.as_deref(),
+        no_color,
+        theme::user_themes_dir().as_deref(),
+    )
+    .map_err(|e| crate::exit::Failure::bad_input(e.to_string()))?;
+    let (tx, rx) = feed::channel();
+    let bridge = feed::spawn_bus_bridge(demo.bus(), tx.clone());
+    let inventory = feed::spawn_inventory(
+        demo.store().clone(),
+        Some(demo.policy_path().to_path_buf()),
+        tx.clone(),
+        feed::INVENTORY_EVERY,
     );
-    run_for(args.duration.map(Duration::from_secs)).await
+    if let Some(secs) = args.duration {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            let _ = tx.send(Msg::Quit).await;
+        });
+    }
+    let mut listen = vec![format!("http://{}", demo.gate().addr)];
+    if let Some(tls) = demo.gate().tls_addr {
+        listen.push(format!("https://{tls}"));
+    }
+    let mut opts = ConsoleOptions::new(theme);
+    opts.clock = demo.clock().clone();
+    opts.header = HeaderInfo {
+        listen,
+        source: "demo · in-process bus".into(),
+        read_only: false,
+    };
+    let result = console::run(opts, rx).await;
+    bridge.task.abort();
+    inventory.abort();
+    result.map_err(|e| match e {
+        console::ConsoleError::NotATerminal => crate::exit::Failure::bad_input(
+            "the console needs a terminal; use `botgate demo --headless` in scripts and CI",
+        ),
+        other => anyhow::Error::new(other),
+    })
 }
 
 /// Wait for `limit` (forever if `None`) or Ctrl-C, whichever comes first.

@@ -1,7 +1,8 @@
 //! The alert book behind the Alerts view: one row per alert id (latest state wins), fed by
 //! `alert` events from the detectors and by the console's own rules until detection lands:
 //! expiring / expired credentials (from the inventory) and revoked-credential attempts (access
-//! events denied with `token_revoked` / `cert_revoked`).
+//! events denied with `token_revoked` / `cert_revoked`). These stand down as soon as a detector's
+//! alert arrives on the stream (the detectors cover both, with more evidence).
 
 use std::collections::HashMap;
 
@@ -85,6 +86,9 @@ pub struct AlertBook {
     rows: HashMap<String, AlertRow>,
     /// Alert events whose `details` could not be read.
     pub malformed: u64,
+    /// A detector publishes on this stream: the console's own rules stand down so the same
+    /// problem is not listed twice.
+    detector_seen: bool,
 }
 
 impl AlertBook {
@@ -118,11 +122,18 @@ impl AlertBook {
             self.malformed += 1;
             return;
         };
+        if !self.detector_seen {
+            self.detector_seen = true;
+            self.rows.retain(|id, _| !id.starts_with(CONSOLE_PREFIX));
+        }
         self.upsert(row);
     }
 
     /// Console rule: an access denied because the credential is revoked.
     pub fn observe_access(&mut self, e: &AccessEvent) {
+        if self.detector_seen {
+            return;
+        }
         let kind = match e.deny_reason.as_deref() {
             Some("token_revoked") => "token",
             Some("cert_revoked") => "cert",
@@ -156,6 +167,9 @@ impl AlertBook {
     /// Console rule: expiring and expired credentials, re-derived from the inventory at `now`.
     /// A credential that no longer qualifies (renewed, revoked, gone) resolves its alert.
     pub fn derive_expiry(&mut self, tokens: &[TokenRow], certs: &[CertRow], now: DateTime<Utc>) {
+        if self.detector_seen {
+            return;
+        }
         let mut live: Vec<String> = Vec::new();
         let candidates = tokens
             .iter()

@@ -28,6 +28,9 @@ pub struct DemoToken {
     pub revoked: bool,
 }
 
+/// The demo token no bot uses.
+pub const UNUSED_TOKEN: &str = "analytics-export-prod";
+
 /// The tokens the demo creates. Ages make the inventory look lived-in: `ci-deploy-prod` is
 /// close to its 90-day rotation, `etl-nightly-prod` expires in 5 days, `analytics-export-prod`
 /// is never used.
@@ -122,6 +125,15 @@ pub fn create_tokens(
             t.name,
             &serde_json::json!({ "client_id": rec.client_id, "by": "botgate demo" }),
         )?;
+        // A lived-in inventory: tokens in use were last seen an hour ago (so the "unused" rule
+        // only names the one that really is unused).
+        if t.name != UNUSED_TOKEN {
+            store.touch_tokens(&[(
+                rec.client_id.clone(),
+                now - Duration::hours(1),
+                "127.0.1.10".into(),
+            )])?;
+        }
         let path = creds_dir.join(format!("{}.json", t.name));
         write_credential_file(
             &path,
