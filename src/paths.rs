@@ -32,6 +32,17 @@ impl Paths {
         Ok(Self { state_dir, config })
     }
 
+    /// The audit log: `[gate] audit_log` from the policy file when it loads, else the default,
+    /// relative to the state dir.
+    pub fn audit_log(&self) -> PathBuf {
+        let configured = crate::config::load(&self.config)
+            .ok()
+            .map(|c| c.file.gate.audit_log);
+        self.in_state_dir(
+            &configured.unwrap_or_else(|| crate::config::GateSection::default().audit_log),
+        )
+    }
+
     /// A path from the policy file: relative ones are under the state dir.
     pub fn in_state_dir(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {

@@ -12,9 +12,6 @@ use crate::cli::{self, LogsCommand};
 use crate::exit::Failure;
 use crate::paths::Paths;
 
-/// The audit log read by `logs export` (until the config's `[gate] audit_log` is wired in).
-const AUDIT_LOG: &str = "audit.jsonl";
-
 pub fn run(paths: &Paths, cmd: LogsCommand) -> Result<()> {
     match cmd {
         LogsCommand::Export { format, since } => {
@@ -26,7 +23,7 @@ pub fn run(paths: &Paths, cmd: LogsCommand) -> Result<()> {
                 cli::ExportFormat::Logpush => ExportFormat::Logpush,
                 cli::ExportFormat::Jsonl => ExportFormat::Jsonl,
             };
-            export_file(&paths.in_state_dir(Path::new(AUDIT_LOG)), format, since)
+            export_file(&paths.audit_log(), format, since)
         }
     }
 }

@@ -211,25 +211,13 @@ pub(crate) fn record_admin(
     let mut ev = AccessEvent::admin(now, action, &t.name, details);
     ev.service_token_id = Some(t.client_id.clone());
     ev.service_token_name = Some(t.name.clone());
-    let log = paths.in_state_dir(&crate::config::GateSection::default().audit_log);
-    if let Err(e) = append_line(&log, &ev.to_json_line()) {
+    let log = paths.audit_log();
+    if let Err(e) = crate::audit::append_event(&log, &ev) {
         eprintln!(
             "warning: could not append the admin event to {}: {e}",
             log.display()
         );
     }
-}
-
-fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(format!("{line}\n").as_bytes())
 }
 
 pub(crate) fn store_err(e: StoreError) -> anyhow::Error {

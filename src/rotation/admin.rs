@@ -3,9 +3,6 @@
 //! step and the evidence it was decided on. Writing them never fails a step that already
 //! happened; a failure comes back as a warning to show.
 
-use std::io::Write;
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 
 use super::{CredentialKind, Rotation};
@@ -52,28 +49,11 @@ pub(crate) fn record(
         }
     }
     let log = &r.details.audit_log;
-    if let Err(e) = append_line(log, &ev.to_json_line()) {
+    if let Err(e) = crate::audit::append_event(log, &ev) {
         warnings.push(format!(
             "could not append the admin event to {}: {e}",
             log.display()
         ));
     }
     warnings
-}
-
-fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    // One write call per line: appends from the gate's writer and this process do not interleave.
-    opts.open(path)?.write_all(format!("{line}\n").as_bytes())
 }

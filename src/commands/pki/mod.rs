@@ -6,9 +6,6 @@ mod ca;
 mod cert;
 mod cert_view;
 
-use std::io::Write;
-use std::path::Path;
-
 use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -87,23 +84,11 @@ fn record_admin(
     ev.cert_serial = cert.serial.map(str::to_string);
     ev.cert_fingerprint_sha256 = cert.fingerprint.map(str::to_string);
     ev.cert_issuer = cert.issuer.map(str::to_string);
-    let log = paths.in_state_dir(&crate::config::GateSection::default().audit_log);
-    if let Err(e) = append_line(&log, &ev.to_json_line()) {
+    let log = paths.audit_log();
+    if let Err(e) = crate::audit::append_event(&log, &ev) {
         eprintln!(
             "warning: could not append the admin event to {}: {e}",
             log.display()
         );
     }
-}
-
-fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(format!("{line}\n").as_bytes())
 }
