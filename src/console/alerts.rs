@@ -1,8 +1,8 @@
 //! The alert book behind the Alerts view: one row per alert id (latest state wins), fed by
 //! `alert` events from the detectors and by the console's own rules until detection lands:
 //! expiring / expired credentials (from the inventory) and revoked-credential attempts (access
-//! events denied with `token_revoked` / `cert_revoked`). These stand down as soon as a detector's
-//! alert arrives on the stream (the detectors cover both, with more evidence).
+//! events denied with `token_revoked` / `cert_revoked`). Each stands down for a credential once a
+//! detector alerts about the same problem for it (the detectors carry more evidence).
 
 use std::collections::HashMap;
 
@@ -86,9 +86,10 @@ pub struct AlertBook {
     rows: HashMap<String, AlertRow>,
     /// Alert events whose `details` could not be read.
     pub malformed: u64,
-    /// A detector publishes on this stream: the console's own rules stand down so the same
-    /// problem is not listed twice.
-    detector_seen: bool,
+    /// Credentials (names, client ids, serials) a detector already alerts about, per problem:
+    /// the console's own rule stands down for them so one problem is not listed twice.
+    covered_revoked: std::collections::HashSet<String>,
+    covered_expiry: std::collections::HashSet<String>,
 }
 
 impl AlertBook {
@@ -122,24 +123,41 @@ impl AlertBook {
             self.malformed += 1;
             return;
         };
-        if !self.detector_seen {
-            self.detector_seen = true;
-            self.rows.retain(|id, _| !id.starts_with(CONSOLE_PREFIX));
+        let idents = [
+            &e.service_token_name,
+            &e.service_token_id,
+            &e.cert_common_name,
+            &e.cert_serial,
+        ];
+        let (covered, what) = match row.rule.as_str() {
+            "failed_auth_after_revocation" => (&mut self.covered_revoked, "revoked"),
+            "credential_expiring" | "credential_expired" => (&mut self.covered_expiry, "expiry"),
+            _ => {
+                self.upsert(row);
+                return;
+            }
+        };
+        for who in idents.into_iter().flatten() {
+            covered.insert(who.clone());
+            for kind in ["token", "cert"] {
+                self.rows
+                    .remove(&format!("{CONSOLE_PREFIX}{what}:{kind}:{who}"));
+            }
         }
         self.upsert(row);
     }
 
     /// Console rule: an access denied because the credential is revoked.
     pub fn observe_access(&mut self, e: &AccessEvent) {
-        if self.detector_seen {
-            return;
-        }
         let kind = match e.deny_reason.as_deref() {
             Some("token_revoked") => "token",
             Some("cert_revoked") => "cert",
             _ => return,
         };
         let who = e.identity().unwrap_or("unknown").to_string();
+        if self.covered_revoked.contains(&who) {
+            return;
+        }
         let id = format!("{CONSOLE_PREFIX}revoked:{kind}:{who}");
         let row = self.rows.entry(id.clone()).or_insert_with(|| AlertRow {
             id,
@@ -167,9 +185,6 @@ impl AlertBook {
     /// Console rule: expiring and expired credentials, re-derived from the inventory at `now`.
     /// A credential that no longer qualifies (renewed, revoked, gone) resolves its alert.
     pub fn derive_expiry(&mut self, tokens: &[TokenRow], certs: &[CertRow], now: DateTime<Utc>) {
-        if self.detector_seen {
-            return;
-        }
         let mut live: Vec<String> = Vec::new();
         let candidates = tokens
             .iter()
@@ -197,6 +212,9 @@ impl AlertBook {
                 CredentialStatus::Warn => Severity::Warning,
                 CredentialStatus::Ok | CredentialStatus::Revoked => continue,
             };
+            if self.covered_expiry.contains(key) || self.covered_expiry.contains(name) {
+                continue;
+            }
             let id = format!("{CONSOLE_PREFIX}expiry:{kind}:{key}");
             let title = if status == CredentialStatus::Expired {
                 format!("{kind} {name} expired")
@@ -376,6 +394,36 @@ mod tests {
         assert_eq!(row.evidence_text(), "countries=RU,SG requests=3");
         assert_eq!(row.credential.as_deref(), Some("ci-deploy-prod"));
         assert_eq!(book.open_count(), 0);
+    }
+
+    #[test]
+    fn console_rule_stands_down_when_a_detector_covers_the_same_problem() {
+        let mut book = AlertBook::default();
+        let mut denied = AccessEvent::empty(EventKind::Access, now(), "r".into());
+        denied.deny_reason = Some("token_revoked".into());
+        denied.service_token_name = Some("ci-legacy-prod".into());
+        book.observe_access(&denied);
+        assert_eq!(book.len(), 1, "console rule fires without a detector");
+        let mut det = alert(
+            "failed_auth_after_revocation:x",
+            "open",
+            "2026-11-28T11:30:00Z",
+        );
+        det.service_token_name = Some("ci-legacy-prod".into());
+        det.details.as_mut().unwrap()["rule"] = json!("failed_auth_after_revocation");
+        book.apply_alert_event(&det);
+        book.observe_access(&denied);
+        let ids: Vec<&str> = book.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec!["failed_auth_after_revocation:x"],
+            "one row for one problem"
+        );
+        // A detector alert about something else leaves the console's rules alone.
+        book.apply_alert_event(&alert("new_country:y", "open", "2026-11-28T11:30:00Z"));
+        denied.service_token_name = Some("other-legacy-prod".into());
+        book.observe_access(&denied);
+        assert_eq!(book.len(), 3);
     }
 
     #[test]
