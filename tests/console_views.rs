@@ -10,8 +10,7 @@ use botgate::console::app::Overlay;
 use botgate::console::bench;
 use botgate::console::theme::Theme;
 use botgate::console::{
-    AppRow, AppState, CertRow, HeaderInfo, Msg, PolicyRow, TokenRow, ViewId, rows,
-    update,
+    AppRow, AppState, CertRow, HeaderInfo, Msg, PolicyRow, TokenRow, ViewId, rows, update,
 };
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};

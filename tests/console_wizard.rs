@@ -9,9 +9,7 @@ use botgate::console::actions::{self, ConsoleAction};
 use botgate::console::aggregate::Limits;
 use botgate::console::theme::Theme;
 use botgate::console::wizard::Prompt;
-use botgate::console::{
-    AppState, CertRow, HeaderInfo, Msg, RotationRow, TokenRow, bench, update,
-};
+use botgate::console::{AppState, CertRow, HeaderInfo, Msg, RotationRow, TokenRow, bench, update};
 use botgate::rotation::evidence::{ClientTraffic, CredentialTraffic, Evidence, Which};
 use botgate::rotation::{
     CredentialKind, CredentialRef, PolicyRef, Rotation, RotationDetails, RotationState,
@@ -109,8 +107,20 @@ fn rollout_evidence(straggler_secs_ago: i64) -> Evidence {
     };
     let mut clients = BTreeMap::new();
     for c in [
-        client("127.0.2.5", Which::New, 40, 112, now() - Duration::seconds(1)),
-        client("127.0.2.6", Which::New, 38, 97, now() - Duration::seconds(2)),
+        client(
+            "127.0.2.5",
+            Which::New,
+            40,
+            112,
+            now() - Duration::seconds(1),
+        ),
+        client(
+            "127.0.2.6",
+            Which::New,
+            38,
+            97,
+            now() - Duration::seconds(2),
+        ),
         client("127.0.2.7", Which::Old, 14, 0, straggler),
     ] {
         clients.insert(c.ip.clone(), c);
@@ -211,7 +221,10 @@ fn snapshot_each_wizard_step() {
     let quiet = Evidence::default();
     let s = wizard_at(RotationState::Created, &quiet);
     let text = draw(&s, 160, 45);
-    assert!(text.contains("create ✓ → add ● → rollout → verify → revoke"), "{text}");
+    assert!(
+        text.contains("create ✓ → add ● → rollout → verify → revoke"),
+        "{text}"
+    );
     insta::assert_snapshot!("wizard_created", text);
 
     let s = wizard_at(RotationState::Added, &quiet);
@@ -221,7 +234,10 @@ fn snapshot_each_wizard_step() {
     let s = wizard_at(RotationState::RollingOut, &rollout_evidence(3));
     let text = draw(&s, 160, 45);
     assert!(text.contains("rollout ✓ → verify ●"), "{text}");
-    assert!(text.contains("refused now:") && text.contains("127.0.2.7"), "{text}");
+    assert!(
+        text.contains("refused now:") && text.contains("127.0.2.7"),
+        "{text}"
+    );
     insta::assert_snapshot!("wizard_rolling_out", text);
 
     // The straggler switched 10 minutes ago: quiet for longer than the 5 min period.
@@ -236,7 +252,10 @@ fn snapshot_each_wizard_step() {
     let mut s = state_with(vec![row(&revoked, &rollout_evidence(600))]);
     key(&mut s, KeyCode::Char('6'));
     let text = draw(&s, 160, 45);
-    assert!(text.contains("revoked (forced)") && text.contains("nothing left"), "{text}");
+    assert!(
+        text.contains("revoked (forced)") && text.contains("nothing left"),
+        "{text}"
+    );
     insta::assert_snapshot!("wizard_revoked_forced", text);
 }
 
@@ -259,7 +278,10 @@ fn snapshot_a_refused_step_and_the_small_terminal() {
         )),
     );
     let text = draw(&s, 160, 45);
-    assert!(text.contains("last action: refused: old credential seen 92 times"), "{text}");
+    assert!(
+        text.contains("last action: refused: old credential seen 92 times"),
+        "{text}"
+    );
     insta::assert_snapshot!("wizard_refused", text);
     insta::assert_snapshot!("wizard_refused_80x24", draw(&s, 80, 24));
 }
@@ -271,8 +293,14 @@ fn r_on_a_token_or_cert_queues_a_start() {
     key(&mut s, KeyCode::Char('j'));
     let shown = botgate::console::rows::tokens(&s)[1].name.clone();
     key(&mut s, KeyCode::Char('r'));
-    assert_eq!(s.pending_actions, [ConsoleAction::StartToken { name: shown }]);
-    assert!(draw(&s, 160, 45).contains("r rotate"), "footer hint on tokens");
+    assert_eq!(
+        s.pending_actions,
+        [ConsoleAction::StartToken { name: shown }]
+    );
+    assert!(
+        draw(&s, 160, 45).contains("r rotate"),
+        "footer hint on tokens"
+    );
 
     s.pending_actions.clear();
     key(&mut s, KeyCode::Char('3'));
@@ -338,7 +366,13 @@ fn revoke_before_add_is_not_offered() {
     let mut s = wizard_at(RotationState::Created, &Evidence::default());
     key(&mut s, KeyCode::Char('R'));
     assert!(s.prompt.is_none() && s.pending_actions.is_empty());
-    assert!(s.feed.notice.as_deref().unwrap().contains("lock every client out"));
+    assert!(
+        s.feed
+            .notice
+            .as_deref()
+            .unwrap()
+            .contains("lock every client out")
+    );
 }
 
 #[test]
@@ -347,10 +381,16 @@ fn abort_asks_yes_or_no() {
     key(&mut s, KeyCode::Char('x'));
     assert!(draw(&s, 160, 45).contains("abort rot-4f2a9c?"));
     key(&mut s, KeyCode::Char('n'));
-    assert!(s.prompt.is_none() && s.pending_actions.is_empty(), "n says no");
+    assert!(
+        s.prompt.is_none() && s.pending_actions.is_empty(),
+        "n says no"
+    );
     key(&mut s, KeyCode::Char('x'));
     key(&mut s, KeyCode::Char('q'));
-    assert!(!s.should_quit && s.prompt.is_some(), "other keys wait for y/n");
+    assert!(
+        !s.should_quit && s.prompt.is_some(),
+        "other keys wait for y/n"
+    );
     key(&mut s, KeyCode::Char('y'));
     assert_eq!(
         s.pending_actions,
@@ -371,7 +411,10 @@ fn read_only_blocks_every_action_and_says_so() {
     }
     let text = draw(&s, 160, 45);
     assert!(text.contains("READ-ONLY") && text.contains("rotation actions are disabled"));
-    assert!(!text.contains("n next step") && !text.contains("x abort"), "{text}");
+    assert!(
+        !text.contains("n next step") && !text.contains("x abort"),
+        "{text}"
+    );
     key(&mut s, KeyCode::Char('2'));
     key(&mut s, KeyCode::Char('r'));
     assert!(s.pending_actions.is_empty());

@@ -23,13 +23,23 @@ use super::app::Msg;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleAction {
     /// Start a rotation of the token with this name.
-    StartToken { name: String },
+    StartToken {
+        name: String,
+    },
     /// Start a rotation of the certificate with this serial (`cn` is for messages).
-    StartCert { serial: String, cn: String },
+    StartCert {
+        serial: String,
+        cn: String,
+    },
     /// Perform the next step; `force` revokes even when verification has not passed (the
     /// library records it as forced).
-    Next { id: String, force: bool },
-    Abort { id: String },
+    Next {
+        id: String,
+        force: bool,
+    },
+    Abort {
+        id: String,
+    },
 }
 
 /// What the worker needs to perform actions: where the rotation's effects happen.
@@ -149,7 +159,12 @@ pub fn perform(
 /// `<dir>/<new-name>.json` for the name the library will give the replacement (the next
 /// version not held by a live token); a timestamped name if that file exists already, since a
 /// secret file is never overwritten.
-fn secret_path(store: &Store, dir: &Path, old: &str, now: chrono::DateTime<chrono::Utc>) -> PathBuf {
+fn secret_path(
+    store: &Store,
+    dir: &Path,
+    old: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> PathBuf {
     let base = store.find_token(old).map_or(old.to_string(), |t| t.name);
     let mut name = rotation::next_version_name(&base);
     for _ in 0..100 {
@@ -177,5 +192,98 @@ fn describe(e: &RotationError) -> String {
         // The hint names CLI commands; the wizard panel shows what to do instead.
         RotationError::Refused(r) => format!("refused: {}", r.reason),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::feed::RotationsReader;
+    use crate::credential::{ClientId, ClientSecret};
+
+    const POLICY: &str = r#"# keep this comment
+[[app]]
+name = "api"
+hostnames = ["api.test"]
+upstream = "http://127.0.0.1:1"
+
+[[app.policy]]
+name = "CI deployment"
+action = "service_auth"
+include = [{ service_token = "ci-deploy-prod" }]
+"#;
+
+    #[test]
+    fn start_writes_the_secret_to_a_file_and_next_adds_the_new_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let now = chrono::Utc::now();
+        store
+            .create_token(&crate::store::NewToken {
+                name: "ci-deploy-prod",
+                client_id: &ClientId::generate(),
+                secret_hash: ClientSecret::generate().hash(),
+                created_at: now,
+                expires_at: now + Duration::days(90),
+            })
+            .unwrap();
+        let policy_file = dir.path().join("policy.toml");
+        std::fs::write(&policy_file, POLICY).unwrap();
+        let ctx = ActionContext {
+            store: store.clone(),
+            policy_file: policy_file.clone(),
+            state_dir: dir.path().to_path_buf(),
+            secret_dir: dir.path().join("secrets"),
+        };
+        let quiet = Duration::seconds(5);
+        let start = ConsoleAction::StartToken {
+            name: "ci-deploy-prod".into(),
+        };
+        let text = perform(&ctx, quiet, &start, now).unwrap();
+        let secret_file = dir.path().join("secrets/ci-deploy-prod-v2.json");
+        assert!(text.contains(&secret_file.display().to_string()), "{text}");
+        let body: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
+        let secret = body["client_secret"].as_str().unwrap();
+        assert!(!text.contains(secret), "the notice never shows the secret");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&secret_file)
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        let mut reader = RotationsReader::new(store.clone());
+        let rows = reader.read(now).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].old_name, "ci-deploy-prod");
+        assert_eq!(rows[0].view.state, rotation::RotationState::Created);
+        assert_eq!(rows[0].view.quiet_period, "5s");
+
+        let id = rows[0].view.id.clone();
+        let text = perform(
+            &ctx,
+            quiet,
+            &ConsoleAction::Next {
+                id: id.clone(),
+                force: false,
+            },
+            now,
+        )
+        .unwrap();
+        assert!(text.starts_with(&id), "{text}");
+        let edited = std::fs::read_to_string(&policy_file).unwrap();
+        assert!(edited.contains("ci-deploy-prod-v2") && edited.contains("# keep this comment"));
+        assert_eq!(
+            reader.read(now).unwrap()[0].view.state,
+            rotation::RotationState::Added
+        );
+
+        // A second start of the same token is refused with the library's reason.
+        let err = perform(&ctx, quiet, &start, now).unwrap_err();
+        assert!(err.contains("ci-deploy-prod"), "{err}");
     }
 }

@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::audit::tail::{self, ReopenReason, TailHandle, TailItem, TailOptions};
 use crate::audit::{AuditBus, BusMessage};
+use crate::clock::SharedClock;
 use crate::config::ConfigError;
 use crate::config::model::PolicyFile;
-use crate::clock::SharedClock;
 use crate::rotation::{self, EvidenceReader};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
@@ -234,7 +234,8 @@ impl RotationsReader {
 
     /// Blocking: every rotation (newest first) as the wizard shows it at `now`.
     pub fn read(&mut self, now: DateTime<Utc>) -> Result<Vec<RotationRow>, String> {
-        let list = rotation::list(&self.store).map_err(|e| format!("rotations unavailable: {e}"))?;
+        let list =
+            rotation::list(&self.store).map_err(|e| format!("rotations unavailable: {e}"))?;
         self.readers
             .retain(|id, _| list.iter().any(|r| &r.id == id));
         let mut rows = Vec::with_capacity(list.len());

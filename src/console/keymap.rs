@@ -538,11 +538,17 @@ mod tests {
     fn footer_and_help_come_from_the_bindings() {
         let footer: Vec<_> = footer_hints(Context::Normal, ViewId::Traffic, false).collect();
         assert!(footer.contains(&("q", "quit")) && footer.contains(&("/", "filter")));
-        assert!(!footer.contains(&("r", "rotate")), "only on tokens and certs");
+        assert!(
+            !footer.contains(&("r", "rotate")),
+            "only on tokens and certs"
+        );
         let tokens: Vec<_> = footer_hints(Context::Normal, ViewId::Tokens, false).collect();
         assert!(tokens.contains(&("r", "rotate")));
         let read_only: Vec<_> = footer_hints(Context::Normal, ViewId::Tokens, true).collect();
-        assert!(!read_only.contains(&("r", "rotate")), "hidden when read-only");
+        assert!(
+            !read_only.contains(&("r", "rotate")),
+            "hidden when read-only"
+        );
         let help: Vec<_> = help_lines().collect();
         assert_eq!(
             help.len(),

@@ -354,7 +354,11 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                 format!("quiet period {}", r.quiet_period),
                 format!("min requests {}", r.min_requests),
             ];
-            lines.extend(r.new_credential_files.iter().map(|f| format!("file         {f}")));
+            lines.extend(
+                r.new_credential_files
+                    .iter()
+                    .map(|f| format!("file         {f}")),
+            );
             lines.push("evidence".into());
             lines.extend(r.evidence.iter().map(|e| format!("  {e}")));
             Some((format!("rotation {}", r.id), lines))

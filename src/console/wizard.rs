@@ -169,11 +169,25 @@ impl AppState {
                     ));
                 }
             }
-            (Prompt::TypeName { id, name, mut input }, Some(Action::DeleteChar)) => {
+            (
+                Prompt::TypeName {
+                    id,
+                    name,
+                    mut input,
+                },
+                Some(Action::DeleteChar),
+            ) => {
                 input.pop();
                 self.prompt = Some(Prompt::TypeName { id, name, input });
             }
-            (Prompt::TypeName { id, name, mut input }, None) => {
+            (
+                Prompt::TypeName {
+                    id,
+                    name,
+                    mut input,
+                },
+                None,
+            ) => {
                 if let Some(c) = typed {
                     input.push(c);
                 }

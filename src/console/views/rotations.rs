@@ -148,6 +148,7 @@ fn draw_wizard(frame: &mut Frame, area: Rect, s: &AppState, row: &RotationRow) {
         ));
     }
 
+    let head_len = lines.len();
     lines.push(Line::styled("steps (why this order)", t.title()));
     for (i, st) in r.steps.iter().enumerate() {
         let (mark, style) = if st.done {
@@ -157,9 +158,10 @@ fn draw_wizard(frame: &mut Frame, area: Rect, s: &AppState, row: &RotationRow) {
         } else {
             (" ", t.muted())
         };
-        let when = st
-            .done_at
-            .map_or_else(|| "        ".to_string(), |at| at.format("%H:%M:%S").to_string());
+        let when = st.done_at.map_or_else(
+            || "        ".to_string(),
+            |at| at.format("%H:%M:%S").to_string(),
+        );
         let head = format!(" {mark} {:<8} {when}  ", st.name);
         let current = i == r.step_index;
         if explain_all || current {
@@ -169,7 +171,10 @@ fn draw_wizard(frame: &mut Frame, area: Rect, s: &AppState, row: &RotationRow) {
         }
     }
 
-    lines.push(Line::styled("evidence (live, from the audit stream)", t.title()));
+    lines.push(Line::styled(
+        "evidence (live, from the audit stream)",
+        t.title(),
+    ));
     for e in &r.evidence {
         push_wrapped(&mut lines, "  ", e, width, t.base(), t.base());
     }
@@ -201,6 +206,7 @@ fn draw_wizard(frame: &mut Frame, area: Rect, s: &AppState, row: &RotationRow) {
         ));
     }
 
+    let next_at = lines.len();
     lines.push(Line::styled("next", t.title()));
     if let Some(next) = &r.next_action {
         let key = if r.state == RotationState::Verified {
@@ -208,7 +214,14 @@ fn draw_wizard(frame: &mut Frame, area: Rect, s: &AppState, row: &RotationRow) {
         } else {
             "n  "
         };
-        push_wrapped(&mut lines, &format!("  {key}"), next, width, t.accent(), t.base());
+        push_wrapped(
+            &mut lines,
+            &format!("  {key}"),
+            next,
+            width,
+            t.accent(),
+            t.base(),
+        );
         if let Some(why) = &r.refused_reason {
             push_wrapped(
                 &mut lines,
@@ -262,6 +275,13 @@ fn draw_wizard(frame: &mut Frame, area: Rect, s: &AppState, row: &RotationRow) {
             t.status(CredentialStatus::Critical),
         ),
         None => {}
+    }
+    if !explain_all {
+        // Short terminal: what to do next (and why it would be refused) before the details.
+        let tail = lines.split_off(next_at);
+        let details = lines.split_off(head_len);
+        lines.extend(tail);
+        lines.extend(details);
     }
     frame.render_widget(Paragraph::new(lines).style(t.base()), inner);
 }
