@@ -10,8 +10,7 @@ use botgate::console::app::Overlay;
 use botgate::console::bench;
 use botgate::console::theme::Theme;
 use botgate::console::{
-    AppRow, AppState, CertRow, HeaderInfo, Msg, PolicyRow, RotationRow, TokenRow, ViewId, rows,
-    update,
+    AppRow, AppState, CertRow, HeaderInfo, Msg, PolicyRow, TokenRow, ViewId, rows, update,
 };
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
@@ -346,7 +345,7 @@ fn below_80x24_says_terminal_too_small() {
 }
 
 #[test]
-fn snapshot_policies_with_invalid_reload_banner_and_rotations() {
+fn snapshot_policies_with_invalid_reload_banner() {
     let mut s = state();
     update(
         &mut s,
@@ -357,22 +356,6 @@ fn snapshot_policies_with_invalid_reload_banner_and_rotations() {
     );
     key(&mut s, KeyCode::Char('5'));
     insta::assert_snapshot!("view_policies_reload_error", draw(&s, 160, 45));
-    update(
-        &mut s,
-        Msg::Rotations(vec![RotationRow {
-            id: "rot-0001".into(),
-            kind: "token".into(),
-            old: "ci-deploy-prod".into(),
-            new: Some("ci-deploy-prod".into()),
-            state: "rollout".into(),
-        }]),
-    );
-    key(&mut s, KeyCode::Char('6'));
-    let text = draw(&s, 160, 45);
-    assert!(
-        text.contains("rot-0001") && text.contains("rollout") && !text.contains("no rotations"),
-        "{text}"
-    );
 }
 
 #[test]

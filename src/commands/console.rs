@@ -1,6 +1,8 @@
 //! `botgate console [--log FILE] [--theme NAME] [--read-only]`: open the ops console on a JSONL
 //! audit log written by another process (default: the gate's log in the state dir), with the
-//! token inventory and the policy file re-read every 2 s off the UI task.
+//! token inventory and the policy file re-read every 2 s and rotations every 1 s, off the UI
+//! task. Unless `--read-only`, the rotation wizard acts on the state dir's store and policy file;
+//! new token secrets go to `<state dir>/secrets/<name>.json`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use crate::audit::tail::TailOptions;
 use crate::cli::ConsoleArgs;
 use crate::config::model::PolicyFile;
 use crate::console::theme::{Theme, user_themes_dir};
-use crate::console::{self, ConsoleOptions, HeaderInfo, feed};
+use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
 use crate::exit::Failure;
 use crate::paths::Paths;
 use crate::store::Store;
@@ -42,6 +44,15 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         source: format!("tail {}", log.display()),
         read_only: args.read_only,
     };
+    if !args.read_only {
+        opts.actions = Some(ActionContext {
+            store: store.clone(),
+            policy_file: paths.config.clone(),
+            state_dir: paths.state_dir.clone(),
+            secret_dir: paths.state_dir.join("secrets"),
+        });
+    }
+    let clock = opts.clock.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -60,10 +71,13 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         }
         let tail = feed::spawn_tail(&log, TailOptions::default(), tx.clone())
             .with_context(|| format!("following {}", log.display()))?;
+        let rotations =
+            feed::spawn_rotations(store.clone(), clock, tx.clone(), feed::ROTATIONS_EVERY);
         let inventory =
             feed::spawn_inventory(store, Some(paths.config.clone()), tx, feed::INVENTORY_EVERY);
         let result = console::run(opts, rx).await;
         inventory.abort();
+        rotations.abort();
         drop(tail);
         result.map_err(anyhow::Error::from)
     });

@@ -10,6 +10,7 @@ use crossterm::event::{KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 
 use crate::audit::{AccessEvent, EventKind};
 
+use super::actions::ConsoleAction;
 use super::aggregate::{Limits, Traffic};
 use super::alerts::AlertBook;
 use super::filter::Filter;
@@ -17,6 +18,7 @@ use super::keymap::{self, Action, Context};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
 use super::theme::Theme;
+use super::wizard::Prompt;
 
 /// Everything that can change the console.
 #[derive(Debug, Clone)]
@@ -33,8 +35,10 @@ pub enum Msg {
         apps: Vec<AppRow>,
         reload_error: Option<String>,
     },
-    /// Rotations in progress or done.
+    /// Rotations in progress or done, newest first (replaces the previous list).
     Rotations(Vec<RotationRow>),
+    /// The answer to a `ConsoleAction`: what was done, or why not (shown as a notice).
+    ActionResult(Result<String, String>),
     Key(KeyEvent),
     Mouse(MouseEvent),
     /// The clock moved (sent every second): countdowns and rates follow it.
@@ -172,6 +176,14 @@ pub struct AppState {
     /// Sort order per view, an index into `ViewId::sort_orders`.
     pub sort: [usize; 7],
     pub feed: FeedStatus,
+    /// A question in the footer (abort y/n, revoke typed name) that takes the keyboard.
+    pub prompt: Option<Prompt>,
+    /// Actions `update` asked for and the runner has not handed to the worker yet.
+    pub pending_actions: Vec<ConsoleAction>,
+    /// Whether an action worker exists (the console has a store to change).
+    pub actions_available: bool,
+    /// The answer to the last action, shown in the wizard panel.
+    pub last_action: Option<Result<String, String>>,
     /// Terminal size as last reported.
     pub size: (u16, u16),
     pub should_quit: bool,
@@ -200,6 +212,10 @@ impl AppState {
             selected: [0; 7],
             sort: [0; 7],
             feed: FeedStatus::default(),
+            prompt: None,
+            pending_actions: Vec::new(),
+            actions_available: false,
+            last_action: None,
             size: (80, 24),
             should_quit: false,
         }
@@ -209,6 +225,11 @@ impl AppState {
     pub fn context(&self) -> Context {
         if self.overlay.is_some() {
             Context::Overlay
+        } else if let Some(p) = &self.prompt {
+            match p {
+                Prompt::ConfirmAbort { .. } => Context::YesNo,
+                Prompt::TypeName { .. } => Context::TextPrompt,
+            }
         } else if self.filter_input.is_some() {
             Context::FilterInput
         } else {
@@ -297,6 +318,20 @@ impl AppState {
     fn key(&mut self, key: KeyEvent) {
         let context = self.context();
         let action = keymap::action_for(&key, context);
+        if matches!(context, Context::YesNo | Context::TextPrompt) {
+            let typed = match key.code {
+                crossterm::event::KeyCode::Char(c)
+                    if !key
+                        .modifiers
+                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+                {
+                    Some(c)
+                }
+                _ => None,
+            };
+            self.prompt_key(action, typed);
+            return;
+        }
         if context == Context::FilterInput {
             match action {
                 Some(Action::ApplyFilter) => self.filter_input = None,
@@ -374,7 +409,15 @@ impl AppState {
                 }
             }
             Action::Back => self.set_filter(""),
-            Action::ApplyFilter | Action::CancelFilter | Action::DeleteChar => {}
+            Action::StartRotation
+            | Action::NextStep
+            | Action::RevokeNow
+            | Action::AbortRotation => self.rotation_key(action),
+            Action::ApplyFilter
+            | Action::CancelFilter
+            | Action::DeleteChar
+            | Action::Confirm
+            | Action::Cancel => {}
         }
     }
 
@@ -427,6 +470,13 @@ pub fn update(state: &mut AppState, msg: Msg) {
             state.feed.last_corrupt = Some(format!("line {line}: {error}"));
         }
         Msg::Notice(text) => state.feed.notice = Some(text),
+        Msg::ActionResult(result) => {
+            state.feed.notice = Some(match &result {
+                Ok(text) => text.clone(),
+                Err(e) => e.clone(),
+            });
+            state.last_action = Some(result);
+        }
         Msg::Quit => state.should_quit = true,
     }
 }

@@ -1,8 +1,10 @@
 //! Feeding the console: tasks that turn event sources into `Msg`s on the console's channel.
 //! The in-process bus (demo, `serve --console`), a tailed JSONL log (`console --log`), and a
 //! periodic inventory + policy snapshot read from the store and the policy file in a blocking
-//! task. None of them runs on the UI task.
+//! task, and the rotations with their live evidence (`spawn_rotations`). None of them runs on
+//! the UI task.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,18 +15,23 @@ use tokio::task::JoinHandle;
 
 use crate::audit::tail::{self, ReopenReason, TailHandle, TailItem, TailOptions};
 use crate::audit::{AuditBus, BusMessage};
+use crate::clock::SharedClock;
 use crate::config::ConfigError;
 use crate::config::model::PolicyFile;
+use crate::rotation::{self, EvidenceReader};
 use crate::store::Store;
+use chrono::{DateTime, Utc};
 
 use super::app::Msg;
 use super::inventory;
-use super::model::{AppRow, CertRow, TokenRow};
+use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 
 /// Messages buffered between the sources and the console.
 pub const CHANNEL_CAPACITY: usize = 16_384;
 /// How often the inventory is re-read.
 pub const INVENTORY_EVERY: Duration = Duration::from_secs(2);
+/// How often rotations and their evidence are re-read.
+pub const ROTATIONS_EVERY: Duration = Duration::from_secs(1);
 
 /// The console's input channel.
 pub fn channel() -> (mpsc::Sender<Msg>, mpsc::Receiver<Msg>) {
@@ -207,6 +214,81 @@ fn describe_config_error(e: &ConfigError) -> String {
         }
         None => e.to_string(),
     }
+}
+
+/// Lists rotations with their live evidence; each rotation's audit log is read incrementally
+/// (one `EvidenceReader` per rotation, kept across reads), so a poll costs the new lines only.
+#[derive(Debug)]
+pub struct RotationsReader {
+    store: Arc<Store>,
+    readers: HashMap<String, EvidenceReader>,
+}
+
+impl RotationsReader {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            readers: HashMap::new(),
+        }
+    }
+
+    /// Blocking: every rotation (newest first) as the wizard shows it at `now`.
+    pub fn read(&mut self, now: DateTime<Utc>) -> Result<Vec<RotationRow>, String> {
+        let list =
+            rotation::list(&self.store).map_err(|e| format!("rotations unavailable: {e}"))?;
+        self.readers
+            .retain(|id, _| list.iter().any(|r| &r.id == id));
+        let mut rows = Vec::with_capacity(list.len());
+        for r in &list {
+            let reader = self
+                .readers
+                .entry(r.id.clone())
+                .or_insert_with(|| EvidenceReader::for_rotation(r));
+            // An unreadable log shows as "not seen" evidence; the rotation still lists.
+            let _ = reader.poll();
+            rows.push(RotationRow {
+                view: rotation::view(r, reader.evidence(), now),
+                old_name: r.old.name.clone(),
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// Every `every`, list rotations and their evidence (in a blocking task) and send
+/// `Msg::Rotations`. Stops when the console is gone.
+pub fn spawn_rotations(
+    store: Arc<Store>,
+    clock: SharedClock,
+    tx: mpsc::Sender<Msg>,
+    every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = Some(RotationsReader::new(store));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(mut r) = reader.take() else { return };
+            let now = clock.now();
+            let Ok((r, out)) = tokio::task::spawn_blocking(move || {
+                let out = r.read(now);
+                (r, out)
+            })
+            .await
+            else {
+                return;
+            };
+            reader = Some(r);
+            let msg = match out {
+                Ok(rows) => Msg::Rotations(rows),
+                Err(e) => Msg::Notice(e),
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// Every `every`, read the inventory (in a blocking task) and send `Msg::Inventory`, plus

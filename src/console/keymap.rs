@@ -3,6 +3,8 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::app::ViewId;
+
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -27,8 +29,20 @@ pub enum Action {
     ApplyFilter,
     /// Filter input: drop the filter and close the input.
     CancelFilter,
-    /// Filter input: delete the last character.
+    /// Filter or prompt input: delete the last character.
     DeleteChar,
+    /// Tokens/Certs: start a rotation of the selected credential.
+    StartRotation,
+    /// Rotations: perform the next step of the selected rotation.
+    NextStep,
+    /// Rotations: revoke the old credential now (asks for its name typed).
+    RevokeNow,
+    /// Rotations: abort the selected rotation (asks y/n).
+    AbortRotation,
+    /// Prompt: yes / submit what was typed.
+    Confirm,
+    /// Prompt: no / cancel.
+    Cancel,
 }
 
 /// Where the keyboard focus is.
@@ -40,6 +54,10 @@ pub enum Context {
     FilterInput,
     /// Help or details overlay.
     Overlay,
+    /// A y/n question in the footer.
+    YesNo,
+    /// Typing an answer in the footer (e.g. a credential's name before a revoke).
+    TextPrompt,
 }
 
 /// One key (code + modifiers, with Shift ignored for characters).
@@ -80,9 +98,13 @@ pub struct Binding {
     pub hint: &'static str,
     /// One line for the help overlay.
     pub help: &'static str,
+    /// Views where the footer shows it (empty: every view).
+    pub views: &'static [ViewId],
+    /// It changes something (a rotation): hidden from the footer and refused when read-only.
+    pub changes: bool,
 }
 
-use Context::{FilterInput, Normal, Overlay};
+use Context::{FilterInput, Normal, Overlay, TextPrompt, YesNo};
 
 /// Every key binding of the console.
 pub const BINDINGS: &[Binding] = &[
@@ -93,6 +115,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "q",
         hint: "quit",
         help: "quit",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -101,6 +125,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "?",
         hint: "help",
         help: "show or hide this help",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -109,6 +135,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "1-7",
         hint: "views",
         help: "switch view: 1 Traffic 2 Tokens 3 Certs 4 Alerts 5 Policies 6 Rotations 7 Log",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -117,6 +145,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "Tab",
         hint: "",
         help: "next view",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -125,6 +155,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "S-Tab",
         hint: "",
         help: "previous view",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -133,6 +165,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "j/k",
         hint: "move",
         help: "move down (the mouse wheel scrolls too)",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -141,6 +175,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "k",
         hint: "",
         help: "move up",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -149,6 +185,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "PgDn",
         hint: "",
         help: "page down",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -157,6 +195,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "PgUp",
         hint: "",
         help: "page up",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -165,6 +205,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "g/G",
         hint: "top/end",
         help: "go to the top",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -173,6 +215,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "G",
         hint: "",
         help: "go to the bottom",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -181,6 +225,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "/",
         hint: "filter",
         help: "filter: deny, ci-deploy, country:RU, app:api, reason:revoked, !allow …",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -189,6 +235,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "s",
         hint: "sort",
         help: "cycle the sort order of the current table",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -197,6 +245,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "Enter",
         hint: "details",
         help: "details of the selected row",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Normal,
@@ -205,6 +255,48 @@ pub const BINDINGS: &[Binding] = &[
         label: "Esc",
         hint: "",
         help: "clear the filter",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('r')],
+        action: Action::StartRotation,
+        label: "r",
+        hint: "rotate",
+        help: "start a rotation of the selected token (2) or certificate (3)",
+        views: &[ViewId::Tokens, ViewId::Certs],
+        changes: true,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('n')],
+        action: Action::NextStep,
+        label: "n",
+        hint: "next step",
+        help: "rotations (6): perform the next step (revoke asks for the name typed)",
+        views: &[ViewId::Rotations],
+        changes: true,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('R')],
+        action: Action::RevokeNow,
+        label: "R",
+        hint: "revoke now",
+        help: "rotations (6): revoke the old credential now; type its name (forced if unverified)",
+        views: &[ViewId::Rotations],
+        changes: true,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('x')],
+        action: Action::AbortRotation,
+        label: "x",
+        hint: "abort",
+        help: "rotations (6): abort the selected rotation (asks y/n)",
+        views: &[ViewId::Rotations],
+        changes: true,
     },
     Binding {
         context: FilterInput,
@@ -213,6 +305,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "Enter",
         hint: "apply",
         help: "apply the filter",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: FilterInput,
@@ -221,6 +315,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "Esc",
         hint: "clear",
         help: "clear the filter",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: FilterInput,
@@ -229,6 +325,58 @@ pub const BINDINGS: &[Binding] = &[
         label: "Bksp",
         hint: "delete",
         help: "delete a character",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: YesNo,
+        keys: &[k('y')],
+        action: Action::Confirm,
+        label: "y",
+        hint: "yes",
+        help: "yes",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: YesNo,
+        keys: &[k('n'), code(KeyCode::Esc), ctrl('c')],
+        action: Action::Cancel,
+        label: "n/Esc",
+        hint: "no",
+        help: "no",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: TextPrompt,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Confirm,
+        label: "Enter",
+        hint: "confirm",
+        help: "confirm what was typed",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: TextPrompt,
+        keys: &[code(KeyCode::Esc), ctrl('c')],
+        action: Action::Cancel,
+        label: "Esc",
+        hint: "cancel",
+        help: "cancel",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: TextPrompt,
+        keys: &[code(KeyCode::Backspace)],
+        action: Action::DeleteChar,
+        label: "Bksp",
+        hint: "delete",
+        help: "delete a character",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Overlay,
@@ -237,6 +385,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "Esc",
         hint: "close",
         help: "close this window",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Overlay,
@@ -245,6 +395,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "j/k",
         hint: "scroll",
         help: "scroll",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Overlay,
@@ -253,6 +405,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "k",
         hint: "",
         help: "scroll up",
+        views: &[],
+        changes: false,
     },
     Binding {
         context: Overlay,
@@ -261,6 +415,8 @@ pub const BINDINGS: &[Binding] = &[
         label: "C-c",
         hint: "",
         help: "quit",
+        views: &[],
+        changes: false,
     },
 ];
 
@@ -287,11 +443,21 @@ pub fn action_for(ev: &KeyEvent, context: Context) -> Option<Action> {
         .map(|b| b.action)
 }
 
-/// `(label, hint)` pairs for the footer in `context`.
-pub fn footer_hints(context: Context) -> impl Iterator<Item = (&'static str, &'static str)> {
+/// `(label, hint)` pairs for the footer in `context` on `view`; bindings that change something
+/// are left out of a read-only console.
+pub fn footer_hints(
+    context: Context,
+    view: ViewId,
+    read_only: bool,
+) -> impl Iterator<Item = (&'static str, &'static str)> {
     BINDINGS
         .iter()
-        .filter(move |b| b.context == context && !b.hint.is_empty())
+        .filter(move |b| {
+            b.context == context
+                && !b.hint.is_empty()
+                && (b.views.is_empty() || b.views.contains(&view))
+                && !(read_only && b.changes)
+        })
         .map(|b| (b.label, b.hint))
 }
 
@@ -370,8 +536,19 @@ mod tests {
 
     #[test]
     fn footer_and_help_come_from_the_bindings() {
-        let footer: Vec<_> = footer_hints(Context::Normal).collect();
+        let footer: Vec<_> = footer_hints(Context::Normal, ViewId::Traffic, false).collect();
         assert!(footer.contains(&("q", "quit")) && footer.contains(&("/", "filter")));
+        assert!(
+            !footer.contains(&("r", "rotate")),
+            "only on tokens and certs"
+        );
+        let tokens: Vec<_> = footer_hints(Context::Normal, ViewId::Tokens, false).collect();
+        assert!(tokens.contains(&("r", "rotate")));
+        let read_only: Vec<_> = footer_hints(Context::Normal, ViewId::Tokens, true).collect();
+        assert!(
+            !read_only.contains(&("r", "rotate")),
+            "hidden when read-only"
+        );
         let help: Vec<_> = help_lines().collect();
         assert_eq!(
             help.len(),

@@ -2,8 +2,10 @@
 //! `update(&mut AppState, Msg)`, drawn by views that only read it. Events arrive as `Msg`s on a
 //! channel: from the in-process bus (`feed::spawn_bus_bridge`) or a tailed JSONL log
 //! (`feed::spawn_tail`); inventory and policy snapshots come from `feed::spawn_inventory`.
-//! `run` owns the terminal. Nothing here does blocking I/O on the UI task.
+//! `run` owns the terminal. Rotation actions (`wizard` keys) are queued by `update` and performed
+//! by `actions::spawn_worker`. Nothing here does blocking I/O on the UI task.
 
+pub mod actions;
 pub mod aggregate;
 pub mod alerts;
 pub mod app;
@@ -17,7 +19,9 @@ pub mod rows;
 mod runner;
 pub mod theme;
 pub mod views;
+pub mod wizard;
 
+pub use actions::{ActionContext, ConsoleAction};
 pub use aggregate::Limits;
 pub use app::{AppState, HeaderInfo, Msg, ViewId, update};
 pub use model::{AppRow, CertRow, CredentialStatus, PolicyRow, RotationRow, TokenRow};

@@ -1,7 +1,7 @@
 //! View-model types the console draws: inventory rows (tokens, certs), policy rows, rotation
-//! rows, and the credential status rule (ok / warn ≤ 30 d / critical ≤ 7 d / expired). Whoever
-//! feeds the console (the `console` verb, `demo`, `serve --console`) fills these; the console
-//! never reads the store or the policy file itself.
+//! rows (the rotation library's `RotationView`), and the credential status rule (ok / warn
+//! ≤ 30 d / critical ≤ 7 d / expired). Whoever feeds the console (the `console` verb, `demo`,
+//! `serve --console`) fills these; the console never reads the store or the policy file itself.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -78,16 +78,14 @@ pub struct PolicyRow {
     pub admits: Vec<String>,
 }
 
-/// One rotation in the Rotations view.
+/// One rotation in the Rotations view: the rotation library's view-model plus the plain name
+/// of the old credential (what the operator types to confirm a revoke; for certificates the
+/// view's `old` is a label with the serial).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RotationRow {
-    pub id: String,
-    /// `token` or `cert`.
-    pub kind: String,
-    pub old: String,
-    pub new: Option<String>,
-    /// The state machine's current step, e.g. `rollout`.
-    pub state: String,
+    pub view: crate::rotation::RotationView,
+    /// Token name or certificate CN of the old credential.
+    pub old_name: String,
 }
 
 /// Expiry status of a credential, shown as colour *and* text.

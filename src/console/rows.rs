@@ -345,16 +345,23 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
             Some((format!("app {}", l.app.name), lines))
         }
         ViewId::Rotations => {
-            let r = s.rotations.get(sel)?;
-            Some((
-                format!("rotation {}", r.id),
-                vec![
-                    format!("kind         {}", r.kind),
-                    format!("old          {}", r.old),
-                    format!("new          {}", r.new.as_deref().unwrap_or("-")),
-                    format!("state        {}", r.state),
-                ],
-            ))
+            let r = &s.rotations.get(sel)?.view;
+            let mut lines = vec![
+                format!("kind         {}", r.kind.as_str()),
+                format!("old          {}", r.old),
+                format!("new          {}", r.new.as_deref().unwrap_or("-")),
+                format!("state        {}", r.state.as_str()),
+                format!("quiet period {}", r.quiet_period),
+                format!("min requests {}", r.min_requests),
+            ];
+            lines.extend(
+                r.new_credential_files
+                    .iter()
+                    .map(|f| format!("file         {f}")),
+            );
+            lines.push("evidence".into());
+            lines.extend(r.evidence.iter().map(|e| format!("  {e}")));
+            Some((format!("rotation {}", r.id), lines))
         }
         ViewId::Log => {
             let e = log_event(s, sel)?;

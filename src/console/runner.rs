@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::clock::{SharedClock, SystemClock};
 
+use super::actions::{self, ActionContext, ConsoleAction};
 use super::aggregate::Limits;
 use super::app::{AppState, HeaderInfo, Msg, update};
 use super::theme::Theme;
@@ -40,6 +41,11 @@ pub struct ConsoleOptions {
     pub clock: SharedClock,
     /// When the gate started (uptime); default: when the console starts.
     pub started_at: Option<DateTime<Utc>>,
+    /// Where rotation actions (`r`, `n`, `R`, `x`) happen; `None`: the keys say they need a
+    /// store. Ignored when `header.read_only`.
+    pub actions: Option<ActionContext>,
+    /// Quiet period of rotations started with `r` (default 1h; the demo uses seconds).
+    pub rotation_quiet_period: chrono::Duration,
 }
 
 impl ConsoleOptions {
@@ -51,6 +57,8 @@ impl ConsoleOptions {
             limits: Limits::default(),
             clock: std::sync::Arc::new(SystemClock),
             started_at: None,
+            actions: None,
+            rotation_quiet_period: crate::rotation::DEFAULT_QUIET_PERIOD,
         }
     }
 
@@ -61,6 +69,7 @@ impl ConsoleOptions {
         if let Some(t) = self.started_at {
             s.started_at = t;
         }
+        s.actions_available = self.actions.is_some() && !self.header.read_only;
         s
     }
 }
@@ -84,20 +93,72 @@ pub async fn run(opts: ConsoleOptions, rx: mpsc::Receiver<Msg>) -> Result<(), Co
         return Err(ConsoleError::NotATerminal);
     }
     let mut state = opts.initial_state();
+    // Actions run on a worker task; its answers come back on their own channel.
+    let (results_tx, results_rx) = mpsc::channel(64);
+    let worker = match (&opts.actions, state.actions_available) {
+        (Some(ctx), true) => {
+            let (tx, rx) = mpsc::channel(64);
+            let task = actions::spawn_worker(
+                ctx.clone(),
+                opts.rotation_quiet_period,
+                opts.clock.clone(),
+                rx,
+                results_tx,
+            );
+            Some((tx, task))
+        }
+        _ => None,
+    };
     let mut guard = TerminalGuard::enter()?;
     let size = guard.terminal.size()?;
     update(&mut state, Msg::Resize(size.width, size.height));
-    let result = event_loop(&mut guard.terminal, &mut state, &opts.clock, rx).await;
+    let channels = Channels {
+        rx,
+        results: results_rx,
+        actions: worker.as_ref().map(|(tx, _)| tx.clone()),
+    };
+    let result = event_loop(&mut guard.terminal, &mut state, &opts.clock, channels).await;
     drop(guard);
+    if let Some((_, task)) = worker {
+        // An action already in a blocking task finishes on its own; no new one starts.
+        task.abort();
+    }
     result
+}
+
+/// The event loop's inputs besides the terminal, and where actions go.
+struct Channels {
+    rx: mpsc::Receiver<Msg>,
+    results: mpsc::Receiver<Msg>,
+    actions: Option<mpsc::Sender<ConsoleAction>>,
+}
+
+/// Hand the actions `update` queued to the worker (never waits: a full queue is reported).
+fn dispatch(state: &mut AppState, actions: Option<&mpsc::Sender<ConsoleAction>>) {
+    for action in std::mem::take(&mut state.pending_actions) {
+        let sent = actions.is_some_and(|tx| tx.try_send(action).is_ok());
+        if !sent {
+            update(
+                state,
+                Msg::ActionResult(Err(
+                    "the action was not started: the action worker is busy or gone".into(),
+                )),
+            );
+        }
+    }
 }
 
 async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     state: &mut AppState,
     clock: &SharedClock,
-    mut rx: mpsc::Receiver<Msg>,
+    channels: Channels,
 ) -> Result<(), ConsoleError> {
+    let Channels {
+        mut rx,
+        mut results,
+        actions,
+    } = channels;
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -120,6 +181,7 @@ async fn event_loop(
                 Some(Ok(ev)) => {
                     if let Some(msg) = from_terminal(ev) {
                         update(state, msg);
+                        dispatch(state, actions.as_ref());
                         dirty = true;
                     }
                 }
@@ -147,6 +209,10 @@ async fn event_loop(
                     dirty = true;
                 }
             },
+            Some(msg) = results.recv() => {
+                update(state, msg);
+                dirty = true;
+            }
             _ = tokio::time::sleep_until(last_draw + FRAME), if dirty => {}
         }
     }

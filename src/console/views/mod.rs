@@ -18,6 +18,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::app::{AppState, Overlay, ViewId};
 use super::keymap::{self, Context};
+use super::wizard::Prompt;
 
 /// The smallest terminal the console draws in.
 pub const MIN_WIDTH: u16 = 80;
@@ -171,7 +172,21 @@ fn draw_footer(frame: &mut Frame, area: Rect, s: &AppState) {
             t.muted(),
         ));
     }
-    for (label, hint) in keymap::footer_hints(ctx) {
+    match &s.prompt {
+        Some(Prompt::ConfirmAbort { id }) => spans.push(Span::styled(
+            format!("abort {id}? the new credential is revoked and removed from policies   "),
+            t.accent().add_modifier(Modifier::BOLD),
+        )),
+        Some(Prompt::TypeName { name, input, .. }) => {
+            spans.push(Span::styled(
+                format!("revoke {name}: type its name to confirm: "),
+                t.accent().add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::styled(format!("{input}█   "), t.base()));
+        }
+        None => {}
+    }
+    for (label, hint) in keymap::footer_hints(ctx, s.view, s.header.read_only) {
         spans.push(Span::styled(label, t.accent()));
         spans.push(Span::styled(format!(" {hint}  "), t.muted()));
     }
