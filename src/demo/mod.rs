@@ -11,6 +11,7 @@ pub mod bots;
 pub mod credentials;
 pub mod hooks;
 pub mod pki;
+pub mod rollout;
 pub mod roster;
 pub mod scenario;
 pub mod schedule;
