@@ -107,6 +107,7 @@ async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
     if let Some(tls) = demo.gate().tls_addr {
         listen.push(format!("https://{tls}"));
     }
+    let secrets = demo.state_dir().join("secrets");
     let mut opts = ConsoleOptions::new(theme);
     opts.clock = demo.clock().clone();
     opts.header = HeaderInfo {
@@ -114,9 +115,45 @@ async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
         source: "demo · in-process bus".into(),
         read_only: false,
     };
-    let result = console::run(opts, rx).await;
+    opts.actions = Some(console::ActionContext {
+        store: demo.store().clone(),
+        policy_file: demo.policy_path().to_path_buf(),
+        state_dir: demo.state_dir().to_path_buf(),
+        secret_dir: secrets.clone(),
+    });
+    // Seconds, not the production hour: the demo shows a whole rotation in a minute.
+    opts.rotation_quiet_period = chrono::Duration::seconds(10);
+    let rotations = feed::spawn_rotations(
+        demo.store().clone(),
+        opts.clock.clone(),
+        tx.clone(),
+        feed::ROTATIONS_EVERY,
+    );
+    let pipeline = tokio::spawn(crate::demo::rollout::run(
+        demo.store().clone(),
+        secrets,
+        demo.state_dir().join("rotations"),
+        demo.credential_files().clone(),
+    ));
+    let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(4);
+    let _watch = crate::config::watch::watch(demo.policy_path().to_path_buf(), reload_tx)?;
+    let console = console::run(opts, rx);
+    tokio::pin!(console);
+    // The gate hot-reloads the demo policy file, as `serve` does (rotations edit it).
+    let result = loop {
+        tokio::select! {
+            r = &mut console => break r,
+            Some(reload) = reloads.recv() => {
+                if matches!(reload, crate::config::watch::Reload::Loaded(_)) && let Err(e) = demo.reload_policy_file() {
+                    tracing::warn!(error = %e, "demo policy reload failed");
+                }
+            }
+        }
+    };
     bridge.task.abort();
     inventory.abort();
+    rotations.abort();
+    pipeline.abort();
     result.map_err(|e| match e {
         console::ConsoleError::NotATerminal => crate::exit::Failure::bad_input(
             "the console needs a terminal; use `botgate demo --headless` in scripts and CI",

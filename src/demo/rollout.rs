@@ -5,9 +5,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::credentials::{CredentialFile, read_credential_file, write_credential_file};
+use crate::rotation::RotationState;
+use crate::store::Store;
 
 /// How often the pipeline looks for new credentials.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -15,6 +18,7 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// Watch `secrets_dir` and `rotations_dir` and rewrite the matching entries of `bot_files`
 /// (credential name → bot credential file). Runs until aborted.
 pub async fn run(
+    store: Arc<Store>,
     secrets_dir: PathBuf,
     rotations_dir: PathBuf,
     bot_files: BTreeMap<String, PathBuf>,
@@ -22,16 +26,32 @@ pub async fn run(
     let mut done: HashSet<PathBuf> = HashSet::new();
     loop {
         tokio::time::sleep(POLL).await;
-        let (s, r, b) = (
+        let (st, s, r, b) = (
+            store.clone(),
             secrets_dir.clone(),
             rotations_dir.clone(),
             bot_files.clone(),
         );
         let seen = done.clone();
-        if let Ok(new) = tokio::task::spawn_blocking(move || roll_out(&s, &r, &b, &seen)).await {
+        let pass = move || {
+            // Like a real pipeline, deploy a new credential only once policies admit it.
+            let admitted = admitted_credentials(&st);
+            roll_out(&s, &r, &b, &seen, &admitted)
+        };
+        if let Ok(new) = tokio::task::spawn_blocking(pass).await {
             done.extend(new);
         }
     }
+}
+
+/// Names of new credentials whose rotation is past `created` (tokens by name, certs by CN).
+fn admitted_credentials(store: &Store) -> HashSet<String> {
+    let rotations = crate::rotation::list(store).unwrap_or_default();
+    rotations
+        .into_iter()
+        .filter(|r| !matches!(r.state, RotationState::Created | RotationState::Aborted))
+        .filter_map(|r| r.new.map(|n| n.name))
+        .collect()
 }
 
 /// One pass; returns the source files handled.
@@ -40,6 +60,7 @@ fn roll_out(
     rotations_dir: &Path,
     bot_files: &BTreeMap<String, PathBuf>,
     done: &HashSet<PathBuf>,
+    admitted: &HashSet<String>,
 ) -> Vec<PathBuf> {
     let mut handled = Vec::new();
     for path in json_files(secrets_dir)
@@ -50,6 +71,9 @@ fn roll_out(
         let Ok(cred @ CredentialFile::Token { .. }) = read_credential_file(&path) else {
             continue;
         };
+        if !admitted.contains(cred.name()) {
+            continue;
+        }
         let Some(target) = base_name(cred.name()).and_then(|old| bot_files.get(old)) else {
             continue;
         };
@@ -63,19 +87,18 @@ fn roll_out(
         .filter(|p| !done.contains(p))
     {
         // `<CN>.<rotation id>.crt` + `.key`: the new certificate of `<CN>`'s rotation.
-        let Some(cn) = crt
+        let stem = crt
             .file_stem()
             .and_then(|s| s.to_str())
-            .and_then(|s| s.rsplit_once('.'))
-            .map(|(cn, _)| cn.to_string())
-        else {
+            .and_then(|s| s.rsplit_once('.'));
+        let Some(cn) = stem.map(|(cn, _)| cn.to_string()) else {
             continue;
         };
         let key = crt.with_extension("key");
         let Some(target) = bot_files.get(&cn) else {
             continue;
         };
-        if !key.exists() {
+        if !key.exists() || !admitted.contains(&cn) {
             continue;
         }
         let cred = CredentialFile::Cert {
@@ -139,12 +162,27 @@ mod tests {
         };
         write_credential_file(&secrets.join("ci-deploy-prod-v2.json"), &new).unwrap();
         let files = BTreeMap::from([("ci-deploy-prod".to_string(), bot.clone())]);
-        let handled = roll_out(&secrets, &rotations, &files, &HashSet::new());
+        let none = HashSet::new();
+        assert!(
+            roll_out(&secrets, &rotations, &files, &none, &none).is_empty(),
+            "not before policies admit it"
+        );
+        let admitted = HashSet::from(["ci-deploy-prod-v2".to_string()]);
+        let handled = roll_out(&secrets, &rotations, &files, &none, &admitted);
         assert_eq!(handled.len(), 1);
         assert_eq!(
             read_credential_file(&bot).unwrap().name(),
             "ci-deploy-prod-v2"
         );
-        assert!(roll_out(&secrets, &rotations, &files, &handled.into_iter().collect()).is_empty());
+        assert!(
+            roll_out(
+                &secrets,
+                &rotations,
+                &files,
+                &handled.into_iter().collect(),
+                &admitted
+            )
+            .is_empty()
+        );
     }
 }
