@@ -162,9 +162,9 @@ mod tests {
         };
         write_credential_file(&secrets.join("ci-deploy-prod-v2.json"), &new).unwrap();
         let files = BTreeMap::from([("ci-deploy-prod".to_string(), bot.clone())]);
-        let none = HashSet::new();
+        let (none, nobody): (HashSet<PathBuf>, HashSet<String>) = (HashSet::new(), HashSet::new());
         assert!(
-            roll_out(&secrets, &rotations, &files, &none, &none).is_empty(),
+            roll_out(&secrets, &rotations, &files, &none, &nobody).is_empty(),
             "not before policies admit it"
         );
         let admitted = HashSet::from(["ci-deploy-prod-v2".to_string()]);
