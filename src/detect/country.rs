@@ -80,9 +80,21 @@ impl ExpectedCountries {
 
     /// Expected countries for `subject` per the policy; `None` when the policy does not
     /// restrict it (or does not mention it).
+    ///
+    /// Policies that name the credential (token name, CN pattern) speak for it; wildcard
+    /// policies (`any_service_token`, `valid_certificate`) only count when none does, so a
+    /// catch-all "any bot may read status" does not erase a CI token's `country = ["US"]`.
     pub fn for_subject(&self, subject: &Subject) -> Option<BTreeSet<String>> {
+        let wildcard = |s: &Scope| matches!(s.matcher, Matcher::AnyToken | Matcher::AnyCert);
+        let matching: Vec<&Scope> = self
+            .scopes
+            .iter()
+            .filter(|s| s.matcher.matches(subject))
+            .collect();
+        let named: Vec<&Scope> = matching.iter().copied().filter(|s| !wildcard(s)).collect();
+        let scopes = if named.is_empty() { matching } else { named };
         let mut union: Option<BTreeSet<String>> = None;
-        for scope in self.scopes.iter().filter(|s| s.matcher.matches(subject)) {
+        for scope in scopes {
             match &scope.countries {
                 None => return None,
                 Some(c) => union
@@ -356,6 +368,46 @@ mod tests {
         let done = book.resolve_quiet(t(902), |_| Some(Duration::minutes(15)));
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].details.as_ref().unwrap()["state"], "resolved");
+    }
+
+    #[test]
+    fn wildcard_policy_does_not_erase_a_named_tokens_countries() {
+        let file: PolicyFile = toml::from_str(
+            r#"
+            [[app]]
+            name = "api"
+            hostnames = ["api"]
+            upstream = "http://127.0.0.1:1"
+            [[app.policy]]
+            name = "ci"
+            action = "service_auth"
+            include = [{ service_token = "ci-deploy-staging" }]
+            require = [{ country = ["US"] }]
+            [[app.policy]]
+            name = "any bot may read status"
+            action = "service_auth"
+            include = [{ any_service_token = true }]
+            "#,
+        )
+        .unwrap();
+        let expected = ExpectedCountries::from_policy(&file);
+        let named = Subject::Token {
+            id: None,
+            name: Some("ci-deploy-staging".into()),
+        };
+        assert_eq!(
+            expected.for_subject(&named),
+            Some(BTreeSet::from(["US".into()]))
+        );
+        let other = Subject::Token {
+            id: None,
+            name: Some("monitoring-probe-prod".into()),
+        };
+        assert_eq!(
+            expected.for_subject(&other),
+            None,
+            "only the wildcard speaks for it"
+        );
     }
 
     #[test]
