@@ -25,8 +25,10 @@ pub struct DemoCounters {
     pub denied: AtomicU64,
     /// Answered with a gate error (502/503).
     pub errors: AtomicU64,
-    /// `alert` events.
+    /// `alert` events (opening, updates and resolutions).
     pub alerts: AtomicU64,
+    /// Distinct alerts: alert id → rule.
+    alert_ids: Mutex<BTreeMap<String, String>>,
     /// Events this counter missed because it fell behind the bus.
     pub lagged: AtomicU64,
     /// Denied requests by `deny_reason`.
@@ -38,6 +40,14 @@ impl DemoCounters {
         match ev.event {
             EventKind::Alert => {
                 self.alerts.fetch_add(1, Ordering::Relaxed);
+                let id = ev
+                    .details
+                    .as_ref()
+                    .and_then(|d| d["alert_id"].as_str())
+                    .unwrap_or(&ev.ray_id)
+                    .to_string();
+                let mut ids = self.alert_ids.lock().unwrap_or_else(|p| p.into_inner());
+                ids.entry(id).or_insert_with(|| ev.decision.clone());
             }
             EventKind::Admin => {}
             EventKind::Access => {
@@ -57,6 +67,16 @@ impl DemoCounters {
                 }
             }
         }
+    }
+
+    /// Distinct alerts per rule.
+    pub fn alerts_by_rule(&self) -> BTreeMap<String, u64> {
+        let ids = self.alert_ids.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_rule = BTreeMap::new();
+        for rule in ids.values() {
+            *by_rule.entry(rule.clone()).or_default() += 1;
+        }
+        by_rule
     }
 
     /// Denied requests by reason.
@@ -130,6 +150,7 @@ pub struct DemoSummary {
     pub denied: u64,
     pub errors: u64,
     pub alerts: u64,
+    pub alerts_by_rule: BTreeMap<String, u64>,
     pub lagged: u64,
     pub deny_reasons: BTreeMap<String, u64>,
     pub bots: Vec<BotCount>,
@@ -153,7 +174,8 @@ impl DemoSummary {
             allowed: get(&counters.allowed),
             denied: get(&counters.denied),
             errors: get(&counters.errors),
-            alerts: get(&counters.alerts),
+            alerts: counters.alerts_by_rule().values().sum(),
+            alerts_by_rule: counters.alerts_by_rule(),
             lagged: get(&counters.lagged),
             deny_reasons: counters.deny_reasons(),
             bots,
@@ -179,6 +201,14 @@ impl fmt::Display for DemoSummary {
         writeln!(f, "denied: {}", self.denied)?;
         writeln!(f, "errors: {}", self.errors)?;
         writeln!(f, "alerts: {}", self.alerts)?;
+        if !self.alerts_by_rule.is_empty() {
+            let rules: Vec<String> = self
+                .alerts_by_rule
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            writeln!(f, "alerts by rule: {}", rules.join(", "))?;
+        }
         if self.lagged > 0 {
             writeln!(f, "events missed by the counter: {}", self.lagged)?;
         }
