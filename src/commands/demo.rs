@@ -30,6 +30,9 @@ pub fn run(_paths: &Paths, args: DemoArgs) -> Result<()> {
             demo.gate().addr,
             demo.state_dir().display()
         );
+        if let Some(admin) = demo.gate().admin_addr {
+            eprintln!("metrics on http://{admin}/metrics, events on http://{admin}/events");
+        }
         for w in demo.warnings() {
             eprintln!("warning: {w}");
         }
@@ -106,6 +109,9 @@ async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
     let mut listen = vec![format!("http://{}", demo.gate().addr)];
     if let Some(tls) = demo.gate().tls_addr {
         listen.push(format!("https://{tls}"));
+    }
+    if let Some(admin) = demo.gate().admin_addr {
+        listen.push(format!("admin http://{admin}/metrics"));
     }
     let secrets = demo.state_dir().join("secrets");
     let mut opts = ConsoleOptions::new(theme);
