@@ -315,3 +315,49 @@ async fn upstream_sees_certificate_headers() {
     );
     assert_eq!(h["x-forwarded-proto"], "https");
 }
+
+/// Regression: a certificate botgate did not issue (made with openssl) could not be revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_an_openssl_cert_file_denies_it_at_the_running_gate_within_a_second() {
+    let p = pki();
+    let g = start_gate_with(
+        POLICY,
+        |_| {},
+        |o| {
+            o.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+            o.tls = Some(Arc::new(Files(p.dir.path().to_path_buf())));
+        },
+    )
+    .await;
+    let port = g.gate.tls_addr.unwrap().port();
+    assert_eq!(curl(&p, port, Some("device"), &[]).0, "200");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("botgate"))
+        .args(["cert", "revoke"])
+        .arg(p.dir.path().join("device.crt"))
+        .env("BOTGATE_STATE_DIR", g.dir.path())
+        .env("BOTGATE_CONFIG", g.dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = std::time::Instant::now();
+    let refused = eventually(Duration::from_secs(1), || async {
+        curl(&p, port, Some("device"), &[]).0 == "401"
+    })
+    .await;
+    assert!(
+        refused,
+        "still admitted {:?} after revoke",
+        started.elapsed()
+    );
+    let logged = eventually(Duration::from_secs(2), || async {
+        g.audit_lines()
+            .iter()
+            .any(|e| e["deny_reason"] == "cert_revoked")
+    })
+    .await;
+    assert!(logged);
+}

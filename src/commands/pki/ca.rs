@@ -12,6 +12,9 @@ use crate::pki::{self, CaInitOptions};
 use crate::store::Store;
 use crate::store::pki::CaRecord;
 
+/// File name of the root certificate `ca init` publishes in the state dir.
+const ROOT_CERT_FILE: &str = "ca-root.crt";
+
 pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> Result<()> {
     match cmd {
         CaCommand::Init {
@@ -27,6 +30,10 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                 now,
             };
             let made = pki::init_ca(store, &opts).map_err(pki_err)?;
+            // The root certificate (public) where clients can find it to verify the gate's HTTPS.
+            let root_pem = paths.state_dir.join(ROOT_CERT_FILE);
+            std::fs::write(&root_pem, &made.root.cert_pem)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", root_pem.display()))?;
             // Publish an (empty) CRL right away so the gate has one for the issuing CA.
             let crl = pki::issue_crl(store, now).map_err(pki_err)?;
             let details = serde_json::json!({
@@ -47,6 +54,7 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                     "root": CaView::new(&made.root, now),
                     "intermediate": CaView::new(&made.intermediate, now),
                     "root_key_file": made.root_key_written_to,
+                    "root_cert_file": root_pem,
                     "crl_number": crl.crl_number,
                 }));
             }
@@ -57,6 +65,10 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                 rfc3339(made.root.not_after)
             );
             println!("  SHA-256 {}", made.root.fingerprint_sha256);
+            println!(
+                "  certificate in {} (give it to clients: curl --cacert)",
+                root_pem.display()
+            );
             match &made.root_key_written_to {
                 Some(p) => println!(
                     "  root key written to {} (mode 0600) and NOT kept in the state dir; store it offline",

@@ -218,10 +218,24 @@ fn issue(
 
 fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: bool) -> Result<()> {
     sync_watched(paths, store, now)?;
+    // A certificate file (e.g. one made with openssl that botgate never issued): add it to the
+    // inventory, then revoke it by fingerprint.
+    let from_file;
+    let query = if Path::new(query).is_file() {
+        let certs = pki::read_certificate_file(Path::new(query)).map_err(pki_err)?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Failure::bad_input(format!("{query}: no certificate in the file")))?;
+        add_to_inventory(store, &[(query.to_string(), leaf.to_pem(), leaf)], now)?;
+        from_file = leaf.fingerprint_sha256.clone();
+        from_file.as_str()
+    } else {
+        query
+    };
     let matches = store.find_certs(query).map_err(store_err)?;
     if matches.is_empty() {
         return Err(Failure::refused(format!(
-            "no certificate with serial, fingerprint or CN {query:?} (see `botgate cert list`)"
+            "no certificate with serial, fingerprint or CN {query:?} in the inventory (see `botgate cert list`); for a certificate botgate did not issue, pass its file: `botgate cert revoke path/to/cert.pem`"
         )));
     }
     let live: Vec<&CertRecord> = matches.iter().filter(|c| c.revoked_at.is_none()).collect();
@@ -351,11 +365,21 @@ fn sync_watched(paths: &Paths, store: &Store, now: DateTime<Utc>) -> Result<Scan
         return Ok(ScanResult::default());
     }
     let scan = pki::scan_dirs(&dirs);
-    let cas = store.list_cas().map_err(store_err)?;
     let found: Vec<(String, String, &CertInfo)> = scan
         .certificates()
         .map(|(p, c)| (p.display().to_string(), c.to_pem(), c))
         .collect();
+    add_to_inventory(store, &found, now)?;
+    Ok(scan)
+}
+
+/// Add certificates (path, PEM, parsed) to the inventory as watched; known ones keep their row.
+fn add_to_inventory(
+    store: &Store,
+    found: &[(String, String, &CertInfo)],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let cas = store.list_cas().map_err(store_err)?;
     let rows: Vec<NewCert<'_>> = found
         .iter()
         .map(|(path, pem, c)| NewCert {
@@ -374,7 +398,7 @@ fn sync_watched(paths: &Paths, store: &Store, now: DateTime<Utc>) -> Result<Scan
         })
         .collect();
     store.upsert_watched_certs(&rows).map_err(store_err)?;
-    Ok(scan)
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
