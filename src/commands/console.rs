@@ -113,3 +113,96 @@ fn listen_addresses(policy: Option<&PolicyFile>) -> Vec<String> {
     }
     out
 }
+
+/// A console on an in-process bus (`demo`, `serve --console`): the feeds run as tasks; the
+/// caller drives `run` (alongside its own work, e.g. policy reloads) and then calls `stop`.
+pub(crate) struct InProcessConsole {
+    pub run: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), console::ConsoleError>> + Send>,
+    >,
+    pub tx: tokio::sync::mpsc::Sender<console::Msg>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What an in-process console shows and may act on.
+pub(crate) struct InProcessSetup<'a> {
+    pub gate: &'a crate::gate::RunningGate,
+    pub bus: &'a crate::audit::AuditBus,
+    pub store: Arc<Store>,
+    pub policy_path: PathBuf,
+    pub state_dir: PathBuf,
+    pub clock: crate::clock::SharedClock,
+    pub source: &'static str,
+    pub theme: Option<String>,
+    pub read_only: bool,
+    pub quiet_period: chrono::Duration,
+}
+
+impl InProcessConsole {
+    /// Refuse early (before starting anything) when stdout is not a terminal.
+    pub fn require_terminal(hint: &str) -> Result<()> {
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            Ok(())
+        } else {
+            Err(Failure::bad_input(format!(
+                "the console needs a terminal; {hint}"
+            )))
+        }
+    }
+
+    pub fn start(s: InProcessSetup<'_>) -> Result<Self> {
+        let theme = resolve_theme(s.theme.as_deref())?;
+        let (tx, rx) = feed::channel();
+        let bridge = feed::spawn_bus_bridge(s.bus, tx.clone());
+        let mut tasks = vec![
+            bridge.task,
+            feed::spawn_inventory(
+                s.store.clone(),
+                Some(s.policy_path.clone()),
+                tx.clone(),
+                feed::INVENTORY_EVERY,
+            ),
+        ];
+        let mut listen = vec![format!("http://{}", s.gate.addr)];
+        listen.extend(s.gate.tls_addr.map(|a| format!("https://{a}")));
+        listen.extend(
+            s.gate
+                .admin_addr
+                .map(|a| format!("admin http://{a}/metrics")),
+        );
+        let mut opts = ConsoleOptions::new(theme);
+        opts.clock = s.clock.clone();
+        opts.header = HeaderInfo {
+            listen,
+            source: s.source.into(),
+            read_only: s.read_only,
+        };
+        if !s.read_only {
+            opts.actions = Some(ActionContext {
+                store: s.store.clone(),
+                policy_file: s.policy_path.clone(),
+                state_dir: s.state_dir.clone(),
+                secret_dir: s.state_dir.join("secrets"),
+            });
+        }
+        opts.rotation_quiet_period = s.quiet_period;
+        tasks.push(feed::spawn_rotations(
+            s.store,
+            s.clock,
+            tx.clone(),
+            feed::ROTATIONS_EVERY,
+        ));
+        Ok(Self {
+            run: Box::pin(console::run(opts, rx)),
+            tx,
+            tasks,
+        })
+    }
+
+    /// Stop the feeds.
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}

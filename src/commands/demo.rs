@@ -14,10 +14,10 @@ use crate::paths::Paths;
 const DEFAULT_HEADLESS_SECS: u64 = 30;
 
 pub fn run(_paths: &Paths, args: DemoArgs) -> Result<()> {
-    if !args.headless && !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        return Err(crate::exit::Failure::bad_input(
-            "the console needs a terminal; use `botgate demo --headless` in scripts and CI",
-        ));
+    if !args.headless {
+        super::console::InProcessConsole::require_terminal(
+            "use `botgate demo --headless` in scripts and CI",
+        )?;
     }
     // The demo never touches the user's state dir or policy file: it builds its own.
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -83,72 +83,41 @@ pub(crate) fn demo_options() -> DemoOptions {
 
 /// The console on the demo's in-process bus until the user quits (or `--duration` passes).
 async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
-    use crate::console::{self, ConsoleOptions, HeaderInfo, Msg, feed, theme};
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let theme = theme::Theme::resolve(
-        args.theme.as_deref(),
-        no_color,
-        theme::user_themes_dir().as_deref(),
-    )
-    .map_err(|e| crate::exit::Failure::bad_input(e.to_string()))?;
-    let (tx, rx) = feed::channel();
-    let bridge = feed::spawn_bus_bridge(demo.bus(), tx.clone());
-    let inventory = feed::spawn_inventory(
-        demo.store().clone(),
-        Some(demo.policy_path().to_path_buf()),
-        tx.clone(),
-        feed::INVENTORY_EVERY,
-    );
+    use super::console::{InProcessConsole, InProcessSetup};
+    let console = InProcessConsole::start(InProcessSetup {
+        gate: demo.gate(),
+        bus: demo.bus(),
+        store: demo.store().clone(),
+        policy_path: demo.policy_path().to_path_buf(),
+        state_dir: demo.state_dir().to_path_buf(),
+        clock: demo.clock().clone(),
+        source: "demo · in-process bus",
+        theme: args.theme.clone(),
+        read_only: false,
+        // Seconds, not the production hour: the demo shows a whole rotation in a minute.
+        quiet_period: chrono::Duration::seconds(10),
+    })?;
     if let Some(secs) = args.duration {
-        let tx = tx.clone();
+        let tx = console.tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(secs)).await;
-            let _ = tx.send(Msg::Quit).await;
+            let _ = tx.send(crate::console::Msg::Quit).await;
         });
     }
-    let mut listen = vec![format!("http://{}", demo.gate().addr)];
-    if let Some(tls) = demo.gate().tls_addr {
-        listen.push(format!("https://{tls}"));
-    }
-    if let Some(admin) = demo.gate().admin_addr {
-        listen.push(format!("admin http://{admin}/metrics"));
-    }
-    let secrets = demo.state_dir().join("secrets");
-    let mut opts = ConsoleOptions::new(theme);
-    opts.clock = demo.clock().clone();
-    opts.header = HeaderInfo {
-        listen,
-        source: "demo · in-process bus".into(),
-        read_only: false,
-    };
-    opts.actions = Some(console::ActionContext {
-        store: demo.store().clone(),
-        policy_file: demo.policy_path().to_path_buf(),
-        state_dir: demo.state_dir().to_path_buf(),
-        secret_dir: secrets.clone(),
-    });
-    // Seconds, not the production hour: the demo shows a whole rotation in a minute.
-    opts.rotation_quiet_period = chrono::Duration::seconds(10);
-    let rotations = feed::spawn_rotations(
-        demo.store().clone(),
-        opts.clock.clone(),
-        tx.clone(),
-        feed::ROTATIONS_EVERY,
-    );
+    // The demo's deployment pipeline hands rotated credentials to the bots.
     let pipeline = tokio::spawn(crate::demo::rollout::run(
         demo.store().clone(),
-        secrets,
+        demo.state_dir().join("secrets"),
         demo.state_dir().join("rotations"),
         demo.credential_files().clone(),
     ));
     let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(4);
     let _watch = crate::config::watch::watch(demo.policy_path().to_path_buf(), reload_tx)?;
-    let console = console::run(opts, rx);
-    tokio::pin!(console);
+    let mut console = console;
     // The gate hot-reloads the demo policy file, as `serve` does (rotations edit it).
     let result = loop {
         tokio::select! {
-            r = &mut console => break r,
+            r = &mut console.run => break r,
             Some(reload) = reloads.recv() => {
                 if matches!(reload, crate::config::watch::Reload::Loaded(_)) && let Err(e) = demo.reload_policy_file() {
                     tracing::warn!(error = %e, "demo policy reload failed");
@@ -156,16 +125,9 @@ async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
             }
         }
     };
-    bridge.task.abort();
-    inventory.abort();
-    rotations.abort();
+    console.stop();
     pipeline.abort();
-    result.map_err(|e| match e {
-        console::ConsoleError::NotATerminal => crate::exit::Failure::bad_input(
-            "the console needs a terminal; use `botgate demo --headless` in scripts and CI",
-        ),
-        other => anyhow::Error::new(other),
-    })
+    Ok(result?)
 }
 
 /// Wait for `limit` (forever if `None`) or Ctrl-C, whichever comes first.

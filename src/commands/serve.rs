@@ -15,9 +15,9 @@ use crate::store::Store;
 
 pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
     if args.console {
-        return Err(Failure::refused(
-            "serve --console is not available in this build yet; run `botgate console` in another terminal",
-        ));
+        super::console::InProcessConsole::require_terminal(
+            "run `botgate serve` without --console, and `botgate console` in a terminal",
+        )?;
     }
     let loaded = load_config(paths)?;
     let store = Arc::new(Store::open(&paths.state_dir)?);
@@ -32,6 +32,7 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
     rt.block_on(async move {
         let bus = AuditBus::default();
         let clock: crate::clock::SharedClock = Arc::new(SystemClock);
+        let (console_store, console_clock) = (store.clone(), clock.clone());
         let running = gate::start(
             opts.clone(),
             policies,
@@ -62,14 +63,46 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
             "policy file {} (hot reload on change); press Ctrl-C to stop",
             paths.config.display()
         );
+        // With --console the console owns the terminal until the user quits.
+        let mut console = match args.console {
+            true => Some(super::console::InProcessConsole::start(
+                super::console::InProcessSetup {
+                    gate: &running,
+                    bus: &bus,
+                    store: console_store,
+                    policy_path: paths.config.clone(),
+                    state_dir: paths.state_dir.clone(),
+                    clock: console_clock,
+                    source: "serve · in-process bus",
+                    theme: std::env::var("BOTGATE_THEME").ok(),
+                    read_only: false,
+                    quiet_period: crate::rotation::DEFAULT_QUIET_PERIOD,
+                },
+            )?),
+            false => None,
+        };
+        let console_done = async {
+            match console.as_mut() {
+                Some(c) => (&mut c.run).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(console_done);
         loop {
             tokio::select! {
                 r = tokio::signal::ctrl_c() => {
                     r.context("cannot wait for Ctrl-C")?;
                     break;
                 }
+                r = &mut console_done => {
+                    r?;
+                    break;
+                }
                 Some(reload) = reloads.recv() => apply_reload(&running, &services, reload),
             }
+        }
+        if let Some(c) = console {
+            c.stop();
         }
         eprintln!("stopping: finishing in-flight requests and flushing the audit log");
         services.stop().await;
