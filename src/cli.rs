@@ -80,6 +80,9 @@ pub struct ConsoleArgs {
     /// Tail a JSONL audit log written by another process.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Follow a running gate's `/events` (server-sent events), e.g. http://127.0.0.1:9901/events.
+    #[arg(long, value_name = "URL", conflicts_with = "log")]
+    pub attach: Option<String>,
     /// Theme name (themes/ or the config dir) or path to a theme file.
     #[arg(long, env = "BOTGATE_THEME")]
     pub theme: Option<String>,

@@ -116,3 +116,39 @@ async fn metrics_health_and_events() {
     assert!(body.contains(r#"botgate_token_expiry_timestamp_seconds{name="ci-deploy-prod""#));
     assert!(body.contains("botgate_request_duration_seconds_bucket{le=\"+Inf\"}"));
 }
+
+/// `botgate console --attach URL`: the console's SSE feed turns `/events` into console messages.
+#[tokio::test]
+async fn console_attach_feed_receives_gate_events() {
+    let g = start_gate_with(
+        POLICY,
+        |_| {},
+        |o| o.admin_listen = Some("127.0.0.1:0".parse().unwrap()),
+    )
+    .await;
+    let admin = g.gate.admin_addr.unwrap();
+    let (tx, mut rx) = botgate::console::feed::channel();
+    let feed = botgate::console::feed::spawn_sse(format!("http://{admin}/events"), tx);
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut got = None;
+    while got.is_none() && std::time::Instant::now() < deadline {
+        // Requests keep coming until the feed (re)connects and sees one.
+        let _ = c
+            .get(g.url("/"))
+            .header("host", "api.test")
+            .send()
+            .await
+            .unwrap();
+        while let Ok(msg) = rx.try_recv() {
+            if let botgate::console::Msg::Event(ev) = msg {
+                got = Some(ev);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    feed.abort();
+    let ev = got.expect("an event arrived over /events");
+    assert_eq!(ev.deny_reason.as_deref(), Some("missing_credentials"));
+    assert_eq!(ev.app_name.as_deref(), Some("api"));
+}

@@ -41,7 +41,10 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
     let mut opts = ConsoleOptions::new(theme);
     opts.header = HeaderInfo {
         listen: listen_addresses(policy.as_ref()),
-        source: format!("tail {}", log.display()),
+        source: match &args.attach {
+            Some(url) => format!("attach {url}"),
+            None => format!("tail {}", log.display()),
+        },
         read_only: args.read_only,
     };
     if !args.read_only {
@@ -61,16 +64,23 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         .context("starting the async runtime")?;
     let result = rt.block_on(async {
         let (tx, rx) = feed::channel();
-        if !log.exists() {
-            let _ = tx
-                .send(console::Msg::Notice(format!(
-                    "waiting for {}",
-                    log.display()
-                )))
-                .await;
-        }
-        let tail = feed::spawn_tail(&log, TailOptions::default(), tx.clone())
-            .with_context(|| format!("following {}", log.display()))?;
+        // Events from a running gate's /events, or from its audit log file.
+        let (tail, sse) = match &args.attach {
+            Some(url) => (None, Some(feed::spawn_sse(url.clone(), tx.clone()))),
+            None => {
+                if !log.exists() {
+                    let _ = tx
+                        .send(console::Msg::Notice(format!(
+                            "waiting for {}",
+                            log.display()
+                        )))
+                        .await;
+                }
+                let tail = feed::spawn_tail(&log, TailOptions::default(), tx.clone())
+                    .with_context(|| format!("following {}", log.display()))?;
+                (Some(tail), None)
+            }
+        };
         let rotations =
             feed::spawn_rotations(store.clone(), clock, tx.clone(), feed::ROTATIONS_EVERY);
         let inventory =
@@ -79,6 +89,9 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         inventory.abort();
         rotations.abort();
         drop(tail);
+        if let Some(sse) = sse {
+            sse.abort();
+        }
         result.map_err(anyhow::Error::from)
     });
     // The tail thread and a blocking inventory read stop on their own within a poll interval.
