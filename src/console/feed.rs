@@ -343,6 +343,74 @@ pub fn spawn_inventory(
     })
 }
 
+/// Follow a gate's `/events` stream (server-sent events of the audit bus), reconnecting with
+/// backoff; each `data:` line is one event. Runs until aborted.
+pub fn spawn_sse(url: String, tx: mpsc::Sender<Msg>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match reqwest::Client::builder().build() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx
+                    .send(Msg::Notice(format!("cannot build an HTTP client: {e}")))
+                    .await;
+                return;
+            }
+        };
+        let mut backoff = std::time::Duration::from_millis(250);
+        loop {
+            match client
+                .get(&url)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+            {
+                Ok(mut resp) => {
+                    backoff = std::time::Duration::from_millis(250);
+                    let _ = tx.send(Msg::Notice(format!("attached to {url}"))).await;
+                    let mut buf = Vec::new();
+                    let mut line_no = 0u64;
+                    while let Ok(Some(chunk)) = resp.chunk().await {
+                        buf.extend_from_slice(&chunk);
+                        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = buf.drain(..=end).collect();
+                            line_no += 1;
+                            let Some(data) = line.strip_prefix(b"data: ") else {
+                                continue;
+                            };
+                            match serde_json::from_slice::<crate::audit::AccessEvent>(data) {
+                                Ok(ev) => {
+                                    if tx.send(Msg::Event(std::sync::Arc::new(ev))).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => {
+                                    let _ = tx
+                                        .send(Msg::CorruptLine {
+                                            line: line_no,
+                                            error: e.to_string(),
+                                        })
+                                        .await;
+                                }
+                            }
+                        }
+                    }
+                    let _ = tx
+                        .send(Msg::Notice(format!("{url} closed; reconnecting")))
+                        .await;
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Msg::Notice(format!("cannot reach {url}: {e}; retrying")))
+                        .await;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,72 +540,4 @@ mod tests {
         }
         task.abort();
     }
-}
-
-/// Follow a gate's `/events` stream (server-sent events of the audit bus), reconnecting with
-/// backoff; each `data:` line is one event. Runs until aborted.
-pub fn spawn_sse(url: String, tx: mpsc::Sender<Msg>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = match reqwest::Client::builder().build() {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tx
-                    .send(Msg::Notice(format!("cannot build an HTTP client: {e}")))
-                    .await;
-                return;
-            }
-        };
-        let mut backoff = std::time::Duration::from_millis(250);
-        loop {
-            match client
-                .get(&url)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-            {
-                Ok(mut resp) => {
-                    backoff = std::time::Duration::from_millis(250);
-                    let _ = tx.send(Msg::Notice(format!("attached to {url}"))).await;
-                    let mut buf = Vec::new();
-                    let mut line_no = 0u64;
-                    while let Ok(Some(chunk)) = resp.chunk().await {
-                        buf.extend_from_slice(&chunk);
-                        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
-                            let line: Vec<u8> = buf.drain(..=end).collect();
-                            line_no += 1;
-                            let Some(data) = line.strip_prefix(b"data: ") else {
-                                continue;
-                            };
-                            match serde_json::from_slice::<crate::audit::AccessEvent>(data) {
-                                Ok(ev) => {
-                                    if tx.send(Msg::Event(std::sync::Arc::new(ev))).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                Err(e) => {
-                                    let _ = tx
-                                        .send(Msg::CorruptLine {
-                                            line: line_no,
-                                            error: e.to_string(),
-                                        })
-                                        .await;
-                                }
-                            }
-                        }
-                    }
-                    let _ = tx
-                        .send(Msg::Notice(format!("{url} closed; reconnecting")))
-                        .await;
-                }
-                Err(e) => {
-                    let _ = tx
-                        .send(Msg::Notice(format!("cannot reach {url}: {e}; retrying")))
-                        .await;
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-        }
-    })
 }
