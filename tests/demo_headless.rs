@@ -55,6 +55,9 @@ async fn demo_traffic_has_allowed_and_denied_requests_with_revoked_token_and_rus
         evs.iter().any(|e| e.allowed)
             && evs.iter().any(|e| revoked_legacy(e))
             && evs.iter().any(|e| denied_from_russia(e))
+            && evs
+                .iter()
+                .any(|e| e.service_token_name.as_deref() == Some("ci-deploy-prod") && e.allowed)
     })
     .await;
     assert!(seen.iter().any(|e| e.allowed), "no allowed request");
