@@ -52,7 +52,7 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
                 exclude: compile_list(&p.exclude, true)?,
             });
         }
-        set.apps.push(CompiledApp {
+        let compiled = CompiledApp {
             name: name.clone(),
             hostnames,
             upstream: app.upstream.get_ref().clone(),
@@ -62,7 +62,11 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
                 .map(|c| c.get_ref().clone())
                 .collect(),
             policies,
-        });
+            prefilter: Default::default(),
+        };
+        // Build the prefilter now, not on the first request.
+        compiled.prefilter.get(&compiled.policies);
+        set.apps.push(compiled);
     }
     set.by_host = by_host;
     Ok(set)

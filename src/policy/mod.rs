@@ -4,11 +4,13 @@
 
 mod compile;
 mod matcher;
+mod prefilter;
 
 use std::net::IpAddr;
 
 pub use compile::{CompileError, compile, parse_cidr as compile_cidr};
 pub use matcher::Matcher;
+pub use prefilter::PrefilterCell;
 
 use crate::config::Action;
 
@@ -44,6 +46,8 @@ pub struct CompiledApp {
     pub upstream: String,
     pub trusted_cas: Vec<String>,
     pub policies: Vec<CompiledPolicy>,
+    /// Which of `policies` can decide for a request (built by `compile`; see `prefilter`).
+    pub prefilter: PrefilterCell,
 }
 
 /// One policy with compiled selectors.
@@ -134,18 +138,24 @@ pub enum TraceOutcome {
 }
 
 /// Evaluate `req` against the app's policies. Pure and total: no I/O, no panics, no allocation.
+///
+/// Only policies that can decide are tried (the app's prefilter: by credential kind, and one
+/// `RegexSet` pass for certificate-only CN policies), in file order, so the answer is the same as
+/// trying every policy.
 pub fn evaluate<'p>(app: &'p CompiledApp, req: &Request<'_>) -> Decision<'p> {
-    for policy in &app.policies {
-        if policy_decides(policy, req).is_ok() {
-            return Decision {
-                verdict: verdict_for(policy.action),
-                policy: Some(policy),
-            };
-        }
-    }
-    Decision {
-        verdict: Verdict::NoMatch,
-        policy: None,
+    match app
+        .prefilter
+        .get(&app.policies)
+        .first_deciding(&app.policies, req)
+    {
+        Some(policy) => Decision {
+            verdict: verdict_for(policy.action),
+            policy: Some(policy),
+        },
+        None => Decision {
+            verdict: Verdict::NoMatch,
+            policy: None,
+        },
     }
 }
 
