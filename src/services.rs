@@ -135,10 +135,18 @@ pub fn load_inventory(store: &Store, _now: DateTime<Utc>) -> Inventory {
     }
     match store.list_cas() {
         Ok(cas) => inv.crls.extend(cas.into_iter().filter_map(|ca| {
-            Some(CrlStatus {
-                ca_name: ca.name,
-                next_update: ca.crl_next_update?,
-            })
+            // botgate's own CRL (stored), else an external CRL file configured for the CA.
+            let next_update = ca.crl_next_update.or_else(|| {
+                let path = ca.crl_path.as_deref()?;
+                match crate::pki::crl::load_crl_file(Path::new(path)) {
+                    Ok(info) => info.next_update,
+                    Err(e) => {
+                        tracing::warn!(ca = %ca.name, file = path, error = %e, "cannot read CRL for the stale-CRL check");
+                        None
+                    }
+                }
+            })?;
+            Some(CrlStatus { ca_name: ca.name, next_update })
         })),
         Err(e) => tracing::warn!(error = %e, "cannot read CAs for the detectors"),
     }
