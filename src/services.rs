@@ -34,6 +34,8 @@ pub struct ServiceOptions {
     pub expected_countries: ExpectedCountries,
     pub sinks: Vec<SinkConfig>,
     pub tick_every: Duration,
+    /// `[inventory] watch` directories (resolved), re-scanned into the inventory on change.
+    pub inventory_dirs: Vec<std::path::PathBuf>,
 }
 
 impl ServiceOptions {
@@ -44,6 +46,7 @@ impl ServiceOptions {
             expected_countries: ExpectedCountries::from_policy(file),
             sinks: SinkConfig::parse_all(&file.sink).map_err(|e| format!("[[sink]] {e}"))?,
             tick_every: INVENTORY_EVERY,
+            inventory_dirs: Vec::new(),
         })
     }
 }
@@ -54,6 +57,8 @@ pub struct Services {
     pub detect: DetectHandle,
     pub sinks: Vec<SinkHandle>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Keeps the `[inventory] watch` notifier alive.
+    _inventory_watcher: Option<notify::RecommendedWatcher>,
 }
 
 /// Start detection, sinks, the inventory cache and the CRL refresh beside `gate` (inside a
@@ -67,6 +72,8 @@ pub fn start(
     state_dir: &Path,
 ) -> Result<Services, String> {
     let sinks = Sink::start_all(opts.sinks, state_dir, bus).map_err(|e| e.to_string())?;
+    let inventory_watcher =
+        watch_inventory_dirs(opts.inventory_dirs, store.clone(), clock.clone())?;
     let cache = Arc::new(ArcSwap::from_pointee(load_inventory(&store, clock.now())));
     let mut tasks = vec![tokio::spawn(refresh_inventory(
         store.clone(),
@@ -92,6 +99,7 @@ pub fn start(
         detect,
         sinks,
         tasks,
+        _inventory_watcher: inventory_watcher,
     })
 }
 
@@ -151,6 +159,53 @@ pub fn load_inventory(store: &Store, _now: DateTime<Utc>) -> Inventory {
         Err(e) => tracing::warn!(error = %e, "cannot read CAs for the detectors"),
     }
     inv
+}
+
+/// Scan the watched certificate directories now and again whenever notify reports a change in
+/// one (debounced); the gate's snapshot and the console pick the rows up from the store.
+fn watch_inventory_dirs(
+    dirs: Vec<std::path::PathBuf>,
+    store: Arc<Store>,
+    clock: SharedClock,
+) -> Result<Option<notify::RecommendedWatcher>, String> {
+    use notify::Watcher;
+    if dirs.is_empty() {
+        return Ok(None);
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| format!("cannot watch [inventory] directories: {e}"))?;
+    for d in &dirs {
+        // A directory that does not exist yet is reported by the scan, not fatal.
+        if let Err(e) = watcher.watch(d, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %d.display(), error = %e, "cannot watch inventory directory");
+        }
+    }
+    std::thread::Builder::new()
+        .name("inventory-watch".into())
+        .spawn(move || {
+            let sync = || match crate::pki::inventory::sync_dirs(&store, &dirs, clock.now()) {
+                Ok(scan) if scan.error_count() > 0 => tracing::warn!(
+                    unreadable = scan.error_count(),
+                    "inventory scan: some files could not be read (see `botgate cert list`)"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "inventory scan failed"),
+            };
+            sync();
+            // Ends when the watcher (and so the sender) is dropped with the services.
+            while rx.recv().is_ok() {
+                std::thread::sleep(Duration::from_millis(300));
+                while rx.try_recv().is_ok() {}
+                sync();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(watcher))
 }
 
 async fn refresh_inventory(store: Arc<Store>, clock: SharedClock, cache: Arc<ArcSwap<Inventory>>) {

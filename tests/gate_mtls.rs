@@ -361,3 +361,36 @@ async fn revoking_an_openssl_cert_file_denies_it_at_the_running_gate_within_a_se
     .await;
     assert!(logged);
 }
+
+/// `[inventory] watch`: a certificate file dropped into a watched directory reaches the
+/// inventory while the gate runs (notify), without any `cert` command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_directory_changes_reach_the_inventory() {
+    let p = pki();
+    let g = start_gate_with(POLICY, |_| {}, |o| o.tls_listen = None).await;
+    let watched = g.dir.path().join("watched");
+    std::fs::create_dir_all(&watched).unwrap();
+    let mut opts =
+        botgate::services::ServiceOptions::from_file(&botgate::config::PolicyFile::default())
+            .unwrap();
+    opts.inventory_dirs = vec![watched.clone()];
+    let clock: botgate::clock::SharedClock = Arc::new(botgate::clock::SystemClock);
+    let services =
+        botgate::services::start(opts, &g.gate, &g.bus, g.store.clone(), clock, g.dir.path())
+            .unwrap();
+    std::fs::copy(p.dir.path().join("device.crt"), watched.join("device.crt")).unwrap();
+    let store = g.store.clone();
+    let seen = eventually(Duration::from_secs(5), || {
+        let store = store.clone();
+        async move {
+            store
+                .list_certs()
+                .unwrap()
+                .iter()
+                .any(|c| c.common_name == "device-a1.factory.corp")
+        }
+    })
+    .await;
+    services.stop().await;
+    assert!(seen, "the watched certificate never reached the inventory");
+}

@@ -63,6 +63,7 @@ pub(crate) fn demo_options() -> DemoOptions {
                 expected_countries: crate::detect::ExpectedCountries::from_policy(&file),
                 sinks: Vec::new(),
                 tick_every: std::time::Duration::from_secs(1),
+                inventory_dirs: Vec::new(),
             };
             let s = crate::services::start(
                 opts,

@@ -26,8 +26,15 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
     let base = paths.config.parent().unwrap_or(std::path::Path::new("."));
     let geo = crate::services::geo_from_file(&loaded.file, base)
         .map_err(|e| Failure::bad_input(format!("{config}: {e}")))?;
-    let service_opts = crate::services::ServiceOptions::from_file(&loaded.file)
+    let mut service_opts = crate::services::ServiceOptions::from_file(&loaded.file)
         .map_err(|e| Failure::bad_input(format!("{config}: {e}")))?;
+    service_opts.inventory_dirs = loaded
+        .file
+        .inventory
+        .watch
+        .iter()
+        .map(|d| base.join(d))
+        .collect();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let bus = AuditBus::default();

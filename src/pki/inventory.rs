@@ -102,6 +102,50 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<
     Ok(())
 }
 
+/// Add certificates (path, PEM, parsed) to the store's inventory as watched; known ones (by
+/// fingerprint) keep their row and get their path refreshed. Returns how many were new.
+pub fn record_certs(
+    store: &crate::store::Store,
+    found: &[(String, String, &super::CertInfo)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, crate::store::StoreError> {
+    use crate::store::pki::{CertSource, NewCert};
+    let cas = store.list_cas()?;
+    let rows: Vec<NewCert<'_>> = found
+        .iter()
+        .map(|(path, pem, c)| NewCert {
+            serial: &c.serial_hex,
+            common_name: c.common_name.as_deref().unwrap_or(""),
+            issuer: &c.issuer,
+            ca_id: cas.iter().find(|ca| ca.subject == c.issuer).map(|ca| ca.id),
+            fingerprint_sha256: &c.fingerprint_sha256,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            key_type: &c.key_type,
+            cert_pem: pem,
+            source: CertSource::Watched,
+            path: Some(path),
+            created_at: now,
+        })
+        .collect();
+    store.upsert_watched_certs(&rows)
+}
+
+/// Scan `dirs` and record what is found; the scan (with per-file errors) is returned.
+pub fn sync_dirs(
+    store: &crate::store::Store,
+    dirs: &[PathBuf],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ScanResult, crate::store::StoreError> {
+    let scan = scan_dirs(dirs);
+    let found: Vec<(String, String, &super::CertInfo)> = scan
+        .certificates()
+        .map(|(p, c)| (p.display().to_string(), c.to_pem(), c))
+        .collect();
+    record_certs(store, &found, now)?;
+    Ok(scan)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

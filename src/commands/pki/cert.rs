@@ -17,7 +17,7 @@ use crate::exit::Failure;
 use crate::paths::Paths;
 use crate::pki::{self, CertInfo, ClientCertRequest, ScanResult};
 use crate::store::Store;
-use crate::store::pki::{CertRecord, CertSighting, CertSource, NewCert};
+use crate::store::pki::{CertRecord, CertSighting};
 
 pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -> Result<()> {
     match cmd {
@@ -379,25 +379,7 @@ fn add_to_inventory(
     found: &[(String, String, &CertInfo)],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let cas = store.list_cas().map_err(store_err)?;
-    let rows: Vec<NewCert<'_>> = found
-        .iter()
-        .map(|(path, pem, c)| NewCert {
-            serial: &c.serial_hex,
-            common_name: c.common_name.as_deref().unwrap_or(""),
-            issuer: &c.issuer,
-            ca_id: cas.iter().find(|ca| ca.subject == c.issuer).map(|ca| ca.id),
-            fingerprint_sha256: &c.fingerprint_sha256,
-            not_before: c.not_before,
-            not_after: c.not_after,
-            key_type: &c.key_type,
-            cert_pem: pem,
-            source: CertSource::Watched,
-            path: Some(path),
-            created_at: now,
-        })
-        .collect();
-    store.upsert_watched_certs(&rows).map_err(store_err)?;
+    pki::inventory::record_certs(store, found, now).map_err(store_err)?;
     Ok(())
 }
 
