@@ -394,3 +394,103 @@ async fn watched_directory_changes_reach_the_inventory() {
     services.stop().await;
     assert!(seen, "the watched certificate never reached the inventory");
 }
+
+/// An expired client certificate (issued by botgate's own CA, dated in the past) is refused in
+/// the handshake and audited as `cert_expired`; a current one from the same CA is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_client_certificate_is_refused_and_audited() {
+    use botgate::pki::{CaInitOptions, ClientCertRequest, KeyAlgorithm};
+    let policy = POLICY.replace("Corporate Device CA", "botgate Root CA");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(botgate::store::Store::open(dir.path()).unwrap());
+    let now = chrono::Utc::now();
+    let init = CaInitOptions {
+        name: "botgate Root CA".into(),
+        key: KeyAlgorithm::EcdsaP256,
+        root_key_out: None,
+        now,
+    };
+    let ca = botgate::pki::init_ca(&store, &init).unwrap();
+    let issue = |cn: &str, at: chrono::DateTime<chrono::Utc>| {
+        let req = ClientCertRequest {
+            common_name: cn,
+            csr: None,
+            days: 1,
+            key: KeyAlgorithm::EcdsaP256,
+            now: at,
+        };
+        botgate::pki::issue_client_cert(&store, &req).unwrap()
+    };
+    let old = issue("device-old.factory.corp", now - chrono::Duration::days(30));
+    let fresh = issue("device-new.factory.corp", now);
+    let source = botgate::gate::store_tls::StoreTlsSource::new(
+        store.clone(),
+        None,
+        &["devices.test".to_string()],
+    )
+    .unwrap();
+    let file: botgate::config::PolicyFile =
+        toml::from_str(&policy.replace("{upstream}", &format!("http://{}", echo_upstream().await)))
+            .unwrap();
+    let mut opts = botgate::gate::GateOptions::from_file(&file, dir.path()).unwrap();
+    opts.listen = "127.0.0.1:0".parse().unwrap();
+    opts.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+    opts.tls = Some(Arc::new(source));
+    let audit_log = opts.audit_log.clone();
+    let gate = botgate::gate::start(
+        opts,
+        botgate::policy::compile(&file).unwrap(),
+        store.clone(),
+        botgate::audit::AuditBus::default(),
+        Arc::new(botgate::clock::SystemClock),
+        None,
+    )
+    .await
+    .unwrap();
+    let port = gate.tls_addr.unwrap().port();
+    let d = dir.path();
+    std::fs::write(d.join("root.crt"), &ca.root.cert_pem).unwrap();
+    let call = |issued: &botgate::pki::IssuedCert, name: &str| {
+        std::fs::write(d.join(format!("{name}.crt")), &issued.chain_pem).unwrap();
+        std::fs::write(
+            d.join(format!("{name}.key")),
+            issued.key_pem.as_deref().unwrap(),
+        )
+        .unwrap();
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--resolve",
+                &format!("devices.test:{port}:127.0.0.1"),
+            ])
+            .arg("--cacert")
+            .arg(d.join("root.crt"))
+            .arg("--cert")
+            .arg(d.join(format!("{name}.crt")))
+            .arg("--key")
+            .arg(d.join(format!("{name}.key")))
+            .arg(format!("https://devices.test:{port}/"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(call(&fresh, "fresh"), "200");
+    assert_eq!(
+        call(&old, "old"),
+        "000",
+        "expired certificate refused in the handshake"
+    );
+    let logged = eventually(Duration::from_secs(3), || async {
+        std::fs::read_to_string(&audit_log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"deny_reason\":\"cert_expired\""))
+    })
+    .await;
+    assert!(logged, "the expired-certificate handshake is audited");
+    gate.shutdown().await;
+}
