@@ -62,7 +62,8 @@ impl ExpectedCountries {
                         Selector::AnyServiceToken(true) => Matcher::AnyToken,
                         Selector::ValidCertificate(true) => Matcher::AnyCert,
                         // An invalid pattern is `policy check`'s finding, not ours.
-                        Selector::CommonName(p) => match Regex::new(&format!("^(?:{p})$")) {
+                        Selector::CommonName(p) => match crate::config::values::full_match_regex(p)
+                        {
                             Ok(re) => Matcher::CommonName(re),
                             Err(_) => continue,
                         },

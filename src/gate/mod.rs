@@ -61,7 +61,7 @@ impl GateOptions {
         let trusted_proxies = g
             .trusted_proxies
             .iter()
-            .map(|p| crate::policy::compile_cidr(p.get_ref()))
+            .map(|p| crate::config::values::parse_cidr(p.get_ref()))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             listen: *g.listen.get_ref(),

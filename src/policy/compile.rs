@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ipnet::IpNet;
 use regex::Regex;
 
 use super::{CompiledApp, CompiledPolicy, Matcher, PolicySet};
+use crate::config::values::{full_match_regex, parse_cidr};
 use crate::config::{PolicyFile, Selector};
 
 /// A policy file that cannot be compiled.
@@ -128,15 +128,7 @@ fn compile_selectors<'a>(
     Ok(out)
 }
 
-/// Compile a selector regex anchored for a full match.
-pub fn full_match(pattern: &str, key: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("{key} regex {pattern:?} does not compile: {e}"))
-}
-
-/// A CIDR, or a bare address meaning a single host.
-pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("{s:?} is not a valid CIDR (expected e.g. 10.0.0.0/8 or 192.0.2.7)"))
+/// A selector regex, anchored for a full match exactly as validation compiles it.
+fn full_match(pattern: &str, key: &str) -> Result<Regex, String> {
+    full_match_regex(pattern).map_err(|e| format!("{key}: {e}"))
 }

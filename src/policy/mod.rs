@@ -8,7 +8,7 @@ mod prefilter;
 
 use std::net::IpAddr;
 
-pub use compile::{CompileError, compile, parse_cidr as compile_cidr};
+pub use compile::{CompileError, compile};
 pub use matcher::Matcher;
 pub use prefilter::PrefilterCell;
 

@@ -179,7 +179,7 @@ fn bad_regex_and_cidr_refused() {
         compile(&file)
             .unwrap_err()
             .message
-            .contains("does not compile")
+            .contains("is not a valid regex")
     );
 }
 
