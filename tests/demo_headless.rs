@@ -58,6 +58,9 @@ async fn demo_traffic_has_allowed_and_denied_requests_with_revoked_token_and_rus
             && evs
                 .iter()
                 .any(|e| e.service_token_name.as_deref() == Some("ci-deploy-prod") && e.allowed)
+            && evs
+                .iter()
+                .any(|e| e.ip_address.as_deref() == Some("127.0.5.66"))
     })
     .await;
     assert!(seen.iter().any(|e| e.allowed), "no allowed request");
@@ -73,11 +76,10 @@ async fn demo_traffic_has_allowed_and_denied_requests_with_revoked_token_and_rus
     let leaked = seen
         .iter()
         .find(|e| e.ip_address.as_deref() == Some("127.0.5.66"));
-    if let Some(e) = leaked {
-        assert_eq!(e.country.as_deref(), Some("RU"));
-        assert_eq!(e.service_token_name.as_deref(), Some("ci-deploy-staging"));
-        assert_eq!(e.deny_reason.as_deref(), Some("no_policy_matched"));
-    }
+    let e = leaked.expect("a request of the leaked token from 127.0.5.66 was seen");
+    assert_eq!(e.country.as_deref(), Some("RU"));
+    assert_eq!(e.service_token_name.as_deref(), Some("ci-deploy-staging"));
+    assert_eq!(e.deny_reason.as_deref(), Some("no_policy_matched"));
     let healthy = seen
         .iter()
         .find(|e| e.service_token_name.as_deref() == Some("ci-deploy-prod") && e.allowed)

@@ -369,10 +369,15 @@ async fn audit_write_failure_fails_closed_with_503() {
     let tok = tok.unwrap();
     let c = client();
     // The first event is accepted into the queue; its flush fails and the gate closes.
-    let _ = get(&c, &g, "api.test", Some((&tok.client_id, &tok.secret)))
+    let first = get(&c, &g, "api.test", Some((&tok.client_id, &tok.secret)))
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        first.status(),
+        200,
+        "forwarded while the audit log still looked writable"
+    );
     let closed = eventually(Duration::from_secs(3), || async {
         get(&c, &g, "api.test", Some((&tok.client_id, &tok.secret)))
             .send()

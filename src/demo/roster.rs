@@ -324,6 +324,11 @@ mod tests {
                 assert!(path.starts_with("/x"), "{} has no credential file", b.name);
             }
         }
+        assert!(
+            bots.iter()
+                .any(|b| matches!(b.auth, BotAuth::TokenFile { .. })),
+            "some bot uses a token file"
+        );
         let plain = demo_roster(&RosterInputs {
             token_files: &files,
             client_ids: &ids,
