@@ -44,15 +44,18 @@ impl ClientId {
 
     /// Parse a presented Client ID.
     pub fn parse(s: &str) -> Result<Self, CredentialError> {
-        let hex = s
-            .strip_suffix(CLIENT_ID_SUFFIX)
-            .ok_or(CredentialError::BadClientId)?;
-        let ok = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if ok {
+        if Self::is_valid(s) {
             Ok(Self(s.to_string()))
         } else {
             Err(CredentialError::BadClientId)
         }
+    }
+
+    /// Whether `s` is a well-formed Client ID (no allocation; for the request path).
+    pub fn is_valid(s: &str) -> bool {
+        s.strip_suffix(CLIENT_ID_SUFFIX).is_some_and(|hex| {
+            hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
     }
 
     pub fn as_str(&self) -> &str {

@@ -237,7 +237,12 @@ fn refuse(
     if status < 500 {
         GateMetrics::inc(&state.metrics.denied);
     }
-    let body = serde_json::json!({ "error": reason.public_message(), "status": status, "ray_id": ev.ray_id }).to_string();
+    let body = serde_json::to_vec(&RefusalBody {
+        error: reason.public_message(),
+        status,
+        ray_id: &ev.ray_id,
+    })
+    .unwrap_or_default();
     let ray = header_value(&ev.ray_id);
     record(state, ev, started);
     let mut resp = Response::new(
@@ -259,6 +264,14 @@ fn refuse(
         );
     }
     resp
+}
+
+/// The short JSON body of a refusal (contract: an error, the status and the ray id).
+#[derive(serde::Serialize)]
+struct RefusalBody<'a> {
+    error: &'a str,
+    status: u16,
+    ray_id: &'a str,
 }
 
 fn record(state: &GateState, mut ev: AccessEvent, started: Instant) {

@@ -46,32 +46,32 @@ pub fn check_token<'s>(
         return refused(DenyReason::MalformedClientId, None, None);
     };
     let id = id.trim();
-    if credential::ClientId::parse(id).is_err() {
+    if !credential::ClientId::is_valid(id) {
         return refused(DenyReason::MalformedClientId, None, None);
     }
-    let client_id = Some(id.to_string());
+    let client_id = id.to_string();
     let secret = secret.to_str().map(str::trim).unwrap_or("");
     // Hash before any lookup so the work done does not depend on whether the id exists.
     let presented = SecretHash::of(secret);
     if !credential::looks_like_secret(secret) || !credential::checksum_matches(secret) {
         let name = snapshot.tokens.get(id).map(|t| &*t.name);
-        return refused(DenyReason::MalformedSecret, client_id, name);
+        return refused(DenyReason::MalformedSecret, Some(client_id), name);
     }
     let Some(entry) = snapshot.tokens.get(id) else {
-        return refused(DenyReason::UnknownClientId, client_id, None);
+        return refused(DenyReason::UnknownClientId, Some(client_id), None);
     };
     if !entry.secret_hash.matches(&presented) {
-        return refused(DenyReason::BadSecret, client_id, Some(&entry.name));
+        return refused(DenyReason::BadSecret, Some(client_id), Some(&entry.name));
     }
     // Status is only revealed (in the audit log) to a holder of the right secret.
     if entry.revoked {
-        return refused(DenyReason::TokenRevoked, client_id, Some(&entry.name));
+        return refused(DenyReason::TokenRevoked, Some(client_id), Some(&entry.name));
     }
     if entry.expires_at <= now {
-        return refused(DenyReason::TokenExpired, client_id, Some(&entry.name));
+        return refused(DenyReason::TokenExpired, Some(client_id), Some(&entry.name));
     }
     TokenCheck::Valid {
-        client_id: id.to_string(),
+        client_id,
         name: &entry.name,
     }
 }
