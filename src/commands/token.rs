@@ -1,8 +1,5 @@
 //! `botgate token create|list|show|revoke`.
 
-use std::io::Write;
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
@@ -112,7 +109,7 @@ pub fn parse_lifetime(text: &str, allow_long: bool) -> Result<Duration> {
 fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArgs) -> Result<()> {
     let lifetime = parse_lifetime(&args.duration, args.allow_long)?;
     if let Some(out) = &args.secret_out {
-        check_secret_out(out)?;
+        crate::rotation::create::check_new_path(out, "--secret-out").map_err(rotation_input)?;
     }
     let (rec, secret) = create_token(store, &args.name, lifetime, now)?;
     record_admin(paths, store, now, "token_create", &rec);
@@ -130,7 +127,7 @@ fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArg
     }
     match &args.secret_out {
         Some(out) => {
-            write_secret_file(out, &created).with_context(|| format!("token {} was created but its secret could not be written; revoke it with `botgate token revoke {}`", rec.name, rec.client_id))?;
+            crate::rotation::create::write_secret_file(out, &rec, &secret).with_context(|| format!("token {} was created but its secret could not be written; revoke it with `botgate token revoke {}`", rec.name, rec.client_id))?;
             if args.json.json {
                 print_json(
                     &serde_json::json!({ "name": rec.name, "client_id": rec.client_id, "expires_at": created.expires_at, "secret_out": out }),
@@ -159,41 +156,12 @@ fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArg
     Ok(())
 }
 
-/// Refuse before creating anything if the secret file cannot be written safely.
-fn check_secret_out(out: &Path) -> Result<()> {
-    if out.exists() {
-        return Err(Failure::bad_input(format!(
-            "--secret-out {} already exists; refusing to overwrite a file that may hold another secret",
-            out.display()
-        )));
+/// The shared secret-file checks report bad input (exit 2).
+fn rotation_input(e: crate::rotation::RotationError) -> anyhow::Error {
+    match e {
+        crate::rotation::RotationError::BadInput(m) => Failure::bad_input(m),
+        other => other.into(),
     }
-    match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(Failure::bad_input(format!(
-            "--secret-out {}: directory {} does not exist",
-            out.display(),
-            p.display()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Write the created-token object to `path`, mode 0600, never readable by others even briefly.
-pub fn write_secret_file(path: &Path, created: &CreatedToken<'_>) -> Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    let mut body = serde_json::to_vec_pretty(created)?;
-    body.push(b'\n');
-    f.write_all(&body)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
 
 /// Admin events go to the store's admin table and, best effort, to the JSONL audit log.

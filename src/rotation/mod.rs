@@ -12,7 +12,7 @@
 
 mod admin;
 pub mod cadence;
-mod create;
+pub(crate) mod create;
 pub mod evidence;
 pub mod machine;
 mod persist;
