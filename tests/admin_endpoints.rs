@@ -115,6 +115,53 @@ async fn metrics_health_and_events() {
     assert!(body.contains(r#"botgate_requests_total{app="api",decision="allow",connection_method="service_token",status="200"} 1"#), "{body}");
     assert!(body.contains(r#"botgate_token_expiry_timestamp_seconds{name="ci-deploy-prod""#));
     assert!(body.contains("botgate_request_duration_seconds_bucket{le=\"+Inf\"}"));
+
+    // An alert on the bus shows as an open alert labelled by rule and severity, and a
+    // resolution closes it (Alertmanager can route on the labels).
+    let alert = |state: &str| {
+        let mut ev = botgate::audit::AccessEvent::empty(
+            botgate::audit::EventKind::Alert,
+            chrono::Utc::now(),
+            format!("ray-{state}"),
+        );
+        ev.decision = "frequency_spike".into();
+        ev.details = Some(serde_json::json!({
+            "alert_id": "frequency_spike:token:x", "rule": "frequency_spike",
+            "severity": "critical", "state": state,
+        }));
+        std::sync::Arc::new(ev)
+    };
+    let metrics_until = |want: &'static str| {
+        let c = c.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let body = c
+                    .get(format!("http://{admin}/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                if body.contains(want) || std::time::Instant::now() > deadline {
+                    break body;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    };
+    let open = r#"botgate_alerts_open{rule="frequency_spike",severity="critical"} 1"#;
+    g.bus.publish(alert("open"));
+    let body = metrics_until(open).await;
+    assert!(body.contains(open), "{body}");
+    let closed = r#"botgate_alerts_open{rule="frequency_spike",severity="critical"} 0"#;
+    g.bus.publish(alert("resolved"));
+    let body = metrics_until(closed).await;
+    assert!(body.contains(closed), "{body}");
+    for line in body.lines() {
+        assert!(valid_prometheus_line(line), "not Prometheus text: {line:?}");
+    }
 }
 
 /// `botgate console --attach URL`: the console's SSE feed turns `/events` into console messages.

@@ -215,6 +215,15 @@ fn headless_cli_prints_a_summary_and_removes_its_state_dir() {
         "the detectors raise at least one alert in 5 s\n{stdout}"
     );
     assert!(
+        value("siem events") > 0,
+        "the local SIEM endpoint got the sink's batches\n{stdout}"
+    );
+    assert_eq!(
+        value("siem alerts"),
+        value("alerts"),
+        "every distinct alert reached the local SIEM endpoint\n{stdout}"
+    );
+    assert!(
         stdout.contains("ci-legacy-prod (revoked)") && stdout.contains("device-0001.factory.corp"),
         "per-bot counts\n{stdout}"
     );

@@ -149,6 +149,8 @@ pub(crate) struct InProcessSetup<'a> {
     pub theme: Option<String>,
     pub read_only: bool,
     pub quiet_period: chrono::Duration,
+    /// More endpoints for the header, e.g. the demo's local SIEM (`"siem http://…/alerts"`).
+    pub extra_endpoints: Vec<String>,
 }
 
 impl InProcessConsole {
@@ -183,6 +185,7 @@ impl InProcessConsole {
                 .admin_addr
                 .map(|a| format!("admin http://{a}/metrics")),
         );
+        listen.extend(s.extra_endpoints);
         let mut opts = ConsoleOptions::new(theme);
         opts.clock = s.clock.clone();
         opts.header = HeaderInfo {

@@ -33,6 +33,9 @@ pub fn run(_paths: &Paths, args: DemoArgs) -> Result<()> {
         if let Some(admin) = demo.gate().admin_addr {
             eprintln!("metrics on http://{admin}/metrics, events on http://{admin}/events");
         }
+        if let Some(siem) = demo.siem() {
+            eprintln!("local SIEM endpoint: alerts delivered by the sink on {}", siem.alerts_url());
+        }
         for w in demo.warnings() {
             eprintln!("warning: {w}");
         }
@@ -61,7 +64,22 @@ pub(crate) fn demo_options() -> DemoOptions {
             let opts = crate::services::ServiceOptions {
                 detect: crate::detect::DetectConfig::demo(),
                 expected_countries: crate::detect::ExpectedCountries::from_policy(&file),
-                sinks: Vec::new(),
+                // The local SIEM endpoint gets every event, as a real webhook SIEM would.
+                sinks: ctx
+                    .siem_ingest_url
+                    .iter()
+                    .map(|url| {
+                        let mut sink = crate::sink::SinkConfig::new(
+                            "demo-siem",
+                            url,
+                            crate::sink::SinkFormat::Ndjson,
+                        );
+                        sink.flush_interval_ms = crate::demo::DEMO_SINK_FLUSH_MS;
+                        sink.retry_initial_ms = 100;
+                        sink.retry_max_ms = 1_000;
+                        sink
+                    })
+                    .collect(),
                 tick_every: std::time::Duration::from_secs(1),
                 inventory_dirs: Vec::new(),
             };
@@ -78,6 +96,7 @@ pub(crate) fn demo_options() -> DemoOptions {
     DemoOptions {
         pki: Some(std::sync::Arc::new(crate::demo::pki::LocalPki)),
         services: vec![detect],
+        siem: true,
         ..DemoOptions::default()
     }
 }
@@ -97,6 +116,11 @@ async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
         read_only: false,
         // Seconds, not the production hour: the demo shows a whole rotation in a minute.
         quiet_period: chrono::Duration::seconds(10),
+        extra_endpoints: demo
+            .siem()
+            .iter()
+            .map(|s| format!("siem {}", s.alerts_url()))
+            .collect(),
     })?;
     if let Some(secs) = args.duration {
         let tx = console.tx.clone();

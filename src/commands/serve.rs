@@ -84,6 +84,7 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
                     theme: std::env::var("BOTGATE_THEME").ok(),
                     read_only: false,
                     quiet_period: crate::rotation::DEFAULT_QUIET_PERIOD,
+                    extra_endpoints: Vec::new(),
                 },
             )?),
             false => None,

@@ -65,6 +65,8 @@ pub struct DemoContext<'a> {
     pub state_dir: &'a Path,
     pub policy_path: &'a Path,
     pub audit_log: &'a Path,
+    /// The local SIEM endpoint's NDJSON ingest URL when `DemoOptions::siem` is set.
+    pub siem_ingest_url: Option<String>,
 }
 
 /// A service the demo keeps running until `stop` (detectors, `/metrics`, a SIEM sink …).

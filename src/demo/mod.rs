@@ -15,6 +15,7 @@ pub mod rollout;
 pub mod roster;
 pub mod scenario;
 pub mod schedule;
+pub mod siem;
 pub mod summary;
 pub mod upstream;
 
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bots::{BotFleet, FleetOptions, GateEndpoints, TlsEndpoint};
 use hooks::{DemoContext, DemoPki, DemoService, DeviceSlot, PkiContext, ServiceStarter};
+use siem::DemoSiem;
 use summary::{CounterTask, DemoCounters, DemoSummary};
 use upstream::StubUpstream;
 
@@ -57,6 +59,9 @@ pub struct DemoOptions {
     pub services: Vec<ServiceStarter>,
     /// Capacity of the audit bus per subscriber.
     pub bus_capacity: usize,
+    /// Start the local SIEM endpoint (`siem`); services find its ingest URL in their context
+    /// and the summary reports what it received.
+    pub siem: bool,
     pub clock: SharedClock,
 }
 
@@ -72,6 +77,7 @@ impl Default for DemoOptions {
             devices: 8,
             services: Vec::new(),
             bus_capacity: 65_536,
+            siem: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -108,6 +114,8 @@ pub enum DemoError {
     Credentials(#[from] credentials::CredentialFileError),
     #[error("cannot start the demo upstream: {0}")]
     Upstream(std::io::Error),
+    #[error("cannot start the demo SIEM endpoint: {0}")]
+    Siem(std::io::Error),
     #[error("cannot start the gate: {0}")]
     Gate(#[from] crate::gate::GateError),
     #[error("demo PKI: {0}")]
@@ -123,6 +131,7 @@ pub enum DemoError {
 pub struct RunningDemo {
     gate: RunningGate,
     upstream: StubUpstream,
+    siem: Option<DemoSiem>,
     bus: AuditBus,
     store: Arc<Store>,
     clock: SharedClock,
@@ -178,6 +187,11 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     let upstream = StubUpstream::start(opts.upstream_latency.clone())
         .await
         .map_err(DemoError::Upstream)?;
+    let siem = if opts.siem {
+        Some(DemoSiem::start().await.map_err(DemoError::Siem)?)
+    } else {
+        None
+    };
     let policy_path = dir.join("policy.toml");
     write_file(
         &policy_path,
@@ -277,6 +291,7 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
             state_dir: &dir,
             policy_path: &policy_path,
             audit_log: &audit_log,
+            siem_ingest_url: siem.as_ref().map(DemoSiem::ingest_url),
         };
         match starter(&ctx) {
             Ok(s) => services.push(s),
@@ -327,6 +342,7 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     Ok(RunningDemo {
         gate,
         upstream,
+        siem,
         bus,
         store,
         clock: opts.clock,
@@ -348,6 +364,11 @@ impl RunningDemo {
     /// The gate (`.addr` is the plain listener; `.state` its live state and metrics).
     pub fn gate(&self) -> &RunningGate {
         &self.gate
+    }
+
+    /// The local SIEM endpoint, when `DemoOptions::siem` started one.
+    pub fn siem(&self) -> Option<&DemoSiem> {
+        self.siem.as_ref()
     }
 
     /// The stub upstream's address.
@@ -428,11 +449,22 @@ impl RunningDemo {
         let elapsed = self.started.elapsed();
         let bot_counters = self.fleet.counters.clone();
         self.fleet.stop().await;
+        if let Some(siem) = &self.siem {
+            siem_settle(siem).await;
+        }
         for s in self.services {
             s.stop().await;
         }
         self.gate.shutdown().await;
         self.upstream.stop().await;
+        let siem = match self.siem {
+            Some(siem) => {
+                let report = siem.report();
+                siem.stop().await;
+                Some(report)
+            }
+            None => None,
+        };
         self.counter_task.finish().await;
         if let Err(e) = self.state_dir.close() {
             tracing::warn!(error = %e, "cannot remove the demo state dir");
@@ -444,8 +476,31 @@ impl RunningDemo {
             self.rate_multiplier,
             self.warnings,
         )
+        .with_siem(siem)
     }
 }
+
+/// After the bots stopped, give the sink its last batch: wait (at most 3 s) until the SIEM
+/// endpoint has received nothing new for a little longer than the demo sink's flush interval.
+async fn siem_settle(siem: &DemoSiem) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let quiet = Duration::from_millis(DEMO_SINK_FLUSH_MS * 2 + 100);
+    let mut last = siem.report().events;
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = siem.report().events;
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+    }
+}
+
+/// How often the demo's SIEM sink sends a partial batch.
+pub const DEMO_SINK_FLUSH_MS: u64 = 200;
 
 /// Admin events for what the set-up did, on the bus and in the audit log (the console's Log
 /// view and the revoked-credential detector start from them).

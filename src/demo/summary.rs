@@ -155,6 +155,8 @@ pub struct DemoSummary {
     pub deny_reasons: BTreeMap<String, u64>,
     pub bots: Vec<BotCount>,
     pub warnings: Vec<String>,
+    /// What the demo's local SIEM endpoint received, when it ran.
+    pub siem: Option<super::siem::SiemReport>,
 }
 
 impl DemoSummary {
@@ -180,7 +182,14 @@ impl DemoSummary {
             deny_reasons: counters.deny_reasons(),
             bots,
             warnings,
+            siem: None,
         }
+    }
+
+    /// Add what the local SIEM endpoint received.
+    pub fn with_siem(mut self, siem: Option<super::siem::SiemReport>) -> Self {
+        self.siem = siem;
+        self
     }
 }
 
@@ -208,6 +217,19 @@ impl fmt::Display for DemoSummary {
                 .map(|(r, n)| format!("{r} {n}"))
                 .collect();
             writeln!(f, "alerts by rule: {}", rules.join(", "))?;
+        }
+        if let Some(siem) = &self.siem {
+            writeln!(f, "siem endpoint: {}", siem.url)?;
+            writeln!(f, "siem events: {}", siem.events)?;
+            writeln!(f, "siem alerts: {}", siem.alerts.len())?;
+            if !siem.alerts.is_empty() {
+                let rules: Vec<String> = siem
+                    .alerts_by_rule()
+                    .iter()
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                writeln!(f, "siem alerts by rule: {}", rules.join(", "))?;
+            }
         }
         if self.lagged > 0 {
             writeln!(f, "events missed by the counter: {}", self.lagged)?;

@@ -32,8 +32,8 @@ pub struct TrafficMetrics {
     latency_buckets: [u64; BUCKETS.len()],
     latency_count: u64,
     latency_sum: f64,
-    /// alert_id → open?
-    alerts: BTreeMap<String, bool>,
+    /// Alert id → (rule, severity, still open).
+    alerts: BTreeMap<String, (String, String, bool)>,
     lagged: u64,
 }
 
@@ -62,7 +62,10 @@ impl TrafficMetrics {
             EventKind::Alert => {
                 if let Some(d) = &ev.details {
                     let id = d["alert_id"].as_str().unwrap_or(&ev.decision).to_string();
-                    self.alerts.insert(id, d["state"] != "resolved");
+                    let severity = d["severity"].as_str().unwrap_or("unknown").to_string();
+                    let open = d["state"] != "resolved";
+                    self.alerts
+                        .insert(id, (ev.decision.clone(), severity, open));
                 }
             }
             EventKind::Admin => {}
@@ -273,11 +276,22 @@ fn render(state: &GateState, m: &TrafficMetrics) -> String {
         "Bus events the metrics aggregator missed.",
         m.lagged,
     );
-    let open = m.alerts.values().filter(|o| **o).count();
     let _ = writeln!(
         out,
-        "# HELP botgate_alerts_open Alerts currently open.\n# TYPE botgate_alerts_open gauge\nbotgate_alerts_open {open}"
+        "# HELP botgate_alerts_open Alerts currently open, by detector rule and severity.\n# TYPE botgate_alerts_open gauge"
     );
+    let mut open: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for (rule, severity, is_open) in m.alerts.values() {
+        *open.entry((rule, severity)).or_default() += u64::from(*is_open);
+    }
+    for ((rule, severity), n) in open {
+        let _ = writeln!(
+            out,
+            "botgate_alerts_open{{rule=\"{}\",severity=\"{}\"}} {n}",
+            esc(rule),
+            esc(severity)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP botgate_token_expiry_timestamp_seconds Expiry of each live service token (unix time).\n# TYPE botgate_token_expiry_timestamp_seconds gauge"
