@@ -198,7 +198,10 @@ impl Store {
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare(
-                "UPDATE tokens SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), last_seen_ip = ?3 WHERE client_id = ?1",
+                // Both SETs see the old row: the IP moves only with a newer (or equal) sighting.
+                "UPDATE tokens SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), \
+                 last_seen_ip = CASE WHEN ?2 >= coalesce(last_seen_at, 0) THEN ?3 ELSE last_seen_ip END \
+                 WHERE client_id = ?1",
             )?;
             for (client_id, at, ip) in seen {
                 stmt.execute(params![client_id, to_db_time(*at), ip])?;
@@ -222,6 +225,31 @@ mod tests {
             created_at: now,
             expires_at: now + Duration::days(365),
         }
+    }
+
+    #[test]
+    fn an_older_sighting_does_not_replace_the_last_seen_ip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let id = ClientId::generate();
+        store
+            .create_token(&new_token("ci-a-prod", &id, now))
+            .unwrap();
+        let key = id.as_str().to_string();
+        store
+            .touch_tokens(&[(key.clone(), now, "10.0.0.2".into())])
+            .unwrap();
+        store
+            .touch_tokens(&[(key.clone(), now - Duration::seconds(5), "10.0.0.1".into())])
+            .unwrap();
+        let t = store.find_token("ci-a-prod").unwrap();
+        assert_eq!(t.last_seen_ip.as_deref(), Some("10.0.0.2"));
+        store
+            .touch_tokens(&[(key, now + Duration::seconds(5), "10.0.0.3".into())])
+            .unwrap();
+        let t = store.find_token("ci-a-prod").unwrap();
+        assert_eq!(t.last_seen_ip.as_deref(), Some("10.0.0.3"));
     }
 
     #[test]
