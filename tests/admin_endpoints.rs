@@ -91,22 +91,10 @@ async fn metrics_health_and_events() {
         .unwrap();
     assert_eq!(health.status(), 200);
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let body = loop {
-        let body = c
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let counted = body.contains(r#"decision="deny""#) && body.contains(r#"decision="allow""#);
-        if counted || std::time::Instant::now() > deadline {
-            break body;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let body = metrics_when(&c, admin, |body| {
+        body.contains(r#"decision="deny""#) && body.contains(r#"decision="allow""#)
+    })
+    .await;
     let counted = body.contains(r#"decision="deny""#);
     assert!(counted, "{body}");
     for line in body.lines() {
@@ -131,36 +119,39 @@ async fn metrics_health_and_events() {
         }));
         std::sync::Arc::new(ev)
     };
-    let metrics_until = |want: &'static str| {
-        let c = c.clone();
-        async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                let body = c
-                    .get(format!("http://{admin}/metrics"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                if body.contains(want) || std::time::Instant::now() > deadline {
-                    break body;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-        }
-    };
     let open = r#"botgate_alerts_open{rule="frequency_spike",severity="critical"} 1"#;
     g.bus.publish(alert("open"));
-    let body = metrics_until(open).await;
+    let body = metrics_when(&c, admin, |b| b.contains(open)).await;
     assert!(body.contains(open), "{body}");
     let closed = r#"botgate_alerts_open{rule="frequency_spike",severity="critical"} 0"#;
     g.bus.publish(alert("resolved"));
-    let body = metrics_until(closed).await;
+    let body = metrics_when(&c, admin, |b| b.contains(closed)).await;
     assert!(body.contains(closed), "{body}");
     for line in body.lines() {
         assert!(valid_prometheus_line(line), "not Prometheus text: {line:?}");
+    }
+}
+
+/// `/metrics` once `ready` holds for it (or whatever it is after 5 s, for the assertion to show).
+async fn metrics_when(
+    c: &reqwest::Client,
+    admin: std::net::SocketAddr,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let body = c
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if ready(&body) || std::time::Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

@@ -14,14 +14,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// The path the demo sink POSTs to.
 pub const INGEST_PATH: &str = "/ingest";
@@ -192,32 +189,13 @@ async fn serve(
     listener: TcpListener,
     inbox: Arc<Inbox>,
     addr: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let alerts_url = format!("http://{addr}{ALERTS_PATH}");
-    // Dropping the set at the end aborts the connection tasks still open.
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let inbox = inbox.clone();
-                    let url = alerts_url.clone();
-                    conns.spawn(async move {
-                        let svc = service_fn(move |req| answer(req, inbox.clone(), url.clone()));
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "demo SIEM: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
+    super::upstream::serve_http(listener, "demo SIEM", shutdown, move |req| {
+        answer(req, inbox.clone(), alerts_url.clone())
+    })
+    .await;
 }
 
 async fn answer(

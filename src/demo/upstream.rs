@@ -65,25 +65,42 @@ impl StubUpstream {
 async fn serve(
     listener: TcpListener,
     latency: std::ops::Range<Duration>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    serve_http(listener, "demo upstream", shutdown, move |req| {
+        answer(req, latency.clone())
+    })
+    .await;
+}
+
+/// Serve HTTP/1 and HTTP/2 on `listener` with `answer` until `shutdown` changes (or its
+/// sender is dropped); the connections still open are dropped then. Shared by the demo's
+/// loopback servers (stub upstream, local SIEM).
+pub(super) async fn serve_http<F, Fut>(
+    listener: TcpListener,
+    what: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+    answer: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     // Dropping the set at the end aborts the connection tasks still open.
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let latency = latency.clone();
+                    let answer = answer.clone();
                     conns.spawn(async move {
-                        let svc = service_fn(move |req| answer(req, latency.clone()));
                         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), svc)
+                            .serve_connection(TokioIo::new(stream), service_fn(answer))
                             .await;
                     });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "demo upstream cannot accept");
+                    tracing::warn!(error = %e, "{what} cannot accept");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
