@@ -135,7 +135,20 @@ fn escape_cn(cn: &str) -> String {
     for c in cn.chars() {
         if matches!(
             c,
-            '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '#'
+            '\\' | '.'
+                | '+'
+                | '*'
+                | '?'
+                | '('
+                | ')'
+                | '|'
+                | '['
+                | ']'
+                | '{'
+                | '}'
+                | '^'
+                | '$'
+                | '#'
         ) {
             out.push('\\');
         }
@@ -314,7 +327,11 @@ fn plan(
                     .to_string();
                 for key in ["require", "exclude"] {
                     if mentions(policy.get(key), sel) {
-                        let what = if sel.key == "common_name" { "CN" } else { "token" };
+                        let what = if sel.key == "common_name" {
+                            "CN"
+                        } else {
+                            "token"
+                        };
                         notes.push(format!("app {app_name:?}, policy {policy_name:?}: {key} names {what} {:?}; review it by hand", sel.name));
                     }
                 }
@@ -349,12 +366,18 @@ fn mentions(item: Option<&Item>, sel: Sel<'_>) -> bool {
 
 fn is_sel_value(v: &Value, sel: Sel<'_>) -> bool {
     v.as_inline_table().is_some_and(|t| {
-        t.len() == 1 && t.get(sel.key).and_then(Value::as_str).is_some_and(|s| sel.names(s))
+        t.len() == 1
+            && t.get(sel.key)
+                .and_then(Value::as_str)
+                .is_some_and(|s| sel.names(s))
     })
 }
 
 fn is_sel_table(t: &Table, sel: Sel<'_>) -> bool {
-    t.len() == 1 && t.get(sel.key).and_then(Item::as_str).is_some_and(|s| sel.names(s))
+    t.len() == 1
+        && t.get(sel.key)
+            .and_then(Item::as_str)
+            .is_some_and(|s| sel.names(s))
 }
 
 fn add_table(aot: &mut ArrayOfTables, old: Sel<'_>, new: Sel<'_>) -> usize {
@@ -477,21 +500,23 @@ fn remove_inline(arr: &mut toml_edit::Array, sel: Sel<'_>) -> usize {
             }
             continue;
         }
-        // One element per line: drop the comment that followed the removed element's comma.
+        // One element per line: drop the comment that followed the removed element's comma,
+        // keep the one that followed the previous element's (it starts the removed prefix).
+        let (keep, _) = split_first_line(&prefix);
         if i < arr.len() {
             if let Some(next) = arr.get_mut(i) {
                 let (_, rest) = split_first_line(decor_str(next.decor().prefix()));
-                let p = format!("\n{rest}");
+                let p = format!("{keep}\n{rest}");
                 next.decor_mut().set_prefix(p);
             }
         } else if suffix.contains('\n') {
             let (_, rest) = split_first_line(&suffix);
             if let Some(prev) = i.checked_sub(1).and_then(|k| arr.get_mut(k)) {
-                prev.decor_mut().set_suffix(format!("\n{rest}"));
+                prev.decor_mut().set_suffix(format!("{keep}\n{rest}"));
             }
         } else {
             let (_, rest) = split_first_line(arr.trailing().as_str().unwrap_or_default());
-            let t = format!("\n{rest}");
+            let t = format!("{keep}\n{rest}");
             arr.set_trailing(t);
         }
     }

@@ -338,7 +338,10 @@ fn exact_cn_selectors_are_told_from_patterns() {
         let escaped = escape_cn(cn);
         assert!(names_cn_exactly(&escaped, cn), "{escaped}");
         let re = regex::Regex::new(&format!("^(?:{escaped})$")).unwrap();
-        assert!(re.is_match(cn) && !re.is_match(&format!("{cn}x")), "{escaped}");
+        assert!(
+            re.is_match(cn) && !re.is_match(&format!("{cn}x")),
+            "{escaped}"
+        );
     }
 }
 
@@ -357,8 +360,13 @@ fn add_cn_beside_every_exact_selector_keeping_comments() {
     assert!(text.contains("{ common_name = \"gw-1.factory.corp\" }, # the old gateway"));
     // The new CN is escaped: it admits exactly that CN, not gw-2Xfactory…
     assert_eq!(text.matches(r"gw-2\.factory\.corp").count(), 3, "{text}");
-    assert!(text.contains("^device-[a-z0-9]+$"), "the regex is left alone");
-    let file = crate::config::parse(Path::new("p.toml"), text).unwrap().file;
+    assert!(
+        text.contains("^device-[a-z0-9]+$"),
+        "the regex is left alone"
+    );
+    let file = crate::config::parse(Path::new("p.toml"), text)
+        .unwrap()
+        .file;
     let set = crate::policy::compile(&file).unwrap();
     assert!(!set.apps[0].policies.is_empty());
     // Idempotent.
@@ -388,4 +396,22 @@ fn add_cn_refuses_an_unusable_cn() {
         plan_add_common_name(CNS, "gw-1.factory.corp", " "),
         Err(EditError::BadName(_))
     ));
+}
+
+/// Regression: abort after add (remove what add inserted) must give back the original text,
+/// including the comment after the old element's comma, which add moved into the new
+/// element's prefix.
+#[test]
+fn remove_after_add_restores_the_original_text() {
+    for (text, old, new) in [
+        (COMMENTED, "ci-deploy-prod", "ci-deploy-prod-v2"),
+        (COMMENTED, "ops-backup-prod", "ops-backup-prod-v2"),
+    ] {
+        let added = plan_add_token(text, old, new).unwrap();
+        let removed = plan_remove_token(&added.new_text, new).unwrap();
+        assert_eq!(removed.new_text, text, "add {new} then remove it");
+    }
+    let added = plan_add_common_name(CNS, "gw-1.factory.corp", "gw-2.factory.corp").unwrap();
+    let removed = plan_remove_common_name(&added.new_text, "gw-2.factory.corp").unwrap();
+    assert_eq!(removed.new_text, CNS);
 }
