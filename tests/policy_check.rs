@@ -154,3 +154,96 @@ fn missing_file_exits_2_and_says_how_to_start() {
                 .and(predicate::str::contains("assets/example-policy.toml")),
         );
 }
+
+/// `[rotation]` is checked by the parser the rotation code uses: bad durations, unknown keys,
+/// invalid patterns and empty entries are errors at their line; a cadence longer than the
+/// credential can live is a warning.
+#[test]
+fn rotation_cadence_problems_are_placed_on_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("policy.toml");
+    let text = r#"[[app]]
+name = "api"
+hostnames = ["api.test"]
+upstream = "http://127.0.0.1:9"
+
+[[app.policy]]
+name = "Everyone"
+action = "block"
+include = [{ everyone = true }]
+
+[rotation]
+token_cadence = "ninety days"
+cert_cadence = "2y"
+cadence = [
+  { pattern = "^payments-(", token = "30d" },
+  { pattern = "-dev$", tokens = "180d" },
+  { pattern = "^ops-" },
+  { pattern = "^ci-", token = "400d", cert = 90 },
+]
+"#;
+    std::fs::write(&bad, text).unwrap();
+    let out = botgate(dir.path(), &bad)
+        .args(["policy", "check"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let at = |needle: &str, severity: &str| {
+        let offset = text.find(needle).unwrap();
+        let line = text[..offset].matches('\n').count() + 1;
+        let col = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("{}:{line}:{col}: {severity}: ", bad.display())
+    };
+    for (needle, severity, message) in [
+        (
+            "\"ninety days\"",
+            "error",
+            "invalid duration \"ninety days\"",
+        ),
+        (
+            "\"^payments-(\"",
+            "error",
+            "pattern \"^payments-(\" is not a valid regex",
+        ),
+        (
+            "\"180d\"",
+            "error",
+            "unknown key \"tokens\" (expected pattern, token, cert)",
+        ),
+        (
+            "{ pattern = \"^ops-\" }",
+            "error",
+            "set token = \"…\", cert = \"…\" or both",
+        ),
+        (
+            "90 }",
+            "error",
+            "cert must be a duration string like \"30d\", not integer",
+        ),
+        (
+            "\"2y\"",
+            "warning",
+            "a cert cadence of 730 days is longer than",
+        ),
+        (
+            "\"400d\"",
+            "warning",
+            "a token cadence of 400 days is longer than the longest lifetime of a token (365 days)",
+        ),
+    ] {
+        let start = at(needle, severity);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&start))
+            .unwrap_or_else(|| panic!("no finding at {start} in\n{stdout}"));
+        assert!(line.contains(message), "{line}");
+    }
+    assert!(
+        stdout.contains("hint: write a whole number and a unit"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("5 errors, 2 warnings"), "{stderr}");
+}
