@@ -247,3 +247,83 @@ cadence = [
     );
     assert!(stderr.contains("5 errors, 2 warnings"), "{stderr}");
 }
+
+/// Lint reads the certificate inventory of the store: a certificate valid longer than the
+/// cadence for its CN is a warning naming it and the setting; when the store cannot be read
+/// the skipped checks are named on stderr.
+#[test]
+fn certs_valid_longer_than_their_cadence_from_the_store() {
+    use botgate::pki::{CaInitOptions, ClientCertRequest, KeyAlgorithm};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let store = botgate::store::Store::open(&state).unwrap();
+    let now = chrono::Utc::now();
+    botgate::pki::init_ca(
+        &store,
+        &CaInitOptions {
+            name: "botgate Root CA".into(),
+            key: KeyAlgorithm::EcdsaP256,
+            root_key_out: Some(dir.path().join("root.key")),
+            now,
+        },
+    )
+    .unwrap();
+    let issue = |cn: &str, days: u32| {
+        botgate::pki::issue_client_cert(
+            &store,
+            &ClientCertRequest {
+                common_name: cn,
+                csr: None,
+                days,
+                key: KeyAlgorithm::EcdsaP256,
+                now,
+            },
+        )
+        .unwrap()
+    };
+    let long = issue("payments-gw", 120);
+    issue("device-a1", 365);
+    drop(store);
+    let policy = dir.path().join("policy.toml");
+    let text = r#"[[app]]
+name = "devices"
+hostnames = ["devices.test"]
+upstream = "http://127.0.0.1:9"
+trusted_cas = ["botgate Root CA"]
+
+[[app.policy]]
+name = "Devices"
+action = "non_identity"
+include = [{ common_name = "^(device|payments)-.*$" }]
+
+[rotation]
+cadence = [{ pattern = "^payments-", cert = "90d" }]
+"#;
+    std::fs::write(&policy, text).unwrap();
+    let out = botgate(&state, &policy)
+        .args(["policy", "check"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let expected = format!(
+        "{}:13:45: warning: rotation.cadence[0].cert: certificate \"payments-gw\" (serial {}, issued) is valid for 120 days, longer than the [rotation] cadence for CNs matching \"^payments-\" (90 days)",
+        policy.display(),
+        long.record.serial
+    );
+    assert!(stdout.contains(&expected), "{expected}\nin\n{stdout}");
+    assert!(!stdout.contains("\"device-a1\""), "{stdout}");
+
+    // A store that cannot be opened: the file is still checked, the skipped checks named.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join(botgate::store::STORE_FILE), "not a database").unwrap();
+    botgate(&broken, &policy)
+        .args(["policy", "check"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "skipped the token, certificate (validity vs. rotation cadence) and CA checks",
+        ));
+}

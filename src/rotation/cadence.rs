@@ -80,6 +80,8 @@ const RULE_KEYS: [&str; 3] = ["pattern", "token", "cert"];
 /// One per-pattern override.
 #[derive(Debug, Clone)]
 pub struct CadenceRule {
+    /// Its index in the file's `cadence` list (0-based).
+    pub entry: usize,
     pub pattern: Regex,
     pub token: Option<Duration>,
     pub cert: Option<Duration>,
@@ -161,6 +163,18 @@ impl CadencePolicy {
         }
         (policy, problems)
     }
+    /// The `cadence` entry that decides the cadence of `kind` for `name`, if one does (else
+    /// the section default applies).
+    pub fn deciding_rule(&self, kind: CredentialKind, name: &str) -> Option<&CadenceRule> {
+        self.rules
+            .iter()
+            .filter(|r| r.pattern.is_match(name))
+            .find(|r| match kind {
+                CredentialKind::Token => r.token.is_some(),
+                CredentialKind::Cert => r.cert.is_some(),
+            })
+    }
+
     /// How often a credential of `kind` named `name` (token name or certificate CN) rotates.
     pub fn cadence(&self, kind: CredentialKind, name: &str) -> Duration {
         let pick = |r: &CadenceRule| match kind {
@@ -269,6 +283,7 @@ fn rule(i: usize, table: &toml::Table) -> (Option<CadenceRule>, Vec<CadenceProbl
     }
     let usable = !problems.iter().any(|p| p.error);
     let rule = pattern.filter(|_| usable).map(|pattern| CadenceRule {
+        entry: i,
         pattern,
         token,
         cert,
