@@ -21,6 +21,7 @@ use crate::rotation::CredentialKind;
 use crate::rotation::cadence::CadencePolicy;
 use crate::store::TokenRecord;
 use crate::store::pki::CertRecord;
+use crate::store::tokens::MAX_TOKEN_LIFETIME;
 
 /// What lint knows beyond the file.
 #[derive(Debug, Clone)]
@@ -37,9 +38,6 @@ pub struct LintContext {
     pub known_ca_names: Option<Vec<String>>,
     pub now: DateTime<Utc>,
 }
-
-/// Longest token lifetime lint accepts quietly.
-const MAX_TOKEN_LIFETIME: i64 = 365;
 
 /// Lint a loaded policy file. Findings are warnings, in file order.
 pub fn lint(cfg: &LoadedConfig, ctx: &LintContext) -> Vec<Finding> {
@@ -204,7 +202,7 @@ impl Linter<'_, '_> {
                 );
             }
             let lifetime = t.expires_at - t.created_at;
-            if lifetime > Duration::days(MAX_TOKEN_LIFETIME) {
+            if lifetime > MAX_TOKEN_LIFETIME {
                 self.warn_at(
                     at,
                     format!(

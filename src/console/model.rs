@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-/// A credential expiring within this many days is `warn`.
-pub const WARN_WITHIN_DAYS: i64 = 30;
+/// A credential expiring within this many days is `warn` (the inventories' "expiring").
+pub const WARN_WITHIN_DAYS: i64 = crate::store::tokens::EXPIRING_WITHIN_DAYS;
 /// A credential expiring within this many days is `critical`.
 pub const CRITICAL_WITHIN_DAYS: i64 = 7;
 

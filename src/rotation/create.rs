@@ -19,7 +19,7 @@ use crate::store::pki::CertRecord;
 use crate::store::{NewToken, Store, TokenRecord};
 
 /// Longest lifetime a rotated token gets (the one-year rule of `token create`).
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::days(365);
+pub use crate::store::tokens::MAX_TOKEN_LIFETIME;
 /// Longest lifetime a rotated certificate gets.
 pub const MAX_CERT_DAYS: u32 = 365;
 
