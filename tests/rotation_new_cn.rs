@@ -377,6 +377,12 @@ fn a_cn_regex_is_checked_not_widened() {
         &opts,
     )
     .unwrap();
+    let view = rotation::view(&started.rotation, &Evidence::default(), Utc::now());
+    let next_action = view.next_action.unwrap_or_default();
+    assert!(
+        next_action.contains("beside every exact common_name selector"),
+        "{next_action}"
+    );
     let id = started.rotation.id;
     let Err(RotationError::Refused(refusal)) = rotation::next(&env, &id, false, Utc::now()) else {
         panic!("add must refuse while the regex does not admit the new CN");
