@@ -198,7 +198,9 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
     assert_eq!(new_ref.name, NEW_CN);
     assert_eq!(started.rotation.old.name, OLD_CN);
     assert!(
-        started.notes.iter().any(|n| n.contains("new CN")),
+        started.notes.iter().any(|n| n.contains(
+            "add will name \"gw-2.factory.corp\" beside \"gw-1.factory.corp\" in \"Gateway\" of app \"devices\""
+        )),
         "{:?}",
         started.notes
     );
@@ -377,6 +379,15 @@ fn a_cn_regex_is_checked_not_widened() {
         &opts,
     )
     .unwrap();
+    assert!(
+        started
+            .notes
+            .iter()
+            .any(|n| n
+                .starts_with("add will be refused until you edit the policy: \"Factory devices\"")),
+        "known at start: {:?}",
+        started.notes
+    );
     let view = rotation::view(&started.rotation, &Evidence::default(), Utc::now());
     let next_action = view.next_action.unwrap_or_default();
     assert!(

@@ -51,28 +51,35 @@ pub(super) struct CnPlan {
     pub(super) regex_admits_new: Vec<String>,
 }
 
-/// Plan the add of a new CN: the exact-CN edit, then check that the edited file admits the new
-/// certificate wherever the old one is admitted. A policy that would not (a regex that does not
-/// match the new CN, or a require/exclude) refuses the step with one evidence line each.
-pub(super) fn plan_add(
-    env: &RotationEnv<'_>,
+/// What the add of a new CN would do to the policy file, judged before anything is written.
+#[derive(Debug)]
+struct CnCheck {
+    edit: edit::Edit,
+    /// One line per policy that would admit the old CN but not the new one.
+    missing: Vec<String>,
+    /// One line per CN pattern that admits both.
+    regex_admits_new: Vec<String>,
+}
+
+/// Plan the exact-CN edit, then check that the edited file admits `new_id` wherever the old
+/// CN is admitted (`intended`).
+fn check(
+    policy_file: &std::path::Path,
     cfg: &LoadedConfig,
-    r: &Rotation,
+    old_cn: &str,
     new_id: &CertIdentity,
     intended: &[PolicyRef],
-) -> Result<CnPlan, RotationError> {
-    let old_cn = r.old.name.as_str();
+) -> Result<CnCheck, RotationError> {
     let new_cn = new_id.common_name.as_deref().unwrap_or_default();
     let plan = edit::plan_add_common_name(&cfg.text, old_cn, new_cn)?;
-    let after_file = crate::config::parse(env.policy_file, &plan.new_text)?.file;
+    let after_file = crate::config::parse(policy_file, &plan.new_text)?.file;
     let after = crate::policy::compile(&after_file)?;
     let admitted_after = admitting(&after, Identity::Cert(new_id));
-    let mut evidence = Vec::new();
+    let mut missing = Vec::new();
     let mut regex_admits_new = Vec::new();
     for p in intended {
         let regexes = cn_regexes(&cfg.file, p, old_cn);
-        let admitted = admitted_after.contains(p);
-        if admitted {
+        if admitted_after.contains(p) {
             for re in regexes {
                 regex_admits_new.push(format!(
                     "{p}: common_name {re:?} admits the new CN {new_cn:?} too; nothing to edit there"
@@ -80,7 +87,7 @@ pub(super) fn plan_add(
             }
             continue;
         }
-        evidence.push(if regexes.is_empty() {
+        missing.push(if regexes.is_empty() {
             format!(
                 "{p}: would admit {old_cn:?} but not {new_cn:?} after the edit (a require or exclude selects the old certificate?)"
             )
@@ -95,7 +102,66 @@ pub(super) fn plan_add(
             )
         });
     }
-    if !evidence.is_empty() {
+    Ok(CnCheck {
+        edit: plan,
+        missing,
+        regex_admits_new,
+    })
+}
+
+/// At start: what add will do for the new CN, as notes (so a pattern that needs editing is
+/// known before the first `next`). The certificate the gate would see is the old one with the
+/// new CN (same issuing CA checks apply separately).
+pub(super) fn preview(
+    policy_file: &std::path::Path,
+    cfg: &LoadedConfig,
+    old_id: &CertIdentity,
+    new_cn: &str,
+    intended: &[PolicyRef],
+) -> Vec<String> {
+    let old_cn = old_id.common_name.as_deref().unwrap_or_default();
+    let new_id = CertIdentity {
+        common_name: Some(new_cn.to_string()),
+        ..old_id.clone()
+    };
+    let Ok(c) = check(policy_file, cfg, old_cn, &new_id, intended) else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    if !c.edit.changed_policies.is_empty() {
+        notes.push(format!(
+            "add will name {new_cn:?} beside {old_cn:?} in {}",
+            c.edit
+                .changed_policies
+                .iter()
+                .map(|(app, policy)| format!("{policy:?} of app {app:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    notes.extend(c.regex_admits_new);
+    for m in c.missing {
+        notes.push(format!(
+            "add will be refused until you edit the policy: {m}"
+        ));
+    }
+    notes
+}
+
+/// Plan the add of a new CN: the exact-CN edit, then check that the edited file admits the new
+/// certificate wherever the old one is admitted. A policy that would not (a regex that does not
+/// match the new CN, or a require/exclude) refuses the step with one evidence line each.
+pub(super) fn plan_add(
+    env: &RotationEnv<'_>,
+    cfg: &LoadedConfig,
+    r: &Rotation,
+    new_id: &CertIdentity,
+    intended: &[PolicyRef],
+) -> Result<CnPlan, RotationError> {
+    let old_cn = r.old.name.as_str();
+    let new_cn = new_id.common_name.as_deref().unwrap_or_default();
+    let c = check(env.policy_file, cfg, old_cn, new_id, intended)?;
+    if !c.missing.is_empty() {
         return Err(RotationError::Refused(Refusal {
             rotation_id: r.id.clone(),
             state: r.state,
@@ -103,7 +169,7 @@ pub(super) fn plan_add(
             reason: format!(
                 "the new certificate (CN {new_cn:?}) would not be admitted everywhere the old one (CN {old_cn:?}) is: botgate adds a new CN beside exact common_name selectors, but does not widen a pattern on its own"
             ),
-            evidence,
+            evidence: c.missing,
             hint: Some(format!(
                 "edit those policies in {} so they admit the new CN — widen the regex, or add {{ common_name = \"{}\" }} beside it — then run `botgate rotate next {}` again",
                 env.policy_file.display(),
@@ -113,8 +179,8 @@ pub(super) fn plan_add(
         }));
     }
     Ok(CnPlan {
-        edit: (!plan.is_noop()).then_some(plan),
-        regex_admits_new,
+        edit: (!c.edit.is_noop()).then_some(c.edit),
+        regex_admits_new: c.regex_admits_new,
     })
 }
 

@@ -215,6 +215,13 @@ pub fn start_cert_to_cn(
             "new CN {new_cn:?} (was {:?}): add names it beside every common_name selector that names the old CN exactly; a pattern that does not match it stops add until you edit the policy",
             old.common_name
         ));
+        notes.extend(super::new_cn::preview(
+            env.policy_file,
+            &cfg,
+            &old_identity,
+            new_cn,
+            &intended,
+        ));
     }
     let mut rotation = new_rotation(
         env,
