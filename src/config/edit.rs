@@ -15,6 +15,11 @@ use toml_edit::{ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 use super::finding::ConfigError;
 use super::load;
 
+#[path = "edit_select.rs"]
+mod select;
+use select::Sel;
+pub use select::names_cn_exactly;
+
 /// A planned change to the policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
@@ -96,104 +101,6 @@ pub fn plan_add_common_name(text: &str, old_cn: &str, new_cn: &str) -> Result<Ed
 /// when that would leave an include empty.
 pub fn plan_remove_common_name(text: &str, cn: &str) -> Result<Edit, EditError> {
     plan_remove(text, Sel::cn(cn))
-}
-
-/// Whether the `common_name` regex `pattern` (full match) names exactly `cn` rather than a
-/// family of CNs: `device-a1`, `^device-a1$`, `device-a1\\.corp`, and also `device-a1.corp`
-/// (an unescaped dot is how people write a literal CN; it is read as the dot it means).
-pub fn names_cn_exactly(pattern: &str, cn: &str) -> bool {
-    cn_literal(pattern).is_some_and(|lit| lit == cn)
-}
-
-/// The literal a pattern spells, or `None` when it uses regex syntax beyond `^`, `$`, `.`
-/// and escaped punctuation.
-fn cn_literal(pattern: &str) -> Option<String> {
-    let p = pattern.strip_prefix('^').unwrap_or(pattern);
-    let p = match p.strip_suffix('$') {
-        Some(rest) if !rest.ends_with('\\') => rest,
-        _ => p,
-    };
-    let mut out = String::with_capacity(p.len());
-    let mut chars = p.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(e) if e.is_ascii_punctuation() => out.push(e),
-                _ => return None,
-            },
-            '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' => return None,
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-/// `cn` as a full-match regex that matches only itself: the regex metacharacters escaped
-/// (not `-`, which is literal outside a class, so the file stays readable).
-fn escape_cn(cn: &str) -> String {
-    let mut out = String::with_capacity(cn.len() + 4);
-    for c in cn.chars() {
-        if matches!(
-            c,
-            '\\' | '.'
-                | '+'
-                | '*'
-                | '?'
-                | '('
-                | ')'
-                | '|'
-                | '['
-                | ']'
-                | '{'
-                | '}'
-                | '^'
-                | '$'
-                | '#'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Which selector an edit is about: a token by name, or a certificate CN named exactly.
-#[derive(Debug, Clone, Copy)]
-struct Sel<'a> {
-    key: &'static str,
-    name: &'a str,
-}
-
-impl<'a> Sel<'a> {
-    fn token(name: &'a str) -> Self {
-        Self {
-            key: "service_token",
-            name,
-        }
-    }
-
-    fn cn(name: &'a str) -> Self {
-        Self {
-            key: "common_name",
-            name,
-        }
-    }
-
-    /// Whether a selector's string value names this credential.
-    fn names(&self, value: &str) -> bool {
-        match self.key {
-            "common_name" => names_cn_exactly(value, self.name),
-            _ => value == self.name,
-        }
-    }
-
-    /// The value written for this credential.
-    fn value(&self) -> String {
-        match self.key {
-            "common_name" => escape_cn(self.name),
-            _ => self.name.to_string(),
-        }
-    }
 }
 
 fn plan_add(text: &str, old: Sel<'_>, new: Sel<'_>) -> Result<Edit, EditError> {

@@ -1,5 +1,6 @@
 //! Edits keep comments and layout, are idempotent, show a diff and write atomically.
 
+use super::select::escape_cn;
 use super::*;
 
 const COMMENTED: &str = r#"# botgate policy for the API
