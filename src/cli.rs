@@ -287,6 +287,10 @@ pub enum RotateTarget {
         /// Directory for the new certificate chain and key (default: <state dir>/rotations).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Issue the new certificate for this CN instead of the old one; add names it beside
+        /// every common_name selector that names the old CN exactly.
+        #[arg(long, value_name = "CN")]
+        new_cn: Option<String>,
     },
 }
 

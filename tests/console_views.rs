@@ -39,6 +39,8 @@ fn token(
         revoked,
         last_seen_at: seen_secs_ago.map(|s| now() - Duration::seconds(s)),
         policies: policies.iter().map(|p| p.to_string()).collect(),
+        // The default token cadence (90 days from creation).
+        rotation_due_at: now() - Duration::days(created_days_ago) + Duration::days(90),
     }
 }
 
@@ -53,6 +55,8 @@ fn cert(cn: &str, serial: &str, expires_in: Duration, revoked: bool) -> CertRow 
         revoked,
         last_seen_at: None,
         source: "store".into(),
+        // A one-year certificate under the default certificate cadence: due when it expires.
+        rotation_due_at: now() + expires_in,
     }
 }
 

@@ -149,6 +149,7 @@ fn token(name: &str) -> TokenRow {
         revoked: false,
         last_seen_at: None,
         policies: vec!["api.example.com / CI deployment".into()],
+        rotation_due_at: now() - Duration::days(10),
     }
 }
 
@@ -176,6 +177,7 @@ fn state(rotations: Vec<RotationRow>) -> AppState {
                 revoked: false,
                 last_seen_at: None,
                 source: "store".into(),
+                rotation_due_at: now() + Duration::days(300),
             }],
         },
     );

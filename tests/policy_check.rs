@@ -154,3 +154,176 @@ fn missing_file_exits_2_and_says_how_to_start() {
                 .and(predicate::str::contains("assets/example-policy.toml")),
         );
 }
+
+/// `[rotation]` is checked by the parser the rotation code uses: bad durations, unknown keys,
+/// invalid patterns and empty entries are errors at their line; a cadence longer than the
+/// credential can live is a warning.
+#[test]
+fn rotation_cadence_problems_are_placed_on_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("policy.toml");
+    let text = r#"[[app]]
+name = "api"
+hostnames = ["api.test"]
+upstream = "http://127.0.0.1:9"
+
+[[app.policy]]
+name = "Everyone"
+action = "block"
+include = [{ everyone = true }]
+
+[rotation]
+token_cadence = "ninety days"
+cert_cadence = "2y"
+cadence = [
+  { pattern = "^payments-(", token = "30d" },
+  { pattern = "-dev$", tokens = "180d" },
+  { pattern = "^ops-" },
+  { pattern = "^ci-", token = "400d", cert = 90 },
+]
+"#;
+    std::fs::write(&bad, text).unwrap();
+    let out = botgate(dir.path(), &bad)
+        .args(["policy", "check"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let at = |needle: &str, severity: &str| {
+        let offset = text.find(needle).unwrap();
+        let line = text[..offset].matches('\n').count() + 1;
+        let col = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("{}:{line}:{col}: {severity}: ", bad.display())
+    };
+    for (needle, severity, message) in [
+        (
+            "\"ninety days\"",
+            "error",
+            "invalid duration \"ninety days\"",
+        ),
+        (
+            "\"^payments-(\"",
+            "error",
+            "pattern \"^payments-(\" is not a valid regex",
+        ),
+        (
+            "\"180d\"",
+            "error",
+            "unknown key \"tokens\" (expected pattern, token, cert)",
+        ),
+        (
+            "{ pattern = \"^ops-\" }",
+            "error",
+            "set token = \"…\", cert = \"…\" or both",
+        ),
+        (
+            "90 }",
+            "error",
+            "cert must be a duration string like \"30d\", not integer",
+        ),
+        (
+            "\"2y\"",
+            "warning",
+            "a cert cadence of 730 days is longer than",
+        ),
+        (
+            "\"400d\"",
+            "warning",
+            "a token cadence of 400 days is longer than the longest lifetime of a token (365 days)",
+        ),
+    ] {
+        let start = at(needle, severity);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&start))
+            .unwrap_or_else(|| panic!("no finding at {start} in\n{stdout}"));
+        assert!(line.contains(message), "{line}");
+    }
+    assert!(
+        stdout.contains("hint: write a whole number and a unit"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("5 errors, 2 warnings"), "{stderr}");
+}
+
+/// Lint reads the certificate inventory of the store: a certificate valid longer than the
+/// cadence for its CN is a warning naming it and the setting; when the store cannot be read
+/// the skipped checks are named on stderr.
+#[test]
+fn certs_valid_longer_than_their_cadence_from_the_store() {
+    use botgate::pki::{CaInitOptions, ClientCertRequest, KeyAlgorithm};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let store = botgate::store::Store::open(&state).unwrap();
+    let now = chrono::Utc::now();
+    botgate::pki::init_ca(
+        &store,
+        &CaInitOptions {
+            name: "botgate Root CA".into(),
+            key: KeyAlgorithm::EcdsaP256,
+            root_key_out: Some(dir.path().join("root.key")),
+            now,
+        },
+    )
+    .unwrap();
+    let issue = |cn: &str, days: u32| {
+        botgate::pki::issue_client_cert(
+            &store,
+            &ClientCertRequest {
+                common_name: cn,
+                csr: None,
+                days,
+                key: KeyAlgorithm::EcdsaP256,
+                now,
+            },
+        )
+        .unwrap()
+    };
+    let long = issue("payments-gw", 120);
+    issue("device-a1", 365);
+    drop(store);
+    let policy = dir.path().join("policy.toml");
+    let text = r#"[[app]]
+name = "devices"
+hostnames = ["devices.test"]
+upstream = "http://127.0.0.1:9"
+trusted_cas = ["botgate Root CA"]
+
+[[app.policy]]
+name = "Devices"
+action = "non_identity"
+include = [{ common_name = "^(device|payments)-.*$" }]
+
+[rotation]
+cadence = [{ pattern = "^payments-", cert = "90d" }]
+"#;
+    std::fs::write(&policy, text).unwrap();
+    let out = botgate(&state, &policy)
+        .args(["policy", "check"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let expected = format!(
+        "{}:13:45: warning: rotation.cadence[0].cert: certificate \"payments-gw\" (serial {}, issued) is valid for 120 days, longer than the [rotation] cadence for CNs matching \"^payments-\" (90 days)",
+        policy.display(),
+        long.record.serial
+    );
+    assert!(stdout.contains(&expected), "{expected}\nin\n{stdout}");
+    assert!(!stdout.contains("\"device-a1\""), "{stdout}");
+
+    // A store that cannot be opened: the file is still checked, the skipped checks named.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join(botgate::store::STORE_FILE), "not a database").unwrap();
+    botgate(&broken, &policy)
+        .args(["policy", "check"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "skipped the token, certificate (validity vs. rotation cadence) and CA checks",
+        ));
+}

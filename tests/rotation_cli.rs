@@ -168,3 +168,64 @@ fn bad_input_exits_2_and_unknown_things_exit_1() {
         .success()
         .stdout(contains("no rotations yet"));
 }
+
+/// `rotate start cert OLD --new-cn NEW`: the new certificate carries the new CN and add names
+/// it beside the exact selector of the old one; a bad CN is bad input (exit 2).
+#[test]
+fn cert_rotation_to_a_new_cn_from_the_command_line() {
+    let cli = Cli::new();
+    std::fs::write(
+        cli.dir.path().join("policy.toml"),
+        r#"[[app]]
+name = "devices"
+hostnames = ["devices.test"]
+upstream = "http://127.0.0.1:9"
+trusted_cas = ["botgate Root CA"]
+
+[[app.policy]]
+name = "Gateway"
+action = "non_identity"
+include = [{ common_name = "gw-1" }] # the gateway
+"#,
+    )
+    .unwrap();
+    cli.cmd(&["ca", "init"]).assert().success();
+    let out = cli.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    cli.cmd(&[
+        "cert",
+        "issue",
+        "--cn",
+        "gw-1",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    cli.cmd(&["rotate", "start", "cert", "gw-1", "--new-cn", "bad\u{7}cn"])
+        .assert()
+        .code(2)
+        .stderr(contains("--new-cn"));
+    let started = cli.json(&[
+        "rotate",
+        "start",
+        "cert",
+        "gw-1",
+        "--new-cn",
+        "gw-2",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(started["new_credential"]["name"], "gw-2");
+    let id = started["rotation"]["id"].as_str().unwrap().to_string();
+    let added = cli.json(&["rotate", "next", &id, "--json"]);
+    assert_eq!(added["to"], "added");
+    let diff = added["diff"].as_str().unwrap();
+    assert!(
+        diff.contains(
+            r#"+include = [{ common_name = "gw-1" }, { common_name = "gw-2" }] # the gateway"#
+        ),
+        "{diff}"
+    );
+}

@@ -73,26 +73,55 @@ fn summary(paths: &Paths, findings: &[Finding], errors: usize, linted: bool) -> 
     }
 }
 
-/// What lint checks the file against: the store's tokens and CAs, and whether the root CA's
-/// private key is on this host. A state dir without a store is checked as an empty store
-/// (and is not created by a check).
+/// What lint checks the file against: the store's tokens, certificates and CAs, and whether
+/// the root CA's private key is on this host. A state dir without a store is checked as an
+/// empty store (and is not created by a check); a store that cannot be read is skipped, and
+/// the checks that needed it are named on stderr, never dropped silently.
 fn lint_context(paths: &Paths) -> Result<LintContext> {
     let now = Utc::now();
+    let empty = LintContext {
+        tokens: Some(Vec::new()),
+        certs: Some(Vec::new()),
+        root_key_on_host: false,
+        known_ca_names: Some(Vec::new()),
+        now,
+    };
     if !paths.state_dir.join(STORE_FILE).exists() {
         eprintln!(
-            "note: no store in {}: checking against no tokens and no CAs",
+            "note: no store in {}: checking against no tokens, certificates and CAs",
             paths.state_dir.display()
         );
-        return Ok(LintContext {
-            tokens: Vec::new(),
-            root_key_on_host: false,
-            known_ca_names: Some(Vec::new()),
-            now,
-        });
+        return Ok(empty);
     }
-    let store = Store::open(&paths.state_dir)?;
+    let store = match Store::open(&paths.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "note: cannot open the store in {}: {e}; skipped the token, certificate (validity vs. rotation cadence) and CA checks, checked the file alone",
+                paths.state_dir.display()
+            );
+            return Ok(LintContext {
+                tokens: None,
+                certs: None,
+                root_key_on_host: false,
+                known_ca_names: None,
+                now,
+            });
+        }
+    };
+    let certs = match store.list_certs() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!(
+                "note: cannot read the certificate inventory in {}: {e}; skipped the certificate checks (validity vs. rotation cadence)",
+                paths.state_dir.display()
+            );
+            None
+        }
+    };
     Ok(LintContext {
-        tokens: store.list_tokens()?,
+        tokens: Some(store.list_tokens()?),
+        certs,
         root_key_on_host: root_key_on_host(&store)?,
         known_ca_names: Some(ca_names(&store)?),
         now,

@@ -61,11 +61,17 @@ fn start(env: &RotationEnv<'_>, target: RotateTarget, now: DateTime<Utc>) -> Res
                 opts.json.json,
             )
         }
-        RotateTarget::Cert { cn, opts, out } => {
+        RotateTarget::Cert {
+            cn,
+            opts,
+            out,
+            new_cn,
+        } => {
             let mut o = options(&opts)?;
             o.cert_out = out;
             (
-                rotation::start_cert(env, &cn, &o).map_err(rotation_err)?,
+                rotation::start_cert_to_cn(env, &cn, new_cn.as_deref(), &o)
+                    .map_err(rotation_err)?,
                 opts.json.json,
             )
         }

@@ -10,10 +10,8 @@ use crate::cli::{TokenCommand, TokenCreateArgs};
 use crate::credential::{self, ClientId, ClientSecret};
 use crate::exit::Failure;
 use crate::paths::Paths;
+use crate::store::tokens::MAX_TOKEN_LIFETIME;
 use crate::store::{NewToken, Store, StoreError, TokenRecord};
-
-/// Longest lifetime accepted without `--allow-long`.
-const MAX_DEFAULT_LIFETIME_DAYS: i64 = 365;
 
 pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
     let store = Store::open(&paths.state_dir)?;
@@ -98,7 +96,7 @@ pub fn create_token(
 /// Parse `--duration`, refusing more than a year unless allowed.
 pub fn parse_lifetime(text: &str, allow_long: bool) -> Result<Duration> {
     let d = crate::duration::parse(text)?;
-    if d > Duration::days(MAX_DEFAULT_LIFETIME_DAYS) && !allow_long {
+    if d > MAX_TOKEN_LIFETIME && !allow_long {
         return Err(Failure::bad_input(format!(
             "--duration {text} is longer than 1 year; long-lived bot credentials are a leak waiting to happen. Pass --allow-long if you really mean it"
         )));

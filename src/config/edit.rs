@@ -1,5 +1,6 @@
 //! Format-preserving edits of the policy file for rotations: add a new token next to every
-//! `{ service_token = OLD }` in an include, or remove a token from every include. Comments,
+//! `{ service_token = OLD }` in an include, or remove a token from every include; the same for
+//! certificate CNs named exactly by a `common_name` selector (a rotation to a new CN). Comments,
 //! blank lines, key order and layout are kept (toml_edit); an edit is planned first (new text,
 //! a diff to show, which policies change), then `apply` writes it atomically after a backup.
 //!
@@ -13,6 +14,11 @@ use toml_edit::{ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
 use super::finding::ConfigError;
 use super::load;
+
+#[path = "edit_select.rs"]
+mod select;
+use select::Sel;
+pub use select::names_cn_exactly;
 
 /// A planned change to the policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +53,7 @@ pub enum EditError {
     #[error("the policy file cannot be edited: {0}")]
     Parse(#[from] toml_edit::TomlError),
     #[error(
-        "removing token {token:?} would leave policy {policy:?} of app {app:?} with an empty include, which never matches; add its replacement first, or delete the policy by hand"
+        "removing {token:?} would leave policy {policy:?} of app {app:?} with an empty include, which never matches; add its replacement first, or delete the policy by hand"
     )]
     WouldEmptyInclude {
         app: String,
@@ -69,26 +75,53 @@ pub enum EditError {
 /// Add `{ service_token = NEW }` right after every `{ service_token = OLD }` in an include.
 pub fn plan_add_token(text: &str, old_name: &str, new_name: &str) -> Result<Edit, EditError> {
     crate::credential::validate_token_name(new_name).map_err(EditError::BadName)?;
-    let edit = plan(text, old_name, |include| match include {
-        Include::Inline(arr) => add_inline(arr, old_name, new_name),
-        Include::Tables(aot) => add_table(aot, old_name, new_name),
-    })?;
-    check_after(edit)
+    plan_add(text, Sel::token(old_name), Sel::token(new_name))
 }
 
 /// Remove every `{ service_token = NAME }` from every include. Refused when that would leave
 /// an include empty.
 pub fn plan_remove_token(text: &str, name: &str) -> Result<Edit, EditError> {
-    let edit = plan(text, name, |include| match include {
-        Include::Inline(arr) => remove_inline(arr, name),
+    plan_remove(text, Sel::token(name))
+}
+
+/// Add `{ common_name = "NEW" }` (escaped, so it admits exactly that CN) right after every
+/// `common_name` selector in an include that names `old_cn` exactly (see
+/// [`names_cn_exactly`]). Regex selectors are not touched: whether they admit the new CN is
+/// the caller's check.
+pub fn plan_add_common_name(text: &str, old_cn: &str, new_cn: &str) -> Result<Edit, EditError> {
+    if new_cn.trim().is_empty() || new_cn.chars().any(char::is_control) {
+        return Err(EditError::BadName(format!(
+            "{new_cn:?} is not a usable certificate CN"
+        )));
+    }
+    plan_add(text, Sel::cn(old_cn), Sel::cn(new_cn))
+}
+
+/// Remove every `common_name` selector that names `cn` exactly from every include. Refused
+/// when that would leave an include empty.
+pub fn plan_remove_common_name(text: &str, cn: &str) -> Result<Edit, EditError> {
+    plan_remove(text, Sel::cn(cn))
+}
+
+fn plan_add(text: &str, old: Sel<'_>, new: Sel<'_>) -> Result<Edit, EditError> {
+    let edit = plan(text, old, |include| match include {
+        Include::Inline(arr) => add_inline(arr, old, new),
+        Include::Tables(aot) => add_table(aot, old, new),
+    })?;
+    check_after(edit)
+}
+
+fn plan_remove(text: &str, sel: Sel<'_>) -> Result<Edit, EditError> {
+    let edit = plan(text, sel, |include| match include {
+        Include::Inline(arr) => remove_inline(arr, sel),
         Include::Tables(aot) => {
             let before = aot.len();
-            aot.retain(|t| !is_token_table(t, name));
+            aot.retain(|t| !is_sel_table(t, sel));
             before - aot.len()
         }
     })?;
     // A policy whose include became empty would never match again: say so specifically.
-    if let Some(e) = empty_include_error(&edit, name) {
+    if let Some(e) = empty_include_error(&edit, sel.name) {
         return Err(e);
     }
     check_after(edit)
@@ -175,7 +208,7 @@ enum Include<'a> {
 /// Run `change` on every include (it returns how many selectors it changed) and build the Edit.
 fn plan(
     text: &str,
-    token: &str,
+    sel: Sel<'_>,
     mut change: impl FnMut(Include<'_>) -> usize,
 ) -> Result<Edit, EditError> {
     load::parse(Path::new("policy.toml"), text).map_err(EditError::InvalidBefore)?;
@@ -200,8 +233,13 @@ fn plan(
                     .unwrap_or_default()
                     .to_string();
                 for key in ["require", "exclude"] {
-                    if mentions(policy.get(key), token) {
-                        notes.push(format!("app {app_name:?}, policy {policy_name:?}: {key} names token {token:?}; review it by hand"));
+                    if mentions(policy.get(key), sel) {
+                        let what = if sel.key == "common_name" {
+                            "CN"
+                        } else {
+                            "token"
+                        };
+                        notes.push(format!("app {app_name:?}, policy {policy_name:?}: {key} names {what} {:?}; review it by hand", sel.name));
                     }
                 }
                 let n = match policy.get_mut("include") {
@@ -225,32 +263,38 @@ fn plan(
     })
 }
 
-fn mentions(item: Option<&Item>, token: &str) -> bool {
+fn mentions(item: Option<&Item>, sel: Sel<'_>) -> bool {
     match item {
-        Some(Item::Value(Value::Array(arr))) => arr.iter().any(|v| is_token_value(v, token)),
-        Some(Item::ArrayOfTables(aot)) => aot.iter().any(|t| is_token_table(t, token)),
+        Some(Item::Value(Value::Array(arr))) => arr.iter().any(|v| is_sel_value(v, sel)),
+        Some(Item::ArrayOfTables(aot)) => aot.iter().any(|t| is_sel_table(t, sel)),
         _ => false,
     }
 }
 
-fn is_token_value(v: &Value, name: &str) -> bool {
+fn is_sel_value(v: &Value, sel: Sel<'_>) -> bool {
     v.as_inline_table().is_some_and(|t| {
-        t.len() == 1 && t.get("service_token").and_then(Value::as_str) == Some(name)
+        t.len() == 1
+            && t.get(sel.key)
+                .and_then(Value::as_str)
+                .is_some_and(|s| sel.names(s))
     })
 }
 
-fn is_token_table(t: &Table, name: &str) -> bool {
-    t.len() == 1 && t.get("service_token").and_then(Item::as_str) == Some(name)
+fn is_sel_table(t: &Table, sel: Sel<'_>) -> bool {
+    t.len() == 1
+        && t.get(sel.key)
+            .and_then(Item::as_str)
+            .is_some_and(|s| sel.names(s))
 }
 
-fn add_table(aot: &mut ArrayOfTables, old: &str, new: &str) -> usize {
-    if aot.iter().any(|t| is_token_table(t, new)) {
+fn add_table(aot: &mut ArrayOfTables, old: Sel<'_>, new: Sel<'_>) -> usize {
+    if aot.iter().any(|t| is_sel_table(t, new)) {
         return 0;
     }
     let Some(i) = aot
         .iter()
         .enumerate()
-        .filter(|(_, t)| is_token_table(t, old))
+        .filter(|(_, t)| is_sel_table(t, old))
         .map(|(i, _)| i)
         .last()
     else {
@@ -263,21 +307,21 @@ fn add_table(aot: &mut ArrayOfTables, old: &str, new: &str) -> usize {
     // The old table's leading comments belong to it; keep only a blank-line separation.
     let sep = decor_str(t.decor().prefix()).contains('\n');
     t.decor_mut().set_prefix(if sep { "\n" } else { "" });
-    if let Some(v) = t.get_mut("service_token").and_then(Item::as_value_mut) {
-        *v = with_decor_of(v, new);
+    if let Some(v) = t.get_mut(new.key).and_then(Item::as_value_mut) {
+        *v = with_decor_of(v, &new.value());
     }
     aot.insert(i + 1, t);
     1
 }
 
-fn add_inline(arr: &mut toml_edit::Array, old: &str, new: &str) -> usize {
-    if arr.iter().any(|v| is_token_value(v, new)) {
+fn add_inline(arr: &mut toml_edit::Array, old: Sel<'_>, new: Sel<'_>) -> usize {
+    if arr.iter().any(|v| is_sel_value(v, new)) {
         return 0;
     }
     let Some(i) = arr
         .iter()
         .enumerate()
-        .filter(|(_, v)| is_token_value(v, old))
+        .filter(|(_, v)| is_sel_value(v, old))
         .map(|(i, _)| i)
         .last()
     else {
@@ -289,9 +333,9 @@ fn add_inline(arr: &mut toml_edit::Array, old: &str, new: &str) -> usize {
     let mut value = old_value.clone();
     if let Some(v) = value
         .as_inline_table_mut()
-        .and_then(|t: &mut InlineTable| t.get_mut("service_token"))
+        .and_then(|t: &mut InlineTable| t.get_mut(new.key))
     {
-        *v = with_decor_of(v, new);
+        *v = with_decor_of(v, &new.value());
     }
     let old_prefix = decor_str(old_value.decor().prefix()).to_string();
     let old_suffix = decor_str(old_value.decor().suffix()).to_string();
@@ -339,10 +383,10 @@ fn add_inline(arr: &mut toml_edit::Array, old: &str, new: &str) -> usize {
     1
 }
 
-fn remove_inline(arr: &mut toml_edit::Array, name: &str) -> usize {
+fn remove_inline(arr: &mut toml_edit::Array, sel: Sel<'_>) -> usize {
     let mut removed = 0;
     loop {
-        let found = arr.iter().position(|v| is_token_value(v, name));
+        let found = arr.iter().position(|v| is_sel_value(v, sel));
         let Some(i) = found else { break };
         let gone = arr.remove(i);
         removed += 1;
@@ -363,21 +407,23 @@ fn remove_inline(arr: &mut toml_edit::Array, name: &str) -> usize {
             }
             continue;
         }
-        // One element per line: drop the comment that followed the removed element's comma.
+        // One element per line: drop the comment that followed the removed element's comma,
+        // keep the one that followed the previous element's (it starts the removed prefix).
+        let (keep, _) = split_first_line(&prefix);
         if i < arr.len() {
             if let Some(next) = arr.get_mut(i) {
                 let (_, rest) = split_first_line(decor_str(next.decor().prefix()));
-                let p = format!("\n{rest}");
+                let p = format!("{keep}\n{rest}");
                 next.decor_mut().set_prefix(p);
             }
         } else if suffix.contains('\n') {
             let (_, rest) = split_first_line(&suffix);
             if let Some(prev) = i.checked_sub(1).and_then(|k| arr.get_mut(k)) {
-                prev.decor_mut().set_suffix(format!("\n{rest}"));
+                prev.decor_mut().set_suffix(format!("{keep}\n{rest}"));
             }
         } else {
             let (_, rest) = split_first_line(arr.trailing().as_str().unwrap_or_default());
-            let t = format!("\n{rest}");
+            let t = format!("{keep}\n{rest}");
             arr.set_trailing(t);
         }
     }

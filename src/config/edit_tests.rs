@@ -1,5 +1,6 @@
 //! Edits keep comments and layout, are idempotent, show a diff and write atomically.
 
+use super::select::escape_cn;
 use super::*;
 
 const COMMENTED: &str = r#"# botgate policy for the API
@@ -295,4 +296,123 @@ fn apply_through_a_symlink_keeps_the_link() {
             .is_symlink()
     );
     assert_eq!(std::fs::read_to_string(&real).unwrap(), ADDED);
+}
+
+const CNS: &str = r#"[[app]]
+name = "devices"
+hostnames = ["devices.test"]
+upstream = "http://127.0.0.1:9000"
+
+# One device by name, one family by pattern.
+[[app.policy]]
+name = "Gateway"
+action = "non_identity"
+include = [
+  { common_name = "gw-1.factory.corp" }, # the old gateway
+]
+
+[[app.policy]]
+name = "Devices"
+action = "non_identity"
+include = [{ common_name = "^device-[a-z0-9]+$" }, { common_name = '^gw-1\.factory\.corp$' }]
+
+[[app.policy]]
+name = "Tables"
+action = "non_identity"
+
+[[app.policy.include]]
+common_name = "gw-1.factory.corp"
+"#;
+
+#[test]
+fn exact_cn_selectors_are_told_from_patterns() {
+    assert!(names_cn_exactly("gw-1", "gw-1"));
+    assert!(names_cn_exactly("^gw-1$", "gw-1"));
+    assert!(names_cn_exactly(r"gw-1\.corp", "gw-1.corp"));
+    assert!(names_cn_exactly("gw-1.corp", "gw-1.corp"));
+    assert!(!names_cn_exactly("gw-1.corp", "gw-1xcorp"));
+    assert!(!names_cn_exactly("gw-[0-9]", "gw-1"));
+    assert!(!names_cn_exactly("gw-.*", "gw-1"));
+    assert!(!names_cn_exactly("gw-1|gw-2", "gw-1"));
+    assert!(!names_cn_exactly(r"gw-\d", "gw-1"));
+    for cn in ["a+b (x)#1.corp", "gw-1", r"back\slash$"] {
+        let escaped = escape_cn(cn);
+        assert!(names_cn_exactly(&escaped, cn), "{escaped}");
+        let re = regex::Regex::new(&format!("^(?:{escaped})$")).unwrap();
+        assert!(
+            re.is_match(cn) && !re.is_match(&format!("{cn}x")),
+            "{escaped}"
+        );
+    }
+}
+
+#[test]
+fn add_cn_beside_every_exact_selector_keeping_comments() {
+    let edit = plan_add_common_name(CNS, "gw-1.factory.corp", "gw-2.factory.corp").unwrap();
+    assert_eq!(
+        edit.changed_policies,
+        policies(&["Gateway", "Devices", "Tables"])
+            .into_iter()
+            .map(|(_, p)| ("devices".to_string(), p))
+            .collect::<Vec<_>>()
+    );
+    let text = &edit.new_text;
+    assert!(text.contains("# One device by name, one family by pattern."));
+    assert!(text.contains("{ common_name = \"gw-1.factory.corp\" }, # the old gateway"));
+    // The new CN is escaped: it admits exactly that CN, not gw-2Xfactory…
+    assert_eq!(text.matches(r"gw-2\.factory\.corp").count(), 3, "{text}");
+    assert!(
+        text.contains("^device-[a-z0-9]+$"),
+        "the regex is left alone"
+    );
+    let file = crate::config::parse(Path::new("p.toml"), text)
+        .unwrap()
+        .file;
+    let set = crate::policy::compile(&file).unwrap();
+    assert!(!set.apps[0].policies.is_empty());
+    // Idempotent.
+    let again = plan_add_common_name(text, "gw-1.factory.corp", "gw-2.factory.corp").unwrap();
+    assert!(again.is_noop());
+}
+
+#[test]
+fn remove_cn_removes_only_exact_selectors() {
+    let added = plan_add_common_name(CNS, "gw-1.factory.corp", "gw-2.factory.corp").unwrap();
+    let removed = plan_remove_common_name(&added.new_text, "gw-1.factory.corp").unwrap();
+    let text = &removed.new_text;
+    assert!(!text.contains("gw-1"), "{text}");
+    assert!(text.contains("^device-[a-z0-9]+$"));
+    assert_eq!(text.matches(r"gw-2\.factory\.corp").count(), 3);
+    // Removing the only CN would leave an include empty: refused.
+    let err = plan_remove_common_name(CNS, "gw-1.factory.corp").unwrap_err();
+    assert!(
+        matches!(err, EditError::WouldEmptyInclude { ref policy, .. } if policy == "Gateway"),
+        "{err}"
+    );
+}
+
+#[test]
+fn add_cn_refuses_an_unusable_cn() {
+    assert!(matches!(
+        plan_add_common_name(CNS, "gw-1.factory.corp", " "),
+        Err(EditError::BadName(_))
+    ));
+}
+
+/// Regression: abort after add (remove what add inserted) must give back the original text,
+/// including the comment after the old element's comma, which add moved into the new
+/// element's prefix.
+#[test]
+fn remove_after_add_restores_the_original_text() {
+    for (text, old, new) in [
+        (COMMENTED, "ci-deploy-prod", "ci-deploy-prod-v2"),
+        (COMMENTED, "ops-backup-prod", "ops-backup-prod-v2"),
+    ] {
+        let added = plan_add_token(text, old, new).unwrap();
+        let removed = plan_remove_token(&added.new_text, new).unwrap();
+        assert_eq!(removed.new_text, text, "add {new} then remove it");
+    }
+    let added = plan_add_common_name(CNS, "gw-1.factory.corp", "gw-2.factory.corp").unwrap();
+    let removed = plan_remove_common_name(&added.new_text, "gw-2.factory.corp").unwrap();
+    assert_eq!(removed.new_text, CNS);
 }

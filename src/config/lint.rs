@@ -1,7 +1,8 @@
 //! Lint: a valid policy file checked against the store and the host for the habits that get
 //! bot credentials abused — unauthenticated or wildcard policies, tokens shared across apps or
-//! referenced by nothing, badly named or long-lived tokens, a root CA key on the gate host,
-//! unknown CAs, and policies that can never match because an earlier one decides first.
+//! referenced by nothing, badly named or long-lived tokens, certificates valid longer than their
+//! rotation cadence, a root CA key on the gate host, unknown CAs, and policies that can never
+//! match because an earlier one decides first.
 //! Every finding is a warning; each points at the policy or selector it is about when there is
 //! one (token-level findings without a reference are about the file as a whole).
 
@@ -16,22 +17,27 @@ use super::load::LoadedConfig;
 use super::model::{Action, PolicyConfig, Selector};
 use super::values::parse_cidr;
 use crate::credential::follows_naming_convention;
+use crate::rotation::CredentialKind;
+use crate::rotation::cadence::CadencePolicy;
 use crate::store::TokenRecord;
+use crate::store::pki::CertRecord;
+use crate::store::tokens::MAX_TOKEN_LIFETIME;
 
 /// What lint knows beyond the file.
 #[derive(Debug, Clone)]
 pub struct LintContext {
-    /// Every token in the store (revoked and expired included).
-    pub tokens: Vec<TokenRecord>,
+    /// Every token in the store (revoked and expired included); `None` when the store could
+    /// not be read (the checks against it are skipped, and the caller says so).
+    pub tokens: Option<Vec<TokenRecord>>,
+    /// Every certificate in the inventory; `None` when it could not be read (the cert checks
+    /// are skipped, and the caller says so).
+    pub certs: Option<Vec<CertRecord>>,
     /// Whether a root CA private key is stored on this host.
     pub root_key_on_host: bool,
     /// Names of the CAs in the store; `None` when unknown (then `trusted_cas` is not checked).
     pub known_ca_names: Option<Vec<String>>,
     pub now: DateTime<Utc>,
 }
-
-/// Longest token lifetime lint accepts quietly.
-const MAX_TOKEN_LIFETIME: i64 = 365;
 
 /// Lint a loaded policy file. Findings are warnings, in file order.
 pub fn lint(cfg: &LoadedConfig, ctx: &LintContext) -> Vec<Finding> {
@@ -44,6 +50,7 @@ pub fn lint(cfg: &LoadedConfig, ctx: &LintContext) -> Vec<Finding> {
     let refs = l.references(cfg);
     l.token_references(&refs);
     l.store_tokens(&refs);
+    l.store_certs(cfg);
     l.policies(cfg);
     l.host();
     let mut out = l.out;
@@ -118,9 +125,10 @@ impl Linter<'_, '_> {
                 .ctx
                 .tokens
                 .iter()
+                .flatten()
                 .filter(|t| t.name == r.name)
                 .collect();
-            if !same_name.iter().any(|t| t.is_live(now)) {
+            if self.ctx.tokens.is_some() && !same_name.iter().any(|t| t.is_live(now)) {
                 let (message, hint) = match same_name.iter().max_by_key(|t| t.created_at) {
                     Some(t) if t.revoked_at.is_some() => (
                         format!("token {:?} is revoked; this selector admits nobody", r.name),
@@ -170,7 +178,7 @@ impl Linter<'_, '_> {
         // BTreeMap: one finding per name, in a stable order.
         let mut names: BTreeMap<&str, Option<&TokenRecord>> =
             refs.iter().map(|r| (r.name.as_str(), None)).collect();
-        for t in self.ctx.tokens.iter().filter(|t| t.is_live(now)) {
+        for t in self.ctx.tokens.iter().flatten().filter(|t| t.is_live(now)) {
             names.insert(&t.name, Some(t));
         }
         for (name, live) in names {
@@ -194,7 +202,7 @@ impl Linter<'_, '_> {
                 );
             }
             let lifetime = t.expires_at - t.created_at;
-            if lifetime > Duration::days(MAX_TOKEN_LIFETIME) {
+            if lifetime > MAX_TOKEN_LIFETIME {
                 self.warn_at(
                     at,
                     format!(
@@ -205,6 +213,78 @@ impl Linter<'_, '_> {
                 );
             }
         }
+    }
+
+    /// Live certificates valid for longer than the rotation cadence that applies to their CN
+    /// (certificates every 365 days unless `[rotation]` says otherwise). A day of slack covers
+    /// the backdated `not_before` that issuers use against clock skew.
+    fn store_certs(&mut self, cfg: &LoadedConfig) {
+        let Some(certs) = &self.ctx.certs else { return };
+        let now = self.ctx.now;
+        let cadence = CadencePolicy::from_section(&cfg.file.rotation).unwrap_or_default();
+        for c in certs
+            .iter()
+            .filter(|c| c.revoked_at.is_none() && c.not_after > now)
+        {
+            let every = cadence.cadence(CredentialKind::Cert, &c.common_name);
+            let valid = c.not_after - c.not_before;
+            if valid <= every + Duration::days(1) {
+                continue;
+            }
+            let (span, source) = match cadence.deciding_rule(CredentialKind::Cert, &c.common_name) {
+                Some(rule) => (
+                    self.rotation_span("cadence", Some((rule.entry, "cert"))),
+                    format!(
+                        "the [rotation] cadence for CNs matching {:?}",
+                        rule.pattern.as_str()
+                    ),
+                ),
+                None if cfg.file.rotation.cert_cadence.is_some() => (
+                    self.rotation_span("cert_cadence", None),
+                    "[rotation] cert_cadence".to_string(),
+                ),
+                None => (None, "the default certificate cadence".to_string()),
+            };
+            self.warn_at(
+                span,
+                format!(
+                    "certificate {:?} (serial {}, {}) is valid for {} days, longer than {source} ({} days): it outlives the date it is due for rotation",
+                    c.common_name,
+                    c.serial,
+                    c.source.as_str(),
+                    valid.num_days(),
+                    every.num_days()
+                ),
+                format!(
+                    "rotate it to a certificate of at most {}d: `botgate rotate start cert {}`",
+                    every.num_days(),
+                    c.serial
+                ),
+            );
+        }
+    }
+
+    /// The span of `[rotation]` `field`, or of key `key` of its entry `i` for `Some((i, key))`.
+    fn rotation_span(&self, field: &str, entry: Option<(usize, &str)>) -> Option<Range<usize>> {
+        let section = self
+            .doc
+            .root
+            .get_ref()
+            .get("rotation")?
+            .get_ref()
+            .as_table()?;
+        let value = section.get(field)?;
+        let Some((i, key)) = entry else {
+            return Some(value.span());
+        };
+        let entry = value.get_ref().as_array()?.get(i)?;
+        Some(
+            entry
+                .get_ref()
+                .as_table()
+                .and_then(|t| t.get(key))
+                .map_or(entry.span(), |v| v.span()),
+        )
     }
 
     fn policies(&mut self, cfg: &LoadedConfig) {

@@ -7,6 +7,7 @@ use chrono::TimeZone;
 use super::*;
 use crate::config::load::parse;
 use crate::credential::SecretHash;
+use crate::store::pki::CertRecord;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
@@ -29,7 +30,8 @@ fn token(name: &str, days: i64) -> TokenRecord {
 
 fn ctx(tokens: Vec<TokenRecord>) -> LintContext {
     LintContext {
-        tokens,
+        tokens: Some(tokens),
+        certs: None,
         root_key_on_host: false,
         known_ca_names: None,
         now: now(),
@@ -239,4 +241,131 @@ fn not_shadowed_when_earlier_has_require_or_is_narrower() {
         "[[app.policy]]\nname = \"all-sg\"\naction = \"allow\"\ninclude = [{ everyone = true }]\nrequire = [{ country = \"SG\" }]\n\n[[app.policy]]\nname = \"lab\"\naction = \"allow\"\ninclude = [{ ip = \"10.1.0.0/16\" }, { ip = \"192.0.2.0/24\" }]\n\n[[app.policy]]\nname = \"wider\"\naction = \"allow\"\ninclude = [{ ip = \"10.0.0.0/8\" }, { ip = \"192.0.2.0/24\" }]\n",
     );
     assert!(with(&run(&text, &ctx(vec![])), "can never match").is_empty());
+}
+
+fn cert(cn: &str, valid_days: i64) -> CertRecord {
+    // Issuers backdate not_before by an hour against clock skew; lint allows for it.
+    let not_before = now() - Duration::days(1) - Duration::hours(1);
+    CertRecord {
+        id: 1,
+        serial: format!("{:032x}", cn.len() as u64 * 1000 + valid_days as u64),
+        common_name: cn.into(),
+        issuer: "CN=botgate Issuing CA".into(),
+        ca_id: Some(2),
+        fingerprint_sha256: "ab".repeat(32),
+        not_before,
+        not_after: not_before + Duration::hours(1) + Duration::days(valid_days),
+        key_type: "ECDSA P-256".into(),
+        cert_pem: String::new(),
+        source: crate::store::pki::CertSource::Issued,
+        path: None,
+        revoked_at: None,
+        revocation_reason: None,
+        last_seen_at: None,
+        last_seen_ip: None,
+        created_at: not_before,
+    }
+}
+
+fn with_certs(certs: Vec<CertRecord>) -> LintContext {
+    LintContext {
+        certs: Some(certs),
+        ..ctx(vec![token("ci-deploy-prod", 90)])
+    }
+}
+
+const CADENCE: &str = r#"
+[rotation]
+cert_cadence = "180d"
+cadence = [
+  { pattern = "^payments-", token = "30d", cert = "90d" },
+]
+"#;
+
+#[test]
+fn certs_valid_longer_than_their_cadence() {
+    let text = format!("{CLEAN}{CADENCE}");
+    let fs = run(
+        &text,
+        &with_certs(vec![
+            cert("device-a1", 180),   // exactly the cadence: fine
+            cert("device-b1", 365),   // longer than cert_cadence
+            cert("payments-gw", 120), // longer than the payments rule
+            cert("payments-db", 90),
+        ]),
+    );
+    let long = with(&fs, "is valid for");
+    assert_eq!(long.len(), 2, "{fs:#?}");
+    only_at(
+        &fs,
+        "certificate \"device-b1\" (serial",
+        12,
+        16, // cert_cadence = "180d"
+    );
+    assert!(
+        with(&fs, "device-b1")[0]
+            .message
+            .contains("longer than [rotation] cert_cadence (180 days)")
+    );
+    let pay = with(&fs, "\"payments-gw\"");
+    assert_eq!(pay.len(), 1);
+    assert!(
+        pay[0]
+            .message
+            .contains("CNs matching \"^payments-\" (90 days)"),
+        "{}",
+        pay[0]
+    );
+    assert_eq!(
+        (pay[0].line, pay[0].col),
+        (14, 51),
+        "at the rule's cert value"
+    );
+    assert!(
+        pay[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("botgate rotate start cert")
+    );
+}
+
+#[test]
+fn certs_default_to_a_year_and_revoked_or_expired_are_ignored() {
+    let mut revoked = cert("old-a", 800);
+    revoked.revoked_at = Some(now());
+    let mut expired = cert("old-b", 800);
+    expired.not_after = now() - Duration::days(1);
+    let fs = run(
+        CLEAN,
+        &with_certs(vec![
+            cert("device-a1", 365),
+            cert("device-c1", 730),
+            revoked,
+            expired,
+        ]),
+    );
+    let long = with(&fs, "is valid for");
+    assert_eq!(long.len(), 1, "{fs:#?}");
+    assert!(long[0].message.contains("\"device-c1\""));
+    assert!(
+        long[0]
+            .message
+            .contains("the default certificate cadence (365 days)")
+    );
+    assert_eq!(
+        long[0].line, 0,
+        "no setting to point at: the file as a whole"
+    );
+}
+
+#[test]
+fn unknown_store_skips_the_checks_that_need_it() {
+    let cx = LintContext {
+        tokens: None,
+        certs: None,
+        ..ctx(vec![])
+    };
+    let fs = run(CLEAN, &cx);
+    assert!(with(&fs, "no token named").is_empty(), "{fs:#?}");
 }

@@ -424,3 +424,18 @@ fn many_errors_are_all_collected_in_order_errors_first() {
         "{rendered}"
     );
 }
+
+#[test]
+fn rotation_cadence_as_array_of_tables_is_placed_too() {
+    let text = format!(
+        "{BASE}\n[rotation]\ncert_cadence = \"90d\"\n\n[[rotation.cadence]]\npattern = \"^payments-(\"\ntoken = \"30d\"\n"
+    );
+    let f = one(&text, Severity::Error);
+    assert_at(
+        &f,
+        19,
+        11,
+        "rotation.cadence[0].pattern",
+        "pattern \"^payments-(\" is not a valid regex",
+    );
+}

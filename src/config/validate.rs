@@ -1,6 +1,8 @@
 //! Semantic validation of a deserialized policy file: values that parse but cannot work (bad
 //! CIDRs, regexes, country codes, upstream URLs), apps that clash (duplicate names or
-//! hostnames), and policies that can never match. Needs no store; store-aware checks are lint.
+//! hostnames), policies that can never match, and `[rotation]` cadences (durations, keys, name
+//! patterns, cadences longer than a credential can live). Needs no store; store-aware checks
+//! are lint.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -11,6 +13,7 @@ use super::doc::Doc;
 use super::finding::{Finding, Severity, line_col};
 use super::model::{Action, AppConfig, PolicyConfig, PolicyFile, Selector};
 use super::values::{check_country, full_match_regex, parse_cidr, parse_upstream};
+use crate::rotation::cadence::{CadencePlace, CadencePolicy};
 
 /// Every validation finding for `file` (errors and warnings, unsorted).
 pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
@@ -22,6 +25,7 @@ pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
     };
     v.gate(file);
     v.apps(&file.app);
+    v.rotation(file);
     v.out
 }
 
@@ -66,6 +70,50 @@ impl Validator<'_, '_> {
             (Some(span), None) => self.error(span, "tls_cert is set but tls_key is not", Some("set both (PEM files), or neither to have the local CA issue the server certificate")),
             (None, Some(span)) => self.error(span, "tls_key is set but tls_cert is not", Some("set both (PEM files), or neither to have the local CA issue the server certificate")),
             _ => {}
+        }
+    }
+
+    /// `[rotation]` cadences, parsed by the one parser the rotation code uses; each problem is
+    /// placed on the value (or entry) it is about.
+    fn rotation(&mut self, file: &PolicyFile) {
+        let (_, problems) = CadencePolicy::check(&file.rotation);
+        if problems.is_empty() {
+            return;
+        }
+        let section = self
+            .doc
+            .root
+            .get_ref()
+            .get("rotation")
+            .and_then(|r| r.get_ref().as_table());
+        let entry = |i: usize| {
+            section
+                .and_then(|t| t.get("cadence"))
+                .and_then(|c| c.get_ref().as_array())
+                .and_then(|a| a.get(i))
+        };
+        let whole = self.doc.root.get_ref().get("rotation").map(|r| r.span());
+        for p in problems {
+            let span = match &p.place {
+                CadencePlace::Field(f) => section.and_then(|t| t.get(*f)).map(|v| v.span()),
+                CadencePlace::Entry(i) => entry(*i).map(|e| e.span()),
+                CadencePlace::EntryKey(i, key) => entry(*i).and_then(|e| {
+                    e.get_ref()
+                        .as_table()
+                        .and_then(|t| t.get(key.as_str()))
+                        .map(|v| v.span())
+                        .or_else(|| Some(e.span()))
+                }),
+            }
+            .or_else(|| whole.clone())
+            .unwrap_or(0..0);
+            let severity = if p.error {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
+            let f = self.doc.finding(severity, span, p.message, p.hint);
+            self.out.push(f);
         }
     }
 

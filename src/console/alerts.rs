@@ -469,6 +469,7 @@ mod tests {
             revoked: false,
             last_seen_at: None,
             policies: vec![],
+            rotation_due_at: now() - Duration::days(210),
         };
         let mut book = AlertBook::default();
         book.derive_expiry(

@@ -145,7 +145,7 @@ impl InventoryReader {
             }
         };
         let certs = match self.store.list_certs() {
-            Ok(records) => inventory::cert_rows(&records),
+            Ok(records) => inventory::cert_rows(&records, self.last_good.as_ref()),
             Err(e) => {
                 store_error = Some(format!("inventory unavailable: {e}"));
                 Vec::new()

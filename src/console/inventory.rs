@@ -4,16 +4,28 @@
 
 use crate::config::model::{PolicyFile, Selector};
 use crate::config::values::full_match_regex;
+use crate::rotation::{CadencePolicy, CredentialKind, rotation_due};
 use crate::store::TokenRecord;
 use crate::store::pki::CertRecord;
 
 use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
 
-/// Token rows from store records; `policies` names the policies referencing each token.
+/// The rotation cadence the policy file sets (the defaults without one, or when its
+/// `[rotation]` is unusable: `policy check` says why).
+fn cadence(policy: Option<&PolicyFile>) -> CadencePolicy {
+    policy
+        .map(|p| CadencePolicy::from_section_or_default(&p.rotation))
+        .unwrap_or_default()
+}
+
+/// Token rows from store records; `policies` names the policies referencing each token, and the
+/// rotation due date follows the file's `[rotation]` cadence.
 pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<TokenRow> {
+    let cadence = cadence(policy);
     records
         .iter()
         .map(|r| TokenRow {
+            rotation_due_at: rotation_due(CredentialKind::Token, &r.name, r.created_at, &cadence),
             name: r.name.clone(),
             client_id: r.client_id.clone(),
             created_at: r.created_at,
@@ -27,11 +39,19 @@ pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<T
         .collect()
 }
 
-/// Cert rows from store records; `source` is `issued` or `watched:<path>`.
-pub fn cert_rows(records: &[CertRecord]) -> Vec<CertRow> {
+/// Cert rows from store records; `source` is `issued` or `watched:<path>`; the rotation due
+/// date follows the file's `[rotation]` cadence for the CN, from the certificate's not_before.
+pub fn cert_rows(records: &[CertRecord], policy: Option<&PolicyFile>) -> Vec<CertRow> {
+    let cadence = cadence(policy);
     records
         .iter()
         .map(|r| CertRow {
+            rotation_due_at: rotation_due(
+                CredentialKind::Cert,
+                &r.common_name,
+                r.not_before,
+                &cadence,
+            ),
             common_name: r.common_name.clone(),
             issuer: r.issuer.clone(),
             serial: r.serial.clone(),
@@ -199,6 +219,7 @@ include = [{ any_service_token = true }]
             revoked: false,
             last_seen_at: None,
             source: "store".into(),
+            rotation_due_at: now,
         };
         let apps = app_rows(
             &file,
@@ -220,5 +241,59 @@ include = [{ any_service_token = true }]
             ]
         );
         assert_eq!(apps[0].policies[1].action, "non_identity");
+    }
+
+    #[test]
+    fn rotation_due_follows_the_rotation_section() {
+        use crate::credential::{ClientId, SecretHash};
+        let t0 = chrono::Utc::now();
+        let token = |name: &str| TokenRecord {
+            id: 1,
+            name: name.into(),
+            client_id: ClientId::generate().to_string(),
+            secret_hash: SecretHash([0; 32]),
+            created_at: t0,
+            expires_at: t0 + chrono::Duration::days(365),
+            revoked_at: None,
+            last_seen_at: None,
+            last_seen_ip: None,
+            created_by: "test".into(),
+        };
+        let text = format!(
+            "{POLICY}\n[rotation]\ntoken_cadence = \"60d\"\ncadence = [{{ pattern = \"^payments-\", token = \"30d\", cert = \"90d\" }}]\n"
+        );
+        let file: PolicyFile = toml::from_str(&text).unwrap();
+        let rows = token_rows(
+            &[token("ci-deploy-prod"), token("payments-api-prod")],
+            Some(&file),
+        );
+        assert_eq!(rows[0].rotation_due(), t0 + chrono::Duration::days(60));
+        assert_eq!(rows[1].rotation_due(), t0 + chrono::Duration::days(30));
+        // Without a policy file: the defaults (tokens 90 days).
+        let rows = token_rows(&[token("ci-deploy-prod")], None);
+        assert_eq!(rows[0].rotation_due(), t0 + chrono::Duration::days(90));
+        // Certificates: from not_before, 365 days by default, per CN pattern.
+        let cert = |cn: &str| CertRecord {
+            id: 1,
+            serial: "01".into(),
+            common_name: cn.into(),
+            issuer: "CA".into(),
+            ca_id: None,
+            fingerprint_sha256: String::new(),
+            not_before: t0,
+            not_after: t0 + chrono::Duration::days(700),
+            key_type: "ECDSA P-256".into(),
+            cert_pem: String::new(),
+            source: crate::store::pki::CertSource::Watched,
+            path: None,
+            revoked_at: None,
+            revocation_reason: None,
+            last_seen_at: None,
+            last_seen_ip: None,
+            created_at: t0 + chrono::Duration::days(5),
+        };
+        let rows = cert_rows(&[cert("device-1"), cert("payments-gw")], Some(&file));
+        assert_eq!(rows[0].rotation_due(), t0 + chrono::Duration::days(365));
+        assert_eq!(rows[1].rotation_due(), t0 + chrono::Duration::days(90));
     }
 }

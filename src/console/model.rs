@@ -1,16 +1,15 @@
 //! View-model types the console draws: inventory rows (tokens, certs), policy rows, rotation
 //! rows (the rotation library's `RotationView`), and the credential status rule (ok / warn
-//! ≤ 30 d / critical ≤ 7 d / expired). Whoever feeds the console (the `console` verb, `demo`,
+//! ≤ 30 d / critical ≤ 7 d / expired). Rotation due dates are filled in by whoever builds the
+//! rows, from the policy file's `[rotation]` cadence (`rotation::rotation_due`). Whoever feeds the console (the `console` verb, `demo`,
 //! `serve --console`) fills these; the console never reads the store or the policy file itself.
 
 use chrono::{DateTime, Duration, Utc};
 
-/// A credential expiring within this many days is `warn`.
-pub const WARN_WITHIN_DAYS: i64 = 30;
+/// A credential expiring within this many days is `warn` (the inventories' "expiring").
+pub const WARN_WITHIN_DAYS: i64 = crate::store::tokens::EXPIRING_WITHIN_DAYS;
 /// A credential expiring within this many days is `critical`.
 pub const CRITICAL_WITHIN_DAYS: i64 = 7;
-/// Default rotation cadence: a token is due for rotation this many days after creation.
-pub const ROTATION_CADENCE_DAYS: i64 = 90;
 
 /// One service token in the Tokens view.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +22,8 @@ pub struct TokenRow {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// `app / policy` names whose include admits this token.
     pub policies: Vec<String>,
+    /// When the `[rotation]` cadence for its name says it is due (`rotation::rotation_due`).
+    pub rotation_due_at: DateTime<Utc>,
 }
 
 impl TokenRow {
@@ -31,9 +32,9 @@ impl TokenRow {
         CredentialStatus::at(self.expires_at, self.revoked, now)
     }
 
-    /// When the default cadence says this token should be rotated.
+    /// When the cadence for its name says this token should be rotated.
     pub fn rotation_due(&self) -> DateTime<Utc> {
-        self.created_at + Duration::days(ROTATION_CADENCE_DAYS)
+        self.rotation_due_at
     }
 }
 
@@ -50,12 +51,20 @@ pub struct CertRow {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// Where the console learned about it: `store`, `watch:/etc/certs/…`.
     pub source: String,
+    /// When the `[rotation]` cadence for its CN says it is due, counted from its `not_before`
+    /// (certificates every 365 days by default).
+    pub rotation_due_at: DateTime<Utc>,
 }
 
 impl CertRow {
     /// Status at `now`.
     pub fn status(&self, now: DateTime<Utc>) -> CredentialStatus {
         CredentialStatus::at(self.not_after, self.revoked, now)
+    }
+
+    /// When the cadence for its CN says this certificate should be rotated.
+    pub fn rotation_due(&self) -> DateTime<Utc> {
+        self.rotation_due_at
     }
 }
 

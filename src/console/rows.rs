@@ -298,6 +298,7 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                         t(c.not_after),
                         countdown(c.not_after - s.now)
                     ),
+                    format!("rotation due {}", t(c.rotation_due())),
                     format!("key type     {}", c.key_type),
                     format!(
                         "last seen    {}",

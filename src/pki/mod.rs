@@ -29,8 +29,9 @@ pub use issue::{ClientCertRequest, IssuedCert, issue_client_cert, issue_server_c
 pub use keys::KeyAlgorithm;
 pub use trust::{TrustedChain, trust_ca, validate_for_trust};
 
-/// Days before not-after at which a certificate counts as "expiring".
-pub const EXPIRING_WITHIN_DAYS: i64 = 30;
+/// Days before not-after at which a certificate counts as "expiring" (the one threshold for
+/// every credential).
+pub use crate::store::tokens::EXPIRING_WITHIN_DAYS;
 
 /// PKI failures. Messages name the input (file or "CSR") and say what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -130,39 +131,9 @@ impl From<rcgen::Error> for PkiError {
     }
 }
 
-/// Lifecycle status of a certificate in the inventory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CertStatus {
-    Active,
-    Expiring,
-    Expired,
-    Revoked,
-}
-
-impl CertStatus {
-    /// Status at `now` from the validity end and revocation time.
-    pub fn at(not_after: DateTime<Utc>, revoked: bool, now: DateTime<Utc>) -> Self {
-        if revoked {
-            CertStatus::Revoked
-        } else if not_after <= now {
-            CertStatus::Expired
-        } else if not_after - now <= chrono::Duration::days(EXPIRING_WITHIN_DAYS) {
-            CertStatus::Expiring
-        } else {
-            CertStatus::Active
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CertStatus::Active => "active",
-            CertStatus::Expiring => "expiring",
-            CertStatus::Expired => "expired",
-            CertStatus::Revoked => "revoked",
-        }
-    }
-}
+/// Lifecycle status of a certificate in the inventory: the same statuses and thresholds as
+/// tokens (`CertStatus::at(not_after, revoked, now)`).
+pub use crate::store::tokens::LifecycleStatus as CertStatus;
 
 /// Normalize a serial as typed by a human or printed by openssl (`0A:1B…`, `0x0a1b`) to our
 /// canonical form: lowercase hex, no separators, no leading zero bytes. `None` if not hex.

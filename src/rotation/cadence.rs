@@ -33,9 +33,55 @@ pub struct CadenceError {
     pub problems: Vec<String>,
 }
 
+/// Where in `[rotation]` a problem is, for `policy check` to turn into file:line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CadencePlace {
+    /// `token_cadence` or `cert_cadence`.
+    Field(&'static str),
+    /// Entry `i` (0-based) of `cadence` as a whole.
+    Entry(usize),
+    /// Key `key` of entry `i` of `cadence`.
+    EntryKey(usize, String),
+}
+
+/// One problem in `[rotation]`: an error makes the section unusable, a warning does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CadenceProblem {
+    pub place: CadencePlace,
+    pub error: bool,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CadenceProblem {
+    fn error(place: CadencePlace, message: String, hint: Option<String>) -> Self {
+        Self {
+            place,
+            error: true,
+            message,
+            hint,
+        }
+    }
+
+    /// `token_cadence: …` / `cadence entry 2: …`, as `CadenceError` lists it.
+    fn located(&self) -> String {
+        match &self.place {
+            CadencePlace::Field(f) => format!("{f}: {}", self.message),
+            CadencePlace::Entry(i) | CadencePlace::EntryKey(i, _) => {
+                format!("cadence entry {}: {}", i + 1, self.message)
+            }
+        }
+    }
+}
+
+/// The keys a `cadence` entry may have.
+const RULE_KEYS: [&str; 3] = ["pattern", "token", "cert"];
+
 /// One per-pattern override.
 #[derive(Debug, Clone)]
 pub struct CadenceRule {
+    /// Its index in the file's `cadence` list (0-based).
+    pub entry: usize,
     pub pattern: Regex,
     pub token: Option<Duration>,
     pub cert: Option<Duration>,
@@ -60,95 +106,73 @@ impl Default for CadencePolicy {
 }
 
 impl CadencePolicy {
-    /// Parse `[rotation]`, collecting every problem.
+    /// Parse `[rotation]`, collecting every error (warnings are `check`'s).
     pub fn from_section(s: &RotationSection) -> Result<Self, CadenceError> {
-        let mut problems = Vec::new();
-        let mut duration = |field: String, text: &str| match crate::duration::parse(text) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                problems.push(format!("{field}: {e}"));
-                None
-            }
-        };
-        let mut policy = Self::default();
-        if let Some(t) = &s.token_cadence {
-            policy.token = duration("token_cadence".into(), t).unwrap_or(policy.token);
+        let (policy, problems) = Self::check(s);
+        let errors: Vec<String> = problems
+            .iter()
+            .filter(|p| p.error)
+            .map(CadenceProblem::located)
+            .collect();
+        if errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(CadenceError { problems: errors })
         }
-        if let Some(c) = &s.cert_cadence {
-            policy.cert = duration("cert_cadence".into(), c).unwrap_or(policy.cert);
+    }
+
+    /// The section from a policy file, or the defaults when it is unusable (`policy check`
+    /// reports why): for views that must show something.
+    pub fn from_section_or_default(s: &RotationSection) -> Self {
+        Self::from_section(s).unwrap_or_default()
+    }
+
+    /// Parse `[rotation]`: the usable policy (bad parts left at their defaults) and every
+    /// problem with its place, errors and warnings (a cadence longer than the credential can
+    /// live: it expires before it is due, so the cadence never decides anything).
+    pub fn check(s: &RotationSection) -> (Self, Vec<CadenceProblem>) {
+        let mut problems = Vec::new();
+        let mut policy = Self::default();
+        let fields = [
+            ("token_cadence", &s.token_cadence, CredentialKind::Token),
+            ("cert_cadence", &s.cert_cadence, CredentialKind::Cert),
+        ];
+        for (field, value, kind) in fields {
+            let Some(text) = value else { continue };
+            match crate::duration::parse(text) {
+                Ok(d) => {
+                    problems.extend(longer_than_lifetime(CadencePlace::Field(field), kind, d));
+                    match kind {
+                        CredentialKind::Token => policy.token = d,
+                        CredentialKind::Cert => policy.cert = d,
+                    }
+                }
+                Err(e) => problems.push(CadenceProblem::error(
+                    CadencePlace::Field(field),
+                    e.to_string(),
+                    Some(DURATION_HINT.into()),
+                )),
+            }
         }
         for (i, table) in s.cadence.iter().enumerate() {
-            let at = format!("cadence entry {}", i + 1);
-            let mut rule_problems = Vec::new();
-            for key in table.keys() {
-                if !matches!(key.as_str(), "pattern" | "token" | "cert") {
-                    rule_problems.push(format!(
-                        "{at}: unknown key {key:?} (expected pattern, token, cert)"
-                    ));
-                }
-            }
-            let pattern = match table.get("pattern") {
-                Some(toml::Value::String(p)) => match Regex::new(p) {
-                    Ok(re) => Some(re),
-                    Err(e) => {
-                        rule_problems
-                            .push(format!("{at}: pattern {p:?} is not a valid regex: {e}"));
-                        None
-                    }
-                },
-                Some(other) => {
-                    rule_problems.push(format!(
-                        "{at}: pattern must be a string (a regex), not {}",
-                        other.type_str()
-                    ));
-                    None
-                }
-                None => {
-                    rule_problems.push(format!(
-                        "{at}: pattern is missing, e.g. {{ pattern = \"^payments-\", token = \"30d\" }}"
-                    ));
-                    None
-                }
-            };
-            let mut period = |key: &str| match table.get(key) {
-                None => None,
-                Some(toml::Value::String(text)) => match crate::duration::parse(text) {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        rule_problems.push(format!("{at}: {key}: {e}"));
-                        None
-                    }
-                },
-                Some(other) => {
-                    rule_problems.push(format!(
-                        "{at}: {key} must be a duration string like \"30d\", not {}",
-                        other.type_str()
-                    ));
-                    None
-                }
-            };
-            let (token, cert) = (period("token"), period("cert"));
-            if !table.contains_key("token") && !table.contains_key("cert") {
-                rule_problems.push(format!(
-                    "{at}: set token = \"…\", cert = \"…\" or both; otherwise the entry does nothing"
-                ));
-            }
-            if rule_problems.is_empty()
-                && let Some(pattern) = pattern
-            {
-                policy.rules.push(CadenceRule {
-                    pattern,
-                    token,
-                    cert,
-                });
+            let (rule, rule_problems) = rule(i, table);
+            if let Some(rule) = rule {
+                policy.rules.push(rule);
             }
             problems.extend(rule_problems);
         }
-        if problems.is_empty() {
-            Ok(policy)
-        } else {
-            Err(CadenceError { problems })
-        }
+        (policy, problems)
+    }
+    /// The `cadence` entry that decides the cadence of `kind` for `name`, if one does (else
+    /// the section default applies).
+    pub fn deciding_rule(&self, kind: CredentialKind, name: &str) -> Option<&CadenceRule> {
+        self.rules
+            .iter()
+            .filter(|r| r.pattern.is_match(name))
+            .find(|r| match kind {
+                CredentialKind::Token => r.token.is_some(),
+                CredentialKind::Cert => r.cert.is_some(),
+            })
     }
 
     /// How often a credential of `kind` named `name` (token name or certificate CN) rotates.
@@ -166,6 +190,134 @@ impl CadencePolicy {
                 CredentialKind::Cert => self.cert,
             })
     }
+}
+
+const DURATION_HINT: &str = "write a whole number and a unit: 30d, 12w, 1y (s, m, h, d, w, y)";
+
+/// Entry `i` of `cadence`: the rule, when it is usable, and its problems.
+fn rule(i: usize, table: &toml::Table) -> (Option<CadenceRule>, Vec<CadenceProblem>) {
+    let mut problems = Vec::new();
+    for key in table.keys() {
+        if !RULE_KEYS.contains(&key.as_str()) {
+            problems.push(CadenceProblem::error(
+                CadencePlace::EntryKey(i, key.clone()),
+                format!("unknown key {key:?} (expected pattern, token, cert)"),
+                Some("e.g. { pattern = \"^payments-\", token = \"30d\", cert = \"90d\" }".into()),
+            ));
+        }
+    }
+    let at = |key: &str| CadencePlace::EntryKey(i, key.to_string());
+    let pattern = match table.get("pattern") {
+        Some(toml::Value::String(p)) => match Regex::new(p) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let reason = e.to_string();
+                let last = reason.lines().last().unwrap_or_default().trim();
+                let reason = last.strip_prefix("error: ").unwrap_or(last).to_string();
+                problems.push(CadenceProblem::error(
+                    at("pattern"),
+                    format!("pattern {p:?} is not a valid regex: {reason}"),
+                    Some("the pattern is a regex searched in the token name or certificate CN; anchor it with ^ and $".into()),
+                ));
+                None
+            }
+        },
+        Some(other) => {
+            problems.push(CadenceProblem::error(
+                at("pattern"),
+                format!(
+                    "pattern must be a string (a regex), not {}",
+                    other.type_str()
+                ),
+                None,
+            ));
+            None
+        }
+        None => {
+            problems.push(CadenceProblem::error(
+                CadencePlace::Entry(i),
+                "pattern is missing, e.g. { pattern = \"^payments-\", token = \"30d\" }".into(),
+                None,
+            ));
+            None
+        }
+    };
+    let mut period = |key: &str, kind: CredentialKind| match table.get(key) {
+        None => None,
+        Some(toml::Value::String(text)) => match crate::duration::parse(text) {
+            Ok(d) => {
+                problems.extend(longer_than_lifetime(at(key), kind, d));
+                Some(d)
+            }
+            Err(e) => {
+                problems.push(CadenceProblem::error(
+                    at(key),
+                    format!("{key}: {e}"),
+                    Some(DURATION_HINT.into()),
+                ));
+                None
+            }
+        },
+        Some(other) => {
+            problems.push(CadenceProblem::error(
+                at(key),
+                format!(
+                    "{key} must be a duration string like \"30d\", not {}",
+                    other.type_str()
+                ),
+                None,
+            ));
+            None
+        }
+    };
+    let token = period("token", CredentialKind::Token);
+    let cert = period("cert", CredentialKind::Cert);
+    // With an unknown key (likely a typo of token/cert) that finding says it all.
+    let unknown_key = table.keys().any(|k| !RULE_KEYS.contains(&k.as_str()));
+    if !unknown_key && !table.contains_key("token") && !table.contains_key("cert") {
+        problems.push(CadenceProblem::error(
+            CadencePlace::Entry(i),
+            "set token = \"…\", cert = \"…\" or both; otherwise the entry does nothing".into(),
+            None,
+        ));
+    }
+    let usable = !problems.iter().any(|p| p.error);
+    let rule = pattern.filter(|_| usable).map(|pattern| CadenceRule {
+        entry: i,
+        pattern,
+        token,
+        cert,
+    });
+    (rule, problems)
+}
+
+/// A warning when a cadence is longer than a credential of `kind` can live.
+fn longer_than_lifetime(
+    place: CadencePlace,
+    kind: CredentialKind,
+    cadence: Duration,
+) -> Option<CadenceProblem> {
+    let (max, what) = match kind {
+        CredentialKind::Token => (
+            super::create::MAX_TOKEN_LIFETIME,
+            "the longest lifetime of a token",
+        ),
+        CredentialKind::Cert => (
+            Duration::days(i64::from(super::create::MAX_CERT_DAYS)),
+            "the longest lifetime a rotation gives a certificate",
+        ),
+    };
+    (cadence > max).then(|| CadenceProblem {
+        place,
+        error: false,
+        message: format!(
+            "a {} cadence of {} days is longer than {what} ({} days): credentials expire before they are due, so the cadence never decides anything",
+            kind.as_str(),
+            cadence.num_days(),
+            max.num_days()
+        ),
+        hint: Some(format!("use at most {}d", max.num_days())),
+    })
 }
 
 /// When a credential created at `created_at` is due for rotation.
@@ -260,5 +412,27 @@ mod tests {
         ] {
             assert!(all.contains(needle), "missing {needle:?} in {all}");
         }
+    }
+
+    #[test]
+    fn a_cadence_longer_than_the_lifetime_is_a_warning_with_its_place() {
+        let s = section(
+            r#"
+            cert_cadence = "400d"
+            cadence = [{ pattern = "^x", token = "366d" }]
+            "#,
+        );
+        let (policy, problems) = CadencePolicy::check(&s);
+        assert_eq!(policy.cert, Duration::days(400), "still used");
+        let places: Vec<(&CadencePlace, bool)> =
+            problems.iter().map(|p| (&p.place, p.error)).collect();
+        assert_eq!(
+            places,
+            [
+                (&CadencePlace::Field("cert_cadence"), false),
+                (&CadencePlace::EntryKey(0, "token".into()), false),
+            ]
+        );
+        assert!(CadencePolicy::from_section(&s).is_ok(), "warnings only");
     }
 }

@@ -1,7 +1,7 @@
 //! Step 1, create: the replacement credential. Tokens get the next version name
 //! (`ci-deploy-prod` → `ci-deploy-prod-v2` → `-v3`) and the old token's original lifetime,
-//! capped at one year; certificates get a new certificate for the same CN from botgate's issuing
-//! CA, and when that is not the CA that issued the old one, the new chain must already be
+//! capped at one year; certificates get a new certificate for the same CN (or the new CN asked
+//! for) from botgate's issuing CA, and when that is not the CA that issued the old one, the new chain must already be
 //! trusted by every app whose policies admit the old certificate (checked, not assumed).
 
 use std::io::Write;
@@ -19,7 +19,7 @@ use crate::store::pki::CertRecord;
 use crate::store::{NewToken, Store, TokenRecord};
 
 /// Longest lifetime a rotated token gets (the one-year rule of `token create`).
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::days(365);
+pub use crate::store::tokens::MAX_TOKEN_LIFETIME;
 /// Longest lifetime a rotated certificate gets.
 pub const MAX_CERT_DAYS: u32 = 365;
 
@@ -201,18 +201,19 @@ pub(crate) fn check_new_chain_trusted(
     Ok(notes)
 }
 
-/// Issue the replacement certificate for the same CN and write `<out>/<CN>.<rotation id>.crt`
-/// (chain) and `.key` (0600). Returns the issued certificate, the files and notes.
+/// Issue the replacement certificate for `cn` (the old CN, or the new one asked for) and write
+/// `<out>/<CN>.<rotation id>.crt` (chain) and `.key` (0600). Returns the issued certificate,
+/// the files and notes.
 pub(crate) fn issue_cert(
     store: &Store,
     old: &CertRecord,
+    cn: &str,
     out_dir: &Path,
     rotation_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(IssuedCert, Vec<PathBuf>, Vec<String>), RotationError> {
     let mut notes = Vec::new();
-    let stem: String = old
-        .common_name
+    let stem: String = cn
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
@@ -250,7 +251,7 @@ pub(crate) fn issue_cert(
     let issued = crate::pki::issue_client_cert(
         store,
         &ClientCertRequest {
-            common_name: &old.common_name,
+            common_name: cn,
             csr: None,
             days,
             key: key_alg,

@@ -15,6 +15,7 @@ pub mod cadence;
 pub(crate) mod create;
 pub mod evidence;
 pub mod machine;
+mod new_cn;
 mod persist;
 mod policies;
 mod steps;
@@ -36,7 +37,7 @@ pub use machine::{Refusal, Step, Transition, VerifyCheck};
 pub use view::{RotationView, StepView, view};
 pub use workflow::{
     RotatedOut, RotationEnv, StartOptions, Started, StepOutcome, abort, collect_evidence, find,
-    list, next, rotated_out, start_cert, start_token,
+    list, next, rotated_out, start_cert, start_cert_to_cn, start_token,
 };
 
 /// Default quiet period: how long the old credential must be silent before verify passes.

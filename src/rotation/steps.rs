@@ -127,25 +127,50 @@ pub(super) fn add(
             (intended, already)
         }
         CredentialKind::Cert => {
+            let new_rec = find_cert(env.store, &new.key)?;
             let old_id = cert_identity(&find_cert(env.store, &r.old.key)?)?;
-            let new_id = cert_identity(&find_cert(env.store, &new.key)?)?;
+            let new_id = cert_identity(&new_rec)?;
             let intended = admitting(&set, Identity::Cert(&old_id));
-            let admits_new = admitting(&set, Identity::Cert(&new_id));
-            let missing: Vec<PolicyRef> = intended
-                .iter()
-                .filter(|p| !admits_new.contains(p))
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                return Err(refuse(
-                    format!(
-                        "{} admits the old certificate but not the new one (its selectors match a field the two differ in, e.g. issuer or organization)",
-                        describe(&missing)
-                    ),
-                    "botgate does not rewrite certificate selectors: edit those policies so both certificates match, then run next again",
-                ));
+            // The issuer may have changed since start (or the policy since): checked again here.
+            let checked =
+                super::new_cn::check_chain_trusted(env.store, &set, &new_rec, &intended)
+                    .map_err(|reason| {
+                        refuse(
+                            reason,
+                            "botgate does not edit trusted_cas: add the CA to the app in the policy file, then run next again",
+                        )
+                    })?;
+            fx.summary.extend(checked);
+            if new.name != r.old.name {
+                let plan = super::new_cn::plan_add(env, &cfg, r, &new_id, &intended)?;
+                fx.summary.extend(plan.regex_admits_new);
+                if let Some(plan) = plan.edit {
+                    r.details.edited_policies =
+                        fx.apply_edit(env.policy_file, plan, "added CN", &new.name)?;
+                }
+                let already: Vec<PolicyRef> = admitting(&set, Identity::Cert(&new_id))
+                    .into_iter()
+                    .filter(|p| intended.contains(p))
+                    .collect();
+                (intended, already)
+            } else {
+                let admits_new = admitting(&set, Identity::Cert(&new_id));
+                let missing: Vec<PolicyRef> = intended
+                    .iter()
+                    .filter(|p| !admits_new.contains(p))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(refuse(
+                        format!(
+                            "{} admits the old certificate but not the new one (its selectors match a field the two differ in, e.g. issuer or organization)",
+                            describe(&missing)
+                        ),
+                        "botgate does not rewrite certificate selectors: edit those policies so both certificates match, then run next again",
+                    ));
+                }
+                (intended.clone(), intended)
             }
-            (intended.clone(), intended)
         }
     };
     if !already.is_empty() {
@@ -171,7 +196,7 @@ pub(super) fn add(
         "both {} and {} are valid now: the overlap window is open{}",
         r.old.label(),
         new.label(),
-        if r.kind == CredentialKind::Token {
+        if fx.diff.is_some() {
             "; a running gate applies the edited policy file when it reloads it"
         } else {
             ""
@@ -199,6 +224,8 @@ pub(super) fn revoke(
         let cfg = crate::config::load(env.policy_file)?;
         let plan = edit::plan_remove_token(&cfg.text, &r.old.name)?;
         fx.apply_edit(env.policy_file, plan, "removed", &r.old.name)?;
+    } else if r.new.as_ref().is_some_and(|n| n.name != r.old.name) {
+        super::new_cn::remove_cn_if_unused(env, &mut fx, &r.old.name, &r.old.key, now)?;
     } else {
         fx.summary.push("policies select certificates by CN and issuer, which the new certificate shares: nothing to remove; revocation and the CRL cut the old one off".into());
     }

@@ -187,7 +187,17 @@ fn explanation(r: &Rotation, step: &str) -> String {
         .map_or("the new credential".into(), |n| n.name.clone());
     let old = &r.old.name;
     let quiet = period_label(r.quiet_period);
+    let new_cn = r.kind == CredentialKind::Cert && r.new.as_ref().is_some_and(|n| &n.name != old);
     match (step, r.kind) {
+        ("create", CredentialKind::Cert) if new_cn => format!(
+            "A new certificate with the new CN {new} (replacing {old}) is issued by the same CA first (a changed CA must already be trusted), while the old one keeps working: nothing changes for clients yet."
+        ),
+        ("add", CredentialKind::Cert) if new_cn => format!(
+            "{new} is added next to every common_name selector that names {old} exactly, before any client uses it; a CN pattern that admits {old} but not {new} stops the rotation here until you edit it (botgate does not widen patterns). The issuer's chain must be trusted by the apps. Both are valid from here: the overlap window opens."
+        ),
+        ("revoke", CredentialKind::Cert) if new_cn => format!(
+            "Only now is the old certificate revoked and a new CRL published, so TLS handshakes refuse it; {old} leaves the policies unless another valid certificate still carries it. A client that still presents it is named by the 'failed auth after rotation' alert."
+        ),
         ("create", CredentialKind::Token) => format!(
             "A new token {new} is made first, with the old one's lifetime (at most a year), while {old} keeps working: nothing changes for clients yet."
         ),
@@ -235,6 +245,13 @@ fn next_action(r: &Rotation) -> Option<String> {
         (RotationState::Created, CredentialKind::Token) => format!(
             "add: put {new} next to {old} in every policy that admits it (diff shown, backup kept)"
         ),
+        (RotationState::Created, CredentialKind::Cert)
+            if r.new.as_ref().is_some_and(|n| n.name != r.old.name) =>
+        {
+            format!(
+                "add: name {new} beside every exact common_name selector of {old} (diff shown, backup kept); check CN patterns and trust"
+            )
+        }
         (RotationState::Created, CredentialKind::Cert) => format!(
             "add: check that every policy admitting {old} admits {new} too (nothing to edit for CN policies)"
         ),

@@ -177,9 +177,21 @@ pub fn start_cert(
     cn_or_serial: &str,
     opts: &StartOptions,
 ) -> Result<Started, RotationError> {
+    start_cert_to_cn(env, cn_or_serial, None, opts)
+}
+
+/// Step 1 for a certificate, optionally to a new CN (`--new-cn`): the add step then names the
+/// new CN beside every exact `common_name` selector of the old one (see `new_cn`).
+pub fn start_cert_to_cn(
+    env: &RotationEnv<'_>,
+    cn_or_serial: &str,
+    new_cn: Option<&str>,
+    opts: &StartOptions,
+) -> Result<Started, RotationError> {
     check_options(opts)?;
     let (cfg, set) = load(env)?;
     let old = create::find_old_cert(env.store, cn_or_serial)?;
+    let new_cn = super::new_cn::check_new_cn(&old.common_name, new_cn)?;
     ensure_not_rotating(env.store, CredentialKind::Cert, &old.fingerprint_sha256)?;
     let old_identity = cert_identity(&old)?;
     let intended = admitting(&set, Identity::Cert(&old_identity));
@@ -194,9 +206,23 @@ pub fn start_cert(
         }
     };
     let id = fresh_id(env.store)?;
+    let cn = new_cn.as_deref().unwrap_or(&old.common_name);
     let (issued, files, issue_notes) =
-        create::issue_cert(env.store, &old, &out_dir, &id, opts.now)?;
+        create::issue_cert(env.store, &old, cn, &out_dir, &id, opts.now)?;
     notes.extend(issue_notes);
+    if let Some(new_cn) = &new_cn {
+        notes.push(format!(
+            "new CN {new_cn:?} (was {:?}): add names it beside every common_name selector that names the old CN exactly; a pattern that does not match it stops add until you edit the policy",
+            old.common_name
+        ));
+        notes.extend(super::new_cn::preview(
+            env.policy_file,
+            &cfg,
+            &old_identity,
+            new_cn,
+            &intended,
+        ));
+    }
     let mut rotation = new_rotation(
         env,
         &cfg,
@@ -292,6 +318,10 @@ pub fn abort(
             let cfg = crate::config::load(env.policy_file)?;
             let plan = edit::plan_remove_token(&cfg.text, &new.name)?;
             fx.apply_edit(env.policy_file, plan, "removed", &new.name)?;
+        }
+        if r.kind == CredentialKind::Cert && r.details.added_at.is_some() && new.name != r.old.name
+        {
+            super::new_cn::remove_cn_if_unused(env, &mut fx, &new.name, &new.key, now)?;
         }
         fx.summary
             .push(revoke_credential(env.store, r.kind, &new, now)?);

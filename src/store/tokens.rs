@@ -7,8 +7,13 @@ use serde::Serialize;
 use super::{Store, StoreError, bump_generation, from_db_time, opt_time, to_db_time};
 use crate::credential::{ClientId, SecretHash};
 
-/// Tokens within this many days of expiry are "expiring".
+/// Credentials (tokens and certificates) within this many days of expiry are "expiring":
+/// the inventories, `cert list` and the console's warn colour all use this one threshold.
 pub const EXPIRING_WITHIN_DAYS: i64 = 30;
+
+/// Longest token lifetime without `token create --allow-long`; lint warns above it and a
+/// rotated token never gets more.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::days(365);
 
 /// A token as stored (no secret).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,23 +32,39 @@ pub struct TokenRecord {
     pub created_by: String,
 }
 
-/// Lifecycle status shown in inventories.
+/// Lifecycle status of a credential (token or certificate) shown in inventories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TokenStatus {
+pub enum LifecycleStatus {
     Active,
     Expiring,
     Expired,
     Revoked,
 }
 
-impl TokenStatus {
+/// A token's lifecycle status.
+pub type TokenStatus = LifecycleStatus;
+
+impl LifecycleStatus {
+    /// Status at `now` of a credential valid until `expires_at`.
+    pub fn at(expires_at: DateTime<Utc>, revoked: bool, now: DateTime<Utc>) -> Self {
+        if revoked {
+            LifecycleStatus::Revoked
+        } else if expires_at <= now {
+            LifecycleStatus::Expired
+        } else if expires_at - now <= Duration::days(EXPIRING_WITHIN_DAYS) {
+            LifecycleStatus::Expiring
+        } else {
+            LifecycleStatus::Active
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
-            TokenStatus::Active => "active",
-            TokenStatus::Expiring => "expiring",
-            TokenStatus::Expired => "expired",
-            TokenStatus::Revoked => "revoked",
+            LifecycleStatus::Active => "active",
+            LifecycleStatus::Expiring => "expiring",
+            LifecycleStatus::Expired => "expired",
+            LifecycleStatus::Revoked => "revoked",
         }
     }
 }
@@ -51,15 +72,7 @@ impl TokenStatus {
 impl TokenRecord {
     /// Status at `now`.
     pub fn status(&self, now: DateTime<Utc>) -> TokenStatus {
-        if self.revoked_at.is_some() {
-            TokenStatus::Revoked
-        } else if self.expires_at <= now {
-            TokenStatus::Expired
-        } else if self.expires_at - now <= Duration::days(EXPIRING_WITHIN_DAYS) {
-            TokenStatus::Expiring
-        } else {
-            TokenStatus::Active
-        }
+        LifecycleStatus::at(self.expires_at, self.revoked_at.is_some(), now)
     }
 
     /// Whether the gate should accept it at `now`.

@@ -1,5 +1,5 @@
 //! View 3, Certs: the client-certificate inventory (CN, issuer, serial, not-after countdown,
-//! last seen, status as colour and label).
+//! last seen, rotation due from the `[rotation]` cadence, status as colour and label).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -9,7 +9,7 @@ use ratatui::widgets::Cell;
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
-use super::tokens::{expires_in, row_style, status_counts};
+use super::tokens::{expires_in, rotation_due, row_style, status_counts};
 use super::widgets::{block, col, date, seen, title, wide, windowed_table};
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
@@ -38,6 +38,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             col("expires in", Constraint::Length(11)),
             wide("not after", Constraint::Length(10), 120),
             col("last seen", Constraint::Length(9)),
+            col("rotation due", Constraint::Length(18)),
             wide("issuer", Constraint::Fill(2), 120),
             col("serial", Constraint::Length(13)),
             wide("key", Constraint::Length(10), 140),
@@ -49,6 +50,8 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             let c = list[i];
             let status = c.status(s.now);
             let serial: String = c.serial.chars().take(12).collect();
+            let (due_text, due_style) =
+                rotation_due(s, c.rotation_due(), c.revoked, row_style(s, status));
             let cells = vec![
                 Cell::from(c.common_name.clone()),
                 Cell::from(Span::styled(status.label(), t.status(status))),
@@ -61,6 +64,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                     s.now,
                     rows::last_seen(s, &c.common_name, c.last_seen_at),
                 )),
+                Cell::from(Span::styled(due_text, due_style)),
                 Cell::from(c.issuer.clone()),
                 Cell::from(if c.serial.chars().count() > 12 {
                     format!("{serial}…")

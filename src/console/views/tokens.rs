@@ -51,17 +51,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             let tk = list[i];
             let status = tk.status(s.now);
             let row_style = row_style(s, status);
-            let due = tk.rotation_due();
-            let (due_text, due_style) = if tk.revoked {
-                ("-".to_string(), row_style)
-            } else if due <= s.now {
-                (
-                    format!("{} overdue", date(due)),
-                    t.status(CredentialStatus::Warn),
-                )
-            } else {
-                (date(due), row_style)
-            };
+            let (due_text, due_style) = rotation_due(s, tk.rotation_due(), tk.revoked, row_style);
             let short_id: String = tk.client_id.chars().take(12).collect();
             let cells = vec![
                 Cell::from(tk.name.clone()),
@@ -83,6 +73,26 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             (cells, row_style)
         },
     );
+}
+
+/// The rotation due date (warn-coloured and marked `overdue` once passed), or `-` for a
+/// revoked credential.
+pub fn rotation_due(
+    s: &AppState,
+    due: chrono::DateTime<chrono::Utc>,
+    revoked: bool,
+    row_style: ratatui::style::Style,
+) -> (String, ratatui::style::Style) {
+    if revoked {
+        ("-".to_string(), row_style)
+    } else if due <= s.now {
+        (
+            format!("{} overdue", date(due)),
+            s.theme.status(CredentialStatus::Warn),
+        )
+    } else {
+        (date(due), row_style)
+    }
 }
 
 /// The countdown, or `-` for a revoked credential (its expiry no longer matters).
