@@ -268,6 +268,12 @@ async fn client_certificates_from_openssl_through_curl() {
     assert_eq!(refused["allowed"], false);
     assert_eq!(refused["ip_address"], "127.0.0.1");
     assert_eq!(refused["app_name"], "devices");
+    // The refused certificate is named, so an alert can say which client it was.
+    assert_eq!(refused["cert_common_name"], "device-a2.factory.corp");
+    assert_eq!(
+        refused["cert_fingerprint_sha256"].as_str().unwrap().len(),
+        64
+    );
 }
 
 #[tokio::test]
@@ -488,7 +494,10 @@ async fn expired_client_certificate_is_refused_and_audited() {
         std::fs::read_to_string(&audit_log)
             .unwrap_or_default()
             .lines()
-            .any(|l| l.contains("\"deny_reason\":\"cert_expired\""))
+            .any(|l| {
+                l.contains("\"deny_reason\":\"cert_expired\"")
+                    && l.contains("\"cert_common_name\":\"device-old.factory.corp\"")
+            })
     })
     .await;
     assert!(logged, "the expired-certificate handshake is audited");

@@ -331,6 +331,17 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
                 && e.ip_address.as_deref() == Some("127.0.0.1")),
         "the refusal is audited with the client IP"
     );
+    // The handshake refusal on a fresh connection (no HTTP, so no user agent) names the old
+    // certificate too: the alert can say which credential the straggler presented.
+    assert!(
+        events
+            .iter()
+            .any(|e| e.deny_reason.as_deref() == Some("cert_revoked")
+                && e.user_agent.is_none()
+                && e.cert_fingerprint_sha256.is_some()
+                && e.cert_common_name.is_some()),
+        "the handshake refusal names the revoked certificate"
+    );
     let mut engine = botgate::detect::Engine::new(botgate::detect::DetectConfig::default());
     let alerts: Vec<String> = events
         .iter()

@@ -215,7 +215,7 @@ pub async fn handle(
     }
 }
 
-fn fill_cert(ev: &mut AccessEvent, c: &CertIdentity) {
+pub(super) fn fill_cert(ev: &mut AccessEvent, c: &CertIdentity) {
     ev.cert_common_name = c.common_name.clone();
     ev.cert_serial = Some(c.serial.clone());
     ev.cert_fingerprint_sha256 = Some(c.fingerprint_sha256.clone());

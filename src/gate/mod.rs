@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod snapshot;
 pub mod store_tls;
 pub mod tls;
+mod tls_reject;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -119,7 +119,7 @@ impl TlsConfigs {
                             app: app.name.clone(),
                             source,
                         })?;
-                base(Some(verifier))?
+                base(Some(super::tls_reject::RememberRefused::wrap(verifier)))?
             };
             for h in &app.hostnames {
                 by_host.insert(h.clone(), cfg.clone());
@@ -181,9 +181,12 @@ async fn handshake(
         match tokio::time::timeout(limits.header_read_timeout, start.into_stream(config)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
+                // Before anything yields: the verifier left the refused leaf on this thread.
+                let refused = super::tls_reject::take_refused_leaf();
                 GateMetrics::inc(&state.metrics.tls_handshake_failures);
                 if let Some(reason) = cert_failure(&e) {
-                    audit_handshake_failure(&state, peer, sni.as_deref(), reason, &e);
+                    let cert = refused.as_deref().and_then(peer_cert);
+                    audit_handshake_failure(&state, peer, sni.as_deref(), reason, cert, &e);
                 } else {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 }
@@ -232,6 +235,7 @@ fn audit_handshake_failure(
     peer: SocketAddr,
     sni: Option<&str>,
     reason: DenyReason,
+    cert: Option<PeerCert>,
     e: &std::io::Error,
 ) {
     let mut ev = AccessEvent::empty(EventKind::Access, state.clock.now(), new_ray_id());
@@ -248,6 +252,11 @@ fn audit_handshake_failure(
             .app_for_host(s)
             .map(|a| a.name.clone())
     });
+    // The refused certificate names the credential, so detectors can say which client did
+    // not roll over (e.g. a revoked device cert on a fresh connection).
+    if let Some(c) = cert {
+        super::handler::fill_cert(&mut ev, &c.identity);
+    }
     ev.details = Some(serde_json::json!({ "tls_error": e.to_string() }));
     GateMetrics::inc(&state.metrics.denied);
     let _ = state.audit.record(ev);
