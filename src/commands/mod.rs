@@ -36,6 +36,11 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// A timestamp for people and `--json` output: RFC 3339, UTC, whole seconds.
+pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Print `value` as pretty JSON on stdout.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();

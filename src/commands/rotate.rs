@@ -3,8 +3,9 @@
 //! next one does. A refused step exits 1 with the reason and the evidence (`--json` prints the
 //! refusal object on stdout as well).
 
+use super::rfc3339;
 use anyhow::Result;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{print_json, print_table};
@@ -351,8 +352,4 @@ fn rotation_err(e: RotationError) -> anyhow::Error {
         RotationError::NotFound(m) | RotationError::Conflict(m) => Failure::refused(m),
         other => anyhow::Error::new(other),
     }
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -1,7 +1,8 @@
 //! `botgate token create|list|show|revoke`.
 
+use super::rfc3339;
 use anyhow::{Context, Result};
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::{print_json, print_table};
@@ -191,10 +192,6 @@ pub(crate) fn store_err(e: StoreError) -> anyhow::Error {
         StoreError::NotFound(m) | StoreError::Conflict(m) => Failure::refused(m),
         other => other.into(),
     }
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A token as `list`/`show` present it.

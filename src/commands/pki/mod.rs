@@ -6,8 +6,9 @@ mod ca;
 mod cert;
 mod cert_view;
 
+use super::rfc3339;
 use anyhow::Result;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::audit::AccessEvent;
 use crate::cli::{CaCommand, CertCommand, KeyType};
@@ -50,10 +51,6 @@ fn pki_err(e: PkiError) -> anyhow::Error {
 
 fn store_err(e: StoreError) -> anyhow::Error {
     pki_err(PkiError::Store(e))
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Certificate fields an admin event carries (so a rotation can tell two certs apart).
