@@ -55,6 +55,7 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
             secret_dir: paths.state_dir.join("secrets"),
         });
     }
+    opts.latency_report = latency_report();
     let clock = opts.clock.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -104,6 +105,13 @@ fn resolve_theme(requested: Option<&str>) -> Result<Theme> {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     Theme::resolve(requested, no_color, user_themes_dir().as_deref())
         .map_err(|e| Failure::bad_input(e.to_string()))
+}
+
+/// `BOTGATE_CONSOLE_LATENCY=FILE`: measure key-to-draw latency and write it to FILE on exit.
+fn latency_report() -> Option<PathBuf> {
+    std::env::var_os("BOTGATE_CONSOLE_LATENCY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The policy file if it exists and is valid (the console shows reload errors itself).
@@ -199,6 +207,7 @@ impl InProcessConsole {
             });
         }
         opts.rotation_quiet_period = s.quiet_period;
+        opts.latency_report = latency_report();
         tasks.push(feed::spawn_rotations(
             s.store,
             s.clock,

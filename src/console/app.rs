@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use crossterm::event::{KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use crate::audit::{AccessEvent, EventKind};
 
@@ -18,6 +18,7 @@ use super::keymap::{self, Action, Context};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
 use super::theme::Theme;
+use super::views::{self, layout::Hit, layout::TableId};
 use super::wizard::Prompt;
 
 /// Everything that can change the console.
@@ -173,6 +174,9 @@ pub struct AppState {
     pub overlay: Option<Overlay>,
     /// Selected row per view (for the Log view: counted from the newest event).
     pub selected: [usize; 7],
+    /// First row shown per view's table, as last drawn (the table scrolls only when the
+    /// selection leaves the screen; see `views::widgets::window_offset`).
+    pub scroll: [usize; 7],
     /// Sort order per view, an index into `ViewId::sort_orders`.
     pub sort: [usize; 7],
     pub feed: FeedStatus,
@@ -210,6 +214,7 @@ impl AppState {
             filtered: VecDeque::new(),
             overlay: None,
             selected: [0; 7],
+            scroll: [0; 7],
             sort: [0; 7],
             feed: FeedStatus::default(),
             prompt: None,
@@ -272,6 +277,9 @@ impl AppState {
         if visible_in_log && self.selected[log] > 0 {
             self.selected[log] =
                 (self.selected[log] + 1).min(rows::log_len(self).saturating_sub(1));
+            if self.scroll[log] > 0 {
+                self.scroll[log] += 1;
+            }
         }
     }
 
@@ -291,6 +299,42 @@ impl AppState {
             }
         }
         self.selected = [0; 7];
+        self.scroll = [0; 7];
+    }
+
+    /// Show `view` (digit keys, Tab, a click on its tab, `:name`).
+    pub(super) fn show_view(&mut self, view: ViewId) {
+        self.view = view;
+    }
+
+    /// Remember where the current view's table is scrolled, after the selection moved.
+    fn remember_scroll(&mut self) {
+        let v = self.view;
+        self.scroll[v.index()] = views::layout::offset_of(self, v);
+    }
+
+    /// A left click at column `x`, line `y`: a tab switches view, a table row is selected (a
+    /// live-tail row is selected in the Log view, which opens). Ignored under an overlay or a
+    /// question.
+    fn click(&mut self, x: u16, y: u16) {
+        if self.overlay.is_some() || self.prompt.is_some() {
+            return;
+        }
+        match views::layout::hit(self, x, y) {
+            Some(Hit::Tab(v)) => self.show_view(v),
+            Some(Hit::Row {
+                table: TableId::View(v),
+                index,
+            }) => self.selected[v.index()] = index,
+            Some(Hit::Row {
+                table: TableId::Tail,
+                index,
+            }) => {
+                self.show_view(ViewId::Log);
+                self.selected[ViewId::Log.index()] = index;
+            }
+            None => {}
+        }
     }
 
     fn page(&self) -> usize {
@@ -382,11 +426,11 @@ impl AppState {
                     && let Some(d) = c.to_digit(10)
                     && let Some(v) = ViewId::ALL.get((d as usize).wrapping_sub(1))
                 {
-                    self.view = *v;
+                    self.show_view(*v);
                 }
             }
-            Action::NextView => self.view = self.view.offset(1),
-            Action::PrevView => self.view = self.view.offset(-1),
+            Action::NextView => self.show_view(self.view.offset(1)),
+            Action::PrevView => self.show_view(self.view.offset(-1)),
             Action::Down => self.move_selection(1),
             Action::Up => self.move_selection(-1),
             Action::PageDown => self.move_selection(self.page() as isize),
@@ -425,6 +469,7 @@ impl AppState {
         let delta = match m.kind {
             MouseEventKind::ScrollDown => 1,
             MouseEventKind::ScrollUp => -1,
+            MouseEventKind::Down(MouseButton::Left) => return self.click(m.column, m.row),
             _ => return,
         };
         match &mut self.overlay {
@@ -457,13 +502,22 @@ pub fn update(state: &mut AppState, msg: Msg) {
             state.rotations = rows;
             state.clamp_selections();
         }
-        Msg::Key(k) => state.key(k),
-        Msg::Mouse(m) => state.mouse(m),
+        Msg::Key(k) => {
+            state.key(k);
+            state.remember_scroll();
+        }
+        Msg::Mouse(m) => {
+            state.mouse(m);
+            state.remember_scroll();
+        }
         Msg::Tick(now) => {
             state.now = now;
             state.alerts.derive_expiry(&state.tokens, &state.certs, now);
         }
-        Msg::Resize(w, h) => state.size = (w, h),
+        Msg::Resize(w, h) => {
+            state.size = (w, h);
+            state.remember_scroll();
+        }
         Msg::Dropped(n) => state.feed.dropped += n,
         Msg::CorruptLine { line, error } => {
             state.feed.corrupt_lines += 1;

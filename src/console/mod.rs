@@ -14,6 +14,7 @@ pub mod feed;
 pub mod filter;
 pub mod inventory;
 pub mod keymap;
+pub mod latency;
 pub mod model;
 pub mod rows;
 mod runner;

@@ -24,6 +24,7 @@ use crate::clock::{SharedClock, SystemClock};
 use super::actions::{self, ActionContext, ConsoleAction};
 use super::aggregate::Limits;
 use super::app::{AppState, HeaderInfo, Msg, update};
+use super::latency::LatencyHistogram;
 use super::theme::Theme;
 use super::views;
 
@@ -46,6 +47,9 @@ pub struct ConsoleOptions {
     pub actions: Option<ActionContext>,
     /// Quiet period of rotations started with `r` (default 1h; the demo uses seconds).
     pub rotation_quiet_period: chrono::Duration,
+    /// Measure key-to-draw latency and write p50/p99/max to this file on exit (the commands set
+    /// it from `BOTGATE_CONSOLE_LATENCY`).
+    pub latency_report: Option<std::path::PathBuf>,
 }
 
 impl ConsoleOptions {
@@ -59,6 +63,7 @@ impl ConsoleOptions {
             started_at: None,
             actions: None,
             rotation_quiet_period: crate::rotation::DEFAULT_QUIET_PERIOD,
+            latency_report: None,
         }
     }
 
@@ -117,8 +122,22 @@ pub async fn run(opts: ConsoleOptions, rx: mpsc::Receiver<Msg>) -> Result<(), Co
         results: results_rx,
         actions: worker.as_ref().map(|(tx, _)| tx.clone()),
     };
-    let result = event_loop(&mut guard.terminal, &mut state, &opts.clock, channels).await;
+    let mut latency = LatencyHistogram::default();
+    let result = event_loop(
+        &mut guard.terminal,
+        &mut state,
+        &opts.clock,
+        channels,
+        &mut latency,
+    )
+    .await;
     drop(guard);
+    if let Some(path) = &opts.latency_report {
+        // After the terminal is restored, so the line is readable.
+        let line = latency.summary();
+        eprintln!("{line}");
+        std::fs::write(path, format!("{line}\n"))?;
+    }
     if let Some((_, task)) = worker {
         // An action already in a blocking task finishes on its own; no new one starts.
         task.abort();
@@ -153,6 +172,7 @@ async fn event_loop(
     state: &mut AppState,
     clock: &SharedClock,
     channels: Channels,
+    latency: &mut LatencyHistogram,
 ) -> Result<(), ConsoleError> {
     let Channels {
         mut rx,
@@ -165,6 +185,8 @@ async fn event_loop(
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     let mut source_open = true;
+    // When the oldest key not yet shown on screen was read.
+    let mut key_read_at: Option<Instant> = None;
     loop {
         if state.should_quit {
             return Ok(());
@@ -173,6 +195,9 @@ async fn event_loop(
             terminal.draw(|f| views::draw(f, state))?;
             last_draw = Instant::now();
             dirty = false;
+            if let Some(at) = key_read_at.take() {
+                latency.record(last_draw - at);
+            }
         }
         tokio::select! {
             // Input first: a key is handled before the next batch of events.
@@ -180,6 +205,9 @@ async fn event_loop(
             ev = input.next() => match ev {
                 Some(Ok(ev)) => {
                     if let Some(msg) = from_terminal(ev) {
+                        if matches!(msg, Msg::Key(_)) {
+                            key_read_at.get_or_insert_with(Instant::now);
+                        }
                         update(state, msg);
                         dispatch(state, actions.as_ref());
                         dirty = true;

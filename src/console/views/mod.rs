@@ -3,6 +3,7 @@
 
 mod alerts;
 mod certs;
+pub mod layout;
 mod log;
 mod policies;
 mod rotations;
@@ -28,7 +29,13 @@ pub const MIN_HEIGHT: u16 = 24;
 pub fn draw(frame: &mut Frame, s: &AppState) {
     let area = frame.area();
     frame.render_widget(Block::new().style(s.theme.base()), area);
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+    let Some(layout::Screen {
+        header,
+        tabs,
+        body,
+        footer,
+    }) = layout::screen(area)
+    else {
         let msg = Text::from(vec![
             Line::from(format!(
                 "terminal too small (need {MIN_WIDTH}×{MIN_HEIGHT})"
@@ -43,14 +50,7 @@ pub fn draw(frame: &mut Frame, s: &AppState) {
             mid,
         );
         return;
-    }
-    let [header, tabs, body, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Min(0),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    };
     draw_header(frame, header, s);
     draw_tabs(frame, tabs, s);
     match s.view {
@@ -143,7 +143,7 @@ fn draw_tabs(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let mut spans = Vec::new();
     for v in ViewId::ALL {
-        let label = format!(" {} {} ", v.index() + 1, v.title());
+        let label = layout::tab_label(v);
         if v == s.view {
             spans.push(Span::styled(label, t.selection()));
         } else {
