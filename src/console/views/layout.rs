@@ -174,3 +174,146 @@ pub fn hit(s: &AppState, x: u16, y: u16) -> Option<Hit> {
         t.row_at(x, y).map(|index| Hit::Row { table: t.id, index })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::aggregate::Limits;
+    use crate::console::app::{HeaderInfo, Msg, update};
+    use crate::console::bench::{render, synthetic_event};
+    use crate::console::theme::Theme;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    use ratatui::buffer::Buffer;
+    use std::sync::Arc;
+
+    const W: u16 = 160;
+    const H: u16 = 45;
+
+    fn state(events: u64) -> AppState {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let mut s = AppState::new(Theme::default(), HeaderInfo::default(), Limits::default(), start);
+        update(&mut s, Msg::Resize(W, H));
+        for i in 0..events {
+            update(&mut s, Msg::Event(Arc::new(synthetic_event(i, start, 100))));
+        }
+        s
+    }
+
+    fn click(s: &mut AppState, x: u16, y: u16) {
+        update(
+            s,
+            Msg::Mouse(MouseEvent {
+                kind: MouseEventKind::Down(MouseButton::Left),
+                column: x,
+                row: y,
+                modifiers: KeyModifiers::NONE,
+            }),
+        );
+    }
+
+    fn line(b: &Buffer, y: u16) -> String {
+        (0..b.area.width).map(|x| b[(x, y)].symbol()).collect()
+    }
+
+    /// A row's text after the border and the selection symbol column.
+    fn skip(l: &str) -> String {
+        l.chars().skip(3).collect()
+    }
+
+    /// The screen line showing the selection symbol, below the tabs.
+    fn selected_line(b: &Buffer) -> Option<u16> {
+        (2..b.area.height).find(|y| line(b, *y).contains(super::super::widgets::SELECTED.trim()))
+    }
+
+    #[test]
+    fn click_on_a_row_selects_that_row() {
+        let mut s = state(300);
+        s.view = ViewId::Log;
+        let before = render(&s, W, H);
+        // Line 2 is the table's top border, 3 its header, 4 row 0; click row 5.
+        let y = 4 + 5;
+        let row_text = line(&before, y);
+        click(&mut s, 20, y);
+        assert_eq!(s.selected[ViewId::Log.index()], 5);
+        let after = render(&s, W, H);
+        assert_eq!(selected_line(&after), Some(y), "the symbol is on the clicked line");
+        assert_eq!(
+            skip(&line(&after, y)),
+            skip(&row_text),
+            "the same event stays under the pointer"
+        );
+    }
+
+    #[test]
+    fn click_in_a_scrolled_table_selects_the_row_drawn_there() {
+        let mut s = state(300);
+        s.view = ViewId::Log;
+        for _ in 0..100 {
+            update(&mut s, Msg::Key(KeyEvent::from(KeyCode::Char('j'))));
+        }
+        let before = render(&s, W, H);
+        let offset = s.scroll[ViewId::Log.index()];
+        assert!(offset > 50, "the table scrolled: first row {offset}");
+        let y = 4 + 3;
+        let row_text = line(&before, y);
+        click(&mut s, 60, y);
+        assert_eq!(s.selected[ViewId::Log.index()], offset + 3);
+        let after = render(&s, W, H);
+        assert_eq!(selected_line(&after), Some(y));
+        assert_eq!(skip(&line(&after, y)), skip(&row_text), "no jump after the click");
+    }
+
+    #[test]
+    fn click_on_an_identity_selects_it_and_a_tail_row_opens_it_in_the_log() {
+        let mut s = state(300);
+        let geoms = tables(&s, screen(Rect::new(0, 0, W, H)).unwrap().body);
+        let ids = geoms[0];
+        assert_eq!(ids.id, TableId::View(ViewId::Traffic));
+        click(&mut s, ids.area.x + 5, first_row_y(ids.area) + 2);
+        assert_eq!(s.selected[ViewId::Traffic.index()], 2);
+        assert_eq!(selected_line(&render(&s, W, H)), Some(first_row_y(ids.area) + 2));
+
+        let tail = geoms[1];
+        assert_eq!(tail.id, TableId::Tail);
+        click(&mut s, tail.area.x + 5, first_row_y(tail.area) + 4);
+        assert_eq!(s.view, ViewId::Log);
+        assert_eq!(s.selected[ViewId::Log.index()], 4);
+    }
+
+    #[test]
+    fn click_on_a_tab_switches_view() {
+        let mut s = state(10);
+        let b = render(&s, W, H);
+        let tabs = line(&b, 1);
+        for v in [ViewId::Certs, ViewId::Log, ViewId::Traffic] {
+            let label = tab_label(v);
+            let x = tabs.find(label.trim()).unwrap() as u16;
+            click(&mut s, x + 1, 1);
+            assert_eq!(s.view, v);
+        }
+    }
+
+    #[test]
+    fn click_outside_rows_and_tabs_does_nothing() {
+        let mut s = state(300);
+        s.view = ViewId::Log;
+        update(&mut s, Msg::Key(KeyEvent::from(KeyCode::Char('j'))));
+        let (view, selected) = (s.view, s.selected);
+        // Header, table border, table header, footer, right of the last tab.
+        for (x, y) in [(5, 0), (5, 2), (5, 3), (0, 10), (5, H - 1), (W - 2, 1)] {
+            click(&mut s, x, y);
+            assert_eq!((s.view, s.selected), (view, selected), "click at {x},{y}");
+        }
+        // Under an overlay, clicks do nothing either.
+        update(&mut s, Msg::Key(KeyEvent::from(KeyCode::Char('?'))));
+        click(&mut s, 20, 9);
+        assert_eq!(s.selected, selected);
+        // Nor in a too-small terminal.
+        update(&mut s, Msg::Key(KeyEvent::from(KeyCode::Esc)));
+        update(&mut s, Msg::Resize(60, 20));
+        click(&mut s, 20, 9);
+        assert_eq!(s.selected, selected);
+    }
+}
