@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::audit::tail::TailOptions;
 use crate::cli::ConsoleArgs;
 use crate::config::model::PolicyFile;
-use crate::console::theme::{Theme, user_themes_dir};
+use crate::console::theme::{Theme, catalogue, user_themes_dir};
 use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
 use crate::exit::Failure;
 use crate::paths::Paths;
@@ -56,6 +56,7 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         });
     }
     opts.latency_report = latency_report();
+    opts.themes = catalogue(user_themes_dir().as_deref());
     let clock = opts.clock.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -208,6 +209,7 @@ impl InProcessConsole {
         }
         opts.rotation_quiet_period = s.quiet_period;
         opts.latency_report = latency_report();
+        opts.themes = catalogue(user_themes_dir().as_deref());
         tasks.push(feed::spawn_rotations(
             s.store,
             s.clock,

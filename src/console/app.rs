@@ -17,7 +17,8 @@ use super::filter::Filter;
 use super::keymap::{self, Action, Context};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
-use super::theme::Theme;
+use super::command::CommandLine;
+use super::theme::{Theme, ThemeChoice};
 use super::views::{self, layout::Hit, layout::TableId};
 use super::wizard::Prompt;
 
@@ -182,6 +183,15 @@ pub struct AppState {
     pub feed: FeedStatus,
     /// A question in the footer (abort y/n, revoke typed name) that takes the keyboard.
     pub prompt: Option<Prompt>,
+    /// The `:` command line while it is open.
+    pub command: Option<CommandLine>,
+    /// Commands run, oldest first (↑/↓ in the command line).
+    pub command_history: Vec<String>,
+    /// The outcome of the last command (`Err`: why it did not run), shown in the footer until
+    /// the next key.
+    pub message: Option<Result<String, String>>,
+    /// Themes `:theme NAME` can switch to (see `theme::catalogue`).
+    pub themes: Vec<ThemeChoice>,
     /// Actions `update` asked for and the runner has not handed to the worker yet.
     pub pending_actions: Vec<ConsoleAction>,
     /// Whether an action worker exists (the console has a store to change).
@@ -218,6 +228,10 @@ impl AppState {
             sort: [0; 7],
             feed: FeedStatus::default(),
             prompt: None,
+            command: None,
+            command_history: Vec::new(),
+            message: None,
+            themes: super::theme::catalogue(None),
             pending_actions: Vec::new(),
             actions_available: false,
             last_action: None,
@@ -235,6 +249,8 @@ impl AppState {
                 Prompt::ConfirmAbort { .. } => Context::YesNo,
                 Prompt::TypeName { .. } => Context::TextPrompt,
             }
+        } else if self.command.is_some() {
+            Context::CommandInput
         } else if self.filter_input.is_some() {
             Context::FilterInput
         } else {
@@ -283,7 +299,7 @@ impl AppState {
         }
     }
 
-    fn set_filter(&mut self, text: &str) {
+    pub(super) fn set_filter(&mut self, text: &str) {
         let f = Filter::parse(text);
         if f == self.filter {
             return;
@@ -362,18 +378,23 @@ impl AppState {
     fn key(&mut self, key: KeyEvent) {
         let context = self.context();
         let action = keymap::action_for(&key, context);
+        let typed = match key.code {
+            crossterm::event::KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
+                Some(c)
+            }
+            _ => None,
+        };
+        self.message = None;
         if matches!(context, Context::YesNo | Context::TextPrompt) {
-            let typed = match key.code {
-                crossterm::event::KeyCode::Char(c)
-                    if !key
-                        .modifiers
-                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
-                {
-                    Some(c)
-                }
-                _ => None,
-            };
             self.prompt_key(action, typed);
+            return;
+        }
+        if context == Context::CommandInput {
+            self.command_key(action, typed);
             return;
         }
         if context == Context::FilterInput {
@@ -390,11 +411,7 @@ impl AppState {
                     self.filter_input = Some(text);
                 }
                 _ => {
-                    if let crossterm::event::KeyCode::Char(c) = key.code
-                        && !key
-                            .modifiers
-                            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-                    {
+                    if let Some(c) = typed {
                         let mut text = self.filter_input.take().unwrap_or_default();
                         text.push(c);
                         self.set_filter(&text);
@@ -418,11 +435,18 @@ impl AppState {
             }
             return;
         }
+        self.perform(action, Some(&key));
+    }
+
+    /// Do what `action` means with a view showing (no overlay, no input open): the one
+    /// implementation behind keys and `:` commands. `key` is the key pressed, if any (the digit
+    /// of `SwitchView`).
+    pub(super) fn perform(&mut self, action: Action, key: Option<&KeyEvent>) {
         match action {
             Action::Quit => self.should_quit = true,
             Action::ToggleHelp => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Action::SwitchView => {
-                if let crossterm::event::KeyCode::Char(c) = key.code
+                if let Some(crossterm::event::KeyCode::Char(c)) = key.map(|k| k.code)
                     && let Some(d) = c.to_digit(10)
                     && let Some(v) = ViewId::ALL.get((d as usize).wrapping_sub(1))
                 {
@@ -438,6 +462,7 @@ impl AppState {
             Action::Top => self.selected[self.view.index()] = 0,
             Action::Bottom => self.move_selection(isize::MAX / 2),
             Action::StartFilter => self.filter_input = Some(self.filter.text().to_string()),
+            Action::StartCommand => self.command = Some(CommandLine::default()),
             Action::CycleSort => {
                 let i = self.view.index();
                 self.sort[i] = (self.sort[i] + 1) % self.view.sort_orders().len();
@@ -461,7 +486,11 @@ impl AppState {
             | Action::CancelFilter
             | Action::DeleteChar
             | Action::Confirm
-            | Action::Cancel => {}
+            | Action::Cancel
+            | Action::RunCommand
+            | Action::Complete
+            | Action::HistoryPrev
+            | Action::HistoryNext => {}
         }
     }
 

@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod alerts;
 pub mod app;
 pub mod bench;
+pub mod command;
 pub mod feed;
 pub mod filter;
 pub mod inventory;

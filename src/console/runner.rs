@@ -50,6 +50,9 @@ pub struct ConsoleOptions {
     /// Measure key-to-draw latency and write p50/p99/max to this file on exit (the commands set
     /// it from `BOTGATE_CONSOLE_LATENCY`).
     pub latency_report: Option<std::path::PathBuf>,
+    /// Themes `:theme NAME` offers (default: the shipped ones; the commands add the config
+    /// dir's with `theme::catalogue`).
+    pub themes: Vec<super::theme::ThemeChoice>,
 }
 
 impl ConsoleOptions {
@@ -64,6 +67,7 @@ impl ConsoleOptions {
             actions: None,
             rotation_quiet_period: crate::rotation::DEFAULT_QUIET_PERIOD,
             latency_report: None,
+            themes: super::theme::catalogue(None),
         }
     }
 
@@ -75,6 +79,7 @@ impl ConsoleOptions {
             s.started_at = t;
         }
         s.actions_available = self.actions.is_some() && !self.header.read_only;
+        s.themes = self.themes.clone();
         s
     }
 }

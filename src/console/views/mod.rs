@@ -18,6 +18,8 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::app::{AppState, Overlay, ViewId};
+use super::command;
+use super::model::CredentialStatus;
 use super::keymap::{self, Context};
 use super::wizard::Prompt;
 
@@ -186,6 +188,21 @@ fn draw_footer(frame: &mut Frame, area: Rect, s: &AppState) {
         }
         None => {}
     }
+    if let Some(cl) = &s.command {
+        spans.push(Span::styled(
+            format!(":{}█   ", cl.input),
+            t.accent().add_modifier(Modifier::BOLD),
+        ));
+    }
+    match &s.message {
+        Some(Ok(text)) => spans.push(Span::styled(format!("{text}   "), t.base())),
+        Some(Err(text)) => spans.push(Span::styled(
+            format!("{text}   "),
+            t.status(CredentialStatus::Critical)
+                .add_modifier(Modifier::BOLD),
+        )),
+        None => {}
+    }
     for (label, hint) in keymap::footer_hints(ctx, s.view, s.header.read_only) {
         spans.push(Span::styled(label, t.accent()));
         spans.push(Span::styled(format!(" {hint}  "), t.muted()));
@@ -220,6 +237,17 @@ fn draw_help(frame: &mut Frame, area: Rect, s: &AppState, scroll: u16) {
             ])
         })
         .collect();
+    lines.push(Line::raw(""));
+    lines.extend(
+        command::help_lines(s.header.read_only)
+            .into_iter()
+            .map(|(usage, help)| {
+                Line::from(vec![
+                    Span::styled(format!("{usage:<22}"), t.accent()),
+                    Span::styled(help, t.base()),
+                ])
+            }),
+    );
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "Filter terms (all must match): deny allow bypass error, key:value with",
