@@ -437,10 +437,7 @@ impl AppState {
     /// `:rotate NAME`: select NAME in the Tokens (or Certs) view and do what `r` does there.
     fn rotate_named(&mut self, name: &str) {
         if self.header.read_only {
-            self.message = Some(Err(format!(
-                ":rotate is disabled: {}",
-                actions::READ_ONLY
-            )));
+            self.message = Some(Err(format!(":rotate is disabled: {}", actions::READ_ONLY)));
             return;
         }
         let found = rows::tokens(self)
@@ -457,7 +454,10 @@ impl AppState {
             let hidden = self.tokens.iter().any(|t| t.name == name)
                 || self.certs.iter().any(|c| c.common_name == name);
             self.message = Some(Err(if hidden {
-                format!("{name} is hidden by the filter {:?}; :nofilter first", self.filter.text())
+                format!(
+                    "{name} is hidden by the filter {:?}; :nofilter first",
+                    self.filter.text()
+                )
             } else {
                 let mut names: Vec<&str> = self.tokens.iter().map(|t| t.name.as_str()).collect();
                 names.extend(self.certs.iter().map(|c| c.common_name.as_str()));
@@ -468,7 +468,9 @@ impl AppState {
                     .collect();
                 close.sort();
                 match close.first() {
-                    Some((_, n)) => format!("no token or certificate named {name}; did you mean {n}?"),
+                    Some((_, n)) => {
+                        format!("no token or certificate named {name}; did you mean {n}?")
+                    }
                     None => format!("no token or certificate named {name} (Tab completes names)"),
                 }
             }));
@@ -508,7 +510,10 @@ mod tests {
     #[test]
     fn unknown_command_names_it_and_suggests_close_ones() {
         let e = parse("tokns", false).unwrap_err();
-        assert_eq!(e.to_string(), "unknown command :tokns; did you mean :tokens?");
+        assert_eq!(
+            e.to_string(),
+            "unknown command :tokns; did you mean :tokens?"
+        );
         let e = parse("rot8", false).unwrap_err().to_string();
         assert!(e.contains(":rot8") && e.contains(":rotations"), "{e}");
         let e = parse("xyzzy", false).unwrap_err().to_string();
@@ -614,7 +619,11 @@ mod tests {
             assert_eq!((s.view, s.command.clone()), (ViewId::Tokens, None));
             keys(&mut s, ":log");
             key(&mut s, KeyCode::Esc);
-            assert_eq!((s.view, s.command.clone()), (ViewId::Tokens, None), "cancelled");
+            assert_eq!(
+                (s.view, s.command.clone()),
+                (ViewId::Tokens, None),
+                "cancelled"
+            );
             // `q` typed in the command line is text, not quit.
             keys(&mut s, ":q");
             assert!(!s.should_quit);
@@ -633,7 +642,10 @@ mod tests {
             assert_eq!(s.filter.text(), "");
             keys(&mut s, ":help");
             key(&mut s, KeyCode::Enter);
-            assert!(matches!(s.overlay, Some(crate::console::app::Overlay::Help { .. })));
+            assert!(matches!(
+                s.overlay,
+                Some(crate::console::app::Overlay::Help { .. })
+            ));
             key(&mut s, KeyCode::Esc);
             keys(&mut s, ":theme light");
             key(&mut s, KeyCode::Enter);
@@ -644,7 +656,10 @@ mod tests {
             let Some(Err(e)) = &s.message else {
                 panic!("{:?}", s.message)
             };
-            assert!(e.contains("\"solarized\"") && e.contains("high-contrast"), "{e}");
+            assert!(
+                e.contains("\"solarized\"") && e.contains("high-contrast"),
+                "{e}"
+            );
             assert_eq!(s.theme.name, "light", "unchanged");
         }
 
@@ -672,7 +687,10 @@ mod tests {
             let (line, many) = complete(&s, "r");
             assert_eq!(line, "rotat");
             assert_eq!(many, ["rotations", "rotate"]);
-            assert_eq!(complete(&s, "theme hi"), ("theme high-contrast".into(), vec![]));
+            assert_eq!(
+                complete(&s, "theme hi"),
+                ("theme high-contrast".into(), vec![])
+            );
             let (line, many) = complete(&s, "rotate ci");
             assert_eq!(line, "rotate ci-deploy-");
             assert_eq!(many.len(), 2);
@@ -701,7 +719,11 @@ mod tests {
             key(&mut s, KeyCode::Up);
             key(&mut s, KeyCode::Up);
             key(&mut s, KeyCode::Up);
-            assert_eq!(s.command.as_ref().unwrap().input, "certs", "stops at the oldest");
+            assert_eq!(
+                s.command.as_ref().unwrap().input,
+                "certs",
+                "stops at the oldest"
+            );
             key(&mut s, KeyCode::Down);
             assert_eq!(s.command.as_ref().unwrap().input, "log");
             key(&mut s, KeyCode::Down);
@@ -740,7 +762,10 @@ mod tests {
             keys(&mut s, ":rotate device-0001.factory.corp");
             key(&mut s, KeyCode::Enter);
             assert_eq!(s.view, ViewId::Certs);
-            assert!(matches!(&s.pending_actions[..], [ConsoleAction::StartCert { .. }]));
+            assert!(matches!(
+                &s.pending_actions[..],
+                [ConsoleAction::StartCert { .. }]
+            ));
 
             s.pending_actions.clear();
             keys(&mut s, ":rotate ci-deploy-prd");
@@ -764,7 +789,10 @@ mod tests {
             let Some(Err(e)) = &s.message else {
                 panic!("{:?}", s.message)
             };
-            assert!(e.starts_with(":rotate is disabled: read-only console"), "{e}");
+            assert!(
+                e.starts_with(":rotate is disabled: read-only console"),
+                "{e}"
+            );
             assert_eq!(s.view, ViewId::Traffic, "nothing selected or switched");
         }
 
@@ -783,8 +811,15 @@ mod tests {
     fn help_lists_commands_without_rotate_when_read_only() {
         let rw = help_lines(false);
         assert!(rw.iter().any(|(u, _)| u == ":rotate NAME"));
-        assert!(rw.iter().any(|(u, h)| u == ":VIEW" && h.contains(" tokens ")));
+        assert!(
+            rw.iter()
+                .any(|(u, h)| u == ":VIEW" && h.contains(" tokens "))
+        );
         assert!(rw.iter().any(|(_, h)| h.contains("short: tr tok ")));
-        assert!(!help_lines(true).iter().any(|(u, _)| u.starts_with(":rotate")));
+        assert!(
+            !help_lines(true)
+                .iter()
+                .any(|(u, _)| u.starts_with(":rotate"))
+        );
     }
 }

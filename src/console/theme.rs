@@ -408,7 +408,11 @@ mod tests {
     fn catalogue_lists_shipped_and_user_themes_and_keeps_bad_ones_as_errors() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ocean.toml"), "[colors]\nbg = \"blue\"\n").unwrap();
-        std::fs::write(dir.path().join("broken.toml"), "[colors]\nbg = \"blurple\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("broken.toml"),
+            "[colors]\nbg = \"blurple\"\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not a theme").unwrap();
         let names: Vec<_> = catalogue(Some(dir.path()))
             .into_iter()

@@ -124,7 +124,11 @@ pub fn tables(s: &AppState, body: Rect) -> Vec<TableGeom> {
                 TableGeom::new(s, TableId::Tail, l.tail),
             ]
         }
-        ViewId::Policies => vec![TableGeom::new(s, TableId::View(v), policies::layout(body, s).1)],
+        ViewId::Policies => vec![TableGeom::new(
+            s,
+            TableId::View(v),
+            policies::layout(body, s).1,
+        )],
         ViewId::Rotations if s.rotations.is_empty() => Vec::new(),
         ViewId::Rotations => vec![TableGeom::new(
             s,
@@ -182,7 +186,9 @@ mod tests {
     use crate::console::app::{HeaderInfo, Msg, update};
     use crate::console::bench::{render, synthetic_event};
     use crate::console::theme::Theme;
-    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    use crossterm::event::{
+        KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+    };
     use ratatui::buffer::Buffer;
     use std::sync::Arc;
 
@@ -193,7 +199,12 @@ mod tests {
         let start = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc);
-        let mut s = AppState::new(Theme::default(), HeaderInfo::default(), Limits::default(), start);
+        let mut s = AppState::new(
+            Theme::default(),
+            HeaderInfo::default(),
+            Limits::default(),
+            start,
+        );
         update(&mut s, Msg::Resize(W, H));
         for i in 0..events {
             update(&mut s, Msg::Event(Arc::new(synthetic_event(i, start, 100))));
@@ -238,7 +249,11 @@ mod tests {
         click(&mut s, 20, y);
         assert_eq!(s.selected[ViewId::Log.index()], 5);
         let after = render(&s, W, H);
-        assert_eq!(selected_line(&after), Some(y), "the symbol is on the clicked line");
+        assert_eq!(
+            selected_line(&after),
+            Some(y),
+            "the symbol is on the clicked line"
+        );
         assert_eq!(
             skip(&line(&after, y)),
             skip(&row_text),
@@ -262,7 +277,11 @@ mod tests {
         assert_eq!(s.selected[ViewId::Log.index()], offset + 3);
         let after = render(&s, W, H);
         assert_eq!(selected_line(&after), Some(y));
-        assert_eq!(skip(&line(&after, y)), skip(&row_text), "no jump after the click");
+        assert_eq!(
+            skip(&line(&after, y)),
+            skip(&row_text),
+            "no jump after the click"
+        );
     }
 
     #[test]
@@ -273,7 +292,10 @@ mod tests {
         assert_eq!(ids.id, TableId::View(ViewId::Traffic));
         click(&mut s, ids.area.x + 5, first_row_y(ids.area) + 2);
         assert_eq!(s.selected[ViewId::Traffic.index()], 2);
-        assert_eq!(selected_line(&render(&s, W, H)), Some(first_row_y(ids.area) + 2));
+        assert_eq!(
+            selected_line(&render(&s, W, H)),
+            Some(first_row_y(ids.area) + 2)
+        );
 
         let tail = geoms[1];
         assert_eq!(tail.id, TableId::Tail);

@@ -19,8 +19,8 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::app::{AppState, Overlay, ViewId};
 use super::command;
-use super::model::CredentialStatus;
 use super::keymap::{self, Context};
+use super::model::CredentialStatus;
 use super::wizard::Prompt;
 
 /// The smallest terminal the console draws in.

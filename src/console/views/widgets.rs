@@ -69,7 +69,12 @@ pub const fn first_row_y(area: Rect) -> u16 {
 /// The first row shown of a table of `total` rows with `visible` on screen: the remembered
 /// `scroll` position, moved just enough to keep `selected` on screen, never past the end. The
 /// draw pass and the mouse hit-test both call this, so a click lands on the row drawn there.
-pub fn window_offset(total: usize, selected: Option<usize>, scroll: usize, visible: usize) -> usize {
+pub fn window_offset(
+    total: usize,
+    selected: Option<usize>,
+    scroll: usize,
+    visible: usize,
+) -> usize {
     let visible = visible.max(1);
     let mut offset = scroll.min(total.saturating_sub(visible));
     if let Some(sel) = selected.filter(|_| total > 0).map(|s| s.min(total - 1)) {
