@@ -68,7 +68,7 @@ pub struct DemoArgs {
     pub theme: Option<String>,
     /// Multiply every simulated bot's request rate (1 = the realistic scenario; `inf` sends as
     /// fast as the gate answers, to load the console).
-    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = positive_multiplier)]
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = positive_multiplier, allow_negative_numbers = true)]
     pub rate_multiplier: f64,
 }
 
