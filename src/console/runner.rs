@@ -1,7 +1,8 @@
 //! The runner: owns the terminal (raw mode, alternate screen, mouse capture; restored on exit
 //! and on panic) and merges keyboard/mouse input, a one-second tick and the incoming `Msg`
 //! channel into `update`. Redraws only after a change, at most ~60 times a second; a key never
-//! waits for I/O.
+//! waits for I/O. With `ConsoleOptions::latency_report` set it times each key from being read
+//! to the end of the frame that shows it (`latency`) and writes p50/p99/max on exit.
 
 use std::io::{self, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
