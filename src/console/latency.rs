@@ -72,7 +72,7 @@ impl LatencyHistogram {
     }
 
     /// `key-to-draw: 212 samples, p50 1.2 ms, p99 4.8 ms, max 6.1 ms, mean 1.4 ms`.
-    pub fn summary(&self) -> String {
+    pub fn summary(&self, what: &str) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let mean = if self.samples == 0 {
             0.0
@@ -80,7 +80,7 @@ impl LatencyHistogram {
             ms(self.sum) / self.samples as f64
         };
         format!(
-            "key-to-draw: {} samples, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, mean {:.1} ms",
+            "{what}: {} samples, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, mean {:.1} ms",
             self.samples,
             ms(self.quantile(0.5)),
             ms(self.quantile(0.99)),
@@ -106,7 +106,12 @@ mod tests {
         assert_eq!(h.quantile(0.5), Duration::from_micros(50_100));
         assert_eq!(h.quantile(0.99), Duration::from_micros(99_100));
         assert_eq!(h.max(), Duration::from_millis(100));
-        assert!(h.summary().contains("100 samples"), "{}", h.summary());
+        assert!(
+            h.summary("key-to-draw")
+                .starts_with("key-to-draw: 100 samples, p50 50.1 ms, p99 99.1 ms, max 100.0 ms"),
+            "{}",
+            h.summary("key-to-draw")
+        );
     }
 
     #[test]
