@@ -66,6 +66,25 @@ pub struct DemoArgs {
     /// Console theme.
     #[arg(long, env = "BOTGATE_THEME")]
     pub theme: Option<String>,
+    /// Multiply every simulated bot's request rate (1 = the realistic scenario; `inf` sends as
+    /// fast as the gate answers, to load the console).
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = positive_multiplier, allow_negative_numbers = true)]
+    pub rate_multiplier: f64,
+}
+
+/// `--rate-multiplier`: a number greater than 0 (`inf` allowed).
+fn positive_multiplier(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; use e.g. 1, 2.5, 50 or inf"))?;
+    if x > 0.0 {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{s} must be greater than 0 (1 is the realistic rate, 50 is fifty times faster)"
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

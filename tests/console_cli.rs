@@ -64,3 +64,26 @@ fn without_a_terminal_the_console_refuses() {
         .code(1)
         .stderr(contains("needs an interactive terminal"));
 }
+
+#[test]
+fn demo_rate_multiplier_must_be_a_positive_number() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bad, says) in [
+        ("0", "must be greater than 0"),
+        ("-2", "must be greater than 0"),
+        ("fast", "\"fast\" is not a number"),
+    ] {
+        botgate(dir.path())
+            .args([
+                "demo",
+                "--headless",
+                "--duration",
+                "1",
+                "--rate-multiplier",
+                bad,
+            ])
+            .assert()
+            .code(2)
+            .stderr(contains("--rate-multiplier").and(contains(says)));
+    }
+}

@@ -13,5 +13,8 @@ mod token;
 static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
 
 fn main() {
+    if console::rss_probe() {
+        return;
+    }
     divan::main();
 }

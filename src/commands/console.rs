@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::audit::tail::TailOptions;
 use crate::cli::ConsoleArgs;
 use crate::config::model::PolicyFile;
-use crate::console::theme::{Theme, user_themes_dir};
+use crate::console::theme::{Theme, catalogue, user_themes_dir};
 use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
 use crate::exit::Failure;
 use crate::paths::Paths;
@@ -55,6 +55,8 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
             secret_dir: paths.state_dir.join("secrets"),
         });
     }
+    opts.latency_report = latency_report();
+    opts.themes = catalogue(user_themes_dir().as_deref());
     let clock = opts.clock.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -104,6 +106,13 @@ fn resolve_theme(requested: Option<&str>) -> Result<Theme> {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     Theme::resolve(requested, no_color, user_themes_dir().as_deref())
         .map_err(|e| Failure::bad_input(e.to_string()))
+}
+
+/// `BOTGATE_CONSOLE_LATENCY=FILE`: measure key-to-draw latency and write it to FILE on exit.
+fn latency_report() -> Option<PathBuf> {
+    std::env::var_os("BOTGATE_CONSOLE_LATENCY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The policy file if it exists and is valid (the console shows reload errors itself).
@@ -202,6 +211,8 @@ impl InProcessConsole {
             });
         }
         opts.rotation_quiet_period = s.quiet_period;
+        opts.latency_report = latency_report();
+        opts.themes = catalogue(user_themes_dir().as_deref());
         tasks.push(feed::spawn_rotations(
             s.store,
             s.clock,

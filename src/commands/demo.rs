@@ -22,7 +22,9 @@ pub fn run(_paths: &Paths, args: DemoArgs) -> Result<()> {
     // The demo never touches the user's state dir or policy file: it builds its own.
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let demo = demo::start(demo_options())
+        let mut opts = demo_options();
+        opts.rate_multiplier = args.rate_multiplier;
+        let demo = demo::start(opts)
             .await
             .context("cannot start the demo")?;
         eprintln!(

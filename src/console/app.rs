@@ -6,18 +6,20 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use crossterm::event::{KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use crate::audit::{AccessEvent, EventKind};
 
 use super::actions::ConsoleAction;
 use super::aggregate::{Limits, Traffic};
 use super::alerts::AlertBook;
+use super::command::CommandLine;
 use super::filter::Filter;
 use super::keymap::{self, Action, Context};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
-use super::theme::Theme;
+use super::theme::{Theme, ThemeChoice};
+use super::views::{self, layout::Hit, layout::TableId};
 use super::wizard::Prompt;
 
 /// Everything that can change the console.
@@ -173,11 +175,23 @@ pub struct AppState {
     pub overlay: Option<Overlay>,
     /// Selected row per view (for the Log view: counted from the newest event).
     pub selected: [usize; 7],
+    /// First row shown per view's table, as last drawn (the table scrolls only when the
+    /// selection leaves the screen; see `views::widgets::window_offset`).
+    pub scroll: [usize; 7],
     /// Sort order per view, an index into `ViewId::sort_orders`.
     pub sort: [usize; 7],
     pub feed: FeedStatus,
     /// A question in the footer (abort y/n, revoke typed name) that takes the keyboard.
     pub prompt: Option<Prompt>,
+    /// The `:` command line while it is open.
+    pub command: Option<CommandLine>,
+    /// Commands run, oldest first (↑/↓ in the command line).
+    pub command_history: Vec<String>,
+    /// The outcome of the last command (`Err`: why it did not run), shown in the footer until
+    /// the next key.
+    pub message: Option<Result<String, String>>,
+    /// Themes `:theme NAME` can switch to (see `theme::catalogue`).
+    pub themes: Vec<ThemeChoice>,
     /// Actions `update` asked for and the runner has not handed to the worker yet.
     pub pending_actions: Vec<ConsoleAction>,
     /// Whether an action worker exists (the console has a store to change).
@@ -210,9 +224,14 @@ impl AppState {
             filtered: VecDeque::new(),
             overlay: None,
             selected: [0; 7],
+            scroll: [0; 7],
             sort: [0; 7],
             feed: FeedStatus::default(),
             prompt: None,
+            command: None,
+            command_history: Vec::new(),
+            message: None,
+            themes: super::theme::catalogue(None),
             pending_actions: Vec::new(),
             actions_available: false,
             last_action: None,
@@ -230,6 +249,8 @@ impl AppState {
                 Prompt::ConfirmAbort { .. } => Context::YesNo,
                 Prompt::TypeName { .. } => Context::TextPrompt,
             }
+        } else if self.command.is_some() {
+            Context::CommandInput
         } else if self.filter_input.is_some() {
             Context::FilterInput
         } else {
@@ -272,10 +293,13 @@ impl AppState {
         if visible_in_log && self.selected[log] > 0 {
             self.selected[log] =
                 (self.selected[log] + 1).min(rows::log_len(self).saturating_sub(1));
+            if self.scroll[log] > 0 {
+                self.scroll[log] += 1;
+            }
         }
     }
 
-    fn set_filter(&mut self, text: &str) {
+    pub(super) fn set_filter(&mut self, text: &str) {
         let f = Filter::parse(text);
         if f == self.filter {
             return;
@@ -291,6 +315,42 @@ impl AppState {
             }
         }
         self.selected = [0; 7];
+        self.scroll = [0; 7];
+    }
+
+    /// Show `view` (digit keys, Tab, a click on its tab, `:name`).
+    pub(super) fn show_view(&mut self, view: ViewId) {
+        self.view = view;
+    }
+
+    /// Remember where the current view's table is scrolled, after the selection moved.
+    fn remember_scroll(&mut self) {
+        let v = self.view;
+        self.scroll[v.index()] = views::layout::offset_of(self, v);
+    }
+
+    /// A left click at column `x`, line `y`: a tab switches view, a table row is selected (a
+    /// live-tail row is selected in the Log view, which opens). Ignored under an overlay or a
+    /// question.
+    fn click(&mut self, x: u16, y: u16) {
+        if self.overlay.is_some() || self.prompt.is_some() {
+            return;
+        }
+        match views::layout::hit(self, x, y) {
+            Some(Hit::Tab(v)) => self.show_view(v),
+            Some(Hit::Row {
+                table: TableId::View(v),
+                index,
+            }) => self.selected[v.index()] = index,
+            Some(Hit::Row {
+                table: TableId::Tail,
+                index,
+            }) => {
+                self.show_view(ViewId::Log);
+                self.selected[ViewId::Log.index()] = index;
+            }
+            None => {}
+        }
     }
 
     fn page(&self) -> usize {
@@ -318,18 +378,23 @@ impl AppState {
     fn key(&mut self, key: KeyEvent) {
         let context = self.context();
         let action = keymap::action_for(&key, context);
+        let typed = match key.code {
+            crossterm::event::KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
+                Some(c)
+            }
+            _ => None,
+        };
+        self.message = None;
         if matches!(context, Context::YesNo | Context::TextPrompt) {
-            let typed = match key.code {
-                crossterm::event::KeyCode::Char(c)
-                    if !key
-                        .modifiers
-                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
-                {
-                    Some(c)
-                }
-                _ => None,
-            };
             self.prompt_key(action, typed);
+            return;
+        }
+        if context == Context::CommandInput {
+            self.command_key(action, typed);
             return;
         }
         if context == Context::FilterInput {
@@ -346,11 +411,7 @@ impl AppState {
                     self.filter_input = Some(text);
                 }
                 _ => {
-                    if let crossterm::event::KeyCode::Char(c) = key.code
-                        && !key
-                            .modifiers
-                            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-                    {
+                    if let Some(c) = typed {
                         let mut text = self.filter_input.take().unwrap_or_default();
                         text.push(c);
                         self.set_filter(&text);
@@ -374,19 +435,26 @@ impl AppState {
             }
             return;
         }
+        self.perform(action, Some(&key));
+    }
+
+    /// Do what `action` means with a view showing (no overlay, no input open): the one
+    /// implementation behind keys and `:` commands. `key` is the key pressed, if any (the digit
+    /// of `SwitchView`).
+    pub(super) fn perform(&mut self, action: Action, key: Option<&KeyEvent>) {
         match action {
             Action::Quit => self.should_quit = true,
             Action::ToggleHelp => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Action::SwitchView => {
-                if let crossterm::event::KeyCode::Char(c) = key.code
+                if let Some(crossterm::event::KeyCode::Char(c)) = key.map(|k| k.code)
                     && let Some(d) = c.to_digit(10)
                     && let Some(v) = ViewId::ALL.get((d as usize).wrapping_sub(1))
                 {
-                    self.view = *v;
+                    self.show_view(*v);
                 }
             }
-            Action::NextView => self.view = self.view.offset(1),
-            Action::PrevView => self.view = self.view.offset(-1),
+            Action::NextView => self.show_view(self.view.offset(1)),
+            Action::PrevView => self.show_view(self.view.offset(-1)),
             Action::Down => self.move_selection(1),
             Action::Up => self.move_selection(-1),
             Action::PageDown => self.move_selection(self.page() as isize),
@@ -394,6 +462,7 @@ impl AppState {
             Action::Top => self.selected[self.view.index()] = 0,
             Action::Bottom => self.move_selection(isize::MAX / 2),
             Action::StartFilter => self.filter_input = Some(self.filter.text().to_string()),
+            Action::StartCommand => self.command = Some(CommandLine::default()),
             Action::CycleSort => {
                 let i = self.view.index();
                 self.sort[i] = (self.sort[i] + 1) % self.view.sort_orders().len();
@@ -417,7 +486,11 @@ impl AppState {
             | Action::CancelFilter
             | Action::DeleteChar
             | Action::Confirm
-            | Action::Cancel => {}
+            | Action::Cancel
+            | Action::RunCommand
+            | Action::Complete
+            | Action::HistoryPrev
+            | Action::HistoryNext => {}
         }
     }
 
@@ -425,6 +498,7 @@ impl AppState {
         let delta = match m.kind {
             MouseEventKind::ScrollDown => 1,
             MouseEventKind::ScrollUp => -1,
+            MouseEventKind::Down(MouseButton::Left) => return self.click(m.column, m.row),
             _ => return,
         };
         match &mut self.overlay {
@@ -457,13 +531,22 @@ pub fn update(state: &mut AppState, msg: Msg) {
             state.rotations = rows;
             state.clamp_selections();
         }
-        Msg::Key(k) => state.key(k),
-        Msg::Mouse(m) => state.mouse(m),
+        Msg::Key(k) => {
+            state.key(k);
+            state.remember_scroll();
+        }
+        Msg::Mouse(m) => {
+            state.mouse(m);
+            state.remember_scroll();
+        }
         Msg::Tick(now) => {
             state.now = now;
             state.alerts.derive_expiry(&state.tokens, &state.certs, now);
         }
-        Msg::Resize(w, h) => state.size = (w, h),
+        Msg::Resize(w, h) => {
+            state.size = (w, h);
+            state.remember_scroll();
+        }
         Msg::Dropped(n) => state.feed.dropped += n,
         Msg::CorruptLine { line, error } => {
             state.feed.corrupt_lines += 1;

@@ -84,6 +84,46 @@ pub fn ingest(state: &mut AppState, events: &[Arc<AccessEvent>]) {
     }
 }
 
+/// `n` synthetic events as JSONL lines, as the gate's audit writer writes them.
+pub fn jsonl_lines(n: u64, start: DateTime<Utc>, per_sec: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| synthetic_event(i, start, per_sec).to_json_line())
+        .collect()
+}
+
+/// Parse JSONL lines as the tail reader does and feed each event into the state; returns how
+/// many lines did not parse (they become `Msg::CorruptLine`).
+pub fn ingest_jsonl<S: AsRef<[u8]>>(state: &mut AppState, lines: &[S]) -> usize {
+    let mut corrupt = 0;
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_slice::<AccessEvent>(line.as_ref()) {
+            Ok(e) => update(state, Msg::Event(Arc::new(e))),
+            Err(e) => {
+                corrupt += 1;
+                update(
+                    state,
+                    Msg::CorruptLine {
+                        line: i as u64 + 1,
+                        error: e.to_string(),
+                    },
+                );
+            }
+        }
+    }
+    corrupt
+}
+
+/// This process's resident memory in bytes (Linux `/proc/self/statm`; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
 /// Draw one frame of `width`×`height` and return it.
 pub fn render(state: &AppState, width: u16, height: u16) -> Buffer {
     let mut terminal = match Terminal::new(TestBackend::new(width, height)) {

@@ -43,6 +43,16 @@ pub enum Action {
     Confirm,
     /// Prompt: no / cancel.
     Cancel,
+    /// Open the `:` command line in the footer.
+    StartCommand,
+    /// Command line: run what was typed.
+    RunCommand,
+    /// Command line: complete the command or its argument.
+    Complete,
+    /// Command line: the previous command run.
+    HistoryPrev,
+    /// Command line: the next command run (or back to what was being typed).
+    HistoryNext,
 }
 
 /// Where the keyboard focus is.
@@ -58,6 +68,8 @@ pub enum Context {
     YesNo,
     /// Typing an answer in the footer (e.g. a credential's name before a revoke).
     TextPrompt,
+    /// Typing a `:` command in the footer.
+    CommandInput,
 }
 
 /// One key (code + modifiers, with Shift ignored for characters).
@@ -104,7 +116,7 @@ pub struct Binding {
     pub changes: bool,
 }
 
-use Context::{FilterInput, Normal, Overlay, TextPrompt, YesNo};
+use Context::{CommandInput, FilterInput, Normal, Overlay, TextPrompt, YesNo};
 
 /// Every key binding of the console.
 pub const BINDINGS: &[Binding] = &[
@@ -230,6 +242,16 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         context: Normal,
+        keys: &[k(':')],
+        action: Action::StartCommand,
+        label: ":",
+        hint: "command",
+        help: "command line (Tab completes, ↑/↓ history); the commands are listed below",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
         keys: &[k('s')],
         action: Action::CycleSort,
         label: "s",
@@ -324,6 +346,66 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::DeleteChar,
         label: "Bksp",
         hint: "delete",
+        help: "delete a character",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: CommandInput,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::RunCommand,
+        label: "Enter",
+        hint: "run",
+        help: "run the command",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: CommandInput,
+        keys: &[code(KeyCode::Tab)],
+        action: Action::Complete,
+        label: "Tab",
+        hint: "complete",
+        help: "complete the command or its argument",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: CommandInput,
+        keys: &[code(KeyCode::Up)],
+        action: Action::HistoryPrev,
+        label: "↑/↓",
+        hint: "history",
+        help: "previous command",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: CommandInput,
+        keys: &[code(KeyCode::Down)],
+        action: Action::HistoryNext,
+        label: "↓",
+        hint: "",
+        help: "next command",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: CommandInput,
+        keys: &[code(KeyCode::Esc), ctrl('c')],
+        action: Action::Cancel,
+        label: "Esc",
+        hint: "cancel",
+        help: "close the command line",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: CommandInput,
+        keys: &[code(KeyCode::Backspace)],
+        action: Action::DeleteChar,
+        label: "Bksp",
+        hint: "",
         help: "delete a character",
         views: &[],
         changes: false,

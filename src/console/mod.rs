@@ -3,17 +3,21 @@
 //! channel: from the in-process bus (`feed::spawn_bus_bridge`) or a tailed JSONL log
 //! (`feed::spawn_tail`); inventory and policy snapshots come from `feed::spawn_inventory`.
 //! `run` owns the terminal. Rotation actions (`wizard` keys) are queued by `update` and performed
-//! by `actions::spawn_worker`. Nothing here does blocking I/O on the UI task.
+//! by `actions::spawn_worker`. Keys, mouse clicks (hit-tested with `views::layout`, the layout
+//! the views draw with) and `:` commands (`command`) all end in the same `AppState` paths.
+//! Nothing here does blocking I/O on the UI task.
 
 pub mod actions;
 pub mod aggregate;
 pub mod alerts;
 pub mod app;
 pub mod bench;
+pub mod command;
 pub mod feed;
 pub mod filter;
 pub mod inventory;
 pub mod keymap;
+pub mod latency;
 pub mod model;
 pub mod rows;
 mod runner;

@@ -1,7 +1,8 @@
 //! The runner: owns the terminal (raw mode, alternate screen, mouse capture; restored on exit
 //! and on panic) and merges keyboard/mouse input, a one-second tick and the incoming `Msg`
 //! channel into `update`. Redraws only after a change, at most ~60 times a second; a key never
-//! waits for I/O.
+//! waits for I/O. With `ConsoleOptions::latency_report` set it times each key from being read
+//! to the end of the frame that shows it (`latency`) and writes p50/p99/max on exit.
 
 use std::io::{self, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,7 @@ use crate::clock::{SharedClock, SystemClock};
 use super::actions::{self, ActionContext, ConsoleAction};
 use super::aggregate::Limits;
 use super::app::{AppState, HeaderInfo, Msg, update};
+use super::latency::LatencyHistogram;
 use super::theme::Theme;
 use super::views;
 
@@ -46,6 +48,12 @@ pub struct ConsoleOptions {
     pub actions: Option<ActionContext>,
     /// Quiet period of rotations started with `r` (default 1h; the demo uses seconds).
     pub rotation_quiet_period: chrono::Duration,
+    /// Measure key-to-draw latency and write p50/p99/max to this file on exit (the commands set
+    /// it from `BOTGATE_CONSOLE_LATENCY`).
+    pub latency_report: Option<std::path::PathBuf>,
+    /// Themes `:theme NAME` offers (default: the shipped ones; the commands add the config
+    /// dir's with `theme::catalogue`).
+    pub themes: Vec<super::theme::ThemeChoice>,
 }
 
 impl ConsoleOptions {
@@ -59,6 +67,8 @@ impl ConsoleOptions {
             started_at: None,
             actions: None,
             rotation_quiet_period: crate::rotation::DEFAULT_QUIET_PERIOD,
+            latency_report: None,
+            themes: super::theme::catalogue(None),
         }
     }
 
@@ -70,6 +80,7 @@ impl ConsoleOptions {
             s.started_at = t;
         }
         s.actions_available = self.actions.is_some() && !self.header.read_only;
+        s.themes = self.themes.clone();
         s
     }
 }
@@ -117,13 +128,40 @@ pub async fn run(opts: ConsoleOptions, rx: mpsc::Receiver<Msg>) -> Result<(), Co
         results: results_rx,
         actions: worker.as_ref().map(|(tx, _)| tx.clone()),
     };
-    let result = event_loop(&mut guard.terminal, &mut state, &opts.clock, channels).await;
+    let mut latency = Latency::default();
+    let result = event_loop(
+        &mut guard.terminal,
+        &mut state,
+        &opts.clock,
+        channels,
+        &mut latency,
+    )
+    .await;
     drop(guard);
+    if let Some(path) = &opts.latency_report {
+        // After the terminal is restored, so the line is readable.
+        let text = format!(
+            "{}\n{}\n",
+            latency.key_to_draw.summary("key-to-draw"),
+            latency.frame.summary("frame (draw + write)")
+        );
+        eprint!("{text}");
+        std::fs::write(path, text)?;
+    }
     if let Some((_, task)) = worker {
         // An action already in a blocking task finishes on its own; no new one starts.
         task.abort();
     }
     result
+}
+
+/// What the runner measures when asked (`ConsoleOptions::latency_report`).
+#[derive(Debug, Default)]
+struct Latency {
+    /// From reading a key to the end of the frame that shows it.
+    key_to_draw: LatencyHistogram,
+    /// Every frame: building it and writing it to the terminal.
+    frame: LatencyHistogram,
 }
 
 /// The event loop's inputs besides the terminal, and where actions go.
@@ -153,6 +191,7 @@ async fn event_loop(
     state: &mut AppState,
     clock: &SharedClock,
     channels: Channels,
+    latency: &mut Latency,
 ) -> Result<(), ConsoleError> {
     let Channels {
         mut rx,
@@ -165,14 +204,23 @@ async fn event_loop(
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     let mut source_open = true;
+    // When the oldest key not yet shown on screen was read.
+    let mut key_read_at: Option<Instant> = None;
     loop {
         if state.should_quit {
             return Ok(());
         }
-        if dirty && last_draw.elapsed() >= FRAME {
+        // A key is drawn at once; other changes wait for the frame interval (~60 fps), so a
+        // flood of events cannot make the console redraw faster than that.
+        if dirty && (key_read_at.is_some() || last_draw.elapsed() >= FRAME) {
+            let began = Instant::now();
             terminal.draw(|f| views::draw(f, state))?;
             last_draw = Instant::now();
             dirty = false;
+            latency.frame.record(last_draw - began);
+            if let Some(at) = key_read_at.take() {
+                latency.key_to_draw.record(last_draw - at);
+            }
         }
         tokio::select! {
             // Input first: a key is handled before the next batch of events.
@@ -180,6 +228,9 @@ async fn event_loop(
             ev = input.next() => match ev {
                 Some(Ok(ev)) => {
                     if let Some(msg) = from_terminal(ev) {
+                        if matches!(msg, Msg::Key(_)) {
+                            key_read_at.get_or_insert_with(Instant::now);
+                        }
                         update(state, msg);
                         dispatch(state, actions.as_ref());
                         dirty = true;

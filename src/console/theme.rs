@@ -317,6 +317,36 @@ impl Theme {
     }
 }
 
+/// A theme the console can switch to with `:theme NAME`: the parsed theme, or why its file
+/// does not parse (said when it is chosen).
+pub type ThemeChoice = (String, Result<Theme, String>);
+
+/// Every theme `:theme` offers: the shipped ones, then `<user_dir>/*.toml` by file stem (a user
+/// theme with a shipped name replaces it), sorted by name. Reads the directory once, at start.
+pub fn catalogue(user_dir: Option<&Path>) -> Vec<ThemeChoice> {
+    let mut out: Vec<ThemeChoice> = BUILTIN
+        .iter()
+        .filter_map(|(name, _)| {
+            let t = Theme::builtin(name)?.map_err(|e| e.to_string());
+            Some((name.to_string(), t))
+        })
+        .collect();
+    if let Some(entries) = user_dir.and_then(|d| std::fs::read_dir(d).ok()) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let stem = match (path.extension(), path.file_stem()) {
+                (Some(ext), Some(stem)) if ext == "toml" => stem.to_string_lossy().to_string(),
+                _ => continue,
+            };
+            let theme = Theme::from_file(&path).map_err(|e| e.to_string());
+            out.retain(|(n, _)| *n != stem);
+            out.push((stem, theme));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// `<config dir>/themes`, where user themes live.
 pub fn user_themes_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("dev", "botgate", "botgate")
@@ -372,6 +402,34 @@ mod tests {
             Palette::RESET
         );
         assert_eq!(Palette::KEYS.len(), 21);
+    }
+
+    #[test]
+    fn catalogue_lists_shipped_and_user_themes_and_keeps_bad_ones_as_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ocean.toml"), "[colors]\nbg = \"blue\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("broken.toml"),
+            "[colors]\nbg = \"blurple\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a theme").unwrap();
+        let names: Vec<_> = catalogue(Some(dir.path()))
+            .into_iter()
+            .map(|(n, t)| (n, t.is_ok()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("broken".to_string(), false),
+                ("dark".into(), true),
+                ("high-contrast".into(), true),
+                ("light".into(), true),
+                ("mono".into(), true),
+                ("ocean".into(), true),
+            ]
+        );
+        assert_eq!(catalogue(None).len(), BUILTIN.len());
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         ],
         list.len(),
         Some(s.selected[ViewId::Alerts.index()]),
+        s.scroll[ViewId::Alerts.index()],
         |i| {
             let a = list[i];
             let resolved = a.state == AlertState::Resolved;

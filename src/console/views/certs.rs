@@ -46,6 +46,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         ],
         list.len(),
         Some(s.selected[ViewId::Certs.index()]),
+        s.scroll[ViewId::Certs.index()],
         |i| {
             let c = list[i];
             let status = c.status(s.now);

@@ -31,6 +31,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         &log_columns(),
         n,
         Some(s.selected[ViewId::Log.index()]),
+        s.scroll[ViewId::Log.index()],
         |i| event_cells(s, i, true),
     );
 }

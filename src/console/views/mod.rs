@@ -3,6 +3,7 @@
 
 mod alerts;
 mod certs;
+pub mod layout;
 mod log;
 mod policies;
 mod rotations;
@@ -17,7 +18,9 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::app::{AppState, Overlay, ViewId};
+use super::command;
 use super::keymap::{self, Context};
+use super::model::CredentialStatus;
 use super::wizard::Prompt;
 
 /// The smallest terminal the console draws in.
@@ -28,7 +31,13 @@ pub const MIN_HEIGHT: u16 = 24;
 pub fn draw(frame: &mut Frame, s: &AppState) {
     let area = frame.area();
     frame.render_widget(Block::new().style(s.theme.base()), area);
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+    let Some(layout::Screen {
+        header,
+        tabs,
+        body,
+        footer,
+    }) = layout::screen(area)
+    else {
         let msg = Text::from(vec![
             Line::from(format!(
                 "terminal too small (need {MIN_WIDTH}×{MIN_HEIGHT})"
@@ -43,14 +52,7 @@ pub fn draw(frame: &mut Frame, s: &AppState) {
             mid,
         );
         return;
-    }
-    let [header, tabs, body, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Min(0),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    };
     draw_header(frame, header, s);
     draw_tabs(frame, tabs, s);
     match s.view {
@@ -143,7 +145,7 @@ fn draw_tabs(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let mut spans = Vec::new();
     for v in ViewId::ALL {
-        let label = format!(" {} {} ", v.index() + 1, v.title());
+        let label = layout::tab_label(v);
         if v == s.view {
             spans.push(Span::styled(label, t.selection()));
         } else {
@@ -186,6 +188,21 @@ fn draw_footer(frame: &mut Frame, area: Rect, s: &AppState) {
         }
         None => {}
     }
+    if let Some(cl) = &s.command {
+        spans.push(Span::styled(
+            format!(":{}█   ", cl.input),
+            t.accent().add_modifier(Modifier::BOLD),
+        ));
+    }
+    match &s.message {
+        Some(Ok(text)) => spans.push(Span::styled(format!("{text}   "), t.base())),
+        Some(Err(text)) => spans.push(Span::styled(
+            format!("{text}   "),
+            t.status(CredentialStatus::Critical)
+                .add_modifier(Modifier::BOLD),
+        )),
+        None => {}
+    }
     for (label, hint) in keymap::footer_hints(ctx, s.view, s.header.read_only) {
         spans.push(Span::styled(label, t.accent()));
         spans.push(Span::styled(format!(" {hint}  "), t.muted()));
@@ -220,6 +237,17 @@ fn draw_help(frame: &mut Frame, area: Rect, s: &AppState, scroll: u16) {
             ])
         })
         .collect();
+    lines.push(Line::raw(""));
+    lines.extend(
+        command::help_lines(s.header.read_only)
+            .into_iter()
+            .map(|(usage, help)| {
+                Line::from(vec![
+                    Span::styled(format!("{usage:<22}"), t.accent()),
+                    Span::styled(help, t.base()),
+                ])
+            }),
+    );
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "Filter terms (all must match): deny allow bypass error, key:value with",

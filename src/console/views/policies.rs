@@ -13,12 +13,21 @@ use crate::console::rows;
 
 use super::widgets::{block, col, title, wide, windowed_table};
 
+/// The reload-error banner (when a reload failed) and the table's area.
+pub fn layout(area: Rect, s: &AppState) -> (Option<Rect>, Rect) {
+    if s.reload_error.is_some() {
+        let [banner, rest] =
+            Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(area);
+        (Some(banner), rest)
+    } else {
+        (None, area)
+    }
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
-    let area = match &s.reload_error {
-        Some(err) => {
-            let [banner, rest] =
-                Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(area);
+    let area = match (&s.reload_error, layout(area, s)) {
+        (Some(err), (Some(banner), rest)) => {
             let crit = t.status(CredentialStatus::Critical);
             let p = Paragraph::new(vec![
                 Line::styled(
@@ -32,7 +41,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             frame.render_widget(p, banner);
             rest
         }
-        None => area,
+        (_, (_, table)) => table,
     };
     let lines = rows::policy_lines(s);
     let n_policies: usize = s.apps.iter().map(|a| a.policies.len()).sum();
@@ -61,6 +70,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         ],
         lines.len(),
         Some(s.selected[ViewId::Policies.index()]),
+        s.scroll[ViewId::Policies.index()],
         |i| {
             let l = lines[i];
             let first = i == 0 || !std::ptr::eq(lines[i - 1].app, l.app);

@@ -44,9 +44,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         frame.render_widget(p, mid);
         return;
     }
-    let list_h = s.rotations.len().min(LIST_ROWS) as u16 + 3;
-    let [list, wizard] =
-        Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
+    let (list, wizard) = layout(area, s);
     windowed_table(
         frame,
         list,
@@ -62,6 +60,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         ],
         s.rotations.len(),
         Some(s.selected[ViewId::Rotations.index()]),
+        s.scroll[ViewId::Rotations.index()],
         |i| {
             let r = &s.rotations[i].view;
             let cells = vec![
@@ -78,6 +77,14 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     if let Some(r) = s.rotations.get(s.selected[ViewId::Rotations.index()]) {
         draw_wizard(frame, wizard, s, r);
     }
+}
+
+/// The rotations table and the wizard below it (for a non-empty list).
+pub fn layout(area: Rect, s: &AppState) -> (Rect, Rect) {
+    let list_h = s.rotations.len().min(LIST_ROWS) as u16 + 3;
+    let [list, wizard] =
+        Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
+    (list, wizard)
 }
 
 /// `create ✓ → add ✓ → rollout ● → verify → revoke`: ✓ done, ● what `n` does next, ✗ where an

@@ -47,6 +47,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         ],
         list.len(),
         Some(s.selected[ViewId::Tokens.index()]),
+        s.scroll[ViewId::Tokens.index()],
         |i| {
             let tk = list[i];
             let status = tk.status(s.now);

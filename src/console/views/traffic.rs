@@ -16,14 +16,24 @@ use super::widgets::{self, block, col, title, wide, windowed_table};
 /// Seconds averaged for the rates shown beside the charts.
 const RATE_SECS: usize = 5;
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+/// Where the Traffic view's parts go (also used by the mouse hit-test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficLayout {
+    pub rate: Rect,
+    pub methods: Rect,
+    pub identities: Rect,
+    pub tail: Rect,
+}
+
+/// The Traffic view's layout in `area`.
+pub fn layout(area: Rect, s: &AppState) -> TrafficLayout {
     // The identities table takes what its rows need (up to 45 %); the live tail gets the rest.
     let want = u16::try_from(rows::row_count(s, ViewId::Traffic))
         .unwrap_or(u16::MAX)
         .saturating_add(3)
         .max(6);
     let ids_height = want.min(area.height.saturating_sub(8) * 45 / 100).max(6);
-    let [charts, ids, tail] = Layout::vertical([
+    let [charts, identities, tail] = Layout::vertical([
         Constraint::Length(8),
         Constraint::Length(ids_height),
         Constraint::Min(5),
@@ -31,10 +41,20 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     .areas(area);
     let [rate, methods] =
         Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(charts);
-    draw_rate(frame, rate, s);
-    draw_methods(frame, methods, s);
-    draw_identities(frame, ids, s);
-    draw_tail(frame, tail, s);
+    TrafficLayout {
+        rate,
+        methods,
+        identities,
+        tail,
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    let l = layout(area, s);
+    draw_rate(frame, l.rate, s);
+    draw_methods(frame, l.methods, s);
+    draw_identities(frame, l.identities, s);
+    draw_tail(frame, l.tail, s);
 }
 
 /// The buckets for the chart: one per column, ending at the current second.
@@ -184,6 +204,7 @@ fn draw_identities(frame: &mut Frame, area: Rect, s: &AppState) {
         ],
         list.len(),
         Some(sel),
+        s.scroll[ViewId::Traffic.index()],
         |i| {
             let id = list[i];
             let deny = id.deny_pct();
@@ -230,6 +251,7 @@ fn draw_tail(frame: &mut Frame, area: Rect, s: &AppState) {
         &super::log::tail_columns(),
         n,
         None,
+        0,
         |i| super::log::event_cells(s, i, false),
     );
 }

@@ -56,9 +56,41 @@ pub const fn wide(header: &'static str, width: Constraint, min_table_width: u16)
     }
 }
 
+/// Rows a bordered table of this height shows: the borders and the header row take 3.
+pub fn visible_rows(height: u16) -> usize {
+    usize::from(height.saturating_sub(3)).max(1)
+}
+
+/// Screen line of a bordered table's first data row (below the top border and the header).
+pub const fn first_row_y(area: Rect) -> u16 {
+    area.y.saturating_add(2)
+}
+
+/// The first row shown of a table of `total` rows with `visible` on screen: the remembered
+/// `scroll` position, moved just enough to keep `selected` on screen, never past the end. The
+/// draw pass and the mouse hit-test both call this, so a click lands on the row drawn there.
+pub fn window_offset(
+    total: usize,
+    selected: Option<usize>,
+    scroll: usize,
+    visible: usize,
+) -> usize {
+    let visible = visible.max(1);
+    let mut offset = scroll.min(total.saturating_sub(visible));
+    if let Some(sel) = selected.filter(|_| total > 0).map(|s| s.min(total - 1)) {
+        if sel < offset {
+            offset = sel;
+        } else if sel >= offset + visible {
+            offset = sel + 1 - visible;
+        }
+    }
+    offset
+}
+
 /// A table of `total` rows of which only the visible window is built by `make_row(i)` (cells
 /// for every column in `cols`, and the row style). `selected` (if any) is kept on screen and
-/// drawn with the selection style and symbol.
+/// drawn with the selection style and symbol; `scroll` is the first row the user last saw
+/// (see `window_offset`).
 #[allow(clippy::too_many_arguments)]
 pub fn windowed_table<'a>(
     frame: &mut Frame,
@@ -68,15 +100,16 @@ pub fn windowed_table<'a>(
     cols: &[Col],
     total: usize,
     selected: Option<usize>,
+    scroll: usize,
     mut make_row: impl FnMut(usize) -> (Vec<Cell<'a>>, Style),
 ) {
     let shown: Vec<bool> = cols
         .iter()
         .map(|c| area.width >= c.min_table_width)
         .collect();
-    let visible = usize::from(area.height.saturating_sub(3)).max(1);
+    let visible = visible_rows(area.height);
     let sel = selected.filter(|_| total > 0).map(|s| s.min(total - 1));
-    let offset = sel.map_or(0, |s| s.saturating_sub(visible - 1));
+    let offset = window_offset(total, sel, scroll, visible);
     let rows: Vec<Row> = (offset..total.min(offset + visible))
         .map(|i| {
             let (cells, style) = make_row(i);

@@ -1,0 +1,487 @@
+//! The `:` command line (k9s-like): `:` opens a prompt in the footer, Enter runs, Esc cancels,
+//! Tab completes, ↑/↓ walk the history. `COMMANDS` is the one list: parsing, completion, the `?`
+//! help and the "did you mean" suggestions all read it. A command does what its key does by
+//! calling the same `AppState` paths (`perform` of a keymap `Action`, `show_view`, the filter,
+//! the rotation wizard); only `:theme` and `:filter TEXT` have no single key.
+
+use super::actions;
+use super::app::{AppState, ViewId};
+use super::keymap::Action;
+use super::rows;
+
+/// What a command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    View(ViewId),
+    Theme,
+    Filter,
+    NoFilter,
+    Help,
+    Quit,
+    Rotate,
+}
+
+/// One command: its name, short aliases, argument and help line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    /// The argument, e.g. `NAME` (None: takes none).
+    pub arg: Option<&'static str>,
+    pub help: &'static str,
+    /// It changes something: hidden from completion and help, and refused, when read-only.
+    pub changes: bool,
+    kind: Kind,
+}
+
+const fn view(name: &'static str, aliases: &'static [&'static str], v: ViewId) -> CommandSpec {
+    CommandSpec {
+        name,
+        aliases,
+        arg: None,
+        help: "",
+        changes: false,
+        kind: Kind::View(v),
+    }
+}
+
+/// Every command of the console.
+pub const COMMANDS: &[CommandSpec] = &[
+    view("traffic", &["tr", "t"], ViewId::Traffic),
+    view("tokens", &["tok", "tk"], ViewId::Tokens),
+    view("certs", &["cert", "crt"], ViewId::Certs),
+    view("alerts", &["al", "alert"], ViewId::Alerts),
+    view("policies", &["pol", "policy"], ViewId::Policies),
+    view("rotations", &["rot", "rotation"], ViewId::Rotations),
+    view("log", &["l", "logs"], ViewId::Log),
+    CommandSpec {
+        name: "theme",
+        aliases: &[],
+        arg: Some("NAME"),
+        help: "switch the theme: shipped (dark light high-contrast mono) or the config dir's",
+        changes: false,
+        kind: Kind::Theme,
+    },
+    CommandSpec {
+        name: "filter",
+        aliases: &["f"],
+        arg: Some("TEXT"),
+        help: "set the filter, as typed after /",
+        changes: false,
+        kind: Kind::Filter,
+    },
+    CommandSpec {
+        name: "nofilter",
+        aliases: &["nof"],
+        arg: None,
+        help: "clear the filter (Esc)",
+        changes: false,
+        kind: Kind::NoFilter,
+    },
+    CommandSpec {
+        name: "help",
+        aliases: &["h"],
+        arg: None,
+        help: "this help (?)",
+        changes: false,
+        kind: Kind::Help,
+    },
+    CommandSpec {
+        name: "quit",
+        aliases: &["q", "q!"],
+        arg: None,
+        help: "quit (q)",
+        changes: false,
+        kind: Kind::Quit,
+    },
+    CommandSpec {
+        name: "rotate",
+        aliases: &[],
+        arg: Some("NAME"),
+        help: "start a rotation of the token or certificate NAME (r)",
+        changes: true,
+        kind: Kind::Rotate,
+    },
+];
+
+/// A command line, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command<'a> {
+    pub spec: &'static CommandSpec,
+    /// The argument with surrounding spaces removed (empty: none given).
+    pub arg: &'a str,
+}
+
+/// Why a command line cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("type a command after : (:help lists them)")]
+    Empty,
+    #[error("unknown command :{name}{}", suggest(suggestions))]
+    Unknown {
+        name: String,
+        suggestions: Vec<&'static str>,
+    },
+    #[error(":{name} needs {arg}, e.g. :{name} {example}")]
+    MissingArg {
+        name: &'static str,
+        arg: &'static str,
+        example: &'static str,
+    },
+    #[error(":{name} takes no argument (got {arg:?})")]
+    UnexpectedArg { name: &'static str, arg: String },
+}
+
+fn suggest(s: &[&str]) -> String {
+    match s {
+        [] => "; :help lists the commands".into(),
+        [one] => format!("; did you mean :{one}?"),
+        many => {
+            let v: Vec<String> = many.iter().map(|n| format!(":{n}")).collect();
+            format!("; did you mean one of {}?", v.join(" "))
+        }
+    }
+}
+
+/// The commands usable in this console (read-only drops those that change something).
+fn available(read_only: bool) -> impl Iterator<Item = &'static CommandSpec> {
+    COMMANDS.iter().filter(move |c| !(read_only && c.changes))
+}
+
+fn find(word: &str) -> Option<&'static CommandSpec> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == word || c.aliases.contains(&word))
+}
+
+/// Parse `line` (what follows the `:`). A read-only console does not know `:rotate` as a
+/// command to suggest, but parses it so the refusal can say why.
+pub fn parse(line: &str, read_only: bool) -> Result<Command<'_>, CommandError> {
+    let line = line.trim();
+    let (word, arg) = match line.split_once(char::is_whitespace) {
+        Some((w, a)) => (w, a.trim()),
+        None => (line, ""),
+    };
+    if word.is_empty() {
+        return Err(CommandError::Empty);
+    }
+    let word_lc = word.to_ascii_lowercase();
+    let Some(spec) = find(&word_lc) else {
+        return Err(CommandError::Unknown {
+            name: word.to_string(),
+            suggestions: close_matches(&word_lc, read_only),
+        });
+    };
+    match (spec.arg, arg.is_empty()) {
+        (Some(a), true) if spec.kind != Kind::Theme => Err(CommandError::MissingArg {
+            name: spec.name,
+            arg: a,
+            example: match spec.kind {
+                Kind::Filter => "deny country:RU",
+                _ => "ci-deploy-prod",
+            },
+        }),
+        (None, false) => Err(CommandError::UnexpectedArg {
+            name: spec.name,
+            arg: arg.to_string(),
+        }),
+        _ => Ok(Command { spec, arg }),
+    }
+}
+
+/// Command names close to `word`: sharing its first letters, or within two edits.
+pub fn close_matches(word: &str, read_only: bool) -> Vec<&'static str> {
+    let mut scored: Vec<(usize, &'static str)> = available(read_only)
+        .filter_map(|c| {
+            let best = std::iter::once(c.name)
+                .chain(c.aliases.iter().copied())
+                .map(|n| {
+                    if word.len() >= 2 && n.starts_with(word) {
+                        0
+                    } else {
+                        edit_distance(word, n)
+                    }
+                })
+                .min()
+                .unwrap_or(usize::MAX);
+            (best <= 2).then_some((best, c.name))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().map(|(_, n)| n).take(3).collect()
+}
+
+/// Levenshtein distance by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Complete `line`: the command name, or the argument of `:theme` (theme names) and `:rotate`
+/// (token and certificate names). Returns the new line and, when several candidates remain,
+/// the candidates (the line then holds their longest common prefix).
+pub fn complete(s: &AppState, line: &str) -> (String, Vec<String>) {
+    let read_only = s.header.read_only;
+    let (head, word, candidates): (String, &str, Vec<String>) =
+        match line.split_once(char::is_whitespace) {
+            None => (
+                String::new(),
+                line,
+                available(read_only).map(|c| c.name.to_string()).collect(),
+            ),
+            Some((cmd, rest)) => {
+                let word = rest.trim_start();
+                let values = match find(&cmd.to_ascii_lowercase()).map(|c| c.kind) {
+                    Some(Kind::Theme) => s.themes.iter().map(|(n, _)| n.clone()).collect(),
+                    Some(Kind::Rotate) if !read_only => {
+                        let mut v: Vec<String> = s.tokens.iter().map(|t| t.name.clone()).collect();
+                        v.extend(s.certs.iter().map(|c| c.common_name.clone()));
+                        v.sort();
+                        v.dedup();
+                        v
+                    }
+                    _ => Vec::new(),
+                };
+                (format!("{cmd} "), word, values)
+            }
+        };
+    let matches: Vec<String> = candidates
+        .into_iter()
+        .filter(|c| c.starts_with(word))
+        .collect();
+    match matches.as_slice() {
+        [] => (line.to_string(), Vec::new()),
+        [one] => {
+            let takes_arg = head.is_empty() && find(one).is_some_and(|c| c.arg.is_some());
+            let space = if takes_arg { " " } else { "" };
+            (format!("{head}{one}{space}"), Vec::new())
+        }
+        many => {
+            let prefix = common_prefix(many);
+            (format!("{head}{prefix}"), many.to_vec())
+        }
+    }
+}
+
+fn common_prefix(v: &[String]) -> String {
+    let first = v.first().map(String::as_str).unwrap_or("");
+    let mut end = first.len();
+    for s in &v[1..] {
+        end = end.min(
+            first
+                .char_indices()
+                .zip(s.chars())
+                .take_while(|((_, a), b)| a == b)
+                .last()
+                .map_or(0, |((i, a), _)| i + a.len_utf8()),
+        );
+    }
+    first[..end].to_string()
+}
+
+/// The `?` help lines `(":name alias ARG", help)` for this console.
+pub fn help_lines(read_only: bool) -> Vec<(String, String)> {
+    let views = || available(read_only).filter(|c| matches!(c.kind, Kind::View(_)));
+    let names: Vec<&str> = views().map(|c| c.name).collect();
+    let short: Vec<&str> = views().filter_map(|c| c.aliases.first().copied()).collect();
+    let mut out = vec![
+        (
+            ":VIEW".to_string(),
+            format!("switch view: {}", names.join(" ")),
+        ),
+        (String::new(), format!("or short: {}", short.join(" "))),
+    ];
+    out.extend(
+        available(read_only)
+            .filter(|c| !matches!(c.kind, Kind::View(_)))
+            .map(|c| {
+                let mut usage = format!(":{}", c.name);
+                if let Some(a) = c.arg {
+                    usage.push(' ');
+                    usage.push_str(a);
+                }
+                (usage, c.help.to_string())
+            }),
+    );
+    out
+}
+
+/// The command line being typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandLine {
+    pub input: String,
+    /// Position in the history while walking it with ↑/↓ (None: editing a new line).
+    pub history_pos: Option<usize>,
+    /// What was typed before walking the history.
+    pub draft: String,
+}
+
+/// How many commands the history keeps.
+const HISTORY: usize = 50;
+
+impl AppState {
+    /// A key while the command line is open: `typed` is the character for text keys.
+    pub(super) fn command_key(&mut self, action: Option<Action>, typed: Option<char>) {
+        let Some(mut cl) = self.command.take() else {
+            return;
+        };
+        match action {
+            Some(Action::Cancel) => return,
+            Some(Action::RunCommand) => {
+                let line = cl.input.trim().to_string();
+                if !line.is_empty() && self.command_history.last() != Some(&line) {
+                    self.command_history.push(line.clone());
+                    if self.command_history.len() > HISTORY {
+                        self.command_history.remove(0);
+                    }
+                }
+                self.run_command(&line);
+                return;
+            }
+            Some(Action::Complete) => {
+                let (line, candidates) = complete(self, &cl.input);
+                cl.input = line;
+                self.message = (!candidates.is_empty()).then(|| Ok(candidates.join("  ")));
+            }
+            Some(Action::HistoryPrev) if !self.command_history.is_empty() => {
+                let pos = match cl.history_pos {
+                    None => {
+                        cl.draft = cl.input.clone();
+                        self.command_history.len() - 1
+                    }
+                    Some(p) => p.saturating_sub(1),
+                };
+                cl.history_pos = Some(pos);
+                cl.input = self.command_history[pos].clone();
+            }
+            Some(Action::HistoryNext) => match cl.history_pos {
+                Some(p) if p + 1 < self.command_history.len() => {
+                    cl.history_pos = Some(p + 1);
+                    cl.input = self.command_history[p + 1].clone();
+                }
+                Some(_) => {
+                    cl.history_pos = None;
+                    cl.input = std::mem::take(&mut cl.draft);
+                }
+                None => {}
+            },
+            Some(Action::DeleteChar) => {
+                cl.input.pop();
+            }
+            _ => {
+                if let Some(c) = typed {
+                    cl.input.push(c);
+                    cl.history_pos = None;
+                }
+            }
+        }
+        self.command = Some(cl);
+    }
+
+    /// Run one command line; the outcome (or why not) is shown in the footer.
+    pub fn run_command(&mut self, line: &str) {
+        let cmd = match parse(line, self.header.read_only) {
+            Ok(c) => c,
+            Err(e) => {
+                self.message = Some(Err(e.to_string()));
+                return;
+            }
+        };
+        let arg = cmd.arg;
+        match cmd.spec.kind {
+            Kind::View(v) => self.show_view(v),
+            Kind::Help => self.perform(Action::ToggleHelp, None),
+            Kind::Quit => self.perform(Action::Quit, None),
+            Kind::NoFilter => self.perform(Action::Back, None),
+            Kind::Filter => self.set_filter(arg),
+            Kind::Theme => self.switch_theme(arg),
+            Kind::Rotate => self.rotate_named(arg),
+        }
+    }
+
+    fn switch_theme(&mut self, name: &str) {
+        let names: Vec<&str> = self.themes.iter().map(|(n, _)| n.as_str()).collect();
+        if name.is_empty() {
+            self.message = Some(Ok(format!(
+                "theme {}; available: {}",
+                self.theme.name,
+                names.join(" ")
+            )));
+            return;
+        }
+        match self.themes.iter().find(|(n, _)| n == name) {
+            Some((_, Ok(theme))) => {
+                self.theme = theme.clone();
+                self.message = Some(Ok(format!("theme {name}")));
+            }
+            Some((_, Err(e))) => self.message = Some(Err(format!("theme {name}: {e}"))),
+            None => {
+                self.message = Some(Err(format!(
+                    "no theme {name:?}; available: {} (user themes go in the config dir's themes/)",
+                    names.join(" ")
+                )));
+            }
+        }
+    }
+
+    /// `:rotate NAME`: select NAME in the Tokens (or Certs) view and do what `r` does there.
+    fn rotate_named(&mut self, name: &str) {
+        if self.header.read_only {
+            self.message = Some(Err(format!(":rotate is disabled: {}", actions::READ_ONLY)));
+            return;
+        }
+        let found = rows::tokens(self)
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| (ViewId::Tokens, i))
+            .or_else(|| {
+                rows::certs(self)
+                    .iter()
+                    .position(|c| c.common_name == name)
+                    .map(|i| (ViewId::Certs, i))
+            });
+        let Some((view, index)) = found else {
+            let hidden = self.tokens.iter().any(|t| t.name == name)
+                || self.certs.iter().any(|c| c.common_name == name);
+            self.message = Some(Err(if hidden {
+                format!(
+                    "{name} is hidden by the filter {:?}; :nofilter first",
+                    self.filter.text()
+                )
+            } else {
+                let mut names: Vec<&str> = self.tokens.iter().map(|t| t.name.as_str()).collect();
+                names.extend(self.certs.iter().map(|c| c.common_name.as_str()));
+                let mut close: Vec<(usize, &str)> = names
+                    .into_iter()
+                    .map(|n| (edit_distance(name, n), n))
+                    .filter(|(d, _)| *d <= 3)
+                    .collect();
+                close.sort();
+                match close.first() {
+                    Some((_, n)) => {
+                        format!("no token or certificate named {name}; did you mean {n}?")
+                    }
+                    None => format!("no token or certificate named {name} (Tab completes names)"),
+                }
+            }));
+            return;
+        };
+        self.show_view(view);
+        self.selected[view.index()] = index;
+        self.perform(Action::StartRotation, None);
+    }
+}
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;
