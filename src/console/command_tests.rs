@@ -84,6 +84,7 @@ mod with_state {
             revoked: false,
             last_seen_at: None,
             policies: Vec::new(),
+            rotation_due_at: now() + Duration::days(80),
         }
     }
 
@@ -105,6 +106,7 @@ mod with_state {
             revoked: false,
             last_seen_at: None,
             source: "store".into(),
+            rotation_due_at: now() + Duration::days(300),
         };
         update(
             &mut s,
