@@ -113,7 +113,7 @@ REPORT=$WORK/report.md
 } >"$REPORT"
 
 if [ -z "$OUT" ]; then
-  if [ "$SMOKE" = 1 ]; then OUT=$WORK/results.md; else OUT=$ROOT/bench/results.md; fi
+  if [ "$SMOKE" = 1 ] || [ "$PARTIAL" = 1 ]; then OUT=$WORK/results.md; else OUT=$ROOT/bench/results.md; fi
 fi
 [ "$OUT" = "$WORK/results.md" ] || cp "$REPORT" "$OUT"
 cat "$REPORT"
