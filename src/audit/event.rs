@@ -178,7 +178,10 @@ mod rfc3339_ms {
             len: 0,
         };
         // Naive (UTC) time: formatting a `DateTime<Utc>` allocates the offset's name.
-        let written = t.naive_utc().format_with_items(ITEMS.iter()).write_to(&mut buf);
+        let written = t
+            .naive_utc()
+            .format_with_items(ITEMS.iter())
+            .write_to(&mut buf);
         match (written, std::str::from_utf8(&buf.bytes[..buf.len])) {
             (Ok(()), Ok(text)) => s.serialize_str(text),
             // Years beyond 9999 and the like: the allocating form.

@@ -1,16 +1,17 @@
-//! The JSONL audit writer. `AuditSink::record` only appends the event to a shared queue (a
-//! short mutex, no task wake-up except for the first event of a batch); the writer task takes the
-//! whole queue every `BATCH_WINDOW`, serialises it, publishes it on the bus (so subscribers wake
-//! once per batch, not per event) and writes at least every 100 ms. `record` fails (so the gate
-//! can fail closed) when the queue is full, the writer has stopped, or the last write failed.
+//! The JSONL audit writer. `AuditSink::record` puts the event on a bounded lock-free channel;
+//! the writer task wakes for the first event of a batch only, then lets events gather for
+//! `BATCH_WINDOW` without being woken, takes them all, serialises them and publishes them on the
+//! bus (so the writer and every bus subscriber wake once per batch, not once per event), and
+//! writes at least every 100 ms. `record` fails (so the gate can fail closed) when the channel is
+//! full, the writer has stopped, or the last write failed.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
 use super::{AccessEvent, AuditBus};
 
@@ -20,8 +21,6 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// (also the most an event waits before it is on the bus).
 pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 const BATCH_BYTES: usize = 256 * 1024;
-/// Queued events at which the writer is woken before the window ends.
-const WAKE_EARLY_AT: usize = 4096;
 
 /// Counters shared between the writer task, the gate and `/metrics`.
 #[derive(Debug, Default)]
@@ -45,22 +44,10 @@ impl WriterHealth {
 #[error("the audit log cannot be written")]
 pub struct AuditUnavailable;
 
-/// The queue between `record` and the writer task.
-#[derive(Debug)]
-struct Queue {
-    events: Mutex<Vec<Arc<AccessEvent>>>,
-    /// `events.len()` as of the last change, readable without the lock.
-    len: AtomicUsize,
-    capacity: usize,
-    /// Set when the writer stops; later events are refused.
-    closed: AtomicBool,
-    wake: Notify,
-}
-
-/// Where the gate sends events: the writer's queue (and through it the bus).
+/// Where the gate sends events: the writer's channel (and through it the bus).
 #[derive(Debug, Clone)]
 pub struct AuditSink {
-    queue: Arc<Queue>,
+    tx: mpsc::Sender<Arc<AccessEvent>>,
     bus: AuditBus,
     health: Arc<WriterHealth>,
 }
@@ -68,34 +55,21 @@ pub struct AuditSink {
 impl AuditSink {
     /// Whether an event recorded now would be accepted (used before answering a request).
     pub fn is_available(&self) -> bool {
-        !self.health.is_failing()
-            && !self.queue.closed.load(Ordering::Relaxed)
-            && self.queue.len.load(Ordering::Relaxed) < self.queue.capacity
+        !self.health.is_failing() && !self.tx.is_closed() && self.tx.capacity() > 0
     }
 
-    /// Queue an event for the file and the bus. A refused event still goes on the bus.
+    /// Queue an event for the file and the bus. A refused event still goes on the bus, at once.
     pub fn record(&self, event: AccessEvent) -> Result<(), AuditUnavailable> {
         let event = Arc::new(event);
         if self.health.is_failing() {
             return self.refuse(event);
         }
-        let len = {
-            let Ok(mut q) = self.queue.events.lock() else {
-                return self.refuse(event);
-            };
-            // `closed` is set under this lock, so nothing is queued after the last batch.
-            if q.len() >= self.queue.capacity || self.queue.closed.load(Ordering::Relaxed) {
-                drop(q);
-                return self.refuse(event);
-            }
-            q.push(event);
-            self.queue.len.store(q.len(), Ordering::Relaxed);
-            q.len()
-        };
-        if len == 1 || len == WAKE_EARLY_AT {
-            self.queue.wake.notify_one();
+        match self.tx.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(
+                mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
+            ) => self.refuse(event),
         }
-        Ok(())
     }
 
     fn refuse(&self, event: Arc<AccessEvent>) -> Result<(), AuditUnavailable> {
@@ -133,13 +107,7 @@ impl AuditWriter {
             tokio::fs::create_dir_all(parent).await?;
         }
         let file = open_append(path).await?;
-        let queue = Arc::new(Queue {
-            events: Mutex::new(Vec::with_capacity(1024)),
-            len: AtomicUsize::new(0),
-            capacity: queue.max(1),
-            closed: AtomicBool::new(false),
-            wake: Notify::new(),
-        });
+        let (tx, rx) = mpsc::channel(queue.max(1));
         let health = Arc::new(WriterHealth::default());
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let out = Output {
@@ -150,9 +118,9 @@ impl AuditWriter {
             health: health.clone(),
             bus: bus.clone(),
         };
-        let task = tokio::spawn(run(out, queue.clone(), stop_rx));
+        let task = tokio::spawn(run(out, rx, stop_rx));
         Ok((
-            AuditSink { queue, bus, health },
+            AuditSink { tx, bus, health },
             AuditWriter {
                 path: path.to_path_buf(),
                 task,
@@ -188,14 +156,19 @@ struct Output {
 }
 
 impl Output {
-    /// Serialise and publish everything in `taken`, leaving it empty (capacity kept).
-    fn take_in(&mut self, taken: &mut Vec<Arc<AccessEvent>>) {
-        for ev in taken.drain(..) {
-            // Serialising plain fields cannot fail.
-            let _ = serde_json::to_writer(&mut self.buf, &*ev);
-            self.buf.push(b'\n');
-            self.pending += 1;
-            self.bus.publish(ev);
+    /// Serialise one event into the batch and publish it on the bus.
+    fn take(&mut self, ev: Arc<AccessEvent>) {
+        // Serialising plain fields cannot fail.
+        let _ = serde_json::to_writer(&mut self.buf, &*ev);
+        self.buf.push(b'\n');
+        self.pending += 1;
+        self.bus.publish(ev);
+    }
+
+    /// Take everything queued right now (without waiting).
+    fn take_queued(&mut self, rx: &mut mpsc::Receiver<Arc<AccessEvent>>) {
+        while let Ok(ev) = rx.try_recv() {
+            self.take(ev);
         }
     }
 
@@ -211,46 +184,40 @@ impl Output {
     }
 }
 
-/// Swap the queue with `spare` (so neither side allocates in the steady state); `close` also
-/// refuses every later event.
-fn swap_queue(queue: &Queue, spare: &mut Vec<Arc<AccessEvent>>, close: bool) {
-    let mut q = match queue.events.lock() {
-        Ok(q) => q,
-        // A panic while holding the lock cannot leave the Vec inconsistent.
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if close {
-        queue.closed.store(true, Ordering::Relaxed);
-    }
-    std::mem::swap(&mut *q, spare);
-    queue.len.store(0, Ordering::Relaxed);
-}
-
-async fn run(mut out: Output, queue: Arc<Queue>, mut stop: tokio::sync::oneshot::Receiver<()>) {
-    let mut spare: Vec<Arc<AccessEvent>> = Vec::with_capacity(1024);
+async fn run(
+    mut out: Output,
+    mut rx: mpsc::Receiver<Arc<AccessEvent>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
     // An event waits at most BATCH_WINDOW to be taken, then at most this long to be written.
     let mut tick = tokio::time::interval(FLUSH_INTERVAL - BATCH_WINDOW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = queue.wake.notified() => {
-                // Let the batch gather, unless it is already big.
-                tokio::select! {
-                    _ = tokio::time::sleep(BATCH_WINDOW) => {}
-                    _ = queue.wake.notified() => {}
-                    _ = &mut stop => {
-                        stop_writer(&mut out, &queue, &mut spare).await;
-                        return;
+            // Parked here only when the channel is empty: the next event wakes the task once.
+            msg = rx.recv() => match msg {
+                Some(ev) => {
+                    out.take(ev);
+                    // Not waiting on the channel now, so the events of the window wake nobody.
+                    tokio::select! {
+                        _ = tokio::time::sleep(BATCH_WINDOW) => {}
+                        _ = &mut stop => {
+                            stop_writer(&mut out, &mut rx).await;
+                            return;
+                        }
+                    }
+                    out.take_queued(&mut rx);
+                    if out.buf.len() >= BATCH_BYTES {
+                        out.flush().await;
                     }
                 }
-                swap_queue(&queue, &mut spare, false);
-                out.take_in(&mut spare);
-                if out.buf.len() >= BATCH_BYTES {
+                None => {
                     out.flush().await;
+                    return;
                 }
-            }
+            },
             _ = &mut stop => {
-                stop_writer(&mut out, &queue, &mut spare).await;
+                stop_writer(&mut out, &mut rx).await;
                 return;
             }
             _ = tick.tick() => {
@@ -263,9 +230,11 @@ async fn run(mut out: Output, queue: Arc<Queue>, mut stop: tokio::sync::oneshot:
 }
 
 /// Refuse new events, write what is queued, flush.
-async fn stop_writer(out: &mut Output, queue: &Queue, spare: &mut Vec<Arc<AccessEvent>>) {
-    swap_queue(queue, spare, true);
-    out.take_in(spare);
+async fn stop_writer(out: &mut Output, rx: &mut mpsc::Receiver<Arc<AccessEvent>>) {
+    rx.close();
+    while let Some(ev) = rx.recv().await {
+        out.take(ev);
+    }
     out.flush().await;
 }
 
