@@ -73,10 +73,12 @@ REPORT=$WORK/report.md
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
   row direct upstream "upstream direct" ""
   row allow botgate botgate nginx
+  row allow botgate-cmp "botgate ($COMPARE)" nginx
   row allow nginx nginx ""
-  if [ -n "$TLS_REASON" ]; then na_row tls "$TLS_REASON"; else row tls botgate botgate nginx; fi
+  if [ -n "$TLS_REASON" ]; then na_row tls "$TLS_REASON"; else row tls botgate botgate nginx; row tls botgate-cmp "botgate ($COMPARE)" nginx; fi
   row tls nginx nginx ""
   row deny botgate botgate nginx
+  row deny botgate-cmp "botgate ($COMPARE)" nginx
   row deny nginx nginx ""
   for k in ecdsa rsa; do
     if [ -n "$MTLS_REASON" ]; then na_row "mtls-$k" "$MTLS_REASON"; else row "mtls-$k" botgate botgate nginx; fi
@@ -113,11 +115,11 @@ REPORT=$WORK/report.md
 } >"$REPORT"
 
 if [ -z "$OUT" ]; then
-  if [ "$SMOKE" = 1 ]; then OUT=$WORK/results.md; else OUT=$ROOT/bench/results.md; fi
+  if [ "$SMOKE" = 1 ] || [ "$PARTIAL" = 1 ]; then OUT=$WORK/results.md; else OUT=$ROOT/bench/results.md; fi
 fi
 [ "$OUT" = "$WORK/results.md" ] || cp "$REPORT" "$OUT"
 cat "$REPORT"
 echo
-log "raw rounds:"
+log "raw rounds (case variant round req/s p50-ms p99-ms cpu-µs/req non-2xx errors; wrk cases add sys-µs/req, the kernel's part of the cpu):"
 column -t -s $'\t' "$RESULTS" >&2 || cat "$RESULTS" >&2
 [ "$OUT" = "$WORK/results.md" ] || log "written to $OUT"

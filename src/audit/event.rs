@@ -135,11 +135,58 @@ pub fn new_ray_id() -> String {
 }
 
 mod rfc3339_ms {
+    use chrono::format::{Fixed, Item, Numeric, Pad};
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// `to_rfc3339_opts(SecondsFormat::Millis, true)` as format items: `2026-11-28T12:00:00.123Z`.
+    const ITEMS: [Item<'static>; 13] = [
+        Item::Numeric(Numeric::Year, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Month, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Day, Pad::Zero),
+        Item::Literal("T"),
+        Item::Numeric(Numeric::Hour, Pad::Zero),
+        Item::Literal(":"),
+        Item::Numeric(Numeric::Minute, Pad::Zero),
+        Item::Literal(":"),
+        Item::Numeric(Numeric::Second, Pad::Zero),
+        Item::Fixed(Fixed::Nanosecond3),
+        Item::Literal("Z"),
+    ];
+
+    /// A fixed buffer on the stack: the timestamp is written without allocating.
+    struct Buf {
+        bytes: [u8; 40],
+        len: usize,
+    }
+
+    impl std::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+            slot.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        let mut buf = Buf {
+            bytes: [0; 40],
+            len: 0,
+        };
+        // Naive (UTC) time: formatting a `DateTime<Utc>` allocates the offset's name.
+        let written = t
+            .naive_utc()
+            .format_with_items(ITEMS.iter())
+            .write_to(&mut buf);
+        match (written, std::str::from_utf8(&buf.bytes[..buf.len])) {
+            (Ok(()), Ok(text)) => s.serialize_str(text),
+            // Years beyond 9999 and the like: the allocating form.
+            _ => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -167,5 +214,26 @@ mod tests {
         assert!(v.get("details").is_none());
         let back: AccessEvent = serde_json::from_str(&e.to_json_line()).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn timestamps_are_written_exactly_as_rfc3339_with_millis() {
+        use chrono::{SecondsFormat, TimeZone};
+        let cases = [
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.timestamp_opt(1_795_000_000, 999_999_999).unwrap(),
+            Utc.timestamp_opt(1_795_000_000, 5_000_000).unwrap(),
+            Utc.timestamp_opt(253_402_300_799, 1_000_000).unwrap(), // 9999-12-31T23:59:59.001
+            Utc::now(),
+        ];
+        for at in cases {
+            let e = AccessEvent::empty(EventKind::Access, at, "r".into());
+            let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
+            assert_eq!(
+                v["created_at"],
+                at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "{at:?}"
+            );
+        }
     }
 }

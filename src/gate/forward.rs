@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, Uri};
@@ -17,8 +17,12 @@ use hyper_util::rt::TokioExecutor;
 
 use super::identify::CLIENT_SECRET_HEADER;
 
-/// Response body type of the gate.
+/// Response body type of the admin endpoints.
 pub type GateBody = BoxBody<Bytes, hyper::Error>;
+
+/// Response body of the gate: the upstream's body streamed through, or a short refusal (no
+/// boxing per response).
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 /// The pooled upstream client.
 pub type UpstreamClient = Client<HttpConnector, Incoming>;
@@ -52,75 +56,123 @@ pub const IDENTITY_PREFIX: &str = "x-botgate-";
 /// What the upstream learns about the caller.
 #[derive(Debug)]
 pub struct ForwardIdentity<'a> {
-    pub identity: Option<String>,
-    pub connection: &'a str,
+    /// `token:NAME` or `cert:CN`, built into the header value directly.
+    pub identity: Option<(&'static str, &'a str)>,
+    pub connection: &'static str,
     pub token_id: Option<&'a str>,
     pub cert_sha256: Option<&'a str>,
     pub cert_subject: Option<&'a str>,
-    pub ray_id: &'a str,
+    pub ray_id: &'a HeaderValue,
     pub client_ip: IpAddr,
     pub tls: bool,
 }
 
-/// Rewrite `req` for `upstream` (`http://host:port[/base]`) and clean its headers.
-pub fn prepare(
-    mut req: Request<Incoming>,
-    upstream: &str,
-    who: &ForwardIdentity<'_>,
-) -> Result<Request<Incoming>, String> {
+/// Clean `req`'s headers for the upstream and add the identity headers. The URI is left as the
+/// client sent it: `upstream_uri` (pool) or the sticky connection (origin form) set it.
+pub fn prepare(mut req: Request<Incoming>, who: &ForwardIdentity<'_>) -> Request<Incoming> {
+    *req.version_mut() = hyper::Version::HTTP_11;
+    clean_headers(req.headers_mut());
+    let h = req.headers_mut();
+    h.remove(CLIENT_SECRET_HEADER);
+    let xff = {
+        use std::io::Write;
+        let prev = h
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .map(str::as_bytes);
+        // The address on the stack first, so the header is one exact-size allocation.
+        let mut ip = std::io::Cursor::new([0u8; 64]);
+        // An IP address is at most 45 characters: it fits.
+        let _ = write!(ip, "{}", who.client_ip);
+        let ip = &ip.get_ref()[..ip.position() as usize];
+        let mut v = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + ip.len());
+        if let Some(prev) = prev {
+            v.extend_from_slice(prev);
+            v.extend_from_slice(b", ");
+        }
+        v.extend_from_slice(ip);
+        HeaderValue::from_maybe_shared(Bytes::from(v))
+    };
+    if let Some((kind, name)) = who.identity {
+        let mut v = Vec::with_capacity(kind.len() + name.len());
+        v.extend_from_slice(kind.as_bytes());
+        v.extend_from_slice(name.as_bytes());
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(v)) {
+            h.insert(HeaderName::from_static("x-botgate-identity"), v);
+        }
+    }
+    h.insert(
+        HeaderName::from_static("x-botgate-connection"),
+        HeaderValue::from_static(who.connection),
+    );
+    h.insert(
+        HeaderName::from_static("x-botgate-ray-id"),
+        who.ray_id.clone(),
+    );
+    let set = |h: &mut HeaderMap, name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    if let Some(t) = who.token_id {
+        // The client's own id header, shared rather than copied, when it is exactly the id.
+        match h.get(super::identify::CLIENT_ID_HEADER) {
+            Some(v) if v.as_bytes() == t.as_bytes() => {
+                let v = v.clone();
+                h.insert(HeaderName::from_static("x-botgate-token-id"), v);
+            }
+            _ => set(h, "x-botgate-token-id", t),
+        }
+    }
+    if let Some(c) = who.cert_sha256 {
+        set(h, "x-botgate-cert-sha256", c);
+    }
+    if let Some(s) = who.cert_subject {
+        set(h, "x-botgate-cert-subject", s);
+    }
+    h.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if who.tls { "https" } else { "http" }),
+    );
+    if let Ok(xff) = xff {
+        h.insert(HeaderName::from_static("x-forwarded-for"), xff);
+    }
+    req
+}
+
+/// The absolute URI of `req` at `upstream` (`http://host:port[/base]`), for the pooled client.
+pub fn upstream_uri(upstream: &str, req: &Request<Incoming>) -> Result<Uri, String> {
     let pq = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
     let base = upstream.trim_end_matches('/');
-    let uri: Uri = format!("{base}{pq}")
+    format!("{base}{pq}")
         .parse()
-        .map_err(|e| format!("bad upstream URI {base}{pq}: {e}"))?;
-    *req.uri_mut() = uri;
-    *req.version_mut() = hyper::Version::HTTP_11;
-    clean_headers(req.headers_mut());
-    let h = req.headers_mut();
-    h.remove(CLIENT_SECRET_HEADER);
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", who.client_ip),
-        None => who.client_ip.to_string(),
-    };
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(HeaderName::from_static(name), v);
-        }
-    };
-    if let Some(id) = &who.identity {
-        set("x-botgate-identity", id);
-    }
-    set("x-botgate-connection", who.connection);
-    set("x-botgate-ray-id", who.ray_id);
-    if let Some(t) = who.token_id {
-        set("x-botgate-token-id", t);
-    }
-    if let Some(c) = who.cert_sha256 {
-        set("x-botgate-cert-sha256", c);
-    }
-    if let Some(s) = who.cert_subject {
-        set("x-botgate-cert-subject", s);
-    }
-    set("x-forwarded-proto", if who.tls { "https" } else { "http" });
-    set("x-forwarded-for", &xff);
-    Ok(req)
+        .map_err(|e| format!("bad upstream URI {base}{pq}: {e}"))
 }
 
 /// Remove hop-by-hop headers (and any named in `Connection`) and spoofed identity headers.
 pub fn clean_headers(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(hyper::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+    let connection_tokens = || {
+        h.get_all(hyper::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+    };
+    // Usually `keep-alive` or `close`: nothing beyond the fixed list, nothing to collect.
+    let covered = |n: &str| {
+        n.eq_ignore_ascii_case("close") || HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h))
+    };
+    if !connection_tokens().all(covered) {
+        let named: Vec<HeaderName> = connection_tokens()
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
     }
     for n in HOP_BY_HOP {
         h.remove(n);
@@ -135,9 +187,9 @@ pub fn clean_headers(h: &mut HeaderMap) {
     }
 }
 
-/// Clean the upstream's response for the client and box its body (streamed, not buffered).
-pub fn response(resp: Response<Incoming>) -> Response<GateBody> {
+/// Clean the upstream's response for the client (its body streamed, not buffered).
+pub fn response(resp: Response<Incoming>) -> Response<ProxyBody> {
     let (mut parts, body) = resp.into_parts();
     clean_headers(&mut parts.headers);
-    Response::from_parts(parts, body.boxed())
+    Response::from_parts(parts, Either::Left(body))
 }

@@ -8,17 +8,18 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 use ipnet::IpNet;
 
 use super::deny::DenyReason;
-use super::forward::{self, ForwardIdentity, GateBody, UpstreamClient};
+use super::forward::{self, ForwardIdentity, ProxyBody, UpstreamClient};
 use super::identify::{TokenCheck, check_token};
 use super::metrics::GateMetrics;
 use super::snapshot::CredentialSnapshot;
+use super::upstream::{NotTaken, StickyUpstream};
 use crate::audit::event::new_ray_id;
 use crate::audit::{AccessEvent, AuditSink, ConnectionMethod, EventKind};
 use crate::clock::SharedClock;
@@ -54,6 +55,13 @@ pub struct ConnInfo {
     pub cert: Option<Arc<PeerCert>>,
 }
 
+/// One downstream connection: its facts and its sticky upstream connection.
+#[derive(Debug)]
+pub struct Downstream {
+    pub info: ConnInfo,
+    pub upstream: StickyUpstream,
+}
+
 /// A verified client certificate.
 #[derive(Debug, Clone)]
 pub struct PeerCert {
@@ -64,12 +72,12 @@ pub struct PeerCert {
 /// hyper service entry point.
 pub async fn handle(
     state: Arc<GateState>,
-    conn: Arc<ConnInfo>,
+    downstream: Arc<Downstream>,
     req: Request<Incoming>,
-) -> Result<Response<GateBody>, Infallible> {
+) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let now = state.clock.now();
-    let ray_id = new_ray_id();
+    let conn = &downstream.info;
     let client_ip = client_ip(&state, conn.peer.ip(), req.headers());
     let country = state.geo.as_ref().and_then(|g| g.country(client_ip));
     let host = req
@@ -77,11 +85,10 @@ pub async fn handle(
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("")
-        .to_string();
+        .unwrap_or("");
 
-    let mut ev = AccessEvent::empty(EventKind::Access, now, ray_id.clone());
-    ev.ip_address = Some(client_ip.to_string());
+    let mut ev = AccessEvent::empty(EventKind::Access, now, new_ray_id());
+    ev.ip_address = Some(ip_string(client_ip));
     ev.country = country.clone();
     ev.user_agent = req
         .headers()
@@ -89,32 +96,32 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     ev.method = Some(req.method().as_str().to_string());
-    ev.host = Some(policy::strip_port(&host).to_string());
+    ev.host = Some(policy::strip_port(host).to_string());
     ev.path = Some(req.uri().path().to_string());
     GateMetrics::inc(&state.metrics.requests);
 
     let policies = state.policies.load();
-    let Some(app) = policies.app_for_host(&host) else {
+    let Some(app) = policies.app_for_host(host) else {
         return Ok(refuse(&state, ev, started, DenyReason::UnknownHost));
     };
     ev.app_name = Some(app.name.clone());
 
     let snapshot = state.snapshot.load();
     let token = check_token(req.headers(), &snapshot, now);
-    let identity = match &token {
+    let identity = match token {
         TokenCheck::Refused {
             reason,
             client_id,
             name,
         } => {
             ev.connection_method = ConnectionMethod::ServiceToken;
-            ev.service_token_id = client_id.clone();
+            ev.service_token_id = client_id;
             ev.service_token_name = name.map(str::to_string);
-            return Ok(refuse(&state, ev, started, *reason));
+            return Ok(refuse(&state, ev, started, reason));
         }
         TokenCheck::Valid { client_id, name } => {
             ev.connection_method = ConnectionMethod::ServiceToken;
-            ev.service_token_id = Some(client_id.clone());
+            ev.service_token_id = Some(client_id);
             ev.service_token_name = Some(name.to_string());
             Identity::Token { name }
         }
@@ -161,10 +168,11 @@ pub async fn handle(
     }
 
     let identity_header = match identity {
-        Identity::Token { name } => Some(format!("token:{name}")),
-        Identity::Cert(c) => c.common_name.as_ref().map(|cn| format!("cert:{cn}")),
+        Identity::Token { name } => Some(("token:", name)),
+        Identity::Cert(c) => c.common_name.as_deref().map(|cn| ("cert:", cn)),
         Identity::None => None,
     };
+    let ray = header_value(&ev.ray_id);
     let who = ForwardIdentity {
         identity: identity_header,
         connection: ev.connection_method.as_str(),
@@ -174,19 +182,21 @@ pub async fn handle(
             .as_ref()
             .map(|c| c.identity.fingerprint_sha256.as_str()),
         cert_subject: conn.cert.as_ref().map(|c| c.subject.as_str()),
-        ray_id: &ray_id,
+        ray_id: &ray,
         client_ip,
         tls: conn.tls,
     };
-    let upstream_req = match forward::prepare(req, &app.upstream, &who) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(app = %app.name, error = %e, "cannot build the upstream request");
-            return Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable));
-        }
-    };
+    // HTTP/2 streams run on tasks of their own: they use the pool, not the connection's task.
+    let sticky = req.version() < hyper::Version::HTTP_2;
+    let upstream_req = forward::prepare(req, &who);
     let bypass = decision.verdict == Verdict::Bypass;
-    match tokio::time::timeout(state.upstream_timeout, state.client.request(upstream_req)).await {
+    let sent = send_upstream(
+        &state.client,
+        sticky.then_some(&downstream.upstream),
+        &app.upstream,
+        upstream_req,
+    );
+    match tokio::time::timeout(state.upstream_timeout, sent).await {
         Ok(Ok(resp)) => {
             ev.allowed = true;
             ev.decision = if bypass { "bypass" } else { "allow" }.to_string();
@@ -197,14 +207,17 @@ pub async fn handle(
                 &state.metrics.allowed
             });
             let mut resp = forward::response(resp);
-            resp.headers_mut()
-                .insert("x-botgate-ray-id", header_value(&ray_id));
+            resp.headers_mut().insert("x-botgate-ray-id", ray);
             record(&state, ev, started);
             Ok(resp)
         }
         Ok(Err(e)) => {
-            tracing::warn!(app = %app.name, upstream = %app.upstream, error = %e, "upstream request failed");
-            GateMetrics::inc(&state.metrics.upstream_errors);
+            if let UpstreamError::Uri(_) = e {
+                tracing::error!(app = %app.name, error = %e, "cannot build the upstream request");
+            } else {
+                tracing::warn!(app = %app.name, upstream = %app.upstream, error = %e, "upstream request failed");
+                GateMetrics::inc(&state.metrics.upstream_errors);
+            }
             Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable))
         }
         Err(_) => {
@@ -213,6 +226,35 @@ pub async fn handle(
             Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable))
         }
     }
+}
+
+/// Why the upstream did not answer.
+#[derive(Debug, thiserror::Error)]
+enum UpstreamError {
+    #[error(transparent)]
+    Pool(#[from] hyper_util::client::legacy::Error),
+    #[error(transparent)]
+    Sticky(#[from] hyper::Error),
+    #[error("{0}")]
+    Uri(String),
+}
+
+/// Send on the connection's sticky upstream connection when given and it takes the request,
+/// else through the pool.
+async fn send_upstream(
+    pool: &UpstreamClient,
+    sticky: Option<&StickyUpstream>,
+    upstream: &str,
+    mut req: Request<Incoming>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    if let Some(sticky) = sticky {
+        match sticky.send(upstream, req).await {
+            Ok(answer) => return Ok(answer?),
+            Err(NotTaken(back)) => req = back,
+        }
+    }
+    *req.uri_mut() = forward::upstream_uri(upstream, &req).map_err(UpstreamError::Uri)?;
+    Ok(pool.request(req).await?)
 }
 
 pub(super) fn fill_cert(ev: &mut AccessEvent, c: &CertIdentity) {
@@ -228,7 +270,7 @@ fn refuse(
     mut ev: AccessEvent,
     started: Instant,
     reason: DenyReason,
-) -> Response<GateBody> {
+) -> Response<ProxyBody> {
     let status = reason.status();
     ev.allowed = false;
     ev.decision = if status >= 500 { "error" } else { "deny" }.to_string();
@@ -245,11 +287,7 @@ fn refuse(
     .unwrap_or_default();
     let ray = header_value(&ev.ray_id);
     record(state, ev, started);
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     let h = resp.headers_mut();
     h.insert(
@@ -279,6 +317,15 @@ fn record(state: &GateState, mut ev: AccessEvent, started: Instant) {
     if state.audit.record(ev).is_err() {
         GateMetrics::inc(&state.metrics.audit_refusals);
     }
+}
+
+/// The address as a string in one allocation (`to_string` grows its buffer).
+fn ip_string(ip: IpAddr) -> String {
+    use std::fmt::Write;
+    // An IPv6 address is at most 45 characters.
+    let mut s = String::with_capacity(45);
+    let _ = write!(s, "{ip}");
+    s
 }
 
 fn header_value(s: &str) -> HeaderValue {

@@ -12,7 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::handler::{ConnInfo, GateState, handle};
+use super::handler::{ConnInfo, Downstream, GateState, handle};
+use super::upstream::poll_both;
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -46,21 +47,27 @@ pub async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = Arc::new(conn);
     let peer = conn.peer;
-    let svc = service_fn(move |req| handle(state.clone(), conn.clone(), req));
+    let downstream = Arc::new(Downstream {
+        info: conn,
+        upstream: Default::default(),
+    });
+    let sticky = downstream.clone();
+    let svc = service_fn(move |req| handle(state.clone(), downstream.clone(), req));
     let b = builder(limits);
     let fut = b.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(fut);
+    // The sticky upstream connection is driven here, in this task, beside the downstream one.
     tokio::select! {
-        res = fut.as_mut() => {
+        res = std::future::poll_fn(|cx| poll_both(fut.as_mut(), &sticky.upstream, cx)) => {
             if let Err(e) = res {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         }
         _ = shutdown.changed() => {
             fut.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(5), fut).await;
+            let drain = std::future::poll_fn(|cx| poll_both(fut.as_mut(), &sticky.upstream, cx));
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod snapshot;
 pub mod store_tls;
 pub mod tls;
 mod tls_reject;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use tokio::sync::watch;
 
-pub use handler::{ConnInfo, CountryLookup, GateState, PeerCert};
+pub use handler::{ConnInfo, CountryLookup, Downstream, GateState, PeerCert};
 use listener::ConnLimits;
 use snapshot::{CredentialSnapshot, SnapshotRefresher};
 
@@ -291,7 +292,19 @@ async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch:
             msg = rx.recv() => match msg {
                 Ok(BusMessage::Event(ev)) => {
                     if ev.allowed && let Some(id) = &ev.service_token_id {
-                        seen.insert(id.clone(), (ev.created_at, ev.ip_address.clone().unwrap_or_default()));
+                        let ip = ev.ip_address.as_deref().unwrap_or_default();
+                        // The same few tokens over and over: update in place, allocate only for new ones.
+                        match seen.get_mut(id.as_str()) {
+                            Some((at, seen_ip)) => {
+                                *at = ev.created_at;
+                                if seen_ip != ip {
+                                    ip.clone_into(seen_ip);
+                                }
+                            }
+                            None => {
+                                seen.insert(id.clone(), (ev.created_at, ip.to_string()));
+                            }
+                        }
                     }
                     if let (Some(fp), Some(serial)) = (&ev.cert_fingerprint_sha256, &ev.cert_serial) {
                         certs.insert(fp.clone(), crate::store::pki::CertSeen {
