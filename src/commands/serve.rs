@@ -21,7 +21,9 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
     }
     let loaded = load_config(paths)?;
     let store = Arc::new(Store::open(&paths.state_dir)?);
-    let (opts, policies) = gate_setup(paths, &loaded, &store)?;
+    let (mut opts, policies) = gate_setup(paths, &loaded, &store)?;
+    // One single-threaded accept runtime per CPU (SO_REUSEPORT): a connection stays on one thread.
+    opts.workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = paths.config.display();
     let base = paths.config.parent().unwrap_or(std::path::Path::new("."));
     let geo = crate::services::geo_from_file(&loaded.file, base)

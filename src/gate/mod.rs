@@ -14,6 +14,7 @@ pub mod store_tls;
 pub mod tls;
 mod tls_reject;
 pub mod upstream;
+mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ pub struct GateOptions {
     pub upstream_timeout: Duration,
     /// Events that may wait for the writer before the gate fails closed.
     pub audit_queue: usize,
+    /// Threads that accept and serve the plain and TLS listeners, each a single-threaded
+    /// runtime with its own `SO_REUSEPORT` sockets. 0: the accept loops and connections run as
+    /// tasks on the caller's runtime (the default; `botgate serve` uses one per CPU).
+    pub workers: usize,
 }
 
 impl GateOptions {
@@ -79,6 +84,7 @@ impl GateOptions {
             },
             upstream_timeout: Duration::from_millis(g.upstream_timeout_ms),
             audit_queue: 65_536,
+            workers: 0,
         })
     }
 }
@@ -169,8 +175,6 @@ pub async fn start(
             path: opts.audit_log.clone(),
             source,
         })?;
-    let listener = listener::bind(opts.listen).await?;
-    let addr = listener.local_addr()?;
     let state = Arc::new(GateState {
         policies,
         snapshot,
@@ -184,30 +188,50 @@ pub async fn start(
         upstream_timeout: opts.upstream_timeout,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks = vec![
-        tokio::spawn(listener::accept_plain(
+    let tls = match (&tls_configs, opts.tls_listen) {
+        (Some((_, configs)), Some(a)) => Some((a, configs.clone())),
+        _ => None,
+    };
+    let (addr, tls_addr, mut tasks) = if opts.workers > 0 {
+        let setup = workers::WorkerSetup {
+            count: opts.workers,
+            listen: opts.listen,
+            tls,
+            state: state.clone(),
+            limits: opts.limits,
+        };
+        workers::start(setup, &shutdown_rx).await?
+    } else {
+        let listener = listener::bind(opts.listen).await?;
+        let addr = listener.local_addr()?;
+        let mut tasks = vec![tokio::spawn(listener::accept_plain(
             listener,
             state.clone(),
             opts.limits,
             shutdown_rx.clone(),
-        )),
-        tokio::spawn(record_last_seen(store, bus.clone(), shutdown_rx.clone())),
-    ];
-    let tls_addr = match (&tls_configs, opts.tls_listen) {
-        (Some((_, configs)), Some(a)) => {
-            let l = listener::bind(a).await?;
-            let tls_addr = l.local_addr()?;
-            tasks.push(tokio::spawn(tls::accept_tls(
-                l,
-                state.clone(),
-                configs.clone(),
-                opts.limits,
-                shutdown_rx.clone(),
-            )));
-            Some(tls_addr)
-        }
-        _ => None,
+        ))];
+        let tls_addr = match tls {
+            Some((a, configs)) => {
+                let l = listener::bind(a).await?;
+                let tls_addr = l.local_addr()?;
+                tasks.push(tokio::spawn(tls::accept_tls(
+                    l,
+                    state.clone(),
+                    configs,
+                    opts.limits,
+                    shutdown_rx.clone(),
+                )));
+                Some(tls_addr)
+            }
+            None => None,
+        };
+        (addr, tls_addr, tasks)
     };
+    tasks.push(tokio::spawn(record_last_seen(
+        store,
+        bus.clone(),
+        shutdown_rx.clone(),
+    )));
     let admin_addr = match opts.admin_listen {
         Some(a) => {
             let admin = listener::bind(a).await?;

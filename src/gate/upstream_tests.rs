@@ -58,6 +58,9 @@ async fn upstream() -> (SocketAddr, Arc<Seen>) {
                         .to_string();
                     s.heads.lock().unwrap().push(format!("{line} host={host}"));
                     let close = line.starts_with("GET /close ");
+                    if line.starts_with("GET /slow ") {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
                     let answer: &[u8] = if close {
                         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
                     } else {
@@ -74,6 +77,10 @@ async fn upstream() -> (SocketAddr, Arc<Seen>) {
 }
 
 async fn start(upstream: SocketAddr) -> (RunningGate, tempfile::TempDir) {
+    start_with(upstream, 0).await
+}
+
+async fn start_with(upstream: SocketAddr, workers: usize) -> (RunningGate, tempfile::TempDir) {
     let text = format!(
         r#"
 [gate]
@@ -94,7 +101,8 @@ include = [{{ everyone = true }}]
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let file: crate::config::PolicyFile = toml::from_str(&text).unwrap();
     let policies = crate::policy::compile(&file).unwrap();
-    let opts = GateOptions::from_file(&file, dir.path()).unwrap();
+    let mut opts = GateOptions::from_file(&file, dir.path()).unwrap();
+    opts.workers = workers;
     let gate = gate::start(
         opts,
         policies,
@@ -197,4 +205,41 @@ async fn http2_streams_go_through_the_pool() {
         "{heads:?}"
     );
     gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_core_workers_serve_and_drain_in_flight_requests_on_shutdown() {
+    let (up, seen) = upstream().await;
+    let (gate, _dir) = start_with(up, 3).await;
+    // Many connections, so the kernel hands some to every worker's socket.
+    let mut conns = Vec::new();
+    for i in 0..12 {
+        let mut c = h1(gate.addr).await;
+        assert_eq!(get(&mut c, &format!("/w?i={i}")).await.0, 200);
+        conns.push(c);
+    }
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 12);
+    // A request still at the upstream when shutdown starts is answered, then the gate stops.
+    let mut slow = conns.pop().unwrap();
+    let in_flight = tokio::spawn(async move { get(&mut slow, "/slow").await.0 });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen
+        .heads
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|h| h.starts_with("GET /slow "))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow request never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let addr = gate.addr;
+    tokio::time::timeout(Duration::from_secs(10), gate.shutdown())
+        .await
+        .expect("shutdown finishes");
+    assert_eq!(in_flight.await.unwrap(), 200);
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
 }
