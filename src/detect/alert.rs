@@ -86,17 +86,27 @@ impl Subject {
 
     /// Stable key for dedup and `alert_id`: client id / serial (else name / CN), `ip:…`, `ca:…`.
     pub fn key(&self) -> String {
+        self.key_str().into_owned()
+    }
+
+    /// `key` without copying it when the subject holds it as is (tokens and certificates).
+    pub fn key_str(&self) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
         match self {
-            Subject::Token { id, name } => id.clone().or_else(|| name.clone()).unwrap_or_default(),
+            Subject::Token { id, name } => {
+                Cow::Borrowed(id.as_deref().or(name.as_deref()).unwrap_or_default())
+            }
             Subject::Cert {
                 serial,
                 common_name,
-            } => serial
-                .clone()
-                .or_else(|| common_name.clone())
-                .unwrap_or_default(),
-            Subject::ClientIp(ip) => format!("ip:{ip}"),
-            Subject::Ca(name) => format!("ca:{name}"),
+            } => Cow::Borrowed(
+                serial
+                    .as_deref()
+                    .or(common_name.as_deref())
+                    .unwrap_or_default(),
+            ),
+            Subject::ClientIp(ip) => Cow::Owned(format!("ip:{ip}")),
+            Subject::Ca(name) => Cow::Owned(format!("ca:{name}")),
         }
     }
 

@@ -187,9 +187,9 @@ impl UnexpectedCountry {
     ) -> Option<AccessEvent> {
         let country = ev.country.as_deref()?;
         let now = ev.created_at;
-        let key = subject.key();
+        let key = subject.key_str();
         let policy = &self.policy;
-        let state = self.seen.touch(&key, now, || {
+        let state = self.seen.touch(&*key, now, || {
             let expected = policy.for_subject(subject);
             Seen {
                 first_seen: now,

@@ -86,9 +86,9 @@ impl FailedAuthSpike {
             }
         }
         if let Some(subject) = Subject::of_event(ev) {
-            let counter = self
-                .per_client
-                .touch(&subject.key(), now, || WindowCounter::new(window, SLOTS));
+            let counter = self.per_client.touch(&*subject.key_str(), now, || {
+                WindowCounter::new(window, SLOTS)
+            });
             counter.add(now, 1);
             let total = counter.total(now);
             if total >= self.cfg.per_client {

@@ -58,13 +58,13 @@ impl FrequencySpike {
         book: &mut AlertBook,
     ) -> Option<AccessEvent> {
         let now = ev.created_at;
-        let key = subject.key();
+        let key = subject.key_str();
         let (window, slots, decay) = (self.cfg.window, self.slots, self.decay);
         let per_hour = |count: u64, span: Duration| {
             count as f64 * 3_600_000.0 / span.num_milliseconds().max(1) as f64
         };
         let bucket = self.cfg.bucket;
-        let state = self.rates.touch(&key, now, || Rate {
+        let state = self.rates.touch(&*key, now, || Rate {
             first_seen: now,
             recent: WindowCounter::new(window, slots),
             ewma: 0.0,

@@ -96,7 +96,7 @@ impl Engine {
                     return out;
                 };
                 let now = ev.created_at;
-                *self.last_seen.touch(&subject.key(), now, || now) = now;
+                *self.last_seen.touch(&*subject.key_str(), now, || now) = now;
                 if self.cfg.unexpected_country.enabled {
                     out.extend(self.country.observe(ev, &subject, book));
                 }

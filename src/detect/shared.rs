@@ -45,7 +45,7 @@ impl SharedCredential {
     ) -> Option<AccessEvent> {
         let now = ev.created_at;
         let since = now - self.cfg.window;
-        let users = self.users.touch(&subject.key(), now, || Users {
+        let users = self.users.touch(&*subject.key_str(), now, || Users {
             ips: BoundedMap::new(MAX_DISTINCT),
             user_agents: BoundedMap::new(MAX_DISTINCT),
         });

@@ -1,6 +1,7 @@
 //! Bounded memory for the rules: a map that evicts its stalest keys when full, and a sliding
 //! window counter with a fixed number of slots (so a flood costs no more memory than a trickle).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -22,19 +23,32 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// The value for `key` (created with `make` if absent), marked as touched at `now`.
-    pub(crate) fn touch(
+    /// Looks up with the borrowed key; an owned copy is made only when the key is new.
+    pub(crate) fn touch<Q>(
         &mut self,
-        key: &K,
+        key: &Q,
         now: DateTime<Utc>,
         make: impl FnOnce() -> V,
-    ) -> &mut V {
-        if !self.entries.contains_key(key) && self.entries.len() >= self.cap {
-            self.evict_stalest();
+    ) -> &mut V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if !self.entries.contains_key(key) {
+            if self.entries.len() >= self.cap {
+                self.evict_stalest();
+            }
+            let slot = self
+                .entries
+                .entry(key.to_owned())
+                .or_insert_with(|| (make(), now));
+            return &mut slot.0;
         }
         let slot = self
             .entries
-            .entry(key.clone())
-            .or_insert_with(|| (make(), now));
+            .get_mut(key)
+            // Cannot fail: the key was found just above and nothing was removed since.
+            .expect("key present");
         slot.1 = slot.1.max(now);
         &mut slot.0
     }
