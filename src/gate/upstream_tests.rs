@@ -81,6 +81,15 @@ async fn start(upstream: SocketAddr) -> (RunningGate, tempfile::TempDir) {
 }
 
 async fn start_with(upstream: SocketAddr, workers: usize) -> (RunningGate, tempfile::TempDir) {
+    let (gate, dir) = try_start(upstream, workers, "127.0.0.1:0".parse().unwrap()).await;
+    (gate.unwrap(), dir)
+}
+
+async fn try_start(
+    upstream: SocketAddr,
+    workers: usize,
+    listen: SocketAddr,
+) -> (Result<RunningGate, gate::GateError>, tempfile::TempDir) {
     let text = format!(
         r#"
 [gate]
@@ -103,6 +112,7 @@ include = [{{ everyone = true }}]
     let policies = crate::policy::compile(&file).unwrap();
     let mut opts = GateOptions::from_file(&file, dir.path()).unwrap();
     opts.workers = workers;
+    opts.listen = listen;
     let gate = gate::start(
         opts,
         policies,
@@ -111,8 +121,7 @@ include = [{{ everyone = true }}]
         Arc::new(SystemClock),
         None,
     )
-    .await
-    .unwrap();
+    .await;
     (gate, dir)
 }
 
@@ -208,6 +217,22 @@ async fn http2_streams_go_through_the_pool() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_core_workers_do_not_share_a_port_another_gate_listens_on() {
+    let (up, _) = upstream().await;
+    let (first, _dir) = start_with(up, 2).await;
+    let (second, _dir2) = try_start(up, 2, first.addr).await;
+    let err = second
+        .err()
+        .expect("a second gate on the same port is refused");
+    assert!(
+        err.to_string()
+            .contains(&format!("cannot listen on {}", first.addr)),
+        "{err}"
+    );
+    first.shutdown().await;
+}
+
+#[tokio::test]
 async fn per_core_workers_serve_and_drain_in_flight_requests_on_shutdown() {
     let (up, seen) = upstream().await;
     let (gate, _dir) = start_with(up, 3).await;

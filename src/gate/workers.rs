@@ -40,6 +40,15 @@ pub(super) async fn start(
 ) -> std::io::Result<Started> {
     let mut addr = setup.listen;
     let mut tls_addr = setup.tls.as_ref().map(|(a, _)| *a);
+    // SO_REUSEPORT would let us share a port another botgate (same user) already listens on;
+    // a plain bind first makes that the usual "address in use" error.
+    for a in std::iter::once(addr).chain(tls_addr) {
+        if a.port() != 0 {
+            drop(std::net::TcpListener::bind(a).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))
+            })?);
+        }
+    }
     let mut tasks = Vec::with_capacity(setup.count);
     for i in 0..setup.count.max(1) {
         let (ready_tx, ready_rx) = oneshot::channel::<Bound>();
