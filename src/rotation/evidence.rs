@@ -97,7 +97,9 @@ impl EvidenceTarget {
     /// Which credential an access event used, if one of the two. A token request over mTLS
     /// also carries certificate fields, so the connection method decides what identified it.
     pub fn classify(&self, ev: &AccessEvent) -> Option<Which> {
-        if ev.event != EventKind::Access || ev.created_at < self.since {
+        // Audit times and the rotation's start are both whole milliseconds: an event in the
+        // start's millisecond may be a request made just before it, so only later ones count.
+        if ev.event != EventKind::Access || ev.created_at <= self.since {
             return None;
         }
         let key = match (self.kind, ev.connection_method) {

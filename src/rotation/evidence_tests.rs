@@ -47,6 +47,13 @@ fn counts_per_credential_and_tracks_who_is_left() {
         ..tg.clone()
     };
     ev.ingest(&late_flush, &event(t0, "old.access", "10.0.0.8", true));
+    // Both times are whole milliseconds: a request in the start's own millisecond may have been
+    // made just before it, so it is not evidence either.
+    let same_ms = EvidenceTarget {
+        since: t0,
+        ..tg.clone()
+    };
+    ev.ingest(&same_ms, &event(t0, "old.access", "10.0.0.7", true));
 
     assert_eq!((ev.old.requests, ev.new.requests), (2, 1));
     assert_eq!(ev.clients.len(), 2, "other tokens and admin events ignored");
