@@ -40,6 +40,17 @@ impl Rule {
             Rule::StaleCrl => "stale_crl",
         }
     }
+
+    /// Rules re-evaluated from the inventory on every tick (a state, not an event).
+    pub fn from_inventory(self) -> bool {
+        matches!(
+            self,
+            Rule::CredentialExpiring
+                | Rule::CredentialExpired
+                | Rule::UnusedCredential
+                | Rule::StaleCrl
+        )
+    }
 }
 
 /// How loud an alert is.
@@ -214,6 +225,8 @@ struct OpenAlert {
 pub(crate) struct AlertBook {
     open: HashMap<(Rule, String), OpenAlert>,
     cap: usize,
+    /// Inventory alerts not opened because the book was full (since the last `take_suppressed`).
+    suppressed: u64,
 }
 
 impl AlertBook {
@@ -221,6 +234,7 @@ impl AlertBook {
         Self {
             open: HashMap::new(),
             cap: cap.max(1),
+            suppressed: 0,
         }
     }
 
@@ -240,6 +254,11 @@ impl AlertBook {
         self.open.len()
     }
 
+    /// Inventory alerts not opened for lack of room since the last call.
+    pub(crate) fn take_suppressed(&mut self) -> u64 {
+        std::mem::take(&mut self.suppressed)
+    }
+
     /// Record a hit; returns the event to publish when the alert opens or changes enough: the
     /// count doubled since the last event, the severity or phase changed, or the hit is notable.
     pub(crate) fn hit(
@@ -249,6 +268,13 @@ impl AlertBook {
     ) -> Option<AccessEvent> {
         let id = (hit.rule, hit.subject.key());
         if !self.open.contains_key(&id) && self.open.len() >= self.cap {
+            if hit.rule.from_inventory() {
+                // Re-evaluated every tick: forgetting an older alert to open this one would
+                // re-open the forgotten one on the next tick, a storm of alert events that
+                // fills the audit queue. Wait for room instead.
+                self.suppressed += 1;
+                return None;
+            }
             self.drop_stalest();
         }
         let opening = !self.open.contains_key(&id);

@@ -325,6 +325,28 @@ mod tests {
     }
 
     #[test]
+    fn more_expiring_credentials_than_room_open_what_fits_once_and_do_not_churn() {
+        let cfg = ExpiryConfig::default();
+        let mut book = AlertBook::new(3);
+        let many: Vec<CredentialExpiry> = (0..10)
+            .map(|i| CredentialExpiry {
+                name: format!("bulk-{i}-prod"),
+                id: format!("{i}.access"),
+                ..token(Duration::days(20))
+            })
+            .collect();
+        let first = expiry(&cfg, t0(), &many, &mut book);
+        assert_eq!(first.len(), 3, "as many alerts as there is room for");
+        assert_eq!(book.take_suppressed(), 7);
+        // The next ticks neither forget nor re-open anything: no alert events at all.
+        for minute in 1..4 {
+            let again = expiry(&cfg, t0() + Duration::minutes(minute), &many, &mut book);
+            assert!(again.is_empty(), "tick {minute}: {:?}", states(&again));
+        }
+        assert_eq!(book.len(), 3);
+    }
+
+    #[test]
     fn renewal_or_revocation_resolves() {
         let cfg = ExpiryConfig::default();
         let mut book = AlertBook::new(100);

@@ -142,6 +142,14 @@ impl Engine {
         if self.cfg.stale_crl.enabled {
             out.extend(inventory::stale_crls(now, crls, book));
         }
+        let suppressed = book.take_suppressed();
+        if suppressed > 0 {
+            tracing::warn!(
+                suppressed,
+                max_open_alerts = self.cfg.max_open_alerts,
+                "too many open alerts: inventory alerts (expiring, expired, unused credentials) not opened until some resolve; raise [detect] max_open_alerts to see them all"
+            );
+        }
         let cfg = &self.cfg;
         out.extend(book.resolve_quiet(now, |rule| quiet_time(cfg, rule)));
         self.frequency.forget_idle(now);
