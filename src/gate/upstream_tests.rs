@@ -221,9 +221,9 @@ async fn per_core_workers_do_not_share_a_port_another_gate_listens_on() {
     let (up, _) = upstream().await;
     let (first, _dir) = start_with(up, 2).await;
     let (second, _dir2) = try_start(up, 2, first.addr).await;
-    let err = second
-        .err()
-        .expect("a second gate on the same port is refused");
+    let Err(err) = second else {
+        panic!("a second gate on the same port is refused");
+    };
     assert!(
         err.to_string()
             .contains(&format!("cannot listen on {}", first.addr)),
