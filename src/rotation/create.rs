@@ -176,8 +176,28 @@ pub(crate) fn check_new_chain_trusted(
         issuing.record.name
     ));
     let chain: Vec<&[u8]> = issuing.chain.iter().map(|c| c.as_ref()).collect();
+    match apps_trust_chain(store, set, admitting, &chain, &mut notes) {
+        Ok(_) => Ok(notes),
+        Err(app) => Err(RotationError::Conflict(format!(
+            "the new certificate would be issued by {:?}, but app {:?} trusts only {:?}: its clients' new certificate would fail the TLS handshake. Add the CA to the app's trusted_cas first (see `botgate ca list`), then start the rotation again",
+            issuing.record.name, app.name, app.trusted_cas
+        ))),
+    }
+}
+
+/// Whether every app whose policies are in `admitting` trusts a certificate chaining to `chain`
+/// (DER, leaf's issuer first) through one of its `trusted_cas`. Apps that ask for no client
+/// certificate get a note. Returns the apps checked, or the first app that does not trust it.
+pub(crate) fn apps_trust_chain<'a>(
+    store: &Store,
+    set: &'a PolicySet,
+    admitting: &[PolicyRef],
+    chain: &[&[u8]],
+    notes: &mut Vec<String>,
+) -> Result<Vec<&'a str>, &'a crate::policy::CompiledApp> {
     let mut apps: Vec<&str> = admitting.iter().map(|p| p.app.as_str()).collect();
     apps.dedup();
+    let mut checked = Vec::new();
     for app in set.apps.iter().filter(|a| apps.contains(&a.name.as_str())) {
         if app.trusted_cas.is_empty() {
             notes.push(format!(
@@ -192,13 +212,11 @@ pub(crate) fn check_new_chain_trusted(
                 .is_ok_and(|b| b.anchors.iter().any(|a| chain.contains(&a.as_ref())))
         });
         if !trusted {
-            return Err(RotationError::Conflict(format!(
-                "the new certificate would be issued by {:?}, but app {:?} trusts only {:?}: its clients' new certificate would fail the TLS handshake. Add the CA to the app's trusted_cas first (see `botgate ca list`), then start the rotation again",
-                issuing.record.name, app.name, app.trusted_cas
-            )));
+            return Err(app);
         }
+        checked.push(app.name.as_str());
     }
-    Ok(notes)
+    Ok(checked)
 }
 
 /// Issue the replacement certificate for `cn` (the old CN, or the new one asked for) and write

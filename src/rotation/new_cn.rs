@@ -292,33 +292,17 @@ pub(super) fn check_chain_trusted(
         names.push(ca.name.clone());
         next = ca.parent_id;
     }
-    let trusts = |name: &str| {
-        store.trust_bundle(name).is_ok_and(|b| {
-            b.anchors
-                .iter()
-                .any(|a| chain.iter().any(|c| c.as_slice() == a.as_ref()))
-        })
-    };
+    let chain: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
     let mut notes = Vec::new();
-    let mut apps: Vec<&str> = admitting.iter().map(|p| p.app.as_str()).collect();
-    apps.dedup();
-    for app in set.apps.iter().filter(|a| apps.contains(&a.name.as_str())) {
-        if app.trusted_cas.is_empty() {
-            notes.push(format!(
-                "app {:?} has no trusted_cas, so the gate does not ask its clients for certificates",
-                app.name
-            ));
-            continue;
-        }
-        if !app.trusted_cas.iter().any(|n| trusts(n)) {
-            return Err(format!(
+    let apps = super::create::apps_trust_chain(store, set, admitting, &chain, &mut notes)
+        .map_err(|app| {
+            format!(
                 "the new certificate was issued by {} but app {:?} trusts only {:?}: the handshake with the new certificate would fail. Add the CA to the app's trusted_cas (see `botgate ca list`), then run next again",
                 names.join(" < "),
                 app.name,
                 app.trusted_cas
-            ));
-        }
-    }
+            )
+        })?;
     if !apps.is_empty() {
         notes.push(format!(
             "checked: {} trust the new certificate's issuer {}",
