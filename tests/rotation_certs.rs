@@ -5,18 +5,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use botgate::audit::AuditBus;
-use botgate::clock::SystemClock;
-use botgate::gate::store_tls::StoreTlsSource;
-use botgate::gate::{self, GateOptions, RunningGate};
 use botgate::pki::{CaInitOptions, ClientCertRequest, KeyAlgorithm};
-use botgate::rotation::{
-    self, Evidence, Rotation, RotationEnv, RotationError, RotationState, StartOptions,
-};
+use botgate::rotation::{self, RotationEnv, RotationError, RotationState, StartOptions};
 use botgate::store::Store;
 use chrono::Utc;
 use common::*;
@@ -40,61 +33,6 @@ include = [{ common_name = "^device-[a-z0-9-]+\\.factory\\.corp$" }]
 "#;
 
 const CN: &str = "device-a1.factory.corp";
-
-async fn start_gate(dir: &Path, store: Arc<Store>, text: &str) -> RunningGate {
-    let file: botgate::config::PolicyFile = toml::from_str(text).unwrap();
-    let policies = botgate::policy::compile(&file).unwrap();
-    let mut opts = GateOptions::from_file(&file, dir).unwrap();
-    let tls = StoreTlsSource::new(store.clone(), None, &["devices.test".to_string()]).unwrap();
-    opts.tls = Some(Arc::new(tls));
-    gate::start(
-        opts,
-        policies,
-        store,
-        AuditBus::default(),
-        Arc::new(SystemClock),
-        None,
-    )
-    .await
-    .unwrap()
-}
-
-/// A fresh client (new TLS connection) presenting `chain_and_key`.
-fn mtls_client(root_pem: &str, chain_and_key: &str, gate: &RunningGate) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .add_root_certificate(reqwest::Certificate::from_pem(root_pem.as_bytes()).unwrap())
-        .identity(reqwest::Identity::from_pem(chain_and_key.as_bytes()).unwrap())
-        .resolve("devices.test", gate.tls_addr.unwrap())
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-}
-
-/// Status of one request, or 0 when the TLS handshake was refused.
-async fn call(c: &reqwest::Client, gate: &RunningGate) -> u16 {
-    let port = gate.tls_addr.unwrap().port();
-    match c
-        .get(format!("https://devices.test:{port}/telemetry"))
-        .send()
-        .await
-    {
-        Ok(r) => r.status().as_u16(),
-        Err(_) => 0,
-    }
-}
-
-async fn evidence_until(r: &Rotation, done: impl Fn(&Evidence) -> bool) -> Evidence {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ev = rotation::workflow::collect_evidence(r).unwrap();
-        if done(&ev) || Instant::now() > deadline {
-            return ev;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
@@ -127,9 +65,9 @@ async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
     )
     .unwrap();
     let old_identity = format!("{}{}", old.chain_pem, old.key_pem.clone().unwrap());
-    let g = start_gate(dir.path(), store.clone(), &text).await;
+    let g = start_store_tls_gate(dir.path(), store.clone(), &text).await;
     let old_client = mtls_client(&root_pem, &old_identity, &g);
-    assert_eq!(call(&old_client, &g).await, 200);
+    assert_eq!(mtls_call(&old_client, &g).await, 200);
 
     let env = RotationEnv {
         store: &store,
@@ -180,7 +118,7 @@ async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
 
     // Only the old certificate in use: verify refuses.
     for _ in 0..3 {
-        assert_eq!(call(&old_client, &g).await, 200);
+        assert_eq!(mtls_call(&old_client, &g).await, 200);
     }
     let r = rotation::find(&store, &id).unwrap();
     let ev = evidence_until(&r, |e| e.old.requests >= 3).await;
@@ -198,7 +136,7 @@ async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
 
     // The device switches to the new certificate: same CN, told apart by fingerprint.
     let new_client = mtls_client(&root_pem, &new_identity, &g);
-    assert_eq!(call(&new_client, &g).await, 200);
+    assert_eq!(mtls_call(&new_client, &g).await, 200);
     let ev = evidence_until(&r, |e| e.new.requests >= 1).await;
     assert_eq!((ev.old.requests, ev.new.requests), (3, 1));
 
@@ -233,12 +171,12 @@ async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
     // cert_revoked before the TLS config is rebuilt); the new one keeps working.
     let refused = eventually(Duration::from_secs(5), || async {
         let fresh = mtls_client(&root_pem, &old_identity, &g);
-        matches!(call(&fresh, &g).await, 0 | 401)
+        matches!(mtls_call(&fresh, &g).await, 0 | 401)
     })
     .await;
     assert!(refused, "the old certificate is refused after revoke");
     assert_eq!(
-        call(&mtls_client(&root_pem, &new_identity, &g), &g).await,
+        mtls_call(&mtls_client(&root_pem, &new_identity, &g), &g).await,
         200
     );
     assert!(

@@ -13,14 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use botgate::audit::{AccessEvent, AuditBus};
-use botgate::clock::SystemClock;
-use botgate::gate::store_tls::StoreTlsSource;
-use botgate::gate::{self, GateOptions, RunningGate};
+use botgate::audit::AccessEvent;
+use botgate::gate::RunningGate;
 use botgate::pki::{CaInitOptions, ClientCertRequest, IssuedCert, KeyAlgorithm};
-use botgate::rotation::{
-    self, Evidence, Rotation, RotationEnv, RotationError, RotationState, StartOptions,
-};
+use botgate::rotation::{self, Evidence, RotationEnv, RotationError, RotationState, StartOptions};
 use botgate::store::Store;
 use chrono::Utc;
 use common::*;
@@ -97,66 +93,10 @@ fn options(dir: &Path, quiet: chrono::Duration) -> StartOptions {
     }
 }
 
-async fn start_gate(dir: &Path, store: Arc<Store>, text: &str) -> RunningGate {
-    let file: botgate::config::PolicyFile = toml::from_str(text).unwrap();
-    let policies = botgate::policy::compile(&file).unwrap();
-    let mut opts = GateOptions::from_file(&file, dir).unwrap();
-    let tls = StoreTlsSource::new(store.clone(), None, &["devices.test".to_string()]).unwrap();
-    opts.tls = Some(Arc::new(tls));
-    gate::start(
-        opts,
-        policies,
-        store,
-        AuditBus::default(),
-        Arc::new(SystemClock),
-        None,
-    )
-    .await
-    .unwrap()
-}
-
 /// Apply the edited policy file to the running gate (what hot reload does).
 fn reload(g: &RunningGate, path: &Path) {
     let loaded = botgate::config::load(path).unwrap();
     g.reload_policies(botgate::policy::compile(&loaded.file).unwrap());
-}
-
-/// A client presenting `chain_and_key`; it keeps its connection alive between requests.
-fn mtls_client(root_pem: &str, chain_and_key: &str, gate: &RunningGate) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .add_root_certificate(reqwest::Certificate::from_pem(root_pem.as_bytes()).unwrap())
-        .identity(reqwest::Identity::from_pem(chain_and_key.as_bytes()).unwrap())
-        .resolve("devices.test", gate.tls_addr.unwrap())
-        .user_agent("gateway-agent/2.1")
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-}
-
-/// Status of one request, or 0 when the TLS handshake was refused.
-async fn call(c: &reqwest::Client, gate: &RunningGate) -> u16 {
-    let port = gate.tls_addr.unwrap().port();
-    match c
-        .get(format!("https://devices.test:{port}/telemetry"))
-        .send()
-        .await
-    {
-        Ok(r) => r.status().as_u16(),
-        Err(_) => 0,
-    }
-}
-
-async fn evidence_until(r: &Rotation, done: impl Fn(&Evidence) -> bool) -> Evidence {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ev = rotation::workflow::collect_evidence(r).unwrap();
-        if done(&ev) || Instant::now() > deadline {
-            return ev;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn audit_events(dir: &Path) -> Vec<AccessEvent> {
@@ -177,9 +117,9 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let root_pem = ca(&store);
     let old = issue(&store, OLD_CN);
-    let g = start_gate(dir.path(), store.clone(), &text).await;
+    let g = start_store_tls_gate(dir.path(), store.clone(), &text).await;
     let old_client = mtls_client(&root_pem, &identity_pem(&old), &g);
-    assert_eq!(call(&old_client, &g).await, 200);
+    assert_eq!(mtls_call(&old_client, &g).await, 200);
 
     let env = RotationEnv {
         store: &store,
@@ -212,7 +152,7 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
     assert!(started.files[0].to_string_lossy().contains(NEW_CN));
     let new_client = mtls_client(&root_pem, &new_pem, &g);
     // Before add no policy admits the new CN.
-    assert_eq!(call(&new_client, &g).await, 403);
+    assert_eq!(mtls_call(&new_client, &g).await, 403);
 
     // add: the new CN goes beside the exact selector of the old one, comments kept.
     let added = rotation::next(&env, &id, false, Utc::now()).unwrap();
@@ -243,7 +183,7 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
     }
     reload(&g, &policy);
     assert_eq!(
-        call(&new_client, &g).await,
+        mtls_call(&new_client, &g).await,
         200,
         "new CN admitted after add"
     );
@@ -253,7 +193,7 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
     let r = rotation::find(&store, &id).unwrap();
     let before = rotation::workflow::collect_evidence(&r).unwrap();
     for _ in 0..3 {
-        assert_eq!(call(&old_client, &g).await, 200);
+        assert_eq!(mtls_call(&old_client, &g).await, 200);
     }
     let ev = evidence_until(&r, |e| e.old.requests >= before.old.requests + 3).await;
     assert!(ev.old.requests >= 3);
@@ -268,7 +208,7 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
     );
 
     // The gateway switches; after the quiet period verify passes (evidence by fingerprint).
-    assert_eq!(call(&new_client, &g).await, 200);
+    assert_eq!(mtls_call(&new_client, &g).await, 200);
     let ev = evidence_until(&r, |e| e.new.requests >= 2).await;
     assert!(ev.new.requests >= 2, "{ev:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -299,17 +239,17 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
 
     // A device that did not roll over, on its kept-alive connection: refused as revoked.
     let refused_live = eventually(Duration::from_secs(5), || async {
-        matches!(call(&old_client, &g).await, 0 | 401)
+        matches!(mtls_call(&old_client, &g).await, 0 | 401)
     })
     .await;
     assert!(refused_live, "the old certificate is refused after revoke");
     // On a new connection the CRL refuses it in the handshake.
     let refused_handshake = eventually(Duration::from_secs(10), || async {
-        call(&mtls_client(&root_pem, &identity_pem(&old), &g), &g).await == 0
+        mtls_call(&mtls_client(&root_pem, &identity_pem(&old), &g), &g).await == 0
     })
     .await;
     assert!(refused_handshake, "the CRL refuses the old certificate");
-    assert_eq!(call(&new_client, &g).await, 200);
+    assert_eq!(mtls_call(&new_client, &g).await, 200);
 
     // The audit stream shows the refusals; the detector raises the alert naming the client.
     let deadline = Instant::now() + Duration::from_secs(5);

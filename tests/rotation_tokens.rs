@@ -8,9 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use botgate::rotation::{
-    self, Evidence, Rotation, RotationEnv, RotationError, RotationState, StartOptions,
-};
+use botgate::rotation::{self, RotationEnv, RotationError, RotationState, StartOptions};
 use chrono::Utc;
 use common::*;
 
@@ -54,18 +52,6 @@ fn reload(g: &TestGate, path: &Path) {
     let loaded = botgate::config::load(path).unwrap();
     g.gate
         .reload_policies(botgate::policy::compile(&loaded.file).unwrap());
-}
-
-/// Poll the rotation's evidence until `done` holds (or 10 s pass).
-async fn evidence_until(r: &Rotation, done: impl Fn(&Evidence) -> bool) -> Evidence {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ev = rotation::workflow::collect_evidence(r).unwrap();
-        if done(&ev) || Instant::now() > deadline {
-            return ev;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

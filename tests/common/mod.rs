@@ -187,3 +187,75 @@ where
     }
     false
 }
+
+/// A gate with a TLS listener whose server certificate and client CAs come from `store`'s PKI
+/// (for `devices.test`), on the policy `text`.
+pub async fn start_store_tls_gate(
+    dir: &std::path::Path,
+    store: Arc<Store>,
+    text: &str,
+) -> RunningGate {
+    let file: botgate::config::PolicyFile = toml::from_str(text).unwrap();
+    let policies = botgate::policy::compile(&file).unwrap();
+    let mut opts = GateOptions::from_file(&file, dir).unwrap();
+    let tls = botgate::gate::store_tls::StoreTlsSource::new(
+        store.clone(),
+        None,
+        &["devices.test".to_string()],
+    )
+    .unwrap();
+    opts.tls = Some(Arc::new(tls));
+    gate::start(
+        opts,
+        policies,
+        store,
+        AuditBus::default(),
+        Arc::new(SystemClock),
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+/// A client presenting `chain_and_key` to `devices.test` on the gate's TLS listener, user agent
+/// `gateway-agent/2.1`; it keeps its connection alive between requests.
+pub fn mtls_client(root_pem: &str, chain_and_key: &str, gate: &RunningGate) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(root_pem.as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(chain_and_key.as_bytes()).unwrap())
+        .resolve("devices.test", gate.tls_addr.unwrap())
+        .user_agent("gateway-agent/2.1")
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Status of one `GET https://devices.test/telemetry`, or 0 when the TLS handshake was refused.
+pub async fn mtls_call(c: &reqwest::Client, gate: &RunningGate) -> u16 {
+    let port = gate.tls_addr.unwrap().port();
+    match c
+        .get(format!("https://devices.test:{port}/telemetry"))
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Poll a rotation's evidence until `done` holds (or 10 s pass).
+pub async fn evidence_until(
+    r: &botgate::rotation::Rotation,
+    done: impl Fn(&botgate::rotation::Evidence) -> bool,
+) -> botgate::rotation::Evidence {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ev = botgate::rotation::workflow::collect_evidence(r).unwrap();
+        if done(&ev) || Instant::now() > deadline {
+            return ev;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
