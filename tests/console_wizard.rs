@@ -311,7 +311,8 @@ fn r_on_a_token_or_cert_queues_a_start() {
         s.pending_actions,
         [ConsoleAction::StartCert {
             serial: "3f9a0c11d2e4b5a6".into(),
-            cn: "device-0001.factory.corp".into()
+            cn: "device-0001.factory.corp".into(),
+            new_cn: None,
         }]
     );
 

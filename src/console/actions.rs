@@ -26,10 +26,12 @@ pub enum ConsoleAction {
     StartToken {
         name: String,
     },
-    /// Start a rotation of the certificate with this serial (`cn` is for messages).
+    /// Start a rotation of the certificate with this serial (`cn` is for messages), to the same
+    /// CN or to `new_cn`.
     StartCert {
         serial: String,
         cn: String,
+        new_cn: Option<String>,
     },
     /// Perform the next step; `force` revokes even when verification has not passed (the
     /// library records it as forced).
@@ -116,11 +118,15 @@ pub fn perform(
                 files(&started.files)
             ))
         }
-        ConsoleAction::StartCert { serial, cn } => {
+        ConsoleAction::StartCert { serial, cn, new_cn } => {
             let started =
-                rotation::start_cert(&env, serial, &start_opts(None)).map_err(|e| describe(&e))?;
+                rotation::start_cert_to_cn(&env, serial, new_cn.as_deref(), &start_opts(None))
+                    .map_err(|e| describe(&e))?;
+            let to = new_cn
+                .as_deref()
+                .map_or(String::new(), |n| format!(" → {n}"));
             Ok(format!(
-                "{} started for {cn}: new certificate in {}; press n to check the policies",
+                "{} started for {cn}{to}: new certificate in {}; press n to check the policies",
                 started.rotation.id,
                 files(&started.files)
             ))

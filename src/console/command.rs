@@ -97,8 +97,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "rotate",
         aliases: &[],
-        arg: Some("NAME"),
-        help: "start a rotation of the token or certificate NAME (r)",
+        arg: Some("NAME [--new-cn NEWCN]"),
+        help: "start a rotation of the token or certificate NAME (r); a certificate to a new CN with --new-cn",
         changes: true,
         kind: Kind::Rotate,
     },
@@ -434,10 +434,21 @@ impl AppState {
         }
     }
 
-    /// `:rotate NAME`: select NAME in the Tokens (or Certs) view and do what `r` does there.
-    fn rotate_named(&mut self, name: &str) {
+    /// `:rotate NAME [--new-cn NEWCN]`: select NAME in the Tokens (or Certs) view and do what
+    /// `r` does there; with `--new-cn`, rotate the certificate to that CN.
+    fn rotate_named(&mut self, arg: &str) {
         if self.header.read_only {
             self.message = Some(Err(format!(":rotate is disabled: {}", actions::READ_ONLY)));
+            return;
+        }
+        let (name, new_cn) = match arg.split_once("--new-cn") {
+            Some((name, new_cn)) => (name.trim(), Some(new_cn.trim())),
+            None => (arg.trim(), None),
+        };
+        if new_cn.is_some_and(|n| n.is_empty() || n.contains(char::is_whitespace)) {
+            self.message = Some(Err(
+                "--new-cn takes one name, e.g. :rotate device-0001.factory.corp --new-cn device-0001.plant2.corp".into(),
+            ));
             return;
         }
         let found = rows::tokens(self)
@@ -478,7 +489,20 @@ impl AppState {
         };
         self.show_view(view);
         self.selected[view.index()] = index;
-        self.perform(Action::StartRotation, None);
+        match (new_cn, view) {
+            (Some(_), ViewId::Tokens) => {
+                self.message = Some(Err(format!(
+                    "{name} is a token: --new-cn is for certificates (a token's new name is {name}-v2, -v3 …)"
+                )));
+            }
+            (Some(new_cn), _) => {
+                if let Some(c) = rows::certs(self).get(index) {
+                    let (serial, cn) = (c.serial.clone(), c.common_name.clone());
+                    self.start_cert_rotation(serial, cn, Some(new_cn.to_string()));
+                }
+            }
+            (None, _) => self.perform(Action::StartRotation, None),
+        }
     }
 }
 

@@ -254,6 +254,44 @@ mod with_state {
     }
 
     #[test]
+    fn rotate_a_certificate_to_a_new_cn() {
+        let mut s = state(false);
+        keys(
+            &mut s,
+            ":rotate device-0001.factory.corp --new-cn device-0001.plant2.corp",
+        );
+        key(&mut s, KeyCode::Enter);
+        assert_eq!(s.view, ViewId::Certs);
+        assert_eq!(
+            s.pending_actions,
+            [ConsoleAction::StartCert {
+                serial: "01ab".into(),
+                cn: "device-0001.factory.corp".into(),
+                new_cn: Some("device-0001.plant2.corp".into()),
+            }]
+        );
+
+        s.pending_actions.clear();
+        keys(&mut s, ":rotate ci-deploy-prod --new-cn x.corp");
+        key(&mut s, KeyCode::Enter);
+        assert!(s.pending_actions.is_empty());
+        assert!(
+            matches!(&s.message, Some(Err(m)) if m.contains("--new-cn is for certificates")),
+            "{:?}",
+            s.message
+        );
+
+        keys(&mut s, ":rotate device-0001.factory.corp --new-cn");
+        key(&mut s, KeyCode::Enter);
+        assert!(s.pending_actions.is_empty());
+        assert!(
+            matches!(&s.message, Some(Err(m)) if m.contains("--new-cn takes one name")),
+            "{:?}",
+            s.message
+        );
+    }
+
+    #[test]
     fn rotate_selects_the_credential_and_queues_what_r_queues() {
         let mut s = state(false);
         keys(&mut s, ":rotate ci-deploy-staging");
@@ -328,7 +366,7 @@ mod with_state {
 #[test]
 fn help_lists_commands_without_rotate_when_read_only() {
     let rw = help_lines(false);
-    assert!(rw.iter().any(|(u, _)| u == ":rotate NAME"));
+    assert!(rw.iter().any(|(u, _)| u == ":rotate NAME [--new-cn NEWCN]"));
     assert!(
         rw.iter()
             .any(|(u, h)| u == ":VIEW" && h.contains(" tokens "))

@@ -48,6 +48,23 @@ impl AppState {
         self.feed.notice = Some(what);
     }
 
+    /// Ask for a rotation of the certificate `serial` (CN `cn`), to `new_cn` when given.
+    pub(super) fn start_cert_rotation(
+        &mut self,
+        serial: String,
+        cn: String,
+        new_cn: Option<String>,
+    ) {
+        if !self.may_act() {
+            return;
+        }
+        let what = match &new_cn {
+            Some(n) => format!("starting a rotation of {cn} to the new CN {n}…"),
+            None => format!("starting a rotation of {cn}…"),
+        };
+        self.request(ConsoleAction::StartCert { serial, cn, new_cn }, what);
+    }
+
     /// `r`, `n`, `R`, `x` in a view.
     pub(super) fn rotation_key(&mut self, action: Action) {
         if !self.may_act() {
@@ -72,13 +89,7 @@ impl AppState {
                 else {
                     return;
                 };
-                self.request(
-                    ConsoleAction::StartCert {
-                        serial,
-                        cn: cn.clone(),
-                    },
-                    format!("starting a rotation of {cn}…"),
-                );
+                self.start_cert_rotation(serial, cn, None);
             }
             (Action::StartRotation, _) => {
                 self.feed.notice =
