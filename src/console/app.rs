@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use crossterm::event::{KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyEvent, KeyModifiers, MouseEvent};
 
 use crate::audit::{AccessEvent, EventKind};
 
@@ -19,7 +19,6 @@ use super::keymap::{self, Action, Context};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
 use super::theme::{Theme, ThemeChoice};
-use super::views::{self, layout::Hit, layout::TableId};
 use super::wizard::Prompt;
 
 /// Everything that can change the console.
@@ -323,58 +322,6 @@ impl AppState {
         self.view = view;
     }
 
-    /// Remember where the current view's table is scrolled, after the selection moved.
-    fn remember_scroll(&mut self) {
-        let v = self.view;
-        self.scroll[v.index()] = views::layout::offset_of(self, v);
-    }
-
-    /// A left click at column `x`, line `y`: a tab switches view, a table row is selected (a
-    /// live-tail row is selected in the Log view, which opens). Ignored under an overlay or a
-    /// question.
-    fn click(&mut self, x: u16, y: u16) {
-        if self.overlay.is_some() || self.prompt.is_some() {
-            return;
-        }
-        match views::layout::hit(self, x, y) {
-            Some(Hit::Tab(v)) => self.show_view(v),
-            Some(Hit::Row {
-                table: TableId::View(v),
-                index,
-            }) => self.selected[v.index()] = index,
-            Some(Hit::Row {
-                table: TableId::Tail,
-                index,
-            }) => {
-                self.show_view(ViewId::Log);
-                self.selected[ViewId::Log.index()] = index;
-            }
-            None => {}
-        }
-    }
-
-    fn page(&self) -> usize {
-        usize::from(self.size.1).saturating_sub(12).max(5)
-    }
-
-    fn move_selection(&mut self, delta: isize) {
-        let n = rows::row_count(self, self.view);
-        let i = self.view.index();
-        self.selected[i] = if n == 0 {
-            0
-        } else {
-            (self.selected[i] as isize + delta).clamp(0, n as isize - 1) as usize
-        };
-    }
-
-    fn clamp_selections(&mut self) {
-        for v in ViewId::ALL {
-            let n = rows::row_count(self, v);
-            let s = &mut self.selected[v.index()];
-            *s = (*s).min(n.saturating_sub(1));
-        }
-    }
-
     fn key(&mut self, key: KeyEvent) {
         let context = self.context();
         let action = keymap::action_for(&key, context);
@@ -491,21 +438,6 @@ impl AppState {
             | Action::Complete
             | Action::HistoryPrev
             | Action::HistoryNext => {}
-        }
-    }
-
-    fn mouse(&mut self, m: MouseEvent) {
-        let delta = match m.kind {
-            MouseEventKind::ScrollDown => 1,
-            MouseEventKind::ScrollUp => -1,
-            MouseEventKind::Down(MouseButton::Left) => return self.click(m.column, m.row),
-            _ => return,
-        };
-        match &mut self.overlay {
-            Some(Overlay::Help { scroll } | Overlay::Details { scroll, .. }) => {
-                *scroll = scroll.saturating_add_signed(delta as i16);
-            }
-            None => self.move_selection(delta),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod keymap;
 pub mod latency;
 pub mod model;
+mod navigate;
 pub mod rows;
 mod runner;
 pub mod theme;
