@@ -1,6 +1,7 @@
 //! View 2, Tokens: the service-token inventory with an expiry countdown that ticks every second,
 //! status as colour and label (ok / warn ≤ 30 d / critical ≤ 7 d / expired / revoked), last seen,
-//! the policies that admit each token, and the rotation due date (created + 90 days).
+//! the policies that admit each token, and the rotation due date (from the `[rotation]` cadence,
+//! 90 days by default). The credential columns and block are shared with the Certs view.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -8,82 +9,135 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::Cell;
 
+use chrono::{DateTime, Utc};
+use ratatui::widgets::Block;
+
 use crate::console::app::{AppState, ViewId};
 use crate::console::model::CredentialStatus;
 use crate::console::rows;
 use crate::duration::countdown;
 
-use super::widgets::{block, col, date, seen, title, wide, windowed_table};
+use super::widgets::{Col, block, col, date, seen, title, wide, windowed_table};
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
-    let t = &s.theme;
     let list = rows::tokens(s);
-    let counts = status_counts(list.iter().map(|r| r.status(s.now)));
+    let mut cols = lifecycle_cols("name", "expires").to_vec();
+    cols.extend([
+        wide("client id", Constraint::Length(14), 140),
+        wide("policies", Constraint::Fill(3), 120),
+    ]);
     windowed_table(
         frame,
         area,
-        t,
-        block(
-            t,
-            title(
-                t,
-                "service tokens",
-                &[
-                    format!("{}", list.len()),
-                    counts,
-                    format!("sort {}", s.sort_label(ViewId::Tokens)),
-                ],
-            ),
+        &s.theme,
+        inventory_block(
+            s,
+            "service tokens",
+            ViewId::Tokens,
+            list.iter().map(|r| r.status(s.now)),
         ),
-        &[
-            col("name", Constraint::Fill(3)),
-            col("status", Constraint::Length(8)),
-            col("expires in", Constraint::Length(11)),
-            wide("expires", Constraint::Length(10), 120),
-            col("last seen", Constraint::Length(9)),
-            col("rotation due", Constraint::Length(18)),
-            wide("client id", Constraint::Length(14), 140),
-            wide("policies", Constraint::Fill(3), 120),
-        ],
+        &cols,
         list.len(),
         Some(s.selected[ViewId::Tokens.index()]),
         s.scroll[ViewId::Tokens.index()],
         |i| {
             let tk = list[i];
-            let status = tk.status(s.now);
-            let row_style = row_style(s, status);
-            let (due_text, due_style) = rotation_due(s, tk.rotation_due(), tk.revoked, row_style);
+            let (mut cells, style) = lifecycle_cells(
+                s,
+                &Lifecycle {
+                    name: &tk.name,
+                    status: tk.status(s.now),
+                    expires_at: tk.expires_at,
+                    revoked: tk.revoked,
+                    last_seen_at: tk.last_seen_at,
+                    rotation_due: tk.rotation_due(),
+                },
+            );
             let short_id: String = tk.client_id.chars().take(12).collect();
-            let cells = vec![
-                Cell::from(tk.name.clone()),
-                Cell::from(Span::styled(status.label(), t.status(status))),
-                Cell::from(Span::styled(
-                    expires_in(s, tk.expires_at, tk.revoked),
-                    t.status(status),
-                )),
-                Cell::from(date(tk.expires_at)),
-                Cell::from(seen(s.now, rows::last_seen(s, &tk.name, tk.last_seen_at))),
-                Cell::from(Span::styled(due_text, due_style)),
-                Cell::from(format!("{short_id}…")),
-                Cell::from(if tk.policies.is_empty() {
-                    "-".to_string()
-                } else {
-                    tk.policies.join(", ")
-                }),
-            ];
-            (cells, row_style)
+            cells.push(Cell::from(format!("{short_id}…")));
+            cells.push(Cell::from(if tk.policies.is_empty() {
+                "-".to_string()
+            } else {
+                tk.policies.join(", ")
+            }));
+            (cells, style)
         },
     );
+}
+
+/// The columns every credential inventory starts with; `name` and `date` head the identity
+/// and the absolute expiry columns.
+pub fn lifecycle_cols(name: &'static str, date: &'static str) -> [Col; 6] {
+    [
+        col(name, Constraint::Fill(3)),
+        col("status", Constraint::Length(8)),
+        col("expires in", Constraint::Length(11)),
+        wide(date, Constraint::Length(10), 120),
+        col("last seen", Constraint::Length(9)),
+        col("rotation due", Constraint::Length(18)),
+    ]
+}
+
+/// What every credential row shows first (the cells of `lifecycle_cols`).
+#[derive(Debug)]
+pub struct Lifecycle<'a> {
+    pub name: &'a str,
+    pub status: CredentialStatus,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+    /// As stored; the live traffic may have seen it since.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub rotation_due: DateTime<Utc>,
+}
+
+/// The cells of `lifecycle_cols` for one credential, and the row's style.
+pub fn lifecycle_cells<'a>(s: &AppState, l: &Lifecycle<'_>) -> (Vec<Cell<'a>>, Style) {
+    let style = row_style(s, l.status);
+    let (due_text, due_style) = rotation_due(s, l.rotation_due, l.revoked, style);
+    let cells = vec![
+        Cell::from(l.name.to_string()),
+        Cell::from(Span::styled(l.status.label(), s.theme.status(l.status))),
+        Cell::from(Span::styled(
+            expires_in(s, l.expires_at, l.revoked),
+            s.theme.status(l.status),
+        )),
+        Cell::from(date(l.expires_at)),
+        Cell::from(seen(s.now, rows::last_seen(s, l.name, l.last_seen_at))),
+        Cell::from(Span::styled(due_text, due_style)),
+    ];
+    (cells, style)
+}
+
+/// The inventory's bordered block: `title · n · 2 expired, 1 warn · sort …`.
+pub fn inventory_block<'a>(
+    s: &AppState,
+    name: &str,
+    view: ViewId,
+    statuses: impl ExactSizeIterator<Item = CredentialStatus>,
+) -> Block<'a> {
+    let n = statuses.len();
+    block(
+        &s.theme,
+        title(
+            &s.theme,
+            name,
+            &[
+                n.to_string(),
+                status_counts(statuses),
+                format!("sort {}", s.sort_label(view)),
+            ],
+        ),
+    )
 }
 
 /// The rotation due date (warn-coloured and marked `overdue` once passed), or `-` for a
 /// revoked credential.
 pub fn rotation_due(
     s: &AppState,
-    due: chrono::DateTime<chrono::Utc>,
+    due: DateTime<Utc>,
     revoked: bool,
-    row_style: ratatui::style::Style,
-) -> (String, ratatui::style::Style) {
+    row_style: Style,
+) -> (String, Style) {
     if revoked {
         ("-".to_string(), row_style)
     } else if due <= s.now {
@@ -97,7 +151,7 @@ pub fn rotation_due(
 }
 
 /// The countdown, or `-` for a revoked credential (its expiry no longer matters).
-pub fn expires_in(s: &AppState, at: chrono::DateTime<chrono::Utc>, revoked: bool) -> String {
+pub fn expires_in(s: &AppState, at: DateTime<Utc>, revoked: bool) -> String {
     if revoked {
         "-".into()
     } else {
