@@ -66,6 +66,25 @@ impl Env {
         std::fs::write(&inter, pem_of("intermediate")).unwrap();
         (root, inter)
     }
+
+    /// `openssl verify -purpose sslclient` of `crt` (relative to the dir) against the CA chain
+    /// `ca list` exports; panics when openssl refuses it, returns its output.
+    fn verify_client_cert(&self, crt: &str) -> String {
+        let (root, inter) = self.export_ca_pems();
+        openssl(
+            self.dir.path(),
+            &[
+                "verify",
+                "-CAfile",
+                root.to_str().unwrap(),
+                "-untrusted",
+                inter.to_str().unwrap(),
+                "-purpose",
+                "sslclient",
+                crt,
+            ],
+        )
+    }
 }
 
 /// Run openssl in `dir`; panic with its stderr on failure.
@@ -258,20 +277,7 @@ fn issued_client_certs_verify_with_openssl() {
     let crt = out.join("device-a1.factory.corp.crt");
     let key = out.join("device-a1.factory.corp.key");
     assert_eq!(mode(&key), 0o600);
-    let (root, inter) = env.export_ca_pems();
-    let verified = openssl(
-        env.dir.path(),
-        &[
-            "verify",
-            "-CAfile",
-            root.to_str().unwrap(),
-            "-untrusted",
-            inter.to_str().unwrap(),
-            "-purpose",
-            "sslclient",
-            crt.to_str().unwrap(),
-        ],
-    );
+    let verified = env.verify_client_cert(crt.to_str().unwrap());
     assert!(verified.contains(": OK"), "{verified}");
     // The key matches the certificate.
     let cert_pub = openssl(
@@ -372,18 +378,7 @@ fn csr_from_openssl_keeps_its_subject() {
         ],
     );
     assert!(eku.contains("TLS Web Client Authentication"), "{eku}");
-    let (root, inter) = env.export_ca_pems();
-    openssl(
-        d,
-        &[
-            "verify",
-            "-CAfile",
-            root.to_str().unwrap(),
-            "-untrusted",
-            inter.to_str().unwrap(),
-            "github-actions-bot.crt",
-        ],
-    );
+    env.verify_client_cert("github-actions-bot.crt");
 
     // A CN that differs from the CSR's, and a key given as a CSR, are bad input.
     env.botgate()
@@ -461,18 +456,7 @@ fn root_key_out_keeps_the_root_offline_and_issuance_still_works() {
         ])
         .assert()
         .success();
-    let (root, inter) = env.export_ca_pems();
-    openssl(
-        d,
-        &[
-            "verify",
-            "-CAfile",
-            root.to_str().unwrap(),
-            "-untrusted",
-            inter.to_str().unwrap(),
-            "device-b2.factory.corp.crt",
-        ],
-    );
+    env.verify_client_cert("device-b2.factory.corp.crt");
     // A second init is refused and does not touch the key file.
     env.botgate()
         .args(["ca", "init", "--root-key-out", "root2.key"])
