@@ -79,6 +79,45 @@ fn issue(store: &Store, cn: &str) -> IssuedCert {
     .unwrap()
 }
 
+/// A store with the CA and certificates for `cns`, and the demo policy file, for rotations
+/// that need no gate.
+struct Offline {
+    dir: tempfile::TempDir,
+    store: Store,
+    policy: std::path::PathBuf,
+}
+
+impl Offline {
+    fn new(cns: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        ca(&store);
+        for cn in cns {
+            issue(&store, cn);
+        }
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, Self::text()).unwrap();
+        Self { dir, store, policy }
+    }
+
+    /// The policy file as first written.
+    fn text() -> String {
+        POLICY.replace("{upstream}", "http://127.0.0.1:9")
+    }
+
+    fn env(&self) -> RotationEnv<'_> {
+        RotationEnv {
+            store: &self.store,
+            policy_file: &self.policy,
+            state_dir: self.dir.path(),
+        }
+    }
+
+    fn options(&self) -> StartOptions {
+        options(self.dir.path(), chrono::Duration::hours(1))
+    }
+}
+
 fn identity_pem(c: &IssuedCert) -> String {
     format!("{}{}", c.chain_pem, c.key_pem.clone().unwrap())
 }
@@ -307,20 +346,11 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
 /// evidence, until the policy is edited; a regex that admits both needs no edit.
 #[test]
 fn a_cn_regex_is_checked_not_widened() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    ca(&store);
-    issue(&store, "device-a1.factory.corp");
-    issue(&store, "device-b1.factory.corp");
-    let policy = dir.path().join("policy.toml");
-    let text = POLICY.replace("{upstream}", "http://127.0.0.1:9");
-    std::fs::write(&policy, &text).unwrap();
-    let env = RotationEnv {
-        store: &store,
-        policy_file: &policy,
-        state_dir: dir.path(),
-    };
-    let opts = options(dir.path(), chrono::Duration::hours(1));
+    let fx = Offline::new(&["device-a1.factory.corp", "device-b1.factory.corp"]);
+    let (env, opts) = (fx.env(), fx.options());
+    let policy = &fx.policy;
+    let store = &fx.store;
+    let text = Offline::text();
 
     // device-a1 → sensor-a1: the device regex does not admit it.
     let started = rotation::start_cert_to_cn(
@@ -359,9 +389,9 @@ fn a_cn_regex_is_checked_not_widened() {
         all.contains(r#"add { common_name = "sensor-a1\\.factory\\.corp" } beside it"#),
         "{all}"
     );
-    assert_eq!(std::fs::read_to_string(&policy).unwrap(), text, "untouched");
+    assert_eq!(std::fs::read_to_string(policy).unwrap(), text, "untouched");
     assert_eq!(
-        rotation::find(&store, &id).unwrap().state,
+        rotation::find(store, &id).unwrap().state,
         RotationState::Created
     );
 
@@ -371,7 +401,7 @@ fn a_cn_regex_is_checked_not_widened() {
         r#"include = [{ common_name = "^device-[a-z0-9-]+\\.factory\\.corp$" }, { common_name = 'sensor-a1\.factory\.corp' }]"#,
     );
     assert_ne!(by_hand, text);
-    std::fs::write(&policy, &by_hand).unwrap();
+    std::fs::write(policy, &by_hand).unwrap();
     let added = rotation::next(&env, &id, false, Utc::now()).unwrap();
     assert_eq!(added.rotation.state, RotationState::Added);
     assert!(added.diff.is_none());
@@ -395,37 +425,28 @@ fn a_cn_regex_is_checked_not_widened() {
         "{:?}",
         added.summary
     );
-    assert_eq!(std::fs::read_to_string(&policy).unwrap(), by_hand);
+    assert_eq!(std::fs::read_to_string(policy).unwrap(), by_hand);
 }
 
 /// Revoke leaves the old CN in the policies while another valid certificate carries it;
 /// abort after add takes the new CN out again.
 #[test]
 fn old_cn_stays_while_another_certificate_uses_it_and_abort_removes_the_new_cn() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    ca(&store);
-    issue(&store, OLD_CN);
-    let policy = dir.path().join("policy.toml");
-    let text = POLICY.replace("{upstream}", "http://127.0.0.1:9");
-    std::fs::write(&policy, &text).unwrap();
-    let env = RotationEnv {
-        store: &store,
-        policy_file: &policy,
-        state_dir: dir.path(),
-    };
-    let opts = options(dir.path(), chrono::Duration::hours(1));
+    let fx = Offline::new(&[OLD_CN]);
+    let (env, opts) = (fx.env(), fx.options());
+    let policy = &fx.policy;
+    let store = &fx.store;
     let started = rotation::start_cert_to_cn(&env, OLD_CN, Some(NEW_CN), &opts).unwrap();
     let id = started.rotation.id;
     rotation::next(&env, &id, false, Utc::now()).unwrap();
     // A spare gateway certificate with the old CN, issued meanwhile.
-    let spare = issue(&store, OLD_CN);
+    let spare = issue(store, OLD_CN);
     let revoked = rotation::next(&env, &id, true, Utc::now()).unwrap();
     assert!(revoked.rotation.forced, "forced revoke is recorded");
     let all = revoked.summary.join("\n");
     assert!(all.contains("kept CN \"gw-1.factory.corp\""), "{all}");
     assert!(all.contains(&spare.record.serial[..12]), "{all}");
-    let after = std::fs::read_to_string(&policy).unwrap();
+    let after = std::fs::read_to_string(policy).unwrap();
     assert!(after.contains("gw-1.factory.corp") && after.contains(r"gw-2\.factory\.corp"));
 
     // Abort after add: the new CN leaves the policy again.
@@ -433,33 +454,25 @@ fn old_cn_stays_while_another_certificate_uses_it_and_abort_removes_the_new_cn()
         rotation::start_cert_to_cn(&env, "gw-1.factory.corp", Some("gw-3.factory.corp"), &opts)
             .unwrap();
     rotation::next(&env, &started.rotation.id, false, Utc::now()).unwrap();
-    assert!(std::fs::read_to_string(&policy).unwrap().contains("gw-3"));
+    assert!(std::fs::read_to_string(policy).unwrap().contains("gw-3"));
     let aborted = rotation::abort(&env, &started.rotation.id, Utc::now()).unwrap();
     assert_eq!(aborted.rotation.state, RotationState::Aborted);
-    assert!(!std::fs::read_to_string(&policy).unwrap().contains("gw-3"));
-    assert_eq!(std::fs::read_to_string(&policy).unwrap(), after);
+    assert!(!std::fs::read_to_string(policy).unwrap().contains("gw-3"));
+    assert_eq!(std::fs::read_to_string(policy).unwrap(), after);
 }
 
 /// The issuer of the new certificate is checked against `trusted_cas` at add as well: a policy
 /// changed since start (or a new intermediate) is caught before both credentials are "valid".
 #[test]
 fn add_refuses_when_the_app_does_not_trust_the_new_issuer() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    ca(&store);
-    issue(&store, OLD_CN);
-    let policy = dir.path().join("policy.toml");
-    let text = POLICY.replace("{upstream}", "http://127.0.0.1:9");
-    std::fs::write(&policy, &text).unwrap();
-    let env = RotationEnv {
-        store: &store,
-        policy_file: &policy,
-        state_dir: dir.path(),
-    };
-    let opts = options(dir.path(), chrono::Duration::hours(1));
+    let fx = Offline::new(&[OLD_CN]);
+    let (env, opts) = (fx.env(), fx.options());
+    let policy = &fx.policy;
+    let store = &fx.store;
+    let text = Offline::text();
     let started = rotation::start_cert_to_cn(&env, OLD_CN, Some(NEW_CN), &opts).unwrap();
     std::fs::write(
-        &policy,
+        policy,
         text.replace(
             r#"trusted_cas = ["botgate Root CA"]"#,
             r#"trusted_cas = ["Corporate Device CA"]"#,
@@ -478,7 +491,7 @@ fn add_refuses_when_the_app_does_not_trust_the_new_issuer() {
         "{refusal}"
     );
     assert_eq!(
-        rotation::find(&store, &started.rotation.id).unwrap().state,
+        rotation::find(store, &started.rotation.id).unwrap().state,
         RotationState::Created
     );
 }
