@@ -79,7 +79,6 @@ pub async fn handle(
     let now = state.clock.now();
     let conn = &downstream.info;
     let client_ip = client_ip(&state, conn.peer.ip(), req.headers());
-    let country = state.geo.as_ref().and_then(|g| g.country(client_ip));
     let host = req
         .headers()
         .get(hyper::header::HOST)
@@ -89,7 +88,7 @@ pub async fn handle(
 
     let mut ev = AccessEvent::empty(EventKind::Access, now, new_ray_id());
     ev.ip_address = Some(ip_string(client_ip));
-    ev.country = country.clone();
+    ev.country = state.geo.as_ref().and_then(|g| g.country(client_ip));
     ev.user_agent = req
         .headers()
         .get(hyper::header::USER_AGENT)
@@ -150,7 +149,7 @@ pub async fn handle(
         &policy::Request {
             identity,
             ip: client_ip,
-            country: country.as_deref(),
+            country: ev.country.as_deref(),
         },
     );
     ev.policy_name = decision.policy_name().map(str::to_string);
