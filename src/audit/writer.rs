@@ -172,15 +172,39 @@ impl Output {
         }
     }
 
+    /// Write the batch. On failure keep it for the next attempt (unless it grows without bound),
+    /// mark the log failing (the gate fails closed) and reopen the file for the next flush.
     async fn flush(&mut self) {
-        flush(
-            &mut self.file,
-            &self.path,
-            &mut self.buf,
-            &mut self.pending,
-            &self.health,
-        )
-        .await
+        let result = async {
+            self.file.write_all(&self.buf).await?;
+            self.file.flush().await
+        }
+        .await;
+        let health = &self.health;
+        match result {
+            Ok(()) => {
+                health.written.fetch_add(self.pending, Ordering::Relaxed);
+                if health.failed.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(path = %self.path.display(), "audit log writable again");
+                }
+                self.buf.clear();
+                self.pending = 0;
+            }
+            Err(err) => {
+                if !health.failed.swap(true, Ordering::Relaxed) {
+                    tracing::error!(path = %self.path.display(), error = %err, "cannot write the audit log; failing closed");
+                }
+                if self.buf.len() > 64 * BATCH_BYTES {
+                    health.failures.fetch_add(self.pending, Ordering::Relaxed);
+                    self.buf.clear();
+                    self.pending = 0;
+                }
+                // The file may have been removed or replaced.
+                if let Ok(f) = open_append(&self.path).await {
+                    self.file = f;
+                }
+            }
+        }
     }
 }
 
@@ -236,45 +260,6 @@ async fn stop_writer(out: &mut Output, rx: &mut mpsc::Receiver<Arc<AccessEvent>>
         out.take(ev);
     }
     out.flush().await;
-}
-
-async fn flush(
-    file: &mut tokio::fs::File,
-    path: &Path,
-    buf: &mut Vec<u8>,
-    pending: &mut u64,
-    health: &WriterHealth,
-) {
-    let result = async {
-        file.write_all(buf).await?;
-        file.flush().await
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            health.written.fetch_add(*pending, Ordering::Relaxed);
-            if health.failed.swap(false, Ordering::Relaxed) {
-                tracing::warn!(path = %path.display(), "audit log writable again");
-            }
-            buf.clear();
-            *pending = 0;
-        }
-        Err(err) => {
-            if !health.failed.swap(true, Ordering::Relaxed) {
-                tracing::error!(path = %path.display(), error = %err, "cannot write the audit log; failing closed");
-            }
-            // Keep the batch for the next attempt unless it grows without bound.
-            if buf.len() > 64 * BATCH_BYTES {
-                health.failures.fetch_add(*pending, Ordering::Relaxed);
-                buf.clear();
-                *pending = 0;
-            }
-            // The file may have been removed or replaced; try to reopen for the next flush.
-            if let Ok(f) = open_append(path).await {
-                *file = f;
-            }
-        }
-    }
 }
 
 /// Append one event to a JSONL audit log from outside the gate (CLI admin actions). One
