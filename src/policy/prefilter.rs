@@ -298,35 +298,21 @@ mod tests {
             ..Default::default()
         };
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let c = cert("device-0999-abc");
-        let d = evaluate(
-            app,
-            &Request {
-                identity: Identity::Cert(&c),
-                ip,
-                country: None,
-            },
-        );
-        assert_eq!(d.policy_name(), Some("d999"));
-        let c = cert("device-5000-abc");
-        let d = evaluate(
-            app,
-            &Request {
-                identity: Identity::Cert(&c),
-                ip,
-                country: None,
-            },
-        );
-        assert_eq!(d.policy_name(), Some("any"));
-        let c = cert("nothing");
-        let d = evaluate(
-            app,
-            &Request {
-                identity: Identity::Cert(&c),
-                ip,
-                country: None,
-            },
-        );
-        assert_eq!(d.policy, None);
+        let decide = |cn: &str| {
+            let c = cert(cn);
+            evaluate(
+                app,
+                &Request {
+                    identity: Identity::Cert(&c),
+                    ip,
+                    country: None,
+                },
+            )
+            .policy_name()
+            .map(str::to_string)
+        };
+        assert_eq!(decide("device-0999-abc").as_deref(), Some("d999"));
+        assert_eq!(decide("device-5000-abc").as_deref(), Some("any"));
+        assert_eq!(decide("nothing"), None);
     }
 }
