@@ -53,6 +53,31 @@ pub enum Command {
     Logs(LogsCommand),
     /// Find leaked botgate secrets in files; exits 1 if any.
     Scan(ScanArgs),
+    /// Show what a certificate, chain, CSR, CRL or key file holds (PEM or DER).
+    Inspect(InspectArgs),
+    /// Check what an SRE checks before going live; exits 1 on any failed check.
+    Doctor(JsonFlag),
+    /// Print a shell completion script (e.g. `botgate completions bash > /etc/bash_completion.d/botgate`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (botgate.1 and one per subcommand) into a directory.
+    Man {
+        /// Directory for the pages (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Files to inspect: certificates, chains, CSRs, CRLs, public or private keys.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -118,12 +143,14 @@ pub enum TokenCommand {
     List(JsonFlag),
     /// Show one token.
     Show {
+        /// Token name.
         name: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Revoke a token by name or client id.
     Revoke {
+        /// Token name or Client ID (`<32 hex>.access`).
         name_or_client_id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -147,7 +174,8 @@ pub struct TokenCreateArgs {
     pub json: JsonFlag,
 }
 
-/// `--json` for any listing verb.
+// `--json`, flattened into every listing verb. (No doc comment: clap would take it as the
+// description of any subcommand that flattens this struct without one of its own.)
 #[derive(Debug, Clone, Copy, Args)]
 pub struct JsonFlag {
     /// Machine-readable JSON output.
@@ -157,10 +185,13 @@ pub struct JsonFlag {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum KeyType {
+    /// ECDSA on P-256 (fast handshakes, small certificates).
     #[value(name = "ecdsa-p256")]
     EcdsaP256,
+    /// RSA with a 2048-bit modulus.
     #[value(name = "rsa-2048")]
     Rsa2048,
+    /// RSA with a 4096-bit modulus.
     #[value(name = "rsa-4096")]
     Rsa4096,
 }
@@ -169,8 +200,10 @@ pub enum KeyType {
 pub enum CaCommand {
     /// Create a root CA and an intermediate that issues client certs.
     Init {
+        /// The root CA's name (its subject CN); the intermediate is named after it.
         #[arg(long, default_value = "botgate Root CA")]
         name: String,
+        /// Key type of the root and the intermediate.
         #[arg(long, value_enum, default_value = "ecdsa-p256")]
         key_type: KeyType,
         /// Write the root key here and remove it from the state dir (keeps the root offline).
@@ -181,7 +214,9 @@ pub enum CaCommand {
     },
     /// Trust an existing root CA (or chain) from a PEM file.
     Trust {
+        /// PEM file with the CA certificate (or its chain, root last).
         pem_file: PathBuf,
+        /// Name to refer to this CA by in `trusted_cas` (e.g. "Corporate Device CA").
         #[arg(long)]
         name: String,
         /// An external CRL file (PEM or DER) published by this CA; the gate re-reads it on change.
@@ -194,6 +229,7 @@ pub enum CaCommand {
     List(JsonFlag),
     /// Write the current CRL (PEM).
     Crl {
+        /// Write the CRL to FILE instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -203,14 +239,19 @@ pub enum CaCommand {
 pub enum CertCommand {
     /// Issue a client certificate (from a CSR or with a new key).
     Issue {
+        /// Common name of the client (e.g. device-0042.factory.corp).
         #[arg(long)]
         cn: String,
+        /// Sign this CSR (PEM or DER) instead of generating a key; the key never leaves the client.
         #[arg(long, value_name = "FILE")]
         csr: Option<PathBuf>,
+        /// Validity in days.
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// Directory for the certificate, chain and key (created, mode 0700, when missing).
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
+        /// Key type of a generated key (ignored with --csr).
         #[arg(long, value_enum, default_value = "ecdsa-p256")]
         key_type: KeyType,
         #[command(flatten)]
@@ -220,12 +261,14 @@ pub enum CertCommand {
     List(JsonFlag),
     /// Show one certificate.
     Show {
+        /// Serial (hex), SHA-256 fingerprint or common name.
         serial_or_cn: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Revoke a certificate (takes effect at the running gate within 1 s).
     Revoke {
+        /// Serial (hex), SHA-256 fingerprint or common name.
         serial_or_cn: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -270,13 +313,16 @@ pub enum RotateCommand {
     },
     /// Show rotations and their evidence.
     Status {
+        /// Rotation id (default: all rotations).
         id: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Perform the next step of a rotation.
     Next {
+        /// Rotation id (from `rotate start` or `rotate status`).
         id: String,
+        /// Revoke the old credential although traffic has not yet proven it unused.
         #[arg(long)]
         force: bool,
         #[command(flatten)]
@@ -284,6 +330,7 @@ pub enum RotateCommand {
     },
     /// Abort a rotation.
     Abort {
+        /// Rotation id.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -292,14 +339,19 @@ pub enum RotateCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RotateTarget {
+    /// Rotate a service token: mint its successor, then retire it once traffic moved.
     Token {
+        /// Name of the token to rotate.
         name: String,
         #[command(flatten)]
         opts: RotateOpts,
+        /// Write the new token's {"name","client_id","client_secret","expires_at"} to FILE (0600).
         #[arg(long, value_name = "FILE")]
         secret_out: Option<PathBuf>,
     },
+    /// Rotate a client certificate: issue its successor, then revoke it once traffic moved.
     Cert {
+        /// Common name of the certificate to rotate.
         cn: String,
         #[command(flatten)]
         opts: RotateOpts,
@@ -315,8 +367,10 @@ pub enum RotateTarget {
 
 #[derive(Debug, Args)]
 pub struct RotateOpts {
+    /// How long the old credential must go unseen before it may be revoked (e.g. 30m, 1h, 2d).
     #[arg(long, default_value = "1h")]
     pub quiet_period: String,
+    /// Requests the new credential must have made before the old one may be revoked.
     #[arg(long, default_value_t = 1)]
     pub min_requests: u64,
     #[command(flatten)]
@@ -327,6 +381,7 @@ pub struct RotateOpts {
 pub enum LogsCommand {
     /// Export audit events.
     Export {
+        /// Output format.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
         /// Only events newer than this (e.g. 1h, 7d).
@@ -337,12 +392,15 @@ pub enum LogsCommand {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
+    /// Cloudflare Logpush "Access requests" field names, one JSON object per line.
     Logpush,
+    /// botgate's own audit event, one JSON object per line.
     Jsonl,
 }
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
+    /// Files or directories to scan (directories recursively).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Also scan git history.

@@ -12,6 +12,7 @@ pub mod credential;
 pub mod demo;
 pub mod detect;
 pub mod diagnostics;
+pub mod doctor;
 pub mod duration;
 pub mod exit;
 pub mod gate;

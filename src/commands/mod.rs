@@ -1,9 +1,12 @@
 //! Dispatch from the parsed command line to each verb's module. Each verb builds the services it
 //! needs from one `Paths` (+ `Config` + `Store`); none holds domain logic.
 
+mod completions;
 mod console;
 mod demo;
+mod doctor;
 mod explain;
+mod inspect;
 mod logs;
 mod pki;
 mod policy;
@@ -21,8 +24,14 @@ use crate::paths::Paths;
 
 /// Run one invocation.
 pub fn run(cli: Cli) -> Result<()> {
+    // These need no state dir (not even HOME): answered before `Paths::resolve`.
+    let command = match cli.command {
+        Command::Completions { shell } => return completions::completions(shell),
+        Command::Man { out } => return completions::man(&out),
+        other => other,
+    };
     let paths = Paths::resolve(&cli.global)?;
-    match cli.command {
+    match command {
         Command::Demo(args) => demo::run(&paths, args),
         Command::Serve(args) => serve::run(&paths, args),
         Command::Token(cmd) => token::run(&paths, cmd),
@@ -33,7 +42,32 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ca(cmd) => pki::run_ca(&paths, cmd),
         Command::Cert(cmd) => pki::run_cert(&paths, cmd),
         Command::Rotate(cmd) => rotate::run(&paths, cmd),
+        Command::Inspect(args) => inspect::run(&paths, args),
+        Command::Doctor(json) => doctor::run(&paths, json.json),
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
+}
+
+/// A directory given with `--out`: used as it is when it exists, else created (with its
+/// parents) readable only by the owner, since it receives keys and secrets.
+pub(crate) fn ensure_out_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if dir.exists() {
+        return Err(crate::exit::Failure::bad_input(format!(
+            "--out {}: exists and is not a directory",
+            dir.display()
+        )));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            crate::exit::Failure::refused(format!("--out {}: cannot create it: {e}", dir.display()))
+        })
 }
 
 /// A timestamp for people and `--json` output: RFC 3339, UTC, whole seconds.

@@ -69,6 +69,9 @@ fn start(env: &RotationEnv<'_>, target: RotateTarget, now: DateTime<Utc>) -> Res
             new_cn,
         } => {
             let mut o = options(&opts)?;
+            if let Some(dir) = &out {
+                crate::commands::ensure_out_dir(dir)?;
+            }
             o.cert_out = out;
             (
                 rotation::start_cert_to_cn(env, &cn, new_cn.as_deref(), &o)

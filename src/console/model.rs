@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 /// A credential expiring within this many days is `warn` (the inventories' "expiring").
 pub const WARN_WITHIN_DAYS: i64 = crate::store::tokens::EXPIRING_WITHIN_DAYS;
 /// A credential expiring within this many days is `critical`.
-pub const CRITICAL_WITHIN_DAYS: i64 = 7;
+pub const CRITICAL_WITHIN_DAYS: i64 = crate::store::tokens::CRITICAL_WITHIN_DAYS;
 
 /// One service token in the Tokens view.
 #[derive(Debug, Clone, PartialEq)]

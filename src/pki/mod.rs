@@ -6,6 +6,7 @@
 pub mod ca;
 pub mod crl;
 mod der;
+pub mod details;
 pub mod inspect;
 pub mod inventory;
 pub mod issue;

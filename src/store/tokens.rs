@@ -10,6 +10,8 @@ use crate::credential::{ClientId, SecretHash};
 /// Credentials (tokens and certificates) within this many days of expiry are "expiring":
 /// the inventories, `cert list` and the console's warn colour all use this one threshold.
 pub const EXPIRING_WITHIN_DAYS: i64 = 30;
+/// A credential expiring within this many days is critical (console colour, `doctor`).
+pub const CRITICAL_WITHIN_DAYS: i64 = 7;
 
 /// Longest token lifetime without `token create --allow-long`; lint warns above it and a
 /// rotated token never gets more.

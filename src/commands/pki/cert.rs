@@ -123,12 +123,7 @@ fn issue(
     json: bool,
 ) -> Result<()> {
     pki::issue::validate_common_name(cn).map_err(pki_err)?;
-    if !out.is_dir() {
-        return Err(Failure::bad_input(format!(
-            "--out {}: no such directory",
-            out.display()
-        )));
-    }
+    crate::commands::ensure_out_dir(out)?;
     let stem = file_stem_for(cn);
     let cert_path = out.join(format!("{stem}.crt"));
     let key_path = out.join(format!("{stem}.key"));

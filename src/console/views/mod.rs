@@ -229,25 +229,26 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 
 fn draw_help(frame: &mut Frame, area: Rect, s: &AppState, scroll: u16) {
     let t = &s.theme;
-    let mut lines: Vec<Line> = keymap::help_lines()
-        .map(|(keys, help)| {
-            Line::from(vec![
-                Span::styled(format!("{keys:<22}"), t.accent()),
-                Span::styled(help, t.base()),
-            ])
-        })
-        .collect();
+    let keys: Vec<(String, &str)> = keymap::help_lines().collect();
+    let commands = command::help_lines(s.header.read_only);
+    // One column width for keys and commands, so a long usage (`:rotate NAME [--new-cn NEWCN]`)
+    // never runs into its help text.
+    let col = keys
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .chain(commands.iter().map(|(u, _)| u.chars().count()))
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let row = |left: &str, help: &str| {
+        Line::from(vec![
+            Span::styled(format!("{left:<col$}"), t.accent()),
+            Span::styled(help.to_string(), t.base()),
+        ])
+    };
+    let mut lines: Vec<Line> = keys.iter().map(|(k, h)| row(k, h)).collect();
     lines.push(Line::raw(""));
-    lines.extend(
-        command::help_lines(s.header.read_only)
-            .into_iter()
-            .map(|(usage, help)| {
-                Line::from(vec![
-                    Span::styled(format!("{usage:<22}"), t.accent()),
-                    Span::styled(help, t.base()),
-                ])
-            }),
-    );
+    lines.extend(commands.iter().map(|(u, h)| row(u, h)));
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "Filter terms (all must match): deny allow bypass error, key:value with",
