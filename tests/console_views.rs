@@ -531,6 +531,22 @@ fn help_overlay_lists_the_keymap_and_closes() {
 }
 
 #[test]
+fn help_overlay_separates_a_long_command_usage_from_its_help() {
+    let mut s = state();
+    s.header.read_only = false;
+    key(&mut s, KeyCode::Char('?'));
+    let text = draw(&s, 160, 45);
+    let line = text
+        .lines()
+        .find(|l| l.contains(":rotate NAME [--new-cn NEWCN]"))
+        .unwrap_or_else(|| panic!("no :rotate line in\n{text}"));
+    assert!(
+        line.contains(":rotate NAME [--new-cn NEWCN]  "),
+        "usage runs into its help: {line}"
+    );
+}
+
+#[test]
 fn enter_opens_details_of_the_selected_row() {
     let mut s = state();
     key(&mut s, KeyCode::Char('7'));
