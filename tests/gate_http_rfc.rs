@@ -165,7 +165,14 @@ async fn send_raw(addr: SocketAddr, request: &[u8]) -> Raw {
 
 async fn metrics(g: &TestGate) -> String {
     let url = format!("http://{}/metrics", g.gate.admin_addr.unwrap());
-    client().get(url).send().await.unwrap().text().await.unwrap()
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// The value of the metric line starting with `prefix` (labels included), 0 when absent.
@@ -202,7 +209,11 @@ async fn assert_parser_refusal_with(gate_extra: &str, request: &[u8], status: u1
     })
     .await;
     assert!(seen, "not counted as {counted}:\n{}", metrics(&g).await);
-    assert_eq!(up.requests.load(Ordering::SeqCst), 0, "reached the upstream");
+    assert_eq!(
+        up.requests.load(Ordering::SeqCst),
+        0,
+        "reached the upstream"
+    );
 }
 
 #[tokio::test]
@@ -272,8 +283,13 @@ async fn header_limits_are_configurable() {
     // 20 headers pass the default limit of 100 but not `max_headers = 16`.
     let (g, _up) = gate("").await;
     assert_eq!(send_raw(g.gate.addr, &with_headers(20)).await.status, 200);
-    assert_parser_refusal_with("max_headers = 16", &with_headers(20), 431, "headers_too_large")
-        .await;
+    assert_parser_refusal_with(
+        "max_headers = 16",
+        &with_headers(20),
+        431,
+        "headers_too_large",
+    )
+    .await;
     // A 12 KiB header passes the default 16 KiB head but not `max_header_bytes = 8192`.
     let mut big = b"GET / HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\nX-Big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 12 * 1024));
@@ -289,16 +305,17 @@ async fn assert_gate_400(request: &[u8], problem: &str) {
     let resp = send_raw(g.gate.addr, request).await;
     assert_eq!(resp.status, 400, "{}", resp.head);
     let body = resp.json();
-    assert!(
-        body["detail"].as_str().unwrap().contains(problem),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap().contains(problem), "{body}");
     let events = g.wait_for_access_events(1).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["status"], 400);
     assert_eq!(events[0]["deny_reason"], "malformed_request");
     assert_eq!(events[0]["ray_id"], body["ray_id"]);
-    assert_eq!(up.requests.load(Ordering::SeqCst), 0, "reached the upstream");
+    assert_eq!(
+        up.requests.load(Ordering::SeqCst),
+        0,
+        "reached the upstream"
+    );
 }
 
 #[tokio::test]
@@ -350,7 +367,11 @@ async fn untrusted_x_forwarded_for_is_replaced() {
     assert_eq!(resp.upstream_saw("x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(resp.upstream_saw("x-real-ip"), ["127.0.0.1"]);
     assert_eq!(resp.upstream_saw("cf-connecting-ip"), ["127.0.0.1"]);
-    assert!(resp.upstream_saw("forwarded").is_empty(), "{:?}", resp.json());
+    assert!(
+        resp.upstream_saw("forwarded").is_empty(),
+        "{:?}",
+        resp.json()
+    );
     assert!(resp.upstream_saw("x-forwarded-host").is_empty());
     let ev = &g.wait_for_access_events(1).await[0];
     assert_eq!(ev["ip_address"], "127.0.0.1");

@@ -76,8 +76,20 @@ impl Validator<'_, '_> {
         }
         let defaults = GateSection::default();
         let limits = [
-            ("max_header_bytes", file.gate.max_header_bytes, MAX_HEADER_BYTES_RANGE, defaults.max_header_bytes, "bytes"),
-            ("max_headers", file.gate.max_headers, MAX_HEADERS_RANGE, defaults.max_headers, "headers"),
+            (
+                "max_header_bytes",
+                file.gate.max_header_bytes,
+                MAX_HEADER_BYTES_RANGE,
+                defaults.max_header_bytes,
+                "bytes",
+            ),
+            (
+                "max_headers",
+                file.gate.max_headers,
+                MAX_HEADERS_RANGE,
+                defaults.max_headers,
+                "headers",
+            ),
         ];
         for (key, value, range, default, unit) in limits {
             if let Some(span) = key_span(key).filter(|_| !range.contains(&value)) {

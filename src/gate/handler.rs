@@ -313,7 +313,13 @@ fn refuse_malformed(
     problem: &'static str,
 ) -> Response<ProxyBody> {
     ev.details = Some(serde_json::json!({ "malformed": problem }));
-    refuse_with(state, ev, started, DenyReason::MalformedRequest, Some(problem))
+    refuse_with(
+        state,
+        ev,
+        started,
+        DenyReason::MalformedRequest,
+        Some(problem),
+    )
 }
 
 /// Answer a refusal with a short JSON body and record the event.

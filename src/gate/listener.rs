@@ -70,19 +70,22 @@ pub async fn serve_connection<S>(
     let fut = b.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(fut);
     // The sticky upstream connection is driven here, in this task, beside the downstream one.
-    tokio::select! {
-        res = std::future::poll_fn(|cx| poll_both(fut.as_mut(), &sticky.upstream, cx)) => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                if let Some(reason) = parse_reject::refusal(&*e) {
-                    parse_reject::audit(&gate, &sticky.info, reason, &*e);
-                }
-            }
-        }
+    let res = tokio::select! {
+        res = std::future::poll_fn(|cx| poll_both(fut.as_mut(), &sticky.upstream, cx)) => res,
         _ = shutdown.changed() => {
             fut.as_mut().graceful_shutdown();
             let drain = std::future::poll_fn(|cx| poll_both(fut.as_mut(), &sticky.upstream, cx));
-            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+            match tokio::time::timeout(Duration::from_secs(5), drain).await {
+                Ok(res) => res,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        // hyper has answered the request it could not parse; it still gets its audit event.
+        if let Some(reason) = parse_reject::refusal(&*e) {
+            parse_reject::audit(&gate, &sticky.info, reason, &*e);
         }
     }
 }

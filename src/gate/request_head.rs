@@ -55,7 +55,9 @@ pub fn request_host<B>(req: &Request<B>) -> Result<&str, MalformedHead> {
         return Ok(text);
     }
     let host: Authority = text.parse().map_err(|_| MalformedHead::InvalidHost)?;
-    if host.as_str().contains('@') {
+    // No userinfo; a port, when there is one, is a number (`Authority` accepts `host:port`).
+    let port_text = text.get(host.host().len()..).unwrap_or_default();
+    if text.contains('@') || (port_text.len() > 1 && host.port_u16().is_none()) {
         return Err(MalformedHead::InvalidHost);
     }
     if let Some(target) = target {
