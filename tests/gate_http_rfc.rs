@@ -437,3 +437,48 @@ async fn audit_refusals_counted_once() {
     let m = metrics(&g).await;
     assert_eq!(metric(&m, "botgate_audit_refusals_total "), 5, "{m}");
 }
+
+/// What the upstream saw as `name` for a request curl sent with `args` (HTTP/1.1 and h2c).
+async fn curl_upstream_saw(g: &TestGate, args: &[&str], name: &str) -> Vec<String> {
+    let port = g.gate.addr.port();
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--resolve", &format!("api.test:{port}:127.0.0.1")])
+        .args(args)
+        .arg(format!("http://api.test:{port}/"))
+        .output()
+        .await
+        .expect("curl is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    body["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == name)
+        .map(|h| h[1].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn curl_forwarding_headers_from_untrusted_peer_are_replaced() {
+    let (g, _up) = gate("").await;
+    let spoof = [
+        "-H",
+        "X-Forwarded-For: 203.0.113.9",
+        "-H",
+        "X-Real-IP: 203.0.113.10",
+        "-H",
+        "Forwarded: for=203.0.113.11",
+    ];
+    for version in ["--http1.1", "--http2-prior-knowledge"] {
+        let args: Vec<&str> = std::iter::once(version).chain(spoof).collect();
+        let saw = |name| curl_upstream_saw(&g, &args, name);
+        assert_eq!(saw("x-forwarded-for").await, ["127.0.0.1"], "{version}");
+        assert_eq!(saw("x-real-ip").await, ["127.0.0.1"], "{version}");
+        assert!(saw("forwarded").await.is_empty(), "{version}");
+    }
+}
