@@ -482,3 +482,26 @@ async fn curl_forwarding_headers_from_untrusted_peer_are_replaced() {
         assert!(saw("forwarded").await.is_empty(), "{version}");
     }
 }
+
+#[tokio::test]
+async fn curl_huge_header_gets_431_and_is_audited() {
+    let (g, _up) = gate("").await;
+    let port = g.gate.addr.port();
+    let big = format!("X-Big: {}", "a".repeat(100 * 1024));
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "--resolve",
+            &format!("api.test:{port}:127.0.0.1"),
+            "-H",
+            &big,
+        ])
+        .arg(format!("http://api.test:{port}/"))
+        .output()
+        .await
+        .expect("curl is installed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "431");
+    let events = g.wait_for_access_events(1).await;
+    assert_eq!(events[0]["deny_reason"], "headers_too_large");
+    assert_eq!(events[0]["ip_address"], "127.0.0.1");
+}
