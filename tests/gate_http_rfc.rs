@@ -505,3 +505,12 @@ async fn curl_huge_header_gets_431_and_is_audited() {
     assert_eq!(events[0]["deny_reason"], "headers_too_large");
     assert_eq!(events[0]["ip_address"], "127.0.0.1");
 }
+
+#[tokio::test]
+async fn long_target_is_audited_as_uri_too_long() {
+    // Only a head limit above 64 KiB lets a target that long be parsed at all.
+    let mut req = b"GET /".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 70 * 1024));
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    assert_parser_refusal_with("max_header_bytes = 262144", &req, 414, "uri_too_long").await;
+}
