@@ -439,3 +439,39 @@ fn rotation_cadence_as_array_of_tables_is_placed_too() {
         "pattern \"^payments-(\" is not a valid regex",
     );
 }
+
+#[test]
+fn header_limits_out_of_range_are_errors() {
+    let text = edit(
+        "[gate]\n",
+        "[gate]\nmax_header_bytes = 4096\nmax_headers = 5000\n",
+    );
+    let f = all_findings(&text);
+    let errors: Vec<_> = f.iter().filter(|f| f.severity == Severity::Error).collect();
+    let mut errors = errors;
+    errors.sort_by_key(|f| f.line);
+    assert_eq!(errors.len(), 2, "{f:?}");
+    assert_at(
+        errors[0],
+        2,
+        20,
+        "gate.max_header_bytes",
+        "4096 is out of range (8192 to 1048576 bytes)",
+    );
+    assert_at(
+        errors[1],
+        3,
+        15,
+        "gate.max_headers",
+        "5000 is out of range (16 to 1000 headers)",
+    );
+}
+
+#[test]
+fn header_limits_in_range_are_accepted() {
+    let text = edit(
+        "[gate]\n",
+        "[gate]\nmax_header_bytes = 65536\nmax_headers = 200\n",
+    );
+    assert!(all_findings(&text).is_empty());
+}

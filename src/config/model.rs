@@ -53,9 +53,12 @@ pub struct GateSection {
     /// Slowloris guard: the whole request head must arrive within this many milliseconds.
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
-    /// Largest accepted request head in bytes.
+    /// Largest accepted request head in bytes (`MAX_HEADER_BYTES_RANGE`).
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Most header fields in one request (`MAX_HEADERS_RANGE`).
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
     /// Upstream connect + response-head timeout in milliseconds.
     #[serde(default = "default_upstream_timeout_ms")]
     pub upstream_timeout_ms: u64,
@@ -74,6 +77,7 @@ impl Default for GateSection {
             trusted_proxies: Vec::new(),
             header_read_timeout_ms: default_header_read_timeout_ms(),
             max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
             upstream_timeout_ms: default_upstream_timeout_ms(),
         }
     }
@@ -91,6 +95,13 @@ fn default_header_read_timeout_ms() -> u64 {
 fn default_max_header_bytes() -> usize {
     16 * 1024
 }
+fn default_max_headers() -> usize {
+    100
+}
+/// `max_header_bytes` bounds: hyper's smallest read buffer, and 1 MiB per connection at most.
+pub const MAX_HEADER_BYTES_RANGE: std::ops::RangeInclusive<usize> = 8192..=1024 * 1024;
+/// `max_headers` bounds: room for the usual dozen, and a cap on per-request parser memory.
+pub const MAX_HEADERS_RANGE: std::ops::RangeInclusive<usize> = 16..=1000;
 fn default_upstream_timeout_ms() -> u64 {
     30_000
 }

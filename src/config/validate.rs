@@ -11,7 +11,10 @@ use toml::Spanned;
 
 use super::doc::Doc;
 use super::finding::{Finding, Severity, line_col};
-use super::model::{Action, AppConfig, PolicyConfig, PolicyFile, Selector};
+use super::model::{
+    Action, AppConfig, GateSection, MAX_HEADER_BYTES_RANGE, MAX_HEADERS_RANGE, PolicyConfig,
+    PolicyFile, Selector,
+};
 use super::values::{check_country, full_match_regex, parse_cidr, parse_upstream};
 use crate::rotation::cadence::{CadencePlace, CadencePolicy};
 
@@ -70,6 +73,34 @@ impl Validator<'_, '_> {
             (Some(span), None) => self.error(span, "tls_cert is set but tls_key is not", Some("set both (PEM files), or neither to have the local CA issue the server certificate")),
             (None, Some(span)) => self.error(span, "tls_key is set but tls_cert is not", Some("set both (PEM files), or neither to have the local CA issue the server certificate")),
             _ => {}
+        }
+        let defaults = GateSection::default();
+        let limits = [
+            (
+                "max_header_bytes",
+                file.gate.max_header_bytes,
+                MAX_HEADER_BYTES_RANGE,
+                defaults.max_header_bytes,
+                "bytes",
+            ),
+            (
+                "max_headers",
+                file.gate.max_headers,
+                MAX_HEADERS_RANGE,
+                defaults.max_headers,
+                "headers",
+            ),
+        ];
+        for (key, value, range, default, unit) in limits {
+            if let Some(span) = key_span(key).filter(|_| !range.contains(&value)) {
+                let message = format!(
+                    "{value} is out of range ({} to {} {unit})",
+                    range.start(),
+                    range.end()
+                );
+                let hint = format!("requests over the limit get 431; the default is {default}");
+                self.error(span, message, Some(&hint));
+            }
         }
     }
 

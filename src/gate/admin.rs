@@ -267,7 +267,7 @@ fn render(state: &GateState, m: &TrafficMetrics) -> String {
     counter(
         &mut out,
         "botgate_spoofed_forwarded_for_total",
-        "X-Forwarded-For headers ignored from untrusted peers.",
+        "Requests from untrusted peers whose forwarding headers (X-Forwarded-For, X-Real-IP, Forwarded, ...) were removed.",
         g.spoofed_forwarded_for.load(Relaxed),
     );
     counter(

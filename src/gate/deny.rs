@@ -1,5 +1,6 @@
 //! Why a request was refused, and the HTTP outcome for each reason (contract: 401 no or bad
-//! credentials, 403 authenticated but not allowed, 404 unknown host, 502 upstream, 503 audit).
+//! credentials, 403 authenticated but not allowed, 404 unknown host, 502 upstream, 503 audit;
+//! requests that break HTTP itself get 400, 414 or 431 as RFC 9110 §15.5 says).
 
 /// A refusal reason, written to `deny_reason` in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,13 @@ pub enum DenyReason {
     CertExpired,
     CertRevoked,
     CertRequired,
+    /// The request breaks HTTP/1.1 syntax or its rules (RFC 9112): a bad header line,
+    /// conflicting framing, two `Host` headers, a body that does not decode.
+    MalformedRequest,
+    /// The request head has more headers or bytes than `[gate] max_headers`/`max_header_bytes`.
+    HeadersTooLarge,
+    /// The request target alone is longer than the HTTP parser takes (64 KiB).
+    UriTooLong,
 }
 
 impl DenyReason {
@@ -45,6 +53,9 @@ impl DenyReason {
             DenyReason::CertExpired => "cert_expired",
             DenyReason::CertRevoked => "cert_revoked",
             DenyReason::CertRequired => "cert_required",
+            DenyReason::MalformedRequest => "malformed_request",
+            DenyReason::HeadersTooLarge => "headers_too_large",
+            DenyReason::UriTooLong => "uri_too_long",
         }
     }
 
@@ -53,6 +64,9 @@ impl DenyReason {
         match self {
             DenyReason::NoPolicyMatched | DenyReason::BlockedByPolicy => 403,
             DenyReason::UnknownHost => 404,
+            DenyReason::MalformedRequest => 400,
+            DenyReason::UriTooLong => 414,
+            DenyReason::HeadersTooLarge => 431,
             DenyReason::UpstreamUnreachable => 502,
             DenyReason::AuditUnavailable => 503,
             _ => 401,
@@ -64,7 +78,10 @@ impl DenyReason {
         match self.status() {
             401 => "authentication required or failed",
             403 => "access denied by policy",
+            400 => "malformed request",
             404 => "unknown application host",
+            414 => "request target too long",
+            431 => "request header fields too large",
             502 => "upstream unreachable",
             _ => "service unavailable",
         }

@@ -1,6 +1,6 @@
 //! Forwarding to the upstream: a pooled hyper client, streaming bodies both ways, and header
 //! hygiene (hop-by-hop headers and the client secret removed, spoofed identity headers dropped,
-//! identity headers added).
+//! identity headers added, forwarding headers believed only from trusted proxies).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -53,6 +53,17 @@ const HOP_BY_HOP: [&str; 8] = [
 /// Identity headers the gate sets; a client sending them is ignored.
 pub const IDENTITY_PREFIX: &str = "x-botgate-";
 
+/// Headers that say who the client is or how it reached us. From a peer that is not a trusted
+/// proxy they are lies or noise: removed, then `X-Forwarded-For`, `X-Real-IP` and
+/// `Cf-Connecting-Ip` are set to the client IP the gate decided on.
+pub const FORWARDING_HEADERS: [&str; 5] = [
+    "x-forwarded-for",
+    "x-real-ip",
+    "forwarded",
+    "cf-connecting-ip",
+    "x-forwarded-host",
+];
+
 /// What the upstream learns about the caller.
 #[derive(Debug)]
 pub struct ForwardIdentity<'a> {
@@ -64,6 +75,9 @@ pub struct ForwardIdentity<'a> {
     pub cert_subject: Option<&'a str>,
     pub ray_id: &'a HeaderValue,
     pub client_ip: IpAddr,
+    /// The TCP peer when it is a trusted proxy (its forwarding headers are kept and
+    /// `X-Forwarded-For` gets the peer appended); `None` for any other peer.
+    pub via_proxy: Option<IpAddr>,
     pub tls: bool,
 }
 
@@ -74,25 +88,7 @@ pub fn prepare(mut req: Request<Incoming>, who: &ForwardIdentity<'_>) -> Request
     clean_headers(req.headers_mut());
     let h = req.headers_mut();
     h.remove(CLIENT_SECRET_HEADER);
-    let xff = {
-        use std::io::Write;
-        let prev = h
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .map(str::as_bytes);
-        // The address on the stack first, so the header is one exact-size allocation.
-        let mut ip = std::io::Cursor::new([0u8; 64]);
-        // An IP address is at most 45 characters: it fits.
-        let _ = write!(ip, "{}", who.client_ip);
-        let ip = &ip.get_ref()[..ip.position() as usize];
-        let mut v = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + ip.len());
-        if let Some(prev) = prev {
-            v.extend_from_slice(prev);
-            v.extend_from_slice(b", ");
-        }
-        v.extend_from_slice(ip);
-        HeaderValue::from_maybe_shared(Bytes::from(v))
-    };
+    set_forwarding(h, who.client_ip, who.via_proxy);
     if let Some((kind, name)) = who.identity {
         let mut v = Vec::with_capacity(kind.len() + name.len());
         v.extend_from_slice(kind.as_bytes());
@@ -134,10 +130,53 @@ pub fn prepare(mut req: Request<Incoming>, who: &ForwardIdentity<'_>) -> Request
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(if who.tls { "https" } else { "http" }),
     );
-    if let Ok(xff) = xff {
-        h.insert(HeaderName::from_static("x-forwarded-for"), xff);
-    }
     req
+}
+
+/// The forwarding headers for the upstream. From a trusted proxy: its `X-Forwarded-For` chain
+/// (all its headers, joined) with the proxy appended, as every hop does; its other forwarding
+/// headers kept. From anyone else: all of `FORWARDING_HEADERS` removed and `X-Forwarded-For`
+/// set to the client. Either way `X-Real-IP` and `Cf-Connecting-Ip` are the client IP.
+fn set_forwarding(h: &mut HeaderMap, client_ip: IpAddr, via_proxy: Option<IpAddr>) {
+    use std::io::Write;
+    // Addresses on the stack first, so each header is one exact-size allocation.
+    // An IP address is at most 45 characters: it fits.
+    let mut client = std::io::Cursor::new([0u8; 64]);
+    let _ = write!(client, "{client_ip}");
+    let client = &client.get_ref()[..client.position() as usize];
+    let xff = match via_proxy {
+        Some(proxy) => {
+            let mut hop = std::io::Cursor::new([0u8; 64]);
+            let _ = write!(hop, "{proxy}");
+            let hop = &hop.get_ref()[..hop.position() as usize];
+            let prev: Vec<&[u8]> = h
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect();
+            let mut v = Vec::with_capacity(prev.iter().map(|p| p.len() + 2).sum::<usize>() + 45);
+            for p in prev {
+                v.extend_from_slice(p);
+                v.extend_from_slice(b", ");
+            }
+            v.extend_from_slice(hop);
+            v
+        }
+        None => {
+            for name in FORWARDING_HEADERS {
+                h.remove(name);
+            }
+            client.to_vec()
+        }
+    };
+    // Bytes of an IP address and of received header values: always a valid header value.
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(xff)) {
+        h.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(client)) {
+        h.insert(HeaderName::from_static("cf-connecting-ip"), v.clone());
+        h.insert(HeaderName::from_static("x-real-ip"), v);
+    }
 }
 
 /// The absolute URI of `req` at `upstream` (`http://host:port[/base]`), for the pooled client.

@@ -18,6 +18,7 @@ use super::deny::DenyReason;
 use super::forward::{self, ForwardIdentity, ProxyBody, UpstreamClient};
 use super::identify::{TokenCheck, check_token};
 use super::metrics::GateMetrics;
+use super::request_head;
 use super::snapshot::CredentialSnapshot;
 use super::upstream::{NotTaken, StickyUpstream};
 use crate::audit::event::new_ray_id;
@@ -78,13 +79,7 @@ pub async fn handle(
     let started = Instant::now();
     let now = state.clock.now();
     let conn = &downstream.info;
-    let client_ip = client_ip(&state, conn.peer.ip(), req.headers());
-    let host = req
-        .headers()
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
+    let (client_ip, via_proxy) = client_ip(&state, conn.peer.ip(), req.headers());
 
     let mut ev = AccessEvent::empty(EventKind::Access, now, new_ray_id());
     ev.ip_address = Some(ip_string(client_ip));
@@ -92,12 +87,15 @@ pub async fn handle(
     ev.user_agent = req
         .headers()
         .get(hyper::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .map(request_head::audit_text);
     ev.method = Some(req.method().as_str().to_string());
-    ev.host = Some(policy::strip_port(host).to_string());
     ev.path = Some(req.uri().path().to_string());
     GateMetrics::inc(&state.metrics.requests);
+    let host = match request_head::request_host(&req) {
+        Ok(host) => host,
+        Err(problem) => return Ok(refuse_malformed(&state, ev, started, problem.as_str())),
+    };
+    ev.host = Some(policy::strip_port(host).to_string());
 
     let policies = state.policies.load();
     let Some(app) = policies.app_for_host(host) else {
@@ -162,7 +160,6 @@ pub async fn handle(
         Verdict::Allow | Verdict::Bypass => {}
     }
     if state.audit_failure == AuditFailure::FailClosed && !state.audit.is_available() {
-        GateMetrics::inc(&state.metrics.audit_refusals);
         return Ok(refuse(&state, ev, started, DenyReason::AuditUnavailable));
     }
 
@@ -183,6 +180,7 @@ pub async fn handle(
         cert_subject: conn.cert.as_ref().map(|c| c.subject.as_str()),
         ray_id: &ray,
         client_ip,
+        via_proxy: via_proxy.then_some(conn.peer.ip()),
         tls: conn.tls,
     };
     // HTTP/2 streams run on tasks of their own: they use the pool, not the connection's task.
@@ -209,6 +207,11 @@ pub async fn handle(
             resp.headers_mut().insert("x-botgate-ray-id", ray);
             record(&state, ev, started);
             Ok(resp)
+        }
+        Ok(Err(e)) if e.is_client_body() => {
+            tracing::debug!(app = %app.name, error = %e, "the request body could not be read");
+            let problem = "the request body does not decode (chunked encoding or length)";
+            Ok(refuse_malformed(&state, ev, started, problem))
         }
         Ok(Err(e)) => {
             if let UpstreamError::Uri(_) = e {
@@ -238,6 +241,30 @@ enum UpstreamError {
     Uri(String),
 }
 
+impl UpstreamError {
+    /// Whether the request failed because the client's own body did not decode (bad chunked
+    /// framing, cut short): the client's 400, not the upstream's 502. The only body the gate
+    /// sends upstream is the client's, so hyper's "error from the user's body" means that one.
+    fn is_client_body(&self) -> bool {
+        // Not `self` as the start: `#[error(transparent)]` skips the wrapped error's own level.
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = match self {
+            UpstreamError::Pool(e) => Some(e),
+            UpstreamError::Sticky(e) => Some(e),
+            UpstreamError::Uri(_) => None,
+        };
+        while let Some(e) = cur {
+            if let Some(h) = e.downcast_ref::<hyper::Error>()
+                && h.is_user()
+                && std::error::Error::source(h).is_some_and(|s| s.is::<hyper::Error>())
+            {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
+    }
+}
+
 /// Send on the connection's sticky upstream connection when given and it takes the request,
 /// else through the pool.
 async fn send_upstream(
@@ -263,13 +290,8 @@ pub(super) fn fill_cert(ev: &mut AccessEvent, c: &CertIdentity) {
     ev.cert_issuer = Some(c.issuer.clone());
 }
 
-/// Answer a refusal with a short JSON body and record the event.
-fn refuse(
-    state: &GateState,
-    mut ev: AccessEvent,
-    started: Instant,
-    reason: DenyReason,
-) -> Response<ProxyBody> {
+/// Mark `ev` as refused for `reason` and count it (every refusal, whoever answers it).
+pub(super) fn deny(state: &GateState, ev: &mut AccessEvent, reason: DenyReason) {
     let status = reason.status();
     ev.allowed = false;
     ev.decision = if status >= 500 { "error" } else { "deny" }.to_string();
@@ -278,8 +300,50 @@ fn refuse(
     if status < 500 {
         GateMetrics::inc(&state.metrics.denied);
     }
+    if reason == DenyReason::AuditUnavailable {
+        GateMetrics::inc(&state.metrics.audit_refusals);
+    }
+}
+
+/// Refuse a malformed request with 400, telling the client (and the audit) what is wrong.
+fn refuse_malformed(
+    state: &GateState,
+    mut ev: AccessEvent,
+    started: Instant,
+    problem: &'static str,
+) -> Response<ProxyBody> {
+    ev.details = Some(serde_json::json!({ "malformed": problem }));
+    refuse_with(
+        state,
+        ev,
+        started,
+        DenyReason::MalformedRequest,
+        Some(problem),
+    )
+}
+
+/// Answer a refusal with a short JSON body and record the event.
+fn refuse(
+    state: &GateState,
+    ev: AccessEvent,
+    started: Instant,
+    reason: DenyReason,
+) -> Response<ProxyBody> {
+    refuse_with(state, ev, started, reason, None)
+}
+
+fn refuse_with(
+    state: &GateState,
+    mut ev: AccessEvent,
+    started: Instant,
+    reason: DenyReason,
+    detail: Option<&'static str>,
+) -> Response<ProxyBody> {
+    deny(state, &mut ev, reason);
+    let status = reason.status();
     let body = serde_json::to_vec(&RefusalBody {
         error: reason.public_message(),
+        detail,
         status,
         ray_id: &ev.ray_id,
     })
@@ -307,15 +371,18 @@ fn refuse(
 #[derive(serde::Serialize)]
 struct RefusalBody<'a> {
     error: &'a str,
+    /// What exactly was wrong, when the client can fix it (malformed requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
     status: u16,
     ray_id: &'a str,
 }
 
 fn record(state: &GateState, mut ev: AccessEvent, started: Instant) {
     ev.latency_ms = Some((started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
-    if state.audit.record(ev).is_err() {
-        GateMetrics::inc(&state.metrics.audit_refusals);
-    }
+    // A failed record is counted by the writer (`botgate_audit_write_failures_total`); a
+    // refusal because of it is counted once, by `deny`.
+    let _ = state.audit.record(ev);
 }
 
 /// The address as a string in one allocation (`to_string` grows its buffer).
@@ -331,21 +398,30 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("-"))
 }
 
-/// The TCP peer, or — only when the peer is a trusted proxy — the right-most address in
-/// `X-Forwarded-For` that is not itself a trusted proxy. Untrusted peers' headers are ignored.
-fn client_ip(state: &GateState, peer: IpAddr, headers: &hyper::HeaderMap) -> IpAddr {
-    let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+/// The client IP, and whether the peer is a trusted proxy: the TCP peer, or — only when the
+/// peer is a trusted proxy — the right-most address in `X-Forwarded-For` (all of its headers,
+/// in order) that is not itself a trusted proxy. Untrusted peers' forwarding headers are
+/// ignored (and counted); `forward::prepare` replaces them.
+fn client_ip(state: &GateState, peer: IpAddr, headers: &hyper::HeaderMap) -> (IpAddr, bool) {
     let trusted = |ip: &IpAddr| state.trusted_proxies.iter().any(|n| n.contains(ip));
-    match xff {
-        Some(list) if trusted(&peer) => list
-            .rsplit(',')
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .find(|ip| !trusted(ip))
-            .unwrap_or(peer),
-        Some(_) => {
+    if !trusted(&peer) {
+        if forward::FORWARDING_HEADERS
+            .iter()
+            .any(|h| headers.contains_key(*h))
+        {
             GateMetrics::inc(&state.metrics.spoofed_forwarded_for);
-            peer
         }
-        None => peer,
+        return (peer, false);
     }
+    let xff = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|list| list.rsplit(','));
+    let client = xff
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .find(|ip| !trusted(ip))
+        .unwrap_or(peer);
+    (client, true)
 }

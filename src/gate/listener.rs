@@ -1,5 +1,6 @@
 //! Accept loops: plain HTTP (and, via `tls`, HTTPS) connections served by hyper with keep-alive,
-//! a header read timeout (slowloris) and a maximum header size.
+//! a header read timeout (slowloris), a maximum head size and header count. Requests hyper
+//! refuses while parsing are audited when the connection ends (see `parse_reject`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::handler::{ConnInfo, Downstream, GateState, handle};
+use super::parse_reject;
 use super::upstream::poll_both;
 
 /// Connection limits.
@@ -20,7 +22,12 @@ use super::upstream::poll_both;
 pub struct ConnLimits {
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
+    /// The most header fields in one request head (hyper answers 431 beyond).
+    pub max_headers: usize,
 }
+
+/// hyper's own header count limit: at this value its parser keeps the headers on the stack.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// The hyper connection builder with our limits (HTTP/1.1 and HTTP/2).
 pub fn builder(limits: ConnLimits) -> auto::Builder<TokioExecutor> {
@@ -31,6 +38,10 @@ pub fn builder(limits: ConnLimits) -> auto::Builder<TokioExecutor> {
         .keep_alive(true)
         // hyper refuses buffers under 8 KiB; heads larger than the buffer get 431.
         .max_buf_size(limits.max_header_bytes.max(8192));
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        // Any other value puts the parser's header array on the heap, per request.
+        b.http1().max_headers(limits.max_headers);
+    }
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes.max(8192) as u32);
@@ -53,21 +64,28 @@ pub async fn serve_connection<S>(
         upstream: Default::default(),
     });
     let sticky = downstream.clone();
+    let gate = state.clone();
     let svc = service_fn(move |req| handle(state.clone(), downstream.clone(), req));
     let b = builder(limits);
     let fut = b.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(fut);
     // The sticky upstream connection is driven here, in this task, beside the downstream one.
-    tokio::select! {
-        res = std::future::poll_fn(|cx| poll_both(fut.as_mut(), &sticky.upstream, cx)) => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        }
+    let res = tokio::select! {
+        res = std::future::poll_fn(|cx| poll_both(fut.as_mut(), &sticky.upstream, cx)) => res,
         _ = shutdown.changed() => {
             fut.as_mut().graceful_shutdown();
             let drain = std::future::poll_fn(|cx| poll_both(fut.as_mut(), &sticky.upstream, cx));
-            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+            match tokio::time::timeout(Duration::from_secs(5), drain).await {
+                Ok(res) => res,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        // hyper has answered the request it could not parse; it still gets its audit event.
+        if let Some(reason) = parse_reject::refusal(&*e) {
+            parse_reject::audit(&gate, &sticky.info, reason, &*e);
         }
     }
 }

@@ -9,6 +9,8 @@ pub mod handler;
 pub mod identify;
 pub mod listener;
 pub mod metrics;
+mod parse_reject;
+pub mod request_head;
 pub mod snapshot;
 pub mod store_tls;
 pub mod tls;
@@ -81,6 +83,7 @@ impl GateOptions {
             limits: ConnLimits {
                 header_read_timeout: Duration::from_millis(g.header_read_timeout_ms),
                 max_header_bytes: g.max_header_bytes,
+                max_headers: g.max_headers,
             },
             upstream_timeout: Duration::from_millis(g.upstream_timeout_ms),
             audit_queue: 65_536,
