@@ -355,3 +355,21 @@ fn gitleaks_rule_matches_our_format() {
     );
     assert!(!re.is_match("bgs_tooshort"));
 }
+
+/// Issue 11 defect 8: input is capped; for `scan` a device such as `/dev/zero` never ends, so
+/// it is refused by name instead of read forever.
+#[test]
+fn scan_of_a_device_is_refused_not_read_forever() {
+    let state = tempfile::tempdir().unwrap();
+    let out = botgate(state.path())
+        .args(["scan", "/dev/zero"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot scan /dev/zero: not a regular file or directory"),
+        "{stderr}"
+    );
+}

@@ -60,6 +60,8 @@ pub fn run(args: ScanArgs) -> Result<()> {
 fn to_failure(e: ScanError) -> anyhow::Error {
     match e {
         ScanError::GitSpawn { .. } => Failure::refused(e.to_string()),
-        ScanError::Path { .. } | ScanError::Git { .. } => Failure::bad_input(e.to_string()),
+        ScanError::Path { .. } | ScanError::NotAFile { .. } | ScanError::Git { .. } => {
+            Failure::bad_input(e.to_string())
+        }
     }
 }

@@ -174,14 +174,18 @@ fn is_secret_like(v: &str) -> bool {
 pub fn scan_paths(paths: &[PathBuf]) -> Result<ScanReport, ScanError> {
     let mut report = ScanReport::default();
     for p in paths {
-        let meta = std::fs::symlink_metadata(p).map_err(|source| ScanError::Path {
+        // A path given by name is followed if it is a symlink (inside trees they are not).
+        let meta = std::fs::metadata(p).map_err(|source| ScanError::Path {
             path: p.clone(),
             source,
         })?;
         if meta.is_dir() {
             walk(p, &mut report);
-        } else {
+        } else if meta.is_file() {
             scan_file(p, &mut report);
+        } else {
+            // A device or FIFO (`/dev/zero`) may never end.
+            return Err(ScanError::NotAFile { path: p.clone() });
         }
     }
     Ok(report)
@@ -195,6 +199,10 @@ pub enum ScanError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot scan {path}: not a regular file or directory (a device, FIFO or socket may never end)"
+    )]
+    NotAFile { path: PathBuf },
     #[error("cannot run git in {dir}: {source} (is git installed?)")]
     GitSpawn {
         dir: PathBuf,
