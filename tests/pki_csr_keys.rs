@@ -103,7 +103,13 @@ impl Pki {
             cert_key, csr_key,
             "{cn}: the certificate holds another key than the CSR"
         );
-        issued["key_type"].as_str().unwrap().to_string()
+        let key_type = issued["key_type"].as_str().unwrap().to_string();
+        // keyEncipherment only where the key can encipher (RSA; RFC 5480 and 8410).
+        let usage = openssl(d, &["x509", "-in", &crt, "-noout", "-ext", "keyUsage"]);
+        assert!(usage.contains("Digital Signature"), "{cn}: {usage}");
+        let rsa = key_type.starts_with("RSA");
+        assert_eq!(usage.contains("Key Encipherment"), rsa, "{cn}: {usage}");
+        key_type
     }
 
     /// Issue from `<cn>.csr` and expect a refusal: exit 2, the message containing `want`, and

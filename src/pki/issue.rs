@@ -72,7 +72,8 @@ pub fn issue_client_cert(
         ),
         None => {
             let key = req.key.generate()?;
-            let mut params = client_params(req.now, not_after)?;
+            let rsa = matches!(req.key, KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa4096);
+            let mut params = client_params(req.now, not_after, rsa)?;
             params
                 .distinguished_name
                 .push(DnType::CommonName, req.common_name);
@@ -201,24 +202,27 @@ pub fn validate_common_name(cn: &str) -> Result<(), PkiError> {
 fn client_params(
     now: DateTime<Utc>,
     not_after: DateTime<Utc>,
+    rsa: bool,
 ) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    apply_client_profile(&mut params, now, not_after)?;
+    apply_client_profile(&mut params, now, not_after, rsa)?;
     Ok(params)
 }
 
-/// Everything a client certificate must have, whatever the CSR asked for.
+/// Everything a client certificate must have, whatever the CSR asked for. keyEncipherment
+/// only for RSA keys: ECDSA and Ed25519 keys cannot encipher (RFC 5480, RFC 8410 forbid it).
 fn apply_client_profile(
     params: &mut CertificateParams,
     now: DateTime<Utc>,
     not_after: DateTime<Utc>,
+    rsa: bool,
 ) -> Result<(), PkiError> {
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if rsa {
+        params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.not_before = to_offset(now - BACKDATE)?;
     params.not_after = to_offset(not_after)?;
@@ -238,6 +242,8 @@ pub struct ClientCsr {
     /// The CSR's key, with the algorithm taken from the key itself, not from the CSR's
     /// signature (a P-384 key signed with SHA-256 is still a P-384 key).
     pub key: SubjectPublicKeyInfo,
+    /// Whether that key is RSA.
+    pub rsa: bool,
 }
 
 /// Read a CSR (PEM or DER) for signing. The key type is checked before the signature, so an
@@ -252,6 +258,7 @@ pub fn read_csr(what: &str, bytes: &[u8]) -> Result<ClientCsr, PkiError> {
         .map_err(|e| invalid(format!("not a readable CSR ({e})")))?;
     let spki = &parsed.certification_request_info.subject_pki;
     keys::check_client_key(spki).map_err(|why| invalid(format!("cannot sign this CSR: {why}")))?;
+    let rsa = spki.algorithm.algorithm == x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
     let key = SubjectPublicKeyInfo::from_der(spki.raw).map_err(|e| {
         invalid(format!(
             "cannot sign this CSR: its {} key is not usable ({e})",
@@ -272,7 +279,7 @@ pub fn read_csr(what: &str, bytes: &[u8]) -> Result<ClientCsr, PkiError> {
             other => format!("cannot use the CSR: {other}"),
         })
     })?;
-    Ok(ClientCsr { request, key })
+    Ok(ClientCsr { request, key, rsa })
 }
 
 /// Sign a CSR: keep its subject (set the CN to `cn` if it has none; refuse a different CN) and
@@ -285,7 +292,7 @@ fn sign_csr(
     now: DateTime<Utc>,
     not_after: DateTime<Utc>,
 ) -> Result<Vec<u8>, PkiError> {
-    let ClientCsr { request, key } = read_csr(what, bytes)?;
+    let ClientCsr { request, key, rsa } = read_csr(what, bytes)?;
     let mut params = request.params;
     match params.distinguished_name.get(&DnType::CommonName) {
         None => params.distinguished_name.push(DnType::CommonName, cn),
@@ -302,7 +309,7 @@ fn sign_csr(
             }
         }
     }
-    apply_client_profile(&mut params, now, not_after)?;
+    apply_client_profile(&mut params, now, not_after, rsa)?;
     Ok(params.signed_by(&key, &ca.issuer)?.der().to_vec())
 }
 
