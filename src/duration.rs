@@ -2,37 +2,59 @@
 
 use chrono::Duration;
 
-/// A duration string that could not be parsed.
+/// Longest duration accepted anywhere (lifetimes, windows, periods): 100 years.
+pub const MAX: Duration = Duration::days(100 * 365);
+
+/// A duration string that could not be parsed, or is out of range.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "invalid duration {input:?}: expected a number and a unit s, m, h, d, w or y (e.g. 12h, 90d, 1y)"
-)]
-pub struct DurationError {
-    pub input: String,
+pub enum DurationError {
+    #[error(
+        "invalid duration {input:?}: expected a number and a unit s, m, h, d, w or y (e.g. 12h, 90d, 1y)"
+    )]
+    Syntax { input: String },
+    #[error("invalid duration {input:?}: it is zero; give a length of at least 1s")]
+    Zero { input: String },
+    #[error("invalid duration {input:?}: too long; the maximum is 100y (36500d)")]
+    TooLong { input: String },
 }
 
-/// Parse `N` + unit (`s`, `m`, `h`, `d`, `w`, `y` = 365 days). Zero and negative are refused.
+/// Parse `N` + unit (`s`, `m`, `h`, `d`, `w`, `y` = 365 days). Zero and more than `MAX` are
+/// refused (each with its own message), as is a negative or unitless number.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError {
-        input: input.to_string(),
+    let input_owned = || input.to_string();
+    let syntax = || DurationError::Syntax {
+        input: input_owned(),
     };
     let s = input.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(syntax)?;
     let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().map_err(|_| err())?;
-    if n <= 0 || n > 100_000 {
-        return Err(err());
-    }
-    let secs_per = match unit {
+    let secs_per: i64 = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
         "y" => 365 * 86_400,
-        _ => return Err(err()),
+        _ => return Err(syntax()),
     };
-    Ok(Duration::seconds(n * secs_per))
+    if num.is_empty() {
+        return Err(syntax());
+    }
+    let too_long = || DurationError::TooLong {
+        input: input_owned(),
+    };
+    // All digits here, so a parse failure is overflow: too long.
+    let n: i64 = num.parse().map_err(|_| too_long())?;
+    if n == 0 {
+        return Err(DurationError::Zero {
+            input: input_owned(),
+        });
+    }
+    let secs = n.checked_mul(secs_per).ok_or_else(too_long)?;
+    if secs > MAX.num_seconds() {
+        return Err(too_long());
+    }
+    Ok(Duration::seconds(secs))
 }
 
 /// A countdown as an SRE reads it: `364d 3h`, `6d 23h 59m`, `59m 59s`, `0s`; negative → `expired`.
@@ -85,9 +107,39 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["", "d", "0d", "-1d", "1x", "1.5d", "10", "99999999999d"] {
-            assert!(parse(bad).is_err(), "{bad}");
+        for bad in ["", "d", "-1d", "1x", "1.5d", "10", "1 d"] {
+            assert!(
+                matches!(parse(bad), Err(DurationError::Syntax { .. })),
+                "{bad}"
+            );
         }
+    }
+
+    /// Issue 11 defect 9: `0s` and `99999999d` were told "expected a number and a unit".
+    #[test]
+    fn zero_and_too_long_say_so_with_the_maximum() {
+        for zero in ["0s", "0d", "000h"] {
+            let e = parse(zero).unwrap_err();
+            assert!(matches!(e, DurationError::Zero { .. }), "{zero}");
+            assert!(e.to_string().contains("it is zero"), "{e}");
+        }
+        for long in [
+            "99999999d",
+            "101y",
+            "36501d",
+            "99999999999999999999999s",
+            "9223372036854775807w",
+        ] {
+            let e = parse(long).unwrap_err();
+            assert!(matches!(e, DurationError::TooLong { .. }), "{long}");
+            assert!(
+                e.to_string().contains("the maximum is 100y (36500d)"),
+                "{e}"
+            );
+        }
+        assert_eq!(parse("100y").unwrap(), MAX);
+        assert_eq!(parse("36500d").unwrap(), MAX);
+        assert_eq!(parse("100001s").unwrap(), Duration::seconds(100_001));
     }
 
     #[test]

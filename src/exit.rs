@@ -39,6 +39,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             || e.downcast_ref::<crate::duration::DurationError>().is_some()
             || e.downcast_ref::<crate::credential::CredentialError>()
                 .is_some()
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(crate::input::is_too_large)
     });
     if bad_input { 2 } else { 1 }
 }

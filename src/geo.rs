@@ -84,10 +84,11 @@ impl GeoDb {
 
     /// Load a CSV database.
     pub fn open_csv(path: &Path) -> Result<Self, GeoError> {
-        let text = std::fs::read(path).map_err(|source| GeoError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::input::read(path, crate::input::GEO_DB).map_err(|source| GeoError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::from_csv(&String::from_utf8_lossy(&text), path)
     }
 
@@ -146,7 +147,12 @@ impl GeoDb {
 
     /// Open a MaxMind DB file (read into memory).
     pub fn open_mmdb(path: &Path) -> Result<Self, GeoError> {
-        let reader = maxminddb::Reader::open_readfile(path).map_err(|e| GeoError::Mmdb {
+        let bytes =
+            crate::input::read(path, crate::input::GEO_DB).map_err(|source| GeoError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let reader = maxminddb::Reader::from_source(bytes).map_err(|e| GeoError::Mmdb {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod exit;
 pub mod gate;
 pub mod geo;
+pub mod input;
 pub mod paths;
 pub mod pki;
 pub mod policy;

@@ -86,7 +86,8 @@ fn fixture() -> Fixture {
             near_miss(&s[0])
         ),
     );
-    // Never looked at: binary files, .git/, target/.
+    // A binary file is scanned as bytes (issue 11: it was skipped silently); .git/ and
+    // target/ are never looked at.
     let mut bin = b"\x7fELF\x00\x00".to_vec();
     bin.extend_from_slice(s[3].expose().as_bytes());
     write(root, "bin/tool", bin);
@@ -101,6 +102,7 @@ fn fixture() -> Fixture {
                 mask(CF_HEX)
             ),
             format!("config/client.json:2: botgate-secret {}", s[2].masked()),
+            format!("bin/tool:1: botgate-secret {}", s[3].masked()),
         ];
         v.sort();
         v
@@ -139,7 +141,12 @@ fn finds_every_planted_secret_and_nothing_else() {
     );
     assert_eq!(relative_lines(&out.stdout, f.dir.path()), f.expected);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("4 leaked secrets"), "{stderr}");
+    assert!(stderr.contains("5 leaked secrets"), "{stderr}");
+    let note = format!(
+        "note: {} contains NUL bytes (binary); scanned as bytes",
+        f.dir.path().join("bin/tool").display()
+    );
+    assert!(stderr.contains(&note), "{stderr}");
     for s in &f.secrets {
         assert!(
             !String::from_utf8_lossy(&out.stdout).contains(s.expose()),
@@ -162,13 +169,14 @@ fn json_output_lists_findings_masked() {
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let findings = v["findings"].as_array().unwrap();
-    assert_eq!(findings.len(), 4);
+    assert_eq!(findings.len(), 5);
     assert!(
         findings
             .iter()
             .all(|f| f["masked"].as_str().unwrap().contains('…'))
     );
-    assert_eq!(v["binary_files_skipped"], 1);
+    let bin = f.dir.path().join("bin/tool");
+    assert_eq!(v["binary_files"], serde_json::json!([bin]));
 }
 
 #[test]
@@ -346,4 +354,22 @@ fn gitleaks_rule_matches_our_format() {
         s.expose()
     );
     assert!(!re.is_match("bgs_tooshort"));
+}
+
+/// Issue 11 defect 8: input is capped; for `scan` a device such as `/dev/zero` never ends, so
+/// it is refused by name instead of read forever.
+#[test]
+fn scan_of_a_device_is_refused_not_read_forever() {
+    let state = tempfile::tempdir().unwrap();
+    let out = botgate(state.path())
+        .args(["scan", "/dev/zero"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot scan /dev/zero: not a regular file or directory"),
+        "{stderr}"
+    );
 }

@@ -395,7 +395,7 @@ impl Reader {
 }
 
 /// One line → an item; blank lines are nothing.
-fn parse_line(line: &[u8], line_no: u64) -> Option<TailItem> {
+pub fn parse_line(line: &[u8], line_no: u64) -> Option<TailItem> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;

@@ -28,8 +28,8 @@ fn check(paths: &Paths, json: bool) -> Result<()> {
             (all, true)
         }
         Err(ConfigError::Invalid { findings, .. }) => (findings, false),
-        Err(e @ ConfigError::NotFound { .. }) => return Err(Failure::bad_input(e.to_string())),
-        Err(e) => return Err(e.into()),
+        // Missing, unreadable or over the size limit: the file given is the problem.
+        Err(e) => return Err(Failure::bad_input(e.to_string())),
     };
     sort_findings(&mut findings);
     let errors = findings.iter().filter(|f| f.is_error()).count();

@@ -7,6 +7,9 @@ use crate::cli::ScanArgs;
 use crate::exit::Failure;
 use crate::scan::{self, ScanError};
 
+/// Binary files named one by one on stderr; the rest are counted.
+const BINARY_NOTES: usize = 10;
+
 pub fn run(args: ScanArgs) -> Result<()> {
     let mut report = scan::scan_paths(&args.paths).map_err(to_failure)?;
     if args.git {
@@ -16,6 +19,24 @@ pub fn run(args: ScanArgs) -> Result<()> {
     }
     for u in &report.unreadable {
         eprintln!("warning: cannot read {}: {}", u.path.display(), u.error);
+    }
+    for b in report.binary_files.iter().take(BINARY_NOTES) {
+        eprintln!(
+            "note: {} contains NUL bytes (binary); scanned as bytes",
+            b.display()
+        );
+    }
+    if report.binary_files.len() > BINARY_NOTES {
+        eprintln!(
+            "note: … and {} more binary files, scanned as bytes (--json lists them all)",
+            report.binary_files.len() - BINARY_NOTES
+        );
+    }
+    if report.binary_files_skipped > 0 {
+        eprintln!(
+            "note: {} binary file versions in git history not scanned (git shows no content for them)",
+            report.binary_files_skipped
+        );
     }
     if args.json.json {
         super::print_json(&report)?;
@@ -39,6 +60,8 @@ pub fn run(args: ScanArgs) -> Result<()> {
 fn to_failure(e: ScanError) -> anyhow::Error {
     match e {
         ScanError::GitSpawn { .. } => Failure::refused(e.to_string()),
-        ScanError::Path { .. } | ScanError::Git { .. } => Failure::bad_input(e.to_string()),
+        ScanError::Path { .. } | ScanError::NotAFile { .. } | ScanError::Git { .. } => {
+            Failure::bad_input(e.to_string())
+        }
     }
 }

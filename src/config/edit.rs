@@ -144,7 +144,8 @@ pub fn apply(path: &Path, edit: &Edit) -> Result<PathBuf, EditError> {
     }
     // Edit the file a symlink points to, and keep the link.
     let target = std::fs::canonicalize(path).map_err(|source| io("resolve", path, source))?;
-    let current = std::fs::read_to_string(&target).map_err(|source| io("read", &target, source))?;
+    let current = crate::input::read_to_string(&target, crate::input::POLICY_FILE)
+        .map_err(|source| io("read", &target, source))?;
     if current != edit.old_text {
         return Err(EditError::Changed {
             path: path.to_path_buf(),

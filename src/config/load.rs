@@ -31,7 +31,7 @@ pub struct LoadedConfig {
 
 /// Read and validate the policy file at `path`.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::input::read_to_string(path, crate::input::POLICY_FILE) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ConfigError::NotFound {

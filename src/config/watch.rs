@@ -111,7 +111,7 @@ enum Seen {
 
 impl Seen {
     fn read(path: &Path) -> Self {
-        match std::fs::read_to_string(path) {
+        match crate::input::read_to_string(path, crate::input::POLICY_FILE) {
             Ok(t) => Seen::Text(t),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Seen::Missing,
             Err(_) => Seen::Unreadable,
@@ -132,7 +132,8 @@ impl Seen {
             Seen::Missing => Reload::Rejected(ConfigError::NotFound {
                 path: path.to_path_buf(),
             }),
-            Seen::Unreadable => match std::fs::read_to_string(path) {
+            Seen::Unreadable => match crate::input::read_to_string(path, crate::input::POLICY_FILE)
+            {
                 Err(source) => Reload::Rejected(ConfigError::Read {
                     path: path.to_path_buf(),
                     source,

@@ -173,7 +173,8 @@ impl InventoryReader {
             return self.last_text.replace(String::new()).is_none();
         };
         // A missing file is "no policy yet", not a failed reload.
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let text =
+            crate::input::read_to_string(path, crate::input::POLICY_FILE).unwrap_or_default();
         if self.last_text.as_ref() == Some(&text) {
             return false;
         }

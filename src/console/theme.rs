@@ -193,10 +193,13 @@ impl Theme {
 
     /// Read a theme file.
     pub fn from_file(path: &Path) -> Result<Theme, ThemeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ThemeError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::input::read_to_string(path, crate::input::THEME_FILE).map_err(|source| {
+                ThemeError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         Theme::parse(&text, &path.display().to_string())
     }
 

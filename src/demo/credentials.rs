@@ -110,9 +110,11 @@ pub fn write_credential_file(
 
 /// Read and parse a credential file.
 pub fn read_credential_file(path: &Path) -> Result<CredentialFile, CredentialFileError> {
-    let bytes = std::fs::read(path).map_err(|source| CredentialFileError::Read {
-        path: path.to_path_buf(),
-        source,
+    let bytes = crate::input::read(path, crate::input::PKI_FILE).map_err(|source| {
+        CredentialFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     serde_json::from_slice(&bytes).map_err(|e| CredentialFileError::Parse {
         path: path.to_path_buf(),
@@ -169,7 +171,7 @@ impl LoadedCredential {
                 let base = path.parent().unwrap_or(Path::new("."));
                 let read = |p: &Path| {
                     let p = base.join(p);
-                    std::fs::read(&p)
+                    crate::input::read(&p, crate::input::PKI_FILE)
                         .map_err(|source| CredentialFileError::Read { path: p, source })
                 };
                 let mut pem = read(cert_file)?;

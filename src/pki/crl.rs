@@ -80,10 +80,11 @@ pub fn parse_crl(what: &str, der: &[u8]) -> Result<CrlInfo, PkiError> {
 
 /// Read a CRL file (PEM or DER) such as an external CA publishes.
 pub fn load_crl_file(path: &Path) -> Result<CrlInfo, PkiError> {
-    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::input::read(path, crate::input::CRL_FILE).map_err(|source| PkiError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let what = path.display().to_string();
     let items = inspect::inspect(&what, &bytes)?;
     let first = items.first().map(Item::describe);

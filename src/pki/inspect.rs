@@ -205,10 +205,11 @@ pub fn certificates(what: &str, bytes: &[u8]) -> Result<Vec<CertInfo>, PkiError>
 
 /// Read a file and return its certificates (see `certificates`).
 pub fn read_certificate_file(path: &Path) -> Result<Vec<CertInfo>, PkiError> {
-    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::input::read(path, crate::input::PKI_FILE).map_err(|source| PkiError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     certificates(&path.display().to_string(), &bytes)
 }
 

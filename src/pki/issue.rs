@@ -7,16 +7,18 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, DnValue,
-    ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType,
+    ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType, SubjectPublicKeyInfo,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::ca::{BACKDATE, IssuingCa, load_issuing_ca, random_serial};
 use super::inspect::{self, CertInfo, Item, to_pem};
-use super::keys::KeyAlgorithm;
+use super::keys::{self, KeyAlgorithm};
 use super::{PkiError, to_offset};
 use crate::store::Store;
 use crate::store::pki::{CertRecord, CertSource, NewCert};
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer;
 
 /// Default client certificate lifetime.
 pub const DEFAULT_CLIENT_DAYS: u32 = 365;
@@ -70,7 +72,8 @@ pub fn issue_client_cert(
         ),
         None => {
             let key = req.key.generate()?;
-            let mut params = client_params(req.now, not_after)?;
+            let rsa = matches!(req.key, KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa4096);
+            let mut params = client_params(req.now, not_after, rsa)?;
             params
                 .distinguished_name
                 .push(DnType::CommonName, req.common_name);
@@ -199,24 +202,27 @@ pub fn validate_common_name(cn: &str) -> Result<(), PkiError> {
 fn client_params(
     now: DateTime<Utc>,
     not_after: DateTime<Utc>,
+    rsa: bool,
 ) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    apply_client_profile(&mut params, now, not_after)?;
+    apply_client_profile(&mut params, now, not_after, rsa)?;
     Ok(params)
 }
 
-/// Everything a client certificate must have, whatever the CSR asked for.
+/// Everything a client certificate must have, whatever the CSR asked for. keyEncipherment
+/// only for RSA keys: ECDSA and Ed25519 keys cannot encipher (RFC 5480, RFC 8410 forbid it).
 fn apply_client_profile(
     params: &mut CertificateParams,
     now: DateTime<Utc>,
     not_after: DateTime<Utc>,
+    rsa: bool,
 ) -> Result<(), PkiError> {
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if rsa {
+        params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.not_before = to_offset(now - BACKDATE)?;
     params.not_after = to_offset(not_after)?;
@@ -226,6 +232,54 @@ fn apply_client_profile(
     params.crl_distribution_points.clear();
     params.custom_extensions.clear();
     Ok(())
+}
+
+/// A CSR that botgate can sign: its signature verified, its key one the gate accepts.
+#[derive(Debug)]
+pub struct ClientCsr {
+    /// Subject, SANs and requested extensions (the profile overrides all but subject and SANs).
+    pub request: CertificateSigningRequestParams,
+    /// The CSR's key, with the algorithm taken from the key itself, not from the CSR's
+    /// signature (a P-384 key signed with SHA-256 is still a P-384 key).
+    pub key: SubjectPublicKeyInfo,
+    /// Whether that key is RSA.
+    pub rsa: bool,
+}
+
+/// Read a CSR (PEM or DER) for signing. The key type is checked before the signature, so an
+/// unsupported or too small key is named as such rather than as "signature does not verify".
+pub fn read_csr(what: &str, bytes: &[u8]) -> Result<ClientCsr, PkiError> {
+    let invalid = |detail: String| PkiError::InvalidCsr {
+        what: what.to_string(),
+        detail,
+    };
+    let der = csr_der(what, bytes)?;
+    let (_, parsed) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| invalid(format!("not a readable CSR ({e})")))?;
+    let spki = &parsed.certification_request_info.subject_pki;
+    keys::check_client_key(spki).map_err(|why| invalid(format!("cannot sign this CSR: {why}")))?;
+    let rsa = spki.algorithm.algorithm == x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
+    let key = SubjectPublicKeyInfo::from_der(spki.raw).map_err(|e| {
+        invalid(format!(
+            "cannot sign this CSR: its {} key is not usable ({e})",
+            keys::describe_spki(spki)
+        ))
+    })?;
+    let request = CertificateSigningRequestParams::from_der(&der.into()).map_err(|e| {
+        invalid(match e {
+            rcgen::Error::InvalidCertificationRequestSignature => {
+                "the CSR's signature does not verify (altered or corrupt, or signed with a digest ring cannot check such as ECDSA with SHA-512); make a new one".to_string()
+            }
+            rcgen::Error::UnsupportedExtension => {
+                "the CSR requests an extension botgate does not honour (only SAN, key usage, EKU, basic constraints); make it without -addext/-reqexts".to_string()
+            }
+            rcgen::Error::UnsupportedSignatureAlgorithm => {
+                "the CSR is signed with an algorithm botgate does not support (sign it with SHA-256, SHA-384 or SHA-512 for RSA, SHA-256 or SHA-384 for ECDSA, or Ed25519)".to_string()
+            }
+            other => format!("cannot use the CSR: {other}"),
+        })
+    })?;
+    Ok(ClientCsr { request, key, rsa })
 }
 
 /// Sign a CSR: keep its subject (set the CN to `cn` if it has none; refuse a different CN) and
@@ -238,24 +292,10 @@ fn sign_csr(
     now: DateTime<Utc>,
     not_after: DateTime<Utc>,
 ) -> Result<Vec<u8>, PkiError> {
-    let der = csr_der(what, bytes)?;
-    let mut csr = CertificateSigningRequestParams::from_der(&der.into()).map_err(|e| PkiError::InvalidCsr {
-        what: what.to_string(),
-        detail: match e {
-            rcgen::Error::InvalidCertificationRequestSignature => {
-                "the CSR's signature does not verify (altered or corrupt); make a new one".to_string()
-            }
-            rcgen::Error::UnsupportedExtension => {
-                "the CSR requests an extension botgate does not honour (only SAN, key usage, EKU, basic constraints); make it without -addext/-reqexts".to_string()
-            }
-            rcgen::Error::UnsupportedSignatureAlgorithm => {
-                "the CSR is signed with an algorithm botgate does not support (use RSA ≥ 2048 with SHA-256, or ECDSA P-256/P-384)".to_string()
-            }
-            other => format!("cannot use the CSR: {other}"),
-        },
-    })?;
-    match csr.params.distinguished_name.get(&DnType::CommonName) {
-        None => csr.params.distinguished_name.push(DnType::CommonName, cn),
+    let ClientCsr { request, key, rsa } = read_csr(what, bytes)?;
+    let mut params = request.params;
+    match params.distinguished_name.get(&DnType::CommonName) {
+        None => params.distinguished_name.push(DnType::CommonName, cn),
         Some(existing) => {
             let existing = dn_text(existing);
             if existing.as_deref() != Some(cn) {
@@ -269,8 +309,8 @@ fn sign_csr(
             }
         }
     }
-    apply_client_profile(&mut csr.params, now, not_after)?;
-    Ok(csr.signed_by(&ca.issuer)?.der().to_vec())
+    apply_client_profile(&mut params, now, not_after, rsa)?;
+    Ok(params.signed_by(&key, &ca.issuer)?.der().to_vec())
 }
 
 /// The DER of a CSR given as PEM or DER; any other object is a clear error.

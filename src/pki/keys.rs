@@ -94,6 +94,50 @@ pub fn describe_spki(spki: &SubjectPublicKeyInfo<'_>) -> String {
     }
 }
 
+/// RSA modulus sizes a client key may have: ring (the gate's TLS verifier) checks RSA signatures
+/// for 2048 to 8192 bits only.
+pub const RSA_CLIENT_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+
+/// What a CSR's key may be, said in refusals.
+const SUPPORTED_CLIENT_KEYS: &str = "RSA 2048-8192, ECDSA P-256 or P-384, or Ed25519";
+
+/// Whether a key can go into a client certificate the gate will accept (rustls with ring
+/// verifies RSA 2048-8192, ECDSA P-256/P-384 and Ed25519 client signatures). `Err` says what
+/// the key is and what to use instead.
+pub fn check_client_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<(), String> {
+    let alg = &spki.algorithm.algorithm;
+    let described = describe_spki(spki);
+    let supported = if *alg == OID_PKCS1_RSAENCRYPTION {
+        let bits = match spki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => modulus_bits(rsa.modulus),
+            _ => return Err("the RSA key in it cannot be read (corrupt CSR)".to_string()),
+        };
+        if bits < *RSA_CLIENT_BITS.start() {
+            return Err(format!(
+                "its key is RSA {bits}, too small: RSA keys must have at least {} bits (make a new key, e.g. `openssl req -newkey rsa:{}`)",
+                RSA_CLIENT_BITS.start(),
+                RSA_CLIENT_BITS.start()
+            ));
+        }
+        if bits > *RSA_CLIENT_BITS.end() {
+            return Err(format!(
+                "its key is RSA {bits}, too large: RSA keys may have at most {} bits",
+                RSA_CLIENT_BITS.end()
+            ));
+        }
+        true
+    } else {
+        described == "ECDSA P-256" || described == "ECDSA P-384" || *alg == OID_SIG_ED25519
+    };
+    if supported {
+        Ok(())
+    } else {
+        Err(format!(
+            "its key is {described}, which botgate cannot issue for (the gate's TLS stack could not verify it); use {SUPPORTED_CLIENT_KEYS}"
+        ))
+    }
+}
+
 /// Bit length of an unsigned big-endian modulus (leading zero bytes ignored).
 fn modulus_bits(m: &[u8]) -> usize {
     let Some(first) = m.iter().position(|b| *b != 0) else {

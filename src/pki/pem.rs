@@ -1,6 +1,7 @@
 //! A strict, panic-free PEM reader that keeps line numbers, so an error can say "block starting
-//! at line 12 has no END line (file truncated?)" instead of "invalid PEM". Text outside blocks
-//! (openssl's "Bag Attributes", comments) is ignored, as every PEM reader does.
+//! at line 12 has no END line (file truncated?)" instead of "invalid PEM". Text before a block
+//! (openssl's "Bag Attributes", `-text` dumps, comments) is ignored, as RFC 7468 allows; text
+//! after the last block is refused: it is a file cut and glued wrong, or not the file meant.
 
 /// One `-----BEGIN LABEL-----` … `-----END LABEL-----` block, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub enum PemError {
     },
     /// A BEGIN line that is not `-----BEGIN LABEL-----`.
     BadHeader { line: usize },
+    /// Text after the END line of the last block (`end_line`), first seen at `line`.
+    Trailing { line: usize, end_line: usize },
 }
 
 impl std::fmt::Display for PemError {
@@ -57,6 +60,10 @@ impl std::fmt::Display for PemError {
                 )
             }
             PemError::BadHeader { line } => write!(f, "line {line}: malformed -----BEGIN line"),
+            PemError::Trailing { line, end_line } => write!(
+                f,
+                "line {line}: unexpected text after the last PEM block (which ends at line {end_line}); remove it, or check the file is not two files glued together"
+            ),
         }
     }
 }
@@ -70,13 +77,20 @@ pub fn looks_like_pem(bytes: &[u8]) -> bool {
 pub fn parse(bytes: &[u8]) -> Result<Vec<Block>, PemError> {
     let mut blocks = Vec::new();
     let mut open: Option<(String, usize, String, bool)> = None;
+    // First non-blank line since the last END (cleared by the next BEGIN).
+    let mut after_end: Option<usize> = None;
+    let mut last_end = 0;
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let line_no = i + 1;
         let line = String::from_utf8_lossy(raw);
         let line = line.trim();
         match &mut open {
             None => {
+                if !blocks.is_empty() && after_end.is_none() && !line.is_empty() {
+                    after_end = Some(line_no);
+                }
                 if let Some(rest) = line.strip_prefix("-----BEGIN ") {
+                    after_end = None;
                     let label = rest
                         .strip_suffix("-----")
                         .ok_or(PemError::BadHeader { line: line_no })?;
@@ -105,6 +119,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Block>, PemError> {
                         encrypted: *encrypted,
                     });
                     open = None;
+                    last_end = line_no;
                 } else if line.starts_with("-----BEGIN ") {
                     return Err(PemError::Unterminated {
                         label: label.clone(),
@@ -121,9 +136,13 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Block>, PemError> {
             }
         }
     }
-    match open {
-        Some((label, line, _, _)) => Err(PemError::Unterminated { label, line }),
-        None => Ok(blocks),
+    match (open, after_end) {
+        (Some((label, line, _, _)), _) => Err(PemError::Unterminated { label, line }),
+        (None, Some(line)) => Err(PemError::Trailing {
+            line,
+            end_line: last_end,
+        }),
+        (None, None) => Ok(blocks),
     }
 }
 
@@ -204,6 +223,30 @@ mod tests {
             parse(b"-----BEGIN X\n"),
             Err(PemError::BadHeader { line: 1 })
         ));
+    }
+
+    /// Issue 11 defect 9: junk after a PEM block was accepted silently.
+    #[test]
+    fn text_after_the_last_block_is_refused_with_its_line() {
+        let text = b"-----BEGIN A-----\nAQID\n-----END A-----\n\n  \ngarbage\nmore\n";
+        assert_eq!(
+            parse(text),
+            Err(PemError::Trailing {
+                line: 6,
+                end_line: 3
+            })
+        );
+        let e = parse(b"-----BEGIN A-----\nAQID\n-----END A-----\x00\x01").unwrap_err();
+        assert!(matches!(e, PemError::Mismatched { .. }), "{e}");
+        let e = parse(b"-----BEGIN A-----\nAQID\n-----END A-----\n\x00\x01").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("line 4: unexpected text after the last PEM block")
+        );
+        // Text before and between blocks (openssl -text dumps, Bag Attributes) is fine, and
+        // so are blank lines after the last one.
+        let ok = b"Certificate:\n  Data: ...\n-----BEGIN A-----\nAQID\n-----END A-----\nBag Attributes\n    localKeyID: 01\n-----BEGIN B-----\nAQID\n-----END B-----\n\r\n \n";
+        assert_eq!(parse(ok).unwrap().len(), 2);
     }
 
     #[test]

@@ -94,10 +94,11 @@ pub fn trust_ca(
             "--name {name:?} must be a non-empty, printable name"
         )));
     }
-    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::input::read(path, crate::input::PKI_FILE).map_err(|source| PkiError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let chain = validate_for_trust(&path.display().to_string(), &bytes, now)?;
     if let Some(crl) = crl_path {
         super::crl::load_crl_file(crl)?;

@@ -16,8 +16,11 @@ use crate::credential::{SECRET_LEN, SECRET_PREFIX, checksum_matches, looks_like_
 
 /// Directories never descended into.
 const SKIPPED_DIRS: &[&str] = &[".git", "target"];
-/// A file with a NUL byte in its first this-many bytes is binary and skipped.
-const BINARY_SNIFF: usize = 8192;
+/// Longest piece of one line scanned at once: a longer line (or a binary file without
+/// newlines) is scanned in pieces, so memory stays bounded whatever the file holds.
+const MAX_SEGMENT: usize = 64 * 1024;
+/// Bytes of a cut line carried into its next piece, so a secret across the cut is still found.
+const SEGMENT_OVERLAP: usize = 512;
 
 /// What was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,6 +85,10 @@ pub struct ScanReport {
     pub findings: Vec<Finding>,
     pub unreadable: Vec<Unreadable>,
     pub files_scanned: usize,
+    /// Files holding a NUL byte (binary): scanned as bytes all the same, listed so the user
+    /// is told.
+    pub binary_files: Vec<PathBuf>,
+    /// Binary files in git history, which `git log -p` shows no content for (not scanned).
     pub binary_files_skipped: usize,
 }
 
@@ -91,19 +98,37 @@ impl ScanReport {
         self.findings.extend(other.findings);
         self.unreadable.extend(other.unreadable);
         self.files_scanned += other.files_scanned;
+        self.binary_files.extend(other.binary_files);
         self.binary_files_skipped += other.binary_files_skipped;
     }
 }
 
 /// The secrets in one line of text: kind and masked value, in order of appearance.
 pub fn scan_line(line: &str) -> Vec<(FindingKind, String)> {
-    let mut found: Vec<(usize, FindingKind, String)> = Vec::new();
+    find_in_line(line)
+        .into_iter()
+        .map(|f| (f.kind, f.masked))
+        .collect()
+}
+
+/// A secret in a line, with its byte range.
+struct Found {
+    end: usize,
+    kind: FindingKind,
+    masked: String,
+}
+
+/// The secrets in one line, in order of appearance (what `scan_line` reports).
+fn find_in_line(line: &str) -> Vec<Found> {
+    let mut found: Vec<(usize, Found)> = Vec::new();
     for (i, _) in line.match_indices(SECRET_PREFIX) {
         if let Some(candidate) = line.get(i..i + SECRET_LEN)
             && looks_like_secret(candidate)
             && checksum_matches(candidate)
         {
-            found.push((i, FindingKind::BotgateSecret, mask(candidate)));
+            let kind = FindingKind::BotgateSecret;
+            let (end, masked) = (i + SECRET_LEN, mask(candidate));
+            found.push((i, Found { end, kind, masked }));
         }
     }
     for caps in CF_SECRET.captures_iter(line) {
@@ -117,14 +142,12 @@ pub fn scan_line(line: &str) -> Vec<(FindingKind, String)> {
         {
             continue;
         }
-        found.push((
-            value.start(),
-            FindingKind::CfAccessClientSecret,
-            mask(value.as_str()),
-        ));
+        let kind = FindingKind::CfAccessClientSecret;
+        let (end, masked) = (value.end(), mask(value.as_str()));
+        found.push((value.start(), Found { end, kind, masked }));
     }
-    found.sort_by_key(|(i, _, _)| *i);
-    found.into_iter().map(|(_, k, m)| (k, m)).collect()
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, f)| f).collect()
 }
 
 /// `CF-Access-Client-Secret` / `CF_ACCESS_CLIENT_SECRET`, an optional closing quote, `:` or
@@ -146,19 +169,23 @@ fn is_secret_like(v: &str) -> bool {
 }
 
 /// Scan files and directories (recursively; `.git/` and `target/` skipped, symlinks not
-/// followed, binary files skipped). A path that does not exist is an error; a file inside a
+/// followed; binary files scanned as bytes and listed in `binary_files`). A path that does not exist is an error; a file inside a
 /// tree that cannot be read is reported in `unreadable`.
 pub fn scan_paths(paths: &[PathBuf]) -> Result<ScanReport, ScanError> {
     let mut report = ScanReport::default();
     for p in paths {
-        let meta = std::fs::symlink_metadata(p).map_err(|source| ScanError::Path {
+        // A path given by name is followed if it is a symlink (inside trees they are not).
+        let meta = std::fs::metadata(p).map_err(|source| ScanError::Path {
             path: p.clone(),
             source,
         })?;
         if meta.is_dir() {
             walk(p, &mut report);
-        } else {
+        } else if meta.is_file() {
             scan_file(p, &mut report);
+        } else {
+            // A device or FIFO (`/dev/zero`) may never end.
+            return Err(ScanError::NotAFile { path: p.clone() });
         }
     }
     Ok(report)
@@ -172,6 +199,10 @@ pub enum ScanError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot scan {path}: not a regular file or directory (a device, FIFO or socket may never end)"
+    )]
+    NotAFile { path: PathBuf },
     #[error("cannot run git in {dir}: {source} (is git installed?)")]
     GitSpawn {
         dir: PathBuf,
@@ -221,11 +252,13 @@ fn walk(dir: &Path, report: &mut ScanReport) {
 
 fn scan_file(path: &Path, report: &mut ScanReport) {
     match std::fs::File::open(path).and_then(|f| scan_reader(f, path)) {
-        Ok(Some(findings)) => {
+        Ok(scanned) => {
             report.files_scanned += 1;
-            report.findings.extend(findings);
+            report.findings.extend(scanned.findings);
+            if scanned.binary {
+                report.binary_files.push(path.to_path_buf());
+            }
         }
-        Ok(None) => report.binary_files_skipped += 1,
         Err(e) => report.unreadable.push(Unreadable {
             path: path.to_path_buf(),
             error: e.to_string(),
@@ -233,38 +266,77 @@ fn scan_file(path: &Path, report: &mut ScanReport) {
     }
 }
 
-/// Findings in a text stream, or `None` when it looks binary.
-fn scan_reader(r: impl Read, path: &Path) -> std::io::Result<Option<Vec<Finding>>> {
+/// What one stream held.
+#[derive(Debug, PartialEq, Eq)]
+struct Scanned {
+    findings: Vec<Finding>,
+    /// It held a NUL byte (it was scanned as bytes all the same).
+    binary: bool,
+}
+
+/// Findings in a stream, read in bounded pieces: lines longer than `MAX_SEGMENT` are cut
+/// (keeping `SEGMENT_OVERLAP` bytes across each cut), bytes that are not UTF-8 are replaced.
+fn scan_reader(r: impl Read, path: &Path) -> std::io::Result<Scanned> {
     let mut reader = BufReader::with_capacity(64 * 1024, r);
-    if reader
-        .fill_buf()?
-        .iter()
-        .take(BINARY_SNIFF)
-        .any(|b| *b == 0)
-    {
-        return Ok(None);
-    }
-    let mut findings = Vec::new();
-    let mut buf = Vec::new();
-    let mut line_no = 0;
+    let mut out = Scanned {
+        findings: Vec::new(),
+        binary: false,
+    };
+    let mut segment: Vec<u8> = Vec::with_capacity(MAX_SEGMENT);
+    // Leading bytes of `segment` already scanned as the end of the line's previous piece.
+    let mut carried = 0;
+    let mut line_no = 1;
     loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
             break;
         }
-        line_no += 1;
-        let line = String::from_utf8_lossy(&buf);
-        for (kind, masked) in scan_line(&line) {
+        let room = MAX_SEGMENT - segment.len();
+        let window = &chunk[..chunk.len().min(room)];
+        out.binary |= window.contains(&0);
+        let newline = window.iter().position(|b| *b == b'\n');
+        let take = newline.map_or(window.len(), |nl| nl + 1);
+        segment.extend_from_slice(&window[..take]);
+        reader.consume(take);
+        if newline.is_some() {
+            scan_segment(&segment, carried, path, line_no, &mut out.findings);
+            segment.clear();
+            carried = 0;
+            line_no += 1;
+        } else if segment.len() == MAX_SEGMENT {
+            scan_segment(&segment, carried, path, line_no, &mut out.findings);
+            segment.drain(..MAX_SEGMENT - SEGMENT_OVERLAP);
+            carried = SEGMENT_OVERLAP;
+        }
+    }
+    if segment.len() > carried {
+        scan_segment(&segment, carried, path, line_no, &mut out.findings);
+    }
+    Ok(out)
+}
+
+/// Scan one piece of line `line_no`, skipping findings that lie wholly in its first `carried`
+/// bytes (the previous piece reported those).
+fn scan_segment(
+    segment: &[u8],
+    carried: usize,
+    path: &Path,
+    line_no: usize,
+    findings: &mut Vec<Finding>,
+) {
+    let text = String::from_utf8_lossy(segment);
+    let carried = String::from_utf8_lossy(&segment[..carried]).len();
+    for f in find_in_line(&text) {
+        if f.end > carried {
             findings.push(Finding {
                 path: path.to_path_buf(),
                 line: line_no,
-                kind,
-                masked,
+                kind: f.kind,
+                masked: f.masked,
                 commit: None,
             });
         }
     }
-    Ok(Some(findings))
 }
 
 #[cfg(test)]
@@ -347,20 +419,54 @@ mod tests {
         }
     }
 
+    /// Issue 11 defect 9: a file with a NUL byte was skipped silently, secrets and all.
     #[test]
-    fn binary_streams_are_skipped() {
+    fn binary_streams_are_scanned_as_bytes_and_flagged() {
         let s = ClientSecret::generate();
-        let mut data = b"\x00\x01ELF".to_vec();
+        let mut data = b"\x00\x01ELF\xff\xfe".to_vec();
         data.extend_from_slice(s.expose().as_bytes());
-        assert_eq!(scan_reader(&data[..], Path::new("x")).unwrap(), None);
+        let scanned = scan_reader(&data[..], Path::new("x")).unwrap();
+        assert!(scanned.binary);
+        assert_eq!(scanned.findings.len(), 1);
+        assert_eq!(scanned.findings[0].masked, s.masked());
         let text = format!("a\nb\n{}\n", s.expose());
-        let found = scan_reader(text.as_bytes(), Path::new("x"))
-            .unwrap()
-            .unwrap();
+        let scanned = scan_reader(text.as_bytes(), Path::new("x")).unwrap();
+        assert!(!scanned.binary);
+        let found = scanned.findings;
         assert_eq!(found[0].line, 3);
         assert_eq!(
             found[0].to_string(),
             format!("x:3: botgate-secret {}", s.masked())
         );
+    }
+
+    /// A line far longer than a piece (or a binary file without newlines) is scanned in
+    /// bounded pieces: a secret across a cut is found once, secrets in the overlap once.
+    #[test]
+    fn overlong_lines_are_scanned_in_pieces_without_losing_or_doubling_secrets() {
+        let s = ClientSecret::generate();
+        for cut_offset in [
+            0,
+            10,
+            SECRET_LEN - 1,
+            SEGMENT_OVERLAP - SECRET_LEN,
+            SEGMENT_OVERLAP + 3,
+        ] {
+            let mut line = "x".repeat(MAX_SEGMENT - cut_offset);
+            line.push_str(s.expose());
+            line.push_str(&"y".repeat(3 * MAX_SEGMENT));
+            line.push_str(s.expose());
+            line.push_str("\nnext ");
+            line.push_str(s.expose());
+            let found = scan_reader(line.as_bytes(), Path::new("x"))
+                .unwrap()
+                .findings;
+            let lines: Vec<usize> = found.iter().map(|f| f.line).collect();
+            assert_eq!(
+                lines,
+                [1, 1, 2],
+                "cut {cut_offset} bytes into the secret's piece"
+            );
+        }
     }
 }

@@ -137,7 +137,7 @@ fn issue(
     }
     let csr_bytes =
         match csr {
-            Some(p) => Some(std::fs::read(p).map_err(|e| {
+            Some(p) => Some(crate::input::read(p, crate::input::PKI_FILE).map_err(|e| {
                 Failure::bad_input(format!("cannot read --csr {}: {e}", p.display()))
             })?),
             None => None,
