@@ -138,7 +138,7 @@ impl TlsSource for Files {
             ),
             ..Default::default()
         };
-        m.trusted
+        m.trust.trusted
             .insert("Corporate Device CA".into(), certs("ca.crt")?);
         Ok(m)
     }

@@ -21,7 +21,19 @@ pub enum DenyReason {
     CertUntrusted,
     CertExpired,
     CertRevoked,
+    /// A client certificate in a form botgate does not accept (e.g. v1 below an intermediate).
+    CertUnsupported,
     CertRequired,
+}
+
+impl From<crate::policy::Refusal> for DenyReason {
+    fn from(r: crate::policy::Refusal) -> Self {
+        match r {
+            crate::policy::Refusal::Blocked => DenyReason::BlockedByPolicy,
+            crate::policy::Refusal::NoPolicyMatched => DenyReason::NoPolicyMatched,
+            crate::policy::Refusal::NoCredentials => DenyReason::MissingCredentials,
+        }
+    }
 }
 
 impl DenyReason {
@@ -44,6 +56,7 @@ impl DenyReason {
             DenyReason::CertUntrusted => "cert_untrusted",
             DenyReason::CertExpired => "cert_expired",
             DenyReason::CertRevoked => "cert_revoked",
+            DenyReason::CertUnsupported => "cert_unsupported",
             DenyReason::CertRequired => "cert_required",
         }
     }

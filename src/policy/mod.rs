@@ -109,6 +109,34 @@ impl Decision<'_> {
     pub fn policy_name(&self) -> Option<&str> {
         self.policy.map(|p| p.name.as_str())
     }
+
+    /// Why this decision refuses a request carrying `identity`, or `None` when it admits: the
+    /// one mapping from verdict to refusal (the gate's `deny_reason`, explain's answer).
+    pub fn refusal(&self, identity: &Identity<'_>) -> Option<Refusal> {
+        match self.verdict {
+            Verdict::Allow | Verdict::Bypass => None,
+            Verdict::Block => Some(Refusal::Blocked),
+            Verdict::NoMatch if matches!(identity, Identity::None) => Some(Refusal::NoCredentials),
+            Verdict::NoMatch => Some(Refusal::NoPolicyMatched),
+        }
+    }
+}
+
+/// Why policies refuse a request whose credentials are valid (or absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A `block` policy decided (403).
+    Blocked,
+    /// Credentials, but no policy admits them (403).
+    NoPolicyMatched,
+    /// No credentials, and no policy admits anonymous requests (401).
+    NoCredentials,
+}
+
+/// Whether `req` is admitted to `app`: the question the console, detectors, lint and
+/// rotation ask (the gate and explain ask `evaluate` and `Decision::refusal`, the same thing).
+pub fn admits(app: &CompiledApp, req: &Request<'_>) -> bool {
+    evaluate(app, req).refusal(&req.identity).is_none()
 }
 
 impl PartialEq for CompiledPolicy {
