@@ -12,7 +12,7 @@ pub mod metrics;
 pub mod snapshot;
 pub mod store_tls;
 pub mod tls;
-mod client_auth;
+pub mod client_auth;
 pub mod upstream;
 mod workers;
 
