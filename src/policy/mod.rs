@@ -217,6 +217,94 @@ pub fn explain<'p>(app: &'p CompiledApp, req: &Request<'_>) -> (Decision<'p>, Ve
     )
 }
 
+/// A policy that admits a credential for some requests, and from which countries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted<'p> {
+    pub policy: &'p CompiledPolicy,
+    /// The countries it is admitted from; `None` when any country (or an unknown one) will do.
+    pub countries: Option<std::collections::BTreeSet<String>>,
+    /// Whether an include selector names the credential (token name, CN pattern…) rather than
+    /// admitting any credential of its kind (`any_service_token`, `valid_certificate`,
+    /// `everyone`).
+    pub named: bool,
+}
+
+/// Every policy of `app` that decides to admit `identity` for at least one request, in file
+/// order: the question "what does this credential get" asked of `evaluate` itself, so first
+/// match, `require`, `exclude` and `block` count exactly as at the gate. The request facts
+/// (IP, country) are probed: each address and country the app's selectors name, plus one
+/// address and one country none names, and an unknown country.
+pub fn admitting_policies<'p>(app: &'p CompiledApp, identity: Identity<'_>) -> Vec<Admitted<'p>> {
+    let mut ips: Vec<IpAddr> = vec![
+        IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+        IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+    ];
+    let mut countries: Vec<Option<String>> = vec![None, Some("ZZ".into())];
+    for m in app
+        .policies
+        .iter()
+        .flat_map(|p| p.include.iter().chain(&p.require).chain(&p.exclude))
+    {
+        match m {
+            Matcher::Ip(nets) => ips.extend(nets.iter().map(|n| n.network())),
+            Matcher::Country(list) => {
+                countries.extend(list.iter().map(|c| Some(c.to_ascii_uppercase())))
+            }
+            _ => {}
+        }
+    }
+    ips.sort_unstable();
+    ips.dedup();
+    countries.sort_unstable();
+    countries.dedup();
+    let mut out: Vec<Admitted<'p>> = Vec::new();
+    for ip in &ips {
+        for country in &countries {
+            let req = Request {
+                identity,
+                ip: *ip,
+                country: country.as_deref(),
+            };
+            let decision = evaluate(app, &req);
+            let Some(policy) = decision.policy.filter(|_| decision.refusal(&identity).is_none())
+            else {
+                continue;
+            };
+            let i = match out.iter().position(|a| std::ptr::eq(a.policy, policy)) {
+                Some(i) => i,
+                None => {
+                    let named = policy.include.iter().any(|m| {
+                        m.matches(&req)
+                            && !matches!(
+                                m,
+                                Matcher::AnyServiceToken | Matcher::ValidCertificate | Matcher::Everyone
+                            )
+                    });
+                    out.push(Admitted {
+                        policy,
+                        countries: Some(Default::default()),
+                        named,
+                    });
+                    out.len() - 1
+                }
+            };
+            let entry = &mut out[i];
+            // Admitted from a country no selector names (or an unknown one): any country.
+            match country.as_deref() {
+                Some(c) if c != "ZZ" => {
+                    if let Some(set) = &mut entry.countries {
+                        set.insert(c.to_string());
+                    }
+                }
+                _ => entry.countries = None,
+            }
+        }
+    }
+    let order = |a: &Admitted<'_>| app.policies.iter().position(|p| std::ptr::eq(p, a.policy));
+    out.sort_by_key(order);
+    out
+}
+
 fn verdict_for(action: Action) -> Verdict {
     match action {
         Action::ServiceAuth | Action::NonIdentity | Action::Allow => Verdict::Allow,
