@@ -3,7 +3,7 @@
 
 mod console;
 mod demo;
-mod explain;
+pub mod explain;
 mod logs;
 mod pki;
 mod policy;
