@@ -155,18 +155,16 @@ pub fn explain(
             let verdict = trust.verify(&chain, &snapshot.revoked_certs, now);
             out.checks = verdict.checks;
             if verdict.v1 {
-                out.notes.push(v1_note().into());
+                out.notes.push(crate::pki::verify::V1_ADVICE.into());
             }
             match (verdict.refusal, leaf) {
                 (Some(r), _) => {
                     let reason = deny_reason(r.problem);
                     out.deny_reason = Some(reason.as_str());
                     out.status = reason.status();
-                    out.refused_before_policies = Some(format!(
-                        "the certificate is refused ({}): {}",
-                        reason.as_str(),
-                        r.detail
-                    ));
+                    let check = out.checks.last().map_or("certificate", |c| c.name);
+                    out.refused_before_policies =
+                        Some(format!("the {check} check fails: {}", r.detail));
                     return Ok(out);
                 }
                 (None, Some(c)) => {
@@ -241,11 +239,6 @@ fn read_chain(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>> {
         )));
     }
     Ok(chain)
-}
-
-/// The advice for X.509 v1 certificates (`policy explain`, `policy check`, `ca trust`).
-pub fn v1_note() -> &'static str {
-    "this is an X.509 v1 certificate (what `openssl x509 -req` makes without -extfile): it carries no extended key usage or SAN, so policies can match its subject only; issue a v3 certificate from the same CSR with `botgate cert issue --csr client.csr`"
 }
 
 fn print(out: &Explanation, policies: &PolicySet) {

@@ -25,6 +25,19 @@ use x509_parser::x509::X509Version;
 
 use super::serial_hex;
 
+/// What botgate says about X.509 v1 client certificates (`policy explain`, `policy check`,
+/// `ca trust`).
+pub const V1_ADVICE: &str = "X.509 v1 certificates (what `openssl x509 -req` makes without -extfile) are accepted when signed directly by a trusted CA, but they carry no extended key usage or SAN, so policies can match their subject only; issue a v3 certificate from the same CSR with `botgate cert issue --csr client.csr`";
+
+/// Whether the PEM or DER certificate in `bytes` is X.509 v1.
+pub fn is_x509_v1(bytes: &[u8]) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(bytes)
+        .map(|d| d.to_vec())
+        .unwrap_or_else(|_| bytes.to_vec());
+    X509Certificate::from_der(&der).is_ok_and(|(_, c)| c.version() == X509Version::V1)
+}
+
 /// The trusted CA material of the whole gate: CA name → certificates, CA name → CRLs.
 #[derive(Debug, Default, Clone)]
 pub struct TrustMaterial {

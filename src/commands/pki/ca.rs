@@ -136,6 +136,7 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                 );
             }
             println!("Use it per app with trusted_cas = [{name:?}] in the policy file.");
+            println!("note: {}.", pki::verify::V1_ADVICE);
             Ok(())
         }
         CaCommand::List(json) => {
