@@ -27,8 +27,20 @@ const SELECTORS: &[&str] = &[
     r#"{ country = ["US"] }"#,
 ];
 const ACTIONS: &[&str] = &["service_auth", "non_identity", "allow", "block", "bypass"];
-const TOKENS: &[&str] = &["ci-a-prod", "ci-b-prod", "ci-c-prod", "ci-d-prod", "ci-x-prod"];
-const CERTS: &[&str] = &["dev-1", "dev-2", "dev-3-revoked", "dev-4-expired", "rogue-dev-1"];
+const TOKENS: &[&str] = &[
+    "ci-a-prod",
+    "ci-b-prod",
+    "ci-c-prod",
+    "ci-d-prod",
+    "ci-x-prod",
+];
+const CERTS: &[&str] = &[
+    "dev-1",
+    "dev-2",
+    "dev-3-revoked",
+    "dev-4-expired",
+    "rogue-dev-1",
+];
 
 #[derive(Debug, Clone)]
 struct PolicySpec {
@@ -145,7 +157,7 @@ fn world() -> World {
         };
         botgate::pki::issue_client_cert(store, &req).unwrap()
     };
-    let issued = vec![
+    let issued = [
         issue(&store, "dev-1", now),
         issue(&store, "dev-2", now),
         issue(&store, "dev-3", now),
@@ -260,7 +272,11 @@ impl World {
         })
     }
 
-    fn ask_explain(&self, policies: &botgate::policy::PolicySet, who: Who) -> (u16, Option<String>) {
+    fn ask_explain(
+        &self,
+        policies: &botgate::policy::PolicySet,
+        who: Who,
+    ) -> (u16, Option<String>) {
         let args = ExplainArgs {
             app: "devices.test".into(),
             token: match who {

@@ -138,7 +138,8 @@ impl TlsSource for Files {
             ),
             ..Default::default()
         };
-        m.trust.trusted
+        m.trust
+            .trusted
             .insert("Corporate Device CA".into(), certs("ca.crt")?);
         Ok(m)
     }
@@ -244,7 +245,10 @@ async fn client_certificates_from_openssl_through_curl() {
         "no certificate on a non_identity app"
     );
     let (code, err) = curl(&p, port, Some("stranger"), &[]);
-    assert_eq!(code, "401", "untrusted CA refused with a readable 401: {err}");
+    assert_eq!(
+        code, "401",
+        "untrusted CA refused with a readable 401: {err}"
+    );
     let id = format!("CF-Access-Client-Id: {}", tok.client_id);
     let secret = format!("CF-Access-Client-Secret: {}", tok.secret);
     assert_eq!(

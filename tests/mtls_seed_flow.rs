@@ -109,7 +109,10 @@ impl Env {
         let (code, body) = self.curl(cert, key);
         assert_eq!(code, "401", "{cert}: {body}");
         let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
-        let ray = body["ray_id"].as_str().expect("ray_id in the body").to_string();
+        let ray = body["ray_id"]
+            .as_str()
+            .expect("ray_id in the body")
+            .to_string();
         let mut event = None;
         let found = common::eventually(Duration::from_secs(5), || {
             event = self.audit_event(&ray);
@@ -293,7 +296,10 @@ include = [{{ common_name = "github-actions-bot" }}]
         .find(|c| c["name"] == "revoked")
         .unwrap();
     assert!(
-        revoked["detail"].as_str().unwrap().starts_with("yes since "),
+        revoked["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("yes since "),
         "{revoked}"
     );
 

@@ -47,11 +47,15 @@ impl Fixture {
         let d = dir.path();
         sh(
             d,
-            &format!("openssl req -x509 {EC} -keyout ca.key -out ca.crt -days 3650 -subj '/CN=Corporate Device CA'"),
+            &format!(
+                "openssl req -x509 {EC} -keyout ca.key -out ca.crt -days 3650 -subj '/CN=Corporate Device CA'"
+            ),
         );
         sh(
             d,
-            &format!("openssl req -new {EC} -keyout client.key -out client.csr -subj '/CN=github-actions-bot'"),
+            &format!(
+                "openssl req -new {EC} -keyout client.key -out client.csr -subj '/CN=github-actions-bot'"
+            ),
         );
         sh(
             d,
@@ -59,7 +63,9 @@ impl Fixture {
         );
         sh(
             d,
-            &format!("openssl req -new {EC} -keyout inter.key -out inter.csr -subj '/CN=Corporate Issuing CA'"),
+            &format!(
+                "openssl req -new {EC} -keyout inter.key -out inter.csr -subj '/CN=Corporate Issuing CA'"
+            ),
         );
         Fixture { dir }
     }
@@ -73,7 +79,9 @@ impl Fixture {
         let ext = ext.map(|e| format!(" -extfile {e}")).unwrap_or_default();
         sh(
             self.path(),
-            &format!("openssl x509 -req -in client.csr -CA {ca}.crt -CAkey {ca}.key -CAcreateserial -out {out} -days {days} -sha256{ext}"),
+            &format!(
+                "openssl x509 -req -in client.csr -CA {ca}.crt -CAkey {ca}.key -CAcreateserial -out {out} -days {days} -sha256{ext}"
+            ),
         );
     }
 
@@ -148,7 +156,12 @@ fn wrong_signature_is_untrusted() {
             &RevokedCerts::default(),
             Vec::new(),
         );
-        assert_eq!(problem(&v), Some(CertProblem::Untrusted), "{file}: {:?}", v.checks);
+        assert_eq!(
+            problem(&v),
+            Some(CertProblem::Untrusted),
+            "{file}: {:?}",
+            v.checks
+        );
     }
 }
 
@@ -157,13 +170,18 @@ fn certificate_from_another_ca_is_untrusted_and_names_the_trusted_cas() {
     let f = Fixture::new();
     sh(
         f.path(),
-        &format!("openssl req -x509 {EC} -keyout rogue.key -out rogue.crt -days 3650 -subj '/CN=Rogue CA'"),
+        &format!(
+            "openssl req -x509 {EC} -keyout rogue.key -out rogue.crt -days 3650 -subj '/CN=Rogue CA'"
+        ),
     );
     f.leaf("rogue", "client.crt", 365, None);
     let v = f.verify("client.crt", Utc::now(), &RevokedCerts::default());
     assert_eq!(problem(&v), Some(CertProblem::Untrusted));
     let d = detail(&v, "chain");
-    assert!(d.contains("Rogue CA") && d.contains("Corporate Device CA"), "{d}");
+    assert!(
+        d.contains("Rogue CA") && d.contains("Corporate Device CA"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -180,7 +198,10 @@ fn expired_and_not_yet_valid_are_refused_as_expired() {
         assert_eq!(detail(&later, "chain"), "ok via \"Corporate Device CA\"");
         let earlier = f.verify(file, Utc::now() - Duration::days(1), &none);
         assert_eq!(problem(&earlier), Some(CertProblem::Expired), "{file}");
-        assert!(detail(&earlier, "validity").starts_with("not yet valid"), "{file}");
+        assert!(
+            detail(&earlier, "validity").starts_with("not yet valid"),
+            "{file}"
+        );
     }
 }
 
@@ -207,7 +228,10 @@ fn revoked_by_botgate_or_by_the_cas_crl_is_refused_with_the_date() {
         d,
         "mkdir -p db && : > db/index.txt && printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=db/index.txt\\ncrlnumber=db/crlnumber\\ndefault_md=sha256\\ndefault_crl_days=7\\n' > ca.cnf && echo 01 > db/crlnumber",
     );
-    sh(d, "openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -revoke client.crt 2>&1 && openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -revoke v3.crt && openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -gencrl -out crl.pem");
+    sh(
+        d,
+        "openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -revoke client.crt 2>&1 && openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -revoke v3.crt && openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -gencrl -out crl.pem",
+    );
     let crl = CertificateRevocationListDer::from_pem_file(d.join("crl.pem")).unwrap();
     for file in ["client.crt", "v3.crt"] {
         let v = f.verify_chain(
@@ -216,7 +240,12 @@ fn revoked_by_botgate_or_by_the_cas_crl_is_refused_with_the_date() {
             &RevokedCerts::default(),
             vec![crl.clone()],
         );
-        assert_eq!(problem(&v), Some(CertProblem::Revoked), "{file}: {:?}", v.checks);
+        assert_eq!(
+            problem(&v),
+            Some(CertProblem::Revoked),
+            "{file}: {:?}",
+            v.checks
+        );
         let r = detail(&v, "revoked");
         assert!(
             r.starts_with("yes since ") && r.ends_with("(CRL of \"Corporate Device CA\")"),
@@ -237,7 +266,12 @@ fn v1_intermediate_is_never_a_ca() {
     let mut chain = certs(f.path(), "leaf.crt");
     chain.extend(certs(f.path(), "inter.crt"));
     let v = f.verify_chain(&chain, Utc::now(), &RevokedCerts::default(), Vec::new());
-    assert_eq!(problem(&v), Some(CertProblem::Unsupported), "{:?}", v.checks);
+    assert_eq!(
+        problem(&v),
+        Some(CertProblem::Unsupported),
+        "{:?}",
+        v.checks
+    );
     assert!(detail(&v, "chain").contains("never accepted as a CA"));
     // A v1 certificate trusted as a root does not make it a CA either.
     let mut m = TrustMaterial::default();
@@ -252,7 +286,12 @@ fn v1_intermediate_is_never_a_ca() {
         &RevokedCerts::default(),
         Utc::now(),
     );
-    assert_eq!(problem(&v), Some(CertProblem::Unsupported), "{:?}", v.checks);
+    assert_eq!(
+        problem(&v),
+        Some(CertProblem::Unsupported),
+        "{:?}",
+        v.checks
+    );
 }
 
 #[test]
@@ -266,7 +305,12 @@ fn v1_leaf_under_an_intermediate_is_unsupported() {
     let mut chain = certs(f.path(), "leaf.crt");
     chain.extend(certs(f.path(), "inter.crt"));
     let v = f.verify_chain(&chain, Utc::now(), &RevokedCerts::default(), Vec::new());
-    assert_eq!(problem(&v), Some(CertProblem::Unsupported), "{:?}", v.checks);
+    assert_eq!(
+        problem(&v),
+        Some(CertProblem::Unsupported),
+        "{:?}",
+        v.checks
+    );
     assert!(detail(&v, "chain").contains("signed directly by a trusted CA"));
     // The v3 leaf under the same intermediate is fine.
     f.leaf("inter", "v3.crt", 365, Some("client.ext"));

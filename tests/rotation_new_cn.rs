@@ -287,7 +287,10 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
         mtls_call(&mtls_client(&root_pem, &identity_pem(&old), &g), &g).await == 401
     })
     .await;
-    assert!(refused_new, "the old certificate is refused on a new connection");
+    assert!(
+        refused_new,
+        "the old certificate is refused on a new connection"
+    );
     assert_eq!(mtls_call(&new_client, &g).await, 200);
 
     // The audit stream shows the refusals; the detector raises the alert naming the client.

@@ -162,7 +162,10 @@ fn token_required_but_not_admitted_by_a_second_app_is_not_shared() {
         "name = \"CI too\"\naction = \"service_auth\"\ninclude = [{ service_token = \"ci-other-prod\" }]\nrequire = [{ service_token = \"deploy\" }]",
     );
     assert_ne!(text, TWO_APPS);
-    let fs = run(&text, &ctx(vec![token("deploy", 30), token("ci-other-prod", 30)]));
+    let fs = run(
+        &text,
+        &ctx(vec![token("deploy", 30), token("ci-other-prod", 30)]),
+    );
     assert!(with(&fs, "also admitted by app").is_empty(), "{fs:#?}");
 }
 

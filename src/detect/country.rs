@@ -45,7 +45,9 @@ impl ExpectedCountries {
         let policies = self.policies.as_ref()?;
         let cert;
         let identity = match subject {
-            Subject::Token { name: Some(name), .. } => Identity::Token { name },
+            Subject::Token {
+                name: Some(name), ..
+            } => Identity::Token { name },
             Subject::Cert {
                 common_name: Some(cn),
                 serial,

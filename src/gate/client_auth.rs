@@ -54,7 +54,7 @@ pub struct DeferredClientAuth {
 }
 
 impl DeferredClientAuth {
-    pub fn new(trust: &CertTrust) -> Arc<dyn ClientCertVerifier> {
+    pub fn for_trust(trust: &CertTrust) -> Arc<dyn ClientCertVerifier> {
         Arc::new(Self {
             hints: trust.root_hint_subjects().to_vec(),
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
@@ -104,7 +104,10 @@ impl ClientCertVerifier for DeferredClientAuth {
             .map(|(_, a)| *a)
             .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
         algs.iter()
-            .find(|alg| alg.verify_signature(&key.1, message, dss.signature()).is_ok())
+            .find(|alg| {
+                alg.verify_signature(&key.1, message, dss.signature())
+                    .is_ok()
+            })
             .map(|_| HandshakeSignatureValid::assertion())
             .ok_or(Error::InvalidCertificate(
                 rustls::CertificateError::BadSignature,

@@ -3,6 +3,7 @@
 //! reads SQLite per request (see `snapshot`).
 
 pub mod admin;
+pub mod client_auth;
 pub mod deny;
 pub mod forward;
 pub mod handler;
@@ -12,7 +13,6 @@ pub mod metrics;
 pub mod snapshot;
 pub mod store_tls;
 pub mod tls;
-pub mod client_auth;
 pub mod upstream;
 mod workers;
 

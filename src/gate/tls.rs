@@ -109,7 +109,7 @@ impl TlsConfigs {
             }
             let tls = if trust.has_anchors() {
                 AppTls {
-                    config: base(Some(DeferredClientAuth::new(&trust)))?,
+                    config: base(Some(DeferredClientAuth::for_trust(&trust)))?,
                     trust: Some(Arc::new(trust)),
                 }
             } else {
@@ -197,7 +197,11 @@ async fn handshake(
     let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
     let (cert, cert_refused) = match (&app_tls.trust, chain.first()) {
         (Some(trust), Some(leaf)) => {
-            let verdict = trust.verify(chain, &state.snapshot.load().revoked_certs, state.clock.now());
+            let verdict = trust.verify(
+                chain,
+                &state.snapshot.load().revoked_certs,
+                state.clock.now(),
+            );
             let parsed = peer_cert(leaf.as_ref());
             match verdict.refusal {
                 None => (parsed.map(Arc::new), None),

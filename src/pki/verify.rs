@@ -224,7 +224,11 @@ impl CertTrust {
             v1: false,
         };
         let Some(leaf_der) = chain.first() else {
-            v.fail("parse", CertProblem::Untrusted, "no certificate was presented");
+            v.fail(
+                "parse",
+                CertProblem::Untrusted,
+                "no certificate was presented",
+            );
             return v;
         };
         let leaf = match X509Certificate::from_der(leaf_der.as_ref()) {
@@ -252,7 +256,10 @@ impl CertTrust {
                 v.fail(
                     "version",
                     CertProblem::Unsupported,
-                    format!("X.509 version {} is not accepted (only v1 and v3)", other.0 + 1),
+                    format!(
+                        "X.509 version {} is not accepted (only v1 and v3)",
+                        other.0 + 1
+                    ),
                 );
                 return v;
             }
@@ -291,7 +298,11 @@ impl CertTrust {
             return v;
         }
         if until.is_none_or(|u| now >= u) {
-            v.fail("validity", CertProblem::Expired, format!("expired ({window})"));
+            v.fail(
+                "validity",
+                CertProblem::Expired,
+                format!("expired ({window})"),
+            );
             return v;
         }
         v.pass("validity", format!("ok ({window})"));
@@ -328,7 +339,9 @@ impl CertTrust {
                 continue;
             }
             if is_sha1(leaf) {
-                last = Some(unsupported("signed with SHA-1, which is not accepted".into()));
+                last = Some(unsupported(
+                    "signed with SHA-1, which is not accepted".into(),
+                ));
                 continue;
             }
             match leaf.verify_signature(Some(ca.public_key())) {
@@ -392,12 +405,12 @@ impl CertTrust {
             Err(rustls::Error::InvalidCertificate(CertificateError::Revoked)) => {
                 Ok(self.anchor_name(leaf, intermediates))
             }
-            Err(rustls::Error::InvalidCertificate(e)) => Err(self.from_webpki(leaf, e)),
+            Err(rustls::Error::InvalidCertificate(e)) => Err(self.webpki_refusal(leaf, e)),
             Err(e) => Err(unsupported(e.to_string())),
         }
     }
 
-    fn from_webpki(&self, leaf: &X509Certificate<'_>, e: CertificateError) -> Refusal {
+    fn webpki_refusal(&self, leaf: &X509Certificate<'_>, e: CertificateError) -> Refusal {
         use CertificateError as E;
         match e {
             E::UnknownIssuer => self.unknown_issuer(leaf),
@@ -446,7 +459,11 @@ impl CertTrust {
     }
 
     /// Which trusted CA a chain accepted by webpki ends at: follow issuer names up the chain.
-    fn anchor_name(&self, leaf: &X509Certificate<'_>, intermediates: &[CertificateDer<'_>]) -> String {
+    fn anchor_name(
+        &self,
+        leaf: &X509Certificate<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> String {
         let parsed: Vec<X509Certificate<'_>> = intermediates
             .iter()
             .filter_map(|i| X509Certificate::from_der(i.as_ref()).ok().map(|(_, c)| c))
@@ -482,10 +499,7 @@ impl CertTrust {
                 continue;
             }
             // A CRL counts only when signed by the issuer (webpki does the same for v3).
-            if !key
-                .as_ref()
-                .is_some_and(|k| crl.verify_signature(k).is_ok())
-            {
+            if key.is_none_or(|k| crl.verify_signature(k).is_err()) {
                 continue;
             }
             if let Some(r) = crl

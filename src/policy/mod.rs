@@ -266,7 +266,9 @@ pub fn admitting_policies<'p>(app: &'p CompiledApp, identity: Identity<'_>) -> V
                 country: country.as_deref(),
             };
             let decision = evaluate(app, &req);
-            let Some(policy) = decision.policy.filter(|_| decision.refusal(&identity).is_none())
+            let Some(policy) = decision
+                .policy
+                .filter(|_| decision.refusal(&identity).is_none())
             else {
                 continue;
             };
@@ -277,7 +279,9 @@ pub fn admitting_policies<'p>(app: &'p CompiledApp, identity: Identity<'_>) -> V
                         m.matches(&req)
                             && !matches!(
                                 m,
-                                Matcher::AnyServiceToken | Matcher::ValidCertificate | Matcher::Everyone
+                                Matcher::AnyServiceToken
+                                    | Matcher::ValidCertificate
+                                    | Matcher::Everyone
                             )
                     });
                     out.push(Admitted {

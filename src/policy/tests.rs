@@ -239,13 +239,28 @@ action = "non_identity"
 include = [{ common_name = "device-.*" }]
 "#);
     let app = &s.apps[0];
-    let leaked = admitting_policies(app, Identity::Token { name: "ci-leaked-prod" });
+    let leaked = admitting_policies(
+        app,
+        Identity::Token {
+            name: "ci-leaked-prod",
+        },
+    );
     assert!(leaked.is_empty(), "{leaked:?}");
-    let other = admitting_policies(app, Identity::Token { name: "ci-deploy-prod" });
+    let other = admitting_policies(
+        app,
+        Identity::Token {
+            name: "ci-deploy-prod",
+        },
+    );
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].policy.name, "bots but not the leaked one");
     assert!(!other[0].named);
-    let countries: Vec<&str> = other[0].countries.iter().flatten().map(String::as_str).collect();
+    let countries: Vec<&str> = other[0]
+        .countries
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
     assert_eq!(countries, ["DE", "US"]);
 }
 
@@ -254,7 +269,12 @@ fn admission_follows_first_match_block_and_ip() {
     let s = set(FILE);
     let app = &s.apps[0];
     // CI is admitted from anywhere but RU (so: any country), the health bypass from loopback.
-    let ci = admitting_policies(app, Identity::Token { name: "ci-deploy-prod" });
+    let ci = admitting_policies(
+        app,
+        Identity::Token {
+            name: "ci-deploy-prod",
+        },
+    );
     let names: Vec<&str> = ci.iter().map(|a| a.policy.name.as_str()).collect();
     assert_eq!(names, ["CI", "health"]);
     assert!(ci[0].named && ci[0].countries.is_none());
@@ -264,11 +284,18 @@ fn admission_follows_first_match_block_and_ip() {
     };
     let dev = admitting_policies(app, Identity::Cert(&cert));
     assert_eq!(dev[0].policy.name, "devices");
-    let countries: Vec<&str> = dev[0].countries.iter().flatten().map(String::as_str).collect();
+    let countries: Vec<&str> = dev[0]
+        .countries
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
     assert_eq!(countries, ["SG", "VN"]);
     // `admits` is evaluate + refusal: a blocked address is refused, whatever the credential.
     let blocked = Request {
-        identity: Identity::Token { name: "ci-deploy-prod" },
+        identity: Identity::Token {
+            name: "ci-deploy-prod",
+        },
         ip: "10.9.1.1".parse().unwrap(),
         country: None,
     };
