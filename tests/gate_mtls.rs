@@ -138,7 +138,8 @@ impl TlsSource for Files {
             ),
             ..Default::default()
         };
-        m.trusted
+        m.trust
+            .trusted
             .insert("Corporate Device CA".into(), certs("ca.crt")?);
         Ok(m)
     }
@@ -244,7 +245,10 @@ async fn client_certificates_from_openssl_through_curl() {
         "no certificate on a non_identity app"
     );
     let (code, err) = curl(&p, port, Some("stranger"), &[]);
-    assert_eq!(code, "000", "untrusted CA refused in the handshake: {err}");
+    assert_eq!(
+        code, "401",
+        "untrusted CA refused with a readable 401: {err}"
+    );
     let id = format!("CF-Access-Client-Id: {}", tok.client_id);
     let secret = format!("CF-Access-Client-Secret: {}", tok.secret);
     assert_eq!(
@@ -264,7 +268,7 @@ async fn client_certificates_from_openssl_through_curl() {
     let refused = events
         .iter()
         .find(|e| e["deny_reason"] == "cert_untrusted")
-        .expect("handshake refusal audited");
+        .expect("untrusted certificate refusal audited");
     assert_eq!(refused["allowed"], false);
     assert_eq!(refused["ip_address"], "127.0.0.1");
     assert_eq!(refused["app_name"], "devices");
@@ -401,8 +405,8 @@ async fn watched_directory_changes_reach_the_inventory() {
     assert!(seen, "the watched certificate never reached the inventory");
 }
 
-/// An expired client certificate (issued by botgate's own CA, dated in the past) is refused in
-/// the handshake and audited as `cert_expired`; a current one from the same CA is admitted.
+/// An expired client certificate (issued by botgate's own CA, dated in the past) gets 401 and
+/// is audited as `cert_expired`; a current one from the same CA is admitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_client_certificate_is_refused_and_audited() {
     use botgate::pki::{CaInitOptions, ClientCertRequest, KeyAlgorithm};
@@ -487,8 +491,8 @@ async fn expired_client_certificate_is_refused_and_audited() {
     assert_eq!(call(&fresh, "fresh"), "200");
     assert_eq!(
         call(&old, "old"),
-        "000",
-        "expired certificate refused in the handshake"
+        "401",
+        "expired certificate refused with a readable 401"
     );
     let logged = eventually(Duration::from_secs(3), || async {
         std::fs::read_to_string(&audit_log)
@@ -500,6 +504,6 @@ async fn expired_client_certificate_is_refused_and_audited() {
             })
     })
     .await;
-    assert!(logged, "the expired-certificate handshake is audited");
+    assert!(logged, "the expired-certificate refusal is audited");
     gate.shutdown().await;
 }

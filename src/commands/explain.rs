@@ -1,10 +1,12 @@
-//! `botgate policy explain`: which policy decides for a credential, and why each earlier one
-//! did not. Uses the same compiled policies and `evaluate` as the gate.
+//! `botgate policy explain`: what the gate would answer for a credential, and why. It asks the
+//! same functions the gate does: `pki::verify` for a certificate (chain, validity, CRLs,
+//! instant revocation), the credential snapshot's token status, `policy::explain` (the trace of
+//! `evaluate`) and `Decision::refusal`. Exits 1 when the answer is deny.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::Result;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Serialize;
@@ -12,29 +14,42 @@ use serde::Serialize;
 use super::print_json;
 use crate::cli::ExplainArgs;
 use crate::exit::Failure;
+use crate::gate::client_auth::deny_reason;
+use crate::gate::deny::DenyReason;
+use crate::gate::snapshot::CredentialSnapshot;
 use crate::gate::tls::peer_cert;
-use crate::policy::{self, Identity, PolicySet, TraceOutcome, Verdict};
-use crate::store::{Store, TokenStatus};
+use crate::pki::CertTrust;
+use crate::pki::verify::Check;
+use crate::policy::{self, CompiledApp, Identity, PolicySet, TraceOutcome};
+use crate::store::Store;
 
+/// The answer `policy explain` gives (also its `--json` output).
 #[derive(Debug, Serialize)]
-struct Explanation {
-    app: String,
-    identity: String,
-    ip: IpAddr,
-    country: Option<String>,
+pub struct Explanation {
+    pub app: String,
+    pub identity: String,
+    pub ip: IpAddr,
+    pub country: Option<String>,
+    /// The certificate checks, in order (for `--cert`).
+    pub checks: Vec<Check>,
     /// Set when the gate refuses before policies are evaluated (e.g. revoked token).
-    refused_before_policies: Option<String>,
-    decision: &'static str,
-    status: u16,
-    policy: Option<String>,
-    trace: Vec<TraceLine>,
+    pub refused_before_policies: Option<String>,
+    /// `allow`, `bypass` or `deny`.
+    pub decision: &'static str,
+    pub status: u16,
+    /// The gate's `deny_reason` when the decision is deny.
+    pub deny_reason: Option<&'static str>,
+    pub policy: Option<String>,
+    pub trace: Vec<TraceLine>,
+    /// Advice printed after the answer (e.g. how to issue a v3 certificate).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct TraceLine {
-    policy: String,
-    action: &'static str,
-    outcome: String,
+pub struct TraceLine {
+    pub policy: String,
+    pub action: &'static str,
+    pub outcome: String,
 }
 
 /// Load the policy file and the store, then explain.
@@ -46,8 +61,31 @@ pub fn run_with_paths(paths: &crate::paths::Paths, args: &ExplainArgs) -> Result
     run(&policies, &store, args)
 }
 
-/// Explain against an already compiled policy set.
+/// Explain against an already compiled policy set, print the answer, exit 1 on deny.
 pub fn run(policies: &PolicySet, store: &Store, args: &ExplainArgs) -> Result<()> {
+    let out = explain(policies, store, args, Utc::now())?;
+    if args.json.json {
+        print_json(&out)?;
+    } else {
+        print(&out, policies);
+    }
+    if out.decision == "deny" {
+        return Err(Failure::refused(format!(
+            "the gate would deny this request ({} {})",
+            out.status,
+            out.deny_reason.unwrap_or("denied")
+        )));
+    }
+    Ok(())
+}
+
+/// What the gate would answer at `now` for the credential in `args` (no printing).
+pub fn explain(
+    policies: &PolicySet,
+    store: &Store,
+    args: &ExplainArgs,
+    now: DateTime<Utc>,
+) -> Result<Explanation> {
     let app = policies.app_for_host(&args.app).ok_or_else(|| {
         let hosts: Vec<&str> = policies
             .apps
@@ -61,57 +99,85 @@ pub fn run(policies: &PolicySet, store: &Store, args: &ExplainArgs) -> Result<()
         ))
     })?;
     let ip = args.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let mut refused_before = None;
+    // The same snapshot the gate enforces from: tokens and instant certificate revocations.
+    let snapshot = CredentialSnapshot::load(store)?;
+    let mut out = Explanation {
+        app: app.name.clone(),
+        identity: String::new(),
+        ip,
+        country: args.country.clone(),
+        checks: Vec::new(),
+        refused_before_policies: None,
+        decision: "deny",
+        status: 401,
+        deny_reason: None,
+        policy: None,
+        trace: Vec::new(),
+        notes: Vec::new(),
+    };
     let cert;
-    let (identity, label) = match (&args.token, &args.cert) {
+    let identity = match (&args.token, &args.cert) {
         (Some(name), _) => {
-            match store.find_token(name) {
-                Ok(t) => match t.status(Utc::now()) {
-                    TokenStatus::Revoked => {
-                        refused_before = Some(format!(
-                            "token {name:?} is revoked: the gate answers 401 (token_revoked)"
-                        ))
-                    }
-                    TokenStatus::Expired => {
-                        refused_before = Some(format!(
-                            "token {name:?} expired at {}: the gate answers 401 (token_expired)",
-                            t.expires_at
-                        ))
-                    }
-                    _ => {}
-                },
-                Err(_) => {
-                    refused_before = Some(format!(
-                        "no token named {name:?} exists: the gate answers 401 (unknown_client_id); policies are shown as if it did"
-                    ))
-                }
+            out.identity = format!("token:{name}");
+            let entry = snapshot.tokens.values().find(|t| &*t.name == name.as_str());
+            let refusal = match entry {
+                None => Some((
+                    DenyReason::UnknownClientId,
+                    format!("no token named {name:?} exists; policies are shown as if it did"),
+                )),
+                Some(t) => t.refusal(now).map(|r| {
+                    let why = match r {
+                        DenyReason::TokenRevoked => format!("token {name:?} is revoked"),
+                        _ => format!("token {name:?} expired at {}", t.expires_at),
+                    };
+                    (r, why)
+                }),
+            };
+            if let Some((reason, why)) = refusal {
+                out.deny_reason = Some(reason.as_str());
+                out.status = reason.status();
+                out.refused_before_policies = Some(why);
             }
-            (Identity::Token { name }, format!("token:{name}"))
+            Identity::Token { name }
         }
         (None, Some(path)) => {
-            let der = CertificateDer::pem_file_iter(path)
-                .map_err(|e| {
-                    Failure::bad_input(format!(
-                        "{}: not a PEM certificate file: {e}",
-                        path.display()
-                    ))
-                })?
-                .next()
-                .ok_or_else(|| {
-                    Failure::bad_input(format!("{}: no certificate in the file", path.display()))
-                })?
-                .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
-            cert = peer_cert(der.as_ref()).ok_or_else(|| {
-                Failure::bad_input(format!(
-                    "{}: the certificate cannot be parsed",
-                    path.display()
-                ))
-            })?;
-            let label = format!(
+            let chain = read_chain(path)?;
+            let leaf = peer_cert(chain[0].as_ref());
+            out.identity = format!(
                 "cert:{}",
-                cert.identity.common_name.as_deref().unwrap_or("(no CN)")
+                leaf.as_ref()
+                    .and_then(|c| c.identity.common_name.as_deref())
+                    .unwrap_or("(no CN)")
             );
-            (Identity::Cert(&cert.identity), label)
+            let (trust_material, _) = crate::gate::store_tls::trust_material(store)
+                .map_err(|e| anyhow::anyhow!("cannot read the trusted CAs: {e}"))?;
+            let trust = CertTrust::new(&app.trusted_cas, &trust_material)?;
+            let verdict = trust.verify(&chain, &snapshot.revoked_certs, now);
+            out.checks = verdict.checks;
+            if verdict.v1 {
+                out.notes.push(crate::pki::verify::V1_ADVICE.into());
+            }
+            match (verdict.refusal, leaf) {
+                (Some(r), _) => {
+                    let reason = deny_reason(r.problem);
+                    out.deny_reason = Some(reason.as_str());
+                    out.status = reason.status();
+                    let check = out.checks.last().map_or("certificate", |c| c.name);
+                    out.refused_before_policies =
+                        Some(format!("the {check} check fails: {}", r.detail));
+                    return Ok(out);
+                }
+                (None, Some(c)) => {
+                    cert = c;
+                    Identity::Cert(&cert.identity)
+                }
+                (None, None) => {
+                    return Err(Failure::bad_input(format!(
+                        "{}: the certificate cannot be parsed",
+                        path.display()
+                    )));
+                }
+            }
         }
         (None, None) => return Err(Failure::bad_input("pass --token NAME or --cert FILE")),
     };
@@ -120,34 +186,62 @@ pub fn run(policies: &PolicySet, store: &Store, args: &ExplainArgs) -> Result<()
         ip,
         country: args.country.as_deref(),
     };
-    let (decision, trace) = policy::explain(app, &request);
-    let (verdict, status) = match (refused_before.is_some(), decision.verdict) {
-        (true, _) => ("deny", 401),
-        (_, Verdict::Allow) => ("allow", 200),
-        (_, Verdict::Bypass) => ("bypass", 200),
-        (_, Verdict::Block) | (_, Verdict::NoMatch) => ("deny", 403),
-    };
-    let out = Explanation {
-        app: app.name.clone(),
-        identity: label,
-        ip,
-        country: args.country.clone(),
-        refused_before_policies: refused_before,
-        decision: verdict,
-        status,
-        policy: decision.policy_name().map(str::to_string),
-        trace: trace
-            .iter()
-            .map(|t| TraceLine {
-                policy: t.policy.clone(),
-                action: t.action.as_str(),
-                outcome: describe(&t.outcome),
-            })
-            .collect(),
-    };
-    if args.json.json {
-        return print_json(&out);
+    decide(app, &request, &mut out);
+    Ok(out)
+}
+
+/// The policy part: the trace and, unless a credential check already refused, the answer.
+fn decide(app: &CompiledApp, request: &policy::Request<'_>, out: &mut Explanation) {
+    let (decision, trace) = policy::explain(app, request);
+    out.trace = trace
+        .iter()
+        .map(|t| TraceLine {
+            policy: t.policy.clone(),
+            action: t.action.as_str(),
+            outcome: describe(&t.outcome),
+        })
+        .collect();
+    out.policy = decision.policy_name().map(str::to_string);
+    if out.refused_before_policies.is_some() {
+        return;
     }
+    match decision.refusal(&request.identity) {
+        Some(r) => {
+            let reason = DenyReason::from(r);
+            out.deny_reason = Some(reason.as_str());
+            out.status = reason.status();
+        }
+        None => {
+            out.decision = match decision.verdict {
+                policy::Verdict::Bypass => "bypass",
+                _ => "allow",
+            };
+            out.status = 200;
+        }
+    }
+}
+
+/// The certificate file as the client would present it: the leaf, then any intermediates.
+fn read_chain(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| {
+            Failure::bad_input(format!(
+                "{}: not a PEM certificate file: {e}",
+                path.display()
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
+    if chain.is_empty() {
+        return Err(Failure::bad_input(format!(
+            "{}: no certificate in the file (expected -----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(chain)
+}
+
+fn print(out: &Explanation, policies: &PolicySet) {
     println!(
         "app {:?}, {} from {}{}",
         out.app,
@@ -158,24 +252,41 @@ pub fn run(policies: &PolicySet, store: &Store, args: &ExplainArgs) -> Result<()
             .map(|c| format!(" ({c})"))
             .unwrap_or_default()
     );
+    if !out.checks.is_empty() {
+        println!("certificate:");
+        for c in &out.checks {
+            println!("  {}: {}", c.name, c.detail);
+        }
+    }
+    if out.checks.is_empty() || out.refused_before_policies.is_none() {
+        println!("policies:");
+    }
     for (i, t) in out.trace.iter().enumerate() {
         println!("  {}. {:?} ({}): {}", i + 1, t.policy, t.action, t.outcome);
     }
-    if out.trace.len() < app.policies.len() {
-        println!(
-            "  ({} later policies not reached)",
-            app.policies.len() - out.trace.len()
-        );
+    let total = policies
+        .app_for_host(&out.app)
+        .or_else(|| policies.apps.iter().find(|a| a.name == out.app))
+        .map_or(0, |a| a.policies.len());
+    if !out.trace.is_empty() && out.trace.len() < total {
+        println!("  ({} later policies not reached)", total - out.trace.len());
     }
+    let reason = out.deny_reason.unwrap_or("");
     if let Some(r) = &out.refused_before_policies {
-        println!("=> deny 401: {r}");
+        println!("=> deny {} ({reason}): {r}", out.status);
     } else {
-        match &out.policy {
-            Some(p) => println!("=> {} {} by policy {p:?}", out.decision, out.status),
-            None => println!("=> deny {}: no policy matched (default deny)", out.status),
+        match (&out.policy, out.decision) {
+            (Some(p), "deny") => println!("=> deny {} ({reason}) by policy {p:?}", out.status),
+            (Some(p), d) => println!("=> {d} {} by policy {p:?}", out.status),
+            (None, _) => println!(
+                "=> deny {} ({reason}): no policy matched (default deny)",
+                out.status
+            ),
         }
     }
-    Ok(())
+    for n in &out.notes {
+        println!("note: {n}");
+    }
 }
 
 fn describe(o: &TraceOutcome) -> String {

@@ -5,7 +5,7 @@ mod completions;
 mod console;
 mod demo;
 mod doctor;
-mod explain;
+pub mod explain;
 mod inspect;
 mod logs;
 mod pki;

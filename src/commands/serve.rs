@@ -197,6 +197,17 @@ pub(crate) fn gate_setup(
             .iter()
             .flat_map(|a| a.hostnames.clone())
             .collect();
+        if files.is_none()
+            && let Some(ca) =
+                crate::gate::store_tls::ensure_local_ca(store, &paths.state_dir, chrono::Utc::now())
+                    .map_err(Failure::refused)?
+        {
+            eprintln!(
+                "created the local CA {:?} for HTTPS (as `botgate ca init` would; its root key is kept in the state dir); clients verify the gate with: curl --cacert {}",
+                ca.name,
+                ca.root_cert.display()
+            );
+        }
         let source =
             StoreTlsSource::new(store.clone(), files, &hostnames).map_err(Failure::refused)?;
         opts.tls = Some(Arc::new(source));

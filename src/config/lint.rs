@@ -1,7 +1,7 @@
 //! Lint: a valid policy file checked against the store and the host for the habits that get
 //! bot credentials abused — unauthenticated or wildcard policies, tokens shared across apps or
 //! referenced by nothing, badly named or long-lived tokens, certificates valid longer than their
-//! rotation cadence, a root CA key on the gate host, unknown CAs, and policies that can never
+//! rotation cadence, X.509 v1 client certificates, a root CA key on the gate host, unknown CAs, and policies that can never
 //! match because an earlier one decides first.
 //! Every finding is a warning; each points at the policy or selector it is about when there is
 //! one (token-level findings without a reference are about the file as a whole).
@@ -48,7 +48,9 @@ pub fn lint(cfg: &LoadedConfig, ctx: &LintContext) -> Vec<Finding> {
         out: Vec::new(),
     };
     let refs = l.references(cfg);
-    l.token_references(&refs);
+    // What each app admits is asked of `policy/`, never worked out from the selectors here.
+    let compiled = crate::policy::compile(&cfg.file).ok();
+    l.token_references(&refs, compiled.as_ref());
     l.store_tokens(&refs);
     l.store_certs(cfg);
     l.policies(cfg);
@@ -116,8 +118,8 @@ impl Linter<'_, '_> {
         refs
     }
 
-    /// Names that exist nowhere (or only revoked/expired), and tokens shared across apps.
-    fn token_references(&mut self, refs: &[TokenRef]) {
+    /// Names that exist nowhere (or only revoked/expired), and tokens several apps admit.
+    fn token_references(&mut self, refs: &[TokenRef], policies: Option<&crate::policy::PolicySet>) {
         let now = self.ctx.now;
         let mut first_app: HashMap<&str, &TokenRef> = HashMap::new();
         for r in refs {
@@ -144,6 +146,20 @@ impl Linter<'_, '_> {
                     ),
                 };
                 self.warn(r.span.clone(), message, hint);
+            }
+            // A token named only in `require` (or never reaching a deciding policy) is not
+            // admitted by that app, so it does not widen what a leak exposes there.
+            let admitted = policies
+                .and_then(|p| p.apps.get(r.app_index))
+                .is_none_or(|app| {
+                    !crate::policy::admitting_policies(
+                        app,
+                        crate::policy::Identity::Token { name: &r.name },
+                    )
+                    .is_empty()
+                });
+            if !admitted {
+                continue;
             }
             match first_app.get(r.name.as_str()) {
                 Some(first) if first.app_index != r.app_index => {
@@ -215,9 +231,10 @@ impl Linter<'_, '_> {
         }
     }
 
-    /// Live certificates valid for longer than the rotation cadence that applies to their CN
-    /// (certificates every 365 days unless `[rotation]` says otherwise). A day of slack covers
-    /// the backdated `not_before` that issuers use against clock skew.
+    /// Live X.509 v1 certificates (no EKU or SAN), and live certificates valid for longer than
+    /// the rotation cadence that applies to their CN (certificates every 365 days unless
+    /// `[rotation]` says otherwise). A day of slack covers the backdated `not_before` that
+    /// issuers use against clock skew.
     fn store_certs(&mut self, cfg: &LoadedConfig) {
         let Some(certs) = &self.ctx.certs else { return };
         let now = self.ctx.now;
@@ -226,6 +243,18 @@ impl Linter<'_, '_> {
             .iter()
             .filter(|c| c.revoked_at.is_none() && c.not_after > now)
         {
+            if crate::pki::verify::is_x509_v1(c.cert_pem.as_bytes()) {
+                self.warn_at(
+                    None,
+                    format!(
+                        "certificate {:?} (serial {}, {}) is X.509 v1: it has no extended key usage or SAN",
+                        c.common_name,
+                        c.serial,
+                        c.source.as_str()
+                    ),
+                    crate::pki::verify::V1_ADVICE.into(),
+                );
+            }
             let every = cadence.cadence(CredentialKind::Cert, &c.common_name);
             let valid = c.not_after - c.not_before;
             if valid <= every + Duration::days(1) {

@@ -154,6 +154,21 @@ fn token_in_many_apps_and_bad_name_and_long_life() {
     assert_eq!(fs.len(), 3, "{fs:#?}");
 }
 
+/// Regression: a token named only in another app's `require` was reported as admitted there.
+#[test]
+fn token_required_but_not_admitted_by_a_second_app_is_not_shared() {
+    let text = TWO_APPS.replace(
+        "name = \"CI too\"\naction = \"service_auth\"\ninclude = [{ service_token = \"deploy\" }]",
+        "name = \"CI too\"\naction = \"service_auth\"\ninclude = [{ service_token = \"ci-other-prod\" }]\nrequire = [{ service_token = \"deploy\" }]",
+    );
+    assert_ne!(text, TWO_APPS);
+    let fs = run(
+        &text,
+        &ctx(vec![token("deploy", 30), token("ci-other-prod", 30)]),
+    );
+    assert!(with(&fs, "also admitted by app").is_empty(), "{fs:#?}");
+}
+
 #[test]
 fn root_key_and_unknown_ca() {
     let text = CLEAN.replace(

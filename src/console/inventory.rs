@@ -4,6 +4,7 @@
 
 use crate::config::model::{PolicyFile, Selector};
 use crate::config::values::full_match_regex;
+use crate::policy::{self, CertIdentity, Identity, PolicySet};
 use crate::rotation::{CadencePolicy, CredentialKind, rotation_due};
 use crate::store::TokenRecord;
 use crate::store::pki::CertRecord;
@@ -22,6 +23,7 @@ fn cadence(policy: Option<&PolicyFile>) -> CadencePolicy {
 /// rotation due date follows the file's `[rotation]` cadence.
 pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<TokenRow> {
     let cadence = cadence(policy);
+    let compiled = policy.and_then(|p| policy::compile(p).ok());
     records
         .iter()
         .map(|r| TokenRow {
@@ -32,7 +34,8 @@ pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<T
             expires_at: r.expires_at,
             revoked: r.revoked_at.is_some(),
             last_seen_at: r.last_seen_at,
-            policies: policy
+            policies: compiled
+                .as_ref()
                 .map(|p| policies_for_token(p, &r.name))
                 .unwrap_or_default(),
         })
@@ -68,35 +71,15 @@ pub fn cert_rows(records: &[CertRecord], policy: Option<&PolicyFile>) -> Vec<Cer
         .collect()
 }
 
-/// `app / policy` for every policy whose selectors name `token` (or any service token).
-pub fn policies_for_token(file: &PolicyFile, token: &str) -> Vec<String> {
+/// `app / policy` for every policy that admits `token` (as `policy::admitting_policies`
+/// answers, so a token named only in `exclude` or `require` is not listed); "(any token)" when
+/// the policy admits every token rather than naming this one.
+pub fn policies_for_token(policies: &PolicySet, token: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for app in &file.app {
-        for p in &app.policy {
-            let selectors = p
-                .include
-                .iter()
-                .chain(&p.require)
-                .chain(&p.exclude)
-                .map(|s| s.get_ref());
-            let mut named = false;
-            let mut any = false;
-            for s in selectors {
-                match s {
-                    Selector::ServiceToken(n) if n == token => named = true,
-                    Selector::AnyServiceToken(true) => any = true,
-                    _ => {}
-                }
-            }
-            if named {
-                out.push(format!("{} / {}", app.name.get_ref(), p.name.get_ref()));
-            } else if any {
-                out.push(format!(
-                    "{} / {} (any token)",
-                    app.name.get_ref(),
-                    p.name.get_ref()
-                ));
-            }
+    for app in &policies.apps {
+        for a in policy::admitting_policies(app, Identity::Token { name: token }) {
+            let suffix = if a.named { "" } else { " (any token)" };
+            out.push(format!("{} / {}{suffix}", app.name, a.policy.name));
         }
     }
     out
@@ -104,29 +87,36 @@ pub fn policies_for_token(file: &PolicyFile, token: &str) -> Vec<String> {
 
 /// Apps with their policies in file order and what each admits, resolved against the inventory.
 pub fn app_rows(file: &PolicyFile, certs: &[CertRow]) -> Vec<AppRow> {
+    let compiled = policy::compile(file).ok();
     file.app
         .iter()
-        .map(|app| AppRow {
+        .enumerate()
+        .map(|(ai, app)| AppRow {
             name: app.name.get_ref().clone(),
             hostnames: app.hostnames.iter().map(|h| h.get_ref().clone()).collect(),
             policies: app
                 .policy
                 .iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(pi, p)| {
+                    let admitted = compiled
+                        .as_ref()
+                        .and_then(|c| c.apps.get(ai))
+                        .map(|a| admitted_certs(a, pi, certs));
                     let mut admits: Vec<String> = p
                         .include
                         .iter()
-                        .map(|s| describe(s.get_ref(), certs))
+                        .map(|s| describe(s.get_ref(), admitted))
                         .collect();
                     admits.extend(
                         p.require
                             .iter()
-                            .map(|s| format!("(require {})", describe(s.get_ref(), certs))),
+                            .map(|s| format!("(require {})", describe(s.get_ref(), None))),
                     );
                     admits.extend(
                         p.exclude
                             .iter()
-                            .map(|s| format!("(except {})", describe(s.get_ref(), certs))),
+                            .map(|s| format!("(except {})", describe(s.get_ref(), None))),
                     );
                     PolicyRow {
                         name: p.name.get_ref().clone(),
@@ -139,8 +129,32 @@ pub fn app_rows(file: &PolicyFile, certs: &[CertRow]) -> Vec<AppRow> {
         .collect()
 }
 
-/// A selector as a reader would say it; CN patterns count the known certs they match.
-fn describe(s: &Selector, certs: &[CertRow]) -> String {
+/// How many live certificates of the inventory policy `index` of `app` admits.
+fn admitted_certs(app: &policy::CompiledApp, index: usize, certs: &[CertRow]) -> usize {
+    let Some(target) = app.policies.get(index) else {
+        return 0;
+    };
+    certs
+        .iter()
+        .filter(|c| !c.revoked)
+        .filter(|c| {
+            let id = CertIdentity {
+                common_name: Some(c.common_name.clone()),
+                issuer: c.issuer.clone(),
+                serial: c.serial.clone(),
+                fingerprint_sha256: c.fingerprint_sha256.clone(),
+                ..Default::default()
+            };
+            policy::admitting_policies(app, Identity::Cert(&id))
+                .iter()
+                .any(|a| std::ptr::eq(a.policy, target))
+        })
+        .count()
+}
+
+/// A selector as a reader would say it; CN patterns say how many known certificates the
+/// policy admits (`admitted`, from `policy::admitting_policies`).
+fn describe(s: &Selector, admitted: Option<usize>) -> String {
     match s {
         Selector::ServiceToken(n) => n.clone(),
         Selector::AnyServiceToken(b) => if *b {
@@ -155,15 +169,10 @@ fn describe(s: &Selector, certs: &[CertRow]) -> String {
             "no certificate"
         }
         .into(),
-        Selector::CommonName(re) => match full_match_regex(re) {
-            Ok(rx) => {
-                let n = certs
-                    .iter()
-                    .filter(|c| !c.revoked && rx.is_match(&c.common_name))
-                    .count();
-                format!("CN ~ {re} ({n} cert{})", if n == 1 { "" } else { "s" })
-            }
-            Err(_) => format!("CN ~ {re} (invalid pattern)"),
+        Selector::CommonName(re) => match (full_match_regex(re), admitted) {
+            (Err(_), _) => format!("CN ~ {re} (invalid pattern)"),
+            (Ok(_), Some(n)) => format!("CN ~ {re} ({n} cert{})", if n == 1 { "" } else { "s" }),
+            (Ok(_), None) => format!("CN ~ {re}"),
         },
         Selector::Issuer(v) => format!("issuer {v}"),
         Selector::Organization(v) => format!("O={v}"),
@@ -204,9 +213,15 @@ include = [{ any_service_token = true }]
     #[test]
     fn policies_and_admits_come_from_the_file() {
         let file: PolicyFile = toml::from_str(POLICY).unwrap();
+        let compiled = crate::policy::compile(&file).unwrap();
         assert_eq!(
-            policies_for_token(&file, "ci-deploy-prod"),
-            vec!["api / CI deployment", "api / Any bot (any token)"]
+            policies_for_token(&compiled, "ci-deploy-prod"),
+            vec!["api / CI deployment"],
+            "the first matching policy decides: the later catch-all never admits this token"
+        );
+        assert_eq!(
+            policies_for_token(&compiled, "ops-tool-prod"),
+            vec!["api / Any bot (any token)"]
         );
         let now = chrono::Utc::now();
         let cert = |cn: &str| CertRow {
@@ -241,6 +256,18 @@ include = [{ any_service_token = true }]
             ]
         );
         assert_eq!(apps[0].policies[1].action, "non_identity");
+    }
+
+    /// Regression: a token named in `exclude` was listed as admitted.
+    #[test]
+    fn a_token_named_in_exclude_is_not_listed_as_admitted() {
+        let text = POLICY.replace(
+            "include = [{ any_service_token = true }]",
+            "include = [{ any_service_token = true }]\nexclude = [{ service_token = \"ci-leaked-prod\" }]",
+        );
+        let file: PolicyFile = toml::from_str(&text).unwrap();
+        let compiled = crate::policy::compile(&file).unwrap();
+        assert!(policies_for_token(&compiled, "ci-leaked-prod").is_empty());
     }
 
     #[test]

@@ -4,99 +4,77 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use regex::Regex;
 use serde_json::json;
 
 use super::alert::{AlertBook, Content, Hit, Rule, Severity, Subject};
 use super::config::CountryConfig;
 use super::window::BoundedMap;
 use crate::audit::AccessEvent;
-use crate::config::{Action, PolicyFile, Selector};
+use crate::config::PolicyFile;
+use crate::policy::{CertIdentity, Identity, PolicySet};
 
 /// Learned country sets stop growing at this size (memory bound; 32 is already "anywhere").
 const MAX_LEARNED: usize = 32;
 
-/// Which countries the policy file lets each credential in from.
+/// Which countries the policy file lets each credential in from (asked of
+/// `policy::admitting_policies`, the same evaluation the gate makes).
 #[derive(Debug, Clone, Default)]
 pub struct ExpectedCountries {
-    scopes: Vec<Scope>,
-}
-
-#[derive(Debug, Clone)]
-struct Scope {
-    matcher: Matcher,
-    /// `None`: this policy admits the credential from anywhere.
-    countries: Option<BTreeSet<String>>,
-}
-
-#[derive(Debug, Clone)]
-enum Matcher {
-    TokenName(String),
-    AnyToken,
-    CommonName(Regex),
-    AnyCert,
+    policies: Option<Arc<PolicySet>>,
 }
 
 impl ExpectedCountries {
-    /// Derive from every allowing policy: a credential a policy includes is expected in the
-    /// union of that policy's `require = [{ country = … }]` lists; a policy that includes it
-    /// without a country requirement makes it unrestricted (its countries are then learned).
+    /// From the policy file; a file that does not compile expects nothing (`policy check` and
+    /// the reload report why).
     pub fn from_policy(file: &PolicyFile) -> Self {
-        let mut scopes = Vec::new();
-        for app in &file.app {
-            for policy in &app.policy {
-                if matches!(policy.action.get_ref(), Action::Block) {
-                    continue;
-                }
-                let mut countries: Option<BTreeSet<String>> = None;
-                for sel in &policy.require {
-                    if let Selector::Country(list) = sel.get_ref() {
-                        let set = countries.get_or_insert_with(BTreeSet::new);
-                        set.extend(list.values().iter().map(|c| c.to_ascii_uppercase()));
-                    }
-                }
-                for sel in &policy.include {
-                    let matcher = match sel.get_ref() {
-                        Selector::ServiceToken(name) => Matcher::TokenName(name.clone()),
-                        Selector::AnyServiceToken(true) => Matcher::AnyToken,
-                        Selector::ValidCertificate(true) => Matcher::AnyCert,
-                        // An invalid pattern is `policy check`'s finding, not ours.
-                        Selector::CommonName(p) => match crate::config::values::full_match_regex(p)
-                        {
-                            Ok(re) => Matcher::CommonName(re),
-                            Err(_) => continue,
-                        },
-                        _ => continue,
-                    };
-                    scopes.push(Scope {
-                        matcher,
-                        countries: countries.clone(),
-                    });
-                }
-            }
+        Self {
+            policies: crate::policy::compile(file).ok().map(Arc::new),
         }
-        Self { scopes }
     }
 
     /// Expected countries for `subject` per the policy; `None` when the policy does not
-    /// restrict it (or does not mention it).
+    /// restrict it (or admits it nowhere): its countries are then learned.
     ///
     /// Policies that name the credential (token name, CN pattern) speak for it; wildcard
     /// policies (`any_service_token`, `valid_certificate`) only count when none does, so a
     /// catch-all "any bot may read status" does not erase a CI token's `country = ["US"]`.
     pub fn for_subject(&self, subject: &Subject) -> Option<BTreeSet<String>> {
-        let wildcard = |s: &Scope| matches!(s.matcher, Matcher::AnyToken | Matcher::AnyCert);
-        let matching: Vec<&Scope> = self
-            .scopes
+        let policies = self.policies.as_ref()?;
+        let cert;
+        let identity = match subject {
+            Subject::Token {
+                name: Some(name), ..
+            } => Identity::Token { name },
+            Subject::Cert {
+                common_name: Some(cn),
+                serial,
+            } => {
+                cert = CertIdentity {
+                    common_name: Some(cn.clone()),
+                    serial: serial.clone().unwrap_or_default(),
+                    ..Default::default()
+                };
+                Identity::Cert(&cert)
+            }
+            _ => return None,
+        };
+        let admitted: Vec<_> = policies
+            .apps
             .iter()
-            .filter(|s| s.matcher.matches(subject))
+            .flat_map(|app| crate::policy::admitting_policies(app, identity))
             .collect();
-        let named: Vec<&Scope> = matching.iter().copied().filter(|s| !wildcard(s)).collect();
-        let scopes = if named.is_empty() { matching } else { named };
+        let named: Vec<_> = admitted.iter().filter(|a| a.named).collect();
+        let speaking = if named.is_empty() {
+            admitted.iter().collect()
+        } else {
+            named
+        };
         let mut union: Option<BTreeSet<String>> = None;
-        for scope in scopes {
-            match &scope.countries {
+        for a in speaking {
+            match &a.countries {
                 None => return None,
                 Some(c) => union
                     .get_or_insert_with(BTreeSet::new)
@@ -104,29 +82,6 @@ impl ExpectedCountries {
             }
         }
         union
-    }
-}
-
-impl Matcher {
-    fn matches(&self, subject: &Subject) -> bool {
-        match (self, subject) {
-            (
-                Matcher::TokenName(n),
-                Subject::Token {
-                    name: Some(name), ..
-                },
-            ) => n == name,
-            (Matcher::AnyToken, Subject::Token { .. }) => true,
-            (Matcher::AnyCert, Subject::Cert { .. }) => true,
-            (
-                Matcher::CommonName(re),
-                Subject::Cert {
-                    common_name: Some(cn),
-                    ..
-                },
-            ) => re.is_match(cn),
-            _ => false,
-        }
     }
 }
 

@@ -22,6 +22,8 @@ pub enum DenyReason {
     CertUntrusted,
     CertExpired,
     CertRevoked,
+    /// A client certificate in a form botgate does not accept (e.g. v1 below an intermediate).
+    CertUnsupported,
     CertRequired,
     /// The request breaks HTTP/1.1 syntax or its rules (RFC 9112): a bad header line,
     /// conflicting framing, two `Host` headers, a body that does not decode.
@@ -30,6 +32,16 @@ pub enum DenyReason {
     HeadersTooLarge,
     /// The request target alone is longer than the HTTP parser takes (64 KiB).
     UriTooLong,
+}
+
+impl From<crate::policy::Refusal> for DenyReason {
+    fn from(r: crate::policy::Refusal) -> Self {
+        match r {
+            crate::policy::Refusal::Blocked => DenyReason::BlockedByPolicy,
+            crate::policy::Refusal::NoPolicyMatched => DenyReason::NoPolicyMatched,
+            crate::policy::Refusal::NoCredentials => DenyReason::MissingCredentials,
+        }
+    }
 }
 
 impl DenyReason {
@@ -52,6 +64,7 @@ impl DenyReason {
             DenyReason::CertUntrusted => "cert_untrusted",
             DenyReason::CertExpired => "cert_expired",
             DenyReason::CertRevoked => "cert_revoked",
+            DenyReason::CertUnsupported => "cert_unsupported",
             DenyReason::CertRequired => "cert_required",
             DenyReason::MalformedRequest => "malformed_request",
             DenyReason::HeadersTooLarge => "headers_too_large",

@@ -54,6 +54,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// A client certificate that passed chain verification.
     pub cert: Option<Arc<PeerCert>>,
+    /// A client certificate `pki::verify` refused: its requests get 401 (never an identity).
+    pub cert_refused: Option<Arc<super::client_auth::RefusedCert>>,
 }
 
 /// One downstream connection: its facts and its sticky upstream connection.
@@ -122,19 +124,29 @@ pub async fn handle(
             ev.service_token_name = Some(name.to_string());
             Identity::Token { name }
         }
-        TokenCheck::Absent => match &conn.cert {
-            Some(cert) => {
+        TokenCheck::Absent => match (&conn.cert, &conn.cert_refused) {
+            (Some(cert), _) => {
                 ev.connection_method = ConnectionMethod::Mtls;
                 fill_cert(&mut ev, &cert.identity);
-                if snapshot
-                    .revoked_cert_fingerprints
-                    .contains(cert.identity.fingerprint_sha256.as_str())
+                // Revoked since the handshake (a kept-alive connection): the same check.
+                if let Some(r) = snapshot
+                    .revoked_certs
+                    .refusal(&cert.identity.fingerprint_sha256)
                 {
+                    ev.details = Some(serde_json::json!({ "cert_refused": r.detail }));
                     return Ok(refuse(&state, ev, started, DenyReason::CertRevoked));
                 }
                 Identity::Cert(&cert.identity)
             }
-            None => Identity::None,
+            (None, Some(refused)) => {
+                ev.connection_method = ConnectionMethod::Mtls;
+                if let Some(c) = &refused.cert {
+                    fill_cert(&mut ev, &c.identity);
+                }
+                ev.details = Some(serde_json::json!({ "cert_refused": refused.detail }));
+                return Ok(refuse(&state, ev, started, refused.reason));
+            }
+            (None, None) => Identity::None,
         },
     };
     // Certificate fields are recorded even when a token decided, so audits show both.
@@ -151,13 +163,8 @@ pub async fn handle(
         },
     );
     ev.policy_name = decision.policy_name().map(str::to_string);
-    match decision.verdict {
-        Verdict::Block => return Ok(refuse(&state, ev, started, DenyReason::BlockedByPolicy)),
-        Verdict::NoMatch if matches!(identity, Identity::None) => {
-            return Ok(refuse(&state, ev, started, DenyReason::MissingCredentials));
-        }
-        Verdict::NoMatch => return Ok(refuse(&state, ev, started, DenyReason::NoPolicyMatched)),
-        Verdict::Allow | Verdict::Bypass => {}
+    if let Some(r) = decision.refusal(&identity) {
+        return Ok(refuse(&state, ev, started, r.into()));
     }
     if state.audit_failure == AuditFailure::FailClosed && !state.audit.is_available() {
         return Ok(refuse(&state, ev, started, DenyReason::AuditUnavailable));

@@ -64,11 +64,8 @@ pub fn check_token<'s>(
         return refused(DenyReason::BadSecret, Some(client_id), Some(&entry.name));
     }
     // Status is only revealed (in the audit log) to a holder of the right secret.
-    if entry.revoked {
-        return refused(DenyReason::TokenRevoked, Some(client_id), Some(&entry.name));
-    }
-    if entry.expires_at <= now {
-        return refused(DenyReason::TokenExpired, Some(client_id), Some(&entry.name));
+    if let Some(reason) = entry.refusal(now) {
+        return refused(reason, Some(client_id), Some(&entry.name));
     }
     TokenCheck::Valid {
         client_id,

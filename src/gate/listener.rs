@@ -102,7 +102,7 @@ pub async fn accept_plain(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let conn = ConnInfo { peer, tls: false, cert: None };
+                    let conn = ConnInfo { peer, tls: false, cert: None, cert_refused: None };
                     tokio::spawn(serve_connection(stream, state.clone(), conn, limits, shutdown.clone()));
                 }
                 Err(e) => {

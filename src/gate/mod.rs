@@ -3,6 +3,7 @@
 //! reads SQLite per request (see `snapshot`).
 
 pub mod admin;
+pub mod client_auth;
 pub mod deny;
 pub mod forward;
 pub mod handler;
@@ -14,7 +15,6 @@ pub mod request_head;
 pub mod snapshot;
 pub mod store_tls;
 pub mod tls;
-mod tls_reject;
 pub mod upstream;
 mod workers;
 

@@ -2,7 +2,7 @@
 //! behind an `ArcSwap`, rebuilt by a background thread when the store's generation changes
 //! (another process creating or revoking a token is enforced within one poll interval).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -25,14 +25,29 @@ pub struct TokenEntry {
     pub revoked: bool,
 }
 
+impl TokenEntry {
+    /// Why this token, presented with its right secret, is refused at `now`: the one status
+    /// check the gate and `policy explain` make.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<super::deny::DenyReason> {
+        use super::deny::DenyReason;
+        if self.revoked {
+            Some(DenyReason::TokenRevoked)
+        } else if self.expires_at <= now {
+            Some(DenyReason::TokenExpired)
+        } else {
+            None
+        }
+    }
+}
+
 /// Everything the request path knows about credentials, immutable once built.
 #[derive(Debug, Default)]
 pub struct CredentialSnapshot {
     pub generation: i64,
     /// Keyed by client id.
     pub tokens: HashMap<Box<str>, TokenEntry>,
-    /// Revoked certificate fingerprints (SHA-256 hex), enforced even without a CRL.
-    pub revoked_cert_fingerprints: HashSet<Box<str>>,
+    /// Certificates revoked in botgate, by fingerprint, enforced even without a CRL.
+    pub revoked_certs: crate::pki::RevokedCerts,
     /// Live certificates by fingerprint, for expiry gauges.
     pub cert_expiry: BTreeMap<Box<str>, CertExpiry>,
 }
@@ -62,10 +77,10 @@ impl CredentialSnapshot {
                 (t.client_id.into_boxed_str(), entry)
             })
             .collect();
-        let revoked_cert_fingerprints = store
+        let revoked_certs = store
             .revoked_certs()?
             .into_iter()
-            .map(|c| c.fingerprint_sha256.into_boxed_str())
+            .map(|c| (c.fingerprint_sha256, c.revoked_at))
             .collect();
         let cert_expiry = store
             .list_certs()?
@@ -85,7 +100,7 @@ impl CredentialSnapshot {
         Ok(Self {
             generation,
             tokens,
-            revoked_cert_fingerprints,
+            revoked_certs,
             cert_expiry,
         })
     }

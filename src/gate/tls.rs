@@ -1,7 +1,8 @@
-//! The HTTPS listener: rustls with a per-app client-certificate verifier chosen by SNI.
-//! Client certificates are requested but optional (token bots can use HTTPS too); a presented
-//! certificate must chain to one of the app's `trusted_cas` and not be revoked (CRLs). A
-//! handshake refused for a bad client certificate is audited like a request.
+//! The HTTPS listener: rustls with a per-app client-certificate policy chosen by SNI.
+//! Client certificates are requested but optional (token bots can use HTTPS too) and never
+//! refused in the handshake: after it, the presented chain is checked by `pki::verify` against
+//! the app's `trusted_cas` (chain, validity, CRLs, instant revocation), and a refused
+//! certificate makes the connection's requests 401 with a reason (see `client_auth`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,18 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::client_auth::{DeferredClientAuth, RefusedCert, deny_reason};
 use super::deny::DenyReason;
 use super::handler::{ConnInfo, GateState, PeerCert};
 use super::listener::{ConnLimits, serve_connection};
 use super::metrics::GateMetrics;
 use crate::audit::event::new_ray_id;
 use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
+use crate::pki::{CertTrust, TrustMaterial};
 use crate::policy::{CertIdentity, PolicySet};
 
 /// Everything needed to build the TLS configs: our server certificate and the trusted CAs.
@@ -28,10 +30,8 @@ use crate::policy::{CertIdentity, PolicySet};
 pub struct TlsMaterial {
     pub server_chain: Vec<CertificateDer<'static>>,
     pub server_key: Option<PrivateKeyDer<'static>>,
-    /// Trusted CA name → its certificates (root, and intermediates for our own CA).
-    pub trusted: HashMap<String, Vec<CertificateDer<'static>>>,
-    /// Trusted CA name → CRLs issued under it.
-    pub crls: HashMap<String, Vec<CertificateRevocationListDer<'static>>>,
+    /// Trusted CAs and their CRLs, by name.
+    pub trust: TrustMaterial,
 }
 
 /// TLS set-up failures.
@@ -41,10 +41,10 @@ pub enum TlsError {
         "no server certificate: set [gate] tls_cert/tls_key or run `botgate ca init` so one can be issued"
     )]
     NoServerCert,
-    #[error("app {app:?}: cannot build the client-certificate verifier: {source}")]
+    #[error("app {app:?}: {source}")]
     Verifier {
         app: String,
-        source: rustls::server::VerifierBuilderError,
+        source: crate::pki::verify::TrustError,
     },
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
@@ -64,8 +64,16 @@ pub trait TlsSource: Send + Sync + std::fmt::Debug {
 /// One `ServerConfig` per SNI hostname, plus one for everything else (no client auth).
 #[derive(Debug)]
 pub struct TlsConfigs {
-    by_host: HashMap<String, Arc<ServerConfig>>,
-    default: Arc<ServerConfig>,
+    by_host: HashMap<String, AppTls>,
+    default: AppTls,
+}
+
+/// The TLS config for an app's hostnames and the trust its client certificates are checked
+/// against (`None`: no certificate is asked for).
+#[derive(Debug, Clone)]
+struct AppTls {
+    config: Arc<ServerConfig>,
+    trust: Option<Arc<CertTrust>>,
 }
 
 impl TlsConfigs {
@@ -83,52 +91,38 @@ impl TlsConfigs {
             cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
             Ok(Arc::new(cfg))
         };
-        let default = base(None)?;
+        let default = AppTls {
+            config: base(None)?,
+            trust: None,
+        };
         let mut by_host = HashMap::new();
         for app in &policies.apps {
-            for ca in app
-                .trusted_cas
-                .iter()
-                .filter(|c| !material.trusted.contains_key(*c))
-            {
+            let trust = CertTrust::new(&app.trusted_cas, &material.trust).map_err(|source| {
+                TlsError::Verifier {
+                    app: app.name.clone(),
+                    source,
+                }
+            })?;
+            for ca in &trust.unknown_cas {
                 // `policy check` reports it too; the gate keeps serving the app's other policies.
                 tracing::warn!(app = %app.name, ca = %ca, "trusted CA is not known (see `botgate ca list`); no certificate can chain to it");
             }
-            let known: Vec<&String> = app
-                .trusted_cas
-                .iter()
-                .filter(|c| material.trusted.contains_key(*c))
-                .collect();
-            let cfg = if known.is_empty() {
-                default.clone()
-            } else {
-                let mut roots = RootCertStore::empty();
-                let mut crls = Vec::new();
-                for ca in known {
-                    roots.add_parsable_certificates(material.trusted[ca].iter().cloned());
-                    crls.extend(material.crls.get(ca).into_iter().flatten().cloned());
+            let tls = if trust.has_anchors() {
+                AppTls {
+                    config: base(Some(DeferredClientAuth::for_trust(&trust)))?,
+                    trust: Some(Arc::new(trust)),
                 }
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .with_crls(crls)
-                        .only_check_end_entity_revocation()
-                        .allow_unknown_revocation_status()
-                        .allow_unauthenticated()
-                        .build()
-                        .map_err(|source| TlsError::Verifier {
-                            app: app.name.clone(),
-                            source,
-                        })?;
-                base(Some(super::tls_reject::RememberRefused::wrap(verifier)))?
+            } else {
+                default.clone()
             };
             for h in &app.hostnames {
-                by_host.insert(h.clone(), cfg.clone());
+                by_host.insert(h.clone(), tls.clone());
             }
         }
         Ok(Self { by_host, default })
     }
 
-    fn for_sni(&self, sni: Option<&str>) -> Arc<ServerConfig> {
+    fn for_sni(&self, sni: Option<&str>) -> AppTls {
         sni.and_then(|s| self.by_host.get(&s.to_ascii_lowercase()))
             .unwrap_or(&self.default)
             .clone()
@@ -176,58 +170,71 @@ async fn handshake(
         return;
     };
     let sni = start.client_hello().server_name().map(str::to_string);
-    let config = configs.load().for_sni(sni.as_deref());
-    let tls =
-        match tokio::time::timeout(limits.header_read_timeout, start.into_stream(config)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                // Before anything yields: the verifier left the refused leaf on this thread.
-                let refused = super::tls_reject::take_refused_leaf();
-                GateMetrics::inc(&state.metrics.tls_handshake_failures);
-                if let Some(reason) = cert_failure(&e) {
-                    let cert = refused.as_deref().and_then(peer_cert);
-                    audit_handshake_failure(&state, peer, sni.as_deref(), reason, cert, &e);
-                } else {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                }
-                return;
+    let app_tls = configs.load().for_sni(sni.as_deref());
+    let tls = match tokio::time::timeout(
+        limits.header_read_timeout,
+        start.into_stream(app_tls.config),
+    )
+    .await
+    {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            GateMetrics::inc(&state.metrics.tls_handshake_failures);
+            // Trust is never judged in the handshake; what remains is a client that could not
+            // prove it holds the certificate's key, or a certificate nothing can parse.
+            if let Some(reason) = cert_failure(&e) {
+                audit_handshake_failure(&state, peer, sni.as_deref(), reason, &e);
+            } else {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
             }
-            Err(_) => {
-                GateMetrics::inc(&state.metrics.tls_handshake_failures);
-                return;
+            return;
+        }
+        Err(_) => {
+            GateMetrics::inc(&state.metrics.tls_handshake_failures);
+            return;
+        }
+    };
+    let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
+    let (cert, cert_refused) = match (&app_tls.trust, chain.first()) {
+        (Some(trust), Some(leaf)) => {
+            let verdict = trust.verify(
+                chain,
+                &state.snapshot.load().revoked_certs,
+                state.clock.now(),
+            );
+            let parsed = peer_cert(leaf.as_ref());
+            match verdict.refusal {
+                None => (parsed.map(Arc::new), None),
+                Some(r) => (
+                    None,
+                    Some(Arc::new(RefusedCert {
+                        reason: deny_reason(r.problem),
+                        detail: r.detail,
+                        cert: parsed,
+                    })),
+                ),
             }
-        };
-    let cert = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(|der| peer_cert(der.as_ref()))
-        .map(Arc::new);
+        }
+        _ => (None, None),
+    };
     let conn = ConnInfo {
         peer,
         tls: true,
         cert,
+        cert_refused,
     };
     serve_connection(tls, state, conn, limits, shutdown).await;
 }
 
 /// Which client-certificate problem a handshake error is, if any.
 fn cert_failure(e: &std::io::Error) -> Option<DenyReason> {
-    let rustls::Error::InvalidCertificate(ce) = e.get_ref()?.downcast_ref::<rustls::Error>()?
-    else {
-        return None;
-    };
-    let text = format!("{ce:?}");
-    Some(
-        if text.starts_with("Expired") || text.starts_with("NotValidYet") {
-            DenyReason::CertExpired
-        } else if text.starts_with("Revoked") {
-            DenyReason::CertRevoked
-        } else {
-            DenyReason::CertUntrusted
-        },
-    )
+    match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature) => {
+            Some(DenyReason::CertUntrusted)
+        }
+        rustls::Error::InvalidCertificate(_) => Some(DenyReason::CertUnsupported),
+        _ => None,
+    }
 }
 
 fn audit_handshake_failure(
@@ -235,7 +242,6 @@ fn audit_handshake_failure(
     peer: SocketAddr,
     sni: Option<&str>,
     reason: DenyReason,
-    cert: Option<PeerCert>,
     e: &std::io::Error,
 ) {
     let mut ev = AccessEvent::empty(EventKind::Access, state.clock.now(), new_ray_id());
@@ -252,11 +258,6 @@ fn audit_handshake_failure(
             .app_for_host(s)
             .map(|a| a.name.clone())
     });
-    // The refused certificate names the credential, so detectors can say which client did
-    // not roll over (e.g. a revoked device cert on a fresh connection).
-    if let Some(c) = cert {
-        super::handler::fill_cert(&mut ev, &c.identity);
-    }
     ev.details = Some(serde_json::json!({ "tls_error": e.to_string() }));
     GateMetrics::inc(&state.metrics.denied);
     let _ = state.audit.record(ev);

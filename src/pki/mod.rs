@@ -13,6 +13,7 @@ pub mod issue;
 mod keys;
 mod pem;
 pub mod trust;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,7 @@ pub use inventory::{ScanResult, scan_dirs};
 pub use issue::{ClientCertRequest, IssuedCert, issue_client_cert, issue_server_cert};
 pub use keys::KeyAlgorithm;
 pub use trust::{TrustedChain, trust_ca, validate_for_trust};
+pub use verify::{CertProblem, CertTrust, RevokedCerts, TrustMaterial};
 
 /// Days before not-after at which a certificate counts as "expiring" (the one threshold for
 /// every credential).

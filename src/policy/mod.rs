@@ -109,6 +109,34 @@ impl Decision<'_> {
     pub fn policy_name(&self) -> Option<&str> {
         self.policy.map(|p| p.name.as_str())
     }
+
+    /// Why this decision refuses a request carrying `identity`, or `None` when it admits: the
+    /// one mapping from verdict to refusal (the gate's `deny_reason`, explain's answer).
+    pub fn refusal(&self, identity: &Identity<'_>) -> Option<Refusal> {
+        match self.verdict {
+            Verdict::Allow | Verdict::Bypass => None,
+            Verdict::Block => Some(Refusal::Blocked),
+            Verdict::NoMatch if matches!(identity, Identity::None) => Some(Refusal::NoCredentials),
+            Verdict::NoMatch => Some(Refusal::NoPolicyMatched),
+        }
+    }
+}
+
+/// Why policies refuse a request whose credentials are valid (or absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A `block` policy decided (403).
+    Blocked,
+    /// Credentials, but no policy admits them (403).
+    NoPolicyMatched,
+    /// No credentials, and no policy admits anonymous requests (401).
+    NoCredentials,
+}
+
+/// Whether `req` is admitted to `app`: the question the console, detectors, lint and
+/// rotation ask (the gate and explain ask `evaluate` and `Decision::refusal`, the same thing).
+pub fn admits(app: &CompiledApp, req: &Request<'_>) -> bool {
+    evaluate(app, req).refusal(&req.identity).is_none()
 }
 
 impl PartialEq for CompiledPolicy {
@@ -187,6 +215,98 @@ pub fn explain<'p>(app: &'p CompiledApp, req: &Request<'_>) -> (Decision<'p>, Ve
         },
         trace,
     )
+}
+
+/// A policy that admits a credential for some requests, and from which countries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted<'p> {
+    pub policy: &'p CompiledPolicy,
+    /// The countries it is admitted from; `None` when any country (or an unknown one) will do.
+    pub countries: Option<std::collections::BTreeSet<String>>,
+    /// Whether an include selector names the credential (token name, CN pattern…) rather than
+    /// admitting any credential of its kind (`any_service_token`, `valid_certificate`,
+    /// `everyone`).
+    pub named: bool,
+}
+
+/// Every policy of `app` that decides to admit `identity` for at least one request, in file
+/// order: the question "what does this credential get" asked of `evaluate` itself, so first
+/// match, `require`, `exclude` and `block` count exactly as at the gate. The request facts
+/// (IP, country) are probed: each address and country the app's selectors name, plus one
+/// address and one country none names, and an unknown country.
+pub fn admitting_policies<'p>(app: &'p CompiledApp, identity: Identity<'_>) -> Vec<Admitted<'p>> {
+    let mut ips: Vec<IpAddr> = vec![
+        IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+        IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+    ];
+    let mut countries: Vec<Option<String>> = vec![None, Some("ZZ".into())];
+    for m in app
+        .policies
+        .iter()
+        .flat_map(|p| p.include.iter().chain(&p.require).chain(&p.exclude))
+    {
+        match m {
+            Matcher::Ip(nets) => ips.extend(nets.iter().map(|n| n.network())),
+            Matcher::Country(list) => {
+                countries.extend(list.iter().map(|c| Some(c.to_ascii_uppercase())))
+            }
+            _ => {}
+        }
+    }
+    ips.sort_unstable();
+    ips.dedup();
+    countries.sort_unstable();
+    countries.dedup();
+    let mut out: Vec<Admitted<'p>> = Vec::new();
+    for ip in &ips {
+        for country in &countries {
+            let req = Request {
+                identity,
+                ip: *ip,
+                country: country.as_deref(),
+            };
+            let decision = evaluate(app, &req);
+            let Some(policy) = decision
+                .policy
+                .filter(|_| decision.refusal(&identity).is_none())
+            else {
+                continue;
+            };
+            let i = match out.iter().position(|a| std::ptr::eq(a.policy, policy)) {
+                Some(i) => i,
+                None => {
+                    let named = policy.include.iter().any(|m| {
+                        m.matches(&req)
+                            && !matches!(
+                                m,
+                                Matcher::AnyServiceToken
+                                    | Matcher::ValidCertificate
+                                    | Matcher::Everyone
+                            )
+                    });
+                    out.push(Admitted {
+                        policy,
+                        countries: Some(Default::default()),
+                        named,
+                    });
+                    out.len() - 1
+                }
+            };
+            let entry = &mut out[i];
+            // Admitted from a country no selector names (or an unknown one): any country.
+            match country.as_deref() {
+                Some(c) if c != "ZZ" => {
+                    if let Some(set) = &mut entry.countries {
+                        set.insert(c.to_string());
+                    }
+                }
+                _ => entry.countries = None,
+            }
+        }
+    }
+    let order = |a: &Admitted<'_>| app.policies.iter().position(|p| std::ptr::eq(p, a.policy));
+    out.sort_by_key(order);
+    out
 }
 
 fn verdict_for(action: Action) -> Verdict {

@@ -216,3 +216,88 @@ exclude = [{{ everyone = {excl} }}]
         }
     }
 }
+
+/// Regression: the console counted a token named in `exclude` as admitted.
+#[test]
+fn a_token_named_in_exclude_is_not_admitted() {
+    let s = set(r#"
+[[app]]
+name = "api"
+hostnames = ["api.example.com"]
+upstream = "http://127.0.0.1:9000"
+
+[[app.policy]]
+name = "bots but not the leaked one"
+action = "service_auth"
+include = [{ any_service_token = true }]
+exclude = [{ service_token = "ci-leaked-prod" }]
+require = [{ country = ["US", "de"] }]
+
+[[app.policy]]
+name = "devices"
+action = "non_identity"
+include = [{ common_name = "device-.*" }]
+"#);
+    let app = &s.apps[0];
+    let leaked = admitting_policies(
+        app,
+        Identity::Token {
+            name: "ci-leaked-prod",
+        },
+    );
+    assert!(leaked.is_empty(), "{leaked:?}");
+    let other = admitting_policies(
+        app,
+        Identity::Token {
+            name: "ci-deploy-prod",
+        },
+    );
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].policy.name, "bots but not the leaked one");
+    assert!(!other[0].named);
+    let countries: Vec<&str> = other[0]
+        .countries
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(countries, ["DE", "US"]);
+}
+
+#[test]
+fn admission_follows_first_match_block_and_ip() {
+    let s = set(FILE);
+    let app = &s.apps[0];
+    // CI is admitted from anywhere but RU (so: any country), the health bypass from loopback.
+    let ci = admitting_policies(
+        app,
+        Identity::Token {
+            name: "ci-deploy-prod",
+        },
+    );
+    let names: Vec<&str> = ci.iter().map(|a| a.policy.name.as_str()).collect();
+    assert_eq!(names, ["CI", "health"]);
+    assert!(ci[0].named && ci[0].countries.is_none());
+    let cert = CertIdentity {
+        common_name: Some("device-a1.factory.corp".into()),
+        ..Default::default()
+    };
+    let dev = admitting_policies(app, Identity::Cert(&cert));
+    assert_eq!(dev[0].policy.name, "devices");
+    let countries: Vec<&str> = dev[0]
+        .countries
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(countries, ["SG", "VN"]);
+    // `admits` is evaluate + refusal: a blocked address is refused, whatever the credential.
+    let blocked = Request {
+        identity: Identity::Token {
+            name: "ci-deploy-prod",
+        },
+        ip: "10.9.1.1".parse().unwrap(),
+        country: None,
+    };
+    assert!(!admits(app, &blocked));
+}

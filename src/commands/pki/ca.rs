@@ -13,7 +13,7 @@ use crate::store::Store;
 use crate::store::pki::CaRecord;
 
 /// File name of the root certificate `ca init` publishes in the state dir.
-const ROOT_CERT_FILE: &str = "ca-root.crt";
+const ROOT_CERT_FILE: &str = crate::gate::store_tls::LOCAL_ROOT_CERT_FILE;
 
 pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> Result<()> {
     match cmd {
@@ -136,6 +136,7 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                 );
             }
             println!("Use it per app with trusted_cas = [{name:?}] in the policy file.");
+            println!("note: {}.", pki::verify::V1_ADVICE);
             Ok(())
         }
         CaCommand::List(json) => {
