@@ -24,6 +24,7 @@ use crate::audit::event::new_ray_id;
 use crate::audit::{AccessEvent, AuditSink, ConnectionMethod, EventKind};
 use crate::clock::SharedClock;
 use crate::config::AuditFailure;
+use crate::pki::CertInfo;
 use crate::policy::{self, CertIdentity, Identity, PolicySet, Verdict};
 
 /// IP → country, e.g. from a CSV or mmdb database.
@@ -62,11 +63,39 @@ pub struct Downstream {
     pub upstream: StickyUpstream,
 }
 
-/// A verified client certificate.
+/// A verified client certificate, parsed once when the handshake delivers it.
 #[derive(Debug, Clone)]
 pub struct PeerCert {
+    /// What policies match (CN, issuer, SANs, SPIFFE ID, SPKI pin …).
     pub identity: CertIdentity,
-    pub subject: String,
+    /// The whole certificate (subject, validity, key type, DER) for audit events, the inventory
+    /// of seen certificates and `forward_client_cert`.
+    pub info: Arc<CertInfo>,
+}
+
+impl PeerCert {
+    /// Parse a DER leaf certificate; `None` when it is not one.
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        let info = CertInfo::from_der("client certificate", der).ok()?;
+        let identity = CertIdentity {
+            common_name: info.common_name.clone(),
+            issuer: info
+                .issuer_common_name
+                .clone()
+                .unwrap_or_else(|| info.issuer.clone()),
+            organization: info.organization.clone(),
+            country: info.country.clone(),
+            serial: info.serial_hex.clone(),
+            fingerprint_sha256: info.fingerprint_sha256.clone(),
+            san: info.san.clone(),
+            spiffe_id: info.spiffe_id.clone(),
+            spki_sha256: info.spki_sha256.clone(),
+        };
+        Some(Self {
+            identity,
+            info: Arc::new(info),
+        })
+    }
 }
 
 /// hyper service entry point.
@@ -127,7 +156,7 @@ pub async fn handle(
         TokenCheck::Absent => match &conn.cert {
             Some(cert) => {
                 ev.connection_method = ConnectionMethod::Mtls;
-                fill_cert(&mut ev, &cert.identity);
+                fill_cert(&mut ev, cert);
                 if snapshot
                     .revoked_cert_fingerprints
                     .contains(cert.identity.fingerprint_sha256.as_str())
@@ -141,7 +170,7 @@ pub async fn handle(
     };
     // Certificate fields are recorded even when a token decided, so audits show both.
     if let (Some(cert), ConnectionMethod::ServiceToken) = (&conn.cert, ev.connection_method) {
-        fill_cert(&mut ev, &cert.identity);
+        fill_cert(&mut ev, cert);
     }
 
     let decision = policy::evaluate(
@@ -180,7 +209,7 @@ pub async fn handle(
             .cert
             .as_ref()
             .map(|c| c.identity.fingerprint_sha256.as_str()),
-        cert_subject: conn.cert.as_ref().map(|c| c.subject.as_str()),
+        cert_subject: conn.cert.as_ref().map(|c| c.info.subject.as_str()),
         ray_id: &ray,
         client_ip,
         tls: conn.tls,
@@ -256,11 +285,15 @@ async fn send_upstream(
     Ok(pool.request(req).await?)
 }
 
-pub(super) fn fill_cert(ev: &mut AccessEvent, c: &CertIdentity) {
+pub(super) fn fill_cert(ev: &mut AccessEvent, cert: &PeerCert) {
+    let c = &cert.identity;
     ev.cert_common_name = c.common_name.clone();
     ev.cert_serial = Some(c.serial.clone());
     ev.cert_fingerprint_sha256 = Some(c.fingerprint_sha256.clone());
     ev.cert_issuer = Some(c.issuer.clone());
+    ev.cert_san = (!c.san.is_empty()).then(|| c.san.labelled());
+    ev.spiffe_id = c.spiffe_id.as_ref().map(|id| id.to_string());
+    ev.peer_cert = Some(cert.info.clone());
 }
 
 /// Answer a refusal with a short JSON body and record the event.

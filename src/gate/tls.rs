@@ -21,7 +21,7 @@ use super::listener::{ConnLimits, serve_connection};
 use super::metrics::GateMetrics;
 use crate::audit::event::new_ray_id;
 use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
-use crate::policy::{CertIdentity, PolicySet};
+use crate::policy::PolicySet;
 
 /// Everything needed to build the TLS configs: our server certificate and the trusted CAs.
 #[derive(Debug, Default)]
@@ -255,7 +255,7 @@ fn audit_handshake_failure(
     // The refused certificate names the credential, so detectors can say which client did
     // not roll over (e.g. a revoked device cert on a fresh connection).
     if let Some(c) = cert {
-        super::handler::fill_cert(&mut ev, &c.identity);
+        super::handler::fill_cert(&mut ev, &c);
     }
     ev.details = Some(serde_json::json!({ "tls_error": e.to_string() }));
     GateMetrics::inc(&state.metrics.denied);
@@ -264,22 +264,5 @@ fn audit_handshake_failure(
 
 /// The fields policies and audits use, read from a verified leaf certificate.
 pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
-        it.next().and_then(|a| a.as_str().ok()).map(str::to_string)
-    };
-    let subject = cert.subject();
-    let issuer = cert.issuer();
-    let identity = CertIdentity {
-        common_name: first(&mut subject.iter_common_name()),
-        issuer: first(&mut issuer.iter_common_name()).unwrap_or_else(|| issuer.to_string()),
-        organization: first(&mut subject.iter_organization()),
-        country: first(&mut subject.iter_country()),
-        serial: crate::pki::serial_hex(cert.raw_serial()),
-        fingerprint_sha256: crate::pki::fingerprint_sha256(der),
-    };
-    Some(PeerCert {
-        identity,
-        subject: subject.to_string(),
-    })
+    PeerCert::from_der(der)
 }

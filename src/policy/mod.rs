@@ -85,6 +85,12 @@ pub struct CertIdentity {
     pub country: Option<String>,
     pub serial: String,
     pub fingerprint_sha256: String,
+    /// Subject alternative names (parsed once per connection, not per request).
+    pub san: crate::cert_names::SubjectAltNames,
+    /// The SPIFFE ID (`None` unless the certificate has exactly one URI SAN and it is one).
+    pub spiffe_id: Option<crate::cert_names::SpiffeId>,
+    /// Lowercase hex SHA-256 of the SubjectPublicKeyInfo.
+    pub spki_sha256: String,
 }
 
 /// The outcome of evaluation.
