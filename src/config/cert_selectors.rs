@@ -178,4 +178,94 @@ mod tests {
         assert!(spiffe_pattern(&empty).unwrap_err().message.contains("empty"));
         assert!(spki_pins(&OneOrMany::One("abc".into())).is_err());
     }
+
+    /// The findings of a policy file whose one policy includes `selector` (on line 10).
+    fn findings(selector: &str) -> Vec<crate::config::Finding> {
+        let text = format!(
+            "[[app]]\nname = \"a\"\nhostnames = [\"a\"]\nupstream = \"http://127.0.0.1:9000\"\ntrusted_cas = [\"Corp CA\"]\n\n[[app.policy]]\nname = \"p\"\naction = \"non_identity\"\ninclude = [{selector}]\n"
+        );
+        match crate::config::parse(std::path::Path::new("policy.toml"), &text) {
+            Ok(c) => c.warnings,
+            Err(crate::config::ConfigError::Invalid { findings, .. }) => findings,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+
+    #[track_caller]
+    fn only_error(selector: &str, col: usize, field: &str, message_part: &str) {
+        let fs = findings(selector);
+        assert_eq!(fs.len(), 1, "{fs:#?}");
+        let f = &fs[0];
+        assert_eq!((f.line, f.col), (10, col), "{f}");
+        assert_eq!(f.field, field, "{f}");
+        assert!(f.message.contains(message_part), "{f}");
+    }
+
+    #[test]
+    fn valid_certificate_name_selectors_load_clean() {
+        for sel in [
+            r#"{ san_dns = "build.example.com" }"#,
+            r#"{ san_dns = { regex = '[a-z]+\.example\.com' } }"#,
+            r#"{ san_uri = ["urn:a", "urn:b"] }"#,
+            r#"{ san_email = { regex = '.+@example\.com' } }"#,
+            r#"{ san_ip = ["10.0.0.0/8", "::1"] }"#,
+            r#"{ spiffe_id = "spiffe://example.org/ns/prod/sa/deployer" }"#,
+            r#"{ spiffe_id = { prefix = "spiffe://example.org" } }"#,
+        ] {
+            assert!(findings(sel).is_empty(), "{sel}: {:#?}", findings(sel));
+        }
+    }
+
+    #[test]
+    fn bad_san_regex_points_at_the_pattern() {
+        only_error(
+            r#"{ san_dns = { regex = "[a-z" } }"#,
+            24,
+            "app[0].policy[0].include[0].san_dns",
+            "is not a valid regex",
+        );
+    }
+
+    #[test]
+    fn bad_spiffe_id_points_at_the_bad_element() {
+        only_error(
+            r#"{ spiffe_id = ["spiffe://example.org/a", "spiffe://example.org/a/"] }"#,
+            53,
+            "app[0].policy[0].include[0].spiffe_id",
+            "cannot end with `/`",
+        );
+        only_error(
+            r#"{ spiffe_id = { prefix = "https://example.org" } }"#,
+            26,
+            "app[0].policy[0].include[0].spiffe_id",
+            "not a valid SPIFFE ID",
+        );
+        only_error(
+            r#"{ spiffe_id = { regex = ".*" } }"#,
+            26,
+            "app[0].policy[0].include[0].spiffe_id",
+            "not a regex",
+        );
+    }
+
+    #[test]
+    fn bad_san_ip_and_pin_and_unknown_form() {
+        only_error(
+            r#"{ san_ip = "10.0.0/8" }"#,
+            23,
+            "app[0].policy[0].include[0].san_ip",
+            "not a valid CIDR",
+        );
+        only_error(
+            r#"{ spki_sha256 = "abc" }"#,
+            28,
+            "app[0].policy[0].include[0].spki_sha256",
+            "not a SHA-256",
+        );
+        let fs = findings(r#"{ san_dns = { glob = "*.example.com" } }"#);
+        assert_eq!(fs.len(), 1, "{fs:#?}");
+        assert!(fs[0].message.contains("unknown field `glob`"), "{}", fs[0]);
+        assert_eq!(fs[0].line, 10);
+    }
 }
+
