@@ -113,6 +113,9 @@ pub struct AppConfig {
     pub upstream: Spanned<String>,
     #[serde(default)]
     pub trusted_cas: Vec<Spanned<String>>,
+    /// Send the client certificate upstream (`Cf-Client-Cert-Sha256`, `Cf-Client-Cert-Der-Base64`).
+    #[serde(default)]
+    pub forward_client_cert: bool,
     #[serde(default)]
     pub policy: Vec<PolicyConfig>,
 }

@@ -71,6 +71,8 @@ pub struct PeerCert {
     /// The whole certificate (subject, validity, key type, DER) for audit events, the inventory
     /// of seen certificates and `forward_client_cert`.
     pub info: Arc<CertInfo>,
+    /// The DER in base64, encoded on first use (once per connection, not per request).
+    der_base64: std::sync::OnceLock<String>,
 }
 
 impl PeerCert {
@@ -94,7 +96,14 @@ impl PeerCert {
         Some(Self {
             identity,
             info: Arc::new(info),
+            der_base64: Default::default(),
         })
+    }
+
+    /// The certificate's DER in standard base64 (`Cf-Client-Cert-Der-Base64`).
+    pub fn der_base64(&self) -> &str {
+        self.der_base64
+            .get_or_init(|| crate::pki::inspect::base64(&self.info.der))
     }
 }
 
@@ -210,6 +219,11 @@ pub async fn handle(
             .as_ref()
             .map(|c| c.identity.fingerprint_sha256.as_str()),
         cert_subject: conn.cert.as_ref().map(|c| c.info.subject.as_str()),
+        client_cert: conn
+            .cert
+            .as_ref()
+            .filter(|_| app.forward_client_cert)
+            .map(|c| (c.identity.fingerprint_sha256.as_str(), c.der_base64())),
         ray_id: &ray,
         client_ip,
         tls: conn.tls,

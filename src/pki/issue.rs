@@ -54,6 +54,15 @@ pub fn issue_client_cert(
     store: &Store,
     req: &ClientCertRequest<'_>,
 ) -> Result<IssuedCert, PkiError> {
+    issue_client_cert_with_sans(store, req, &[])
+}
+
+/// `issue_client_cert` with subject alternative names (`cert issue --san`), added to a CSR's own.
+pub fn issue_client_cert_with_sans(
+    store: &Store,
+    req: &ClientCertRequest<'_>,
+    sans: &[SanType],
+) -> Result<IssuedCert, PkiError> {
     validate_common_name(req.common_name)?;
     if req.days == 0 || req.days > MAX_CLIENT_DAYS {
         return Err(PkiError::InvalidRequest(format!(
@@ -65,12 +74,13 @@ pub fn issue_client_cert(
     let not_after = req.now + Duration::days(i64::from(req.days));
     let (der, key_pem) = match req.csr {
         Some((what, bytes)) => (
-            sign_csr(&ca, what, bytes, req.common_name, req.now, not_after)?,
+            sign_csr(&ca, what, bytes, req.common_name, sans, req.now, not_after)?,
             None,
         ),
         None => {
             let key = req.key.generate()?;
             let mut params = client_params(req.now, not_after)?;
+            params.subject_alt_names = sans.to_vec();
             params
                 .distinguished_name
                 .push(DnType::CommonName, req.common_name);
@@ -235,6 +245,7 @@ fn sign_csr(
     what: &str,
     bytes: &[u8],
     cn: &str,
+    sans: &[SanType],
     now: DateTime<Utc>,
     not_after: DateTime<Utc>,
 ) -> Result<Vec<u8>, PkiError> {
@@ -267,6 +278,11 @@ fn sign_csr(
                     ),
                 });
             }
+        }
+    }
+    for san in sans {
+        if !csr.params.subject_alt_names.contains(san) {
+            csr.params.subject_alt_names.push(san.clone());
         }
     }
     apply_client_profile(&mut csr.params, now, not_after)?;

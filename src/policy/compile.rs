@@ -63,6 +63,7 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
                 .iter()
                 .map(|c| c.get_ref().clone())
                 .collect(),
+            forward_client_cert: app.forward_client_cert,
             policies,
             prefilter: Default::default(),
         };

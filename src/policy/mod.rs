@@ -45,6 +45,8 @@ pub struct CompiledApp {
     pub hostnames: Vec<String>,
     pub upstream: String,
     pub trusted_cas: Vec<String>,
+    /// Whether the upstream gets the client certificate (`forward_client_cert`).
+    pub forward_client_cert: bool,
     pub policies: Vec<CompiledPolicy>,
     /// Which of `policies` can decide for a request (built by `compile`; see `prefilter`).
     pub prefilter: PrefilterCell,
