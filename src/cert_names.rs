@@ -30,9 +30,8 @@ impl SubjectAltNames {
     /// Every SAN in openssl's notation (`DNS:api.example.com`, `URI:spiffe://…`,
     /// `email:ops@example.com`, `IP:10.0.0.1`), the form audit events and `cert show` use.
     pub fn labelled(&self) -> Vec<String> {
-        let mut out = Vec::with_capacity(
-            self.dns.len() + self.uri.len() + self.email.len() + self.ip.len(),
-        );
+        let mut out =
+            Vec::with_capacity(self.dns.len() + self.uri.len() + self.email.len() + self.ip.len());
         out.extend(self.dns.iter().map(|d| format!("DNS:{d}")));
         out.extend(self.uri.iter().map(|u| format!("URI:{u}")));
         out.extend(self.email.iter().map(|e| format!("email:{e}")));
@@ -55,7 +54,10 @@ impl SubjectAltNames {
         let spiffe_like = self
             .uri
             .iter()
-            .filter(|u| u.get(..9).is_some_and(|s| s.eq_ignore_ascii_case("spiffe://")))
+            .filter(|u| {
+                u.get(..9)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("spiffe://"))
+            })
             .count();
         if spiffe_like == 0 {
             return None;
@@ -129,10 +131,9 @@ impl SpiffeId {
         if td.len() > MAX_TRUST_DOMAIN_BYTES {
             return Err(SpiffeIdError::TrustDomainTooLong);
         }
-        if !td
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
-        {
+        if !td.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        }) {
             return Err(SpiffeIdError::TrustDomainChars);
         }
         if !path.is_empty() {
@@ -143,9 +144,9 @@ impl SpiffeId {
                 match seg {
                     "" => return Err(SpiffeIdError::EmptySegment),
                     "." | ".." => return Err(SpiffeIdError::DotSegment),
-                    s if !s.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
-                    }) =>
+                    s if !s
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')) =>
                     {
                         return Err(SpiffeIdError::PathChars);
                     }
@@ -267,7 +268,9 @@ mod tests {
         assert!(id.is_under(&p("spiffe://example.org/ns/prod/sa/deployer")));
         assert!(!id.is_under(&p("spiffe://example.org/ns/pro")));
         assert!(!id.is_under(&p("spiffe://other.org/ns/prod")));
-        assert!(!p("spiffe://example.org/ns/production").is_under(&p("spiffe://example.org/ns/prod")));
+        assert!(
+            !p("spiffe://example.org/ns/production").is_under(&p("spiffe://example.org/ns/prod"))
+        );
     }
 
     #[test]

@@ -45,7 +45,13 @@ impl Env {
         cmd
     }
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.botgate().args(args).assert().success().get_output().clone();
+        let out = self
+            .botgate()
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
         String::from_utf8(out.stdout).unwrap()
     }
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -81,7 +87,10 @@ impl Env {
         ]);
         let mut pem = std::fs::read_to_string(issued["cert_file"].as_str().unwrap()).unwrap();
         pem.push_str(&std::fs::read_to_string(issued["key_file"].as_str().unwrap()).unwrap());
-        (pem, issued["fingerprint_sha256"].as_str().unwrap().to_string())
+        (
+            pem,
+            issued["fingerprint_sha256"].as_str().unwrap().to_string(),
+        )
     }
 }
 
@@ -115,10 +124,7 @@ async fn start(env: &Env, text: &str) -> (botgate::gate::RunningGate, Arc<Store>
     (gate, store, env.path("audit.jsonl"))
 }
 
-async fn get(
-    c: &reqwest::Client,
-    gate: &botgate::gate::RunningGate,
-) -> (u16, serde_json::Value) {
+async fn get(c: &reqwest::Client, gate: &botgate::gate::RunningGate) -> (u16, serde_json::Value) {
     let port = gate.tls_addr.unwrap().port();
     let resp = c
         .get(format!("https://devices.test:{port}/deploy"))
@@ -170,19 +176,27 @@ async fn spiffe_id_certificate_is_admitted_and_another_trust_domain_is_refused()
 
     let events = {
         let log = audit_log.clone();
-        assert!(eventually(Duration::from_secs(10), || {
-            let n = audit(&log).len();
-            async move { n >= 2 }
-        })
-        .await);
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let n = audit(&log).len();
+                async move { n >= 2 }
+            })
+            .await
+        );
         audit(&audit_log)
     };
     let admitted = events.iter().find(|e| e["allowed"] == true).unwrap();
     assert_eq!(admitted["spiffe_id"], DEPLOYER);
-    assert_eq!(admitted["cert_san"], serde_json::json!([format!("URI:{DEPLOYER}")]));
+    assert_eq!(
+        admitted["cert_san"],
+        serde_json::json!([format!("URI:{DEPLOYER}")])
+    );
     assert_eq!(admitted["policy_name"], "prod workloads");
     let refused = events.iter().find(|e| e["allowed"] == false).unwrap();
-    assert_eq!(refused["spiffe_id"], "spiffe://other.org/ns/prod/sa/deployer");
+    assert_eq!(
+        refused["spiffe_id"],
+        "spiffe://other.org/ns/prod/sa/deployer"
+    );
     assert_eq!(refused["deny_reason"], "no_policy_matched");
 
     // The same certificate under a policy for another trust domain: refused.
@@ -267,11 +281,13 @@ async fn seen_certificates_are_listed_with_expiry_key_and_san_and_show_finds_the
         assert_eq!(status, 200, "{body}");
     }
     // The gate records sightings in batches (every 2 s); wait for both.
-    assert!(eventually(Duration::from_secs(10), || {
-        let n = store.list_cert_sightings().unwrap().len();
-        async move { n >= 2 }
-    })
-    .await);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let n = store.list_cert_sightings().unwrap().len();
+            async move { n >= 2 }
+        })
+        .await
+    );
 
     let listed = env.json(&["cert", "list"]);
     let seen: Vec<&serde_json::Value> = listed["certs"]
@@ -288,7 +304,12 @@ async fn seen_certificates_are_listed_with_expiry_key_and_san_and_show_finds_the
         assert!(c["not_before"].is_string(), "{c}");
         assert_eq!(c["issuer_common_name"], "Build CA");
         assert_eq!(c["san"][0], "DNS:bot.build.example.com");
-        assert!(c["spiffe_id"].as_str().unwrap().starts_with("spiffe://example.org/ns/prod/sa/ci-"));
+        assert!(
+            c["spiffe_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("spiffe://example.org/ns/prod/sa/ci-")
+        );
     }
     let table = env.ok(&["cert", "list"]);
     let row = table
@@ -302,7 +323,10 @@ async fn seen_certificates_are_listed_with_expiry_key_and_san_and_show_finds_the
     let shown = env.ok(&["cert", "show", "github-actions-bot"]);
     assert!(shown.contains("2 certificates match"), "{shown}");
     assert_eq!(shown.matches("source:      seen").count(), 2, "{shown}");
-    assert!(shown.contains("SPIFFE ID:   spiffe://example.org/ns/prod/sa/ci-1"), "{shown}");
+    assert!(
+        shown.contains("SPIFFE ID:   spiffe://example.org/ns/prod/sa/ci-1"),
+        "{shown}"
+    );
     let fp = seen[0]["fingerprint_sha256"].as_str().unwrap();
     let one_view = env.json(&["cert", "show", fp]);
     assert_eq!(one_view["matches"].as_array().unwrap().len(), 1);

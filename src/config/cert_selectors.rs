@@ -78,7 +78,9 @@ pub fn san_pattern(key: &str, m: &NameMatch) -> Result<SanPattern, ValueError> {
             .map_err(|e| at(0, e, Some(REGEX_HINT))),
         NameMatch::Prefix(_) => Err(at(
             0,
-            format!("{key} takes exact values or {{ regex = \"…\" }}; `prefix` is only for spiffe_id"),
+            format!(
+                "{key} takes exact values or {{ regex = \"…\" }}; `prefix` is only for spiffe_id"
+            ),
             Some("e.g. { san_dns = { regex = '[a-z0-9-]+\\.svc\\.example\\.com' } }"),
         )),
     }
@@ -151,9 +153,10 @@ mod tests {
             panic!()
         };
         assert_eq!(v, ["api.example.com"]);
-        let Ok(SanPattern::Regex(re)) =
-            san_pattern("san_dns", &NameMatch::Regex("[a-z]+\\.example\\.com".into()))
-        else {
+        let Ok(SanPattern::Regex(re)) = san_pattern(
+            "san_dns",
+            &NameMatch::Regex("[a-z]+\\.example\\.com".into()),
+        ) else {
             panic!()
         };
         assert!(re.is_match("api.example.com"));
@@ -175,7 +178,12 @@ mod tests {
         assert_eq!(e.index, 1);
         assert!(e.message.contains("trust domain characters"), "{e:?}");
         let empty = NameMatch::Exact(OneOrMany::Many(vec![]));
-        assert!(spiffe_pattern(&empty).unwrap_err().message.contains("empty"));
+        assert!(
+            spiffe_pattern(&empty)
+                .unwrap_err()
+                .message
+                .contains("empty")
+        );
         assert!(spki_pins(&OneOrMany::One("abc".into())).is_err());
     }
 
@@ -268,4 +276,3 @@ mod tests {
         assert_eq!(fs[0].line, 10);
     }
 }
-

@@ -267,7 +267,9 @@ impl<'de> serde::de::Visitor<'de> for NameMatchVisitor {
     type Value = NameMatch;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(r#"a string, a list of strings, { regex = "PATTERN" } or { prefix = "spiffe://…" }"#)
+        f.write_str(
+            r#"a string, a list of strings, { regex = "PATTERN" } or { prefix = "spiffe://…" }"#,
+        )
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NameMatch, E> {

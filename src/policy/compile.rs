@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use regex::Regex;
 
-use super::{CompiledApp, CompiledPolicy, Matcher, PolicySet};
 use super::matcher::NamePattern;
+use super::{CompiledApp, CompiledPolicy, Matcher, PolicySet};
 use crate::config::cert_selectors::{self, SanPattern, SpiffePattern};
 use crate::config::values::{full_match_regex, parse_cidr};
 use crate::config::{NameMatch, PolicyFile, Selector};
@@ -148,10 +148,12 @@ fn compile_selectors<'a>(
 
 /// A SAN selector's values, parsed as validation parses them.
 fn san(key: &str, m: &NameMatch) -> Result<NamePattern, String> {
-    Ok(match cert_selectors::san_pattern(key, m).map_err(value_err)? {
-        SanPattern::Exact(v) => NamePattern::Exact(v.into_iter().map(Into::into).collect()),
-        SanPattern::Regex(re) => NamePattern::Regex(re),
-    })
+    Ok(
+        match cert_selectors::san_pattern(key, m).map_err(value_err)? {
+            SanPattern::Exact(v) => NamePattern::Exact(v.into_iter().map(Into::into).collect()),
+            SanPattern::Regex(re) => NamePattern::Regex(re),
+        },
+    )
 }
 
 fn value_err(e: cert_selectors::ValueError) -> String {

@@ -95,8 +95,12 @@ impl Matcher {
             Matcher::SanDns(p) => cert(req).is_some_and(|c| p.any(&c.san.dns)),
             Matcher::SanUri(p) => cert(req).is_some_and(|c| p.any(&c.san.uri)),
             Matcher::SanEmail(p) => cert(req).is_some_and(|c| p.any(&c.san.email)),
-            Matcher::SanIp(nets) => cert(req)
-                .is_some_and(|c| c.san.ip.iter().any(|ip| nets.iter().any(|n| n.contains(ip)))),
+            Matcher::SanIp(nets) => cert(req).is_some_and(|c| {
+                c.san
+                    .ip
+                    .iter()
+                    .any(|ip| nets.iter().any(|n| n.contains(ip)))
+            }),
             Matcher::SpiffeId(ids) => cert(req)
                 .and_then(|c| c.spiffe_id.as_ref())
                 .is_some_and(|id| ids.contains(id)),
@@ -133,7 +137,10 @@ impl Matcher {
             Matcher::SanIp(n) => format!("san_ip in {n:?}"),
             Matcher::SpiffeId(ids) => format!(
                 "spiffe_id in [{}]",
-                ids.iter().map(SpiffeId::as_str).collect::<Vec<_>>().join(", ")
+                ids.iter()
+                    .map(SpiffeId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Matcher::SpiffeUnder(p) => format!("spiffe_id under {p}"),
             Matcher::SpkiSha256(p) => format!("spki_sha256 in {p:?}"),

@@ -252,24 +252,51 @@ fn names(dns: &[&str], uri: &[&str], email: &[&str], ip: &[&str]) -> CertIdentit
 fn san_dns_exact_is_case_insensitive_and_regex_is_a_full_match() {
     let exact = one_selector(r#"{ san_dns = ["Build.Example.com", "other.example.com"] }"#);
     // The certificate side is lowercased when parsed (see pki::inspect).
-    assert!(admits(&exact, &names(&["x.example.com", "build.example.com"], &[], &[], &[])));
-    assert!(!admits(&exact, &names(&["build.example.com.evil"], &[], &[], &[])));
+    assert!(admits(
+        &exact,
+        &names(&["x.example.com", "build.example.com"], &[], &[], &[])
+    ));
+    assert!(!admits(
+        &exact,
+        &names(&["build.example.com.evil"], &[], &[], &[])
+    ));
     let re = one_selector(r#"{ san_dns = { regex = '[a-z0-9-]+\.svc\.example\.com' } }"#);
     assert!(admits(&re, &names(&["api.svc.example.com"], &[], &[], &[])));
-    assert!(!admits(&re, &names(&["api.svc.example.com.evil.net"], &[], &[], &[])));
-    assert!(!admits(&re, &names(&[], &["https://api.svc.example.com"], &[], &[])));
+    assert!(!admits(
+        &re,
+        &names(&["api.svc.example.com.evil.net"], &[], &[], &[])
+    ));
+    assert!(!admits(
+        &re,
+        &names(&[], &["https://api.svc.example.com"], &[], &[])
+    ));
 }
 
 #[test]
 fn san_uri_and_san_email_match_their_own_san_type_only() {
     let uri = one_selector(r#"{ san_uri = "urn:example:device:42" }"#);
-    assert!(admits(&uri, &names(&[], &["urn:example:device:42"], &[], &[])));
-    assert!(!admits(&uri, &names(&["urn:example:device:42"], &[], &[], &[])));
+    assert!(admits(
+        &uri,
+        &names(&[], &["urn:example:device:42"], &[], &[])
+    ));
+    assert!(!admits(
+        &uri,
+        &names(&["urn:example:device:42"], &[], &[], &[])
+    ));
     let uri_re = one_selector(r#"{ san_uri = { regex = 'urn:example:device:[0-9]+' } }"#);
-    assert!(admits(&uri_re, &names(&[], &["x", "urn:example:device:7"], &[], &[])));
+    assert!(admits(
+        &uri_re,
+        &names(&[], &["x", "urn:example:device:7"], &[], &[])
+    ));
     let email = one_selector(r#"{ san_email = { regex = '[a-z.]+@bots\.example\.com' } }"#);
-    assert!(admits(&email, &names(&[], &[], &["deploy@bots.example.com"], &[])));
-    assert!(!admits(&email, &names(&[], &[], &["deploy@bots.example.com.evil"], &[])));
+    assert!(admits(
+        &email,
+        &names(&[], &[], &["deploy@bots.example.com"], &[])
+    ));
+    assert!(!admits(
+        &email,
+        &names(&[], &[], &["deploy@bots.example.com.evil"], &[])
+    ));
 }
 
 #[test]
@@ -302,7 +329,10 @@ fn spiffe_id_refuses_a_certificate_with_two_uri_sans() {
     let s = one_selector(r#"{ spiffe_id = { prefix = "spiffe://example.org" } }"#);
     let two = names(
         &[],
-        &["spiffe://example.org/ns/prod/sa/deployer", "https://example.org/"],
+        &[
+            "spiffe://example.org/ns/prod/sa/deployer",
+            "https://example.org/",
+        ],
         &[],
         &[],
     );

@@ -90,7 +90,11 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
                 // The first match as the object (as before), every match under `matches`.
                 let mut value = serde_json::to_value(first)?;
                 value["other_matches"] = serde_json::json!(
-                    views.iter().skip(1).map(CertView::serial).collect::<Vec<_>>()
+                    views
+                        .iter()
+                        .skip(1)
+                        .map(CertView::serial)
+                        .collect::<Vec<_>>()
                 );
                 value["matches"] = serde_json::to_value(&views)?;
                 return print_json(&value);
@@ -352,7 +356,9 @@ fn parse_sans(values: &[String]) -> Result<Vec<rcgen::SanType>> {
     let mut out = Vec::new();
     for v in values {
         let (kind, name) = match v.split_once(':') {
-            Some((k, rest)) if ["dns", "uri", "email", "ip"].contains(&k.to_ascii_lowercase().as_str()) => {
+            Some((k, rest))
+                if ["dns", "uri", "email", "ip"].contains(&k.to_ascii_lowercase().as_str()) =>
+            {
                 (k.to_ascii_lowercase(), rest)
             }
             _ if v.parse::<std::net::IpAddr>().is_ok() => ("ip".into(), v.as_str()),
@@ -369,7 +375,10 @@ fn parse_sans(values: &[String]) -> Result<Vec<rcgen::SanType>> {
                     .map_err(|_| bad(v, "not an IP address".into()))?,
             ),
             "uri" => {
-                if name.get(..9).is_some_and(|s| s.eq_ignore_ascii_case("spiffe://")) {
+                if name
+                    .get(..9)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("spiffe://"))
+                {
                     crate::cert_names::SpiffeId::parse(name)
                         .map_err(|e| bad(v, format!("not a valid SPIFFE ID: {e}")))?;
                 }
@@ -537,7 +546,9 @@ mod tests {
             "IP:::1".into(),
         ])
         .unwrap();
-        assert!(matches!(&sans[0], SanType::URI(u) if u.as_str() == "spiffe://example.org/ns/prod/sa/deployer"));
+        assert!(
+            matches!(&sans[0], SanType::URI(u) if u.as_str() == "spiffe://example.org/ns/prod/sa/deployer")
+        );
         assert!(matches!(sans[1], SanType::IpAddress(_)));
         assert!(matches!(&sans[2], SanType::Rfc822Name(e) if e.as_str() == "bot@example.com"));
         assert!(matches!(&sans[3], SanType::DnsName(d) if d.as_str() == "build.example.com"));
@@ -555,7 +566,10 @@ mod tests {
         ] {
             assert!(parse_sans(&[bad.into()]).is_err(), "{bad}");
         }
-        let two = parse_sans(&["spiffe://example.org/a".into(), "https://example.org/".into()]);
+        let two = parse_sans(&[
+            "spiffe://example.org/a".into(),
+            "https://example.org/".into(),
+        ]);
         assert!(two.unwrap_err().to_string().contains("exactly one URI SAN"));
     }
 }

@@ -62,8 +62,13 @@ impl CertView {
             common_name: c.common_name.clone(),
             subject: parsed.as_ref().map(|p| p.subject.clone()),
             issuer: c.issuer.clone(),
-            san: parsed.as_ref().map(|p| p.san.labelled()).unwrap_or_default(),
-            spiffe_id: parsed.as_ref().and_then(|p| p.spiffe_id.as_ref().map(|i| i.to_string())),
+            san: parsed
+                .as_ref()
+                .map(|p| p.san.labelled())
+                .unwrap_or_default(),
+            spiffe_id: parsed
+                .as_ref()
+                .and_then(|p| p.spiffe_id.as_ref().map(|i| i.to_string())),
             spki_sha256: parsed.as_ref().map(|p| p.spki_sha256.clone()),
             spiffe_problem: parsed.as_ref().and_then(|p| p.san.spiffe_problem()),
             issuer_common_name: parsed.and_then(|p| p.issuer_common_name),
@@ -113,8 +118,13 @@ impl CertView {
             not_after: not_after.map(rfc3339),
             expires_in_seconds: not_after.map(|n| (n - now).num_seconds()),
             key_type: parsed.as_ref().map(|p| p.key_type.clone()),
-            san: parsed.as_ref().map(|p| p.san.labelled()).unwrap_or_default(),
-            spiffe_id: parsed.as_ref().and_then(|p| p.spiffe_id.as_ref().map(|i| i.to_string())),
+            san: parsed
+                .as_ref()
+                .map(|p| p.san.labelled())
+                .unwrap_or_default(),
+            spiffe_id: parsed
+                .as_ref()
+                .and_then(|p| p.spiffe_id.as_ref().map(|i| i.to_string())),
             spki_sha256: parsed.as_ref().map(|p| p.spki_sha256.clone()),
             spiffe_problem: parsed.as_ref().and_then(|p| p.san.spiffe_problem()),
             status,

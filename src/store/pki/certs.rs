@@ -359,7 +359,10 @@ impl Store {
              ORDER BY last_seen_at DESC"
         ))?;
         let rows = stmt
-            .query_map(params![serial_or_cn, serial, fingerprint], sighting_from_row)?
+            .query_map(
+                params![serial_or_cn, serial, fingerprint],
+                sighting_from_row,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
