@@ -331,4 +331,25 @@ async fn seen_certificates_are_listed_with_expiry_key_and_san_and_show_finds_the
     let one_view = env.json(&["cert", "show", fp]);
     assert_eq!(one_view["matches"].as_array().unwrap().len(), 1);
     assert_eq!(one_view["fingerprint_sha256"], fp);
+
+    // What `cert list` lists, `cert revoke` can revoke (no file needed), and the gate refuses it.
+    let revoked = env.json(&["cert", "revoke", fp]);
+    assert_eq!(revoked["fingerprint_sha256"], fp);
+    assert_eq!(revoked["status"], "revoked");
+    let leaf = [&one, &two]
+        .into_iter()
+        .find(|l| {
+            botgate::pki::certificates("leaf", l.as_bytes()).unwrap()[0].fingerprint_sha256 == fp
+        })
+        .unwrap();
+    let c = mtls_client(&root, leaf, &gate);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let c = c.clone();
+            let gate = &gate;
+            async move { get(&c, gate).await.0 == 401 }
+        })
+        .await,
+        "the revoked certificate is still admitted"
+    );
 }

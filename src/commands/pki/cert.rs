@@ -120,6 +120,23 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
     }
 }
 
+/// Certificates only seen at the gate that match `query` join the inventory (as watched, from
+/// the certificate the gate recorded), so `cert revoke` can act on anything `cert list` lists.
+/// Returns whether any was added.
+fn adopt_sightings(store: &Store, query: &str, now: DateTime<Utc>) -> Result<bool> {
+    let sightings = store.find_cert_sightings(query).map_err(store_err)?;
+    let parsed: Vec<CertInfo> = sightings
+        .iter()
+        .filter_map(|s| s.cert_pem.as_deref())
+        .filter_map(|pem| pki::certificates("recorded certificate", pem.as_bytes()).ok())
+        .filter_map(|mut v| (!v.is_empty()).then(|| v.remove(0)))
+        .collect();
+    let found: Vec<(Option<String>, String, &CertInfo)> =
+        parsed.iter().map(|c| (None, c.to_pem(), c)).collect();
+    add_to_inventory(store, &found, now)?;
+    Ok(!found.is_empty())
+}
+
 /// Every certificate `cert list` lists that matches `query` (serial, fingerprint or CN):
 /// inventoried ones (unrevoked, newest first), then ones only seen at the gate.
 fn find_views(store: &Store, query: &str, now: DateTime<Utc>) -> Result<Vec<CertView>> {
@@ -259,13 +276,20 @@ fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: b
         let leaf = certs
             .first()
             .ok_or_else(|| Failure::bad_input(format!("{query}: no certificate in the file")))?;
-        add_to_inventory(store, &[(query.to_string(), leaf.to_pem(), leaf)], now)?;
+        add_to_inventory(
+            store,
+            &[(Some(query.to_string()), leaf.to_pem(), leaf)],
+            now,
+        )?;
         from_file = leaf.fingerprint_sha256.clone();
         from_file.as_str()
     } else {
         query
     };
-    let matches = store.find_certs(query).map_err(store_err)?;
+    let mut matches = store.find_certs(query).map_err(store_err)?;
+    if matches.is_empty() && adopt_sightings(store, query, now)? {
+        matches = store.find_certs(query).map_err(store_err)?;
+    }
     if matches.is_empty() {
         return Err(Failure::refused(format!(
             "no certificate with serial, fingerprint or CN {query:?} in the inventory (see `botgate cert list`); for a certificate botgate did not issue, pass its file: `botgate cert revoke path/to/cert.pem`"
@@ -466,19 +490,13 @@ fn sync_watched(paths: &Paths, store: &Store, now: DateTime<Utc>) -> Result<Scan
     if dirs.is_empty() {
         return Ok(ScanResult::default());
     }
-    let scan = pki::scan_dirs(&dirs);
-    let found: Vec<(String, String, &CertInfo)> = scan
-        .certificates()
-        .map(|(p, c)| (p.display().to_string(), c.to_pem(), c))
-        .collect();
-    add_to_inventory(store, &found, now)?;
-    Ok(scan)
+    pki::inventory::sync_dirs(store, &dirs, now).map_err(store_err)
 }
 
 /// Add certificates (path, PEM, parsed) to the inventory as watched; known ones keep their row.
 fn add_to_inventory(
     store: &Store,
-    found: &[(String, String, &CertInfo)],
+    found: &[(Option<String>, String, &CertInfo)],
     now: DateTime<Utc>,
 ) -> Result<()> {
     pki::inventory::record_certs(store, found, now).map_err(store_err)?;

@@ -510,6 +510,38 @@ mod tests {
     }
 
     #[test]
+    fn sightings_keep_the_first_recorded_certificate_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let seen = |pem: Option<&str>, at| CertSeen {
+            fingerprint_sha256: "f9".into(),
+            serial: "01".into(),
+            common_name: Some("github-actions-bot".into()),
+            issuer: "Build CA".into(),
+            not_after: pem.map(|_| now + Duration::days(30)),
+            at,
+            ip: "10.0.0.1".into(),
+            cert_pem: pem.map(str::to_string),
+        };
+        // First without the certificate (an older gate), then with it, then without again.
+        store.touch_certs(&[seen(None, now)]).unwrap();
+        store
+            .touch_certs(&[seen(Some("PEM"), now + Duration::seconds(1))])
+            .unwrap();
+        store
+            .touch_certs(&[seen(None, now + Duration::seconds(2))])
+            .unwrap();
+        let found = store.find_cert_sightings("github-actions-bot").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].cert_pem.as_deref(), Some("PEM"));
+        assert!(found[0].not_after.is_some());
+        assert_eq!(store.find_cert_sightings("F9").unwrap().len(), 1);
+        assert_eq!(store.find_cert_sightings("0x01").unwrap().len(), 1);
+        assert!(store.find_cert_sightings("nobody").unwrap().is_empty());
+    }
+
+    #[test]
     fn watched_certs_are_added_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
