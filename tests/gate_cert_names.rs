@@ -353,3 +353,86 @@ async fn seen_certificates_are_listed_with_expiry_key_and_san_and_show_finds_the
         "the revoked certificate is still admitted"
     );
 }
+
+/// Interoperability: a CSR made with openssl that carries the SPIFFE ID (`-addext`), signed with
+/// `botgate cert issue --csr`, presented by curl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_csr_with_a_spiffe_uri_san_through_curl() {
+    let env = Env::new();
+    let d = env.dir.path();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for (name, id) in [
+        ("deployer", DEPLOYER),
+        ("intruder", "spiffe://evil.org/ns/prod/sa/deployer"),
+    ] {
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            &format!("subjectAltName=URI:{id}"),
+        ]);
+        env.ok(&[
+            "cert",
+            "issue",
+            "--cn",
+            name,
+            "--csr",
+            &format!("{name}.csr"),
+            "--out",
+            d.to_str().unwrap(),
+        ]);
+    }
+    std::fs::write(d.join("root.crt"), env.root_pem()).unwrap();
+    let (gate, _store, _) = start(&env, &policy("spiffe://example.org/ns/prod")).await;
+    let port = gate.tls_addr.unwrap().port();
+    let d = d.to_path_buf();
+    let curl = move |name: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                "root.crt",
+            ])
+            .args(["--resolve", &format!("devices.test:{port}:127.0.0.1")])
+            .args([
+                "--cert",
+                &format!("{name}.crt"),
+                "--key",
+                &format!("{name}.key"),
+            ])
+            .arg(format!("https://devices.test:{port}/deploy"))
+            .current_dir(&d)
+            .output()
+            .expect("curl is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (deployer, intruder) =
+        tokio::task::spawn_blocking(move || (curl("deployer"), curl("intruder")))
+            .await
+            .unwrap();
+    assert_eq!(deployer, "200");
+    assert_eq!(intruder, "403");
+}
