@@ -435,4 +435,27 @@ async fn openssl_csr_with_a_spiffe_uri_san_through_curl() {
             .unwrap();
     assert_eq!(deployer, "200");
     assert_eq!(intruder, "403");
+
+    // `policy explain` gives the same answers for the same files.
+    std::fs::write(
+        env.path("policy.toml"),
+        policy("spiffe://example.org/ns/prod").replace("{upstream}", "http://127.0.0.1:9"),
+    )
+    .unwrap();
+    let explain = |name: &str| {
+        let out = env
+            .botgate()
+            .args(["policy", "explain", "--app", "devices.test", "--cert"])
+            .arg(format!("{name}.crt"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let admitted = explain("deployer");
+    assert!(
+        admitted.contains("=> allow 200 by policy \"prod workloads\""),
+        "{admitted}"
+    );
+    let refused = explain("intruder");
+    assert!(refused.contains("=> deny 403"), "{refused}");
 }

@@ -257,6 +257,15 @@ mod tests {
     }
 
     #[test]
+    fn forward_client_cert_without_trusted_cas_is_a_warning() {
+        let text = "[[app]]\nname = \"a\"\nhostnames = [\"a\"]\nupstream = \"http://127.0.0.1:9000\"\nforward_client_cert = true\n";
+        let c = crate::config::parse(std::path::Path::new("policy.toml"), text).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:#?}", c.warnings);
+        assert_eq!(c.warnings[0].line, 5);
+        assert!(c.warnings[0].message.contains("forward_client_cert"));
+    }
+
+    #[test]
     fn bad_san_ip_and_pin_and_unknown_form() {
         only_error(
             r#"{ san_ip = "10.0.0/8" }"#,

@@ -238,6 +238,17 @@ impl Validator<'_, '_> {
             .policy
             .iter()
             .any(|p| *p.action.get_ref() == Action::NonIdentity);
+        if app.forward_client_cert && app.trusted_cas.is_empty() {
+            let span = self
+                .doc
+                .sibling(&app.name.span(), "forward_client_cert")
+                .unwrap_or(app.name.span());
+            self.warn(
+                span,
+                "forward_client_cert is on but trusted_cas is empty, so no client certificate is ever verified or forwarded",
+                Some("add trusted_cas = [\"<name from `botgate ca list`>\"]"),
+            );
+        }
         if has_non_identity && app.trusted_cas.is_empty() {
             let span = self
                 .doc
