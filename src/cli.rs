@@ -254,6 +254,11 @@ pub enum CertCommand {
         /// Key type of a generated key (ignored with --csr).
         #[arg(long, value_enum, default_value = "ecdsa-p256")]
         key_type: KeyType,
+        /// A subject alternative name, repeatable: `DNS:`, `URI:`, `email:` or `IP:` prefixed, or
+        /// inferred (an IP, `x@y` an email, `scheme://…` a URI, else a DNS name), e.g.
+        /// `--san spiffe://example.org/ns/prod/sa/deployer`.
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod cert_names;
 pub mod cli;
 pub mod clock;
 pub mod commands;

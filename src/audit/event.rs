@@ -53,6 +53,11 @@ pub struct AccessEvent {
     pub cert_serial: Option<String>,
     pub cert_fingerprint_sha256: Option<String>,
     pub cert_issuer: Option<String>,
+    /// The certificate's subject alternative names in openssl's notation (`DNS:…`, `URI:…`,
+    /// `email:…`, `IP:…`); `null` without a certificate or without SANs.
+    pub cert_san: Option<Vec<String>>,
+    /// The certificate's SPIFFE ID (its only URI SAN, when that is one); else `null`.
+    pub spiffe_id: Option<String>,
     pub ip_address: Option<String>,
     pub country: Option<String>,
     pub user_agent: Option<String>,
@@ -63,6 +68,10 @@ pub struct AccessEvent {
     /// Extra structured detail for admin and alert events (absent on access events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// The whole client certificate as the gate parsed it (validity, key type, issuer DN, DER),
+    /// for the inventory of seen certificates. In process only: never written to the log.
+    #[serde(skip)]
+    pub peer_cert: Option<std::sync::Arc<crate::pki::CertInfo>>,
 }
 
 impl AccessEvent {
@@ -85,6 +94,8 @@ impl AccessEvent {
             cert_serial: None,
             cert_fingerprint_sha256: None,
             cert_issuer: None,
+            cert_san: None,
+            spiffe_id: None,
             ip_address: None,
             country: None,
             user_agent: None,
@@ -93,6 +104,7 @@ impl AccessEvent {
             path: None,
             latency_ms: None,
             details: None,
+            peer_cert: None,
         }
     }
 

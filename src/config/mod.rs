@@ -1,6 +1,7 @@
 //! The policy file: model, load + validation with file:line:col findings, lint, and
 //! format-preserving edits. Never touches the network.
 
+pub mod cert_selectors;
 mod diff;
 mod doc;
 pub mod edit;
@@ -16,5 +17,6 @@ pub use finding::{ConfigError, Finding, Severity};
 pub use lint::{LintContext, lint};
 pub use load::{LoadedConfig, load, parse};
 pub use model::{
-    Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector,
+    Action, AppConfig, AuditFailure, GateSection, NameMatch, OneOrMany, PolicyConfig, PolicyFile,
+    Selector,
 };

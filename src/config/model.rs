@@ -124,6 +124,9 @@ pub struct AppConfig {
     pub upstream: Spanned<String>,
     #[serde(default)]
     pub trusted_cas: Vec<Spanned<String>>,
+    /// Send the client certificate upstream (`Cf-Client-Cert-Sha256`, `Cf-Client-Cert-Der-Base64`).
+    #[serde(default)]
+    pub forward_client_cert: bool,
     #[serde(default)]
     pub policy: Vec<PolicyConfig>,
 }
@@ -187,6 +190,18 @@ pub enum Selector {
     /// ISO 3166 alpha-2 codes.
     Country(OneOrMany),
     Everyone(bool),
+    /// DNS SANs: exact names (case-insensitive) or `{ regex = "…" }` (full match).
+    SanDns(NameMatch),
+    /// URI SANs: exact or `{ regex = "…" }`.
+    SanUri(NameMatch),
+    /// Email (RFC 822) SANs: exact or `{ regex = "…" }`.
+    SanEmail(NameMatch),
+    /// IP SANs: addresses or CIDRs.
+    SanIp(NameMatch),
+    /// SPIFFE IDs: exact IDs or `{ prefix = "spiffe://trust-domain[/path]" }`.
+    SpiffeId(NameMatch),
+    /// SHA-256 (hex) of the certificate's SubjectPublicKeyInfo: a key pin.
+    SpkiSha256(OneOrMany),
 }
 
 impl Selector {
@@ -203,6 +218,12 @@ impl Selector {
             Selector::Ip(_) => "ip",
             Selector::Country(_) => "country",
             Selector::Everyone(_) => "everyone",
+            Selector::SanDns(_) => "san_dns",
+            Selector::SanUri(_) => "san_uri",
+            Selector::SanEmail(_) => "san_email",
+            Selector::SanIp(_) => "san_ip",
+            Selector::SpiffeId(_) => "spiffe_id",
+            Selector::SpkiSha256(_) => "spki_sha256",
         }
     }
 }
@@ -221,6 +242,79 @@ impl OneOrMany {
             OneOrMany::One(s) => std::slice::from_ref(s),
             OneOrMany::Many(v) => v,
         }
+    }
+}
+
+/// How a SAN or SPIFFE selector names its values: exact values (a string or a list of strings),
+/// `{ regex = "…" }` (one pattern, full match) or `{ prefix = "…" }` (a SPIFFE ID path prefix).
+/// Which forms a selector accepts is checked by `config::values`, with the selector's span.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NameMatch {
+    Exact(OneOrMany),
+    Regex(String),
+    Prefix(String),
+}
+
+impl NameMatch {
+    /// The values as a reader would say them: `a,b`, `~ PATTERN` or `under PREFIX`.
+    pub fn describe(&self) -> String {
+        match self {
+            NameMatch::Exact(v) => v.values().join(","),
+            NameMatch::Regex(p) => format!("~ {p}"),
+            NameMatch::Prefix(p) => format!("under {p}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NameMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NameMatchVisitor)
+    }
+}
+
+struct NameMatchVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NameMatchVisitor {
+    type Value = NameMatch;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            r#"a string, a list of strings, { regex = "PATTERN" } or { prefix = "spiffe://…" }"#,
+        )
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NameMatch, E> {
+        Ok(NameMatch::Exact(OneOrMany::One(v.to_string())))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NameMatch, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<String>()? {
+            out.push(v);
+        }
+        Ok(NameMatch::Exact(OneOrMany::Many(out)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<NameMatch, A::Error> {
+        use serde::de::Error;
+        const FORMS: &[&str] = &["regex", "prefix"];
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(A::Error::custom(
+                r#"empty table: write { regex = "PATTERN" } or { prefix = "spiffe://…" }"#,
+            ));
+        };
+        let value: String = map.next_value()?;
+        let out = match key.as_str() {
+            "regex" => NameMatch::Regex(value),
+            "prefix" => NameMatch::Prefix(value),
+            other => return Err(A::Error::unknown_field(other, FORMS)),
+        };
+        if map.next_key::<String>()?.is_some() {
+            return Err(A::Error::custom(
+                "write exactly one of `regex` or `prefix` in the table",
+            ));
+        }
+        Ok(out)
     }
 }
 

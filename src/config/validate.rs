@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use super::cert_selectors;
 use super::doc::Doc;
 use super::finding::{Finding, Severity, line_col};
 use super::model::{
@@ -268,6 +269,17 @@ impl Validator<'_, '_> {
             .policy
             .iter()
             .any(|p| *p.action.get_ref() == Action::NonIdentity);
+        if app.forward_client_cert && app.trusted_cas.is_empty() {
+            let span = self
+                .doc
+                .sibling(&app.name.span(), "forward_client_cert")
+                .unwrap_or(app.name.span());
+            self.warn(
+                span,
+                "forward_client_cert is on but trusted_cas is empty, so no client certificate is ever verified or forwarded",
+                Some("add trusted_cas = [\"<name from `botgate ca list`>\"]"),
+            );
+        }
         if has_non_identity && app.trusted_cas.is_empty() {
             let span = self
                 .doc
@@ -337,6 +349,14 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// Report a certificate-name selector's bad value on the element it is about.
+    fn cert_value(&mut self, span: &Range<usize>, problem: Option<cert_selectors::ValueError>) {
+        if let Some(e) = problem {
+            let at = self.doc.selector_value(span, e.index);
+            self.error(at, e.message, e.hint);
+        }
+    }
+
     fn selector(&mut self, sel: &Spanned<Selector>) {
         let span = sel.span();
         match sel.get_ref() {
@@ -376,6 +396,17 @@ impl Validator<'_, '_> {
                 self.countries(sel);
             }
             Selector::Country(_) | Selector::CertCountry(_) => self.countries(sel),
+            Selector::SanDns(m) | Selector::SanUri(m) | Selector::SanEmail(m) => {
+                let key = sel.get_ref().key();
+                self.cert_value(&span, cert_selectors::san_pattern(key, m).err());
+            }
+            Selector::SanIp(m) => self.cert_value(&span, cert_selectors::san_ip(m).err()),
+            Selector::SpiffeId(m) => {
+                self.cert_value(&span, cert_selectors::spiffe_pattern(m).err());
+            }
+            Selector::SpkiSha256(pins) => {
+                self.cert_value(&span, cert_selectors::spki_pins(pins).err());
+            }
             Selector::Ip(nets) => {
                 for (i, net) in nets.values().iter().enumerate() {
                     self.cidr(self.doc.selector_value(&span, i), net);

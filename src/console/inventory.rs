@@ -180,6 +180,12 @@ fn describe(s: &Selector, admitted: Option<usize>) -> String {
         Selector::Ip(v) => format!("ip {}", v.values().join(",")),
         Selector::Country(v) => format!("country {}", v.values().join(",")),
         Selector::Everyone(b) => if *b { "everyone" } else { "nobody" }.into(),
+        Selector::SanDns(m)
+        | Selector::SanUri(m)
+        | Selector::SanEmail(m)
+        | Selector::SanIp(m)
+        | Selector::SpiffeId(m) => format!("{} {}", s.key(), m.describe()),
+        Selector::SpkiSha256(v) => format!("key pin {}", v.values().join(",")),
     }
 }
 

@@ -64,6 +64,10 @@ pub const FORWARDING_HEADERS: [&str; 5] = [
     "x-forwarded-host",
 ];
 
+/// The client-certificate headers (the hosted product's names). Set only for apps with
+/// `forward_client_cert = true`; a client's own copies are always removed.
+pub const CLIENT_CERT_HEADERS: [&str; 2] = ["cf-client-cert-sha256", "cf-client-cert-der-base64"];
+
 /// What the upstream learns about the caller.
 #[derive(Debug)]
 pub struct ForwardIdentity<'a> {
@@ -73,6 +77,8 @@ pub struct ForwardIdentity<'a> {
     pub token_id: Option<&'a str>,
     pub cert_sha256: Option<&'a str>,
     pub cert_subject: Option<&'a str>,
+    /// `forward_client_cert`: the certificate's SHA-256 (hex) and its DER in base64.
+    pub client_cert: Option<(&'a str, &'a str)>,
     pub ray_id: &'a HeaderValue,
     pub client_ip: IpAddr,
     /// The TCP peer when it is a trusted proxy (its forwarding headers are kept and
@@ -88,6 +94,9 @@ pub fn prepare(mut req: Request<Incoming>, who: &ForwardIdentity<'_>) -> Request
     clean_headers(req.headers_mut());
     let h = req.headers_mut();
     h.remove(CLIENT_SECRET_HEADER);
+    for name in CLIENT_CERT_HEADERS {
+        h.remove(name);
+    }
     set_forwarding(h, who.client_ip, who.via_proxy);
     if let Some((kind, name)) = who.identity {
         let mut v = Vec::with_capacity(kind.len() + name.len());
@@ -125,6 +134,10 @@ pub fn prepare(mut req: Request<Incoming>, who: &ForwardIdentity<'_>) -> Request
     }
     if let Some(s) = who.cert_subject {
         set(h, "x-botgate-cert-subject", s);
+    }
+    if let Some((sha256, der)) = who.client_cert {
+        set(h, CLIENT_CERT_HEADERS[0], sha256);
+        set(h, CLIENT_CERT_HEADERS[1], der);
     }
     h.insert(
         HeaderName::from_static("x-forwarded-proto"),

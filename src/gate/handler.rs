@@ -25,6 +25,7 @@ use crate::audit::event::new_ray_id;
 use crate::audit::{AccessEvent, AuditSink, ConnectionMethod, EventKind};
 use crate::clock::SharedClock;
 use crate::config::AuditFailure;
+use crate::pki::CertInfo;
 use crate::policy::{self, CertIdentity, Identity, PolicySet, Verdict};
 
 /// IP → country, e.g. from a CSV or mmdb database.
@@ -65,11 +66,48 @@ pub struct Downstream {
     pub upstream: StickyUpstream,
 }
 
-/// A verified client certificate.
+/// A verified client certificate, parsed once when the handshake delivers it.
 #[derive(Debug, Clone)]
 pub struct PeerCert {
+    /// What policies match (CN, issuer, SANs, SPIFFE ID, SPKI pin …).
     pub identity: CertIdentity,
-    pub subject: String,
+    /// The whole certificate (subject, validity, key type, DER) for audit events, the inventory
+    /// of seen certificates and `forward_client_cert`.
+    pub info: Arc<CertInfo>,
+    /// The DER in base64, encoded on first use (once per connection, not per request).
+    der_base64: std::sync::OnceLock<String>,
+}
+
+impl PeerCert {
+    /// Parse a DER leaf certificate; `None` when it is not one.
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        let info = CertInfo::from_der("client certificate", der).ok()?;
+        let identity = CertIdentity {
+            common_name: info.common_name.clone(),
+            issuer: info
+                .issuer_common_name
+                .clone()
+                .unwrap_or_else(|| info.issuer.clone()),
+            organization: info.organization.clone(),
+            country: info.country.clone(),
+            serial: info.serial_hex.clone(),
+            fingerprint_sha256: info.fingerprint_sha256.clone(),
+            san: info.san.clone(),
+            spiffe_id: info.spiffe_id.clone(),
+            spki_sha256: info.spki_sha256.clone(),
+        };
+        Some(Self {
+            identity,
+            info: Arc::new(info),
+            der_base64: Default::default(),
+        })
+    }
+
+    /// The certificate's DER in standard base64 (`Cf-Client-Cert-Der-Base64`).
+    pub fn der_base64(&self) -> &str {
+        self.der_base64
+            .get_or_init(|| crate::pki::inspect::base64(&self.info.der))
+    }
 }
 
 /// hyper service entry point.
@@ -127,7 +165,7 @@ pub async fn handle(
         TokenCheck::Absent => match (&conn.cert, &conn.cert_refused) {
             (Some(cert), _) => {
                 ev.connection_method = ConnectionMethod::Mtls;
-                fill_cert(&mut ev, &cert.identity);
+                fill_cert(&mut ev, cert);
                 // Revoked since the handshake (a kept-alive connection): the same check.
                 if let Some(r) = snapshot
                     .revoked_certs
@@ -141,7 +179,7 @@ pub async fn handle(
             (None, Some(refused)) => {
                 ev.connection_method = ConnectionMethod::Mtls;
                 if let Some(c) = &refused.cert {
-                    fill_cert(&mut ev, &c.identity);
+                    fill_cert(&mut ev, c);
                 }
                 ev.details = Some(serde_json::json!({ "cert_refused": refused.detail }));
                 return Ok(refuse(&state, ev, started, refused.reason));
@@ -151,7 +189,7 @@ pub async fn handle(
     };
     // Certificate fields are recorded even when a token decided, so audits show both.
     if let (Some(cert), ConnectionMethod::ServiceToken) = (&conn.cert, ev.connection_method) {
-        fill_cert(&mut ev, &cert.identity);
+        fill_cert(&mut ev, cert);
     }
 
     let decision = policy::evaluate(
@@ -184,7 +222,12 @@ pub async fn handle(
             .cert
             .as_ref()
             .map(|c| c.identity.fingerprint_sha256.as_str()),
-        cert_subject: conn.cert.as_ref().map(|c| c.subject.as_str()),
+        cert_subject: conn.cert.as_ref().map(|c| c.info.subject.as_str()),
+        client_cert: conn
+            .cert
+            .as_ref()
+            .filter(|_| app.forward_client_cert)
+            .map(|c| (c.identity.fingerprint_sha256.as_str(), c.der_base64())),
         ray_id: &ray,
         client_ip,
         via_proxy: via_proxy.then_some(conn.peer.ip()),
@@ -290,11 +333,15 @@ async fn send_upstream(
     Ok(pool.request(req).await?)
 }
 
-pub(super) fn fill_cert(ev: &mut AccessEvent, c: &CertIdentity) {
+pub(super) fn fill_cert(ev: &mut AccessEvent, cert: &PeerCert) {
+    let c = &cert.identity;
     ev.cert_common_name = c.common_name.clone();
     ev.cert_serial = Some(c.serial.clone());
     ev.cert_fingerprint_sha256 = Some(c.fingerprint_sha256.clone());
     ev.cert_issuer = Some(c.issuer.clone());
+    ev.cert_san = (!c.san.is_empty()).then(|| c.san.labelled());
+    ev.spiffe_id = c.spiffe_id.as_ref().map(|id| id.to_string());
+    ev.peer_cert = Some(cert.info.clone());
 }
 
 /// Mark `ev` as refused for `reason` and count it (every refusal, whoever answers it).

@@ -334,15 +334,27 @@ async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch:
                         }
                     }
                     if let (Some(fp), Some(serial)) = (&ev.cert_fingerprint_sha256, &ev.cert_serial) {
-                        certs.insert(fp.clone(), crate::store::pki::CertSeen {
-                            fingerprint_sha256: fp.clone(),
-                            serial: serial.clone(),
-                            common_name: ev.cert_common_name.clone(),
-                            issuer: ev.cert_issuer.clone().unwrap_or_default(),
-                            not_after: None,
-                            at: ev.created_at,
-                            ip: ev.ip_address.clone().unwrap_or_default(),
-                        });
+                        let ip = ev.ip_address.as_deref().unwrap_or_default();
+                        match certs.get_mut(fp.as_str()) {
+                            Some(seen) => {
+                                seen.at = ev.created_at;
+                                ip.clone_into(&mut seen.ip);
+                            }
+                            // The whole certificate once per batch, so the inventory knows
+                            // validity, key type, issuer and SANs of certs botgate did not issue.
+                            None => {
+                                certs.insert(fp.clone(), crate::store::pki::CertSeen {
+                                    fingerprint_sha256: fp.clone(),
+                                    serial: serial.clone(),
+                                    common_name: ev.cert_common_name.clone(),
+                                    issuer: ev.cert_issuer.clone().unwrap_or_default(),
+                                    not_after: ev.peer_cert.as_ref().map(|c| c.not_after),
+                                    at: ev.created_at,
+                                    ip: ip.to_string(),
+                                    cert_pem: ev.peer_cert.as_ref().map(|c| c.to_pem()),
+                                });
+                            }
+                        }
                     }
                     false
                 }

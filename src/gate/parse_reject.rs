@@ -40,7 +40,7 @@ pub fn audit(state: &GateState, conn: &ConnInfo, reason: DenyReason, err: &dyn S
     ev.country = state.geo.as_ref().and_then(|g| g.country(ip));
     if let Some(cert) = &conn.cert {
         ev.connection_method = ConnectionMethod::Mtls;
-        super::handler::fill_cert(&mut ev, &cert.identity);
+        super::handler::fill_cert(&mut ev, cert);
     }
     ev.details = Some(serde_json::json!({ "http_error": err.to_string() }));
     super::metrics::GateMetrics::inc(&state.metrics.requests);

@@ -23,7 +23,7 @@ use super::metrics::GateMetrics;
 use crate::audit::event::new_ray_id;
 use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
 use crate::pki::{CertTrust, TrustMaterial};
-use crate::policy::{CertIdentity, PolicySet};
+use crate::policy::PolicySet;
 
 /// Everything needed to build the TLS configs: our server certificate and the trusted CAs.
 #[derive(Debug, Default)]
@@ -265,22 +265,5 @@ fn audit_handshake_failure(
 
 /// The fields policies and audits use, read from a verified leaf certificate.
 pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
-        it.next().and_then(|a| a.as_str().ok()).map(str::to_string)
-    };
-    let subject = cert.subject();
-    let issuer = cert.issuer();
-    let identity = CertIdentity {
-        common_name: first(&mut subject.iter_common_name()),
-        issuer: first(&mut issuer.iter_common_name()).unwrap_or_else(|| issuer.to_string()),
-        organization: first(&mut subject.iter_organization()),
-        country: first(&mut subject.iter_country()),
-        serial: crate::pki::serial_hex(cert.raw_serial()),
-        fingerprint_sha256: crate::pki::fingerprint_sha256(der),
-    };
-    Some(PeerCert {
-        identity,
-        subject: subject.to_string(),
-    })
+    PeerCert::from_der(der)
 }

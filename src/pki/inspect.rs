@@ -16,6 +16,7 @@ use super::der::{self, Outer};
 use super::keys::describe_spki;
 use super::pem::{self, Block};
 use super::{PkiError, fingerprint_sha256, serial_hex, utc_from_unix};
+use crate::cert_names::{SpiffeId, SubjectAltNames};
 
 /// A parsed X.509 certificate, as the inventory, policies and audit events see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,6 +41,13 @@ pub struct CertInfo {
     pub is_ca: bool,
     /// Whether subject == issuer (a root, or any self-signed cert).
     pub self_issued: bool,
+    /// Subject alternative names (DNS, URI, email, IP).
+    pub san: SubjectAltNames,
+    /// The only URI SAN, when it is a valid SPIFFE ID (see `SubjectAltNames::spiffe_id`).
+    pub spiffe_id: Option<SpiffeId>,
+    /// Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (the `spki_sha256` pin: the same for
+    /// every certificate issued for one key).
+    pub spki_sha256: String,
     #[serde(skip)]
     pub der: Vec<u8>,
 }
@@ -63,6 +71,7 @@ impl CertInfo {
             })
         };
         let validity = cert.validity();
+        let san = subject_alt_names(cert);
         Ok(CertInfo {
             subject: cert.subject().to_string(),
             common_name: first_attr(cert.subject().iter_common_name()),
@@ -77,6 +86,9 @@ impl CertInfo {
             key_type: describe_spki(cert.public_key()),
             is_ca: cert.is_ca(),
             self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
+            spiffe_id: san.spiffe_id(),
+            san,
+            spki_sha256: fingerprint_sha256(cert.public_key().raw),
             der: der.to_vec(),
         })
     }
@@ -213,10 +225,36 @@ pub fn read_certificate_file(path: &Path) -> Result<Vec<CertInfo>, PkiError> {
     certificates(&path.display().to_string(), &bytes)
 }
 
-/// Encode DER as PEM with 64-column lines.
-pub fn to_pem(label: &str, der: &[u8]) -> String {
+/// The SANs of `cert` that selectors can match. A malformed or duplicated SAN extension reads
+/// as no SANs, so SAN selectors fail closed (the TLS verifier refuses such a certificate anyway).
+fn subject_alt_names(cert: &X509Certificate<'_>) -> SubjectAltNames {
+    use x509_parser::extensions::GeneralName;
+    let mut out = SubjectAltNames::default();
+    let Ok(Some(ext)) = cert.subject_alternative_name() else {
+        return out;
+    };
+    for name in &ext.value.general_names {
+        match name {
+            GeneralName::DNSName(d) => out.dns.push(d.to_ascii_lowercase()),
+            GeneralName::URI(u) => out.uri.push((*u).to_string()),
+            GeneralName::RFC822Name(e) => out.email.push((*e).to_string()),
+            GeneralName::IPAddress(bytes) => {
+                if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
+                    out.ip.push(std::net::IpAddr::from(v4));
+                } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
+                    out.ip.push(std::net::IpAddr::from(v6));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Standard base64 (RFC 4648, padded, no line breaks), e.g. for `Cf-Client-Cert-Der-Base64`.
+pub fn base64(der: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
+    let mut b64 = String::with_capacity(der.len().div_ceil(3) * 4);
     for chunk in der.chunks(3) {
         let n = chunk
             .iter()
@@ -230,6 +268,12 @@ pub fn to_pem(label: &str, der: &[u8]) -> String {
             }
         }
     }
+    b64
+}
+
+/// Encode DER as PEM with 64-column lines.
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(line));

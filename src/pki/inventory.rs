@@ -103,10 +103,11 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<
 }
 
 /// Add certificates (path, PEM, parsed) to the store's inventory as watched; known ones (by
-/// fingerprint) keep their row and get their path refreshed. Returns how many were new.
+/// fingerprint) keep their row and get their path refreshed. The path is `None` for a
+/// certificate adopted from the gate's sightings. Returns how many were new.
 pub fn record_certs(
     store: &crate::store::Store,
-    found: &[(String, String, &super::CertInfo)],
+    found: &[(Option<String>, String, &super::CertInfo)],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, crate::store::StoreError> {
     use crate::store::pki::{CertSource, NewCert};
@@ -124,7 +125,7 @@ pub fn record_certs(
             key_type: &c.key_type,
             cert_pem: pem,
             source: CertSource::Watched,
-            path: Some(path),
+            path: path.as_deref(),
             created_at: now,
         })
         .collect();
@@ -138,9 +139,9 @@ pub fn sync_dirs(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<ScanResult, crate::store::StoreError> {
     let scan = scan_dirs(dirs);
-    let found: Vec<(String, String, &super::CertInfo)> = scan
+    let found: Vec<(Option<String>, String, &super::CertInfo)> = scan
         .certificates()
-        .map(|(p, c)| (p.display().to_string(), c.to_pem(), c))
+        .map(|(p, c)| (Some(p.display().to_string()), c.to_pem(), c))
         .collect();
     record_certs(store, &found, now)?;
     Ok(scan)

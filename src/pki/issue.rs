@@ -56,6 +56,15 @@ pub fn issue_client_cert(
     store: &Store,
     req: &ClientCertRequest<'_>,
 ) -> Result<IssuedCert, PkiError> {
+    issue_client_cert_with_sans(store, req, &[])
+}
+
+/// `issue_client_cert` with subject alternative names (`cert issue --san`), added to a CSR's own.
+pub fn issue_client_cert_with_sans(
+    store: &Store,
+    req: &ClientCertRequest<'_>,
+    sans: &[SanType],
+) -> Result<IssuedCert, PkiError> {
     validate_common_name(req.common_name)?;
     if req.days == 0 || req.days > MAX_CLIENT_DAYS {
         return Err(PkiError::InvalidRequest(format!(
@@ -67,13 +76,14 @@ pub fn issue_client_cert(
     let not_after = req.now + Duration::days(i64::from(req.days));
     let (der, key_pem) = match req.csr {
         Some((what, bytes)) => (
-            sign_csr(&ca, what, bytes, req.common_name, req.now, not_after)?,
+            sign_csr(&ca, what, bytes, req.common_name, sans, req.now, not_after)?,
             None,
         ),
         None => {
             let key = req.key.generate()?;
             let rsa = matches!(req.key, KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa4096);
             let mut params = client_params(req.now, not_after, rsa)?;
+            params.subject_alt_names = sans.to_vec();
             params
                 .distinguished_name
                 .push(DnType::CommonName, req.common_name);
@@ -289,6 +299,7 @@ fn sign_csr(
     what: &str,
     bytes: &[u8],
     cn: &str,
+    sans: &[SanType],
     now: DateTime<Utc>,
     not_after: DateTime<Utc>,
 ) -> Result<Vec<u8>, PkiError> {
@@ -307,6 +318,11 @@ fn sign_csr(
                     ),
                 });
             }
+        }
+    }
+    for san in sans {
+        if !params.subject_alt_names.contains(san) {
+            params.subject_alt_names.push(san.clone());
         }
     }
     apply_client_profile(&mut params, now, not_after, rsa)?;

@@ -5,9 +5,11 @@ use std::collections::{HashMap, HashSet};
 
 use regex::Regex;
 
+use super::matcher::NamePattern;
 use super::{CompiledApp, CompiledPolicy, Matcher, PolicySet};
+use crate::config::cert_selectors::{self, SanPattern, SpiffePattern};
 use crate::config::values::{full_match_regex, parse_cidr};
-use crate::config::{PolicyFile, Selector};
+use crate::config::{NameMatch, PolicyFile, Selector};
 
 /// A policy file that cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +63,7 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
                 .iter()
                 .map(|c| c.get_ref().clone())
                 .collect(),
+            forward_client_cert: app.forward_client_cert,
             policies,
             prefilter: Default::default(),
         };
@@ -112,6 +115,21 @@ fn compile_selectors<'a>(
                     .map(|s| s.to_ascii_uppercase().into())
                     .collect(),
             ),
+            Selector::SanDns(m) => Matcher::SanDns(san(sel.key(), m)?),
+            Selector::SanUri(m) => Matcher::SanUri(san(sel.key(), m)?),
+            Selector::SanEmail(m) => Matcher::SanEmail(san(sel.key(), m)?),
+            Selector::SanIp(m) => Matcher::SanIp(cert_selectors::san_ip(m).map_err(value_err)?),
+            Selector::SpiffeId(m) => match cert_selectors::spiffe_pattern(m).map_err(value_err)? {
+                SpiffePattern::Exact(ids) => Matcher::SpiffeId(ids),
+                SpiffePattern::Prefix(p) => Matcher::SpiffeUnder(p),
+            },
+            Selector::SpkiSha256(pins) => Matcher::SpkiSha256(
+                cert_selectors::spki_pins(pins)
+                    .map_err(value_err)?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+            ),
             Selector::Ip(cidrs) => Matcher::Ip(
                 cidrs
                     .values()
@@ -126,6 +144,20 @@ fn compile_selectors<'a>(
         out.insert(0, Matcher::ServiceTokens(tokens));
     }
     Ok(out)
+}
+
+/// A SAN selector's values, parsed as validation parses them.
+fn san(key: &str, m: &NameMatch) -> Result<NamePattern, String> {
+    Ok(
+        match cert_selectors::san_pattern(key, m).map_err(value_err)? {
+            SanPattern::Exact(v) => NamePattern::Exact(v.into_iter().map(Into::into).collect()),
+            SanPattern::Regex(re) => NamePattern::Regex(re),
+        },
+    )
+}
+
+fn value_err(e: cert_selectors::ValueError) -> String {
+    e.message
 }
 
 /// A selector regex, anchored for a full match exactly as validation compiles it.

@@ -1,4 +1,5 @@
-//! Compiled selectors. Matching is allocation-free.
+//! Compiled selectors. Matching is allocation-free: certificate names (SANs, SPIFFE ID, SPKI
+//! pin) were parsed once when the certificate arrived, so a selector only compares.
 
 use std::collections::HashSet;
 
@@ -6,6 +7,7 @@ use ipnet::IpNet;
 use regex::Regex;
 
 use super::{Identity, Request};
+use crate::cert_names::SpiffeId;
 
 /// One compiled selector.
 #[derive(Debug, Clone)]
@@ -24,6 +26,43 @@ pub enum Matcher {
     Ip(Vec<IpNet>),
     Country(Vec<Box<str>>),
     Everyone,
+    /// Any DNS SAN (lowercased) matches.
+    SanDns(NamePattern),
+    SanUri(NamePattern),
+    SanEmail(NamePattern),
+    /// Any IP SAN lies in one of the nets.
+    SanIp(Vec<IpNet>),
+    /// The certificate's SPIFFE ID is one of these.
+    SpiffeId(Vec<SpiffeId>),
+    /// The certificate's SPIFFE ID is this one or below it (same trust domain, path prefix by
+    /// whole segments).
+    SpiffeUnder(SpiffeId),
+    /// The SubjectPublicKeyInfo's SHA-256 is one of these (lowercase hex).
+    SpkiSha256(Vec<Box<str>>),
+}
+
+/// Exact values (any of) or one anchored regex, over one kind of SAN.
+#[derive(Debug, Clone)]
+pub enum NamePattern {
+    Exact(Vec<Box<str>>),
+    Regex(Regex),
+}
+
+impl NamePattern {
+    /// Whether any of `names` matches.
+    fn any(&self, names: &[String]) -> bool {
+        match self {
+            NamePattern::Exact(values) => names.iter().any(|n| values.iter().any(|v| **v == **n)),
+            NamePattern::Regex(re) => names.iter().any(|n| re.is_match(n)),
+        }
+    }
+
+    fn describe(&self, key: &str) -> String {
+        match self {
+            NamePattern::Exact(v) => format!("{key} in {v:?}"),
+            NamePattern::Regex(re) => format!("{key} ~ {}", re.as_str()),
+        }
+    }
 }
 
 impl Matcher {
@@ -53,6 +92,24 @@ impl Matcher {
                 .country
                 .is_some_and(|c| list.iter().any(|x| x.eq_ignore_ascii_case(c))),
             Matcher::Everyone => true,
+            Matcher::SanDns(p) => cert(req).is_some_and(|c| p.any(&c.san.dns)),
+            Matcher::SanUri(p) => cert(req).is_some_and(|c| p.any(&c.san.uri)),
+            Matcher::SanEmail(p) => cert(req).is_some_and(|c| p.any(&c.san.email)),
+            Matcher::SanIp(nets) => cert(req).is_some_and(|c| {
+                c.san
+                    .ip
+                    .iter()
+                    .any(|ip| nets.iter().any(|n| n.contains(ip)))
+            }),
+            Matcher::SpiffeId(ids) => cert(req)
+                .and_then(|c| c.spiffe_id.as_ref())
+                .is_some_and(|id| ids.contains(id)),
+            Matcher::SpiffeUnder(prefix) => cert(req)
+                .and_then(|c| c.spiffe_id.as_ref())
+                .is_some_and(|id| id.is_under(prefix)),
+            Matcher::SpkiSha256(pins) => {
+                cert(req).is_some_and(|c| pins.iter().any(|p| **p == *c.spki_sha256))
+            }
         }
     }
 
@@ -74,6 +131,19 @@ impl Matcher {
             Matcher::Ip(n) => format!("ip in {n:?}"),
             Matcher::Country(l) => format!("country in {l:?}"),
             Matcher::Everyone => "everyone".into(),
+            Matcher::SanDns(p) => p.describe("san_dns"),
+            Matcher::SanUri(p) => p.describe("san_uri"),
+            Matcher::SanEmail(p) => p.describe("san_email"),
+            Matcher::SanIp(n) => format!("san_ip in {n:?}"),
+            Matcher::SpiffeId(ids) => format!(
+                "spiffe_id in [{}]",
+                ids.iter()
+                    .map(SpiffeId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Matcher::SpiffeUnder(p) => format!("spiffe_id under {p}"),
+            Matcher::SpkiSha256(p) => format!("spki_sha256 in {p:?}"),
         }
     }
 }

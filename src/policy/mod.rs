@@ -45,6 +45,8 @@ pub struct CompiledApp {
     pub hostnames: Vec<String>,
     pub upstream: String,
     pub trusted_cas: Vec<String>,
+    /// Whether the upstream gets the client certificate (`forward_client_cert`).
+    pub forward_client_cert: bool,
     pub policies: Vec<CompiledPolicy>,
     /// Which of `policies` can decide for a request (built by `compile`; see `prefilter`).
     pub prefilter: PrefilterCell,
@@ -85,6 +87,12 @@ pub struct CertIdentity {
     pub country: Option<String>,
     pub serial: String,
     pub fingerprint_sha256: String,
+    /// Subject alternative names (parsed once per connection, not per request).
+    pub san: crate::cert_names::SubjectAltNames,
+    /// The SPIFFE ID (`None` unless the certificate has exactly one URI SAN and it is one).
+    pub spiffe_id: Option<crate::cert_names::SpiffeId>,
+    /// Lowercase hex SHA-256 of the SubjectPublicKeyInfo.
+    pub spki_sha256: String,
 }
 
 /// The outcome of evaluation.

@@ -191,7 +191,14 @@ fn can_match(m: &Matcher, kind: Kind) -> bool {
         | Matcher::CommonName(_)
         | Matcher::Issuer(_)
         | Matcher::Organization(_)
-        | Matcher::CertCountry(_) => kind == Kind::Cert,
+        | Matcher::CertCountry(_)
+        | Matcher::SanDns(_)
+        | Matcher::SanUri(_)
+        | Matcher::SanEmail(_)
+        | Matcher::SanIp(_)
+        | Matcher::SpiffeId(_)
+        | Matcher::SpiffeUnder(_)
+        | Matcher::SpkiSha256(_) => kind == Kind::Cert,
         Matcher::Ip(_) | Matcher::Country(_) | Matcher::Everyone => true,
     }
 }
@@ -226,6 +233,11 @@ mod tests {
             Just(r#"{ ip = "10.0.0.0/8" }"#),
             Just(r#"{ country = ["SG"] }"#),
             Just(r#"{ everyone = true }"#),
+            Just(r#"{ san_dns = "a.example" }"#),
+            Just(r#"{ san_dns = { regex = '[a-z]\.example' } }"#),
+            Just(r#"{ spiffe_id = { prefix = "spiffe://example.org/ns" } }"#),
+            Just(r#"{ spiffe_id = "spiffe://example.org/ns/x" }"#),
+            Just(r#"{ san_ip = "10.0.0.0/8" }"#),
         ];
         (
             action,
@@ -253,6 +265,13 @@ mod tests {
             cn in prop_oneof![Just(Some("dev-12")), Just(Some("srv-ab")), Just(Some("dev-x")), Just(None)],
             ip in prop_oneof![Just("10.1.2.3"), Just("192.0.2.1")],
             country in prop_oneof![Just(Some("SG")), Just(None)],
+            uris in prop_oneof![
+                Just(vec![]),
+                Just(vec!["spiffe://example.org/ns/x"]),
+                Just(vec!["spiffe://example.org/ns/y"]),
+                Just(vec!["spiffe://example.org/ns/x", "https://example.org/"]),
+            ],
+            dns in prop_oneof![Just(vec![]), Just(vec!["a.example"]), Just(vec!["b.example", "zz"])],
         ) {
             let text = format!(
                 "[[app]]\nname = \"a\"\nhostnames = [\"a\"]\nupstream = \"http://127.0.0.1:1\"\n\n{}",
@@ -260,9 +279,17 @@ mod tests {
             );
             let file: PolicyFile = toml::from_str(&text).unwrap();
             let set = compile(&file).unwrap();
+            let san = crate::cert_names::SubjectAltNames {
+                dns: dns.iter().map(|s| s.to_string()).collect(),
+                uri: uris.iter().map(|s| s.to_string()).collect(),
+                ip: vec!["10.1.1.1".parse().unwrap()],
+                ..Default::default()
+            };
             let cert = CertIdentity {
                 common_name: cn.map(str::to_string),
                 issuer: "Bench CA".into(),
+                spiffe_id: san.spiffe_id(),
+                san,
                 ..Default::default()
             };
             let identity = match kind {

@@ -301,3 +301,178 @@ fn admission_follows_first_match_block_and_ip() {
     };
     assert!(!admits(app, &blocked));
 }
+
+/// One app whose only policy is `non_identity` with `include = [SELECTOR]`.
+fn one_selector(selector: &str) -> PolicySet {
+    set(&format!(
+        "[[app]]\nname = \"a\"\nhostnames = [\"a\"]\nupstream = \"http://127.0.0.1:1\"\n\n\
+         [[app.policy]]\nname = \"p\"\naction = \"non_identity\"\ninclude = [{selector}]\n"
+    ))
+}
+
+fn san_cert(san: crate::cert_names::SubjectAltNames) -> CertIdentity {
+    CertIdentity {
+        spiffe_id: san.spiffe_id(),
+        san,
+        spki_sha256: "ab".repeat(32),
+        ..cert("c")
+    }
+}
+
+fn admits_cert(s: &PolicySet, c: &CertIdentity) -> bool {
+    evaluate(&s.apps[0], &req(Identity::Cert(c), "192.0.2.1", None)).verdict == Verdict::Allow
+}
+
+fn names(dns: &[&str], uri: &[&str], email: &[&str], ip: &[&str]) -> CertIdentity {
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    san_cert(crate::cert_names::SubjectAltNames {
+        dns: own(dns),
+        uri: own(uri),
+        email: own(email),
+        ip: ip.iter().map(|s| s.parse().unwrap()).collect(),
+    })
+}
+
+#[test]
+fn san_dns_exact_is_case_insensitive_and_regex_is_a_full_match() {
+    let exact = one_selector(r#"{ san_dns = ["Build.Example.com", "other.example.com"] }"#);
+    // The certificate side is lowercased when parsed (see pki::inspect).
+    assert!(admits_cert(
+        &exact,
+        &names(&["x.example.com", "build.example.com"], &[], &[], &[])
+    ));
+    assert!(!admits_cert(
+        &exact,
+        &names(&["build.example.com.evil"], &[], &[], &[])
+    ));
+    let re = one_selector(r#"{ san_dns = { regex = '[a-z0-9-]+\.svc\.example\.com' } }"#);
+    assert!(admits_cert(&re, &names(&["api.svc.example.com"], &[], &[], &[])));
+    assert!(!admits_cert(
+        &re,
+        &names(&["api.svc.example.com.evil.net"], &[], &[], &[])
+    ));
+    assert!(!admits_cert(
+        &re,
+        &names(&[], &["https://api.svc.example.com"], &[], &[])
+    ));
+}
+
+#[test]
+fn san_uri_and_san_email_match_their_own_san_type_only() {
+    let uri = one_selector(r#"{ san_uri = "urn:example:device:42" }"#);
+    assert!(admits_cert(
+        &uri,
+        &names(&[], &["urn:example:device:42"], &[], &[])
+    ));
+    assert!(!admits_cert(
+        &uri,
+        &names(&["urn:example:device:42"], &[], &[], &[])
+    ));
+    let uri_re = one_selector(r#"{ san_uri = { regex = 'urn:example:device:[0-9]+' } }"#);
+    assert!(admits_cert(
+        &uri_re,
+        &names(&[], &["x", "urn:example:device:7"], &[], &[])
+    ));
+    let email = one_selector(r#"{ san_email = { regex = '[a-z.]+@bots\.example\.com' } }"#);
+    assert!(admits_cert(
+        &email,
+        &names(&[], &[], &["deploy@bots.example.com"], &[])
+    ));
+    assert!(!admits_cert(
+        &email,
+        &names(&[], &[], &["deploy@bots.example.com.evil"], &[])
+    ));
+}
+
+#[test]
+fn san_ip_takes_addresses_and_cidrs() {
+    let s = one_selector(r#"{ san_ip = ["10.20.0.0/16", "2001:db8::7"] }"#);
+    assert!(admits_cert(&s, &names(&[], &[], &[], &["10.20.3.4"])));
+    assert!(admits_cert(&s, &names(&[], &[], &[], &["2001:db8::7"])));
+    assert!(!admits_cert(&s, &names(&[], &[], &[], &["10.21.0.1"])));
+    // The client's address is not the certificate's IP SAN.
+    assert!(!admits_cert(&s, &names(&[], &[], &[], &[])));
+}
+
+#[test]
+fn spiffe_id_exact_and_prefix() {
+    let deployer = names(&[], &["spiffe://example.org/ns/prod/sa/deployer"], &[], &[]);
+    let exact = one_selector(r#"{ spiffe_id = "spiffe://example.org/ns/prod/sa/deployer" }"#);
+    assert!(admits_cert(&exact, &deployer));
+    let prefix = one_selector(r#"{ spiffe_id = { prefix = "spiffe://example.org/ns/prod" } }"#);
+    assert!(admits_cert(&prefix, &deployer));
+    let td = one_selector(r#"{ spiffe_id = { prefix = "spiffe://example.org" } }"#);
+    assert!(admits_cert(&td, &deployer));
+    let other_td = one_selector(r#"{ spiffe_id = { prefix = "spiffe://example.com/ns/prod" } }"#);
+    assert!(!admits_cert(&other_td, &deployer));
+    let production = names(&[], &["spiffe://example.org/ns/production/sa/x"], &[], &[]);
+    assert!(!admits_cert(&prefix, &production));
+}
+
+#[test]
+fn spiffe_id_refuses_a_certificate_with_two_uri_sans() {
+    let s = one_selector(r#"{ spiffe_id = { prefix = "spiffe://example.org" } }"#);
+    let two = names(
+        &[],
+        &[
+            "spiffe://example.org/ns/prod/sa/deployer",
+            "https://example.org/",
+        ],
+        &[],
+        &[],
+    );
+    assert_eq!(two.spiffe_id, None);
+    assert!(!admits_cert(&s, &two));
+    // san_uri still sees both.
+    let uri = one_selector(r#"{ san_uri = "spiffe://example.org/ns/prod/sa/deployer" }"#);
+    assert!(admits_cert(&uri, &two));
+}
+
+#[test]
+fn spki_sha256_pins_the_key_in_any_notation() {
+    let pin = "AB:".repeat(31) + "AB";
+    let s = one_selector(&format!(r#"{{ spki_sha256 = "{pin}" }}"#));
+    assert!(admits_cert(&s, &names(&[], &[], &[], &[])));
+    let mut other = names(&[], &[], &[], &[]);
+    other.spki_sha256 = "cd".repeat(32);
+    assert!(!admits_cert(&s, &other));
+}
+
+#[test]
+fn certificate_name_selectors_never_match_a_token_or_no_credential() {
+    for sel in [
+        r#"{ san_dns = { regex = '.*' } }"#,
+        r#"{ san_uri = { regex = '.*' } }"#,
+        r#"{ san_email = { regex = '.*' } }"#,
+        r#"{ san_ip = "0.0.0.0/0" }"#,
+        r#"{ spiffe_id = { prefix = "spiffe://example.org" } }"#,
+    ] {
+        let text = format!(
+            "[[app]]\nname = \"a\"\nhostnames = [\"a\"]\nupstream = \"http://127.0.0.1:1\"\n\n\
+             [[app.policy]]\nname = \"p\"\naction = \"allow\"\ninclude = [{sel}]\n"
+        );
+        let s = set(&text);
+        let app = &s.apps[0];
+        for identity in [Identity::None, Identity::Token { name: "a-b-c" }] {
+            let d = evaluate(app, &req(identity, "192.0.2.1", None));
+            assert_eq!(d.verdict, Verdict::NoMatch, "{sel}");
+        }
+    }
+}
+
+proptest! {
+    /// A `spiffe_id` prefix admits exactly the IDs that equal it or continue it with `/`.
+    #[test]
+    fn spiffe_prefix_is_a_whole_segment_prefix(
+        prefix in prop::collection::vec("[a-c]{1,2}", 0..3),
+        rest in prop::collection::vec("[a-c]{1,2}", 0..3),
+        td in prop_oneof![Just("example.org"), Just("example.com")],
+    ) {
+        let prefix_id = format!("spiffe://example.org{}", prefix.iter().map(|s| format!("/{s}")).collect::<String>());
+        let id = format!("spiffe://{td}{}", rest.iter().map(|s| format!("/{s}")).collect::<String>());
+        let s = one_selector(&format!(r#"{{ spiffe_id = {{ prefix = "{prefix_id}" }} }}"#));
+        let c = names(&[], &[id.as_str()], &[], &[]);
+        let oracle = id == prefix_id || id.starts_with(&format!("{prefix_id}/"));
+        prop_assert_eq!(admits_cert(&s, &c), oracle);
+    }
+}

@@ -106,6 +106,11 @@ const MIGRATIONS: &[&str] = &[
         last_seen_ip  TEXT
     );
     "#,
+    // 3: the whole certificate of each sighting (the gate had it in the handshake), so `cert
+    // list|show` know validity, key type, issuer and SANs of certificates botgate did not issue.
+    r#"
+    ALTER TABLE cert_sightings ADD COLUMN cert_pem TEXT;
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.

@@ -27,18 +27,23 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
             days,
             out,
             key_type,
+            sans,
             json,
-        } => issue(
-            paths,
-            store,
-            now,
-            &cn,
-            csr.as_deref(),
-            days,
-            &out,
-            key_algorithm(key_type),
-            json.json,
-        ),
+        } => {
+            let sans = parse_sans(&sans)?;
+            issue(
+                paths,
+                store,
+                now,
+                &cn,
+                csr.as_deref(),
+                days,
+                &out,
+                key_algorithm(key_type),
+                &sans,
+                json.json,
+            )
+        }
         CertCommand::List(json) => {
             let scan = sync_watched(paths, store, now)?;
             let certs = store.list_certs().map_err(store_err)?;
@@ -74,33 +79,38 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
         }
         CertCommand::Show { serial_or_cn, json } => {
             let scan = sync_watched(paths, store, now)?;
-            let matches = store.find_certs(&serial_or_cn).map_err(store_err)?;
-            let Some(first) = matches.first() else {
+            let views = find_views(store, &serial_or_cn, now)?;
+            let Some(first) = views.first() else {
                 report_unreadable(&unreadable(&scan));
                 return Err(Failure::refused(format!(
                     "no certificate with serial, fingerprint or CN {serial_or_cn:?} (see `botgate cert list`)"
                 )));
             };
-            let view = CertView::from_record(first, now);
-            let others: Vec<String> = matches
-                .iter()
-                .skip(1)
-                .map(|c| format!("{} ({})", c.serial, CertView::from_record(c, now).status))
-                .collect();
             if json.json {
-                let mut value = serde_json::to_value(&view)?;
+                // The first match as the object (as before), every match under `matches`.
+                let mut value = serde_json::to_value(first)?;
                 value["other_matches"] = serde_json::json!(
-                    matches
+                    views
                         .iter()
                         .skip(1)
-                        .map(|c| &c.serial)
+                        .map(CertView::serial)
                         .collect::<Vec<_>>()
                 );
+                value["matches"] = serde_json::to_value(&views)?;
                 return print_json(&value);
             }
-            print_show(&view);
-            if !others.is_empty() {
-                println!("also matching: {}", others.join(", "));
+            if views.len() > 1 {
+                println!(
+                    "{} certificates match {serial_or_cn:?} (unrevoked and newest first):",
+                    views.len()
+                );
+            }
+            for (i, view) in views.iter().enumerate() {
+                if views.len() > 1 {
+                    println!();
+                    println!("[{}]", i + 1);
+                }
+                print_show(view);
             }
             Ok(())
         }
@@ -108,6 +118,45 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
             revoke(paths, store, now, &serial_or_cn, json.json)
         }
     }
+}
+
+/// Certificates only seen at the gate that match `query` join the inventory (as watched, from
+/// the certificate the gate recorded), so `cert revoke` can act on anything `cert list` lists.
+/// Returns whether any was added.
+fn adopt_sightings(store: &Store, query: &str, now: DateTime<Utc>) -> Result<bool> {
+    let sightings = store.find_cert_sightings(query).map_err(store_err)?;
+    let parsed: Vec<CertInfo> = sightings
+        .iter()
+        .filter_map(|s| s.cert_pem.as_deref())
+        .filter_map(|pem| pki::certificates("recorded certificate", pem.as_bytes()).ok())
+        .filter_map(|mut v| (!v.is_empty()).then(|| v.remove(0)))
+        .collect();
+    let found: Vec<(Option<String>, String, &CertInfo)> =
+        parsed.iter().map(|c| (None, c.to_pem(), c)).collect();
+    add_to_inventory(store, &found, now)?;
+    Ok(!found.is_empty())
+}
+
+/// Every certificate `cert list` lists that matches `query` (serial, fingerprint or CN):
+/// inventoried ones (unrevoked, newest first), then ones only seen at the gate.
+fn find_views(store: &Store, query: &str, now: DateTime<Utc>) -> Result<Vec<CertView>> {
+    let records = store.find_certs(query).map_err(store_err)?;
+    let known: std::collections::HashSet<&str> = records
+        .iter()
+        .map(|c| c.fingerprint_sha256.as_str())
+        .collect();
+    let sightings = store.find_cert_sightings(query).map_err(store_err)?;
+    let mut views: Vec<CertView> = records
+        .iter()
+        .map(|c| CertView::from_record(c, now))
+        .collect();
+    views.extend(
+        sightings
+            .iter()
+            .filter(|s| !known.contains(s.fingerprint_sha256.as_str()))
+            .map(|s| CertView::from_sighting(s, now)),
+    );
+    Ok(views)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -120,6 +169,7 @@ fn issue(
     days: u32,
     out: &Path,
     key: pki::KeyAlgorithm,
+    sans: &[rcgen::SanType],
     json: bool,
 ) -> Result<()> {
     pki::issue::validate_common_name(cn).map_err(pki_err)?;
@@ -150,7 +200,7 @@ fn issue(
         key,
         now,
     };
-    let issued = pki::issue_client_cert(store, &req).map_err(pki_err)?;
+    let issued = pki::issue::issue_client_cert_with_sans(store, &req, sans).map_err(pki_err)?;
     let info = &issued.info;
     let undo_hint = || {
         format!(
@@ -221,13 +271,20 @@ fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: b
         let leaf = certs
             .first()
             .ok_or_else(|| Failure::bad_input(format!("{query}: no certificate in the file")))?;
-        add_to_inventory(store, &[(query.to_string(), leaf.to_pem(), leaf)], now)?;
+        add_to_inventory(
+            store,
+            &[(Some(query.to_string()), leaf.to_pem(), leaf)],
+            now,
+        )?;
         from_file = leaf.fingerprint_sha256.clone();
         from_file.as_str()
     } else {
         query
     };
-    let matches = store.find_certs(query).map_err(store_err)?;
+    let mut matches = store.find_certs(query).map_err(store_err)?;
+    if matches.is_empty() && adopt_sightings(store, query, now)? {
+        matches = store.find_certs(query).map_err(store_err)?;
+    }
     if matches.is_empty() {
         return Err(Failure::refused(format!(
             "no certificate with serial, fingerprint or CN {query:?} in the inventory (see `botgate cert list`); for a certificate botgate did not issue, pass its file: `botgate cert revoke path/to/cert.pem`"
@@ -305,6 +362,75 @@ fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: b
     Ok(())
 }
 
+/// `--san` values as SANs: openssl's `DNS:`/`URI:`/`email:`/`IP:` prefixes, else inferred like
+/// step's `--san` (an IP address, `x@y` an email, `scheme://…` a URI, anything else a DNS name).
+/// A `spiffe://` URI must be a valid SPIFFE ID and the only URI SAN (an X.509-SVID has one).
+fn parse_sans(values: &[String]) -> Result<Vec<rcgen::SanType>> {
+    use rcgen::SanType;
+    let bad = |v: &str, why: String| Failure::bad_input(format!("--san {v:?}: {why}"));
+    let ia5 = |v: &str, s: &str| {
+        rcgen::string::Ia5String::try_from(s.to_string())
+            .map_err(|_| bad(v, "only ASCII characters are allowed".into()))
+    };
+    let mut out = Vec::new();
+    for v in values {
+        let (kind, name) = match v.split_once(':') {
+            Some((k, rest))
+                if ["dns", "uri", "email", "ip"].contains(&k.to_ascii_lowercase().as_str()) =>
+            {
+                (k.to_ascii_lowercase(), rest)
+            }
+            _ if v.parse::<std::net::IpAddr>().is_ok() => ("ip".into(), v.as_str()),
+            _ if v.contains("://") => ("uri".into(), v.as_str()),
+            _ if v.contains('@') => ("email".into(), v.as_str()),
+            _ => ("dns".into(), v.as_str()),
+        };
+        if name.is_empty() {
+            return Err(bad(v, "the name is empty".into()));
+        }
+        let san = match kind.as_str() {
+            "ip" => SanType::IpAddress(
+                name.parse()
+                    .map_err(|_| bad(v, "not an IP address".into()))?,
+            ),
+            "uri" => {
+                if name
+                    .get(..9)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("spiffe://"))
+                {
+                    crate::cert_names::SpiffeId::parse(name)
+                        .map_err(|e| bad(v, format!("not a valid SPIFFE ID: {e}")))?;
+                }
+                SanType::URI(ia5(v, name)?)
+            }
+            "email" => SanType::Rfc822Name(ia5(v, name)?),
+            _ => {
+                if name.contains(|c: char| c.is_whitespace() || c == '/') {
+                    return Err(bad(v, "not a DNS name".into()));
+                }
+                SanType::DnsName(ia5(v, name)?)
+            }
+        };
+        if !out.contains(&san) {
+            out.push(san);
+        }
+    }
+    let uris: Vec<&str> = out
+        .iter()
+        .filter_map(|s| match s {
+            SanType::URI(u) => Some(u.as_str()),
+            _ => None,
+        })
+        .collect();
+    if uris.len() > 1 && uris.iter().any(|u| u.starts_with("spiffe://")) {
+        return Err(Failure::bad_input(format!(
+            "--san: a certificate with a SPIFFE ID must carry exactly one URI SAN (got {}); spiffe_id selectors refuse certificates with more",
+            uris.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
 /// A file name for `CN.crt`/`CN.key`: characters outside `[A-Za-z0-9._-]` become `_`.
 fn file_stem_for(cn: &str) -> String {
     let stem: String = cn
@@ -359,19 +485,13 @@ fn sync_watched(paths: &Paths, store: &Store, now: DateTime<Utc>) -> Result<Scan
     if dirs.is_empty() {
         return Ok(ScanResult::default());
     }
-    let scan = pki::scan_dirs(&dirs);
-    let found: Vec<(String, String, &CertInfo)> = scan
-        .certificates()
-        .map(|(p, c)| (p.display().to_string(), c.to_pem(), c))
-        .collect();
-    add_to_inventory(store, &found, now)?;
-    Ok(scan)
+    pki::inventory::sync_dirs(store, &dirs, now).map_err(store_err)
 }
 
 /// Add certificates (path, PEM, parsed) to the inventory as watched; known ones keep their row.
 fn add_to_inventory(
     store: &Store,
-    found: &[(String, String, &CertInfo)],
+    found: &[(Option<String>, String, &CertInfo)],
     now: DateTime<Utc>,
 ) -> Result<()> {
     pki::inventory::record_certs(store, found, now).map_err(store_err)?;
@@ -425,5 +545,44 @@ mod tests {
         );
         assert_eq!(file_stem_for("a/b c"), "a_b_c");
         assert_eq!(file_stem_for(".."), "cert..");
+    }
+
+    #[test]
+    fn san_values_are_prefixed_or_inferred() {
+        use rcgen::SanType;
+        let sans = parse_sans(&[
+            "spiffe://example.org/ns/prod/sa/deployer".into(),
+            "10.0.0.7".into(),
+            "bot@example.com".into(),
+            "build.example.com".into(),
+            "DNS:other.example.com".into(),
+            "IP:::1".into(),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&sans[0], SanType::URI(u) if u.as_str() == "spiffe://example.org/ns/prod/sa/deployer")
+        );
+        assert!(matches!(sans[1], SanType::IpAddress(_)));
+        assert!(matches!(&sans[2], SanType::Rfc822Name(e) if e.as_str() == "bot@example.com"));
+        assert!(matches!(&sans[3], SanType::DnsName(d) if d.as_str() == "build.example.com"));
+        assert!(matches!(&sans[4], SanType::DnsName(d) if d.as_str() == "other.example.com"));
+        assert!(matches!(sans[5], SanType::IpAddress(_)));
+    }
+
+    #[test]
+    fn bad_san_values_are_refused() {
+        for bad in [
+            "spiffe://Example.org/a",
+            "IP:nope",
+            "DNS:",
+            "URI:spiffe://example.org/a/",
+        ] {
+            assert!(parse_sans(&[bad.into()]).is_err(), "{bad}");
+        }
+        let two = parse_sans(&[
+            "spiffe://example.org/a".into(),
+            "https://example.org/".into(),
+        ]);
+        assert!(two.unwrap_err().to_string().contains("exactly one URI SAN"));
     }
 }

@@ -22,6 +22,11 @@ pub(super) struct CertView {
     not_after: Option<String>,
     expires_in_seconds: Option<i64>,
     key_type: Option<String>,
+    /// Subject alternative names in openssl's notation (`DNS:…`, `URI:…`, `email:…`, `IP:…`).
+    san: Vec<String>,
+    spiffe_id: Option<String>,
+    /// SHA-256 of the SubjectPublicKeyInfo (what a `spki_sha256` selector pins).
+    spki_sha256: Option<String>,
     pub(super) status: &'static str,
     /// issued | watched | seen (presented at the gate, not in the inventory)
     source: &'static str,
@@ -33,18 +38,39 @@ pub(super) struct CertView {
     expires_in: String,
     #[serde(skip)]
     last_seen: String,
+    /// Why the certificate has no SPIFFE ID although a URI SAN looks like one.
+    #[serde(skip)]
+    spiffe_problem: Option<String>,
+}
+
+/// The first certificate in stored PEM, if it parses.
+fn parse_stored(pem: &str) -> Option<pki::CertInfo> {
+    pki::certificates("stored certificate", pem.as_bytes())
+        .ok()
+        .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)))
 }
 
 impl CertView {
+    pub(super) fn serial(&self) -> &str {
+        &self.serial
+    }
+
     pub(super) fn from_record(c: &CertRecord, now: DateTime<Utc>) -> Self {
-        let parsed = pki::certificates("stored certificate", c.cert_pem.as_bytes())
-            .ok()
-            .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)));
+        let parsed = parse_stored(&c.cert_pem);
         let status = CertStatus::at(c.not_after, c.revoked_at.is_some(), now);
         Self {
             common_name: c.common_name.clone(),
             subject: parsed.as_ref().map(|p| p.subject.clone()),
             issuer: c.issuer.clone(),
+            san: parsed
+                .as_ref()
+                .map(|p| p.san.labelled())
+                .unwrap_or_default(),
+            spiffe_id: parsed
+                .as_ref()
+                .and_then(|p| p.spiffe_id.as_ref().map(|i| i.to_string())),
+            spki_sha256: parsed.as_ref().map(|p| p.spki_sha256.clone()),
+            spiffe_problem: parsed.as_ref().and_then(|p| p.san.spiffe_problem()),
             issuer_common_name: parsed.and_then(|p| p.issuer_common_name),
             serial: c.serial.clone(),
             fingerprint_sha256: c.fingerprint_sha256.clone(),
@@ -70,30 +96,44 @@ impl CertView {
         }
     }
 
+    /// A certificate the gate has seen but that is not in the inventory; what the handshake
+    /// delivered (validity, key type, issuer, SANs) is read from the recorded certificate.
     pub(super) fn from_sighting(s: &CertSighting, now: DateTime<Utc>) -> Self {
-        let status = s
-            .not_after
+        let parsed = s.cert_pem.as_deref().and_then(parse_stored);
+        let not_after = parsed.as_ref().map(|p| p.not_after).or(s.not_after);
+        let status = not_after
             .map(|n| CertStatus::at(n, false, now).as_str())
             .unwrap_or("active");
         Self {
             common_name: s.common_name.clone().unwrap_or_default(),
-            subject: None,
-            issuer: s.issuer.clone(),
-            issuer_common_name: None,
+            subject: parsed.as_ref().map(|p| p.subject.clone()),
+            issuer: parsed
+                .as_ref()
+                .map(|p| p.issuer.clone())
+                .unwrap_or_else(|| s.issuer.clone()),
+            issuer_common_name: parsed.as_ref().and_then(|p| p.issuer_common_name.clone()),
             serial: s.serial.clone(),
             fingerprint_sha256: s.fingerprint_sha256.clone(),
-            not_before: None,
-            not_after: s.not_after.map(rfc3339),
-            expires_in_seconds: s.not_after.map(|n| (n - now).num_seconds()),
-            key_type: None,
+            not_before: parsed.as_ref().map(|p| rfc3339(p.not_before)),
+            not_after: not_after.map(rfc3339),
+            expires_in_seconds: not_after.map(|n| (n - now).num_seconds()),
+            key_type: parsed.as_ref().map(|p| p.key_type.clone()),
+            san: parsed
+                .as_ref()
+                .map(|p| p.san.labelled())
+                .unwrap_or_default(),
+            spiffe_id: parsed
+                .as_ref()
+                .and_then(|p| p.spiffe_id.as_ref().map(|i| i.to_string())),
+            spki_sha256: parsed.as_ref().map(|p| p.spki_sha256.clone()),
+            spiffe_problem: parsed.as_ref().and_then(|p| p.san.spiffe_problem()),
             status,
             source: "seen",
             path: None,
             revoked_at: None,
             last_seen_at: Some(rfc3339(s.last_seen_at)),
             last_seen_ip: s.last_seen_ip.clone(),
-            expires_in: s
-                .not_after
+            expires_in: not_after
                 .map(|n| crate::duration::countdown(n - now))
                 .unwrap_or_else(|| "?".into()),
             last_seen: crate::duration::ago(now - s.last_seen_at),
@@ -155,6 +195,18 @@ pub(super) fn print_show(v: &CertView) {
     println!("serial:      {}", v.serial);
     println!("SHA-256:     {}", v.fingerprint_sha256);
     println!("key type:    {}", v.key_type.as_deref().unwrap_or("?"));
+    if let Some(pin) = &v.spki_sha256 {
+        println!("SPKI SHA-256: {pin}");
+    }
+    if !v.san.is_empty() {
+        println!("SAN:         {}", v.san.join(", "));
+    }
+    if let Some(id) = &v.spiffe_id {
+        println!("SPIFFE ID:   {id}");
+    }
+    if let Some(problem) = &v.spiffe_problem {
+        println!("SPIFFE ID:   none ({problem})");
+    }
     println!("status:      {}", v.status);
     if let Some(nb) = &v.not_before {
         println!("not before:  {nb}");

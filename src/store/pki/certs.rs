@@ -90,6 +90,8 @@ pub struct CertSeen {
     pub not_after: Option<DateTime<Utc>>,
     pub at: DateTime<Utc>,
     pub ip: String,
+    /// The certificate as PEM (`None` when the event did not carry it, e.g. replayed logs).
+    pub cert_pem: Option<String>,
 }
 
 /// A certificate the gate has seen, whether or not it is in the inventory.
@@ -103,6 +105,9 @@ pub struct CertSighting {
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub last_seen_ip: Option<String>,
+    /// The certificate as PEM, when the gate recorded it (sightings before migration 3 lack it).
+    #[serde(skip)]
+    pub cert_pem: Option<String>,
 }
 
 const CERT_COLUMNS: &str = "id, serial, common_name, issuer, ca_id, fingerprint_sha256, not_before, not_after, key_type, \
@@ -216,11 +221,7 @@ impl Store {
     /// CN; unrevoked first, newest first. Empty when nothing matches.
     pub fn find_certs(&self, serial_or_cn: &str) -> Result<Vec<CertRecord>, StoreError> {
         let serial = crate::pki::normalize_serial(serial_or_cn).unwrap_or_default();
-        let fingerprint: String = serial_or_cn
-            .chars()
-            .filter(|c| *c != ':')
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let fingerprint = normalize_fingerprint(serial_or_cn);
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {CERT_COLUMNS} FROM certs WHERE common_name = ?1 OR serial = ?2 OR fingerprint_sha256 = ?3
@@ -302,9 +303,11 @@ impl Store {
         let tx = conn.transaction()?;
         {
             let mut sighting = tx.prepare(
-                "INSERT INTO cert_sightings (fingerprint_sha256, serial, common_name, issuer, not_after, first_seen_at, last_seen_at, last_seen_ip)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
+                "INSERT INTO cert_sightings (fingerprint_sha256, serial, common_name, issuer, not_after, first_seen_at, last_seen_at, last_seen_ip, cert_pem)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)
                  ON CONFLICT (fingerprint_sha256) DO UPDATE SET
+                     not_after = coalesce(not_after, excluded.not_after),
+                     cert_pem = coalesce(cert_pem, excluded.cert_pem),
                      last_seen_at = max(last_seen_at, excluded.last_seen_at),
                      last_seen_ip = CASE WHEN excluded.last_seen_at >= last_seen_at THEN excluded.last_seen_ip ELSE last_seen_ip END",
             )?;
@@ -322,7 +325,8 @@ impl Store {
                     s.issuer,
                     s.not_after.map(to_db_time),
                     at,
-                    s.ip
+                    s.ip,
+                    s.cert_pem
                 ])?;
                 cert.execute(params![s.fingerprint_sha256, at, s.ip])?;
             }
@@ -334,26 +338,58 @@ impl Store {
     /// Every certificate the gate has seen, newest sighting first.
     pub fn list_cert_sightings(&self) -> Result<Vec<CertSighting>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT fingerprint_sha256, serial, common_name, issuer, not_after, first_seen_at, last_seen_at, last_seen_ip
-             FROM cert_sightings ORDER BY last_seen_at DESC",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {SIGHTING_COLUMNS} FROM cert_sightings ORDER BY last_seen_at DESC"
+        ))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok(CertSighting {
-                    fingerprint_sha256: r.get(0)?,
-                    serial: r.get(1)?,
-                    common_name: r.get(2)?,
-                    issuer: r.get(3)?,
-                    not_after: opt_time(r.get(4)?),
-                    first_seen_at: from_db_time(r.get(5)?),
-                    last_seen_at: from_db_time(r.get(6)?),
-                    last_seen_ip: r.get(7)?,
-                })
-            })?
+            .query_map([], sighting_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    /// Sightings matching a serial (any notation), a SHA-256 fingerprint or a CN (every one with
+    /// that CN), newest first; the same query rules as `find_certs`.
+    pub fn find_cert_sightings(&self, serial_or_cn: &str) -> Result<Vec<CertSighting>, StoreError> {
+        let serial = crate::pki::normalize_serial(serial_or_cn).unwrap_or_default();
+        let fingerprint = normalize_fingerprint(serial_or_cn);
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {SIGHTING_COLUMNS} FROM cert_sightings
+             WHERE common_name = ?1 OR serial = ?2 OR fingerprint_sha256 = ?3
+             ORDER BY last_seen_at DESC"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![serial_or_cn, serial, fingerprint],
+                sighting_from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+const SIGHTING_COLUMNS: &str = "fingerprint_sha256, serial, common_name, issuer, not_after, first_seen_at, last_seen_at, last_seen_ip, cert_pem";
+
+fn sighting_from_row(r: &Row<'_>) -> rusqlite::Result<CertSighting> {
+    Ok(CertSighting {
+        fingerprint_sha256: r.get(0)?,
+        serial: r.get(1)?,
+        common_name: r.get(2)?,
+        issuer: r.get(3)?,
+        not_after: opt_time(r.get(4)?),
+        first_seen_at: from_db_time(r.get(5)?),
+        last_seen_at: from_db_time(r.get(6)?),
+        last_seen_ip: r.get(7)?,
+        cert_pem: r.get(8)?,
+    })
+}
+
+/// A fingerprint as stored: lowercase hex without colons.
+fn normalize_fingerprint(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 fn insert_cert_row(tx: &rusqlite::Transaction<'_>, c: &NewCert<'_>) -> rusqlite::Result<usize> {
@@ -449,6 +485,7 @@ mod tests {
             not_after: None,
             at,
             ip: ip.into(),
+            cert_pem: None,
         };
         store
             .touch_certs(&[
@@ -470,6 +507,38 @@ mod tests {
                 .iter()
                 .all(|s| s.last_seen_ip.as_deref() != Some("10.0.0.9"))
         );
+    }
+
+    #[test]
+    fn sightings_keep_the_first_recorded_certificate_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let seen = |pem: Option<&str>, at| CertSeen {
+            fingerprint_sha256: "f9".into(),
+            serial: "01".into(),
+            common_name: Some("github-actions-bot".into()),
+            issuer: "Build CA".into(),
+            not_after: pem.map(|_| now + Duration::days(30)),
+            at,
+            ip: "10.0.0.1".into(),
+            cert_pem: pem.map(str::to_string),
+        };
+        // First without the certificate (an older gate), then with it, then without again.
+        store.touch_certs(&[seen(None, now)]).unwrap();
+        store
+            .touch_certs(&[seen(Some("PEM"), now + Duration::seconds(1))])
+            .unwrap();
+        store
+            .touch_certs(&[seen(None, now + Duration::seconds(2))])
+            .unwrap();
+        let found = store.find_cert_sightings("github-actions-bot").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].cert_pem.as_deref(), Some("PEM"));
+        assert!(found[0].not_after.is_some());
+        assert_eq!(store.find_cert_sightings("F9").unwrap().len(), 1);
+        assert_eq!(store.find_cert_sightings("0x01").unwrap().len(), 1);
+        assert!(store.find_cert_sightings("nobody").unwrap().is_empty());
     }
 
     #[test]
