@@ -283,7 +283,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_ingest_and_alerts_over_http() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let siem = DemoSiem::start().await.unwrap();
         let client = reqwest::Client::new();
         let posted = client
