@@ -34,6 +34,8 @@ pub struct TrafficMetrics {
     latency_sum: f64,
     /// Alert id → (rule, severity, still open).
     alerts: BTreeMap<String, (String, String, bool)>,
+    /// (action, allowed) → admin events (token/CA/cert changes, rotation steps, reloads).
+    admin: BTreeMap<(String, bool), u64>,
     lagged: u64,
 }
 
@@ -68,7 +70,12 @@ impl TrafficMetrics {
                         .insert(id, (ev.decision.clone(), severity, open));
                 }
             }
-            EventKind::Admin => {}
+            EventKind::Admin => {
+                *self
+                    .admin
+                    .entry((ev.decision.clone(), ev.allowed))
+                    .or_default() += 1;
+            }
         }
     }
 }
@@ -275,6 +282,30 @@ fn render(state: &GateState, m: &TrafficMetrics) -> String {
         "botgate_metrics_events_lagged_total",
         "Bus events the metrics aggregator missed.",
         m.lagged,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP botgate_admin_events_total Admin events (from the store's journal and this gate's reloads) by action and outcome.\n# TYPE botgate_admin_events_total counter"
+    );
+    for ((action, allowed), n) in &m.admin {
+        let _ = writeln!(
+            out,
+            "botgate_admin_events_total{{action=\"{}\",allowed=\"{allowed}\"}} {n}",
+            esc(action)
+        );
+    }
+    let reloads = |action: &str| {
+        m.admin
+            .iter()
+            .filter(|((a, _), _)| a == action)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let _ = writeln!(
+        out,
+        "# HELP botgate_policy_reloads_total Policy file changes applied or rejected (the last good policy stays).\n# TYPE botgate_policy_reloads_total counter\nbotgate_policy_reloads_total{{result=\"applied\"}} {}\nbotgate_policy_reloads_total{{result=\"rejected\"}} {}",
+        reloads("policy_reload"),
+        reloads("policy_reload_rejected")
     );
     let _ = writeln!(
         out,
