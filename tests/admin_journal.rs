@@ -265,3 +265,108 @@ async fn serve_prints_a_rejected_reload_once_and_records_reloads_as_admin_events
         "{text}"
     );
 }
+
+/// A collector for a `[[sink]]`: every NDJSON line POSTed to it.
+async fn collector() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use http_body_util::BodyExt;
+    let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = lines.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let text = String::from_utf8_lossy(&body).to_string();
+                            seen.lock()
+                                .unwrap()
+                                .extend(text.lines().map(str::to_string));
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from("{}")),
+                            ))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, lines)
+}
+
+/// `serve --console` runs this same runtime; its console's Log view is fed from this bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_step_from_the_cli_reaches_the_runtime_bus_and_a_configured_sink() {
+    use botgate::audit::{AuditBus, BusMessage, EventKind};
+    use botgate::runtime::{ReloadReport, Runtime, RuntimeOptions};
+    let s = Setup::new();
+    let (addr, received) = collector().await;
+    let mut policy = std::fs::read_to_string(&s.config).unwrap();
+    policy.push_str(&format!(
+        "\n[[sink]]\nname = \"test\"\nurl = \"http://{addr}/ingest\"\nformat = \"ndjson\"\nflush_interval_ms = 50\n"
+    ));
+    std::fs::write(&s.config, policy).unwrap();
+    s.botgate(&["token", "create", "ci-deploy-prod"]);
+
+    let loaded = botgate::config::load(&s.config).unwrap();
+    let store = std::sync::Arc::new(botgate::store::Store::open(&s.state).unwrap());
+    let bus = AuditBus::default();
+    let mut rx = bus.subscribe();
+    let mut opts = RuntimeOptions::new(&s.config, &s.state);
+    opts.bus = bus;
+    opts.report = ReloadReport::Console;
+    let runtime = Runtime::start(&loaded, store, opts).await.unwrap();
+
+    let secret_out = s.dir.path().join("v2.json");
+    s.botgate(&[
+        "rotate",
+        "start",
+        "token",
+        "ci-deploy-prod",
+        "--quiet-period",
+        "1h",
+        "--secret-out",
+        secret_out.to_str().unwrap(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut on_bus = None;
+    while on_bus.is_none() && Instant::now() < deadline {
+        if let Ok(Ok(BusMessage::Event(ev))) =
+            tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+            && ev.event == EventKind::Admin
+            && ev.decision == "rotation_create"
+        {
+            on_bus = Some(ev.ray_id.clone());
+        }
+    }
+    let ray = on_bus.expect("the rotation step never reached the runtime's bus");
+    let sent = common::eventually(Duration::from_secs(5), || {
+        let received = received.clone();
+        let ray = ray.clone();
+        async move { received.lock().unwrap().iter().any(|l| l.contains(&ray)) }
+    })
+    .await;
+    runtime.stop().await;
+    assert!(sent, "the rotation step never reached the [[sink]]");
+    let in_file = std::fs::read_to_string(s.audit())
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&ray))
+        .count();
+    assert_eq!(in_file, 1, "the rotation step is in the audit file once");
+}
