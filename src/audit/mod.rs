@@ -11,4 +11,4 @@ pub mod writer;
 
 pub use bus::{AuditBus, BusMessage};
 pub use event::{AccessEvent, ConnectionMethod, EventKind};
-pub use writer::{AuditSink, AuditWriter, WriterHealth, append_event};
+pub use writer::{AuditSink, AuditWriter, WriterHealth};
