@@ -23,7 +23,14 @@ pub mod paths;
 pub mod pki;
 pub mod policy;
 pub mod rotation;
+pub mod runtime;
 pub mod scan;
 pub mod services;
 pub mod sink;
 pub mod store;
+
+/// Install rustls' ring crypto provider for the process (reqwest 0.13 and tokio-rustls need
+/// one; installing twice is refused harmlessly). Called by `main` and `Runtime::start`.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -9,6 +9,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     botgate::diagnostics::init();
+    botgate::install_crypto_provider();
     match botgate::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`botgate token list | head`) is not a failure.

@@ -255,9 +255,3 @@ pub fn geo_from_file(
     let db = GeoDb::open(&path).map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(db)))
 }
-
-impl crate::demo::hooks::DemoService for Services {
-    fn stop(self: Box<Self>) -> futures::future::BoxFuture<'static, ()> {
-        Box::pin(Services::stop(*self))
-    }
-}

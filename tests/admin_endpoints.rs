@@ -106,25 +106,33 @@ async fn metrics_health_and_events() {
 
     // An alert on the bus shows as an open alert labelled by rule and severity, and a
     // resolution closes it (Alertmanager can route on the labels).
-    let alert = |state: &str| {
+    let alert = |state: botgate::detect::AlertState| {
         let mut ev = botgate::audit::AccessEvent::empty(
             botgate::audit::EventKind::Alert,
             chrono::Utc::now(),
-            format!("ray-{state}"),
+            format!("ray-{}", state.as_str()),
         );
         ev.decision = "frequency_spike".into();
-        ev.details = Some(serde_json::json!({
-            "alert_id": "frequency_spike:token:x", "rule": "frequency_spike",
-            "severity": "critical", "state": state,
-        }));
+        let alert = botgate::detect::Alert {
+            alert_id: "frequency_spike:token:x".into(),
+            rule: botgate::detect::Rule::FrequencySpike,
+            severity: botgate::detect::Severity::Critical,
+            title: "spike".into(),
+            state,
+            count: 1,
+            first_seen: ev.created_at,
+            last_seen: ev.created_at,
+            evidence: Default::default(),
+        };
+        ev.details = Some(alert.to_details());
         std::sync::Arc::new(ev)
     };
     let open = r#"botgate_alerts_open{rule="frequency_spike",severity="critical"} 1"#;
-    g.bus.publish(alert("open"));
+    g.bus.publish(alert(botgate::detect::AlertState::Open));
     let body = metrics_when(&c, admin, |b| b.contains(open)).await;
     assert!(body.contains(open), "{body}");
     let closed = r#"botgate_alerts_open{rule="frequency_spike",severity="critical"} 0"#;
-    g.bus.publish(alert("resolved"));
+    g.bus.publish(alert(botgate::detect::AlertState::Resolved));
     let body = metrics_when(&c, admin, |b| b.contains(closed)).await;
     assert!(body.contains(closed), "{body}");
     for line in body.lines() {

@@ -178,13 +178,31 @@ fn detector_alert() -> Arc<AccessEvent> {
         now() - Duration::seconds(30),
         "a1b2c3d4e5f60718".into(),
     );
-    e.decision = "new_country".into();
+    e.decision = "unexpected_country".into();
     e.service_token_name = Some("ci-deploy-prod".into());
     e.details = Some(serde_json::json!({
-        "alert_id": "new_country:ci-deploy-prod", "rule": "new_country", "severity": "warning",
+        "alert_id": "unexpected_country:ci-deploy-prod", "rule": "unexpected_country", "severity": "warning",
         "title": "ci-deploy-prod used from a new country (RU)", "state": "open", "count": 4,
         "first_seen": "2026-11-28T11:59:20Z", "last_seen": "2026-11-28T11:59:30Z",
         "evidence": {"countries": ["RU"], "ips": ["127.0.4.9"], "requests": 4}
+    }));
+    Arc::new(e)
+}
+
+/// An expiry alert as the inventory detector raises it (the console has no rules of its own).
+fn expiry_alert() -> Arc<AccessEvent> {
+    let mut e = AccessEvent::empty(
+        EventKind::Alert,
+        now() - Duration::seconds(40),
+        "b1b2c3d4e5f60718".into(),
+    );
+    e.decision = "credential_expiring".into();
+    e.service_token_name = Some("backup-cron-prod".into());
+    e.details = Some(serde_json::json!({
+        "alert_id": "credential_expiring:backup-cron-prod", "rule": "credential_expiring",
+        "severity": "critical", "title": "token backup-cron-prod expires in 5d", "state": "open",
+        "count": 1, "first_seen": "2026-11-28T11:59:20Z", "last_seen": "2026-11-28T11:59:20Z",
+        "evidence": {"kind": "token"}
     }));
     Arc::new(e)
 }
@@ -232,6 +250,7 @@ fn state() -> AppState {
         ))
     }));
     events.push(detector_alert());
+    events.push(expiry_alert());
     events.sort_by_key(|e| e.created_at);
     bench::ingest(&mut s, &events);
     update(&mut s, Msg::Resize(160, 45));
@@ -479,7 +498,7 @@ fn filter_narrows_the_tail_and_log_and_esc_clears() {
     assert_eq!(rows::log_event(&s, 0).unwrap().ray_id, "fresh");
     key(&mut s, KeyCode::Esc);
     assert!(s.filter.is_empty());
-    assert_eq!(rows::log_len(&s), 662);
+    assert_eq!(rows::log_len(&s), 663);
 
     key(&mut s, KeyCode::Char('/'));
     typed(&mut s, "country:RU ci-deploy");
@@ -619,22 +638,18 @@ fn sort_cycles_and_changes_the_order() {
 }
 
 #[test]
-fn alerts_are_newest_first_with_console_rules() {
+fn alerts_are_newest_first_and_come_only_from_the_detectors() {
     let s = state();
     let list = rows::alerts(&s);
     assert!(list[0].last_seen >= list[list.len() - 1].last_seen);
     let ids: Vec<&str> = list.iter().map(|a| a.id.as_str()).collect();
-    assert!(ids.contains(&"new_country:ci-deploy-prod"));
-    assert!(ids.contains(&"console:expiry:token:backup-cron-prod"));
-    assert!(ids.contains(&"console:expiry:cert:5c0de1f2a3b4c5d6"));
-    assert!(
-        ids.contains(&"console:revoked:token:legacy-sync-prod"),
-        "{ids:?}"
-    );
-    assert!(
-        !ids.iter()
-            .any(|i| i.contains("legacy-sync-prod") && i.contains("expiry")),
-        "revoked tokens do not expire"
+    assert_eq!(
+        ids,
+        [
+            "unexpected_country:ci-deploy-prod",
+            "credential_expiring:backup-cron-prod"
+        ],
+        "no console-derived rows beside the detectors' alerts"
     );
 }
 

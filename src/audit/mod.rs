@@ -1,6 +1,8 @@
 //! The audit stream: the `AccessEvent` schema (contract), the in-process bus, the JSONL writer
-//! (batched, fail-closed), the tail reader for another process's log, and export formats.
+//! (batched, fail-closed), admin events recorded outside the gate (`admin`), the tail reader
+//! for another process's log, and export formats.
 
+pub mod admin;
 pub mod bus;
 pub mod event;
 pub mod export;
@@ -9,4 +11,4 @@ pub mod writer;
 
 pub use bus::{AuditBus, BusMessage};
 pub use event::{AccessEvent, ConnectionMethod, EventKind};
-pub use writer::{AuditSink, AuditWriter, WriterHealth, append_event};
+pub use writer::{AuditSink, AuditWriter, WriterHealth};

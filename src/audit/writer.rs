@@ -262,26 +262,6 @@ async fn stop_writer(out: &mut Output, rx: &mut mpsc::Receiver<Arc<AccessEvent>>
     out.flush().await;
 }
 
-/// Append one event to a JSONL audit log from outside the gate (CLI admin actions). One
-/// `write` per line with `O_APPEND`, so lines never interleave with the gate's writer.
-pub fn append_event(path: &Path, event: &AccessEvent) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?
-        .write_all(format!("{}\n", event.to_json_line()).as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,12 +148,7 @@ pub(crate) struct InProcessConsole {
 
 /// What an in-process console shows and may act on.
 pub(crate) struct InProcessSetup<'a> {
-    pub gate: &'a crate::gate::RunningGate,
-    pub bus: &'a crate::audit::AuditBus,
-    pub store: Arc<Store>,
-    pub policy_path: PathBuf,
-    pub state_dir: PathBuf,
-    pub clock: crate::clock::SharedClock,
+    pub runtime: &'a crate::runtime::Runtime,
     pub source: &'static str,
     pub theme: Option<String>,
     pub read_only: bool,
@@ -176,27 +171,30 @@ impl InProcessConsole {
 
     pub fn start(s: InProcessSetup<'_>) -> Result<Self> {
         let theme = resolve_theme(s.theme.as_deref())?;
+        let rt = s.runtime;
+        let (store, clock) = (rt.store.clone(), rt.clock.clone());
+        let (policy_path, state_dir) = (rt.policy_path.clone(), rt.state_dir.clone());
         let (tx, rx) = feed::channel();
-        let bridge = feed::spawn_bus_bridge(s.bus, tx.clone());
+        let bridge = feed::spawn_bus_bridge(&rt.bus, tx.clone());
         let mut tasks = vec![
             bridge.task,
             feed::spawn_inventory(
-                s.store.clone(),
-                Some(s.policy_path.clone()),
+                store.clone(),
+                Some(policy_path.clone()),
                 tx.clone(),
                 feed::INVENTORY_EVERY,
             ),
         ];
-        let mut listen = vec![format!("http://{}", s.gate.addr)];
-        listen.extend(s.gate.tls_addr.map(|a| format!("https://{a}")));
+        let mut listen = vec![format!("http://{}", rt.gate.addr)];
+        listen.extend(rt.gate.tls_addr.map(|a| format!("https://{a}")));
         listen.extend(
-            s.gate
+            rt.gate
                 .admin_addr
                 .map(|a| format!("admin http://{a}/metrics")),
         );
         listen.extend(s.extra_endpoints);
         let mut opts = ConsoleOptions::new(theme);
-        opts.clock = s.clock.clone();
+        opts.clock = clock.clone();
         opts.header = HeaderInfo {
             listen,
             source: s.source.into(),
@@ -204,18 +202,18 @@ impl InProcessConsole {
         };
         if !s.read_only {
             opts.actions = Some(ActionContext {
-                store: s.store.clone(),
-                policy_file: s.policy_path.clone(),
-                state_dir: s.state_dir.clone(),
-                secret_dir: s.state_dir.join("secrets"),
+                store: store.clone(),
+                policy_file: policy_path.clone(),
+                state_dir: state_dir.clone(),
+                secret_dir: state_dir.join("secrets"),
             });
         }
         opts.rotation_quiet_period = s.quiet_period;
         opts.latency_report = latency_report();
         opts.themes = catalogue(user_themes_dir().as_deref());
         tasks.push(feed::spawn_rotations(
-            s.store,
-            s.clock,
+            store,
+            clock,
             tx.clone(),
             feed::ROTATIONS_EVERY,
         ));

@@ -55,49 +55,10 @@ pub fn run(_paths: &Paths, args: DemoArgs) -> Result<()> {
     })
 }
 
-/// The full demo: the device fleet on mTLS and the detectors (tuned for a short demo) beside
-/// the gate.
+/// The full demo: the device fleet on mTLS and the local SIEM endpoint beside the runtime.
 pub(crate) fn demo_options() -> DemoOptions {
-    let detect: crate::demo::hooks::ServiceStarter =
-        Box::new(|ctx: &crate::demo::hooks::DemoContext<'_>| {
-            let file = crate::config::load(ctx.policy_path)
-                .map_err(|e| e.to_string())?
-                .file;
-            let opts = crate::services::ServiceOptions {
-                detect: crate::detect::DetectConfig::demo(),
-                expected_countries: crate::detect::ExpectedCountries::from_policy(&file),
-                // The local SIEM endpoint gets every event, as a real webhook SIEM would.
-                sinks: ctx
-                    .siem_ingest_url
-                    .iter()
-                    .map(|url| {
-                        let mut sink = crate::sink::SinkConfig::new(
-                            "demo-siem",
-                            url,
-                            crate::sink::SinkFormat::Ndjson,
-                        );
-                        sink.flush_interval_ms = crate::demo::DEMO_SINK_FLUSH_MS;
-                        sink.retry_initial_ms = 100;
-                        sink.retry_max_ms = 1_000;
-                        sink
-                    })
-                    .collect(),
-                tick_every: std::time::Duration::from_secs(1),
-                inventory_dirs: Vec::new(),
-            };
-            let s = crate::services::start(
-                opts,
-                ctx.gate,
-                ctx.bus,
-                ctx.store.clone(),
-                ctx.clock.clone(),
-                ctx.state_dir,
-            )?;
-            Ok(Box::new(s) as Box<dyn crate::demo::hooks::DemoService>)
-        });
     DemoOptions {
-        pki: Some(std::sync::Arc::new(crate::demo::pki::LocalPki)),
-        services: vec![detect],
+        mtls: true,
         siem: true,
         ..DemoOptions::default()
     }
@@ -107,12 +68,7 @@ pub(crate) fn demo_options() -> DemoOptions {
 async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
     use super::console::{InProcessConsole, InProcessSetup};
     let console = InProcessConsole::start(InProcessSetup {
-        gate: demo.gate(),
-        bus: demo.bus(),
-        store: demo.store().clone(),
-        policy_path: demo.policy_path().to_path_buf(),
-        state_dir: demo.state_dir().to_path_buf(),
-        clock: demo.clock().clone(),
+        runtime: demo.runtime(),
         source: "demo · in-process bus",
         theme: args.theme.clone(),
         read_only: false,
@@ -138,20 +94,9 @@ async fn open_console(demo: &RunningDemo, args: &DemoArgs) -> Result<()> {
         demo.state_dir().join("rotations"),
         demo.credential_files().clone(),
     ));
-    let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(4);
-    let _watch = crate::config::watch::watch(demo.policy_path().to_path_buf(), reload_tx)?;
+    // The runtime hot-reloads the demo policy file, as `serve` does (rotations edit it).
     let mut console = console;
-    // The gate hot-reloads the demo policy file, as `serve` does (rotations edit it).
-    let result = loop {
-        tokio::select! {
-            r = &mut console.run => break r,
-            Some(reload) = reloads.recv() => {
-                if matches!(reload, crate::config::watch::Reload::Loaded(_)) && let Err(e) = demo.reload_policy_file() {
-                    tracing::warn!(error = %e, "demo policy reload failed");
-                }
-            }
-        }
-    };
+    let result = (&mut console.run).await;
     console.stop();
     pipeline.abort();
     Ok(result?)

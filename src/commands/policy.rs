@@ -122,29 +122,15 @@ fn lint_context(paths: &Paths) -> Result<LintContext> {
     Ok(LintContext {
         tokens: Some(store.list_tokens()?),
         certs,
-        root_key_on_host: root_key_on_host(&store)?,
+        root_key_on_host: store.root_key_on_host()?,
         known_ca_names: Some(ca_names(&store)?),
         now,
     })
 }
 
-/// Whether a root CA's private key is kept in the store. (Stand-in until the PKI module's
-/// `Store::root_key_on_host()` lands; same query.)
-fn root_key_on_host(store: &Store) -> Result<bool> {
-    let n: i64 = store.conn().query_row(
-        "SELECT count(*) FROM cas WHERE kind = 'root' AND key_pem IS NOT NULL",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(n > 0)
-}
-
 /// Names of every CA in the store (roots, intermediates, trusted).
 fn ca_names(store: &Store) -> Result<Vec<String>> {
-    let conn = store.conn();
-    let mut stmt = conn.prepare("SELECT name FROM cas ORDER BY name")?;
-    let names = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
+    let mut names: Vec<String> = store.list_cas()?.into_iter().map(|c| c.name).collect();
+    names.sort();
     Ok(names)
 }

@@ -1,16 +1,14 @@
-//! `botgate serve`: the headless gate (plain, TLS and admin listeners) with policy hot reload.
+//! `botgate serve`: the gate process (plain, TLS and admin listeners, policy hot reload: the
+//! one `Runtime`), headless or with the console in process (`--console`).
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::audit::AuditBus;
-use crate::clock::SystemClock;
 use crate::config::{ConfigError, LoadedConfig};
 use crate::exit::Failure;
-use crate::gate::store_tls::StoreTlsSource;
-use crate::gate::{self, GateOptions};
 use crate::paths::Paths;
+use crate::runtime::{ReloadReport, Runtime, RuntimeError, RuntimeOptions};
 use crate::store::Store;
 
 pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
@@ -21,53 +19,29 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
     }
     let loaded = load_config(paths)?;
     let store = Arc::new(Store::open(&paths.state_dir)?);
-    let (mut opts, policies) = gate_setup(paths, &loaded, &store)?;
+    let mut opts = RuntimeOptions::new(&paths.config, &paths.state_dir);
     // One single-threaded accept runtime per CPU (SO_REUSEPORT): a connection stays on one thread.
     opts.workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let config = paths.config.display();
-    let base = paths.config.parent().unwrap_or(std::path::Path::new("."));
-    let geo = crate::services::geo_from_file(&loaded.file, base)
-        .map_err(|e| Failure::bad_input(format!("{config}: {e}")))?;
-    let mut service_opts = crate::services::ServiceOptions::from_file(&loaded.file)
-        .map_err(|e| Failure::bad_input(format!("{config}: {e}")))?;
-    service_opts.inventory_dirs = loaded
-        .file
-        .inventory
-        .watch
-        .iter()
-        .map(|d| base.join(d))
-        .collect();
+    if args.console {
+        opts.report = ReloadReport::Console;
+    }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let bus = AuditBus::default();
-        let clock: crate::clock::SharedClock = Arc::new(SystemClock);
-        let (console_store, console_clock) = (store.clone(), clock.clone());
-        let running = gate::start(
-            opts.clone(),
-            policies,
-            store.clone(),
-            bus.clone(),
-            clock.clone(),
-            geo,
-        )
-        .await?;
-        let services =
-            crate::services::start(service_opts, &running, &bus, store, clock, &paths.state_dir)
-                .map_err(Failure::refused)?;
+        let runtime = Runtime::start(&loaded, store, opts)
+            .await
+            .map_err(runtime_error)?;
+        let gate = &runtime.gate;
         eprintln!(
             "botgate gate listening on http://{} (audit log {})",
-            running.addr,
-            opts.audit_log.display()
+            gate.addr,
+            gate.audit_log().display()
         );
-        if let Some(a) = running.tls_addr {
+        if let Some(a) = gate.tls_addr {
             eprintln!("TLS listener on https://{a} (client certificates requested, optional)");
         }
-        if let Some(a) = running.admin_addr {
+        if let Some(a) = gate.admin_addr {
             eprintln!("admin endpoints on http://{a}/healthz /metrics /events");
         }
-        let (tx, mut reloads) = tokio::sync::mpsc::channel(4);
-        let _watch = crate::config::watch::watch(paths.config.clone(), tx)
-            .map_err(|e| anyhow::anyhow!("cannot watch the policy file for changes: {e}"))?;
         eprintln!(
             "policy file {} (hot reload on change); press Ctrl-C to stop",
             paths.config.display()
@@ -76,12 +50,7 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
         let mut console = match args.console {
             true => Some(super::console::InProcessConsole::start(
                 super::console::InProcessSetup {
-                    gate: &running,
-                    bus: &bus,
-                    store: console_store,
-                    policy_path: paths.config.clone(),
-                    state_dir: paths.state_dir.clone(),
-                    clock: console_clock,
+                    runtime: &runtime,
                     source: "serve · in-process bus",
                     theme: std::env::var("BOTGATE_THEME").ok(),
                     read_only: false,
@@ -97,54 +66,26 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
                 None => std::future::pending().await,
             }
         };
-        tokio::pin!(console_done);
-        loop {
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => {
-                    r.context("cannot wait for Ctrl-C")?;
-                    break;
-                }
-                r = &mut console_done => {
-                    r?;
-                    break;
-                }
-                Some(reload) = reloads.recv() => apply_reload(&running, &services, reload),
-            }
-        }
+        // A SIGHUP handler (reopen the audit log, as nginx does) joins this select.
+        let stopped = tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C"),
+            r = console_done => r.map_err(anyhow::Error::from),
+        };
         if let Some(c) = console {
             c.stop();
         }
         eprintln!("stopping: finishing in-flight requests and flushing the audit log");
-        services.stop().await;
-        running.shutdown().await;
-        Ok(())
+        runtime.stop().await;
+        stopped
     })
 }
 
-/// Swap in a changed policy file, or keep the last good one and say why.
-fn apply_reload(
-    running: &gate::RunningGate,
-    services: &crate::services::Services,
-    reload: crate::config::watch::Reload,
-) {
-    use crate::config::watch::Reload;
-    match reload {
-        Reload::Loaded(cfg) => match crate::policy::compile(&cfg.file) {
-            Ok(policies) => {
-                running.reload_policies(policies);
-                services.detect.set_expected_countries(
-                    crate::detect::ExpectedCountries::from_policy(&cfg.file),
-                );
-                eprintln!("policy file reloaded ({} apps)", cfg.file.app.len());
-            }
-            Err(e) => eprintln!("policy file change rejected, keeping the last good policy: {e}"),
-        },
-        Reload::Rejected(e) => {
-            eprintln!("policy file change rejected, keeping the last good policy: {e}");
-            for f in e.findings() {
-                eprintln!("  {f}");
-            }
-        }
+/// Start-up failures at the CLI edge: the configuration's fault exits 2, the rest 1.
+pub(crate) fn runtime_error(e: RuntimeError) -> anyhow::Error {
+    match e {
+        RuntimeError::BadInput(m) => Failure::bad_input(m),
+        RuntimeError::Refused(m) => Failure::refused(m),
+        other => anyhow::Error::new(other),
     }
 }
 
@@ -163,54 +104,5 @@ pub(crate) fn load_config(paths: &Paths) -> Result<LoadedConfig> {
 
 /// Every finding of a rejected policy file, as one bad-input error.
 pub(crate) fn config_error(e: ConfigError) -> anyhow::Error {
-    let mut msg = e.to_string();
-    for f in e.findings() {
-        msg.push_str(&format!("\n  {f}"));
-    }
-    Failure::bad_input(msg)
-}
-
-/// Gate options (with the TLS source when `tls_listen` is set) and compiled policies.
-pub(crate) fn gate_setup(
-    paths: &Paths,
-    loaded: &LoadedConfig,
-    store: &Arc<Store>,
-) -> Result<(GateOptions, crate::policy::PolicySet)> {
-    let config = paths.config.display();
-    let policies = crate::policy::compile(&loaded.file)
-        .map_err(|e| Failure::bad_input(format!("{config}: {e}")))?;
-    let mut opts = GateOptions::from_file(&loaded.file, &paths.state_dir)
-        .map_err(|e| Failure::bad_input(format!("{config}: [gate] {e}")))?;
-    if opts.tls_listen.is_some() {
-        let g = &loaded.file.gate;
-        let files = match (&g.tls_cert, &g.tls_key) {
-            (Some(c), Some(k)) => Some((paths.in_state_dir(c), paths.in_state_dir(k))),
-            (None, None) => None,
-            _ => {
-                return Err(Failure::bad_input(format!(
-                    "{config}: [gate] set both tls_cert and tls_key, or neither (a certificate is then issued by the local CA)"
-                )));
-            }
-        };
-        let hostnames: Vec<String> = policies
-            .apps
-            .iter()
-            .flat_map(|a| a.hostnames.clone())
-            .collect();
-        if files.is_none()
-            && let Some(ca) =
-                crate::gate::store_tls::ensure_local_ca(store, &paths.state_dir, chrono::Utc::now())
-                    .map_err(Failure::refused)?
-        {
-            eprintln!(
-                "created the local CA {:?} for HTTPS (as `botgate ca init` would; its root key is kept in the state dir); clients verify the gate with: curl --cacert {}",
-                ca.name,
-                ca.root_cert.display()
-            );
-        }
-        let source =
-            StoreTlsSource::new(store.clone(), files, &hostnames).map_err(Failure::refused)?;
-        opts.tls = Some(Arc::new(source));
-    }
-    Ok((opts, policies))
+    Failure::bad_input(crate::runtime::describe_rejection(&e))
 }

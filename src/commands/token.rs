@@ -47,9 +47,11 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
             json,
         } => {
             let t = store
-                .revoke_token(&name_or_client_id, now)
+                .revoke_token_recorded(&name_or_client_id, now, |t| {
+                    admin_entry(now, "token_revoke", t)
+                })
                 .map_err(store_err)?;
-            record_admin(paths, &store, now, "token_revoke", &t);
+            deliver_admin(paths, &store, now);
             if json.json {
                 print_json(&TokenView::new(&t, now))
             } else {
@@ -72,7 +74,8 @@ pub struct CreatedToken<'a> {
     pub expires_at: String,
 }
 
-/// Create a token, store its hash, and return the record and the secret (shown once).
+/// Create a token, store its hash and its `token_create` admin event, and return the record and
+/// the secret (shown once).
 pub fn create_token(
     store: &Store,
     name: &str,
@@ -83,13 +86,16 @@ pub fn create_token(
     let client_id = ClientId::generate();
     let secret = ClientSecret::generate();
     let rec = store
-        .create_token(&NewToken {
-            name,
-            client_id: &client_id,
-            secret_hash: secret.hash(),
-            created_at: now,
-            expires_at: now + lifetime,
-        })
+        .create_token_recorded(
+            &NewToken {
+                name,
+                client_id: &client_id,
+                secret_hash: secret.hash(),
+                created_at: now,
+                expires_at: now + lifetime,
+            },
+            |t| admin_entry(now, "token_create", t),
+        )
         .map_err(store_err)?;
     Ok((rec, secret))
 }
@@ -111,7 +117,7 @@ fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArg
         crate::rotation::create::check_new_path(out, "--secret-out").map_err(rotation_input)?;
     }
     let (rec, secret) = create_token(store, &args.name, lifetime, now)?;
-    record_admin(paths, store, now, "token_create", &rec);
+    deliver_admin(paths, store, now);
     let created = CreatedToken {
         name: &rec.name,
         client_id: &rec.client_id,
@@ -163,27 +169,20 @@ fn rotation_input(e: crate::rotation::RotationError) -> anyhow::Error {
     }
 }
 
-/// Admin events go to the store's admin table and, best effort, to the JSONL audit log.
-pub(crate) fn record_admin(
-    paths: &Paths,
-    store: &Store,
-    now: DateTime<Utc>,
-    action: &str,
-    t: &TokenRecord,
-) {
+/// The admin journal entry for `action` on token `t` (the audit line a gate or the CLI writes).
+fn admin_entry(now: DateTime<Utc>, action: &str, t: &TokenRecord) -> crate::store::AdminEntry {
     let details = serde_json::json!({ "name": t.name, "client_id": t.client_id, "expires_at": rfc3339(t.expires_at) });
-    if let Err(e) = store.record_admin(now, action, &t.name, &details) {
-        eprintln!("warning: could not record the admin event: {e}");
-    }
     let mut ev = AccessEvent::admin(now, action, &t.name, details);
     ev.service_token_id = Some(t.client_id.clone());
     ev.service_token_name = Some(t.name.clone());
-    let log = paths.audit_log();
-    if let Err(e) = crate::audit::append_event(&log, &ev) {
-        eprintln!(
-            "warning: could not append the admin event to {}: {e}",
-            log.display()
-        );
+    crate::audit::admin::entry(&ev, &t.name)
+}
+
+/// Write the journal's pending admin events to the audit log unless a running gate relays
+/// them; the change is made either way, so a failure is a warning.
+pub(crate) fn deliver_admin(paths: &Paths, store: &Store, now: DateTime<Utc>) {
+    if let Err(e) = crate::audit::admin::deliver_pending(store, &paths.audit_log(), now) {
+        eprintln!("warning: {e}");
     }
 }
 

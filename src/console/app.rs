@@ -271,8 +271,7 @@ impl AppState {
     fn ingest(&mut self, ev: Arc<AccessEvent>) {
         match ev.event {
             EventKind::Alert => self.alerts.apply_alert_event(&ev),
-            EventKind::Access => self.alerts.observe_access(&ev),
-            EventKind::Admin => {}
+            EventKind::Access | EventKind::Admin => {}
         }
         let seq = self.traffic.record(&ev);
         let visible_in_log = if self.filter.is_empty() {
@@ -449,9 +448,6 @@ pub fn update(state: &mut AppState, msg: Msg) {
         Msg::Inventory { tokens, certs } => {
             state.tokens = tokens;
             state.certs = certs;
-            state
-                .alerts
-                .derive_expiry(&state.tokens, &state.certs, state.now);
             state.clamp_selections();
         }
         Msg::Policies { apps, reload_error } => {
@@ -473,7 +469,6 @@ pub fn update(state: &mut AppState, msg: Msg) {
         }
         Msg::Tick(now) => {
             state.now = now;
-            state.alerts.derive_expiry(&state.tokens, &state.certs, now);
         }
         Msg::Resize(w, h) => {
             state.size = (w, h);

@@ -348,7 +348,7 @@ pub fn spawn_inventory(
 /// backoff; each `data:` line is one event. Runs until aborted.
 pub fn spawn_sse(url: String, tx: mpsc::Sender<Msg>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // `main` installed the crypto provider reqwest needs.
         let client = match reqwest::Client::builder().build() {
             Ok(c) => c,
             Err(e) => {

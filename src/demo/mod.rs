@@ -1,15 +1,11 @@
-//! `botgate demo`: a temporary state dir with realistic tokens (and, through the PKI hook,
-//! certificates), the demo policy, a stub upstream, the gate, and simulated bots making real
-//! HTTP(S) requests through it from distinct loopback addresses. Used only by the `demo` verb
-//! and tests.
-//!
-//! Integration points: `DemoOptions::pki` (mTLS device fleet), `DemoOptions::services`
-//! (detectors, metrics, sinks on the same bus), `DemoOptions::geo` (the real geo module); the
-//! console reads `RunningDemo::bus`, `store`, `gate` and `policy_path`.
+//! `botgate demo`: a temporary state dir with realistic tokens and device certificates, the
+//! demo policy, a stub upstream and a local SIEM endpoint, the one `Runtime` (gate, detectors,
+//! sinks, journal relay, reload — as `serve` runs it), and simulated bots making real HTTP(S)
+//! requests through it from distinct loopback addresses. Used only by the `demo` verb and tests.
+//! The console reads `RunningDemo::runtime`.
 
 pub mod bots;
 pub mod credentials;
-pub mod hooks;
 pub mod pki;
 pub mod rollout;
 pub mod roster;
@@ -25,14 +21,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bots::{BotFleet, FleetOptions, GateEndpoints, TlsEndpoint};
-use hooks::{DemoContext, DemoPki, DemoService, DeviceSlot, PkiContext, ServiceStarter};
+use pki::{DeviceSlot, PkiContext};
 use siem::DemoSiem;
 use summary::{CounterTask, DemoCounters, DemoSummary};
 use upstream::StubUpstream;
 
-use crate::audit::{AccessEvent, AuditBus};
+use crate::audit::AuditBus;
 use crate::clock::{SharedClock, SystemClock};
-use crate::gate::{self, CountryLookup, GateOptions, RunningGate};
+use crate::gate::{CountryLookup, RunningGate};
+use crate::runtime::{ReloadOutcome, ReloadReport, Runtime, RuntimeOptions};
 use crate::store::Store;
 
 /// How to run the demo.
@@ -50,17 +47,16 @@ pub struct DemoOptions {
     pub temp_parent: Option<PathBuf>,
     /// IP → country for the gate; `None` uses the embedded `assets/demo-geo.csv`.
     pub geo: Option<Arc<dyn CountryLookup>>,
-    /// mTLS integration: issues the device certificates and exposes the TLS listener. `None`
-    /// leaves the device fleet out.
-    pub pki: Option<Arc<dyn DemoPki>>,
-    /// Number of simulated devices when `pki` is set.
+    /// The device fleet on mTLS: the demo CA, device certificates and the TLS listener.
+    pub mtls: bool,
+    /// Number of simulated devices with `mtls`.
     pub devices: usize,
-    /// Services started on the demo's bus and store before the first bot sends.
-    pub services: Vec<ServiceStarter>,
-    /// Capacity of the audit bus per subscriber.
+    /// The audit bus (pass one to subscribe before the first event); `None`: a new one.
+    pub bus: Option<AuditBus>,
+    /// Capacity of a new audit bus per subscriber.
     pub bus_capacity: usize,
-    /// Start the local SIEM endpoint (`siem`); services find its ingest URL in their context
-    /// and the summary reports what it received.
+    /// Start the local SIEM endpoint (`siem`) with a sink delivering every event to it; the
+    /// summary reports what it received.
     pub siem: bool,
     pub clock: SharedClock,
 }
@@ -73,9 +69,9 @@ impl Default for DemoOptions {
             upstream_latency: Duration::from_millis(1)..Duration::from_millis(12),
             temp_parent: None,
             geo: None,
-            pki: None,
+            mtls: false,
             devices: 8,
-            services: Vec::new(),
+            bus: None,
             bus_capacity: 65_536,
             siem: false,
             clock: Arc::new(SystemClock),
@@ -89,9 +85,9 @@ impl std::fmt::Debug for DemoOptions {
             .field("rate_multiplier", &self.rate_multiplier)
             .field("max_in_flight_per_bot", &self.max_in_flight_per_bot)
             .field("temp_parent", &self.temp_parent)
-            .field("pki", &self.pki)
+            .field("mtls", &self.mtls)
             .field("devices", &self.devices)
-            .field("services", &self.services.len())
+            .field("siem", &self.siem)
             .finish_non_exhaustive()
     }
 }
@@ -117,11 +113,11 @@ pub enum DemoError {
     #[error("cannot start the demo SIEM endpoint: {0}")]
     Siem(std::io::Error),
     #[error("cannot start the gate: {0}")]
-    Gate(#[from] crate::gate::GateError),
+    Runtime(#[from] crate::runtime::RuntimeError),
     #[error("demo PKI: {0}")]
     Pki(String),
-    #[error("demo service: {0}")]
-    Service(String),
+    #[error("demo set-up: {0}")]
+    Setup(String),
     #[error(transparent)]
     Bots(#[from] bots::BotError),
 }
@@ -129,19 +125,13 @@ pub enum DemoError {
 /// A running demo. `stop` shuts everything down in order and removes the state dir (dropping
 /// it removes the dir too, but may leave the gate's tasks running until the runtime ends).
 pub struct RunningDemo {
-    gate: RunningGate,
+    runtime: Runtime,
     upstream: StubUpstream,
     siem: Option<DemoSiem>,
-    bus: AuditBus,
-    store: Arc<Store>,
-    clock: SharedClock,
-    policy_path: PathBuf,
-    audit_log: PathBuf,
     credential_files: BTreeMap<String, PathBuf>,
     counters: Arc<DemoCounters>,
     counter_task: CounterTask,
     fleet: BotFleet,
-    services: Vec<Box<dyn DemoService>>,
     warnings: Vec<String>,
     rate_multiplier: f64,
     started: Instant,
@@ -152,17 +142,15 @@ pub struct RunningDemo {
 impl std::fmt::Debug for RunningDemo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningDemo")
-            .field("gate", &self.gate.addr)
+            .field("gate", &self.runtime.gate.addr)
             .field("upstream", &self.upstream.addr)
             .field("state_dir", &self.state_dir.path())
             .finish_non_exhaustive()
     }
 }
 
-/// Start the whole demo: state dir, tokens, policy, upstream, gate, services, bots.
+/// Start the whole demo: state dir, tokens, policy, upstream, SIEM, the runtime, bots.
 pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
-    // reqwest 0.13 without a default provider panics on the first TLS client otherwise.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let now = opts.clock.now();
     let mut builder = tempfile::Builder::new();
     builder.prefix("botgate-demo-");
@@ -174,12 +162,13 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     let dir = state_dir.path().to_path_buf();
     let store = Arc::new(Store::open(&dir)?);
     let creds_dir = dir.join(scenario::CREDENTIALS_DIR);
+    // The set-up's admin events go to the journal with each change; the runtime relays them.
     let tokens = {
         let store = store.clone();
         let creds_dir = creds_dir.clone();
         tokio::task::spawn_blocking(move || scenario::create_tokens(&store, &creds_dir, now))
             .await
-            .map_err(|e| DemoError::Service(format!("token set-up task failed: {e}")))??
+            .map_err(|e| DemoError::Setup(format!("token set-up task failed: {e}")))??
     };
     let mut credential_files = tokens.files.clone();
     let mut warnings = Vec::new();
@@ -195,65 +184,66 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     let policy_path = dir.join("policy.toml");
     write_file(
         &policy_path,
-        &scenario::demo_policy(&upstream.url(), opts.pki.is_some())?,
+        &scenario::demo_policy(&upstream.url(), opts.mtls)?,
     )?;
 
-    let devices: Vec<DeviceSlot> = match &opts.pki {
-        Some(_) => scenario::device_common_names(opts.devices)
+    let devices: Vec<DeviceSlot> = match opts.mtls {
+        true => scenario::device_common_names(opts.devices)
             .into_iter()
             .map(|cn| DeviceSlot {
                 credential_file: creds_dir.join(format!("{cn}.json")),
                 common_name: cn,
             })
             .collect(),
-        None => Vec::new(),
+        false => Vec::new(),
     };
-    let provision = match &opts.pki {
-        Some(pki) => Some(
-            pki.provision(&PkiContext {
+    let provision = match opts.mtls {
+        true => Some(
+            pki::provision(&PkiContext {
                 store: &store,
                 state_dir: &dir,
-                policy_path: &policy_path,
                 devices: &devices,
                 now,
             })
             .map_err(DemoError::Pki)?,
         ),
-        None => None,
+        false => None,
     };
 
-    let file = load_policy(&policy_path)?;
-    let policies = crate::policy::compile(&file)
-        .map_err(|e| DemoError::Policy(format!("{}: {e}", policy_path.display())))?;
-    let mut gate_opts = GateOptions::from_file(&file, &dir)
-        .map_err(|e| DemoError::Policy(format!("{}: [gate] {e}", policy_path.display())))?;
-    if gate_opts.tls_listen.is_some() {
-        let hostnames: Vec<String> = policies
-            .apps
-            .iter()
-            .flat_map(|a| a.hostnames.clone())
-            .collect();
-        let source = crate::gate::store_tls::StoreTlsSource::new(store.clone(), None, &hostnames)
-            .map_err(DemoError::Pki)?;
-        gate_opts.tls = Some(Arc::new(source));
-    }
-    let audit_log = gate_opts.audit_log.clone();
-    let geo = opts.geo.clone().map_or_else(demo_geo, Ok)?;
-    let bus = AuditBus::new(opts.bus_capacity);
-    let gate = gate::start(
-        gate_opts,
-        policies,
-        store.clone(),
-        bus.clone(),
-        opts.clock.clone(),
-        Some(geo),
-    )
-    .await?;
+    let loaded = crate::config::load(&policy_path)
+        .map_err(|e| DemoError::Policy(crate::runtime::describe_rejection(&e)))?;
+    let bus = opts
+        .bus
+        .clone()
+        .unwrap_or_else(|| AuditBus::new(opts.bus_capacity));
+    let runtime_opts = RuntimeOptions {
+        clock: opts.clock.clone(),
+        bus: bus.clone(),
+        geo: Some(opts.geo.clone().map_or_else(demo_geo, Ok)?),
+        detect: Some(crate::detect::DetectConfig::demo()),
+        extra_sinks: siem
+            .as_ref()
+            .map(|s| siem_sink(&s.ingest_url()))
+            .into_iter()
+            .collect(),
+        tick_every: Some(Duration::from_secs(1)),
+        // The demo's console (or its summary) shows reloads; stderr stays quiet.
+        report: ReloadReport::Console,
+        ..RuntimeOptions::new(&policy_path, &dir)
+    };
     let counters = Arc::new(DemoCounters::default());
     let counter_task = CounterTask::start(&bus, counters.clone());
+    let runtime = match Runtime::start(&loaded, store, runtime_opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            upstream.stop().await;
+            counter_task.finish().await;
+            return Err(e.into());
+        }
+    };
 
-    let tls = match (&opts.pki, provision) {
-        (Some(pki), Some(p)) => match pki.tls_addr(&gate) {
+    let tls = match provision {
+        Some(p) => match runtime.gate.tls_addr {
             Some(addr) => Some(TlsEndpoint {
                 addr,
                 server_ca_pem: p.server_ca_pem,
@@ -263,7 +253,7 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
                 None
             }
         },
-        _ => None,
+        None => None,
     };
     let fleet_devices = if tls.is_some() {
         for d in &devices {
@@ -280,79 +270,42 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
             "this host cannot bind 127.0.x.y source addresses: every bot uses 127.0.0.1, so every country is US".into(),
         );
     }
-    let mut services = Vec::new();
-    let mut failure = None;
-    for starter in opts.services {
-        let ctx = DemoContext {
-            gate: &gate,
-            bus: &bus,
-            store: &store,
-            clock: &opts.clock,
-            state_dir: &dir,
-            policy_path: &policy_path,
-            audit_log: &audit_log,
-            siem_ingest_url: siem.as_ref().map(DemoSiem::ingest_url),
-        };
-        match starter(&ctx) {
-            Ok(s) => services.push(s),
-            Err(e) => {
-                failure = Some(DemoError::Service(e));
-                break;
-            }
-        }
-    }
-    if failure.is_none() {
-        record_setup_events(&gate, &opts.clock, &tokens.client_ids);
-    }
-    let fleet = match failure {
-        Some(e) => Err(e),
-        None => BotFleet::spawn(
-            roster::demo_roster(&roster::RosterInputs {
-                token_files: &tokens.files,
-                client_ids: &tokens.client_ids,
-                aliases,
-                devices: fleet_devices,
-            }),
-            &GateEndpoints {
-                plain: gate.addr,
-                tls,
-            },
-            FleetOptions {
-                rate_multiplier: opts.rate_multiplier,
-                max_in_flight: opts.max_in_flight_per_bot,
-                ..FleetOptions::default()
-            },
-        )
-        .map_err(DemoError::from),
-    };
+    let fleet = BotFleet::spawn(
+        roster::demo_roster(&roster::RosterInputs {
+            token_files: &tokens.files,
+            client_ids: &tokens.client_ids,
+            aliases,
+            devices: fleet_devices,
+        }),
+        &GateEndpoints {
+            plain: runtime.gate.addr,
+            tls,
+        },
+        FleetOptions {
+            rate_multiplier: opts.rate_multiplier,
+            max_in_flight: opts.max_in_flight_per_bot,
+            ..FleetOptions::default()
+        },
+    );
     let fleet = match fleet {
         Ok(f) => f,
         Err(e) => {
             // Leave nothing running behind a failed start.
-            for s in services {
-                s.stop().await;
-            }
-            gate.shutdown().await;
+            runtime.stop().await;
             upstream.stop().await;
             counter_task.finish().await;
-            return Err(e);
+            return Err(e.into());
         }
     };
 
     Ok(RunningDemo {
-        gate,
+        runtime,
         upstream,
         siem,
-        bus,
-        store,
-        clock: opts.clock,
-        policy_path,
-        audit_log,
         credential_files,
         counters,
         counter_task,
         fleet,
-        services,
         warnings,
         rate_multiplier: opts.rate_multiplier,
         started: Instant::now(),
@@ -360,10 +313,25 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     })
 }
 
+/// The sink that hands the local SIEM endpoint every event, as a real webhook SIEM would.
+fn siem_sink(ingest_url: &str) -> crate::sink::SinkConfig {
+    let mut sink =
+        crate::sink::SinkConfig::new("demo-siem", ingest_url, crate::sink::SinkFormat::Ndjson);
+    sink.flush_interval_ms = DEMO_SINK_FLUSH_MS;
+    sink.retry_initial_ms = 100;
+    sink.retry_max_ms = 1_000;
+    sink
+}
+
 impl RunningDemo {
     /// The gate (`.addr` is the plain listener; `.state` its live state and metrics).
     pub fn gate(&self) -> &RunningGate {
-        &self.gate
+        &self.runtime.gate
+    }
+
+    /// The runtime the demo runs on (what `serve` runs).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     /// The local SIEM endpoint, when `DemoOptions::siem` started one.
@@ -378,17 +346,17 @@ impl RunningDemo {
 
     /// The in-process audit bus (subscribe for live events and alerts).
     pub fn bus(&self) -> &AuditBus {
-        &self.bus
+        &self.runtime.bus
     }
 
     /// The demo's credential store.
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        &self.runtime.store
     }
 
     /// The clock the gate uses.
     pub fn clock(&self) -> &SharedClock {
-        &self.clock
+        &self.runtime.clock
     }
 
     /// The temporary state dir (removed by `stop`).
@@ -396,14 +364,14 @@ impl RunningDemo {
         self.state_dir.path()
     }
 
-    /// The policy file the gate loaded (edit it, then `reload_policy_file`).
+    /// The policy file the gate loaded (watched; `reload_policy_file` applies it at once).
     pub fn policy_path(&self) -> &Path {
-        &self.policy_path
+        &self.runtime.policy_path
     }
 
     /// The JSONL audit log.
     pub fn audit_log(&self) -> &Path {
-        &self.audit_log
+        self.runtime.gate.audit_log()
     }
 
     /// Credential file per credential name (token name or device CN). Rewriting one (same JSON
@@ -434,17 +402,17 @@ impl RunningDemo {
         )
     }
 
-    /// Re-read the policy file and swap it into the gate; a bad file keeps the running policy.
+    /// Re-read the policy file and apply it now (as the runtime's watcher does on a change); a
+    /// bad file keeps the running policy.
     pub fn reload_policy_file(&self) -> Result<(), DemoError> {
-        let file = load_policy(&self.policy_path)?;
-        let policies = crate::policy::compile(&file)
-            .map_err(|e| DemoError::Policy(format!("{}: {e}", self.policy_path.display())))?;
-        self.gate.reload_policies(policies);
-        Ok(())
+        match self.runtime.reload_now() {
+            ReloadOutcome::Applied { .. } => Ok(()),
+            ReloadOutcome::Rejected(why) => Err(DemoError::Policy(why)),
+        }
     }
 
-    /// Stop the bots (waiting for their requests), the services, the gate (flushing the audit
-    /// log), the upstream; count the last events; remove the state dir; return the summary.
+    /// Stop the bots (waiting for their requests), the runtime (flushing the audit log), the
+    /// upstream; count the last events; remove the state dir; return the summary.
     pub async fn stop(self) -> DemoSummary {
         let elapsed = self.started.elapsed();
         let bot_counters = self.fleet.counters.clone();
@@ -452,10 +420,7 @@ impl RunningDemo {
         if let Some(siem) = &self.siem {
             siem_settle(siem).await;
         }
-        for s in self.services {
-            s.stop().await;
-        }
-        self.gate.shutdown().await;
+        self.runtime.stop().await;
         self.upstream.stop().await;
         let siem = match self.siem {
             Some(siem) => {
@@ -501,46 +466,6 @@ async fn siem_settle(siem: &DemoSiem) {
 
 /// How often the demo's SIEM sink sends a partial batch.
 pub const DEMO_SINK_FLUSH_MS: u64 = 200;
-
-/// Admin events for what the set-up did, on the bus and in the audit log (the console's Log
-/// view and the revoked-credential detector start from them).
-fn record_setup_events(
-    gate: &RunningGate,
-    clock: &SharedClock,
-    client_ids: &BTreeMap<String, String>,
-) {
-    let now = clock.now();
-    for t in scenario::DEMO_TOKENS {
-        let id = client_ids.get(t.name).cloned().unwrap_or_default();
-        let mut events = vec![AccessEvent::admin(
-            now,
-            "token_create",
-            t.name,
-            serde_json::json!({ "client_id": id, "by": "botgate demo" }),
-        )];
-        if t.revoked {
-            events.push(AccessEvent::admin(
-                now,
-                "token_revoke",
-                t.name,
-                serde_json::json!({ "client_id": id, "by": "botgate demo" }),
-            ));
-        }
-        for mut ev in events {
-            ev.service_token_name = Some(t.name.to_string());
-            ev.service_token_id = Some(id.clone());
-            if gate.state.audit.record(ev).is_err() {
-                tracing::warn!("cannot record a demo set-up event in the audit log");
-            }
-        }
-    }
-}
-
-fn load_policy(path: &Path) -> Result<crate::config::PolicyFile, DemoError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| DemoError::Policy(format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| DemoError::Policy(format!("{}: {e}", path.display())))
-}
 
 fn write_file(path: &Path, text: &str) -> Result<(), DemoError> {
     std::fs::write(path, text).map_err(|source| DemoError::Write {

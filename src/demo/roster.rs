@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::Method;
 
 use super::bots::{BotAuth, BotSpec, Schedule};
-use super::hooks::DeviceSlot;
+use super::pki::DeviceSlot;
 use super::scenario::source_ip;
 
 const GH_RUNNER: &str = "GitHub-Actions-Runner/2.319.1";

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::DemoError;
 use super::credentials::{CredentialFile, write_credential_file};
 use crate::credential::{ClientId, ClientSecret};
-use crate::store::{NewToken, Store};
+use crate::store::{NewToken, Store, TokenRecord};
 
 /// The demo policy (contract layout), embedded; `listen`/`upstream` are rewritten at start.
 pub const DEMO_POLICY_TOML: &str = include_str!("../../assets/demo-policy.toml");
@@ -112,18 +112,15 @@ pub fn create_tokens(
         let id = ClientId::generate();
         let secret = ClientSecret::generate();
         let created_at = now - Duration::days(t.age_days);
-        let rec = store.create_token(&NewToken {
-            name: t.name,
-            client_id: &id,
-            secret_hash: secret.hash(),
-            created_at,
-            expires_at: created_at + Duration::days(t.lifetime_days),
-        })?;
-        store.record_admin(
-            now,
-            "token_create",
-            t.name,
-            &serde_json::json!({ "client_id": rec.client_id, "by": "botgate demo" }),
+        let rec = store.create_token_recorded(
+            &NewToken {
+                name: t.name,
+                client_id: &id,
+                secret_hash: secret.hash(),
+                created_at,
+                expires_at: created_at + Duration::days(t.lifetime_days),
+            },
+            |rec| setup_event(now, "token_create", rec),
         )?;
         // A lived-in inventory: tokens in use were last seen an hour ago (so the "unused" rule
         // only names the one that really is unused).
@@ -148,18 +145,28 @@ pub fn create_tokens(
             },
         )?;
         if t.revoked {
-            store.revoke_token(&rec.client_id, now)?;
-            store.record_admin(
-                now,
-                "token_revoke",
-                t.name,
-                &serde_json::json!({ "client_id": rec.client_id, "by": "botgate demo" }),
-            )?;
+            store.revoke_token_recorded(&rec.client_id, now, |rec| {
+                setup_event(now, "token_revoke", rec)
+            })?;
         }
         out.files.insert(t.name.to_string(), path);
         out.client_ids.insert(t.name.to_string(), rec.client_id);
     }
     Ok(out)
+}
+
+/// A set-up admin event (journaled with the change; the runtime relays it to the audit log,
+/// the console's Log view and the revoked-credential detector before the first bot sends).
+fn setup_event(now: DateTime<Utc>, action: &str, rec: &TokenRecord) -> crate::store::AdminEntry {
+    let mut ev = crate::audit::AccessEvent::admin(
+        now,
+        action,
+        &rec.name,
+        serde_json::json!({ "client_id": rec.client_id, "by": "botgate demo" }),
+    );
+    ev.service_token_name = Some(rec.name.clone());
+    ev.service_token_id = Some(rec.client_id.clone());
+    crate::audit::admin::entry(&ev, &rec.name)
 }
 
 /// The demo policy with `[gate] listen` on an ephemeral port, every app's `upstream` set to

@@ -20,6 +20,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::audit::AccessEvent;
+use crate::detect::Alert;
+
 /// The path the demo sink POSTs to.
 pub const INGEST_PATH: &str = "/ingest";
 /// The path that lists what arrived.
@@ -85,7 +88,16 @@ impl Inbox {
                 Ok(ev @ Value::Object(_)) => {
                     self.events.fetch_add(1, Ordering::Relaxed);
                     if ev["event"] == "alert" {
-                        self.alert(&ev);
+                        // Read as the typed alert the detectors wrote.
+                        let typed = serde_json::from_value::<AccessEvent>(ev)
+                            .ok()
+                            .and_then(|e| Some((Alert::from_event(&e).ok()?, e)));
+                        match typed {
+                            Some((alert, e)) => self.alert(alert, &e),
+                            None => {
+                                self.bad_lines.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
                 }
                 _ => {
@@ -95,35 +107,28 @@ impl Inbox {
         }
     }
 
-    fn alert(&self, ev: &Value) {
-        let d = &ev["details"];
-        let text = |v: &Value| v.as_str().map(str::to_string);
-        let rule = text(&d["rule"])
-            .or_else(|| text(&ev["decision"]))
-            .unwrap_or_else(|| "unknown".into());
-        let id = text(&d["alert_id"])
-            .or_else(|| text(&ev["ray_id"]))
-            .unwrap_or_else(|| rule.clone());
-        let credential = text(&ev["service_token_name"]).or_else(|| text(&ev["cert_common_name"]));
+    fn alert(&self, alert: Alert, ev: &AccessEvent) {
         let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = alerts.entry(id.clone()).or_insert_with(|| ReceivedAlert {
-            alert_id: id,
-            rule,
-            severity: None,
-            title: None,
-            state: None,
-            credential: None,
-            updates: 0,
-            evidence: Value::Null,
-        });
+        let entry = alerts
+            .entry(alert.alert_id.clone())
+            .or_insert_with(|| ReceivedAlert {
+                alert_id: alert.alert_id.clone(),
+                rule: alert.rule.as_str().to_string(),
+                severity: None,
+                title: None,
+                state: None,
+                credential: None,
+                updates: 0,
+                evidence: Value::Null,
+            });
         entry.updates += 1;
-        entry.severity = text(&d["severity"]).or(entry.severity.take());
-        entry.title = text(&d["title"]).or(entry.title.take());
-        entry.state = text(&d["state"]).or(entry.state.take());
-        entry.credential = credential.or(entry.credential.take());
-        if !d["evidence"].is_null() {
-            entry.evidence = d["evidence"].clone();
+        entry.severity = Some(alert.severity.label().to_string());
+        entry.title = Some(alert.title);
+        entry.state = Some(alert.state.as_str().to_string());
+        if let Some(who) = ev.identity() {
+            entry.credential = Some(who.to_string());
         }
+        entry.evidence = Value::Object(alert.evidence);
     }
 
     fn report(&self, url: &str) -> SiemReport {
@@ -246,18 +251,28 @@ async fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::{AlertState, Rule};
 
-    fn alert_line(id: &str, rule: &str, state: &str, count: u64) -> String {
-        serde_json::json!({
-            "event": "alert",
-            "decision": rule,
-            "service_token_name": "ci-deploy-prod",
-            "details": {
-                "alert_id": id, "rule": rule, "state": state, "severity": "critical",
-                "title": "t", "evidence": { "count": count }
-            }
-        })
-        .to_string()
+    fn alert_line(id: &str, rule: Rule, state: AlertState, count: u64) -> String {
+        let now = chrono::Utc::now();
+        let mut ev = AccessEvent::empty(crate::audit::EventKind::Alert, now, "r".into());
+        ev.decision = rule.as_str().into();
+        ev.service_token_name = Some("ci-deploy-prod".into());
+        let mut evidence = serde_json::Map::new();
+        evidence.insert("count".into(), count.into());
+        let alert = Alert {
+            alert_id: id.into(),
+            rule,
+            severity: crate::detect::Severity::Critical,
+            title: "t".into(),
+            state,
+            count,
+            first_seen: now,
+            last_seen: now,
+            evidence,
+        };
+        ev.details = Some(alert.to_details());
+        ev.to_json_line()
     }
 
     #[test]
@@ -265,17 +280,35 @@ mod tests {
         let inbox = Inbox::default();
         let batch = format!(
             "{}\n{{\"event\":\"access\"}}\n{}\nnot json\n\n",
-            alert_line("frequency_spike:t1", "frequency_spike", "open", 1),
-            alert_line("frequency_spike:t1", "frequency_spike", "updated", 9),
+            alert_line(
+                "frequency_spike:t1",
+                Rule::FrequencySpike,
+                AlertState::Open,
+                1
+            ),
+            alert_line(
+                "frequency_spike:t1",
+                Rule::FrequencySpike,
+                AlertState::Resolved,
+                9
+            ),
         );
         inbox.ingest(batch.as_bytes());
-        inbox.ingest(alert_line("unused_credential:t2", "unused_credential", "open", 1).as_bytes());
+        inbox.ingest(
+            alert_line(
+                "unused_credential:t2",
+                Rule::UnusedCredential,
+                AlertState::Open,
+                1,
+            )
+            .as_bytes(),
+        );
         let r = inbox.report("http://x/alerts");
         assert_eq!((r.batches, r.events, r.bad_lines), (2, 4, 1));
         assert_eq!(r.alerts.len(), 2);
         let spike = &r.alerts[0];
         assert_eq!(spike.updates, 2);
-        assert_eq!(spike.state.as_deref(), Some("updated"));
+        assert_eq!(spike.state.as_deref(), Some("resolved"));
         assert_eq!(spike.evidence["count"], 9);
         assert_eq!(spike.credential.as_deref(), Some("ci-deploy-prod"));
         assert_eq!(r.alerts_by_rule()["unused_credential"], 1);
@@ -283,12 +316,17 @@ mod tests {
 
     #[tokio::test]
     async fn serves_ingest_and_alerts_over_http() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let siem = DemoSiem::start().await.unwrap();
         let client = reqwest::Client::new();
         let posted = client
             .post(siem.ingest_url())
-            .body(alert_line("a:1", "shared_credential", "open", 3))
+            .body(alert_line(
+                "a:1",
+                Rule::SharedCredential,
+                AlertState::Open,
+                3,
+            ))
             .send()
             .await
             .unwrap();

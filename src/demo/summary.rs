@@ -40,12 +40,9 @@ impl DemoCounters {
         match ev.event {
             EventKind::Alert => {
                 self.alerts.fetch_add(1, Ordering::Relaxed);
-                let id = ev
-                    .details
-                    .as_ref()
-                    .and_then(|d| d["alert_id"].as_str())
-                    .unwrap_or(&ev.ray_id)
-                    .to_string();
+                let id = crate::detect::Alert::from_event(ev)
+                    .map(|a| a.alert_id)
+                    .unwrap_or_else(|_| ev.ray_id.clone());
                 let mut ids = self.alert_ids.lock().unwrap_or_else(|p| p.into_inner());
                 ids.entry(id).or_insert_with(|| ev.decision.clone());
             }

@@ -1,18 +1,20 @@
 //! Alerts: what they are about (`Subject`), the open-alert book that deduplicates them (one
 //! open alert per rule × subject), decides when a change is worth an update event, resolves
-//! them, and renders them as `alert` audit events (the format the console reads).
+//! them, and renders them as typed `Alert`s in `alert` audit events.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::{Alert, AlertState};
 use crate::audit::event::new_ray_id;
 use crate::audit::{AccessEvent, EventKind};
 
 /// The detection rules; `as_str` is the alert event's `decision`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Rule {
     UnexpectedCountry,
     FrequencySpike,
@@ -53,13 +55,24 @@ impl Rule {
     }
 }
 
-/// How loud an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// How loud an alert is (the one severity scale: detectors, console, metrics, SIEM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
     Warning,
     Critical,
+}
+
+impl Severity {
+    /// As written in `details.severity`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
 }
 
 /// What an alert is about.
@@ -320,7 +333,7 @@ impl AlertBook {
         alert.content = content();
         alert.emitted_count = alert.count.max(1);
         let rule = hit.rule;
-        Some(render(rule, alert, "open", hit.at))
+        Some(render(rule, alert, AlertState::Open, hit.at))
     }
 
     /// Resolve alerts of event-driven rules not hit for their quiet time (`quiet(rule)`; rules
@@ -364,7 +377,7 @@ impl AlertBook {
         ids.into_iter()
             .filter_map(|id| {
                 let alert = self.open.remove(&id)?;
-                Some(render(id.0, &alert, "resolved", now))
+                Some(render(id.0, &alert, AlertState::Resolved, now))
             })
             .collect()
     }
@@ -400,7 +413,7 @@ pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn render(rule: Rule, alert: &OpenAlert, state: &str, at: DateTime<Utc>) -> AccessEvent {
+fn render(rule: Rule, alert: &OpenAlert, state: AlertState, at: DateTime<Utc>) -> AccessEvent {
     let mut ev = AccessEvent::empty(EventKind::Alert, at, new_ray_id());
     ev.allowed = false;
     ev.decision = rule.as_str().to_string();
@@ -428,19 +441,24 @@ fn render(rule: Rule, alert: &OpenAlert, state: &str, at: DateTime<Utc>) -> Acce
         _ => serde_json::Map::new(),
     };
     for (field, counts) in &alert.tallies {
-        evidence.insert((*field).to_string(), json!(counts));
+        let counts = counts
+            .iter()
+            .map(|(k, n)| (k.clone(), Value::from(*n)))
+            .collect();
+        evidence.insert((*field).to_string(), Value::Object(counts));
     }
-    ev.details = Some(json!({
-        "alert_id": format!("{}:{}", rule.as_str(), alert.subject.key()),
-        "rule": rule.as_str(),
-        "severity": alert.severity,
-        "title": alert.content.title,
-        "state": state,
-        "count": alert.count,
-        "first_seen": rfc3339(alert.first_seen),
-        "last_seen": rfc3339(alert.last_seen),
-        "evidence": Value::Object(evidence),
-    }));
+    let typed = Alert {
+        alert_id: format!("{}:{}", rule.as_str(), alert.subject.key()),
+        rule,
+        severity: alert.severity,
+        title: alert.content.title.clone(),
+        state,
+        count: alert.count,
+        first_seen: alert.first_seen,
+        last_seen: alert.last_seen,
+        evidence,
+    };
+    ev.details = Some(typed.to_details());
     ev
 }
 

@@ -1,6 +1,7 @@
 //! Tests of the alert book: dedup, doubling updates, resolution, bounds, event format.
 
 use super::*;
+use serde_json::json;
 
 fn t(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()

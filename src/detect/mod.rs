@@ -1,4 +1,5 @@
-//! Detection: anomaly rules over the audit stream that raise `alert` events. Each rule is a
+//! Detection: anomaly rules over the audit stream that raise typed `Alert`s (carried by `alert`
+//! events). Each rule is a
 //! small pure function of the events it sees and an injected `now` (the event's `created_at`,
 //! or the `tick` argument); no rule sleeps or reads the wall clock, so every one is tested with
 //! synthetic streams. Rules never block requests: they only say so, loudly.
@@ -13,6 +14,7 @@
 //! inventory, publish what both return on the audit bus; or let `task::spawn` do exactly that.
 
 mod alert;
+mod alert_event;
 pub mod config;
 mod country;
 mod failed_auth;
@@ -25,6 +27,7 @@ mod window;
 use chrono::{DateTime, Utc};
 
 pub use alert::{Rule, Severity, Subject};
+pub use alert_event::{Alert, AlertReadError, AlertState};
 pub use config::{DetectConfig, DetectConfigError};
 pub use country::ExpectedCountries;
 pub use inventory::{CredentialExpiry, CredentialKind, CrlStatus};

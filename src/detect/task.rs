@@ -34,6 +34,11 @@ impl DetectHandle {
     pub fn set_expected_countries(&self, expected: ExpectedCountries) {
         let _ = self.policy_tx.send(expected);
     }
+
+    /// A sender for `set_expected_countries` from another task (the runtime's policy reload).
+    pub fn expected_countries_tx(&self) -> mpsc::UnboundedSender<ExpectedCountries> {
+        self.policy_tx.clone()
+    }
 }
 
 /// Start the task. `inventory` runs on the task every `tick_every`: it must be cheap (read an

@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, watch};
 use super::forward::GateBody;
 use super::handler::GateState;
 use crate::audit::{AuditBus, BusMessage, EventKind};
+use crate::detect::{Rule, Severity};
 
 /// Latency histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -33,7 +34,11 @@ pub struct TrafficMetrics {
     latency_count: u64,
     latency_sum: f64,
     /// Alert id → (rule, severity, still open).
-    alerts: BTreeMap<String, (String, String, bool)>,
+    alerts: BTreeMap<String, (Rule, Severity, bool)>,
+    /// Alert events whose details are not an `Alert` (e.g. from a newer botgate).
+    unreadable_alerts: u64,
+    /// (action, allowed) → admin events (token/CA/cert changes, rotation steps, reloads).
+    admin: BTreeMap<(String, bool), u64>,
     lagged: u64,
 }
 
@@ -59,16 +64,19 @@ impl TrafficMetrics {
                     }
                 }
             }
-            EventKind::Alert => {
-                if let Some(d) = &ev.details {
-                    let id = d["alert_id"].as_str().unwrap_or(&ev.decision).to_string();
-                    let severity = d["severity"].as_str().unwrap_or("unknown").to_string();
-                    let open = d["state"] != "resolved";
-                    self.alerts
-                        .insert(id, (ev.decision.clone(), severity, open));
+            EventKind::Alert => match crate::detect::Alert::from_event(ev) {
+                Ok(a) => {
+                    let open = a.state == crate::detect::AlertState::Open;
+                    self.alerts.insert(a.alert_id, (a.rule, a.severity, open));
                 }
+                Err(_) => self.unreadable_alerts += 1,
+            },
+            EventKind::Admin => {
+                *self
+                    .admin
+                    .entry((ev.decision.clone(), ev.allowed))
+                    .or_default() += 1;
             }
-            EventKind::Admin => {}
         }
     }
 }
@@ -278,20 +286,48 @@ fn render(state: &GateState, m: &TrafficMetrics) -> String {
     );
     let _ = writeln!(
         out,
+        "# HELP botgate_admin_events_total Admin events (from the store's journal and this gate's reloads) by action and outcome.\n# TYPE botgate_admin_events_total counter"
+    );
+    for ((action, allowed), n) in &m.admin {
+        let _ = writeln!(
+            out,
+            "botgate_admin_events_total{{action=\"{}\",allowed=\"{allowed}\"}} {n}",
+            esc(action)
+        );
+    }
+    let reloads = |action: &str| {
+        m.admin
+            .iter()
+            .filter(|((a, _), _)| a == action)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let _ = writeln!(
+        out,
+        "# HELP botgate_policy_reloads_total Policy file changes applied or rejected (the last good policy stays).\n# TYPE botgate_policy_reloads_total counter\nbotgate_policy_reloads_total{{result=\"applied\"}} {}\nbotgate_policy_reloads_total{{result=\"rejected\"}} {}",
+        reloads("policy_reload"),
+        reloads("policy_reload_rejected")
+    );
+    let _ = writeln!(
+        out,
         "# HELP botgate_alerts_open Alerts currently open, by detector rule and severity.\n# TYPE botgate_alerts_open gauge"
     );
     let mut open: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for (rule, severity, is_open) in m.alerts.values() {
-        *open.entry((rule, severity)).or_default() += u64::from(*is_open);
+        *open.entry((rule.as_str(), severity.label())).or_default() += u64::from(*is_open);
     }
     for ((rule, severity), n) in open {
         let _ = writeln!(
             out,
-            "botgate_alerts_open{{rule=\"{}\",severity=\"{}\"}} {n}",
-            esc(rule),
-            esc(severity)
+            "botgate_alerts_open{{rule=\"{rule}\",severity=\"{severity}\"}} {n}"
         );
     }
+    counter(
+        &mut out,
+        "botgate_alert_events_unreadable_total",
+        "Alert events whose details are not a botgate alert.",
+        m.unreadable_alerts,
+    );
     let _ = writeln!(
         out,
         "# HELP botgate_token_expiry_timestamp_seconds Expiry of each live service token (unix time).\n# TYPE botgate_token_expiry_timestamp_seconds gauge"

@@ -287,13 +287,40 @@ fn rebuild_tls(
     }
 }
 
-impl RunningGate {
+/// Swaps policy sets into a running gate from another task (the runtime's reload task).
+#[derive(Clone)]
+pub struct PolicyReloader {
+    tls_configs: Option<LiveTls>,
+    policies: Arc<ArcSwap<PolicySet>>,
+}
+
+impl PolicyReloader {
     /// Swap in a new policy set (hot reload); requests in flight keep the old one.
-    pub fn reload_policies(&self, policies: PolicySet) {
+    pub fn reload(&self, policies: PolicySet) {
         if let Some((source, configs)) = &self.tls_configs {
             rebuild_tls(&**source, configs, &policies);
         }
-        self.state.policies.store(Arc::new(policies));
+        self.policies.store(Arc::new(policies));
+    }
+}
+
+impl RunningGate {
+    /// Swap in a new policy set (hot reload); requests in flight keep the old one.
+    pub fn reload_policies(&self, policies: PolicySet) {
+        self.reloader().reload(policies);
+    }
+
+    /// The audit log the gate's writer appends to.
+    pub fn audit_log(&self) -> &std::path::Path {
+        &self.writer.path
+    }
+
+    /// A handle that reloads policies into this gate.
+    pub fn reloader(&self) -> PolicyReloader {
+        PolicyReloader {
+            tls_configs: self.tls_configs.clone(),
+            policies: self.state.policies.clone(),
+        }
     }
 
     /// Stop accepting, let in-flight requests finish (up to 5 s), and flush the audit log.

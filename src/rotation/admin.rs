@@ -1,7 +1,7 @@
-//! Admin audit events for rotation steps: one row in the store's admin table and one `admin`
-//! line appended to the JSONL audit log (as `token create`/`revoke` do), with who, when, the
-//! step and the evidence it was decided on. Writing them never fails a step that already
-//! happened; a failure comes back as a warning to show.
+//! Admin audit events for rotation steps: one row in the store's admin journal (from where a
+//! running gate relays it through its audit writer and bus, or the CLI appends it to the audit
+//! log when no gate runs), with who, when, the step and the evidence it was decided on.
+//! Writing them never fails a step that already happened; a failure comes back as a warning.
 
 use chrono::{DateTime, Utc};
 
@@ -28,11 +28,6 @@ pub(crate) fn record(
         "forced": r.forced,
         "step": extra,
     });
-    if let Err(e) = store.record_admin(now, action, &r.id, &details) {
-        warnings.push(format!(
-            "could not record the admin event in the store: {e}"
-        ));
-    }
     let mut ev = AccessEvent::admin(now, action, &r.id, details);
     ev.allowed = allowed;
     // The old credential's identifiers, so a search for it finds its rotation too. Evidence
@@ -48,12 +43,8 @@ pub(crate) fn record(
             ev.cert_fingerprint_sha256 = Some(r.old.key.clone());
         }
     }
-    let log = &r.details.audit_log;
-    if let Err(e) = crate::audit::append_event(log, &ev) {
-        warnings.push(format!(
-            "could not append the admin event to {}: {e}",
-            log.display()
-        ));
+    if let Err(e) = crate::audit::admin::record(store, &r.details.audit_log, &ev, &r.id) {
+        warnings.push(e.to_string());
     }
     warnings
 }

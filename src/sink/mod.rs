@@ -113,8 +113,7 @@ impl Sink {
             message,
         })?;
         let auth = cfg.resolve_auth()?;
-        // Installing twice is refused harmlessly: another part of botgate may have done it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))

@@ -1,10 +1,12 @@
 //! The embedded credential store: one SQLite file (WAL, mode 0600) in the state dir holding
-//! tokens (hashed secrets only), CAs, certificates, revocations, rotations and the admin audit.
+//! tokens (hashed secrets only), CAs, certificates, revocations, rotations and the admin journal
+//! (`journal`: every admin action, relayed once into each audit file).
 //!
 //! Never called per request: the gate reads a `CredentialSnapshot` built from here and rebuilt
 //! when `generation()` changes. Every write that changes what the gate must enforce bumps the
 //! generation in the same transaction, so another process (the CLI) is seen within one poll.
 
+pub mod journal;
 pub mod pki;
 pub mod rotations;
 mod schema;
@@ -16,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
+pub use journal::{AdminEntry, Delivery, JournalRow};
 pub use tokens::{NewToken, TokenRecord, TokenStatus};
 
 /// File name of the store inside the state dir.
@@ -86,21 +89,6 @@ impl Store {
     pub fn generation(&self) -> Result<i64, StoreError> {
         let conn = self.conn();
         Ok(conn.query_row("SELECT generation FROM meta WHERE id = 1", [], |r| r.get(0))?)
-    }
-
-    /// Record an admin action (token create/revoke, rotation step …) in the admin audit table.
-    pub fn record_admin(
-        &self,
-        at: DateTime<Utc>,
-        action: &str,
-        target: &str,
-        details: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO admin_audit (created_at, actor, action, target, details) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![to_db_time(at), actor(), action, target, details.to_string()],
-        )?;
-        Ok(())
     }
 
     /// The schema version the file is at (`PRAGMA user_version`).

@@ -111,6 +111,24 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE cert_sightings ADD COLUMN cert_pem TEXT;
     "#,
+    // 4: the admin journal. Each row carries the audit line it becomes; every audit file reads
+    // the journal past its own cursor (a running gate holds the file's writer lease). Rows from
+    // before this migration were appended to the audit file directly: the floor skips them.
+    r#"
+    ALTER TABLE admin_audit ADD COLUMN event TEXT;
+    ALTER TABLE meta ADD COLUMN journal_floor INTEGER NOT NULL DEFAULT 0;
+    UPDATE meta SET journal_floor = (SELECT COALESCE(MAX(id), 0) FROM admin_audit);
+
+    CREATE TABLE audit_cursors (
+        audit_log TEXT PRIMARY KEY,
+        last_id   INTEGER NOT NULL
+    );
+    CREATE TABLE audit_writers (
+        audit_log    TEXT PRIMARY KEY,
+        holder       TEXT NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, bump_generation, from_db_time, opt_time, to_db_time};
+use super::{AdminEntry, Store, StoreError, bump_generation, from_db_time, opt_time, to_db_time};
 use crate::credential::{ClientId, SecretHash};
 
 /// Credentials (tokens and certificates) within this many days of expiry are "expiring":
@@ -114,6 +114,23 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
 impl Store {
     /// Insert a token. Fails with `Conflict` when a live token already has this name.
     pub fn create_token(&self, t: &NewToken<'_>) -> Result<TokenRecord, StoreError> {
+        self.create_token_in(t, None::<fn(&TokenRecord) -> AdminEntry>)
+    }
+
+    /// `create_token` with its admin journal row, in the same transaction.
+    pub fn create_token_recorded(
+        &self,
+        t: &NewToken<'_>,
+        admin: impl FnOnce(&TokenRecord) -> AdminEntry,
+    ) -> Result<TokenRecord, StoreError> {
+        self.create_token_in(t, Some(admin))
+    }
+
+    fn create_token_in(
+        &self,
+        t: &NewToken<'_>,
+        admin: Option<impl FnOnce(&TokenRecord) -> AdminEntry>,
+    ) -> Result<TokenRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let taken: Option<String> = tx
@@ -140,6 +157,9 @@ impl Store {
             [id],
             from_row,
         )?;
+        if let Some(admin) = admin {
+            super::journal::insert_entry(&tx, &admin(&rec))?;
+        }
         tx.commit()?;
         Ok(rec)
     }
@@ -181,6 +201,29 @@ impl Store {
         name_or_client_id: &str,
         at: DateTime<Utc>,
     ) -> Result<TokenRecord, StoreError> {
+        self.revoke_token_in(
+            name_or_client_id,
+            at,
+            None::<fn(&TokenRecord) -> AdminEntry>,
+        )
+    }
+
+    /// `revoke_token` with its admin journal row, in the same transaction.
+    pub fn revoke_token_recorded(
+        &self,
+        name_or_client_id: &str,
+        at: DateTime<Utc>,
+        admin: impl FnOnce(&TokenRecord) -> AdminEntry,
+    ) -> Result<TokenRecord, StoreError> {
+        self.revoke_token_in(name_or_client_id, at, Some(admin))
+    }
+
+    fn revoke_token_in(
+        &self,
+        name_or_client_id: &str,
+        at: DateTime<Utc>,
+        admin: Option<impl FnOnce(&TokenRecord) -> AdminEntry>,
+    ) -> Result<TokenRecord, StoreError> {
         let rec = self.find_token(name_or_client_id)?;
         if rec.revoked_at.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -200,6 +243,9 @@ impl Store {
             [rec.id],
             from_row,
         )?;
+        if let Some(admin) = admin {
+            super::journal::insert_entry(&tx, &admin(&rec))?;
+        }
         tx.commit()?;
         Ok(rec)
     }

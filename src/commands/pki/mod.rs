@@ -62,8 +62,8 @@ struct CertRef<'a> {
     issuer: Option<&'a str>,
 }
 
-/// Admin events go to the store's admin table and, best effort, to the JSONL audit log
-/// (same pattern as `token`).
+/// Admin events go to the store's admin journal and from there, once, to the audit log (a
+/// running gate relays them through its writer and bus).
 fn record_admin(
     paths: &Paths,
     store: &Store,
@@ -73,19 +73,12 @@ fn record_admin(
     details: serde_json::Value,
     cert: CertRef<'_>,
 ) {
-    if let Err(e) = store.record_admin(now, action, target, &details) {
-        eprintln!("warning: could not record the admin event: {e}");
-    }
     let mut ev = AccessEvent::admin(now, action, target, details);
     ev.cert_common_name = cert.common_name.map(str::to_string);
     ev.cert_serial = cert.serial.map(str::to_string);
     ev.cert_fingerprint_sha256 = cert.fingerprint.map(str::to_string);
     ev.cert_issuer = cert.issuer.map(str::to_string);
-    let log = paths.audit_log();
-    if let Err(e) = crate::audit::append_event(&log, &ev) {
-        eprintln!(
-            "warning: could not append the admin event to {}: {e}",
-            log.display()
-        );
+    if let Err(e) = crate::audit::admin::record(store, &paths.audit_log(), &ev, target) {
+        eprintln!("warning: {e}");
     }
 }
