@@ -16,5 +16,6 @@ pub use finding::{ConfigError, Finding, Severity};
 pub use lint::{LintContext, lint};
 pub use load::{LoadedConfig, load, parse};
 pub use model::{
-    Action, AppConfig, AuditFailure, GateSection, OneOrMany, PolicyConfig, PolicyFile, Selector,
+    Action, AppConfig, AuditDurability, AuditFailure, GateSection, OneOrMany, PolicyConfig,
+    PolicyFile, Selector,
 };

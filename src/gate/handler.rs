@@ -21,7 +21,7 @@ use super::metrics::GateMetrics;
 use super::snapshot::CredentialSnapshot;
 use super::upstream::{NotTaken, StickyUpstream};
 use crate::audit::event::new_ray_id;
-use crate::audit::{AccessEvent, AuditSink, ConnectionMethod, EventKind};
+use crate::audit::{AccessEvent, AuditSink, AuditUnavailable, ConnectionMethod, EventKind};
 use crate::clock::SharedClock;
 use crate::config::AuditFailure;
 use crate::policy::{self, CertIdentity, Identity, PolicySet, Verdict};
@@ -101,7 +101,7 @@ pub async fn handle(
 
     let policies = state.policies.load();
     let Some(app) = policies.app_for_host(host) else {
-        return Ok(refuse(&state, ev, started, DenyReason::UnknownHost));
+        return Ok(refuse(&state, ev, started, DenyReason::UnknownHost).await);
     };
     ev.app_name = Some(app.name.clone());
 
@@ -116,7 +116,7 @@ pub async fn handle(
             ev.connection_method = ConnectionMethod::ServiceToken;
             ev.service_token_id = client_id;
             ev.service_token_name = name.map(str::to_string);
-            return Ok(refuse(&state, ev, started, reason));
+            return Ok(refuse(&state, ev, started, reason).await);
         }
         TokenCheck::Valid { client_id, name } => {
             ev.connection_method = ConnectionMethod::ServiceToken;
@@ -132,7 +132,7 @@ pub async fn handle(
                     .revoked_cert_fingerprints
                     .contains(cert.identity.fingerprint_sha256.as_str())
                 {
-                    return Ok(refuse(&state, ev, started, DenyReason::CertRevoked));
+                    return Ok(refuse(&state, ev, started, DenyReason::CertRevoked).await);
                 }
                 Identity::Cert(&cert.identity)
             }
@@ -154,16 +154,18 @@ pub async fn handle(
     );
     ev.policy_name = decision.policy_name().map(str::to_string);
     match decision.verdict {
-        Verdict::Block => return Ok(refuse(&state, ev, started, DenyReason::BlockedByPolicy)),
+        Verdict::Block => return Ok(refuse(&state, ev, started, DenyReason::BlockedByPolicy).await),
         Verdict::NoMatch if matches!(identity, Identity::None) => {
-            return Ok(refuse(&state, ev, started, DenyReason::MissingCredentials));
+            return Ok(refuse(&state, ev, started, DenyReason::MissingCredentials).await);
         }
-        Verdict::NoMatch => return Ok(refuse(&state, ev, started, DenyReason::NoPolicyMatched)),
+        Verdict::NoMatch => {
+            return Ok(refuse(&state, ev, started, DenyReason::NoPolicyMatched).await);
+        }
         Verdict::Allow | Verdict::Bypass => {}
     }
     if state.audit_failure == AuditFailure::FailClosed && !state.audit.is_available() {
         GateMetrics::inc(&state.metrics.audit_refusals);
-        return Ok(refuse(&state, ev, started, DenyReason::AuditUnavailable));
+        return Ok(refuse(&state, ev, started, DenyReason::AuditUnavailable).await);
     }
 
     let identity_header = match identity {
@@ -206,8 +208,11 @@ pub async fn handle(
                 &state.metrics.allowed
             });
             let mut resp = forward::response(resp);
-            resp.headers_mut().insert("x-botgate-ray-id", ray);
-            record(&state, ev, started);
+            resp.headers_mut().insert("x-botgate-ray-id", ray.clone());
+            if record(&state, ev, started).await.is_err() {
+                GateMetrics::inc(&state.metrics.audit_refusals);
+                return Ok(refusal(DenyReason::AuditUnavailable, ray));
+            }
             Ok(resp)
         }
         Ok(Err(e)) => {
@@ -217,12 +222,12 @@ pub async fn handle(
                 tracing::warn!(app = %app.name, upstream = %app.upstream, error = %e, "upstream request failed");
                 GateMetrics::inc(&state.metrics.upstream_errors);
             }
-            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable))
+            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable).await)
         }
         Err(_) => {
             tracing::warn!(app = %app.name, upstream = %app.upstream, "upstream timed out");
             GateMetrics::inc(&state.metrics.upstream_errors);
-            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable))
+            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable).await)
         }
     }
 }
@@ -263,8 +268,9 @@ pub(super) fn fill_cert(ev: &mut AccessEvent, c: &CertIdentity) {
     ev.cert_issuer = Some(c.issuer.clone());
 }
 
-/// Answer a refusal with a short JSON body and record the event.
-fn refuse(
+/// Record a refusal and answer it with a short JSON body (503 instead when failing closed and
+/// its event could not be written).
+async fn refuse(
     state: &GateState,
     mut ev: AccessEvent,
     started: Instant,
@@ -278,14 +284,23 @@ fn refuse(
     if status < 500 {
         GateMetrics::inc(&state.metrics.denied);
     }
+    let ray = header_value(&ev.ray_id);
+    if record(state, ev, started).await.is_err() && reason != DenyReason::AuditUnavailable {
+        GateMetrics::inc(&state.metrics.audit_refusals);
+        return refusal(DenyReason::AuditUnavailable, ray);
+    }
+    refusal(reason, ray)
+}
+
+/// The refusal response for `reason`: status, JSON body with the ray id, headers.
+fn refusal(reason: DenyReason, ray: HeaderValue) -> Response<ProxyBody> {
+    let status = reason.status();
     let body = serde_json::to_vec(&RefusalBody {
         error: reason.public_message(),
         status,
-        ray_id: &ev.ray_id,
+        ray_id: ray.to_str().unwrap_or("-"),
     })
     .unwrap_or_default();
-    let ray = header_value(&ev.ray_id);
-    record(state, ev, started);
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     let h = resp.headers_mut();
@@ -311,10 +326,22 @@ struct RefusalBody<'a> {
     ray_id: &'a str,
 }
 
-fn record(state: &GateState, mut ev: AccessEvent, started: Instant) {
+/// Record the request's event and wait until the batch holding it is in the audit log (group
+/// commit: a response never leaves before its record). `Err`: it could not be written and the
+/// gate fails closed, so the caller answers 503 instead.
+async fn record(
+    state: &GateState,
+    mut ev: AccessEvent,
+    started: Instant,
+) -> Result<(), AuditUnavailable> {
     ev.latency_ms = Some((started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
-    if state.audit.record(ev).is_err() {
-        GateMetrics::inc(&state.metrics.audit_refusals);
+    let written = match state.audit.commit(ev) {
+        Ok(commit) => commit.await,
+        Err(e) => Err(e),
+    };
+    match state.audit_failure {
+        AuditFailure::FailClosed => written,
+        AuditFailure::FailOpen => Ok(()),
     }
 }
 
