@@ -53,19 +53,16 @@ impl LogFile {
             std::fs::create_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new()
-            .read(true)
             .append(true)
             .create(true)
             .mode(0o600)
             .open(path)?;
         let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::other(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
-        let quarantined = quarantine_partial_tail(&file, meta.len(), path, now)?;
+        // A device or pipe (`/dev/stdout`) has no last line to look at.
+        let quarantined = match meta.is_file() {
+            true => quarantine_partial_tail(&file, meta.len(), path, now)?,
+            false => None,
+        };
         let log = LogFile {
             file,
             id: (meta.dev(), meta.ino()),
@@ -151,12 +148,16 @@ pub fn side_file_path(path: &Path, now: chrono::DateTime<chrono::Utc>) -> PathBu
 /// If the file does not end with a newline, copy everything after its last newline to a side
 /// file, then cut the file back to that newline.
 fn quarantine_partial_tail(
-    file: &File,
+    log: &File,
     len: u64,
     path: &Path,
     now: chrono::DateTime<chrono::Utc>,
 ) -> io::Result<Option<Quarantined>> {
-    if len == 0 || last_byte(file, len)? == b'\n' {
+    if len == 0 {
+        return Ok(None);
+    }
+    let file = &File::open(path)?;
+    if last_byte(file, len)? == b'\n' {
         return Ok(None);
     }
     let keep = end_of_last_line(file, len)?;
@@ -175,7 +176,7 @@ fn quarantine_partial_tail(
         at += n as u64;
     }
     side.sync_all()?;
-    file.set_len(keep)?;
+    log.set_len(keep)?;
     Ok(Some(Quarantined {
         side_file,
         bytes: len - keep,
@@ -268,6 +269,13 @@ mod tests {
         assert!(!log.is_unlinked());
         std::fs::remove_file(dir.path().join("audit.jsonl.1")).unwrap();
         assert!(log.is_unlinked());
+    }
+
+    #[test]
+    fn a_device_is_appended_to_as_it_is() {
+        let (mut log, q) = LogFile::open(Path::new("/dev/null"), now()).unwrap();
+        assert_eq!(q, None);
+        log.append(b"{}\n").unwrap();
     }
 
     #[test]
