@@ -81,6 +81,7 @@ pub(super) struct Shared {
     /// Events in the channel (the sink's view of how full it is).
     pub queued: AtomicUsize,
     pub capacity: usize,
+    pub durability: AuditDurability,
     /// Reopen the path at the next chance (set by `reopen`).
     pub reopen: AtomicBool,
     /// Write what is queued and stop (set by `finish`).
@@ -113,10 +114,15 @@ impl AuditSink {
     /// Queue an event; the returned `Commit` resolves when its batch is in the file (handed to
     /// the kernel, or fsynced with `audit_durability = "fsync"`), or fails when that batch
     /// could not be written. Answer the request only after it resolved.
+    /// With `audit_durability = "buffered"` it resolves at once.
     pub fn commit(&self, event: AccessEvent) -> Result<Commit, AuditUnavailable> {
+        if self.shared.durability == AuditDurability::Buffered {
+            self.send(Arc::new(event), None)?;
+            return Ok(Commit(None));
+        }
         let (done, rx) = oneshot::channel();
         self.send(Arc::new(event), Some(done))?;
-        Ok(Commit(rx))
+        Ok(Commit(Some(rx)))
     }
 
     fn send(
@@ -159,13 +165,16 @@ impl AuditSink {
 /// written (`Err`: answer 503 when failing closed).
 #[derive(Debug)]
 #[must_use = "a response must wait for its audit event to be written"]
-pub struct Commit(oneshot::Receiver<bool>);
+pub struct Commit(Option<oneshot::Receiver<bool>>);
 
 impl Future for Commit {
     type Output = Result<(), AuditUnavailable>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| match r {
+        let Some(rx) = self.0.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        Pin::new(rx).poll(cx).map(|r| match r {
             Ok(true) => Ok(()),
             // Written false, or the writer stopped without answering.
             _ => Err(AuditUnavailable),
@@ -254,6 +263,7 @@ impl AuditWriter {
             health: Arc::new(WriterHealth::default()),
             queued: AtomicUsize::new(0),
             capacity,
+            durability: opts.durability,
             reopen: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });

@@ -216,3 +216,17 @@ async fn a_blocked_path_fails_closed_with_an_alert_and_recovers_with_what_it_kep
     assert_eq!(states, ["open", "resolved"], "the outage is in the log");
     writer.finish().await;
 }
+
+#[tokio::test]
+async fn buffered_commits_resolve_at_once_and_are_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (sink, writer) =
+        AuditWriter::start(&path, AuditBus::new(64), opts(AuditDurability::Buffered))
+            .await
+            .unwrap();
+    // The writer is stopped before it could write: resolving anyway is what buffered means.
+    sink.commit(event("b")).unwrap().await.unwrap();
+    writer.finish().await;
+    assert_eq!(rays(&path), ["b"]);
+}

@@ -108,14 +108,17 @@ pub enum AuditFailure {
 }
 
 /// When a response may leave the gate: once the audit batch holding its event was handed to the
-/// kernel (`write`: survives a crash of the process), or once it was also flushed to the disk
-/// (`fsync`: survives a power loss).
+/// kernel (`write`: survives a crash of the process), once it was also flushed to the disk
+/// (`fsync`: survives a power loss), or at once (`buffered`: a crash loses the events of the
+/// batch being written; the behaviour before group commit, for comparison and for those who
+/// choose latency over the record).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditDurability {
     #[default]
     Write,
     Fsync,
+    Buffered,
 }
 
 /// One `[[app]]`.
