@@ -537,7 +537,7 @@ async fn audit_dir_read_only_fails_closed() {
     std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o555)).unwrap();
     let rotated = logs.join("audit.jsonl.1");
     std::fs::rename(&gate.audit, &rotated).unwrap();
-    gate.signal("-HUP");
+    gate.signal("-USR1");
     assert!(eventually_status(&gate, &c, 503).await, "kept serving");
     let (status, body) = gate.healthz(&c).await;
     assert_eq!(status, 503, "{body}");

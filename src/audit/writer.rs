@@ -209,20 +209,30 @@ impl ReopenHandle {
     }
 }
 
-/// Reopens the audit log on SIGHUP and SIGUSR1 (as nginx does) until dropped.
+/// Reopens the audit log on SIGUSR1 and SIGHUP (as nginx does) until dropped.
 #[derive(Debug)]
 pub struct ReopenOnSignals(tokio::task::JoinHandle<()>);
 
 impl ReopenOnSignals {
-    /// Listen for SIGHUP and SIGUSR1; each makes `handle` reopen the log. Inside a runtime.
-    pub fn start(handle: ReopenHandle) -> std::io::Result<Self> {
+    /// Listen for SIGUSR1 and, with `hangup`, SIGHUP (not when SIGHUP is a terminal's hangup
+    /// that must end the process); each makes `handle` reopen the log. Inside a runtime.
+    pub fn start(handle: ReopenHandle, hangup: bool) -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = signal(SignalKind::hangup())?;
+        let mut hup = match hangup {
+            true => Some(signal(SignalKind::hangup())?),
+            false => None,
+        };
         let mut usr1 = signal(SignalKind::user_defined1())?;
         Ok(Self(tokio::spawn(async move {
             loop {
+                let hup = async {
+                    match hup.as_mut() {
+                        Some(s) => s.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    Some(()) = hup.recv() => {}
+                    Some(()) = hup => {}
                     Some(()) = usr1.recv() => {}
                     else => return,
                 }

@@ -65,8 +65,9 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
         if let Some(a) = running.admin_addr {
             eprintln!("admin endpoints on http://{a}/healthz /metrics /events");
         }
-        // logrotate's postrotate (or `kill -HUP`) makes the writer reopen the audit log.
-        let _reopen = crate::audit::ReopenOnSignals::start(running.audit_reopen_handle())
+        // logrotate's postrotate (`kill -HUP`, or -USR1) makes the writer reopen the audit log.
+        let hangup = !args.console;
+        let _reopen = crate::audit::ReopenOnSignals::start(running.audit_reopen_handle(), hangup)
             .context("cannot listen for SIGHUP/SIGUSR1")?;
         let (tx, mut reloads) = tokio::sync::mpsc::channel(4);
         let _watch = crate::config::watch::watch(paths.config.clone(), tx)
