@@ -606,7 +606,12 @@ async fn enospc_truncates_partial_batch() {
         eventually_status(&gate, &c, 503).await,
         "never ran out of space"
     );
-    assert_eq!(gate.healthz(&c).await.0, 503);
+    let (status, body) = gate.healthz(&c).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("cannot write") && body.contains("audit.jsonl"),
+        "{body}"
+    );
     // Make room: free the disk, or rotate the log away from the size limit.
     let rotated = logs.join("audit.jsonl.1");
     match &disk {

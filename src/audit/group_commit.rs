@@ -199,24 +199,27 @@ impl Output {
     /// the file anyway (only fsync failed).
     fn write_batch(&mut self) -> Result<(), (std::io::Error, bool)> {
         let no_file = |why: &str| std::io::Error::other(why.to_string());
+        let path = self.path.display().to_string();
+        let cannot =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("cannot write {path}: {e}"));
         let log = match self.log.as_mut() {
             Some(log) => log,
             None => return Err((no_file(&self.open_error), false)),
         };
-        log.append(&self.buf).map_err(|e| (e, false))?;
+        log.append(&self.buf).map_err(|e| (cannot(e), false))?;
         if log.is_unlinked() {
             // Deleted while we wrote: these lines are gone with it; write them to a new file.
             tracing::warn!(path = %self.path.display(), "the audit log was deleted; recreating it");
             self.reopen()
                 .map_err(|_| (no_file(&self.open_error), false))?;
             if let Some(log) = self.log.as_mut() {
-                log.append(&self.buf).map_err(|e| (e, false))?;
+                log.append(&self.buf).map_err(|e| (cannot(e), false))?;
             }
         }
         if self.durability == AuditDurability::Fsync
             && let Some(log) = &self.log
         {
-            log.sync().map_err(|e| (e, true))?;
+            log.sync().map_err(|e| (cannot(e), true))?;
         }
         Ok(())
     }
