@@ -34,6 +34,7 @@ case_title() {
     mtls-ecdsa) echo "5. mTLS full handshakes/s, ECDSA P-256 client" ;;
     mtls-rsa) echo "5. mTLS full handshakes/s, RSA-2048 client" ;;
     scale) echo "6. scale: $SCALE_TOKENS tokens + $SCALE_POLICIES CN-regex policies" ;;
+    durability) echo "7. audit durability (token auth, plain HTTP)" ;;
   esac
 }
 row() { # row CASE VARIANT LABEL BASELINE_VARIANT
@@ -86,6 +87,9 @@ REPORT=$WORK/report.md
   done
   row scale botgate-scale "botgate (scale) ÷ botgate ($TOKENS tokens)" botgate
   row scale botgate "botgate ($TOKENS tokens)" ""
+  row durability botgate-buffered "botgate, audit_durability = buffered (no wait)" ""
+  row durability botgate "botgate, write (default) ÷ buffered" botgate-buffered
+  row durability botgate-fsync "botgate, fsync ÷ buffered" botgate-buffered
   echo
   echo "Case 4 counts refusals: non-2xx equals the requests there by design. \"÷ nginx\" for case 6 is ÷ botgate with $TOKENS tokens."
   echo
@@ -110,6 +114,8 @@ REPORT=$WORK/report.md
       echo "| mTLS handshakes/s ≥ nginx ($k) | ${r:-–}× | $(verdict "$r" ">=" 1.0) |"
     fi
   done
+  r=$(awk -v a="$(get durability botgate p99)" -v b="$(get durability botgate-buffered p99)" 'BEGIN { if (a == "" || b == "") print ""; else printf "%.3f", a - b }')
+  echo "| group commit (write) p99 ≤ buffered + 0.5 ms (issue 11) | ${r:-–} ms more | $(verdict "$r" "<=" 0.5) |"
   echo
   echo "Policy-decision, token-check and audit-serialisation figures come from \`cargo bench\` (see bench/README.md)."
 } >"$REPORT"

@@ -6,9 +6,14 @@ pub mod admin;
 pub mod bus;
 pub mod event;
 pub mod export;
+mod group_commit;
+pub mod log_file;
 pub mod tail;
 pub mod writer;
 
 pub use bus::{AuditBus, BusMessage};
 pub use event::{AccessEvent, ConnectionMethod, EventKind};
-pub use writer::{AuditSink, AuditWriter, WriterHealth};
+pub use writer::{
+    AuditSink, AuditUnavailable, AuditWriter, Commit, ReopenHandle, ReopenOnSignals, WriterHealth,
+    WriterOptions,
+};

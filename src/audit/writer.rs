@@ -1,31 +1,39 @@
-//! The JSONL audit writer. `AuditSink::record` puts the event on a bounded lock-free channel;
-//! the writer task wakes for the first event of a batch only, then lets events gather for
-//! `BATCH_WINDOW` without being woken, takes them all, serialises them and publishes them on the
-//! bus (so the writer and every bus subscriber wake once per batch, not once per event), and
-//! writes at least every 100 ms. `record` fails (so the gate can fail closed) when the channel is
-//! full, the writer has stopped, or the last write failed.
+//! The JSONL audit writer, with group commit. `AuditSink::commit` queues an event and returns a
+//! `Commit` that resolves once the batch holding the event has been handed to the kernel
+//! (`write(2)` returned; with `audit_durability = "fsync"` also `fdatasync`), so a response
+//! sent after it survives a crash of the process. `AuditSink::record` queues without waiting
+//! (alerts, admin events). One writer thread takes whatever has queued while it wrote the last
+//! batch, so batches grow with the load and an idle gate adds one write's latency.
+//! The writer keeps the file true to its path: at least every second, and at once on
+//! `AuditWriter::reopen` (SIGHUP/SIGUSR1 in `serve`), it reopens the path when the file was
+//! renamed, deleted or replaced; a batch written to a file deleted under it is written again to
+//! the new one. When the path cannot be opened or written, the log is *failing*: `commit`,
+//! `record` and `is_available` refuse (the gate fails closed), `/healthz` says so, an
+//! `audit_log_unavailable` alert goes on the bus, and the writer retries every 100 ms, writing
+//! what it kept once it can (see `group_commit`).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
+use super::group_commit::{self, Msg};
 use super::{AccessEvent, AuditBus};
+use crate::clock::SharedClock;
+use crate::config::AuditDurability;
 
-/// How often buffered lines are flushed at the latest.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-/// How long the writer lets events gather after the first one of a batch before taking them
-/// (also the most an event waits before it is on the bus).
-pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
-const BATCH_BYTES: usize = 256 * 1024;
+pub use super::group_commit::{PATH_CHECK_INTERVAL, RETRY_INTERVAL};
 
-/// Counters shared between the writer task, the gate and `/metrics`.
+/// Counters shared between the writer, the gate and `/metrics`.
 #[derive(Debug, Default)]
 pub struct WriterHealth {
     failed: AtomicBool,
+    last_error: Mutex<Option<String>>,
     /// Events written to the file.
     pub written: AtomicU64,
     /// Events that could not be queued or written.
@@ -33,53 +41,119 @@ pub struct WriterHealth {
 }
 
 impl WriterHealth {
-    /// True when the last write to the file failed (and no later write succeeded).
+    /// True while the audit log cannot be written (from the first failure to the next success).
     pub fn is_failing(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Why the log is failing (the last error), while it is.
+    pub fn last_error(&self) -> Option<String> {
+        if !self.is_failing() {
+            return None;
+        }
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Mark the log failing; true when it was not failing before.
+    pub(super) fn fail(&self, error: &str) -> bool {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+        !self.failed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Mark the log writable; true when it was failing before.
+    pub(super) fn recover(&self) -> bool {
+        self.failed.swap(false, Ordering::AcqRel)
     }
 }
 
 /// The audit log cannot take this event.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the audit log cannot be written")]
 pub struct AuditUnavailable;
+
+/// What the sink, the writer handle and the writer thread share.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub health: Arc<WriterHealth>,
+    /// Events in the channel (the sink's view of how full it is).
+    pub queued: AtomicUsize,
+    pub capacity: usize,
+    pub durability: AuditDurability,
+    /// Reopen the path at the next chance (set by `reopen`).
+    pub reopen: AtomicBool,
+    /// Write what is queued and stop (set by `finish`).
+    pub stop: AtomicBool,
+}
 
 /// Where the gate sends events: the writer's channel (and through it the bus).
 #[derive(Debug, Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<Arc<AccessEvent>>,
+    tx: SyncSender<Msg>,
     bus: AuditBus,
-    health: Arc<WriterHealth>,
+    shared: Arc<Shared>,
 }
 
 impl AuditSink {
     /// Whether an event recorded now would be accepted (used before answering a request).
     pub fn is_available(&self) -> bool {
-        !self.health.is_failing() && !self.tx.is_closed() && self.tx.capacity() > 0
+        !self.shared.health.is_failing()
+            && !self.shared.stop.load(Ordering::Acquire)
+            && self.shared.queued.load(Ordering::Relaxed) < self.shared.capacity
     }
 
-    /// Queue an event for the file and the bus. A refused event still goes on the bus, at once.
+    /// Queue an event for the file and the bus without waiting for it to be written (events no
+    /// response waits for: alerts, admin actions, refused handshakes). A refused event still
+    /// goes on the bus, at once.
     pub fn record(&self, event: AccessEvent) -> Result<(), AuditUnavailable> {
-        let event = Arc::new(event);
-        if self.health.is_failing() {
+        self.send(Arc::new(event), None)
+    }
+
+    /// Queue an event; the returned `Commit` resolves when its batch is in the file (handed to
+    /// the kernel, or fsynced with `audit_durability = "fsync"`), or fails when that batch
+    /// could not be written. Answer the request only after it resolved.
+    /// With `audit_durability = "buffered"` it resolves at once.
+    pub fn commit(&self, event: AccessEvent) -> Result<Commit, AuditUnavailable> {
+        if self.shared.durability == AuditDurability::Buffered {
+            self.send(Arc::new(event), None)?;
+            return Ok(Commit(None));
+        }
+        let (done, rx) = oneshot::channel();
+        self.send(Arc::new(event), Some(done))?;
+        Ok(Commit(Some(rx)))
+    }
+
+    fn send(
+        &self,
+        event: Arc<AccessEvent>,
+        done: Option<oneshot::Sender<bool>>,
+    ) -> Result<(), AuditUnavailable> {
+        if self.shared.health.is_failing() || self.shared.stop.load(Ordering::Acquire) {
             return self.refuse(event);
         }
-        match self.tx.try_send(event) {
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Msg::Event(event, done)) {
             Ok(()) => Ok(()),
-            Err(
-                mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
-            ) => self.refuse(event),
+            Err(TrySendError::Full(msg) | TrySendError::Disconnected(msg)) => {
+                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                match msg {
+                    Msg::Event(event, _) => self.refuse(event),
+                    Msg::Wake => Err(AuditUnavailable),
+                }
+            }
         }
     }
 
     fn refuse(&self, event: Arc<AccessEvent>) -> Result<(), AuditUnavailable> {
         self.bus.publish(event);
-        self.health.failures.fetch_add(1, Ordering::Relaxed);
+        self.shared.health.failures.fetch_add(1, Ordering::Relaxed);
         Err(AuditUnavailable)
     }
 
     pub fn health(&self) -> &Arc<WriterHealth> {
-        &self.health
+        &self.shared.health
     }
 
     pub fn bus(&self) -> &AuditBus {
@@ -87,246 +161,178 @@ impl AuditSink {
     }
 }
 
-/// The writer task's handle.
+/// Resolves when the batch holding an event is in the audit log (`Ok`), or could not be
+/// written (`Err`: answer 503 when failing closed).
+#[derive(Debug)]
+#[must_use = "a response must wait for its audit event to be written"]
+pub struct Commit(Option<oneshot::Receiver<bool>>);
+
+impl Future for Commit {
+    type Output = Result<(), AuditUnavailable>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(rx) = self.0.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        Pin::new(rx).poll(cx).map(|r| match r {
+            Ok(true) => Ok(()),
+            // Written false, or the writer stopped without answering.
+            _ => Err(AuditUnavailable),
+        })
+    }
+}
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Events that may wait for the writer before `record` refuses more.
+    pub queue: usize,
+    pub durability: AuditDurability,
+    /// Timestamps of the writer's own events (quarantine, outage alerts).
+    pub clock: SharedClock,
+}
+
+/// Asks the writer to reopen its path (what `serve` does on SIGHUP and SIGUSR1, after a
+/// logrotate `postrotate`). Cloneable; cheap.
+#[derive(Debug, Clone)]
+pub struct ReopenHandle {
+    tx: SyncSender<Msg>,
+    shared: Arc<Shared>,
+}
+
+impl ReopenHandle {
+    /// Reopen (and recreate if missing) the audit log path before the next batch.
+    pub fn reopen(&self) {
+        self.shared.reopen.store(true, Ordering::Release);
+        // A full channel means the writer is busy and sees the flag before its next batch.
+        let _ = self.tx.try_send(Msg::Wake);
+    }
+}
+
+/// Reopens the audit log on SIGUSR1 and SIGHUP (as nginx does) until dropped.
+#[derive(Debug)]
+pub struct ReopenOnSignals(tokio::task::JoinHandle<()>);
+
+impl ReopenOnSignals {
+    /// Listen for SIGUSR1 and, with `hangup`, SIGHUP (not when SIGHUP is a terminal's hangup
+    /// that must end the process); each makes `handle` reopen the log. Inside a runtime.
+    pub fn start(handle: ReopenHandle, hangup: bool) -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match hangup {
+            true => Some(signal(SignalKind::hangup())?),
+            false => None,
+        };
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        Ok(Self(tokio::spawn(async move {
+            loop {
+                let hup = async {
+                    match hup.as_mut() {
+                        Some(s) => s.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    Some(()) = hup => {}
+                    Some(()) = usr1.recv() => {}
+                    else => return,
+                }
+                tracing::info!("reopening the audit log (signal)");
+                handle.reopen();
+            }
+        })))
+    }
+}
+
+impl Drop for ReopenOnSignals {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The writer thread's handle. Dropping it stops the writer like `finish`, without waiting.
 #[derive(Debug)]
 pub struct AuditWriter {
     pub path: PathBuf,
-    task: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
+    reopen: ReopenHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AuditWriter {
-    /// Open (append) `path` and start the writer task. Must run inside a tokio runtime.
-    /// `queue` events may wait for the writer before `record` refuses more.
+    /// Open (append) `path` — moving a partial last line to a side file first — and start the
+    /// writer thread. Must run inside a tokio runtime (it installs the SIGXFSZ handler, so a
+    /// file-size limit makes writes fail with EFBIG instead of killing the process).
     pub async fn start(
         path: &Path,
         bus: AuditBus,
-        queue: usize,
+        opts: WriterOptions,
     ) -> std::io::Result<(AuditSink, AuditWriter)> {
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        let file = open_append(path).await?;
-        let (tx, rx) = mpsc::channel(queue.max(1));
-        let health = Arc::new(WriterHealth::default());
-        let (stop, stop_rx) = tokio::sync::oneshot::channel();
-        let out = Output {
-            file,
-            path: path.to_path_buf(),
-            buf: Vec::with_capacity(BATCH_BYTES),
-            pending: 0,
-            health: health.clone(),
-            bus: bus.clone(),
-        };
-        let task = tokio::spawn(run(out, rx, stop_rx));
+        ignore_file_size_signal()?;
+        let capacity = opts.queue.max(1);
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        let shared = Arc::new(Shared {
+            health: Arc::new(WriterHealth::default()),
+            queued: AtomicUsize::new(0),
+            capacity,
+            durability: opts.durability,
+            reopen: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        });
+        let out = group_commit::Output::open(path, bus.clone(), opts, shared.clone())?;
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || group_commit::run(out, rx))?;
         Ok((
-            AuditSink { tx, bus, health },
+            AuditSink {
+                tx: tx.clone(),
+                bus,
+                shared: shared.clone(),
+            },
             AuditWriter {
                 path: path.to_path_buf(),
-                task,
-                stop,
+                reopen: ReopenHandle { tx, shared },
+                thread: Some(thread),
             },
         ))
     }
 
+    /// A handle that makes the writer reopen its path (SIGHUP/SIGUSR1 in `serve`).
+    pub fn reopen_handle(&self) -> ReopenHandle {
+        self.reopen.clone()
+    }
+
+    /// Reopen (and recreate if missing) the audit log path before the next batch.
+    pub fn reopen(&self) {
+        self.reopen.reopen();
+    }
+
     /// Write everything queued so far, then stop. Later `record`s fail.
-    pub async fn finish(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
-async fn open_append(path: &Path) -> std::io::Result<tokio::fs::File> {
-    let mut opts = tokio::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    opts.open(path).await
-}
-
-/// The writer's side: the file, the batch being built, and the bus it publishes to.
-struct Output {
-    file: tokio::fs::File,
-    path: PathBuf,
-    buf: Vec<u8>,
-    /// Events in `buf`.
-    pending: u64,
-    health: Arc<WriterHealth>,
-    bus: AuditBus,
-}
-
-impl Output {
-    /// Serialise one event into the batch and publish it on the bus.
-    fn take(&mut self, ev: Arc<AccessEvent>) {
-        // Serialising plain fields cannot fail.
-        let _ = serde_json::to_writer(&mut self.buf, &*ev);
-        self.buf.push(b'\n');
-        self.pending += 1;
-        self.bus.publish(ev);
-    }
-
-    /// Take everything queued right now (without waiting).
-    fn take_queued(&mut self, rx: &mut mpsc::Receiver<Arc<AccessEvent>>) {
-        while let Ok(ev) = rx.try_recv() {
-            self.take(ev);
+    pub async fn finish(mut self) {
+        self.request_stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 
-    /// Write the batch. On failure keep it for the next attempt (unless it grows without bound),
-    /// mark the log failing (the gate fails closed) and reopen the file for the next flush.
-    async fn flush(&mut self) {
-        let result = async {
-            self.file.write_all(&self.buf).await?;
-            self.file.flush().await
-        }
-        .await;
-        let health = &self.health;
-        match result {
-            Ok(()) => {
-                health.written.fetch_add(self.pending, Ordering::Relaxed);
-                if health.failed.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(path = %self.path.display(), "audit log writable again");
-                }
-                self.buf.clear();
-                self.pending = 0;
-            }
-            Err(err) => {
-                if !health.failed.swap(true, Ordering::Relaxed) {
-                    tracing::error!(path = %self.path.display(), error = %err, "cannot write the audit log; failing closed");
-                }
-                if self.buf.len() > 64 * BATCH_BYTES {
-                    health.failures.fetch_add(self.pending, Ordering::Relaxed);
-                    self.buf.clear();
-                    self.pending = 0;
-                }
-                // The file may have been removed or replaced.
-                if let Ok(f) = open_append(&self.path).await {
-                    self.file = f;
-                }
-            }
-        }
+    fn request_stop(&self) {
+        self.reopen.shared.stop.store(true, Ordering::Release);
+        let _ = self.reopen.tx.try_send(Msg::Wake);
     }
 }
 
-async fn run(
-    mut out: Output,
-    mut rx: mpsc::Receiver<Arc<AccessEvent>>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    // An event waits at most BATCH_WINDOW to be taken, then at most this long to be written.
-    let mut tick = tokio::time::interval(FLUSH_INTERVAL - BATCH_WINDOW);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            // Parked here only when the channel is empty: the next event wakes the task once.
-            msg = rx.recv() => match msg {
-                Some(ev) => {
-                    out.take(ev);
-                    // Not waiting on the channel now, so the events of the window wake nobody.
-                    tokio::select! {
-                        _ = tokio::time::sleep(BATCH_WINDOW) => {}
-                        _ = &mut stop => {
-                            stop_writer(&mut out, &mut rx).await;
-                            return;
-                        }
-                    }
-                    out.take_queued(&mut rx);
-                    if out.buf.len() >= BATCH_BYTES {
-                        out.flush().await;
-                    }
-                }
-                None => {
-                    out.flush().await;
-                    return;
-                }
-            },
-            _ = &mut stop => {
-                stop_writer(&mut out, &mut rx).await;
-                return;
-            }
-            _ = tick.tick() => {
-                if !out.buf.is_empty() || out.health.is_failing() {
-                    out.flush().await;
-                }
-            }
-        }
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        self.request_stop();
     }
 }
 
-/// Refuse new events, write what is queued, flush.
-async fn stop_writer(out: &mut Output, rx: &mut mpsc::Receiver<Arc<AccessEvent>>) {
-    rx.close();
-    while let Some(ev) = rx.recv().await {
-        out.take(ev);
-    }
-    out.flush().await;
+/// Catch SIGXFSZ (tokio's handler stays installed for the life of the process), so writing past
+/// `RLIMIT_FSIZE` fails the write with EFBIG — the log then fails closed — instead of killing
+/// the gate.
+fn ignore_file_size_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::from_raw(libc::SIGXFSZ)).map(drop)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::audit::EventKind;
-
-    fn event(ray: &str) -> AccessEvent {
-        AccessEvent::empty(EventKind::Access, chrono::Utc::now(), ray.into())
-    }
-
-    async fn lines(path: &Path, n: usize) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
-            let lines: Vec<String> = text.lines().map(str::to_string).collect();
-            if lines.len() >= n || tokio::time::Instant::now() > deadline {
-                return lines;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn every_event_reaches_the_file_and_the_bus_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let bus = AuditBus::new(4096);
-        let mut rx = bus.subscribe();
-        let (sink, writer) = AuditWriter::start(&path, bus, 4096).await.unwrap();
-        for i in 0..1000 {
-            sink.record(event(&format!("r{i}"))).unwrap();
-        }
-        let written = lines(&path, 1000).await;
-        assert_eq!(written.len(), 1000);
-        for (i, line) in written.iter().enumerate() {
-            let ev: AccessEvent = serde_json::from_str(line).unwrap();
-            assert_eq!(ev.ray_id, format!("r{i}"));
-            let crate::audit::BusMessage::Event(on_bus) = rx.recv().await.unwrap();
-            assert_eq!(on_bus.ray_id, format!("r{i}"));
-        }
-        assert_eq!(sink.health().written.load(Ordering::Relaxed), 1000);
-        writer.finish().await;
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_and_a_stopped_writer_refuse_but_still_publish() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let bus = AuditBus::new(64);
-        let mut rx = bus.subscribe();
-        let (sink, writer) = AuditWriter::start(&path, bus, 2).await.unwrap();
-        // No await in between: the writer cannot take the queue.
-        sink.record(event("a")).unwrap();
-        sink.record(event("b")).unwrap();
-        assert!(!sink.is_available());
-        assert!(sink.record(event("c")).is_err());
-        let crate::audit::BusMessage::Event(first) = rx.recv().await.unwrap();
-        assert_eq!(first.ray_id, "c", "a refused event is published at once");
-        writer.finish().await;
-        assert_eq!(
-            lines(&path, 2).await.len(),
-            2,
-            "finish writes what was queued"
-        );
-        assert!(!sink.is_available());
-        assert!(sink.record(event("d")).is_err());
-        assert_eq!(sink.health().failures.load(Ordering::Relaxed), 2);
-    }
-}
+#[path = "writer_tests.rs"]
+mod tests;

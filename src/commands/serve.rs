@@ -42,6 +42,10 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
         if let Some(a) = gate.admin_addr {
             eprintln!("admin endpoints on http://{a}/healthz /metrics /events");
         }
+        // logrotate's postrotate (`kill -HUP`, or -USR1) makes the writer reopen the audit log.
+        let hangup = !args.console;
+        let _reopen = crate::audit::ReopenOnSignals::start(gate.audit_reopen_handle(), hangup)
+            .context("cannot listen for SIGHUP/SIGUSR1")?;
         eprintln!(
             "policy file {} (hot reload on change); press Ctrl-C to stop",
             paths.config.display()

@@ -17,6 +17,6 @@ pub use finding::{ConfigError, Finding, Severity};
 pub use lint::{LintContext, lint};
 pub use load::{LoadedConfig, load, parse};
 pub use model::{
-    Action, AppConfig, AuditFailure, GateSection, NameMatch, OneOrMany, PolicyConfig, PolicyFile,
-    Selector,
+    Action, AppConfig, AuditDurability, AuditFailure, GateSection, NameMatch, OneOrMany,
+    PolicyConfig, PolicyFile, Selector,
 };

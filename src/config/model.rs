@@ -42,6 +42,8 @@ pub struct GateSection {
     pub audit_log: PathBuf,
     #[serde(default)]
     pub audit_failure: AuditFailure,
+    #[serde(default)]
+    pub audit_durability: AuditDurability,
     /// Server certificate and key for the TLS listener (PEM); issued by the local CA when absent.
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
@@ -72,6 +74,7 @@ impl Default for GateSection {
             admin_listen: None,
             audit_log: default_audit_log(),
             audit_failure: AuditFailure::default(),
+            audit_durability: AuditDurability::default(),
             tls_cert: None,
             tls_key: None,
             trusted_proxies: Vec::new(),
@@ -113,6 +116,20 @@ pub enum AuditFailure {
     #[default]
     FailClosed,
     FailOpen,
+}
+
+/// When a response may leave the gate: once the audit batch holding its event was handed to the
+/// kernel (`write`: survives a crash of the process), once it was also flushed to the disk
+/// (`fsync`: survives a power loss), or at once (`buffered`: a crash loses the events of the
+/// batch being written; the behaviour before group commit, for comparison and for those who
+/// choose latency over the record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDurability {
+    #[default]
+    Write,
+    Fsync,
+    Buffered,
 }
 
 /// One `[[app]]`.

@@ -133,9 +133,14 @@ async fn route(
 ) -> Result<Response<GateBody>, Infallible> {
     Ok(match req.uri().path() {
         "/healthz" => {
-            let ok = !state.audit.health().is_failing();
-            let body = serde_json::json!({ "status": if ok { "ok" } else { "audit_failing" } })
-                .to_string();
+            // Failing from the first failed write or open of the audit log to the next success.
+            let error = state.audit.health().last_error();
+            let ok = error.is_none();
+            let body = match error {
+                Some(error) => serde_json::json!({ "status": "audit_failing", "error": error }),
+                None => serde_json::json!({ "status": "ok" }),
+            }
+            .to_string();
             text(
                 if ok {
                     StatusCode::OK

@@ -22,7 +22,7 @@ use super::request_head;
 use super::snapshot::CredentialSnapshot;
 use super::upstream::{NotTaken, StickyUpstream};
 use crate::audit::event::new_ray_id;
-use crate::audit::{AccessEvent, AuditSink, ConnectionMethod, EventKind};
+use crate::audit::{AccessEvent, AuditSink, AuditUnavailable, ConnectionMethod, EventKind};
 use crate::clock::SharedClock;
 use crate::config::AuditFailure;
 use crate::pki::CertInfo;
@@ -133,13 +133,15 @@ pub async fn handle(
     GateMetrics::inc(&state.metrics.requests);
     let host = match request_head::request_host(&req) {
         Ok(host) => host,
-        Err(problem) => return Ok(refuse_malformed(&state, ev, started, problem.as_str())),
+        Err(problem) => {
+            return Ok(refuse_malformed(&state, ev, started, problem.as_str()).await);
+        }
     };
     ev.host = Some(policy::strip_port(host).to_string());
 
     let policies = state.policies.load();
     let Some(app) = policies.app_for_host(host) else {
-        return Ok(refuse(&state, ev, started, DenyReason::UnknownHost));
+        return Ok(refuse(&state, ev, started, DenyReason::UnknownHost).await);
     };
     ev.app_name = Some(app.name.clone());
 
@@ -154,7 +156,7 @@ pub async fn handle(
             ev.connection_method = ConnectionMethod::ServiceToken;
             ev.service_token_id = client_id;
             ev.service_token_name = name.map(str::to_string);
-            return Ok(refuse(&state, ev, started, reason));
+            return Ok(refuse(&state, ev, started, reason).await);
         }
         TokenCheck::Valid { client_id, name } => {
             ev.connection_method = ConnectionMethod::ServiceToken;
@@ -172,7 +174,7 @@ pub async fn handle(
                     .refusal(&cert.identity.fingerprint_sha256)
                 {
                     ev.details = Some(serde_json::json!({ "cert_refused": r.detail }));
-                    return Ok(refuse(&state, ev, started, DenyReason::CertRevoked));
+                    return Ok(refuse(&state, ev, started, DenyReason::CertRevoked).await);
                 }
                 Identity::Cert(&cert.identity)
             }
@@ -182,7 +184,7 @@ pub async fn handle(
                     fill_cert(&mut ev, c);
                 }
                 ev.details = Some(serde_json::json!({ "cert_refused": refused.detail }));
-                return Ok(refuse(&state, ev, started, refused.reason));
+                return Ok(refuse(&state, ev, started, refused.reason).await);
             }
             (None, None) => Identity::None,
         },
@@ -202,10 +204,10 @@ pub async fn handle(
     );
     ev.policy_name = decision.policy_name().map(str::to_string);
     if let Some(r) = decision.refusal(&identity) {
-        return Ok(refuse(&state, ev, started, r.into()));
+        return Ok(refuse(&state, ev, started, r.into()).await);
     }
     if state.audit_failure == AuditFailure::FailClosed && !state.audit.is_available() {
-        return Ok(refuse(&state, ev, started, DenyReason::AuditUnavailable));
+        return Ok(refuse(&state, ev, started, DenyReason::AuditUnavailable).await);
     }
 
     let identity_header = match identity {
@@ -254,14 +256,17 @@ pub async fn handle(
                 &state.metrics.allowed
             });
             let mut resp = forward::response(resp);
-            resp.headers_mut().insert("x-botgate-ray-id", ray);
-            record(&state, ev, started);
+            resp.headers_mut().insert("x-botgate-ray-id", ray.clone());
+            if record(&state, ev, started).await.is_err() {
+                GateMetrics::inc(&state.metrics.audit_refusals);
+                return Ok(refusal(DenyReason::AuditUnavailable, ray, None));
+            }
             Ok(resp)
         }
         Ok(Err(e)) if e.is_client_body() => {
             tracing::debug!(app = %app.name, error = %e, "the request body could not be read");
             let problem = "the request body does not decode (chunked encoding or length)";
-            Ok(refuse_malformed(&state, ev, started, problem))
+            Ok(refuse_malformed(&state, ev, started, problem).await)
         }
         Ok(Err(e)) => {
             if let UpstreamError::Uri(_) = e {
@@ -270,12 +275,12 @@ pub async fn handle(
                 tracing::warn!(app = %app.name, upstream = %app.upstream, error = %e, "upstream request failed");
                 GateMetrics::inc(&state.metrics.upstream_errors);
             }
-            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable))
+            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable).await)
         }
         Err(_) => {
             tracing::warn!(app = %app.name, upstream = %app.upstream, "upstream timed out");
             GateMetrics::inc(&state.metrics.upstream_errors);
-            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable))
+            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable).await)
         }
     }
 }
@@ -360,7 +365,7 @@ pub(super) fn deny(state: &GateState, ev: &mut AccessEvent, reason: DenyReason) 
 }
 
 /// Refuse a malformed request with 400, telling the client (and the audit) what is wrong.
-fn refuse_malformed(
+async fn refuse_malformed(
     state: &GateState,
     mut ev: AccessEvent,
     started: Instant,
@@ -374,19 +379,22 @@ fn refuse_malformed(
         DenyReason::MalformedRequest,
         Some(problem),
     )
+    .await
 }
 
-/// Answer a refusal with a short JSON body and record the event.
-fn refuse(
+/// Record a refusal and answer it with a short JSON body.
+async fn refuse(
     state: &GateState,
     ev: AccessEvent,
     started: Instant,
     reason: DenyReason,
 ) -> Response<ProxyBody> {
-    refuse_with(state, ev, started, reason, None)
+    refuse_with(state, ev, started, reason, None).await
 }
 
-fn refuse_with(
+/// Record a refusal (waiting for its batch, as every answer does) and answer it; 503 instead
+/// when failing closed and its event could not be written.
+async fn refuse_with(
     state: &GateState,
     mut ev: AccessEvent,
     started: Instant,
@@ -394,16 +402,24 @@ fn refuse_with(
     detail: Option<&'static str>,
 ) -> Response<ProxyBody> {
     deny(state, &mut ev, reason);
+    let ray = header_value(&ev.ray_id);
+    if record(state, ev, started).await.is_err() && reason != DenyReason::AuditUnavailable {
+        GateMetrics::inc(&state.metrics.audit_refusals);
+        return refusal(DenyReason::AuditUnavailable, ray, None);
+    }
+    refusal(reason, ray, detail)
+}
+
+/// The refusal response for `reason`: status, JSON body with the ray id, headers.
+fn refusal(reason: DenyReason, ray: HeaderValue, detail: Option<&'static str>) -> Response<ProxyBody> {
     let status = reason.status();
     let body = serde_json::to_vec(&RefusalBody {
         error: reason.public_message(),
         detail,
         status,
-        ray_id: &ev.ray_id,
+        ray_id: ray.to_str().unwrap_or("-"),
     })
     .unwrap_or_default();
-    let ray = header_value(&ev.ray_id);
-    record(state, ev, started);
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     let h = resp.headers_mut();
@@ -432,11 +448,23 @@ struct RefusalBody<'a> {
     ray_id: &'a str,
 }
 
-fn record(state: &GateState, mut ev: AccessEvent, started: Instant) {
+/// Record the request's event and wait until the batch holding it is in the audit log (group
+/// commit: a response never leaves before its record). `Err`: it could not be written and the
+/// gate fails closed, so the caller answers 503 instead.
+async fn record(
+    state: &GateState,
+    mut ev: AccessEvent,
+    started: Instant,
+) -> Result<(), AuditUnavailable> {
     ev.latency_ms = Some((started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
-    // A failed record is counted by the writer (`botgate_audit_write_failures_total`); a
-    // refusal because of it is counted once, by `deny`.
-    let _ = state.audit.record(ev);
+    let written = match state.audit.commit(ev) {
+        Ok(commit) => commit.await,
+        Err(e) => Err(e),
+    };
+    match state.audit_failure {
+        AuditFailure::FailClosed => written,
+        AuditFailure::FailOpen => Ok(()),
+    }
 }
 
 /// The address as a string in one allocation (`to_string` grows its buffer).

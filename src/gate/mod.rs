@@ -31,9 +31,9 @@ pub use handler::{ConnInfo, CountryLookup, Downstream, GateState, PeerCert};
 use listener::ConnLimits;
 use snapshot::{CredentialSnapshot, SnapshotRefresher};
 
-use crate::audit::{AuditBus, AuditWriter, BusMessage};
+use crate::audit::{AuditBus, AuditWriter, BusMessage, WriterOptions};
 use crate::clock::SharedClock;
-use crate::config::{AuditFailure, PolicyFile};
+use crate::config::{AuditDurability, AuditFailure, PolicyFile};
 use crate::policy::PolicySet;
 use crate::store::Store;
 
@@ -47,6 +47,7 @@ pub struct GateOptions {
     pub tls: Option<Arc<dyn tls::TlsSource>>,
     pub audit_log: PathBuf,
     pub audit_failure: AuditFailure,
+    pub audit_durability: AuditDurability,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: ConnLimits,
     pub upstream_timeout: Duration,
@@ -79,6 +80,7 @@ impl GateOptions {
             tls: None,
             audit_log,
             audit_failure: g.audit_failure,
+            audit_durability: g.audit_durability,
             trusted_proxies,
             limits: ConnLimits {
                 header_read_timeout: Duration::from_millis(g.header_read_timeout_ms),
@@ -172,7 +174,12 @@ pub async fn start(
         None => Box::new(|| {}),
     };
     let refresher = SnapshotRefresher::start(store.clone(), snapshot.clone(), on_change, on_poll)?;
-    let (audit, writer) = AuditWriter::start(&opts.audit_log, bus.clone(), opts.audit_queue)
+    let writer_opts = WriterOptions {
+        queue: opts.audit_queue,
+        durability: opts.audit_durability,
+        clock: clock.clone(),
+    };
+    let (audit, writer) = AuditWriter::start(&opts.audit_log, bus.clone(), writer_opts)
         .await
         .map_err(|source| GateError::AuditLog {
             path: opts.audit_log.clone(),
@@ -321,6 +328,11 @@ impl RunningGate {
             tls_configs: self.tls_configs.clone(),
             policies: self.state.policies.clone(),
         }
+    }
+
+    /// What makes the audit writer reopen its path (SIGHUP/SIGUSR1 after a log rotation).
+    pub fn audit_reopen_handle(&self) -> crate::audit::ReopenHandle {
+        self.writer.reopen_handle()
     }
 
     /// Stop accepting, let in-flight requests finish (up to 5 s), and flush the audit log.

@@ -55,7 +55,9 @@ pub fn ensure_local_ca(
         "root_fingerprint_sha256": made.root.fingerprint_sha256, "root_key_offline": false,
         "by": "serve (tls_listen without tls_cert/tls_key)",
     });
-    if let Err(e) = store.record_admin(now, "ca_init", &made.root.name, &details) {
+    // Journaled only: the gate that is starting relays it through its audit writer.
+    let ev = crate::audit::AccessEvent::admin(now, "ca_init", &made.root.name, details);
+    if let Err(e) = store.record_admin(&crate::audit::admin::entry(&ev, &made.root.name)) {
         tracing::warn!(error = %e, "could not record the admin event for the new local CA");
     }
     Ok(Some(CreatedLocalCa {
