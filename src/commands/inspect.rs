@@ -1,6 +1,7 @@
 //! `botgate inspect FILE…`: what a certificate, chain, CSR, CRL or key file holds (PEM or DER),
 //! like step's `certificate inspect` or `openssl x509 -text`, plus whether a certificate chains
-//! to a CA in the store and is revoked. A private key is named as such; its contents never print.
+//! to a CA in the store and is revoked — answered by `pki::verify`, the function the gate and
+//! `policy explain` use. A private key is named as such; its contents never print.
 
 use std::path::Path;
 
@@ -13,9 +14,9 @@ use crate::exit::Failure;
 use crate::paths::Paths;
 use crate::pki::details::CertDetails;
 use crate::pki::inspect::{CertInfo, Item};
-
-/// Larger input is refused before it is read (a certificate bundle is kilobytes).
-const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
+use crate::pki::verify::{Check, Verdict};
+use crate::pki::{CertTrust, RevokedCerts, TrustMaterial};
+use crate::store::{STORE_FILE, Store};
 
 /// One object of one file, for `--json`.
 #[derive(Debug, Serialize)]
@@ -28,6 +29,11 @@ enum Object {
         details: Box<CertDetails>,
         /// `valid`, `expired`, `not_yet_valid`.
         validity: &'static str,
+        /// The checks against the store's trusted CAs (chain, validity, revocation), when the
+        /// certificate is not itself a CA and a store exists; the file's later certificates are
+        /// offered as intermediates.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trust: Option<TrustReport>,
     },
     Csr(crate::pki::inspect::CsrInfo),
     Crl(crate::pki::CrlInfo),
@@ -40,18 +46,63 @@ enum Object {
     },
 }
 
+/// What `pki::verify` says of a certificate against every CA the store trusts.
+#[derive(Debug, Serialize)]
+struct TrustReport {
+    /// The trusted CA it chains to.
+    anchor: Option<String>,
+    checks: Vec<Check>,
+    /// `cert_untrusted`, `cert_expired`, `cert_revoked`, `cert_unsupported`; `None` = accepted.
+    refused: Option<&'static str>,
+}
+
+impl TrustReport {
+    fn from_verdict(v: Verdict) -> Self {
+        Self {
+            anchor: v.anchor,
+            checks: v.checks,
+            refused: v
+                .refusal
+                .map(|r| crate::gate::client_auth::deny_reason(r.problem).as_str()),
+        }
+    }
+}
+
+/// The store's trust, read once for all files: `None` when there is no store yet.
+struct StoreTrust {
+    trust: CertTrust,
+    revoked: RevokedCerts,
+}
+
+impl StoreTrust {
+    fn load(paths: &Paths) -> Result<Option<Self>> {
+        // Never create a store just to look at a file.
+        if !paths.state_dir.join(STORE_FILE).exists() {
+            return Ok(None);
+        }
+        let store = Store::open(&paths.state_dir)?;
+        let (material, _): (TrustMaterial, _) = crate::gate::store_tls::trust_material(&store)
+            .map_err(|e| anyhow::anyhow!("cannot read the trusted CAs: {e}"))?;
+        let names: Vec<String> = material.trusted.keys().cloned().collect();
+        let trust = CertTrust::new(&names, &material)?;
+        let revoked = crate::gate::snapshot::CredentialSnapshot::load(&store)?.revoked_certs;
+        Ok(Some(Self { trust, revoked }))
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct FileReport {
     file: String,
     objects: Vec<Object>,
 }
 
-pub fn run(_paths: &Paths, args: InspectArgs) -> Result<()> {
+pub fn run(paths: &Paths, args: InspectArgs) -> Result<()> {
     let now = Utc::now();
+    let trust = StoreTrust::load(paths)?;
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for path in &args.files {
-        match inspect_file(path) {
+        match inspect_file(path, trust.as_ref(), now) {
             Ok(objects) => reports.push(FileReport {
                 file: path.display().to_string(),
                 objects,
@@ -78,11 +129,23 @@ pub fn run(_paths: &Paths, args: InspectArgs) -> Result<()> {
     }
 }
 
-fn inspect_file(path: &Path) -> Result<Vec<Object>, String> {
+fn inspect_file(
+    path: &Path,
+    trust: Option<&StoreTrust>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Object>, String> {
     let what = path.display().to_string();
-    let bytes = read_capped(path).map_err(|e| format!("{what}: {e}"))?;
+    let bytes = crate::input::read(path, crate::input::PKI_FILE).map_err(|e| format!("{what}: {e}"))?;
     let items = crate::pki::inspect::inspect(&what, &bytes).map_err(|e| e.to_string())?;
-    let now = Utc::now();
+    // The file's certificates in order: a leaf is checked with the ones after it as its chain.
+    let ders: Vec<rustls::pki_types::CertificateDer<'static>> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Certificate(c) => Some(rustls::pki_types::CertificateDer::from(c.der.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut cert_index = 0;
     items
         .into_iter()
         .map(|item| {
@@ -97,10 +160,16 @@ fn inspect_file(path: &Path) -> Result<Vec<Object>, String> {
                     } else {
                         "valid"
                     };
+                    let chain = ders.get(cert_index..).unwrap_or_default();
+                    cert_index += 1;
+                    let trust = trust.filter(|_| !info.is_ca).map(|t| {
+                        TrustReport::from_verdict(t.trust.verify(chain, &t.revoked, now))
+                    });
                     Object::Certificate {
                         info,
                         details: Box::new(details),
                         validity,
+                        trust,
                     }
                 }
                 Item::Csr(c) => Object::Csr(c),
@@ -111,22 +180,6 @@ fn inspect_file(path: &Path) -> Result<Vec<Object>, String> {
             })
         })
         .collect()
-}
-
-fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(format!(
-            "larger than {} MiB; a certificate, CSR, CRL or key file is far smaller",
-            MAX_INPUT_BYTES / 1024 / 1024
-        ));
-    }
-    Ok(bytes)
 }
 
 fn print_report(r: &FileReport, now: DateTime<Utc>) {
@@ -143,7 +196,8 @@ fn print_report(r: &FileReport, now: DateTime<Utc>) {
                 info,
                 details,
                 validity,
-            } => print_cert(info, details, validity, &pos, now),
+                trust,
+            } => print_cert(info, details, validity, trust.as_ref(), &pos, now),
             Object::Csr(c) => {
                 println!("  certificate signing request{pos}");
                 field("subject", &c.subject);
@@ -182,7 +236,14 @@ fn print_report(r: &FileReport, now: DateTime<Utc>) {
     }
 }
 
-fn print_cert(info: &CertInfo, d: &CertDetails, validity: &str, pos: &str, now: DateTime<Utc>) {
+fn print_cert(
+    info: &CertInfo,
+    d: &CertDetails,
+    validity: &str,
+    trust: Option<&TrustReport>,
+    pos: &str,
+    now: DateTime<Utc>,
+) {
     let role = if info.is_ca {
         "CA certificate"
     } else {
@@ -224,11 +285,13 @@ fn print_cert(info: &CertInfo, d: &CertDetails, validity: &str, pos: &str, now: 
     } else {
         field("version", "3");
     }
-    if !d.san.is_empty() {
-        field("san", &d.san.join(", "));
+    if !info.san.is_empty() {
+        field("san", &info.san.labelled().join(", "));
     }
-    if let Some(id) = &d.spiffe_id {
-        field("spiffe id", id);
+    if let Some(id) = &info.spiffe_id {
+        field("spiffe id", id.as_str());
+    } else if let Some(problem) = info.san.spiffe_problem() {
+        field("spiffe id", &format!("none ({problem})"));
     }
     if !d.extended_key_usage.is_empty() {
         field("ext key usage", &d.extended_key_usage.join(", "));
@@ -245,7 +308,24 @@ fn print_cert(info: &CertInfo, d: &CertDetails, validity: &str, pos: &str, now: 
         field("basic constraints", &text);
     }
     field("sha256", &info.fingerprint_sha256);
-    field("spki sha256", &d.spki_sha256);
+    field("spki sha256", &info.spki_sha256);
+    match trust {
+        Some(t) => {
+            for c in &t.checks {
+                let mark = if c.ok { "ok" } else { "FAIL" };
+                field(&format!("trust: {}", c.name), &format!("{mark}: {}", c.detail));
+            }
+            match t.refused {
+                None => field("trust", "accepted by the gate (for apps trusting that CA)"),
+                Some(reason) => field("trust", &format!("refused by the gate ({reason})")),
+            }
+        }
+        None if !info.is_ca => field(
+            "trust",
+            "not checked: no store in the state dir (--state-dir / BOTGATE_STATE_DIR)",
+        ),
+        None => {}
+    }
 }
 
 fn field(name: &str, value: &str) {

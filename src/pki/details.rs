@@ -1,10 +1,8 @@
-//! The extensions and structure of one certificate that `botgate inspect` shows beside
-//! `CertInfo`: X.509 version, SANs and SPIFFE ID, extended key usage, basic constraints, key usage
-//! and the SPKI hash (what `spki_sha256` pinning matches).
+//! The structure of one certificate that `botgate inspect` shows beside `CertInfo` (which
+//! already carries subject, validity, key, SANs, SPIFFE ID and SPKI hash): X.509 version,
+//! extended key usage, key usage, basic constraints and the signature algorithm.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::PkiError;
@@ -14,18 +12,12 @@ use super::PkiError;
 pub struct CertDetails {
     /// 1, 2 or 3.
     pub version: u32,
-    /// `DNS:api.example.com`, `URI:spiffe://…`, `email:…`, `IP:10.0.0.1`, in certificate order.
-    pub san: Vec<String>,
-    /// The SPIFFE ID: the certificate's only URI SAN, when it is a `spiffe://` URI.
-    pub spiffe_id: Option<String>,
     /// Extended key usages by name (`clientAuth`, `serverAuth` …; other OIDs dotted).
     pub extended_key_usage: Vec<String>,
     /// Key usages by name (`digitalSignature`, `keyCertSign` …).
     pub key_usage: Vec<String>,
     /// Basic constraints: whether it is a CA, and its path length limit.
     pub basic_constraints: Option<BasicConstraints>,
-    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex.
-    pub spki_sha256: String,
     /// The signature algorithm (OID or name).
     pub signature_algorithm: String,
 }
@@ -48,30 +40,6 @@ impl CertDetails {
             .map_err(|e| malformed(format!("not a valid X.509 certificate ({e})")))?;
         let ext = |name: &str, e: x509_parser::error::X509Error| {
             malformed(format!("its {name} extension is malformed ({e})"))
-        };
-        let mut san = Vec::new();
-        let mut uris = Vec::new();
-        if let Some(s) = cert
-            .subject_alternative_name()
-            .map_err(|e| ext("subjectAltName", e))?
-        {
-            for name in &s.value.general_names {
-                match name {
-                    GeneralName::DNSName(d) => san.push(format!("DNS:{d}")),
-                    GeneralName::URI(u) => {
-                        uris.push(u.to_string());
-                        san.push(format!("URI:{u}"));
-                    }
-                    GeneralName::RFC822Name(m) => san.push(format!("email:{m}")),
-                    GeneralName::IPAddress(ip) => san.push(format!("IP:{}", ip_text(ip))),
-                    other => san.push(format!("{other:?}")),
-                }
-            }
-        }
-        // The SPIFFE X.509-SVID spec: exactly one URI SAN, and it is the SPIFFE ID.
-        let spiffe_id = match uris.as_slice() {
-            [one] if one.starts_with("spiffe://") => Some(one.clone()),
-            _ => None,
         };
         let mut extended_key_usage = Vec::new();
         if let Some(eku) = cert
@@ -113,29 +81,11 @@ impl CertDetails {
             });
         Ok(CertDetails {
             version: cert.version().0 + 1,
-            san,
-            spiffe_id,
             extended_key_usage,
             key_usage,
             basic_constraints,
-            spki_sha256: hex::encode(Sha256::digest(cert.public_key().raw)),
             signature_algorithm: signature_name(&cert),
         })
-    }
-}
-
-fn ip_text(bytes: &[u8]) -> String {
-    match bytes.len() {
-        4 => {
-            let b: [u8; 4] = [bytes[0], bytes[1], bytes[2], bytes[3]];
-            std::net::Ipv4Addr::from(b).to_string()
-        }
-        16 => {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(bytes);
-            std::net::Ipv6Addr::from(b).to_string()
-        }
-        _ => hex::encode(bytes),
     }
 }
 
@@ -165,46 +115,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_san_spiffe_eku_and_version_of_an_rcgen_certificate() {
-        let mut params =
-            rcgen::CertificateParams::new(vec!["api.example.com".to_string()]).expect("params");
-        params.subject_alt_names.push(rcgen::SanType::URI(
-            "spiffe://example.org/ns/prod/sa/deployer"
-                .try_into()
-                .expect("uri"),
-        ));
+    fn reads_eku_basic_constraints_and_version_of_an_rcgen_certificate() {
+        let mut params = rcgen::CertificateParams::new(vec!["api.example.com".to_string()])
+            .expect("params");
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = params.self_signed(&key).expect("cert");
         let d = CertDetails::from_der("test", cert.der()).expect("details");
         assert_eq!(d.version, 3);
-        assert_eq!(
-            d.san,
-            vec![
-                "DNS:api.example.com".to_string(),
-                "URI:spiffe://example.org/ns/prod/sa/deployer".to_string()
-            ]
-        );
-        assert_eq!(
-            d.spiffe_id.as_deref(),
-            Some("spiffe://example.org/ns/prod/sa/deployer")
-        );
         assert_eq!(d.extended_key_usage, vec!["clientAuth".to_string()]);
-        assert_eq!(d.spki_sha256.len(), 64);
-    }
-
-    #[test]
-    fn two_uri_sans_give_no_spiffe_id() {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        for u in ["spiffe://a.org/x", "spiffe://b.org/y"] {
-            params
-                .subject_alt_names
-                .push(rcgen::SanType::URI(u.try_into().expect("uri")));
-        }
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = params.self_signed(&key).expect("cert");
-        let d = CertDetails::from_der("test", cert.der()).expect("details");
-        assert_eq!(d.spiffe_id, None);
+        assert_eq!(
+            d.basic_constraints,
+            Some(BasicConstraints {
+                ca: true,
+                path_len: Some(0)
+            })
+        );
+        assert_eq!(d.signature_algorithm, "ecdsa-with-SHA256");
     }
 
     #[test]
