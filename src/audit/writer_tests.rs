@@ -16,10 +16,12 @@ fn opts(durability: AuditDurability) -> WriterOptions {
     }
 }
 
-/// The ray ids of the lines in the file now (every line must be a complete event).
+/// The ray ids of the complete lines in the file now (every one must be a whole event). A last
+/// line without its newline is a write(2) the writer is in the middle of, not yet a line.
 fn rays(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .map(|l| {
             serde_json::from_str::<AccessEvent>(l)
