@@ -89,7 +89,14 @@ fn doctor_passes_on_the_quick_start_setup() {
     env.quick_start("");
     let (code, out, err) = env.run(&["doctor"]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    for check in ["policy file", "store", "file modes", "audit log", "clock"] {
+    // The audit log's line is a warning on a nearly full disk; it must be there, and not fail.
+    assert!(
+        line_for(&out, "ok", "audit log")
+            .or(line_for(&out, "warn", "audit log"))
+            .is_some(),
+        "{out}"
+    );
+    for check in ["policy file", "store", "file modes", "clock"] {
         assert!(
             line_for(&out, "ok", check).is_some(),
             "no ok line for {check}:\n{out}"

@@ -135,7 +135,8 @@ fn inspect_file(
     now: DateTime<Utc>,
 ) -> Result<Vec<Object>, String> {
     let what = path.display().to_string();
-    let bytes = crate::input::read(path, crate::input::PKI_FILE).map_err(|e| format!("{what}: {e}"))?;
+    let bytes =
+        crate::input::read(path, crate::input::PKI_FILE).map_err(|e| format!("{what}: {e}"))?;
     let items = crate::pki::inspect::inspect(&what, &bytes).map_err(|e| e.to_string())?;
     // The file's certificates in order: a leaf is checked with the ones after it as its chain.
     let ders: Vec<rustls::pki_types::CertificateDer<'static>> = items
@@ -162,9 +163,9 @@ fn inspect_file(
                     };
                     let chain = ders.get(cert_index..).unwrap_or_default();
                     cert_index += 1;
-                    let trust = trust.filter(|_| !info.is_ca).map(|t| {
-                        TrustReport::from_verdict(t.trust.verify(chain, &t.revoked, now))
-                    });
+                    let trust = trust
+                        .filter(|_| !info.is_ca)
+                        .map(|t| TrustReport::from_verdict(t.trust.verify(chain, &t.revoked, now)));
                     Object::Certificate {
                         info,
                         details: Box::new(details),
@@ -313,7 +314,10 @@ fn print_cert(
         Some(t) => {
             for c in &t.checks {
                 let mark = if c.ok { "ok" } else { "FAIL" };
-                field(&format!("trust: {}", c.name), &format!("{mark}: {}", c.detail));
+                field(
+                    &format!("trust: {}", c.name),
+                    &format!("{mark}: {}", c.detail),
+                );
             }
             match t.refused {
                 None => field("trust", "accepted by the gate (for apps trusting that CA)"),

@@ -411,7 +411,11 @@ async fn refuse_with(
 }
 
 /// The refusal response for `reason`: status, JSON body with the ray id, headers.
-fn refusal(reason: DenyReason, ray: HeaderValue, detail: Option<&'static str>) -> Response<ProxyBody> {
+fn refusal(
+    reason: DenyReason,
+    ray: HeaderValue,
+    detail: Option<&'static str>,
+) -> Response<ProxyBody> {
     let status = reason.status();
     let body = serde_json::to_vec(&RefusalBody {
         error: reason.public_message(),

@@ -116,8 +116,8 @@ mod tests {
 
     #[test]
     fn reads_eku_basic_constraints_and_version_of_an_rcgen_certificate() {
-        let mut params = rcgen::CertificateParams::new(vec!["api.example.com".to_string()])
-            .expect("params");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["api.example.com".to_string()]).expect("params");
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
         let key = rcgen::KeyPair::generate().expect("key");

@@ -346,7 +346,10 @@ fn san_dns_exact_is_case_insensitive_and_regex_is_a_full_match() {
         &names(&["build.example.com.evil"], &[], &[], &[])
     ));
     let re = one_selector(r#"{ san_dns = { regex = '[a-z0-9-]+\.svc\.example\.com' } }"#);
-    assert!(admits_cert(&re, &names(&["api.svc.example.com"], &[], &[], &[])));
+    assert!(admits_cert(
+        &re,
+        &names(&["api.svc.example.com"], &[], &[], &[])
+    ));
     assert!(!admits_cert(
         &re,
         &names(&["api.svc.example.com.evil.net"], &[], &[], &[])
