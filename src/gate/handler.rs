@@ -76,6 +76,9 @@ pub struct PeerCert {
     pub info: Arc<CertInfo>,
     /// The DER in base64, encoded on first use (once per connection, not per request).
     der_base64: std::sync::OnceLock<String>,
+    /// The audit event's `cert_san` and `spiffe_id`, formatted once per connection.
+    audit_san: Option<Vec<String>>,
+    audit_spiffe_id: Option<String>,
 }
 
 impl PeerCert {
@@ -97,6 +100,8 @@ impl PeerCert {
             spki_sha256: info.spki_sha256.clone(),
         };
         Some(Self {
+            audit_san: (!identity.san.is_empty()).then(|| identity.san.labelled()),
+            audit_spiffe_id: identity.spiffe_id.as_ref().map(|id| id.to_string()),
             identity,
             info: Arc::new(info),
             der_base64: Default::default(),
@@ -344,8 +349,8 @@ pub(super) fn fill_cert(ev: &mut AccessEvent, cert: &PeerCert) {
     ev.cert_serial = Some(c.serial.clone());
     ev.cert_fingerprint_sha256 = Some(c.fingerprint_sha256.clone());
     ev.cert_issuer = Some(c.issuer.clone());
-    ev.cert_san = (!c.san.is_empty()).then(|| c.san.labelled());
-    ev.spiffe_id = c.spiffe_id.as_ref().map(|id| id.to_string());
+    ev.cert_san = cert.audit_san.clone();
+    ev.spiffe_id = cert.audit_spiffe_id.clone();
     ev.peer_cert = Some(cert.info.clone());
 }
 
