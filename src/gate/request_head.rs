@@ -54,6 +54,11 @@ pub fn request_host<B>(req: &Request<B>) -> Result<&str, MalformedHead> {
     if text.is_empty() {
         return Ok(text);
     }
+    // The common case, a DNS name with an optional port, is checked without parsing into an
+    // `Authority` (which copies the text); IP literals and the rest take the full parse.
+    if target.is_none() && is_plain_host(text) {
+        return Ok(text);
+    }
     let host: Authority = text.parse().map_err(|_| MalformedHead::InvalidHost)?;
     // No userinfo; a port, when there is one, is a number (`Authority` accepts `host:port`).
     let port_text = text.get(host.host().len()..).unwrap_or_default();
@@ -72,6 +77,25 @@ pub fn request_host<B>(req: &Request<B>) -> Result<&str, MalformedHead> {
         }
     }
     Ok(text)
+}
+
+/// `name` or `name:port`: letters, digits, `.` and `-`, then at most a port of 1–5 digits up
+/// to 65535. Every such text is also a valid `Authority` with the same host and port, so this
+/// answers what the full parse would, for the texts it accepts.
+fn is_plain_host(text: &str) -> bool {
+    let (name, port) = match text.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (text, None),
+    };
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && port.is_none_or(|p| {
+            (1..=5).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok()
+        })
 }
 
 /// A header value as audit text: valid UTF-8 as it is, every other byte as `\xNN`, so a value
@@ -108,6 +132,31 @@ mod tests {
     fn one_host_header_is_the_host() {
         let r = req(Version::HTTP_11, "/x", &["api.test:8080"]);
         assert_eq!(request_host(&r), Ok("api.test:8080"));
+    }
+
+    #[test]
+    fn plain_hosts_agree_with_the_full_authority_parse() {
+        for text in [
+            "api.test",
+            "api.test:8080",
+            "a-b.example.com:65535",
+            "api.test:65536",
+            "api.test:",
+            "api.test:80:80",
+            "[::1]:8443",
+            "10.0.0.1:80",
+            "api_test",
+            "api.test:08080",
+        ] {
+            // What the fast check accepts, the full parse accepts too (it never widens).
+            if is_plain_host(text) {
+                let host: Authority = text.parse().unwrap();
+                assert!(host.port_u16().is_some() || !text.contains(':'), "{text}");
+            }
+        }
+        assert!(is_plain_host("api.test:8080"));
+        assert!(!is_plain_host("api.test:65536"));
+        assert!(!is_plain_host("[::1]:8443"));
     }
 
     #[test]
