@@ -151,44 +151,64 @@ pub fn prepare(mut req: Request<Incoming>, who: &ForwardIdentity<'_>) -> Request
 /// headers kept. From anyone else: all of `FORWARDING_HEADERS` removed and `X-Forwarded-For`
 /// set to the client. Either way `X-Real-IP` and `Cf-Connecting-Ip` are the client IP.
 fn set_forwarding(h: &mut HeaderMap, client_ip: IpAddr, via_proxy: Option<IpAddr>) {
-    use std::io::Write;
-    // Addresses on the stack first, so each header is one exact-size allocation.
-    // An IP address is at most 45 characters: it fits.
-    let mut client = std::io::Cursor::new([0u8; 64]);
-    let _ = write!(client, "{client_ip}");
-    let client = &client.get_ref()[..client.position() as usize];
+    // One allocation holds the client's address for all three headers that carry it.
+    let client = Bytes::copy_from_slice(IpText::new(client_ip).as_bytes());
     let xff = match via_proxy {
         Some(proxy) => {
-            let mut hop = std::io::Cursor::new([0u8; 64]);
-            let _ = write!(hop, "{proxy}");
-            let hop = &hop.get_ref()[..hop.position() as usize];
+            let hop = IpText::new(proxy);
             let prev: Vec<&[u8]> = h
                 .get_all("x-forwarded-for")
                 .iter()
                 .map(HeaderValue::as_bytes)
                 .collect();
-            let mut v = Vec::with_capacity(prev.iter().map(|p| p.len() + 2).sum::<usize>() + 45);
+            let mut v = Vec::with_capacity(
+                prev.iter().map(|p| p.len() + 2).sum::<usize>() + hop.as_bytes().len(),
+            );
             for p in prev {
                 v.extend_from_slice(p);
                 v.extend_from_slice(b", ");
             }
-            v.extend_from_slice(hop);
-            v
+            v.extend_from_slice(hop.as_bytes());
+            Bytes::from(v)
         }
         None => {
             for name in FORWARDING_HEADERS {
                 h.remove(name);
             }
-            client.to_vec()
+            client.clone()
         }
     };
     // Bytes of an IP address and of received header values: always a valid header value.
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(xff)) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(xff) {
         h.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(client)) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(client) {
         h.insert(HeaderName::from_static("cf-connecting-ip"), v.clone());
         h.insert(HeaderName::from_static("x-real-ip"), v);
+    }
+}
+
+/// An IP address written on the stack (at most 45 characters), so headers copy it once.
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> Self {
+        use std::io::Write;
+        let mut cur = std::io::Cursor::new([0u8; 48]);
+        // Cannot fail: the longest IPv6 text is 45 bytes.
+        let _ = write!(cur, "{ip}");
+        let len = cur.position() as usize;
+        Self {
+            buf: cur.into_inner(),
+            len,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
