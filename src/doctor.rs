@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::config::LoadedConfig;
+use crate::expiry::CredentialStatus;
 use crate::paths::Paths;
 use crate::store::tokens::{CRITICAL_WITHIN_DAYS, EXPIRING_WITHIN_DAYS};
 use crate::store::{STORE_FILE, Store};
@@ -335,7 +336,8 @@ fn tls_server(
     }
 }
 
-/// ok / warn (≤ 30 days) / fail (≤ 7 days or expired) for something valid until `not_after`.
+/// ok / warn / fail for something valid until `not_after`, from the one expiry classifier:
+/// warn when it is expiring, fail when critical or expired.
 fn expiry_check(
     name: &str,
     what: &str,
@@ -343,24 +345,22 @@ fn expiry_check(
     now: DateTime<Utc>,
     fix: &str,
 ) -> Check {
-    let left = not_after - now;
     let until = crate::commands::rfc3339(not_after);
-    if left <= Duration::zero() {
-        Check::fail(name, format!("{what} expired at {until}"), fix)
-    } else if left <= Duration::days(CRITICAL_WITHIN_DAYS) {
-        Check::fail(
+    match CredentialStatus::at(not_after, false, now) {
+        CredentialStatus::Expired | CredentialStatus::Revoked => {
+            Check::fail(name, format!("{what} expired at {until}"), fix)
+        }
+        CredentialStatus::Critical => Check::fail(
             name,
             format!("{what} expires at {until}, within {CRITICAL_WITHIN_DAYS} days"),
             fix,
-        )
-    } else if left <= Duration::days(EXPIRING_WITHIN_DAYS) {
-        Check::warn(
+        ),
+        CredentialStatus::Warn => Check::warn(
             name,
             format!("{what} expires at {until}, within {EXPIRING_WITHIN_DAYS} days"),
             fix,
-        )
-    } else {
-        Check::ok(name, format!("{what} valid until {until}"))
+        ),
+        CredentialStatus::Ok => Check::ok(name, format!("{what} valid until {until}")),
     }
 }
 
@@ -522,10 +522,11 @@ fn clock(store: &Store, now: DateTime<Utc>, out: &mut Vec<Check>) {
 }
 
 fn expiring(store: &Store, now: DateTime<Utc>, out: &mut Vec<Check>) {
-    let soon = now + Duration::days(CRITICAL_WITHIN_DAYS);
+    let critical =
+        |at, revoked| CredentialStatus::at(at, revoked, now) == CredentialStatus::Critical;
     let mut found = 0;
     for t in store.list_tokens().unwrap_or_default() {
-        if t.revoked_at.is_none() && t.expires_at > now && t.expires_at <= soon {
+        if critical(t.expires_at, t.revoked_at.is_some()) {
             found += 1;
             out.push(Check::warn(
                 format!("token {}", t.name),
@@ -535,7 +536,7 @@ fn expiring(store: &Store, now: DateTime<Utc>, out: &mut Vec<Check>) {
         }
     }
     for c in store.list_certs().unwrap_or_default() {
-        if c.revoked_at.is_none() && c.not_after > now && c.not_after <= soon {
+        if critical(c.not_after, c.revoked_at.is_some()) {
             found += 1;
             out.push(Check::warn(
                 format!("certificate {}", c.common_name),

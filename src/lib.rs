@@ -16,6 +16,7 @@ pub mod diagnostics;
 pub mod doctor;
 pub mod duration;
 pub mod exit;
+pub mod expiry;
 pub mod gate;
 pub mod geo;
 pub mod input;

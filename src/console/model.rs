@@ -4,12 +4,7 @@
 //! rows, from the policy file's `[rotation]` cadence (`rotation::rotation_due`). Whoever feeds the console (the `console` verb, `demo`,
 //! `serve --console`) fills these; the console never reads the store or the policy file itself.
 
-use chrono::{DateTime, Duration, Utc};
-
-/// A credential expiring within this many days is `warn` (the inventories' "expiring").
-pub const WARN_WITHIN_DAYS: i64 = crate::store::tokens::EXPIRING_WITHIN_DAYS;
-/// A credential expiring within this many days is `critical`.
-pub const CRITICAL_WITHIN_DAYS: i64 = crate::store::tokens::CRITICAL_WITHIN_DAYS;
+use chrono::{DateTime, Utc};
 
 /// One service token in the Tokens view.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,64 +92,5 @@ pub struct RotationRow {
     pub old_name: String,
 }
 
-/// Expiry status of a credential, shown as colour *and* text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CredentialStatus {
-    Ok,
-    Warn,
-    Critical,
-    Expired,
-    Revoked,
-}
-
-impl CredentialStatus {
-    /// The status of a credential expiring at `expires_at`, at `now`.
-    pub fn at(expires_at: DateTime<Utc>, revoked: bool, now: DateTime<Utc>) -> Self {
-        let left = expires_at - now;
-        if revoked {
-            CredentialStatus::Revoked
-        } else if left <= Duration::zero() {
-            CredentialStatus::Expired
-        } else if left <= Duration::days(CRITICAL_WITHIN_DAYS) {
-            CredentialStatus::Critical
-        } else if left <= Duration::days(WARN_WITHIN_DAYS) {
-            CredentialStatus::Warn
-        } else {
-            CredentialStatus::Ok
-        }
-    }
-
-    /// The text label shown beside the colour (so monochrome terminals still tell them apart).
-    pub fn label(self) -> &'static str {
-        match self {
-            CredentialStatus::Ok => "ok",
-            CredentialStatus::Warn => "warn",
-            CredentialStatus::Critical => "critical",
-            CredentialStatus::Expired => "expired",
-            CredentialStatus::Revoked => "revoked",
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_thresholds_are_inclusive() {
-        let now = DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let at = |d: Duration| CredentialStatus::at(now + d, false, now);
-        assert_eq!(at(Duration::days(31)), CredentialStatus::Ok);
-        assert_eq!(at(Duration::days(30)), CredentialStatus::Warn);
-        assert_eq!(at(Duration::days(8)), CredentialStatus::Warn);
-        assert_eq!(at(Duration::days(7)), CredentialStatus::Critical);
-        assert_eq!(at(Duration::seconds(1)), CredentialStatus::Critical);
-        assert_eq!(at(Duration::zero()), CredentialStatus::Expired);
-        assert_eq!(
-            CredentialStatus::at(now - Duration::days(1), true, now),
-            CredentialStatus::Revoked
-        );
-    }
-}
+/// Expiry status of a credential (the one classifier; `doctor` asks it too).
+pub use crate::expiry::CredentialStatus;
