@@ -112,14 +112,19 @@ impl Raw {
 
     /// The upstream echo's headers named `name` (lower case), in order.
     fn upstream_saw(&self, name: &str) -> Vec<String> {
-        self.json()["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| h[0] == name)
-            .map(|h| h[1].as_str().unwrap().to_string())
-            .collect()
+        echoed(&self.json(), name)
     }
+}
+
+/// The headers named `name` (lower case) in the upstream echo's JSON body, in order.
+fn echoed(body: &serde_json::Value, name: &str) -> Vec<String> {
+    body["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == name)
+        .map(|h| h[1].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Write `request` as it is, then read one response (head and a `Content-Length` body, or the
@@ -453,14 +458,7 @@ async fn curl_upstream_saw(g: &TestGate, args: &[&str], name: &str) -> Vec<Strin
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    body["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == name)
-        .map(|h| h[1].as_str().unwrap().to_string())
-        .collect()
+    echoed(&serde_json::from_slice(&out.stdout).unwrap(), name)
 }
 
 #[tokio::test]
