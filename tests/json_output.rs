@@ -243,7 +243,17 @@ fn policy_rotation_scan_and_doctor_print_the_documented_json() {
     has(&aborted, &["rotation"], "rotate abort");
 
     let scan = env.json(&["scan", "policy.toml"]);
-    has(&scan, &["findings", "unreadable", "files_scanned"], "scan");
+    has(
+        &scan,
+        &[
+            "findings",
+            "unreadable",
+            "files_scanned",
+            "binary_files",
+            "binary_files_skipped",
+        ],
+        "scan",
+    );
 
     // Exit 0 or 1 depending on this machine (a port may be taken); the shape is the same.
     let doctor = env.json_code(&["doctor"], None);
