@@ -41,6 +41,13 @@ struct Validator<'a, 'i> {
 }
 
 impl Validator<'_, '_> {
+    /// The span of `key` in `app`'s table, else of its name (the key is absent).
+    fn app_key_span(&self, app: &AppConfig, key: &str) -> Range<usize> {
+        self.doc
+            .sibling(&app.name.span(), key)
+            .unwrap_or(app.name.span())
+    }
+
     fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<&str>) {
         let f = self
             .doc
@@ -186,10 +193,7 @@ impl Validator<'_, '_> {
                 }
             }
             if app.hostnames.is_empty() {
-                let span = self
-                    .doc
-                    .sibling(&app.name.span(), "hostnames")
-                    .unwrap_or(app.name.span());
+                let span = self.app_key_span(app, "hostnames");
                 self.error(
                     span,
                     "app has no hostnames, so no request can reach it",
@@ -270,10 +274,7 @@ impl Validator<'_, '_> {
             .iter()
             .any(|p| *p.action.get_ref() == Action::NonIdentity);
         if app.forward_client_cert && app.trusted_cas.is_empty() {
-            let span = self
-                .doc
-                .sibling(&app.name.span(), "forward_client_cert")
-                .unwrap_or(app.name.span());
+            let span = self.app_key_span(app, "forward_client_cert");
             self.warn(
                 span,
                 "forward_client_cert is on but trusted_cas is empty, so no client certificate is ever verified or forwarded",
@@ -281,10 +282,7 @@ impl Validator<'_, '_> {
             );
         }
         if has_non_identity && app.trusted_cas.is_empty() {
-            let span = self
-                .doc
-                .sibling(&app.name.span(), "trusted_cas")
-                .unwrap_or(app.name.span());
+            let span = self.app_key_span(app, "trusted_cas");
             self.warn(
                 span,
                 "app has non_identity policies but trusted_cas is empty, so no client certificate can be verified for it",
