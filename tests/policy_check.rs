@@ -327,3 +327,28 @@ cadence = [{ pattern = "^payments-", cert = "90d" }]
             "skipped the token, certificate (validity vs. rotation cadence) and CA checks",
         ));
 }
+
+/// Regression: with a revoked token and a new live one of the same name, `policy explain
+/// --token NAME` looked up whichever came first and could answer "revoked" for the live one.
+#[test]
+fn explain_answers_for_the_live_token_when_a_revoked_one_shares_its_name() {
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| botgate(state.path(), &example()).args(args).assert();
+    run(&["token", "create", "ci-deploy-prod"]).success();
+    run(&["token", "revoke", "ci-deploy-prod"]).success();
+    // Several rounds: the snapshot is a hash map, so a lookup by name could land either way.
+    for _ in 0..4 {
+        run(&["token", "create", "ci-deploy-prod"]).success();
+        run(&[
+            "policy",
+            "explain",
+            "--app",
+            "api.example.com",
+            "--token",
+            "ci-deploy-prod",
+        ])
+        .code(0)
+        .stdout(predicate::str::contains("=> allow 200"));
+        run(&["token", "revoke", "ci-deploy-prod"]).success();
+    }
+}

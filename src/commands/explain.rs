@@ -119,7 +119,7 @@ pub fn explain(
     let identity = match (&args.token, &args.cert) {
         (Some(name), _) => {
             out.identity = format!("token:{name}");
-            let entry = snapshot.tokens.values().find(|t| &*t.name == name.as_str());
+            let entry = snapshot.token_named(name, now);
             let refusal = match entry {
                 None => Some((
                     DenyReason::UnknownClientId,

@@ -52,6 +52,19 @@ pub struct CredentialSnapshot {
     pub cert_expiry: BTreeMap<Box<str>, CertExpiry>,
 }
 
+impl CredentialSnapshot {
+    /// The token a client presenting `name`'s current credentials uses: of the tokens with that
+    /// name (a revoked one may share it with its replacement), the one the gate admits at `now`,
+    /// else the one that expires last. The gate itself looks tokens up by Client ID; this is for
+    /// questions asked by name (`policy explain --token NAME`).
+    pub fn token_named(&self, name: &str, now: DateTime<Utc>) -> Option<&TokenEntry> {
+        self.tokens
+            .values()
+            .filter(|t| &*t.name == name)
+            .max_by_key(|t| (t.refusal(now).is_none(), t.expires_at))
+    }
+}
+
 /// A certificate's expiry as `/metrics` reports it.
 #[derive(Debug, Clone)]
 pub struct CertExpiry {
