@@ -146,7 +146,8 @@ pub fn new_ray_id() -> String {
     format!("{n:016x}")
 }
 
-mod rfc3339_ms {
+/// RFC 3339 UTC with milliseconds, the one timestamp form of audit lines and alerts.
+pub(crate) mod rfc3339_ms {
     use chrono::format::{Fixed, Item, Numeric, Pad};
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};

@@ -38,9 +38,9 @@ pub struct Alert {
     pub state: AlertState,
     /// Occurrences so far.
     pub count: u64,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::audit::event::rfc3339_ms")]
     pub first_seen: DateTime<Utc>,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::audit::event::rfc3339_ms")]
     pub last_seen: DateTime<Utc>,
     /// Rule-specific evidence and tallies (`ips`, `countries`, …).
     #[serde(default)]
@@ -72,23 +72,6 @@ impl Alert {
     pub fn to_details(&self) -> serde_json::Value {
         // A struct of strings, numbers and a JSON map always serialises.
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// RFC 3339 UTC with milliseconds, like `created_at`.
-mod rfc3339 {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
     }
 }
 
