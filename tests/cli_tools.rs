@@ -4,38 +4,15 @@
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
+mod common;
+
+// A temp dir holding a state dir and a policy file path.
+use common::CliEnv as Env;
 
 impl Env {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn botgate(&self) -> Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("botgate");
-        cmd.env("BOTGATE_STATE_DIR", self.path("state"))
-            .env("BOTGATE_CONFIG", self.path("policy.toml"))
-            .current_dir(self.dir.path());
-        cmd
-    }
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.botgate().args(args).output().expect("run botgate");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
     /// The quick-start set-up: a policy with free loopback ports, a token and a local CA.
     fn quick_start(&self, extra_gate: &str) -> u16 {
         let port = free_port();

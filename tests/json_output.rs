@@ -5,15 +5,17 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
+mod common;
+
+// A temp dir holding a state dir and a policy file path.
+use common::CliEnv;
+
+/// An env with a policy naming the token and certificate the tests create.
+struct Env(CliEnv);
 
 impl Env {
     fn new() -> Self {
-        let env = Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
+        let env = CliEnv::new();
         std::fs::write(
             env.path("policy.toml"),
             r#"[gate]
@@ -32,32 +34,22 @@ include = [{ service_token = "ci-deploy-prod" }, { common_name = "bot-1" }]
 "#,
         )
         .expect("policy");
-        env
+        Self(env)
     }
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.0.path(name)
     }
-    /// Run `botgate ARGS --json`, expect exit `code` (any when `None`), parse stdout.
-    fn json_code(&self, args: &[&str], code: Option<i32>) -> Value {
-        let out = assert_cmd::cargo::cargo_bin_cmd!("botgate")
-            .env("BOTGATE_STATE_DIR", self.path("state"))
-            .env("BOTGATE_CONFIG", self.path("policy.toml"))
-            .current_dir(self.dir.path())
-            .args(args)
-            .arg("--json")
-            .output()
-            .expect("run");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            code.is_none() || out.status.code() == code,
-            "{args:?}\nstdout:\n{stdout}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{stdout}"))
-    }
+    /// Run `botgate ARGS --json`, expect success, parse stdout.
     fn json(&self, args: &[&str]) -> Value {
-        self.json_code(args, Some(0))
+        self.0.json(args)
+    }
+    /// `json` for a verb whose exit code depends on the machine (`doctor`): any code.
+    fn json_any_code(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let (_, out, err) = self.0.run(&all);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{all:?}: not JSON ({e}):\n{out}\n{err}"))
     }
 }
 
@@ -256,6 +248,6 @@ fn policy_rotation_scan_and_doctor_print_the_documented_json() {
     );
 
     // Exit 0 or 1 depending on this machine (a port may be taken); the shape is the same.
-    let doctor = env.json_code(&["doctor"], None);
+    let doctor = env.json_any_code(&["doctor"]);
     has(&doctor[0], &["check", "status", "detail", "fix"], "doctor");
 }

@@ -6,48 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use proptest::prelude::*;
 
-/// A temp dir holding a state dir and a policy file path.
-struct Env {
-    dir: tempfile::TempDir,
-}
+mod common;
+
+// A temp dir holding a state dir and a policy file path.
+use common::CliEnv as Env;
 
 impl Env {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn botgate(&self) -> Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("botgate");
-        cmd.env("BOTGATE_STATE_DIR", self.path("state"))
-            .env("BOTGATE_CONFIG", self.path("policy.toml"))
-            .current_dir(self.dir.path());
-        cmd
-    }
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self
-            .botgate()
-            .args(args)
-            .arg("--json")
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        serde_json::from_slice(&out).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&out)
-            )
-        })
-    }
     /// Write the local root and intermediate certificates (from `ca list --json`) to files.
     fn export_ca_pems(&self) -> (PathBuf, PathBuf) {
         let cas = self.json(&["ca", "list"]);

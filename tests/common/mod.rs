@@ -259,3 +259,55 @@ pub async fn evidence_until(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// A temp dir holding a state dir (`state/`) and a policy file path (`policy.toml`), and the
+/// botgate binary run against them from that dir, as a user runs it.
+pub struct CliEnv {
+    pub dir: tempfile::TempDir,
+}
+
+impl CliEnv {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A path inside the temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The state dir (`BOTGATE_STATE_DIR`).
+    pub fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// `botgate` with `BOTGATE_STATE_DIR` and `BOTGATE_CONFIG` set, run in the temp dir.
+    pub fn botgate(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("botgate");
+        cmd.env("BOTGATE_STATE_DIR", self.state())
+            .env("BOTGATE_CONFIG", self.path("policy.toml"))
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Run `botgate ARGS`: (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.botgate().args(args).output().expect("run botgate");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Run `botgate ARGS --json`, expect success, parse stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let (code, out, err) = self.run(&all);
+        assert_eq!(code, 0, "{all:?}\nstdout:\n{out}\nstderr:\n{err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{all:?}: not JSON ({e}):\n{out}"))
+    }
+}
