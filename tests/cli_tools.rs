@@ -6,7 +6,6 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-
 mod common;
 
 // A temp dir holding a state dir and a policy file path.

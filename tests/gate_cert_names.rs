@@ -19,30 +19,20 @@ use rcgen::{
 
 const DEPLOYER: &str = "spiffe://example.org/ns/prod/sa/deployer";
 
-struct Env {
-    dir: tempfile::TempDir,
+struct Env(common::CliEnv);
+
+impl std::ops::Deref for Env {
+    type Target = common::CliEnv;
+    fn deref(&self) -> &common::CliEnv {
+        &self.0
+    }
 }
 
 impl Env {
     fn new() -> Self {
-        let env = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let env = Self(common::CliEnv::new());
         env.ok(&["ca", "init", "--name", "Workload CA"]);
         env
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-    fn botgate(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("botgate");
-        cmd.env("BOTGATE_STATE_DIR", self.state())
-            .env("BOTGATE_CONFIG", self.path("policy.toml"))
-            .current_dir(self.dir.path());
-        cmd
     }
     fn ok(&self, args: &[&str]) -> String {
         let out = self
@@ -53,11 +43,6 @@ impl Env {
             .get_output()
             .clone();
         String::from_utf8(out.stdout).unwrap()
-    }
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        serde_json::from_str(&self.ok(&all)).unwrap()
     }
     /// The local root certificate (what clients trust for the gate's server certificate).
     fn root_pem(&self) -> String {
