@@ -6,8 +6,9 @@
 //! `botgate policy explain` gives the same answer in every case.
 
 mod common;
+use common::sh;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -19,21 +20,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A shell command line run as written, in `dir`.
-fn sh(dir: &Path, line: &str) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(line)
-        .current_dir(dir)
-        .output()
-        .expect("sh and openssl are installed (.ci/run installs openssl)");
-    assert!(
-        out.status.success(),
-        "{line}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 struct Env {

@@ -3,28 +3,16 @@
 //! accepted; wrong signature, expired, not yet valid, revoked (CRL and `cert revoke`), v1
 //! intermediate, v1 leaf under an intermediate, v1 "CA" and garbage are refused with the reason.
 
+mod common;
+use common::sh;
+
 use std::path::Path;
-use std::process::Command;
 
 use botgate::pki::verify::{CertProblem, Verdict};
 use botgate::pki::{CertTrust, RevokedCerts, TrustMaterial};
 use chrono::{DateTime, Duration, Utc};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
-
-fn sh(dir: &Path, line: &str) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(line)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{line}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn certs(dir: &Path, file: &str) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_file_iter(dir.join(file))

@@ -311,3 +311,19 @@ impl CliEnv {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{all:?}: not JSON ({e}):\n{out}"))
     }
 }
+
+/// Run a shell command line as written (e.g. an openssl command from the README) in `dir`;
+/// panics with its stderr when it fails.
+pub fn sh(dir: &std::path::Path, line: &str) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .current_dir(dir)
+        .output()
+        .expect("sh and openssl are installed (.ci/run installs openssl)");
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
