@@ -22,11 +22,8 @@ pub(super) struct CertView {
     not_after: Option<String>,
     expires_in_seconds: Option<i64>,
     key_type: Option<String>,
-    /// Subject alternative names in openssl's notation (`DNS:…`, `URI:…`, `email:…`, `IP:…`).
-    san: Vec<String>,
-    spiffe_id: Option<String>,
-    /// SHA-256 of the SubjectPublicKeyInfo (what a `spki_sha256` selector pins).
-    spki_sha256: Option<String>,
+    #[serde(flatten)]
+    names: Names,
     pub(super) status: &'static str,
     /// issued | watched | seen (presented at the gate, not in the inventory)
     source: &'static str,
@@ -38,9 +35,33 @@ pub(super) struct CertView {
     expires_in: String,
     #[serde(skip)]
     last_seen: String,
+}
+
+/// What a certificate says beyond its subject, read from its stored PEM (when there is one).
+#[derive(Debug, Default, Serialize)]
+struct Names {
+    /// Subject alternative names in openssl's notation (`DNS:…`, `URI:…`, `email:…`, `IP:…`).
+    san: Vec<String>,
+    spiffe_id: Option<String>,
+    /// SHA-256 of the SubjectPublicKeyInfo (what a `spki_sha256` selector pins).
+    spki_sha256: Option<String>,
     /// Why the certificate has no SPIFFE ID although a URI SAN looks like one.
     #[serde(skip)]
     spiffe_problem: Option<String>,
+}
+
+impl Names {
+    fn of(parsed: Option<&pki::CertInfo>) -> Self {
+        let Some(p) = parsed else {
+            return Self::default();
+        };
+        Self {
+            san: p.san.labelled(),
+            spiffe_id: p.spiffe_id.as_ref().map(|i| i.to_string()),
+            spki_sha256: Some(p.spki_sha256.clone()),
+            spiffe_problem: p.san.spiffe_problem(),
+        }
+    }
 }
 
 /// The first certificate in stored PEM, if it parses.
@@ -62,15 +83,7 @@ impl CertView {
             common_name: c.common_name.clone(),
             subject: parsed.as_ref().map(|p| p.subject.clone()),
             issuer: c.issuer.clone(),
-            san: parsed
-                .as_ref()
-                .map(|p| p.san.labelled())
-                .unwrap_or_default(),
-            spiffe_id: parsed
-                .as_ref()
-                .and_then(|p| p.spiffe_id.as_ref().map(|i| i.to_string())),
-            spki_sha256: parsed.as_ref().map(|p| p.spki_sha256.clone()),
-            spiffe_problem: parsed.as_ref().and_then(|p| p.san.spiffe_problem()),
+            names: Names::of(parsed.as_ref()),
             issuer_common_name: parsed.and_then(|p| p.issuer_common_name),
             serial: c.serial.clone(),
             fingerprint_sha256: c.fingerprint_sha256.clone(),
@@ -118,15 +131,7 @@ impl CertView {
             not_after: not_after.map(rfc3339),
             expires_in_seconds: not_after.map(|n| (n - now).num_seconds()),
             key_type: parsed.as_ref().map(|p| p.key_type.clone()),
-            san: parsed
-                .as_ref()
-                .map(|p| p.san.labelled())
-                .unwrap_or_default(),
-            spiffe_id: parsed
-                .as_ref()
-                .and_then(|p| p.spiffe_id.as_ref().map(|i| i.to_string())),
-            spki_sha256: parsed.as_ref().map(|p| p.spki_sha256.clone()),
-            spiffe_problem: parsed.as_ref().and_then(|p| p.san.spiffe_problem()),
+            names: Names::of(parsed.as_ref()),
             status,
             source: "seen",
             path: None,
@@ -195,16 +200,16 @@ pub(super) fn print_show(v: &CertView) {
     println!("serial:      {}", v.serial);
     println!("SHA-256:     {}", v.fingerprint_sha256);
     println!("key type:    {}", v.key_type.as_deref().unwrap_or("?"));
-    if let Some(pin) = &v.spki_sha256 {
+    if let Some(pin) = &v.names.spki_sha256 {
         println!("SPKI SHA-256: {pin}");
     }
-    if !v.san.is_empty() {
-        println!("SAN:         {}", v.san.join(", "));
+    if !v.names.san.is_empty() {
+        println!("SAN:         {}", v.names.san.join(", "));
     }
-    if let Some(id) = &v.spiffe_id {
+    if let Some(id) = &v.names.spiffe_id {
         println!("SPIFFE ID:   {id}");
     }
-    if let Some(problem) = &v.spiffe_problem {
+    if let Some(problem) = &v.names.spiffe_problem {
         println!("SPIFFE ID:   none ({problem})");
     }
     println!("status:      {}", v.status);
