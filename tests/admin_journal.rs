@@ -4,20 +4,14 @@
 //! A policy reload (applied or rejected) is an admin event and a metric, reported once.
 
 mod common;
+// A loopback port nothing listens on now, for a server the test starts.
+use common::closed_port as free_port;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Setup {
     dir: tempfile::TempDir,

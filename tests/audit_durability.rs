@@ -5,6 +5,8 @@
 //! no line is corrupt, and the gate either fails closed (503, `/healthz` 503) or recovers.
 
 mod common;
+// A loopback port nothing listens on now, for a server the test starts.
+use common::closed_port as free_port;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -32,14 +34,6 @@ name = "CI"
 action = "service_auth"
 include = [{ service_token = "ci-deploy-prod" }]
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A state dir, a policy file, a token and the `botgate serve` process using them.
 struct Gate {

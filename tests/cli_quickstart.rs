@@ -2,19 +2,13 @@
 //! runs, and `curl` calls through the gate with the two headers.
 
 mod common;
+// A loopback port nothing listens on now, for a server the test starts.
+use common::closed_port as free_port;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use assert_cmd::cargo::cargo_bin;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 // Multi-threaded: the test thread blocks on curl while the upstream serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 mod common;
+// A loopback port nothing listens on now, for a server the test starts.
+use common::closed_port as free_port;
 
 // A temp dir holding a state dir and a policy file path.
 use common::CliEnv as Env;
@@ -43,13 +45,6 @@ include = [{{ service_token = "ci-deploy-prod" }}]
         assert_eq!(code, 0, "{err}");
         port
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// The report line for `check` (status, name, detail), with the `→ fix` line after it.

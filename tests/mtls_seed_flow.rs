@@ -6,6 +6,8 @@
 //! `botgate policy explain` gives the same answer in every case.
 
 mod common;
+// A loopback port nothing listens on now, for a server the test starts.
+use common::closed_port as free_port;
 use common::sh;
 
 use std::path::PathBuf;
@@ -13,14 +15,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use assert_cmd::cargo::cargo_bin;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Env {
     dir: tempfile::TempDir,

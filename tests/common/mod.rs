@@ -51,7 +51,7 @@ pub async fn echo_upstream() -> SocketAddr {
     addr
 }
 
-/// A port with nothing listening on it.
+/// A loopback port with nothing listening on it now (to connect to and fail, or to give a server).
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
