@@ -8,7 +8,7 @@ mod common;
 use common::closed_port as free_port;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin;
@@ -61,12 +61,7 @@ impl Setup {
     }
 
     async fn serve(&self) -> Child {
-        let child = Command::new(cargo_bin("botgate"))
-            .arg("serve")
-            .env("BOTGATE_STATE_DIR", &self.state)
-            .env("BOTGATE_CONFIG", &self.config)
-            .stderr(std::fs::File::create(self.serve_log()).unwrap())
-            .stdout(Stdio::null())
+        let child = common::serve_command(&self.state, &self.config, &self.serve_log())
             .spawn()
             .unwrap();
         // Printed once the whole runtime (gate, relay, policy watcher) is up.

@@ -68,21 +68,10 @@ impl Gate {
             .replace("{extra}", extra)
             .replace("{upstream}", &upstream.to_string());
         std::fs::write(&config, policy).unwrap();
-        let out = Command::new(cargo_bin("botgate"))
-            .args(["token", "create", "ci-deploy-prod", "--json"])
-            .env("BOTGATE_STATE_DIR", &state)
-            .env("BOTGATE_CONFIG", &config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (id, secret) = common::cli_token(&state, &config, "ci-deploy-prod");
         Gate {
-            id: created["client_id"].as_str().unwrap().into(),
-            secret: created["client_secret"].as_str().unwrap().into(),
+            id,
+            secret,
             dir,
             state,
             config,

@@ -5,7 +5,7 @@ mod common;
 // A loopback port nothing listens on now, for a server the test starts.
 use common::closed_port as free_port;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use assert_cmd::cargo::cargo_bin;
@@ -29,31 +29,10 @@ async fn token_create_then_curl_through_the_gate() {
         .replace("http://127.0.0.1:9000", &format!("http://{upstream}"));
     std::fs::write(&config, policy).unwrap();
 
-    let bin = cargo_bin("botgate");
-    let out = Command::new(&bin)
-        .args(["token", "create", "ci-deploy-prod", "--json"])
-        .env("BOTGATE_STATE_DIR", &state)
-        .env("BOTGATE_CONFIG", &config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (id, secret) = (
-        created["client_id"].as_str().unwrap().to_string(),
-        created["client_secret"].as_str().unwrap().to_string(),
-    );
+    let (id, secret) = common::cli_token(&state, &config, "ci-deploy-prod");
     assert!(secret.starts_with("bgs_"));
 
-    let serve = Command::new(&bin)
-        .arg("serve")
-        .env("BOTGATE_STATE_DIR", &state)
-        .env("BOTGATE_CONFIG", &config)
-        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
-        .stdout(Stdio::null())
+    let serve = common::serve_command(&state, &config, &dir.path().join("serve.log"))
         .spawn()
         .unwrap();
     let up = common::eventually(Duration::from_secs(10), || async {

@@ -11,7 +11,7 @@ use common::closed_port as free_port;
 use common::sh;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use assert_cmd::cargo::cargo_bin;
@@ -115,13 +115,8 @@ impl Env {
 }
 
 fn start_serve(env: &Env) -> Child {
-    Command::new(cargo_bin("botgate"))
-        .arg("serve")
+    common::serve_command(&env.state, &env.config, &env.dir.path().join("serve.log"))
         .current_dir(env.dir.path())
-        .env("BOTGATE_STATE_DIR", &env.state)
-        .env("BOTGATE_CONFIG", &env.config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(env.dir.path().join("serve.log")).unwrap())
         .spawn()
         .unwrap()
 }

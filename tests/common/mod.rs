@@ -327,3 +327,46 @@ pub fn sh(dir: &std::path::Path, line: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `botgate serve` on `state` and `config`, stdout dropped and stderr appended to `log`:
+/// callers add what they need (`current_dir`, env) and spawn it.
+pub fn serve_command(
+    state: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("botgate"));
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("serve log");
+    cmd.arg("serve")
+        .env("BOTGATE_STATE_DIR", state)
+        .env("BOTGATE_CONFIG", config)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
+    cmd
+}
+
+/// `botgate token create NAME --json` on `state` and `config`: (Client ID, Client Secret).
+pub fn cli_token(
+    state: &std::path::Path,
+    config: &std::path::Path,
+    name: &str,
+) -> (String, String) {
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("botgate"))
+        .args(["token", "create", name, "--json"])
+        .env("BOTGATE_STATE_DIR", state)
+        .env("BOTGATE_CONFIG", config)
+        .output()
+        .expect("run botgate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("token JSON");
+    let field = |k: &str| created[k].as_str().expect(k).to_string();
+    (field("client_id"), field("client_secret"))
+}
