@@ -10,6 +10,7 @@ use predicates::prelude::*;
 use proptest::prelude::*;
 
 mod common;
+use common::openssl;
 
 // A temp dir holding a state dir and a policy file path.
 use common::CliEnv as Env;
@@ -52,21 +53,6 @@ impl Env {
             ],
         )
     }
-}
-
-/// Run openssl in `dir`; panic with its stderr on failure.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = StdCommand::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn openssl_ca(dir: &Path, cn: &str, stem: &str) {

@@ -3,8 +3,10 @@
 //! and whose public key is exactly the CSR's; every other key is refused with exit 2 and a
 //! message naming the key and what to use, never a broken certificate.
 
-use std::path::Path;
-use std::process::{Command as StdCommand, Output};
+mod common;
+use common::openssl;
+
+use std::process::Output;
 
 use assert_cmd::Command;
 
@@ -130,21 +132,6 @@ impl Pki {
             "{cn}: a cert was written"
         );
     }
-}
-
-/// Run openssl in `dir`; panic with its stderr on failure.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = StdCommand::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Issue 11 defect 7: a P-384 CSR (openssl signs it with SHA-256 by default) got a certificate

@@ -370,3 +370,18 @@ pub fn cli_token(
     let field = |k: &str| created[k].as_str().expect(k).to_string();
     (field("client_id"), field("client_secret"))
 }
+
+/// Run the openssl CLI with `args` in `dir`; panics with its stderr on failure, returns stdout.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl CLI is installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
