@@ -315,7 +315,7 @@ fn tls_server(
         }
         return;
     }
-    match store.map(Store::issuing_ca) {
+    match store.map(|s| s.issuing_ca()) {
         Some(Ok(Some(ca))) => out.push(expiry_check(
             name,
             &format!("issued at start by the local CA {:?}", ca.name),

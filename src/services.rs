@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use chrono::{DateTime, Utc};
 
 use crate::audit::AuditBus;
 use crate::clock::SharedClock;
@@ -21,6 +20,7 @@ use crate::gate::{CountryLookup, RunningGate};
 use crate::geo::GeoDb;
 use crate::sink::{Sink, SinkConfig, SinkHandle};
 use crate::store::Store;
+use crate::store::hub::{Inventory as HubInventory, InventoryHub};
 
 /// How often the inventory cache and the detectors' expiry rules run.
 pub const INVENTORY_EVERY: Duration = Duration::from_secs(5);
@@ -67,17 +67,17 @@ pub fn start(
     opts: ServiceOptions,
     gate: &RunningGate,
     bus: &AuditBus,
-    store: Arc<Store>,
+    hub: &InventoryHub,
     clock: SharedClock,
     state_dir: &Path,
 ) -> Result<Services, String> {
+    let store = Arc::new(hub.store().clone());
     let sinks = Sink::start_all(opts.sinks, state_dir, bus).map_err(|e| e.to_string())?;
     let inventory_watcher =
         watch_inventory_dirs(opts.inventory_dirs, store.clone(), clock.clone())?;
-    let cache = Arc::new(ArcSwap::from_pointee(load_inventory(&store, clock.now())));
-    let mut tasks = vec![tokio::spawn(refresh_inventory(
-        store.clone(),
-        clock.clone(),
+    let cache = Arc::new(ArcSwap::from_pointee(detector_inventory(&hub.current())));
+    let mut tasks = vec![tokio::spawn(follow_inventory(
+        hub.subscribe(),
         cache.clone(),
     ))];
     tasks.push(tokio::spawn(refresh_crl(store.clone(), clock.clone())));
@@ -117,47 +117,40 @@ impl Services {
 }
 
 /// The live credentials and CRL deadlines the inventory rules need.
-pub fn load_inventory(store: &Store, _now: DateTime<Utc>) -> Inventory {
+pub fn detector_inventory(hub: &HubInventory) -> Inventory {
     let mut inv = Inventory::default();
-    match store.list_tokens() {
-        Ok(tokens) => inv
-            .credentials
-            .extend(tokens.iter().filter_map(CredentialExpiry::from_token)),
-        Err(e) => tracing::warn!(error = %e, "cannot read tokens for the detectors"),
-    }
-    match store.list_certs() {
-        Ok(certs) => inv.credentials.extend(
-            certs
-                .into_iter()
-                .filter(|c| c.revoked_at.is_none())
-                .map(|c| CredentialExpiry {
-                    kind: CredentialKind::Cert,
-                    name: c.common_name,
-                    id: c.serial,
-                    created_at: c.created_at,
-                    expires_at: c.not_after,
-                    last_seen_at: c.last_seen_at,
-                }),
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot read certificates for the detectors"),
-    }
-    match store.list_cas() {
-        Ok(cas) => inv.crls.extend(cas.into_iter().filter_map(|ca| {
-            // botgate's own CRL (stored), else an external CRL file configured for the CA.
-            let next_update = ca.crl_next_update.or_else(|| {
-                let path = ca.crl_path.as_deref()?;
-                match crate::pki::crl::load_crl_file(Path::new(path)) {
-                    Ok(info) => info.next_update,
-                    Err(e) => {
-                        tracing::warn!(ca = %ca.name, file = path, error = %e, "cannot read CRL for the stale-CRL check");
-                        None
-                    }
+    inv.credentials
+        .extend(hub.tokens.iter().filter_map(CredentialExpiry::from_token));
+    inv.credentials.extend(
+        hub.certs
+            .iter()
+            .filter(|c| c.revoked_at.is_none())
+            .map(|c| CredentialExpiry {
+                kind: CredentialKind::Cert,
+                name: c.common_name.clone(),
+                id: c.serial.clone(),
+                created_at: c.created_at,
+                expires_at: c.not_after,
+                last_seen_at: c.last_seen_at,
+            }),
+    );
+    inv.crls.extend(hub.cas.iter().filter_map(|ca| {
+        // botgate's own CRL (stored), else an external CRL file configured for the CA.
+        let next_update = ca.crl_next_update.or_else(|| {
+            let path = ca.crl_path.as_deref()?;
+            match crate::pki::crl::load_crl_file(Path::new(path)) {
+                Ok(info) => info.next_update,
+                Err(e) => {
+                    tracing::warn!(ca = %ca.name, file = path, error = %e, "cannot read CRL for the stale-CRL check");
+                    None
                 }
-            })?;
-            Some(CrlStatus { ca_name: ca.name, next_update })
-        })),
-        Err(e) => tracing::warn!(error = %e, "cannot read CAs for the detectors"),
-    }
+            }
+        })?;
+        Some(CrlStatus {
+            ca_name: ca.name.clone(),
+            next_update,
+        })
+    }));
     inv
 }
 
@@ -208,13 +201,16 @@ fn watch_inventory_dirs(
     Ok(Some(watcher))
 }
 
-async fn refresh_inventory(store: Arc<Store>, clock: SharedClock, cache: Arc<ArcSwap<Inventory>>) {
-    let mut tick = tokio::time::interval(INVENTORY_EVERY);
-    loop {
-        tick.tick().await;
-        let (store, now) = (store.clone(), clock.now());
-        if let Ok(inv) = tokio::task::spawn_blocking(move || load_inventory(&store, now)).await {
-            cache.store(Arc::new(inv));
+/// Rebuild the detectors' inventory from every inventory the hub publishes (the CRL files
+/// are read here, off the hub's task).
+async fn follow_inventory(
+    mut hub: tokio::sync::watch::Receiver<Arc<HubInventory>>,
+    cache: Arc<ArcSwap<Inventory>>,
+) {
+    while hub.changed().await.is_ok() {
+        let inv = hub.borrow_and_update().clone();
+        if let Ok(built) = tokio::task::spawn_blocking(move || detector_inventory(&inv)).await {
+            cache.store(Arc::new(built));
         }
     }
 }

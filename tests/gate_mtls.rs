@@ -385,9 +385,15 @@ async fn watched_directory_changes_reach_the_inventory() {
             .unwrap();
     opts.inventory_dirs = vec![watched.clone()];
     let clock: botgate::clock::SharedClock = Arc::new(botgate::clock::SystemClock);
-    let services =
-        botgate::services::start(opts, &g.gate, &g.bus, g.store.clone(), clock, g.dir.path())
-            .unwrap();
+    let services = botgate::services::start(
+        opts,
+        &g.gate,
+        &g.bus,
+        &common::hub(&g.store),
+        clock,
+        g.dir.path(),
+    )
+    .unwrap();
     std::fs::copy(p.dir.path().join("device.crt"), watched.join("device.crt")).unwrap();
     let store = g.store.clone();
     let seen = eventually(Duration::from_secs(5), || {
@@ -450,7 +456,7 @@ async fn expired_client_certificate_is_refused_and_audited() {
     let gate = botgate::gate::start(
         opts,
         botgate::policy::compile(&file).unwrap(),
-        store.clone(),
+        common::hub(&store),
         botgate::audit::AuditBus::default(),
         Arc::new(botgate::clock::SystemClock),
         None,

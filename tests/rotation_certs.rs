@@ -218,7 +218,7 @@ fn a_changed_issuing_ca_must_be_trusted_first() {
     )
     .unwrap();
     // Pretend another CA issued it (e.g. the intermediate was replaced since).
-    rusqlite::Connection::open(store.path())
+    rusqlite::Connection::open(store.file().unwrap())
         .unwrap()
         .execute(
             "UPDATE certs SET ca_id = NULL WHERE id = ?1",

@@ -56,7 +56,7 @@ pub fn deliver_pending(
 ) -> Result<Delivery, AdminRecordError> {
     let key = journal_key(audit_log);
     store
-        .deliver_journal(&key, now, |rows| append_rows(audit_log, rows))?
+        .deliver_journal(&key, now, &mut |rows| append_rows(audit_log, rows))?
         .map_err(|source| AdminRecordError::Append { path: key, source })
 }
 

@@ -18,6 +18,7 @@ use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
 use crate::exit::Failure;
 use crate::paths::Paths;
 use crate::store::Store;
+use crate::store::hub::InventoryHub;
 
 /// Run the console verb.
 pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
@@ -85,8 +86,14 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         };
         let rotations =
             feed::spawn_rotations(store.clone(), clock, tx.clone(), feed::ROTATIONS_EVERY);
-        let inventory =
-            feed::spawn_inventory(store, Some(paths.config.clone()), tx, feed::INVENTORY_EVERY);
+        let hub = InventoryHub::start((*store).clone())
+            .with_context(|| format!("reading the {}", store.describe()))?;
+        let inventory = feed::spawn_inventory(
+            hub.subscribe(),
+            Some(paths.config.clone()),
+            tx,
+            feed::INVENTORY_EVERY,
+        );
         let result = console::run(opts, rx).await;
         inventory.abort();
         rotations.abort();
@@ -179,7 +186,7 @@ impl InProcessConsole {
         let mut tasks = vec![
             bridge.task,
             feed::spawn_inventory(
-                store.clone(),
+                rt.hub.subscribe(),
                 Some(policy_path.clone()),
                 tx.clone(),
                 feed::INVENTORY_EVERY,

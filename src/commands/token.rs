@@ -47,7 +47,7 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
             json,
         } => {
             let t = store
-                .revoke_token_recorded(&name_or_client_id, now, |t| {
+                .revoke_token_recorded(&name_or_client_id, now, &|t| {
                     admin_entry(now, "token_revoke", t)
                 })
                 .map_err(store_err)?;
@@ -94,7 +94,7 @@ pub fn create_token(
                 created_at: now,
                 expires_at: now + lifetime,
             },
-            |t| admin_entry(now, "token_create", t),
+            &|t| admin_entry(now, "token_create", t),
         )
         .map_err(store_err)?;
     Ok((rec, secret))

@@ -19,7 +19,10 @@ use crate::clock::SharedClock;
 use crate::config::ConfigError;
 use crate::config::model::PolicyFile;
 use crate::rotation::{self, EvidenceReader};
+use tokio::sync::watch;
+
 use crate::store::Store;
+use crate::store::hub::Inventory;
 use chrono::{DateTime, Utc};
 
 use super::app::Msg;
@@ -111,10 +114,10 @@ pub struct Snapshot {
     pub store_error: Option<String>,
 }
 
-/// Reads the store and the policy file, keeping the last good policy across bad edits.
+/// Turns the hub's inventory and the policy file into rows, keeping the last good policy
+/// across bad edits.
 #[derive(Debug)]
 pub struct InventoryReader {
-    store: Arc<Store>,
     policy_file: Option<PathBuf>,
     last_text: Option<String>,
     last_good: Option<PolicyFile>,
@@ -122,9 +125,8 @@ pub struct InventoryReader {
 }
 
 impl InventoryReader {
-    pub fn new(store: Arc<Store>, policy_file: Option<PathBuf>) -> Self {
+    pub fn new(policy_file: Option<PathBuf>) -> Self {
         Self {
-            store,
             policy_file,
             last_text: None,
             last_good: None,
@@ -132,25 +134,16 @@ impl InventoryReader {
         }
     }
 
-    /// Blocking: read everything once. `policies_changed` says whether the policy file changed
-    /// since the previous call (the first call counts as a change).
-    pub fn read(&mut self) -> (Snapshot, bool) {
+    /// Blocking (reads the policy file): rows of `inv`. The bool says whether the policy file
+    /// changed since the previous call (the first call counts as a change).
+    pub fn read(&mut self, inv: &Inventory) -> (Snapshot, bool) {
         let changed = self.reload_policy();
-        let mut store_error = None;
-        let tokens = match self.store.list_tokens() {
-            Ok(records) => inventory::token_rows(&records, self.last_good.as_ref()),
-            Err(e) => {
-                store_error = Some(format!("inventory unavailable: {e}"));
-                Vec::new()
-            }
-        };
-        let certs = match self.store.list_certs() {
-            Ok(records) => inventory::cert_rows(&records, self.last_good.as_ref()),
-            Err(e) => {
-                store_error = Some(format!("inventory unavailable: {e}"));
-                Vec::new()
-            }
-        };
+        let store_error = inv
+            .store_error
+            .as_ref()
+            .map(|e| format!("inventory may be stale: {e}"));
+        let tokens = inventory::token_rows(&inv.tokens, self.last_good.as_ref());
+        let certs = inventory::cert_rows(&inv.certs, self.last_good.as_ref());
         let apps = self
             .last_good
             .as_ref()
@@ -292,23 +285,28 @@ pub fn spawn_rotations(
     })
 }
 
-/// Every `every`, read the inventory (in a blocking task) and send `Msg::Inventory`, plus
-/// `Msg::Policies` when the policy file changed. Stops when the console is gone.
+/// On every inventory the hub publishes, and every `every` (for the policy file), send
+/// `Msg::Inventory`, plus `Msg::Policies` when the policy file changed. Stops when the console
+/// is gone.
 pub fn spawn_inventory(
-    store: Arc<Store>,
+    mut hub: watch::Receiver<Arc<Inventory>>,
     policy_file: Option<PathBuf>,
     tx: mpsc::Sender<Msg>,
     every: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut reader = Some(InventoryReader::new(store, policy_file));
+        let mut reader = Some(InventoryReader::new(policy_file));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                changed = hub.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
+            }
+            let inv = hub.borrow_and_update().clone();
             let Some(mut r) = reader.take() else { return };
             let Ok((r, (snap, changed))) = tokio::task::spawn_blocking(move || {
-                let out = r.read();
+                let out = r.read(&inv);
                 (r, out)
             })
             .await
@@ -426,19 +424,20 @@ mod tests {
             "[[app]]\nname = \"api\"\nhostnames = [\"api\"]\nupstream = \"http://127.0.0.1:1\"\n",
         )
         .unwrap();
-        let mut r = InventoryReader::new(store, Some(policy.clone()));
-        let (snap, changed) = r.read();
+        let mut r = InventoryReader::new(Some(policy.clone()));
+        let inv = Inventory::read(&store).unwrap();
+        let (snap, changed) = r.read(&inv);
         assert!(changed && snap.reload_error.is_none());
         assert_eq!(snap.apps.len(), 1);
-        assert!(!r.read().1, "unchanged file is not a change");
+        assert!(!r.read(&inv).1, "unchanged file is not a change");
         std::fs::write(&policy, "[[app]]\nname = \"api\"\nbogus = 1\n").unwrap();
-        let (snap, changed) = r.read();
+        let (snap, changed) = r.read(&inv);
         assert!(changed);
         assert_eq!(snap.apps.len(), 1, "last good policy kept");
         let err = snap.reload_error.unwrap();
         assert!(err.contains("policy.toml:3:1: error:"), "{err}");
         std::fs::remove_file(&policy).unwrap();
-        let (snap, changed) = r.read();
+        let (snap, changed) = r.read(&inv);
         assert!(
             changed && snap.reload_error.is_none() && snap.apps.is_empty(),
             "no file: no policy, no error"
@@ -509,7 +508,8 @@ mod tests {
             })
             .unwrap();
         let (tx, mut rx) = channel();
-        let task = spawn_inventory(store, None, tx, Duration::from_secs(3600));
+        let hub = crate::store::hub::InventoryHub::start((*store).clone()).unwrap();
+        let task = spawn_inventory(hub.subscribe(), None, tx, Duration::from_secs(3600));
         let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .unwrap()

@@ -120,7 +120,7 @@ pub fn create_tokens(
                 created_at,
                 expires_at: created_at + Duration::days(t.lifetime_days),
             },
-            |rec| setup_event(now, "token_create", rec),
+            &|rec| setup_event(now, "token_create", rec),
         )?;
         // A lived-in inventory: tokens in use were last seen an hour ago (so the "unused" rule
         // only names the one that really is unused).
@@ -145,7 +145,7 @@ pub fn create_tokens(
             },
         )?;
         if t.revoked {
-            store.revoke_token_recorded(&rec.client_id, now, |rec| {
+            store.revoke_token_recorded(&rec.client_id, now, &|rec| {
                 setup_event(now, "token_revoke", rec)
             })?;
         }

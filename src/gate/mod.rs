@@ -36,6 +36,7 @@ use crate::clock::SharedClock;
 use crate::config::{AuditDurability, AuditFailure, PolicyFile};
 use crate::policy::PolicySet;
 use crate::store::Store;
+use crate::store::hub::InventoryHub;
 
 /// How the gate runs, resolved from the `[gate]` section.
 #[derive(Debug, Clone)]
@@ -129,18 +130,23 @@ pub struct RunningGate {
     writer: AuditWriter,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _refresher: SnapshotRefresher,
+    /// The store follower the snapshot comes from (kept for the gate's lifetime).
+    _hub: Arc<InventoryHub>,
 }
 
 /// Start the gate: audit writer, snapshot refresher, last-seen recorder and the listener.
 pub async fn start(
     opts: GateOptions,
     policies: PolicySet,
-    store: Arc<Store>,
+    hub: Arc<InventoryHub>,
     bus: AuditBus,
     clock: SharedClock,
     geo: Option<Arc<dyn CountryLookup>>,
 ) -> Result<RunningGate, GateError> {
-    let snapshot = Arc::new(ArcSwap::from_pointee(CredentialSnapshot::load(&store)?));
+    let store = Arc::new(hub.store().clone());
+    let snapshot = Arc::new(ArcSwap::from_pointee(CredentialSnapshot::from_inventory(
+        &hub.current(),
+    )));
     let tls_configs = match (opts.tls_listen, &opts.tls) {
         (None, _) => None,
         (Some(_), None) => return Err(GateError::NoTlsSource),
@@ -173,7 +179,7 @@ pub async fn start(
         }
         None => Box::new(|| {}),
     };
-    let refresher = SnapshotRefresher::start(store.clone(), snapshot.clone(), on_change, on_poll)?;
+    let refresher = SnapshotRefresher::start(hub.subscribe(), snapshot.clone(), on_change, on_poll);
     let writer_opts = WriterOptions {
         queue: opts.audit_queue,
         durability: opts.audit_durability,
@@ -273,6 +279,7 @@ pub async fn start(
         writer,
         tasks,
         _refresher: refresher,
+        _hub: hub,
     })
 }
 

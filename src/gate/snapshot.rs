@@ -1,19 +1,21 @@
 //! The in-memory view of credentials the request path reads: an immutable `CredentialSnapshot`
-//! behind an `ArcSwap`, rebuilt by a background thread when the store's generation changes
-//! (another process creating or revoking a token is enforced within one poll interval).
+//! behind an `ArcSwap`, rebuilt from the inventory hub whenever the store's change feed moves
+//! (another process creating or revoking a token is enforced within one hub poll).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
 use crate::credential::SecretHash;
+use tokio::sync::watch;
+
+use crate::store::hub::Inventory;
 use crate::store::{Store, StoreError};
 
-/// How often the store generation is polled.
+/// How often `on_poll` runs (external TLS files are checked).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// One token as the gate needs it.
@@ -43,7 +45,8 @@ impl TokenEntry {
 /// Everything the request path knows about credentials, immutable once built.
 #[derive(Debug, Default)]
 pub struct CredentialSnapshot {
-    pub generation: i64,
+    /// The change-feed version it was built from.
+    pub version: i64,
     /// Keyed by client id.
     pub tokens: HashMap<Box<str>, TokenEntry>,
     /// Certificates revoked in botgate, by fingerprint, enforced even without a CRL.
@@ -74,100 +77,98 @@ pub struct CertExpiry {
 }
 
 impl CredentialSnapshot {
-    /// Build from the store.
+    /// Read the store once (for one-shot commands: `policy explain`, `inspect`).
     pub fn load(store: &Store) -> Result<Self, StoreError> {
-        let generation = store.generation()?;
-        let tokens = store
-            .list_tokens()?
-            .into_iter()
+        Ok(Self::from_inventory(&Inventory::read(store)?))
+    }
+
+    /// What the request path needs of an inventory.
+    pub fn from_inventory(inv: &Inventory) -> Self {
+        let tokens = inv
+            .tokens
+            .iter()
             .map(|t| {
                 let entry = TokenEntry {
-                    name: t.name.into(),
+                    name: t.name.as_str().into(),
                     secret_hash: t.secret_hash,
                     expires_at: t.expires_at,
                     revoked: t.revoked_at.is_some(),
                 };
-                (t.client_id.into_boxed_str(), entry)
+                (t.client_id.as_str().into(), entry)
             })
             .collect();
-        let revoked_certs = store
-            .revoked_certs()?
-            .into_iter()
-            .map(|c| (c.fingerprint_sha256, c.revoked_at))
+        let revoked_certs = inv
+            .revoked_certs
+            .iter()
+            .map(|c| (c.fingerprint_sha256.clone(), c.revoked_at))
             .collect();
-        let cert_expiry = store
-            .list_certs()?
-            .into_iter()
+        let cert_expiry = inv
+            .certs
+            .iter()
             .filter(|c| c.revoked_at.is_none())
             .map(|c| {
                 (
-                    c.fingerprint_sha256.into_boxed_str(),
+                    c.fingerprint_sha256.as_str().into(),
                     CertExpiry {
-                        common_name: c.common_name,
-                        serial: c.serial,
+                        common_name: c.common_name.clone(),
+                        serial: c.serial.clone(),
                         not_after: c.not_after,
                     },
                 )
             })
             .collect();
-        Ok(Self {
-            generation,
+        Self {
+            version: inv.version,
             tokens,
             revoked_certs,
             cert_expiry,
-        })
+        }
     }
 }
 
-/// Keeps a shared snapshot fresh until dropped.
+/// Keeps a shared snapshot in step with the inventory hub until dropped.
 #[derive(Debug)]
 pub struct SnapshotRefresher {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl SnapshotRefresher {
-    /// Poll `store` and swap `target` whenever the generation moves.
-    /// `on_change` runs on this thread after each rebuild (e.g. to rebuild TLS configs), and
-    /// `on_poll` on every poll without a store change (e.g. to check external files).
+    /// Swap `target` whenever the hub publishes a new inventory version. `on_change` runs after
+    /// each rebuild (e.g. to rebuild TLS configs), and `on_poll` every `POLL_INTERVAL` without a
+    /// change (e.g. to check external files). Inside a tokio runtime.
     pub fn start(
-        store: Arc<Store>,
+        mut inventory: watch::Receiver<Arc<Inventory>>,
         target: Arc<ArcSwap<CredentialSnapshot>>,
         on_change: Box<dyn Fn() + Send>,
         on_poll: Box<dyn Fn() + Send>,
-    ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new().name("snapshot-refresh".into()).spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                std::thread::sleep(POLL_INTERVAL);
-                let current = target.load().generation;
-                match store.generation() {
-                    Ok(g) if g != current => match CredentialSnapshot::load(&store) {
-                        Ok(s) => {
-                            tracing::info!(generation = s.generation, tokens = s.tokens.len(), "credential snapshot rebuilt");
+    ) -> Self {
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    changed = inventory.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let inv = inventory.borrow_and_update().clone();
+                        if inv.version != target.load().version {
+                            let s = CredentialSnapshot::from_inventory(&inv);
+                            tracing::info!(version = s.version, tokens = s.tokens.len(), "credential snapshot rebuilt");
                             target.store(Arc::new(s));
                             on_change();
                         }
-                        Err(e) => tracing::error!(error = %e, "cannot rebuild the credential snapshot; keeping the last one"),
-                    },
-                    Ok(_) => on_poll(),
-                    Err(e) => tracing::error!(error = %e, "cannot read the store generation"),
+                    }
+                    _ = tick.tick() => on_poll(),
                 }
             }
-        })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
+        });
+        Self { task }
     }
 }
 
 impl Drop for SnapshotRefresher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.task.abort();
     }
 }

@@ -113,10 +113,11 @@ include = [{{ everyone = true }}]
     let mut opts = GateOptions::from_file(&file, dir.path()).unwrap();
     opts.workers = workers;
     opts.listen = listen;
+    let hub = Arc::new(crate::store::hub::InventoryHub::start((*store).clone()).unwrap());
     let gate = gate::start(
         opts,
         policies,
-        store,
+        hub,
         AuditBus::default(),
         Arc::new(SystemClock),
         None,

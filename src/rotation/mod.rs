@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn row_round_trip_keeps_everything() {
-        let now = crate::store::from_db_time(Utc::now().timestamp_millis());
+        let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
         let r = Rotation {
             id: "rot-abc123".into(),
             kind: CredentialKind::Cert,

@@ -23,6 +23,7 @@ use crate::gate::{self, CountryLookup, GateOptions, RunningGate};
 use crate::services::{ServiceOptions, Services};
 use crate::sink::SinkConfig;
 use crate::store::Store;
+use crate::store::hub::InventoryHub;
 
 pub use reload::{ReloadOutcome, ReloadReport, describe_rejection};
 
@@ -87,6 +88,8 @@ pub struct Runtime {
     pub gate: RunningGate,
     pub bus: AuditBus,
     pub store: Arc<Store>,
+    /// The one follower of the store's change feed: gate, detectors and console read from it.
+    pub hub: Arc<InventoryHub>,
     pub clock: SharedClock,
     pub policy_path: PathBuf,
     pub state_dir: PathBuf,
@@ -134,10 +137,11 @@ impl Runtime {
         }
         service_opts.inventory_dirs = file.inventory.watch.iter().map(|d| base.join(d)).collect();
         let audit_log = gate_opts.audit_log.clone();
+        let hub = Arc::new(InventoryHub::start((*store).clone())?);
         let gate = gate::start(
             gate_opts,
             policies,
-            store.clone(),
+            hub.clone(),
             opts.bus.clone(),
             opts.clock.clone(),
             geo,
@@ -148,7 +152,7 @@ impl Runtime {
                 service_opts,
                 &gate,
                 &opts.bus,
-                store.clone(),
+                &hub,
                 opts.clock.clone(),
                 &opts.state_dir,
             )
@@ -195,6 +199,7 @@ impl Runtime {
             gate,
             bus: opts.bus,
             store,
+            hub,
             clock: opts.clock,
             policy_path: opts.policy_path,
             state_dir: opts.state_dir,

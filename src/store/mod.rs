@@ -1,28 +1,30 @@
-//! The embedded credential store: one SQLite file (WAL, mode 0600) in the state dir holding
-//! tokens (hashed secrets only), CAs, certificates, revocations, rotations and the admin journal
-//! (`journal`: every admin action, relayed once into each audit file).
+//! The credential store behind one interface (`api`): tokens (hashed secrets only), CAs,
+//! certificates, revocations, rotations, the admin journal (`journal`: every admin action,
+//! relayed once into each audit file) and the change feed (`changes`).
 //!
-//! Never called per request: the gate reads a `CredentialSnapshot` built from here and rebuilt
-//! when `generation()` changes. Every write that changes what the gate must enforce bumps the
-//! generation in the same transaction, so another process (the CLI) is seen within one poll.
+//! `Store` is a cheap handle to one implementation; the embedded default is SQLite
+//! (`sqlite/`, one file in the state dir). Never called per request: the gate reads a
+//! snapshot that the inventory hub (`hub`) rebuilds when the change feed moves. Every write
+//! that changes what the gate must enforce appends to the change feed in the same transaction,
+//! so another process (the CLI) is seen within one poll.
 
+pub mod api;
+pub mod changes;
+pub mod hub;
 pub mod journal;
 pub mod pki;
 pub mod rotations;
-mod schema;
+mod sqlite;
 pub mod tokens;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{Connection, OptionalExtension};
-
+pub use api::{AdminJournal, Backend, CaStore, CertStore, ChangeFeed, RotationStore, TokenStore};
+pub use changes::{Change, ChangeKind};
 pub use journal::{AdminEntry, Delivery, JournalRow};
+pub use sqlite::STORE_FILE;
 pub use tokens::{NewToken, TokenRecord, TokenStatus};
-
-/// File name of the store inside the state dir.
-pub const STORE_FILE: &str = "botgate.db";
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -49,70 +51,28 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
 }
 
-/// Handle to the SQLite store. Cheap to share behind an `Arc`; one connection, serialized.
-#[derive(Debug)]
-pub struct Store {
-    conn: Mutex<Connection>,
-    path: PathBuf,
-}
+/// A handle to the store: clone it freely; every method comes from the `api` traits.
+#[derive(Debug, Clone)]
+pub struct Store(Arc<dyn Backend>);
 
 impl Store {
-    /// Open (creating if needed) the store in `state_dir`, applying migrations.
+    /// Open (creating if needed) the embedded store in `state_dir`, applying migrations.
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
-        create_private_dir(state_dir)?;
-        let path = state_dir.join(STORE_FILE);
-        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        restrict_permissions(&path);
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrate(&conn)?;
-        for suffix in ["-wal", "-shm"] {
-            restrict_permissions(&path.with_file_name(format!("{STORE_FILE}{suffix}")));
-        }
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path,
-        })
+        Ok(Self(Arc::new(sqlite::SqliteStore::open(state_dir)?)))
     }
 
-    /// Path of the database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// A counter bumped by every write that changes enforcement (tokens, certs, CAs, revocations).
-    pub fn generation(&self) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        Ok(conn.query_row("SELECT generation FROM meta WHERE id = 1", [], |r| r.get(0))?)
-    }
-
-    /// The schema version the file is at (`PRAGMA user_version`).
-    pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
-    }
-
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back).
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Wrap an implementation.
+    pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
+        Self(backend)
     }
 }
 
-/// Bump the enforcement generation inside the caller's transaction.
-pub(crate) fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE meta SET generation = generation + 1 WHERE id = 1",
-        [],
-    )?;
-    Ok(())
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
 }
 
 /// Who performed an admin action: `$USER@host` as far as known.
@@ -121,19 +81,6 @@ pub fn actor() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
     format!("{user} (cli pid {})", std::process::id())
-}
-
-/// Times are stored as integer milliseconds since the epoch (UTC).
-pub(crate) fn to_db_time(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(crate) fn from_db_time(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-pub(crate) fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
-    ms.map(from_db_time)
 }
 
 /// Create a directory (and parents) readable only by the owner.
@@ -148,19 +95,4 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     Ok(())
-}
-
-fn restrict_permissions(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if path.exists() {
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        }
-    }
-}
-
-#[allow(dead_code)]
-pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
-    r.optional()
 }

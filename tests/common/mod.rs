@@ -150,7 +150,7 @@ pub async fn start_gate_with(
     let gate = gate::start(
         opts,
         policies,
-        store.clone(),
+        hub(&store),
         bus.clone(),
         Arc::new(SystemClock),
         None,
@@ -164,6 +164,11 @@ pub async fn start_gate_with(
         audit_log,
         bus,
     }
+}
+
+/// The inventory hub a test gate follows (inside a tokio runtime).
+pub fn hub(store: &Store) -> Arc<botgate::store::hub::InventoryHub> {
+    Arc::new(botgate::store::hub::InventoryHub::start(store.clone()).unwrap())
 }
 
 /// A reqwest client (the ring provider installed first, as reqwest 0.13 requires).
@@ -208,7 +213,7 @@ pub async fn start_store_tls_gate(
     gate::start(
         opts,
         policies,
-        store,
+        hub(&store),
         AuditBus::default(),
         Arc::new(SystemClock),
         None,

@@ -75,7 +75,12 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                     p.display()
                 ),
                 None => {
-                    println!("  root key kept in {} (mode 0600)", store.path().display());
+                    match store.file() {
+                        Some(file) => {
+                            println!("  root key kept in {} (mode 0600)", file.display())
+                        }
+                        None => println!("  root key kept in the {}", store.describe()),
+                    }
                     eprintln!(
                         "warning: the root CA key is on this host; pass --root-key-out FILE at init to keep it offline"
                     );

@@ -129,6 +129,20 @@ const MIGRATIONS: &[&str] = &[
         heartbeat_at INTEGER NOT NULL
     );
     "#,
+    // 5: the change feed replaces the generation counter: one row per enforcement change, in
+    // the change's transaction, with a version that only grows. A store migrated from the
+    // counter starts its feed past it (one `migrated` row) so followers reload once.
+    r#"
+    CREATE TABLE changes (
+        version INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        kind    TEXT NOT NULL,
+        subject TEXT NOT NULL
+    );
+    INSERT INTO changes (version, at, kind, subject)
+        SELECT generation, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'migrated', ''
+        FROM meta WHERE id = 1 AND generation > 0;
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.

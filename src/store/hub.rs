@@ -1,0 +1,159 @@
+//! The inventory hub: the one follower of the store's change feed in a process. It reads the
+//! tokens, certificates, revocations and CAs once per change (and on a slow refresh, for what
+//! does not go through the feed: last-seen times, external CRL files) and publishes one
+//! immutable `Inventory` on a watch channel. The gate's credential snapshot, the detectors'
+//! inventory and the console all derive from it: one poller, not three.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::pki::{CaRecord, CertRecord, RevokedCert};
+use super::{Store, StoreError, TokenRecord};
+
+/// How often the change feed's version is read.
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+/// How often everything is re-read even without a change (last-seen times move without one).
+pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+/// What the store held at `version`.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// The change-feed version this was read at (or past).
+    pub version: i64,
+    pub read_at: Option<DateTime<Utc>>,
+    pub tokens: Vec<TokenRecord>,
+    pub certs: Vec<CertRecord>,
+    pub revoked_certs: Vec<RevokedCert>,
+    pub cas: Vec<CaRecord>,
+    /// The last read failed: what the store said (the rest is the last good read).
+    pub store_error: Option<String>,
+}
+
+impl Inventory {
+    /// Read everything once. The version is read first, so a change that lands during the read
+    /// is read again on the next poll rather than missed.
+    pub fn read(store: &Store) -> Result<Self, StoreError> {
+        let version = store.change_version()?;
+        Ok(Self {
+            version,
+            read_at: Some(Utc::now()),
+            tokens: store.list_tokens()?,
+            certs: store.list_certs()?,
+            revoked_certs: store.revoked_certs()?,
+            cas: store.list_cas()?,
+            store_error: None,
+        })
+    }
+}
+
+/// Follows the change feed until dropped.
+#[derive(Debug)]
+pub struct InventoryHub {
+    store: Store,
+    rx: watch::Receiver<Arc<Inventory>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl InventoryHub {
+    /// Read the inventory now (so followers start from the store's state) and follow it
+    /// (inside a tokio runtime).
+    pub fn start(store: Store) -> Result<Self, StoreError> {
+        Self::start_with(store, FOLLOW_EVERY, REFRESH_EVERY)
+    }
+
+    pub fn start_with(
+        store: Store,
+        follow: Duration,
+        refresh: Duration,
+    ) -> Result<Self, StoreError> {
+        let first = Inventory::read(&store)?;
+        let (tx, rx) = watch::channel(Arc::new(first));
+        let task = tokio::spawn(follow_feed(store.clone(), tx, follow, refresh));
+        Ok(Self {
+            store,
+            rx,
+            task: Some(task),
+        })
+    }
+
+    /// The store the hub follows.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The latest inventory.
+    pub fn current(&self) -> Arc<Inventory> {
+        self.rx.borrow().clone()
+    }
+
+    /// A receiver that wakes on every new inventory.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Inventory>> {
+        self.rx.clone()
+    }
+}
+
+impl Drop for InventoryHub {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn follow_feed(
+    store: Store,
+    tx: watch::Sender<Arc<Inventory>>,
+    follow: Duration,
+    refresh: Duration,
+) {
+    let mut tick = tokio::time::interval(follow);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_read = Instant::now();
+    loop {
+        tick.tick().await;
+        let held = tx.borrow().version;
+        let due = last_read.elapsed() >= refresh;
+        let s = store.clone();
+        let read = tokio::task::spawn_blocking(move || -> Result<Option<Inventory>, StoreError> {
+            if !due && s.change_version()? == held {
+                return Ok(None);
+            }
+            Inventory::read(&s).map(Some)
+        })
+        .await;
+        let Ok(read) = read else { return };
+        match read {
+            Ok(None) => {}
+            Ok(Some(inv)) => {
+                last_read = Instant::now();
+                if inv.version != held {
+                    tracing::info!(
+                        version = inv.version,
+                        tokens = inv.tokens.len(),
+                        "inventory changed"
+                    );
+                }
+                if tx.send(Arc::new(inv)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let message = format!("{} unreachable: {e}", store.describe());
+                let unchanged = tx.borrow().store_error.as_deref() == Some(message.as_str());
+                if !unchanged {
+                    tracing::error!(error = %message, "cannot read the store; keeping the last inventory");
+                    let mut stale = (**tx.borrow()).clone();
+                    stale.store_error = Some(message);
+                    if tx.send(Arc::new(stale)).is_err() {
+                        return;
+                    }
+                }
+                last_read = Instant::now();
+            }
+        }
+    }
+}
