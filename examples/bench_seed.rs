@@ -32,15 +32,14 @@ fn main() -> Result<()> {
         let name = format!("{prefix}-{i:06}-bench");
         let id = ClientId::generate();
         let secret = ClientSecret::generate();
-        store
-            .create_token(&NewToken {
-                name: &name,
-                client_id: &id,
-                secret_hash: secret.hash(),
-                created_at: now,
-                expires_at: now + chrono::Duration::days(30),
-            })
-            .with_context(|| format!("cannot create token {name}"))?;
+        botgate::store::wait(store.create_token(&NewToken {
+            name: &name,
+            client_id: &id,
+            secret_hash: secret.hash(),
+            created_at: now,
+            expires_at: now + chrono::Duration::days(30),
+        }))
+        .with_context(|| format!("cannot create token {name}"))?;
         writeln!(out, "{} {} {name}", id.as_str(), secret.expose())?;
     }
     out.flush()?;

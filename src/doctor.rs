@@ -147,7 +147,7 @@ fn store(paths: &Paths, out: &mut Vec<Check>) -> Option<Store> {
     }
     match Store::open(&paths.state_dir) {
         Ok(store) => {
-            let detail = match store.schema_version() {
+            let detail = match crate::store::wait(store.schema_version()) {
                 Ok(v) => format!("{} opens, schema version {v}", file.display()),
                 Err(e) => format!("{} opens, schema version unknown ({e})", file.display()),
             };
@@ -235,7 +235,7 @@ fn key_files(dir: &Path) -> Vec<PathBuf> {
 
 fn root_key(store: &Store, out: &mut Vec<Check>) {
     let name = "root CA key";
-    match (store.local_root(), store.root_key_on_host()) {
+    match (crate::store::wait(store.local_root()), crate::store::wait(store.root_key_on_host())) {
         (Ok(None), _) => out.push(Check::ok(name, "no local root CA (trusted CAs only)")),
         (Ok(Some(root)), Ok(true)) => out.push(Check::warn(
             name,
@@ -315,7 +315,7 @@ fn tls_server(
         }
         return;
     }
-    match store.map(|s| s.issuing_ca()) {
+    match store.map(|s| crate::store::wait(s.issuing_ca())) {
         Some(Ok(Some(ca))) => out.push(expiry_check(
             name,
             &format!("issued at start by the local CA {:?}", ca.name),
@@ -437,7 +437,7 @@ fn human_bytes(n: u64) -> String {
 }
 
 fn crls(store: &Store, now: DateTime<Utc>, out: &mut Vec<Check>) {
-    let cas = match store.list_cas() {
+    let cas = match crate::store::wait(store.list_cas()) {
         Ok(c) => c,
         Err(e) => {
             out.push(Check::fail(
@@ -495,8 +495,7 @@ fn crls(store: &Store, now: DateTime<Utc>, out: &mut Vec<Check>) {
 /// new certificate "not yet valid").
 fn clock(store: &Store, now: DateTime<Utc>, out: &mut Vec<Check>) {
     let name = "clock";
-    let newest = store
-        .list_certs()
+    let newest = crate::store::wait(store.list_certs())
         .unwrap_or_default()
         .into_iter()
         .map(|c| (c.not_before, c.common_name))
@@ -525,7 +524,7 @@ fn expiring(store: &Store, now: DateTime<Utc>, out: &mut Vec<Check>) {
     let critical =
         |at, revoked| CredentialStatus::at(at, revoked, now) == CredentialStatus::Critical;
     let mut found = 0;
-    for t in store.list_tokens().unwrap_or_default() {
+    for t in crate::store::wait(store.list_tokens()).unwrap_or_default() {
         if critical(t.expires_at, t.revoked_at.is_some()) {
             found += 1;
             out.push(Check::warn(
@@ -535,7 +534,7 @@ fn expiring(store: &Store, now: DateTime<Utc>, out: &mut Vec<Check>) {
             ));
         }
     }
-    for c in store.list_certs().unwrap_or_default() {
+    for c in crate::store::wait(store.list_certs()).unwrap_or_default() {
         if critical(c.not_after, c.revoked_at.is_some()) {
             found += 1;
             out.push(Check::warn(

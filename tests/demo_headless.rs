@@ -122,6 +122,7 @@ async fn rewritten_credential_file_is_picked_up_except_by_the_straggler() {
             created_at: now,
             expires_at: now + chrono::Duration::days(90),
         })
+        .await
         .unwrap();
     let policy = std::fs::read_to_string(running.policy_path()).unwrap();
     let edited = policy.replace(

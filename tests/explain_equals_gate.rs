@@ -164,8 +164,7 @@ fn world() -> World {
         issue(&store, "dev-4", now - chrono::Duration::days(30)),
         issue(&rogue_store, "dev-1", now),
     ];
-    store
-        .revoke_cert(issued[2].record.id, now, Some("keyCompromise"))
+    botgate::store::wait(store.revoke_cert(issued[2].record.id, now, Some("keyCompromise")))
         .unwrap();
     let certs = issued
         .iter()
@@ -193,7 +192,7 @@ fn world() -> World {
                 .to_string(),
         },
     ];
-    store.revoke_token(TOKENS[2], now).unwrap();
+    botgate::store::wait(store.revoke_token(TOKENS[2], now)).unwrap();
     let upstream = format!("http://{}", rt.block_on(common::echo_upstream()));
     let text = policy_text(
         &[PolicySpec {

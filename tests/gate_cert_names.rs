@@ -268,7 +268,9 @@ async fn seen_certificates_are_listed_with_expiry_key_and_san_and_show_finds_the
     // The gate records sightings in batches (every 2 s); wait for both.
     assert!(
         eventually(Duration::from_secs(10), || {
-            let n = store.list_cert_sightings().unwrap().len();
+            let n = botgate::store::wait(store.list_cert_sightings())
+                .unwrap()
+                .len();
             async move { n >= 2 }
         })
         .await

@@ -399,8 +399,7 @@ async fn watched_directory_changes_reach_the_inventory() {
     let seen = eventually(Duration::from_secs(5), || {
         let store = store.clone();
         async move {
-            store
-                .list_certs()
+            botgate::store::wait(store.list_certs())
                 .unwrap()
                 .iter()
                 .any(|c| c.common_name == "device-a1.factory.corp")

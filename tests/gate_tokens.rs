@@ -270,9 +270,7 @@ async fn revocation_from_a_second_store_handle_takes_effect_within_a_second() {
     // A second handle, as `botgate token revoke` in another process would open.
     let other = botgate::store::Store::open(g.dir.path()).unwrap();
     let revoked_at = std::time::Instant::now();
-    other
-        .revoke_token("ci-deploy-prod", chrono::Utc::now())
-        .unwrap();
+    botgate::store::wait(other.revoke_token("ci-deploy-prod", chrono::Utc::now())).unwrap();
     let refused = eventually(Duration::from_secs(1), || async {
         get(&c, &g, "api.test", Some((&tok.client_id, &tok.secret)))
             .send()

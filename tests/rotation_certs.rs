@@ -180,7 +180,11 @@ async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
         200
     );
     assert!(
-        store.issuing_ca().unwrap().unwrap().crl_der.is_some(),
+        botgate::store::wait(store.issuing_ca())
+            .unwrap()
+            .unwrap()
+            .crl_der
+            .is_some(),
         "a CRL was issued"
     );
 
@@ -251,7 +255,11 @@ fn a_changed_issuing_ca_must_be_trusted_first() {
         matches!(&err, RotationError::Conflict(m) if m.contains("app \"devices\" trusts only")),
         "{err}"
     );
-    assert_eq!(store.list_certs().unwrap().len(), 1, "nothing issued");
+    assert_eq!(
+        botgate::store::wait(store.list_certs()).unwrap().len(),
+        1,
+        "nothing issued"
+    );
 
     std::fs::write(&policy, POLICY.replace("{upstream}", upstream)).unwrap();
     let started = rotation::start_cert(&env, CN, &opts).unwrap();

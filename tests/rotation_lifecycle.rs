@@ -32,15 +32,14 @@ fn setup() -> Setup {
     std::fs::write(&policy, POLICY).unwrap();
     let store = Store::open(dir.path()).unwrap();
     let now = Utc::now();
-    store
-        .create_token(&NewToken {
-            name: "ci-deploy-prod",
-            client_id: &ClientId::generate(),
-            secret_hash: ClientSecret::generate().hash(),
-            created_at: now,
-            expires_at: now + Duration::days(90),
-        })
-        .unwrap();
+    botgate::store::wait(store.create_token(&NewToken {
+        name: "ci-deploy-prod",
+        client_id: &ClientId::generate(),
+        secret_hash: ClientSecret::generate().hash(),
+        created_at: now,
+        expires_at: now + Duration::days(90),
+    }))
+    .unwrap();
     Setup { dir, policy }
 }
 
@@ -135,7 +134,12 @@ fn forced_revoke_is_recorded_as_forced() {
     assert_eq!(r.state, RotationState::Revoked);
     assert!(r.forced, "stored as forced");
     assert!(r.details.history.last().unwrap().forced);
-    assert!(store.find_token(&r.old.key).unwrap().revoked_at.is_some());
+    assert!(
+        botgate::store::wait(store.find_token(&r.old.key))
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     let out = rotation::rotated_out(&store).unwrap();
     assert!(out[0].forced);
     let admin = admin_lines(s.dir.path());
@@ -182,14 +186,13 @@ fn abort_after_add_removes_and_revokes_the_new_token() {
         POLICY,
         "back to the original text"
     );
-    let new = store.find_token("ci-deploy-prod-v2").unwrap();
+    let new = botgate::store::wait(store.find_token("ci-deploy-prod-v2")).unwrap();
     assert!(
         new.revoked_at.is_some(),
         "an aborted replacement does not stay valid"
     );
     assert!(
-        store
-            .find_token("ci-deploy-prod")
+        botgate::store::wait(store.find_token("ci-deploy-prod"))
             .unwrap()
             .revoked_at
             .is_none()

@@ -107,7 +107,7 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
         new["client_id"].as_str().unwrap().to_string(),
         new["client_secret"].as_str().unwrap().to_string(),
     );
-    let new_token = g.store.find_token("ci-deploy-prod-v2").unwrap();
+    let new_token = botgate::store::wait(g.store.find_token("ci-deploy-prod-v2")).unwrap();
     assert_eq!(
         new_token.expires_at - new_token.created_at,
         chrono::Duration::days(30),

@@ -44,7 +44,7 @@ pub fn record(
     ev: &AccessEvent,
     target: &str,
 ) -> Result<(), AdminRecordError> {
-    store.record_admin(&entry(ev, target))?;
+    crate::store::wait(store.record_admin(&entry(ev, target)))?;
     deliver_pending(store, audit_log, ev.created_at).map(|_| ())
 }
 
@@ -55,8 +55,7 @@ pub fn deliver_pending(
     now: DateTime<Utc>,
 ) -> Result<Delivery, AdminRecordError> {
     let key = journal_key(audit_log);
-    store
-        .deliver_journal(&key, now, &mut |rows| append_rows(audit_log, rows))?
+    crate::store::wait(store.deliver_journal(&key, now, &mut |rows| append_rows(audit_log, rows)))?
         .map_err(|source| AdminRecordError::Append { path: key, source })
 }
 

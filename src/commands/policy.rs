@@ -109,7 +109,7 @@ fn lint_context(paths: &Paths) -> Result<LintContext> {
             });
         }
     };
-    let certs = match store.list_certs() {
+    let certs = match crate::store::wait(store.list_certs()) {
         Ok(c) => Some(c),
         Err(e) => {
             eprintln!(
@@ -120,9 +120,9 @@ fn lint_context(paths: &Paths) -> Result<LintContext> {
         }
     };
     Ok(LintContext {
-        tokens: Some(store.list_tokens()?),
+        tokens: Some(crate::store::wait(store.list_tokens())?),
         certs,
-        root_key_on_host: store.root_key_on_host()?,
+        root_key_on_host: crate::store::wait(store.root_key_on_host())?,
         known_ca_names: Some(ca_names(&store)?),
         now,
     })
@@ -130,7 +130,10 @@ fn lint_context(paths: &Paths) -> Result<LintContext> {
 
 /// Names of every CA in the store (roots, intermediates, trusted).
 fn ca_names(store: &Store) -> Result<Vec<String>> {
-    let mut names: Vec<String> = store.list_cas()?.into_iter().map(|c| c.name).collect();
+    let mut names: Vec<String> = crate::store::wait(store.list_cas())?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     names.sort();
     Ok(names)
 }

@@ -20,7 +20,7 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
     match cmd {
         TokenCommand::Create(args) => create(paths, &store, now, args),
         TokenCommand::List(json) => {
-            let tokens = store.list_tokens()?;
+            let tokens = crate::store::wait(store.list_tokens())?;
             if json.json {
                 print_json(
                     &tokens
@@ -33,7 +33,7 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
             }
         }
         TokenCommand::Show { name, json } => {
-            let t = store.find_token(&name).map_err(store_err)?;
+            let t = crate::store::wait(store.find_token(&name)).map_err(store_err)?;
             let view = TokenView::new(&t, now);
             if json.json {
                 print_json(&view)
@@ -46,10 +46,10 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
             name_or_client_id,
             json,
         } => {
-            let t = store
-                .revoke_token_recorded(&name_or_client_id, now, &|t| {
+            let t =
+                crate::store::wait(store.revoke_token_recorded(&name_or_client_id, now, &|t| {
                     admin_entry(now, "token_revoke", t)
-                })
+                }))
                 .map_err(store_err)?;
             deliver_admin(paths, &store, now);
             if json.json {
@@ -85,18 +85,17 @@ pub fn create_token(
     credential::validate_token_name(name).map_err(Failure::bad_input)?;
     let client_id = ClientId::generate();
     let secret = ClientSecret::generate();
-    let rec = store
-        .create_token_recorded(
-            &NewToken {
-                name,
-                client_id: &client_id,
-                secret_hash: secret.hash(),
-                created_at: now,
-                expires_at: now + lifetime,
-            },
-            &|t| admin_entry(now, "token_create", t),
-        )
-        .map_err(store_err)?;
+    let rec = crate::store::wait(store.create_token_recorded(
+        &NewToken {
+            name,
+            client_id: &client_id,
+            secret_hash: secret.hash(),
+            created_at: now,
+            expires_at: now + lifetime,
+        },
+        &|t| admin_entry(now, "token_create", t),
+    ))
+    .map_err(store_err)?;
     Ok((rec, secret))
 }
 

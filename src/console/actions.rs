@@ -171,10 +171,10 @@ fn secret_path(
     old: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> PathBuf {
-    let base = store.find_token(old).map_or(old.to_string(), |t| t.name);
+    let base = crate::store::wait(store.find_token(old)).map_or(old.to_string(), |t| t.name);
     let mut name = rotation::next_version_name(&base);
     for _ in 0..100 {
-        match store.find_token(&name) {
+        match crate::store::wait(store.find_token(&name)) {
             Ok(t) if t.revoked_at.is_none() => name = rotation::next_version_name(&name),
             _ => break,
         }
@@ -224,15 +224,14 @@ include = [{ service_token = "ci-deploy-prod" }]
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let now = chrono::Utc::now();
-        store
-            .create_token(&crate::store::NewToken {
-                name: "ci-deploy-prod",
-                client_id: &ClientId::generate(),
-                secret_hash: ClientSecret::generate().hash(),
-                created_at: now,
-                expires_at: now + Duration::days(90),
-            })
-            .unwrap();
+        crate::store::wait(store.create_token(&crate::store::NewToken {
+            name: "ci-deploy-prod",
+            client_id: &ClientId::generate(),
+            secret_hash: ClientSecret::generate().hash(),
+            created_at: now,
+            expires_at: now + Duration::days(90),
+        }))
+        .unwrap();
         let policy_file = dir.path().join("policy.toml");
         std::fs::write(&policy_file, POLICY).unwrap();
         let ctx = ActionContext {

@@ -425,7 +425,7 @@ mod tests {
         )
         .unwrap();
         let mut r = InventoryReader::new(Some(policy.clone()));
-        let inv = Inventory::read(&store).unwrap();
+        let inv = crate::store::wait(Inventory::read(&store)).unwrap();
         let (snap, changed) = r.read(&inv);
         assert!(changed && snap.reload_error.is_none());
         assert_eq!(snap.apps.len(), 1);
@@ -482,31 +482,29 @@ mod tests {
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let now = chrono::Utc::now();
         let id = ClientId::generate();
-        store
-            .create_token(&crate::store::NewToken {
-                name: "ci-deploy-prod",
-                client_id: &id,
-                secret_hash: ClientSecret::generate().hash(),
-                created_at: now,
-                expires_at: now + chrono::Duration::days(5),
-            })
-            .unwrap();
-        store
-            .insert_cert(&crate::store::pki::NewCert {
-                serial: "0a1b2c",
-                common_name: "device-0001.factory.corp",
-                issuer: "CN=botgate Device CA",
-                ca_id: None,
-                fingerprint_sha256: "ab",
-                not_before: now,
-                not_after: now + chrono::Duration::days(20),
-                key_type: "ecdsa-p256",
-                cert_pem: "",
-                source: crate::store::pki::CertSource::Watched,
-                path: Some("/etc/certs/d1.pem"),
-                created_at: now,
-            })
-            .unwrap();
+        crate::store::wait(store.create_token(&crate::store::NewToken {
+            name: "ci-deploy-prod",
+            client_id: &id,
+            secret_hash: ClientSecret::generate().hash(),
+            created_at: now,
+            expires_at: now + chrono::Duration::days(5),
+        }))
+        .unwrap();
+        crate::store::wait(store.insert_cert(&crate::store::pki::NewCert {
+            serial: "0a1b2c",
+            common_name: "device-0001.factory.corp",
+            issuer: "CN=botgate Device CA",
+            ca_id: None,
+            fingerprint_sha256: "ab",
+            not_before: now,
+            not_after: now + chrono::Duration::days(20),
+            key_type: "ecdsa-p256",
+            cert_pem: "",
+            source: crate::store::pki::CertSource::Watched,
+            path: Some("/etc/certs/d1.pem"),
+            created_at: now,
+        }))
+        .unwrap();
         let (tx, mut rx) = channel();
         let hub = crate::store::hub::InventoryHub::start((*store).clone()).unwrap();
         let task = spawn_inventory(hub.subscribe(), None, tx, Duration::from_secs(3600));

@@ -112,7 +112,7 @@ pub fn create_tokens(
         let id = ClientId::generate();
         let secret = ClientSecret::generate();
         let created_at = now - Duration::days(t.age_days);
-        let rec = store.create_token_recorded(
+        let rec = crate::store::wait(store.create_token_recorded(
             &NewToken {
                 name: t.name,
                 client_id: &id,
@@ -121,15 +121,15 @@ pub fn create_tokens(
                 expires_at: created_at + Duration::days(t.lifetime_days),
             },
             &|rec| setup_event(now, "token_create", rec),
-        )?;
+        ))?;
         // A lived-in inventory: tokens in use were last seen an hour ago (so the "unused" rule
         // only names the one that really is unused).
         if t.name != UNUSED_TOKEN {
-            store.touch_tokens(&[(
+            crate::store::wait(store.touch_tokens(&[(
                 rec.client_id.clone(),
                 now - Duration::hours(1),
                 "127.0.1.10".into(),
-            )])?;
+            )]))?;
         }
         let path = creds_dir.join(format!("{}.json", t.name));
         write_credential_file(
@@ -145,9 +145,9 @@ pub fn create_tokens(
             },
         )?;
         if t.revoked {
-            store.revoke_token_recorded(&rec.client_id, now, &|rec| {
+            crate::store::wait(store.revoke_token_recorded(&rec.client_id, now, &|rec| {
                 setup_event(now, "token_revoke", rec)
-            })?;
+            }))?;
         }
         out.files.insert(t.name.to_string(), path);
         out.client_ids.insert(t.name.to_string(), rec.client_id);
@@ -254,11 +254,11 @@ mod tests {
         let now = Utc::now();
         let creds = create_tokens(&store, &dir.path().join(CREDENTIALS_DIR), now).unwrap();
         assert_eq!(creds.files.len(), DEMO_TOKENS.len());
-        let status = |n: &str| store.find_token(n).unwrap().status(now);
+        let status = |n: &str| crate::store::wait(store.find_token(n)).unwrap().status(now);
         assert_eq!(status("ci-legacy-prod"), TokenStatus::Revoked);
         assert_eq!(status("etl-nightly-prod"), TokenStatus::Expiring);
         assert_eq!(status("ci-deploy-prod"), TokenStatus::Active);
-        let etl = store.find_token("etl-nightly-prod").unwrap();
+        let etl = crate::store::wait(store.find_token("etl-nightly-prod")).unwrap();
         // Stored with millisecond precision: within a second of five days.
         assert!(((etl.expires_at - now).num_seconds() - 5 * 86_400).abs() <= 1);
         let file = super::super::credentials::read_credential_file(&creds.files["ci-deploy-prod"])

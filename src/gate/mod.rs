@@ -413,14 +413,11 @@ async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch:
         if flush && (!seen.is_empty() || !certs.is_empty()) {
             let batch: Vec<_> = seen.drain().map(|(id, (at, ip))| (id, at, ip)).collect();
             let cert_batch: Vec<_> = certs.drain().map(|(_, c)| c).collect();
-            let store = store.clone();
-            let res = tokio::task::spawn_blocking(move || {
-                store
-                    .touch_tokens(&batch)
-                    .and_then(|()| store.touch_certs(&cert_batch))
-            })
-            .await;
-            if let Ok(Err(e)) = res {
+            let res = match store.touch_tokens(&batch).await {
+                Ok(()) => store.touch_certs(&cert_batch).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = res {
                 tracing::warn!(error = %e, "cannot record last-seen times");
             }
         }

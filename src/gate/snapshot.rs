@@ -79,7 +79,9 @@ pub struct CertExpiry {
 impl CredentialSnapshot {
     /// Read the store once (for one-shot commands: `policy explain`, `inspect`).
     pub fn load(store: &Store) -> Result<Self, StoreError> {
-        Ok(Self::from_inventory(&Inventory::read(store)?))
+        Ok(Self::from_inventory(&crate::store::wait(Inventory::read(
+            store,
+        ))?))
     }
 
     /// What the request path needs of an inventory.

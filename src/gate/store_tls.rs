@@ -35,7 +35,10 @@ pub fn ensure_local_ca(
     state_dir: &std::path::Path,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<CreatedLocalCa>, String> {
-    if store.local_root().map_err(|e| e.to_string())?.is_some() {
+    if crate::store::wait(store.local_root())
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
         return Ok(None);
     }
     let opts = crate::pki::CaInitOptions {
@@ -57,7 +60,9 @@ pub fn ensure_local_ca(
     });
     // Journaled only: the gate that is starting relays it through its audit writer.
     let ev = crate::audit::AccessEvent::admin(now, "ca_init", &made.root.name, details);
-    if let Err(e) = store.record_admin(&crate::audit::admin::entry(&ev, &made.root.name)) {
+    if let Err(e) =
+        crate::store::wait(store.record_admin(&crate::audit::admin::entry(&ev, &made.root.name)))
+    {
         tracing::warn!(error = %e, "could not record the admin event for the new local CA");
     }
     Ok(Some(CreatedLocalCa {
@@ -123,7 +128,7 @@ fn mtime_of(path: &std::path::Path) -> Option<SystemTime> {
 pub fn trust_material(
     store: &Store,
 ) -> Result<(TrustMaterial, HashMap<PathBuf, Option<SystemTime>>), String> {
-    let bundles = store.trust_bundles().map_err(|e| e.to_string())?;
+    let bundles = crate::store::wait(store.trust_bundles()).map_err(|e| e.to_string())?;
     let mut m = TrustMaterial::default();
     let mut mtimes = HashMap::new();
     for b in bundles {

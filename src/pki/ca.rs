@@ -67,7 +67,7 @@ impl std::fmt::Debug for IssuingCa {
 /// Create the root and intermediate CA and store them. Refuses when a local CA exists.
 pub fn init_ca(store: &Store, opts: &CaInitOptions) -> Result<CaInit, PkiError> {
     validate_ca_name(&opts.name)?;
-    if let Some(root) = store.local_root()? {
+    if let Some(root) = crate::store::wait(store.local_root())? {
         return Err(PkiError::AlreadyInitialized(root.name));
     }
     if let Some(out) = &opts.root_key_out {
@@ -99,7 +99,7 @@ pub fn init_ca(store: &Store, opts: &CaInitOptions) -> Result<CaInit, PkiError> 
     let root_pem = root_info.to_pem();
     let inter_pem = inter_info.to_pem();
     let key_type = opts.key.label();
-    let stored = store.insert_ca_chain(&[
+    let stored = crate::store::wait(store.insert_ca_chain(&[
         NewCa {
             name: &opts.name,
             kind: CaKind::Root,
@@ -128,7 +128,7 @@ pub fn init_ca(store: &Store, opts: &CaInitOptions) -> Result<CaInit, PkiError> 
             crl_path: None,
             created_at: opts.now,
         },
-    ]);
+    ]));
     let stored = match stored {
         Ok(rows) => rows,
         Err(e) => {
@@ -156,7 +156,7 @@ pub fn init_ca(store: &Store, opts: &CaInitOptions) -> Result<CaInit, PkiError> 
 
 /// Load the issuing CA (intermediate + key) and its chain from the store.
 pub fn load_issuing_ca(store: &Store) -> Result<IssuingCa, PkiError> {
-    let record = store.issuing_ca()?.ok_or(PkiError::NoIssuingCa)?;
+    let record = crate::store::wait(store.issuing_ca())?.ok_or(PkiError::NoIssuingCa)?;
     let what = format!("stored CA {:?}", record.name);
     let cert = super::inspect::certificates(&what, record.cert_pem.as_bytes())?.remove(0);
     let key_pem = record.key_pem.as_deref().ok_or(PkiError::NoIssuingCa)?;
@@ -167,7 +167,7 @@ pub fn load_issuing_ca(store: &Store) -> Result<IssuingCa, PkiError> {
     // Bounded walk: a CA chain deeper than 8 is a corrupt store, not a real hierarchy.
     for _ in 0..8 {
         let Some(id) = parent else { break };
-        let ca = store.ca_by_id(id)?;
+        let ca = crate::store::wait(store.ca_by_id(id))?;
         let parent_cert = super::inspect::certificates(
             &format!("stored CA {:?}", ca.name),
             ca.cert_pem.as_bytes(),
@@ -298,7 +298,7 @@ mod tests {
         assert!(made.root_cert.is_ca && made.intermediate_cert.is_ca);
         assert!(made.root_cert.self_issued && !made.intermediate_cert.self_issued);
         assert_eq!(made.intermediate_cert.issuer, made.root_cert.subject);
-        assert!(store.root_key_on_host().unwrap());
+        assert!(crate::store::wait(store.root_key_on_host()).unwrap());
         let ca = load_issuing_ca(&store).unwrap();
         assert_eq!(ca.chain.len(), 2);
         assert!(matches!(
@@ -313,7 +313,7 @@ mod tests {
         let out = dir.path().join("root.key");
         let (store, o) = opts(dir.path(), Some(out.clone()));
         init_ca(&store, &o).unwrap();
-        assert!(!store.root_key_on_host().unwrap());
+        assert!(!crate::store::wait(store.root_key_on_host()).unwrap());
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.contains("PRIVATE KEY"));
         #[cfg(unix)]

@@ -105,8 +105,7 @@ pub fn load_crl_file(path: &Path) -> Result<CrlInfo, PkiError> {
 /// it (the gate picks it up via the generation bump) and advance the CRL number.
 pub fn issue_crl(store: &Store, now: DateTime<Utc>) -> Result<IssuedCrl, PkiError> {
     let ca = load_issuing_ca(store)?;
-    let revoked: Vec<_> = store
-        .revoked_certs()?
+    let revoked: Vec<_> = crate::store::wait(store.revoked_certs())?
         .into_iter()
         .filter(|r| r.ca_id == Some(ca.record.id))
         .collect();
@@ -140,7 +139,7 @@ pub fn issue_crl(store: &Store, now: DateTime<Utc>) -> Result<IssuedCrl, PkiErro
     };
     let crl = params.signed_by(&ca.issuer)?;
     let der = crl.der().to_vec();
-    store.record_crl(ca.record.id, crl_number, &der, this_update, next_update)?;
+    crate::store::wait(store.record_crl(ca.record.id, crl_number, &der, this_update, next_update))?;
     Ok(IssuedCrl {
         ca_name: ca.record.name.clone(),
         crl_number,
@@ -159,7 +158,7 @@ pub fn refresh_crl_if_due(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<Option<IssuedCrl>, PkiError> {
-    let Some(ca) = store.issuing_ca()? else {
+    let Some(ca) = crate::store::wait(store.issuing_ca())? else {
         return Ok(None);
     };
     let due = match (ca.crl_this_update, ca.crl_next_update, &ca.crl_der) {
@@ -222,7 +221,7 @@ mod tests {
 
         let first = issue_crl(&store, now).unwrap();
         assert_eq!((first.crl_number, first.revoked), (1, 0));
-        store.revoke_cert(a.record.id, now, None).unwrap();
+        crate::store::wait(store.revoke_cert(a.record.id, now, None)).unwrap();
         let second = issue_crl(&store, now).unwrap();
         assert_eq!((second.crl_number, second.revoked), (2, 1));
 
@@ -234,7 +233,7 @@ mod tests {
         assert!(parsed.is_stale(now + Duration::days(8)));
 
         // The stored CRL is what the gate loads.
-        let bundle = store.trust_bundle("T Root CA").unwrap();
+        let bundle = crate::store::wait(store.trust_bundle("T Root CA")).unwrap();
         assert_eq!(bundle.crls.len(), 1);
         assert_eq!(bundle.crls[0].as_ref(), second.der.as_slice());
 

@@ -111,7 +111,7 @@ pub fn record_certs(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, crate::store::StoreError> {
     use crate::store::pki::{CertSource, NewCert};
-    let cas = store.list_cas()?;
+    let cas = crate::store::wait(store.list_cas())?;
     let rows: Vec<NewCert<'_>> = found
         .iter()
         .map(|(path, pem, c)| NewCert {
@@ -129,7 +129,7 @@ pub fn record_certs(
             created_at: now,
         })
         .collect();
-    store.upsert_watched_certs(&rows)
+    crate::store::wait(store.upsert_watched_certs(&rows))
 }
 
 /// Scan `dirs` and record what is found; the scan (with per-file errors) is returned.

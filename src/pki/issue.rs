@@ -93,7 +93,7 @@ pub fn issue_client_cert_with_sans(
     };
     let info = CertInfo::from_der("issued certificate", &der)?;
     let leaf_pem = info.to_pem();
-    let record = store.insert_cert(&NewCert {
+    let record = crate::store::wait(store.insert_cert(&NewCert {
         serial: &info.serial_hex,
         common_name: info.common_name.as_deref().unwrap_or(req.common_name),
         issuer: &info.issuer,
@@ -106,7 +106,7 @@ pub fn issue_client_cert_with_sans(
         source: CertSource::Issued,
         path: None,
         created_at: req.now,
-    })?;
+    }))?;
     let chain_pem = format!("{leaf_pem}{}", ca.cert.to_pem());
     Ok(IssuedCert {
         record,
@@ -445,7 +445,12 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(store.find_certs("device-a1.factory.corp").unwrap().len(), 1);
+        assert_eq!(
+            crate::store::wait(store.find_certs("device-a1.factory.corp"))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -478,7 +483,10 @@ mod tests {
     fn a_certificate_is_not_a_csr() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_ca(dir.path());
-        let ca_pem = store.local_root().unwrap().unwrap().cert_pem;
+        let ca_pem = crate::store::wait(store.local_root())
+            .unwrap()
+            .unwrap()
+            .cert_pem;
         let req = ClientCertRequest {
             common_name: "x",
             csr: Some(("ca.crt", ca_pem.as_bytes())),
@@ -533,7 +541,7 @@ mod tests {
         assert_eq!(chain.len(), 2);
         let info = CertInfo::from_der("server", &chain[0]).unwrap();
         assert_eq!(info.common_name.as_deref(), Some("api.example.com"));
-        let root = store.local_root().unwrap().unwrap();
+        let root = crate::store::wait(store.local_root()).unwrap().unwrap();
         let root_der = inspect::certificates("root", root.cert_pem.as_bytes())
             .unwrap()
             .remove(0)
@@ -574,7 +582,7 @@ mod tests {
             now: Utc::now(),
         };
         let issued = issue_client_cert(&store, &req).unwrap();
-        let bundle = store.trust_bundle("Test Root CA").unwrap();
+        let bundle = crate::store::wait(store.trust_bundle("Test Root CA")).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         // Only the root as anchor: the intermediate must come from the client's chain.
         roots.add(bundle.anchors[0].clone()).unwrap();

@@ -139,7 +139,7 @@ pub fn trust_ca(
             created_at: now,
         })
         .collect();
-    let stored = store.insert_ca_chain(&rows)?;
+    let stored = crate::store::wait(store.insert_ca_chain(&rows))?;
     Ok((chain, stored))
 }
 
@@ -301,7 +301,13 @@ mod tests {
             rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
             ["Corp", "Corp / Corporate Issuing CA"]
         );
-        assert_eq!(store.trust_bundle("Corp").unwrap().anchors.len(), 2);
-        assert!(!store.root_key_on_host().unwrap());
+        assert_eq!(
+            crate::store::wait(store.trust_bundle("Corp"))
+                .unwrap()
+                .anchors
+                .len(),
+            2
+        );
+        assert!(!crate::store::wait(store.root_key_on_host()).unwrap());
     }
 }

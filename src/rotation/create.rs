@@ -44,7 +44,7 @@ pub(crate) fn create_token(
     let mut name = next_version_name(&old.name);
     // Skip versions that a live token holds already (e.g. made by hand).
     for _ in 0..100 {
-        match store.find_token(&name) {
+        match crate::store::wait(store.find_token(&name)) {
             Ok(t) if t.revoked_at.is_none() => name = next_version_name(&name),
             _ => break,
         }
@@ -63,13 +63,13 @@ pub(crate) fn create_token(
     };
     let client_id = ClientId::generate();
     let secret = ClientSecret::generate();
-    let rec = store.create_token(&NewToken {
+    let rec = crate::store::wait(store.create_token(&NewToken {
         name: &name,
         client_id: &client_id,
         secret_hash: secret.hash(),
         created_at: now,
         expires_at: now + lifetime,
-    })?;
+    }))?;
     Ok((rec, secret))
 }
 
@@ -135,7 +135,7 @@ pub(crate) fn check_new_path(path: &Path, what: &str) -> Result<(), RotationErro
 
 /// The one live certificate `query` (CN, serial or fingerprint) names.
 pub(crate) fn find_old_cert(store: &Store, query: &str) -> Result<CertRecord, RotationError> {
-    let all = store.find_certs(query)?;
+    let all = crate::store::wait(store.find_certs(query))?;
     if all.is_empty() {
         return Err(RotationError::NotFound(format!(
             "no certificate with CN, serial or fingerprint {query:?} in the inventory (see `botgate cert list`)"
@@ -207,8 +207,7 @@ pub(crate) fn apps_trust_chain<'a>(
             continue;
         }
         let trusted = app.trusted_cas.iter().any(|name| {
-            store
-                .trust_bundle(name)
+            crate::store::wait(store.trust_bundle(name))
                 .is_ok_and(|b| b.anchors.iter().any(|a| chain.contains(&a.as_ref())))
         });
         if !trusted {
@@ -305,15 +304,14 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
         let mk = |name: &str, days: i64| {
-            store
-                .create_token(&NewToken {
-                    name,
-                    client_id: &ClientId::generate(),
-                    secret_hash: ClientSecret::generate().hash(),
-                    created_at: now,
-                    expires_at: now + Duration::days(days),
-                })
-                .unwrap()
+            crate::store::wait(store.create_token(&NewToken {
+                name,
+                client_id: &ClientId::generate(),
+                secret_hash: ClientSecret::generate().hash(),
+                created_at: now,
+                expires_at: now + Duration::days(days),
+            }))
+            .unwrap()
         };
         let old = mk("ci-deploy-prod", 30);
         mk("ci-deploy-prod-v2", 10);
@@ -330,15 +328,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        let old = store
-            .create_token(&NewToken {
-                name: "a-b-c",
-                client_id: &ClientId::generate(),
-                secret_hash: ClientSecret::generate().hash(),
-                created_at: now,
-                expires_at: now + Duration::days(1),
-            })
-            .unwrap();
+        let old = crate::store::wait(store.create_token(&NewToken {
+            name: "a-b-c",
+            client_id: &ClientId::generate(),
+            secret_hash: ClientSecret::generate().hash(),
+            created_at: now,
+            expires_at: now + Duration::days(1),
+        }))
+        .unwrap();
         let (rec, secret) = create_token(&store, &old, now).unwrap();
         let path = dir.path().join("new.json");
         check_new_path(&path, "--secret-out").unwrap();

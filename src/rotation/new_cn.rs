@@ -235,9 +235,7 @@ pub(super) fn remove_cn_if_unused(
     except_fingerprint: &str,
     now: DateTime<Utc>,
 ) -> Result<(), RotationError> {
-    let others: Vec<CertRecord> = env
-        .store
-        .list_certs()?
+    let others: Vec<CertRecord> = crate::store::wait(env.store.list_certs())?
         .into_iter()
         .filter(|c| {
             c.common_name == cn
@@ -285,7 +283,7 @@ pub(super) fn check_chain_trusted(
     // Bounded walk: a CA chain deeper than 8 is a corrupt store, not a real hierarchy.
     for _ in 0..8 {
         let Some(id) = next else { break };
-        let ca = store.ca_by_id(id).map_err(|e| e.to_string())?;
+        let ca = crate::store::wait(store.ca_by_id(id)).map_err(|e| e.to_string())?;
         if let Ok(der) = CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()) {
             chain.push(der.as_ref().to_vec());
         }

@@ -87,7 +87,7 @@ pub(super) fn fresh_id(store: &Store) -> Result<String, RotationError> {
     for _ in 0..16 {
         let id = format!("rot-{:06x}", rand::random::<u32>() & 0x00ff_ffff);
         if matches!(
-            store.find_rotation(&id),
+            crate::store::wait(store.find_rotation(&id)),
             Err(crate::store::StoreError::NotFound(_))
         ) {
             return Ok(id);
@@ -115,7 +115,7 @@ pub(super) fn insert_new(store: &Store, mut r: Rotation) -> Result<Rotation, Rot
         )],
         evidence: Vec::new(),
     });
-    store.insert_rotation(&r.to_row())?;
+    crate::store::wait(store.insert_rotation(&r.to_row()))?;
     Ok(r)
 }
 
@@ -172,7 +172,7 @@ pub(super) fn finish(
         summary: fx.summary.clone(),
         evidence: t.evidence.clone(),
     });
-    env.store.update_rotation(&r.to_row(), t.from.as_str())?;
+    crate::store::wait(env.store.update_rotation(&r.to_row(), t.from.as_str()))?;
     fx.notes.extend(admin::record(
         env.store,
         &r,

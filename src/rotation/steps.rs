@@ -246,14 +246,14 @@ pub(super) fn revoke_credential(
 ) -> Result<String, RotationError> {
     match kind {
         CredentialKind::Token => {
-            let t = store.find_token(&c.key)?;
+            let t = crate::store::wait(store.find_token(&c.key))?;
             if t.revoked_at.is_some() {
                 return Ok(format!(
                     "token {} ({}) was revoked already",
                     t.name, t.client_id
                 ));
             }
-            store.revoke_token(&c.key, now)?;
+            crate::store::wait(store.revoke_token(&c.key, now))?;
             Ok(format!(
                 "revoked token {} ({}); the running gate refuses it within 1 s",
                 t.name, t.client_id
@@ -264,7 +264,7 @@ pub(super) fn revoke_credential(
             let mut line = if cert.revoked_at.is_some() {
                 format!("certificate {} was revoked already", c.label())
             } else {
-                store.revoke_cert(cert.id, now, Some("superseded"))?;
+                crate::store::wait(store.revoke_cert(cert.id, now, Some("superseded")))?;
                 format!("revoked certificate {}", c.label())
             };
             if cert.ca_id.is_some() {
@@ -298,8 +298,7 @@ pub(super) fn cert_ref(c: &CertRecord) -> CredentialRef {
 
 /// The inventory row of the certificate with this fingerprint.
 pub(super) fn find_cert(store: &Store, fingerprint: &str) -> Result<CertRecord, RotationError> {
-    store
-        .find_certs(fingerprint)?
+    crate::store::wait(store.find_certs(fingerprint))?
         .into_iter()
         .find(|c| c.fingerprint_sha256 == fingerprint)
         .ok_or_else(|| {

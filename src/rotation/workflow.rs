@@ -102,7 +102,7 @@ pub fn start_token(
 ) -> Result<Started, RotationError> {
     check_options(opts)?;
     let (cfg, set) = load(env)?;
-    let old = env.store.find_token(name_or_client_id)?;
+    let old = crate::store::wait(env.store.find_token(name_or_client_id))?;
     if old.revoked_at.is_some() {
         return Err(RotationError::Conflict(format!(
             "token {:?} ({}) is revoked; there is nothing to rotate",
@@ -126,7 +126,7 @@ pub fn start_token(
     let secret = match &opts.secret_out {
         Some(out) => {
             if let Err(e) = create::write_secret_file(out, &new, &secret) {
-                let _ = env.store.revoke_token(&new.client_id, opts.now);
+                let _ = crate::store::wait(env.store.revoke_token(&new.client_id, opts.now));
                 return Err(e);
             }
             files.push(out.clone());
@@ -157,7 +157,7 @@ pub fn start_token(
     let rotation = match insert_new(env.store, rotation) {
         Ok(r) => r,
         Err(e) => {
-            let _ = env.store.revoke_token(&new.client_id, opts.now);
+            let _ = crate::store::wait(env.store.revoke_token(&new.client_id, opts.now));
             return Err(e);
         }
     };
@@ -237,9 +237,11 @@ pub fn start_cert_to_cn(
     let rotation = match insert_new(env.store, rotation) {
         Ok(r) => r,
         Err(e) => {
-            let _ = env
-                .store
-                .revoke_cert(issued.record.id, opts.now, Some("superseded"));
+            let _ = crate::store::wait(env.store.revoke_cert(
+                issued.record.id,
+                opts.now,
+                Some("superseded"),
+            ));
             return Err(e);
         }
     };
@@ -352,13 +354,12 @@ pub fn find(store: &Store, id: &str) -> Result<Rotation, RotationError> {
     } else {
         format!("rot-{id}")
     };
-    Rotation::from_row(store.find_rotation(&full)?)
+    Rotation::from_row(crate::store::wait(store.find_rotation(&full))?)
 }
 
 /// Every rotation, newest first.
 pub fn list(store: &Store) -> Result<Vec<Rotation>, RotationError> {
-    store
-        .list_rotations()?
+    crate::store::wait(store.list_rotations())?
         .into_iter()
         .map(Rotation::from_row)
         .collect()

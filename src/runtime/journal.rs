@@ -97,11 +97,11 @@ impl Lease {
     /// Give the lease up: the next CLI run appends its admin events itself.
     pub(super) async fn release(self) {
         let link = self.0;
-        let result = tokio::task::spawn_blocking(move || {
-            link.store.release_writer_lease(&link.key, &link.holder)
-        })
-        .await;
-        if let Ok(Err(e)) = result {
+        let result = link
+            .store
+            .release_writer_lease(&link.key, &link.holder)
+            .await;
+        if let Err(e) = result {
             tracing::warn!(error = %e, "cannot release the audit log's writer lease");
         }
     }
@@ -110,15 +110,10 @@ impl Lease {
 impl Link {
     /// One claim (renewing the lease), recorded through the writer.
     async fn relay(&self) -> Result<(), StoreError> {
-        let (store, key, holder, now) = (
-            self.store.clone(),
-            self.key.clone(),
-            self.holder.clone(),
-            self.clock.now(),
-        );
-        let rows = tokio::task::spawn_blocking(move || store.claim_journal(&key, &holder, now))
-            .await
-            .map_err(|e| StoreError::Conflict(format!("journal task failed: {e}")))??;
+        let rows = self
+            .store
+            .claim_journal(&self.key, &self.holder, self.clock.now())
+            .await?;
         for row in rows {
             self.record(row);
         }

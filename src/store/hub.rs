@@ -36,15 +36,15 @@ pub struct Inventory {
 impl Inventory {
     /// Read everything once. The version is read first, so a change that lands during the read
     /// is read again on the next poll rather than missed.
-    pub fn read(store: &Store) -> Result<Self, StoreError> {
-        let version = store.change_version()?;
+    pub async fn read(store: &Store) -> Result<Self, StoreError> {
+        let version = store.change_version().await?;
         Ok(Self {
             version,
             read_at: Some(Utc::now()),
-            tokens: store.list_tokens()?,
-            certs: store.list_certs()?,
-            revoked_certs: store.revoked_certs()?,
-            cas: store.list_cas()?,
+            tokens: store.list_tokens().await?,
+            certs: store.list_certs().await?,
+            revoked_certs: store.revoked_certs().await?,
+            cas: store.list_cas().await?,
             store_error: None,
         })
     }
@@ -70,7 +70,7 @@ impl InventoryHub {
         follow: Duration,
         refresh: Duration,
     ) -> Result<Self, StoreError> {
-        let first = Inventory::read(&store)?;
+        let first = super::wait(Inventory::read(&store))?;
         let (tx, rx) = watch::channel(Arc::new(first));
         let task = tokio::spawn(follow_feed(store.clone(), tx, follow, refresh));
         Ok(Self {
@@ -117,16 +117,13 @@ async fn follow_feed(
         tick.tick().await;
         let held = tx.borrow().version;
         let due = last_read.elapsed() >= refresh;
-        let s = store.clone();
-        let read = tokio::task::spawn_blocking(move || -> Result<Option<Inventory>, StoreError> {
-            if !due && s.change_version()? == held {
+        let read = async {
+            if !due && store.change_version().await? == held {
                 return Ok(None);
             }
-            Inventory::read(&s).map(Some)
-        })
-        .await;
-        let Ok(read) = read else { return };
-        match read {
+            Inventory::read(&store).await.map(Some)
+        };
+        match read.await {
             Ok(None) => {}
             Ok(Some(inv)) => {
                 last_read = Instant::now();

@@ -75,6 +75,12 @@ impl std::ops::Deref for Store {
     }
 }
 
+/// Run a store call to completion on this thread, for one-shot (CLI) callers outside async
+/// code. The running gate's tasks await instead.
+pub fn wait<F: std::future::Future>(call: F) -> F::Output {
+    futures::executor::block_on(call)
+}
+
 /// Who performed an admin action: `$USER@host` as far as known.
 pub fn actor() -> String {
     let user = std::env::var("USER")

@@ -68,15 +68,14 @@ pub fn create_token(store: &Store, name: &str, lifetime: chrono::Duration) -> Te
     let id = ClientId::generate();
     let secret = ClientSecret::generate();
     let now = chrono::Utc::now();
-    store
-        .create_token(&NewToken {
-            name,
-            client_id: &id,
-            secret_hash: secret.hash(),
-            created_at: now,
-            expires_at: now + lifetime,
-        })
-        .unwrap();
+    botgate::store::wait(store.create_token(&NewToken {
+        name,
+        client_id: &id,
+        secret_hash: secret.hash(),
+        created_at: now,
+        expires_at: now + lifetime,
+    }))
+    .unwrap();
     TestToken {
         name: name.into(),
         client_id: id.to_string(),

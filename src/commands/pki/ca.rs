@@ -145,7 +145,7 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
             Ok(())
         }
         CaCommand::List(json) => {
-            let cas = store.list_cas().map_err(store_err)?;
+            let cas = crate::store::wait(store.list_cas()).map_err(store_err)?;
             if json.json {
                 return print_json(&cas.iter().map(|c| CaView::new(c, now)).collect::<Vec<_>>());
             }
@@ -182,7 +182,7 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CaCommand) -> 
                 ],
                 &rows,
             )?;
-            if store.root_key_on_host().map_err(store_err)? {
+            if crate::store::wait(store.root_key_on_host()).map_err(store_err)? {
                 eprintln!(
                     "warning: the root CA key is in the state dir; keep roots offline (`ca init --root-key-out FILE`)"
                 );

@@ -46,12 +46,12 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
         }
         CertCommand::List(json) => {
             let scan = sync_watched(paths, store, now)?;
-            let certs = store.list_certs().map_err(store_err)?;
+            let certs = crate::store::wait(store.list_certs()).map_err(store_err)?;
             let known: std::collections::HashSet<&str> = certs
                 .iter()
                 .map(|c| c.fingerprint_sha256.as_str())
                 .collect();
-            let sightings = store.list_cert_sightings().map_err(store_err)?;
+            let sightings = crate::store::wait(store.list_cert_sightings()).map_err(store_err)?;
             let seen_only: Vec<&CertSighting> = sightings
                 .iter()
                 .filter(|s| !known.contains(s.fingerprint_sha256.as_str()))
@@ -124,7 +124,7 @@ pub fn run(paths: &Paths, store: &Store, now: DateTime<Utc>, cmd: CertCommand) -
 /// the certificate the gate recorded), so `cert revoke` can act on anything `cert list` lists.
 /// Returns whether any was added.
 fn adopt_sightings(store: &Store, query: &str, now: DateTime<Utc>) -> Result<bool> {
-    let sightings = store.find_cert_sightings(query).map_err(store_err)?;
+    let sightings = crate::store::wait(store.find_cert_sightings(query)).map_err(store_err)?;
     let parsed: Vec<CertInfo> = sightings
         .iter()
         .filter_map(|s| s.cert_pem.as_deref())
@@ -140,12 +140,12 @@ fn adopt_sightings(store: &Store, query: &str, now: DateTime<Utc>) -> Result<boo
 /// Every certificate `cert list` lists that matches `query` (serial, fingerprint or CN):
 /// inventoried ones (unrevoked, newest first), then ones only seen at the gate.
 fn find_views(store: &Store, query: &str, now: DateTime<Utc>) -> Result<Vec<CertView>> {
-    let records = store.find_certs(query).map_err(store_err)?;
+    let records = crate::store::wait(store.find_certs(query)).map_err(store_err)?;
     let known: std::collections::HashSet<&str> = records
         .iter()
         .map(|c| c.fingerprint_sha256.as_str())
         .collect();
-    let sightings = store.find_cert_sightings(query).map_err(store_err)?;
+    let sightings = crate::store::wait(store.find_cert_sightings(query)).map_err(store_err)?;
     let mut views: Vec<CertView> = records
         .iter()
         .map(|c| CertView::from_record(c, now))
@@ -281,9 +281,9 @@ fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: b
     } else {
         query
     };
-    let mut matches = store.find_certs(query).map_err(store_err)?;
+    let mut matches = crate::store::wait(store.find_certs(query)).map_err(store_err)?;
     if matches.is_empty() && adopt_sightings(store, query, now)? {
-        matches = store.find_certs(query).map_err(store_err)?;
+        matches = crate::store::wait(store.find_certs(query)).map_err(store_err)?;
     }
     if matches.is_empty() {
         return Err(Failure::refused(format!(
@@ -314,10 +314,9 @@ fn revoke(paths: &Paths, store: &Store, now: DateTime<Utc>, query: &str, json: b
             )));
         }
     };
-    let rec = store
-        .revoke_cert(target.id, now, Some("revoked by admin"))
+    let rec = crate::store::wait(store.revoke_cert(target.id, now, Some("revoked by admin")))
         .map_err(store_err)?;
-    let issuing = store.issuing_ca().map_err(store_err)?;
+    let issuing = crate::store::wait(store.issuing_ca()).map_err(store_err)?;
     let crl = match issuing {
         Some(ca) if rec.ca_id == Some(ca.id) => Some(pki::issue_crl(store, now).map_err(pki_err)?),
         _ => None,

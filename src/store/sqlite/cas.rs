@@ -1,3 +1,4 @@
+use async_trait::async_trait;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -35,10 +36,11 @@ fn ca_from_row(r: &Row<'_>) -> rusqlite::Result<CaRecord> {
     })
 }
 
+#[async_trait]
 impl CaStore for SqliteStore {
     /// Insert CAs in one transaction, ordered from the anchor down: each row after the first
     /// gets the row before it as parent. A taken name is a `Conflict`.
-    fn insert_ca_chain(&self, chain: &[NewCa<'_>]) -> Result<Vec<CaRecord>, StoreError> {
+    async fn insert_ca_chain(&self, chain: &[NewCa<'_>]) -> Result<Vec<CaRecord>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut parent: Option<i64> = None;
@@ -103,7 +105,7 @@ impl CaStore for SqliteStore {
     }
 
     /// Every CA, in insertion order.
-    fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
+    async fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {CA_COLUMNS} FROM cas ORDER BY id"))?;
         let rows = stmt
@@ -113,7 +115,7 @@ impl CaStore for SqliteStore {
     }
 
     /// A CA by name.
-    fn find_ca(&self, name: &str) -> Result<CaRecord, StoreError> {
+    async fn find_ca(&self, name: &str) -> Result<CaRecord, StoreError> {
         let conn = self.conn();
         conn.query_row(
             &format!("SELECT {CA_COLUMNS} FROM cas WHERE name = ?1"),
@@ -127,7 +129,7 @@ impl CaStore for SqliteStore {
     }
 
     /// A CA by row id.
-    fn ca_by_id(&self, id: i64) -> Result<CaRecord, StoreError> {
+    async fn ca_by_id(&self, id: i64) -> Result<CaRecord, StoreError> {
         let conn = self.conn();
         conn.query_row(
             &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
@@ -139,7 +141,7 @@ impl CaStore for SqliteStore {
     }
 
     /// botgate's own root CA, if `ca init` ran.
-    fn local_root(&self) -> Result<Option<CaRecord>, StoreError> {
+    async fn local_root(&self) -> Result<Option<CaRecord>, StoreError> {
         let conn = self.conn();
         Ok(conn
             .query_row(
@@ -153,7 +155,7 @@ impl CaStore for SqliteStore {
     }
 
     /// botgate's issuing CA (an intermediate whose key is here), if `ca init` ran.
-    fn issuing_ca(&self) -> Result<Option<CaRecord>, StoreError> {
+    async fn issuing_ca(&self) -> Result<Option<CaRecord>, StoreError> {
         let conn = self.conn();
         Ok(conn
             .query_row(
@@ -165,7 +167,7 @@ impl CaStore for SqliteStore {
     }
 
     /// Whether a root CA private key sits in the store (policy lint warns: keep roots offline).
-    fn root_key_on_host(&self) -> Result<bool, StoreError> {
+    async fn root_key_on_host(&self) -> Result<bool, StoreError> {
         let conn = self.conn();
         Ok(conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM cas WHERE kind = 'root' AND key_pem IS NOT NULL)",
@@ -176,7 +178,7 @@ impl CaStore for SqliteStore {
 
     /// Remove the local root's key from the store and return it (to write it somewhere offline).
     /// `None` when no root key is here.
-    fn take_root_key(&self) -> Result<Option<(CaRecord, String)>, StoreError> {
+    async fn take_root_key(&self) -> Result<Option<(CaRecord, String)>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let root = tx
@@ -194,8 +196,12 @@ impl CaStore for SqliteStore {
     }
 
     /// Set or clear the external CRL file for a CA.
-    fn set_ca_crl_path(&self, name: &str, crl_path: Option<&str>) -> Result<CaRecord, StoreError> {
-        let ca = self.find_ca(name)?;
+    async fn set_ca_crl_path(
+        &self,
+        name: &str,
+        crl_path: Option<&str>,
+    ) -> Result<CaRecord, StoreError> {
+        let ca = self.find_ca(name).await?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
@@ -213,7 +219,7 @@ impl CaStore for SqliteStore {
     }
 
     /// Store a CRL a local CA just signed with `crl_number` and advance its CRL number.
-    fn record_crl(
+    async fn record_crl(
         &self,
         ca_id: i64,
         crl_number: i64,
@@ -240,7 +246,7 @@ impl CaStore for SqliteStore {
     }
 
     /// Trust material for one CA name as used in `trusted_cas`.
-    fn trust_bundle(&self, name: &str) -> Result<TrustBundle, StoreError> {
+    async fn trust_bundle(&self, name: &str) -> Result<TrustBundle, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "WITH RECURSIVE grp(id) AS (
@@ -280,7 +286,7 @@ impl CaStore for SqliteStore {
     }
 
     /// Trust bundles for every top-level CA name (rows without a parent).
-    fn trust_bundles(&self) -> Result<Vec<TrustBundle>, StoreError> {
+    async fn trust_bundles(&self) -> Result<Vec<TrustBundle>, StoreError> {
         let names: Vec<String> = {
             let conn = self.conn();
             let mut stmt =
@@ -288,7 +294,11 @@ impl CaStore for SqliteStore {
             stmt.query_map([], |r| r.get(0))?
                 .collect::<Result<Vec<_>, _>>()?
         };
-        names.iter().map(|n| self.trust_bundle(n)).collect()
+        let mut bundles = Vec::with_capacity(names.len());
+        for name in &names {
+            bundles.push(self.trust_bundle(name).await?);
+        }
+        Ok(bundles)
     }
 }
 
@@ -325,37 +335,58 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        let g0 = store.change_version().unwrap();
-        let rows = store
-            .insert_ca_chain(&[
-                new_ca("Root", CaKind::Root, "aa", None, now),
-                new_ca("Issuing", CaKind::Intermediate, "bb", Some("KEY"), now),
-            ])
-            .unwrap();
-        assert!(store.change_version().unwrap() > g0);
+        let g0 = crate::store::wait(store.change_version()).unwrap();
+        let rows = crate::store::wait(store.insert_ca_chain(&[
+            new_ca("Root", CaKind::Root, "aa", None, now),
+            new_ca("Issuing", CaKind::Intermediate, "bb", Some("KEY"), now),
+        ]))
+        .unwrap();
+        assert!(crate::store::wait(store.change_version()).unwrap() > g0);
         assert_eq!(rows[1].parent_id, Some(rows[0].id));
-        assert!(!store.root_key_on_host().unwrap());
-        assert_eq!(store.issuing_ca().unwrap().unwrap().name, "Issuing");
+        assert!(!crate::store::wait(store.root_key_on_host()).unwrap());
+        assert_eq!(
+            crate::store::wait(store.issuing_ca())
+                .unwrap()
+                .unwrap()
+                .name,
+            "Issuing"
+        );
         assert!(matches!(
-            store.insert_ca_chain(&[new_ca("Root", CaKind::Trusted, "cc", None, now)]),
+            crate::store::wait(store.insert_ca_chain(&[new_ca(
+                "Root",
+                CaKind::Trusted,
+                "cc",
+                None,
+                now
+            )])),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            store.insert_ca_chain(&[new_ca("Other", CaKind::Trusted, "aa", None, now)]),
+            crate::store::wait(store.insert_ca_chain(&[new_ca(
+                "Other",
+                CaKind::Trusted,
+                "aa",
+                None,
+                now
+            )])),
             Err(StoreError::Conflict(_))
         ));
-        store
-            .insert_ca_chain(&[new_ca("Other", CaKind::Trusted, "dd", None, now)])
-            .unwrap();
-        let names: Vec<String> = store
-            .trust_bundles()
+        crate::store::wait(store.insert_ca_chain(&[new_ca(
+            "Other",
+            CaKind::Trusted,
+            "dd",
+            None,
+            now,
+        )]))
+        .unwrap();
+        let names: Vec<String> = crate::store::wait(store.trust_bundles())
             .unwrap()
             .into_iter()
             .map(|b| b.name)
             .collect();
         assert_eq!(names, ["Root", "Other"]);
         assert!(matches!(
-            store.trust_bundle("nope"),
+            crate::store::wait(store.trust_bundle("nope")),
             Err(StoreError::NotFound(_))
         ));
     }
@@ -365,13 +396,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        store
-            .insert_ca_chain(&[new_ca("Root", CaKind::Root, "aa", Some("ROOTKEY"), now)])
-            .unwrap();
-        assert!(store.root_key_on_host().unwrap());
-        let (root, key) = store.take_root_key().unwrap().unwrap();
+        crate::store::wait(store.insert_ca_chain(&[new_ca(
+            "Root",
+            CaKind::Root,
+            "aa",
+            Some("ROOTKEY"),
+            now,
+        )]))
+        .unwrap();
+        assert!(crate::store::wait(store.root_key_on_host()).unwrap());
+        let (root, key) = crate::store::wait(store.take_root_key()).unwrap().unwrap();
         assert_eq!((root.name.as_str(), key.as_str()), ("Root", "ROOTKEY"));
-        assert!(!store.root_key_on_host().unwrap());
-        assert!(store.take_root_key().unwrap().is_none());
+        assert!(!crate::store::wait(store.root_key_on_host()).unwrap());
+        assert!(crate::store::wait(store.take_root_key()).unwrap().is_none());
     }
 }

@@ -1,3 +1,4 @@
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -36,9 +37,10 @@ fn cert_from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
     })
 }
 
+#[async_trait]
 impl CertStore for SqliteStore {
     /// Insert a certificate. The same certificate twice (fingerprint) is a `Conflict`.
-    fn insert_cert(&self, c: &NewCert<'_>) -> Result<CertRecord, StoreError> {
+    async fn insert_cert(&self, c: &NewCert<'_>) -> Result<CertRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let dup: Option<String> = tx
@@ -68,7 +70,7 @@ impl CertStore for SqliteStore {
 
     /// Add certificates found in watched directories that are not in the inventory yet (by
     /// fingerprint) and refresh the path of known ones. Returns how many were added.
-    fn upsert_watched_certs(&self, certs: &[NewCert<'_>]) -> Result<usize, StoreError> {
+    async fn upsert_watched_certs(&self, certs: &[NewCert<'_>]) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut added = 0;
@@ -100,7 +102,7 @@ impl CertStore for SqliteStore {
     }
 
     /// Every inventoried certificate, by CN then newest first.
-    fn list_certs(&self) -> Result<Vec<CertRecord>, StoreError> {
+    async fn list_certs(&self) -> Result<Vec<CertRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {CERT_COLUMNS} FROM certs ORDER BY common_name, created_at DESC, id DESC"
@@ -113,7 +115,7 @@ impl CertStore for SqliteStore {
 
     /// Certificates matching a serial (any notation openssl prints), a SHA-256 fingerprint or a
     /// CN; unrevoked first, newest first. Empty when nothing matches.
-    fn find_certs(&self, serial_or_cn: &str) -> Result<Vec<CertRecord>, StoreError> {
+    async fn find_certs(&self, serial_or_cn: &str) -> Result<Vec<CertRecord>, StoreError> {
         let serial = crate::pki::normalize_serial(serial_or_cn).unwrap_or_default();
         let fingerprint = normalize_fingerprint(serial_or_cn);
         let conn = self.conn();
@@ -128,7 +130,7 @@ impl CertStore for SqliteStore {
     }
 
     /// Revoke one certificate by row id. Revoking twice is a `Conflict`.
-    fn revoke_cert(
+    async fn revoke_cert(
         &self,
         id: i64,
         at: DateTime<Utc>,
@@ -167,7 +169,7 @@ impl CertStore for SqliteStore {
     }
 
     /// Every revoked certificate (the gate denies these by fingerprint, whatever the CRLs say).
-    fn revoked_certs(&self) -> Result<Vec<RevokedCert>, StoreError> {
+    async fn revoked_certs(&self) -> Result<Vec<RevokedCert>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT serial, fingerprint_sha256, issuer, common_name, revoked_at, ca_id FROM certs
@@ -189,7 +191,7 @@ impl CertStore for SqliteStore {
     }
 
     /// Record client certificates seen at the gate, in one batch (never per request).
-    fn touch_certs(&self, seen: &[CertSeen]) -> Result<(), StoreError> {
+    async fn touch_certs(&self, seen: &[CertSeen]) -> Result<(), StoreError> {
         if seen.is_empty() {
             return Ok(());
         }
@@ -230,7 +232,7 @@ impl CertStore for SqliteStore {
     }
 
     /// Every certificate the gate has seen, newest sighting first.
-    fn list_cert_sightings(&self) -> Result<Vec<CertSighting>, StoreError> {
+    async fn list_cert_sightings(&self) -> Result<Vec<CertSighting>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {SIGHTING_COLUMNS} FROM cert_sightings ORDER BY last_seen_at DESC"
@@ -243,7 +245,10 @@ impl CertStore for SqliteStore {
 
     /// Sightings matching a serial (any notation), a SHA-256 fingerprint or a CN (every one with
     /// that CN), newest first; the same query rules as `find_certs`.
-    fn find_cert_sightings(&self, serial_or_cn: &str) -> Result<Vec<CertSighting>, StoreError> {
+    async fn find_cert_sightings(
+        &self,
+        serial_or_cn: &str,
+    ) -> Result<Vec<CertSighting>, StoreError> {
         let serial = crate::pki::normalize_serial(serial_or_cn).unwrap_or_default();
         let fingerprint = normalize_fingerprint(serial_or_cn);
         let conn = self.conn();
@@ -336,41 +341,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        let a = store
-            .insert_cert(&new_cert("0a1b", "device-a1", "f1", now))
+        let a = crate::store::wait(store.insert_cert(&new_cert("0a1b", "device-a1", "f1", now)))
             .unwrap();
-        store
-            .insert_cert(&new_cert(
-                "0c2d",
-                "device-a1",
-                "f2",
-                now + Duration::seconds(1),
-            ))
-            .unwrap();
+        crate::store::wait(store.insert_cert(&new_cert(
+            "0c2d",
+            "device-a1",
+            "f2",
+            now + Duration::seconds(1),
+        )))
+        .unwrap();
         assert!(matches!(
-            store.insert_cert(&new_cert("0a1b", "x", "f1", now)),
+            crate::store::wait(store.insert_cert(&new_cert("0a1b", "x", "f1", now))),
             Err(StoreError::Conflict(_))
         ));
-        assert_eq!(store.find_certs("device-a1").unwrap().len(), 2);
-        assert_eq!(store.find_certs("0A:1B").unwrap()[0].id, a.id);
-        assert_eq!(store.find_certs("F1").unwrap()[0].id, a.id);
-        assert!(store.find_certs("nothing").unwrap().is_empty());
+        assert_eq!(
+            crate::store::wait(store.find_certs("device-a1"))
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            crate::store::wait(store.find_certs("0A:1B")).unwrap()[0].id,
+            a.id
+        );
+        assert_eq!(
+            crate::store::wait(store.find_certs("F1")).unwrap()[0].id,
+            a.id
+        );
+        assert!(
+            crate::store::wait(store.find_certs("nothing"))
+                .unwrap()
+                .is_empty()
+        );
 
-        let g = store.change_version().unwrap();
-        let revoked = store
-            .revoke_cert(a.id, now, Some("key compromise"))
-            .unwrap();
+        let g = crate::store::wait(store.change_version()).unwrap();
+        let revoked =
+            crate::store::wait(store.revoke_cert(a.id, now, Some("key compromise"))).unwrap();
         assert!(revoked.revoked_at.is_some());
-        assert!(store.change_version().unwrap() > g);
+        assert!(crate::store::wait(store.change_version()).unwrap() > g);
         assert!(matches!(
-            store.revoke_cert(a.id, now, None),
+            crate::store::wait(store.revoke_cert(a.id, now, None)),
             Err(StoreError::Conflict(_))
         ));
-        let set = store.revoked_certs().unwrap();
+        let set = crate::store::wait(store.revoked_certs()).unwrap();
         assert_eq!(set.len(), 1);
         assert_eq!(set[0].fingerprint_sha256, "f1");
         // Unrevoked first.
-        assert_eq!(store.find_certs("device-a1").unwrap()[0].serial, "0c2d");
+        assert_eq!(
+            crate::store::wait(store.find_certs("device-a1")).unwrap()[0].serial,
+            "0c2d"
+        );
 
         let seen = |fp: &str, at, ip: &str| CertSeen {
             fingerprint_sha256: fp.into(),
@@ -382,20 +402,19 @@ mod tests {
             ip: ip.into(),
             cert_pem: None,
         };
-        store
-            .touch_certs(&[
-                seen("f2", now, "10.0.0.1"),
-                seen("zz", now, "10.0.0.2"),
-                seen("f2", now - Duration::seconds(5), "10.0.0.9"),
-            ])
-            .unwrap();
-        let b = &store.find_certs("0c2d").unwrap()[0];
+        crate::store::wait(store.touch_certs(&[
+            seen("f2", now, "10.0.0.1"),
+            seen("zz", now, "10.0.0.2"),
+            seen("f2", now - Duration::seconds(5), "10.0.0.9"),
+        ]))
+        .unwrap();
+        let b = &crate::store::wait(store.find_certs("0c2d")).unwrap()[0];
         assert_eq!(b.last_seen_ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(
             b.last_seen_at.map(|t| t.timestamp_millis()),
             Some(now.timestamp_millis())
         );
-        let sightings = store.list_cert_sightings().unwrap();
+        let sightings = crate::store::wait(store.list_cert_sightings()).unwrap();
         assert_eq!(sightings.len(), 2);
         assert!(
             sightings
@@ -420,20 +439,31 @@ mod tests {
             cert_pem: pem.map(str::to_string),
         };
         // First without the certificate (an older gate), then with it, then without again.
-        store.touch_certs(&[seen(None, now)]).unwrap();
-        store
-            .touch_certs(&[seen(Some("PEM"), now + Duration::seconds(1))])
+        crate::store::wait(store.touch_certs(&[seen(None, now)])).unwrap();
+        crate::store::wait(store.touch_certs(&[seen(Some("PEM"), now + Duration::seconds(1))]))
             .unwrap();
-        store
-            .touch_certs(&[seen(None, now + Duration::seconds(2))])
-            .unwrap();
-        let found = store.find_cert_sightings("github-actions-bot").unwrap();
+        crate::store::wait(store.touch_certs(&[seen(None, now + Duration::seconds(2))])).unwrap();
+        let found = crate::store::wait(store.find_cert_sightings("github-actions-bot")).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].cert_pem.as_deref(), Some("PEM"));
         assert!(found[0].not_after.is_some());
-        assert_eq!(store.find_cert_sightings("F9").unwrap().len(), 1);
-        assert_eq!(store.find_cert_sightings("0x01").unwrap().len(), 1);
-        assert!(store.find_cert_sightings("nobody").unwrap().is_empty());
+        assert_eq!(
+            crate::store::wait(store.find_cert_sightings("F9"))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            crate::store::wait(store.find_cert_sightings("0x01"))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            crate::store::wait(store.find_cert_sightings("nobody"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -445,17 +475,20 @@ mod tests {
         w.source = CertSource::Watched;
         w.path = Some("/a/one.pem");
         assert_eq!(
-            store
-                .upsert_watched_certs(std::slice::from_ref(&w))
-                .unwrap(),
+            crate::store::wait(store.upsert_watched_certs(std::slice::from_ref(&w))).unwrap(),
             1
         );
-        let g = store.change_version().unwrap();
+        let g = crate::store::wait(store.change_version()).unwrap();
         w.path = Some("/b/one.pem");
-        assert_eq!(store.upsert_watched_certs(&[w]).unwrap(), 0);
-        assert_eq!(store.change_version().unwrap(), g);
         assert_eq!(
-            store.list_certs().unwrap()[0].path.as_deref(),
+            crate::store::wait(store.upsert_watched_certs(&[w])).unwrap(),
+            0
+        );
+        assert_eq!(crate::store::wait(store.change_version()).unwrap(), g);
+        assert_eq!(
+            crate::store::wait(store.list_certs()).unwrap()[0]
+                .path
+                .as_deref(),
             Some("/b/one.pem")
         );
     }

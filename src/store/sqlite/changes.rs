@@ -1,3 +1,4 @@
+use async_trait::async_trait;
 use chrono::Utc;
 use rusqlite::{Connection, params};
 
@@ -17,8 +18,9 @@ pub(super) fn record_change(
     Ok(())
 }
 
+#[async_trait]
 impl ChangeFeed for SqliteStore {
-    fn change_version(&self) -> Result<i64, StoreError> {
+    async fn change_version(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn()
             .query_row("SELECT COALESCE(MAX(version), 0) FROM changes", [], |r| {
@@ -26,7 +28,7 @@ impl ChangeFeed for SqliteStore {
             })?)
     }
 
-    fn changes_since(&self, after: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
+    async fn changes_since(&self, after: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT version, at, kind, subject FROM changes WHERE version > ?1 ORDER BY version LIMIT ?2",

@@ -1,3 +1,4 @@
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -15,15 +16,16 @@ pub(super) fn insert_entry(conn: &Connection, e: &AdminEntry) -> rusqlite::Resul
     Ok(conn.last_insert_rowid())
 }
 
+#[async_trait]
 impl AdminJournal for SqliteStore {
     /// Record an admin action on its own (for changes that are not a single store write).
-    fn record_admin(&self, entry: &AdminEntry) -> Result<i64, StoreError> {
+    async fn record_admin(&self, entry: &AdminEntry) -> Result<i64, StoreError> {
         Ok(insert_entry(&self.conn(), entry)?)
     }
 
     /// Gate side: take (or renew) `audit_log`'s writer lease for `holder` and claim the rows
     /// past the file's cursor, advancing it. The caller writes them through its audit writer.
-    fn claim_journal(
+    async fn claim_journal(
         &self,
         audit_log: &str,
         holder: &str,
@@ -42,7 +44,7 @@ impl AdminJournal for SqliteStore {
     }
 
     /// Gate side, on stop: give the lease up so the next CLI run writes its own rows at once.
-    fn release_writer_lease(&self, audit_log: &str, holder: &str) -> Result<(), StoreError> {
+    async fn release_writer_lease(&self, audit_log: &str, holder: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "DELETE FROM audit_writers WHERE audit_log = ?1 AND holder = ?2",
             params![audit_log, holder],
@@ -52,7 +54,7 @@ impl AdminJournal for SqliteStore {
 
     /// CLI side: unless a gate holds a live lease on `audit_log`, hand the pending rows to
     /// `write` (which appends them to the file) and advance the cursor only if it succeeded.
-    fn deliver_journal(
+    async fn deliver_journal(
         &self,
         audit_log: &str,
         now: DateTime<Utc>,
@@ -84,7 +86,7 @@ impl AdminJournal for SqliteStore {
     }
 
     /// The admin journal rows past `after_id` (oldest first), for tests and `logs export`.
-    fn journal_since(&self, after_id: i64) -> Result<Vec<JournalRow>, StoreError> {
+    async fn journal_since(&self, after_id: i64) -> Result<Vec<JournalRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, event FROM admin_audit WHERE id > ?1 AND event IS NOT NULL ORDER BY id",
@@ -160,27 +162,25 @@ mod tests {
     fn each_row_is_claimed_once_per_audit_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.record_admin(&entry(1)).unwrap();
-        store.record_admin(&entry(2)).unwrap();
+        crate::store::wait(store.record_admin(&entry(1))).unwrap();
+        crate::store::wait(store.record_admin(&entry(2))).unwrap();
         let now = Utc::now();
-        let first = store.claim_journal("/a.jsonl", "gate-1", now).unwrap();
+        let first = crate::store::wait(store.claim_journal("/a.jsonl", "gate-1", now)).unwrap();
         assert_eq!(first.len(), 2);
         assert!(
-            store
-                .claim_journal("/a.jsonl", "gate-1", now)
+            crate::store::wait(store.claim_journal("/a.jsonl", "gate-1", now))
                 .unwrap()
                 .is_empty()
         );
         // Another audit file gets its own copy.
         assert_eq!(
-            store
-                .claim_journal("/b.jsonl", "gate-2", now)
+            crate::store::wait(store.claim_journal("/b.jsonl", "gate-2", now))
                 .unwrap()
                 .len(),
             2
         );
-        store.record_admin(&entry(3)).unwrap();
-        let next = store.claim_journal("/a.jsonl", "gate-1", now).unwrap();
+        crate::store::wait(store.record_admin(&entry(3))).unwrap();
+        let next = crate::store::wait(store.claim_journal("/a.jsonl", "gate-1", now)).unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].event_line, "{\"n\":3}");
     }
@@ -190,32 +190,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        store.claim_journal("/a.jsonl", "gate-1", now).unwrap();
-        store.record_admin(&entry(1)).unwrap();
-        let d = store
-            .deliver_journal("/a.jsonl", now, &mut |_| panic!("a gate relays"))
-            .unwrap();
+        crate::store::wait(store.claim_journal("/a.jsonl", "gate-1", now)).unwrap();
+        crate::store::wait(store.record_admin(&entry(1))).unwrap();
+        let d = crate::store::wait(
+            store.deliver_journal("/a.jsonl", now, &mut |_| panic!("a gate relays")),
+        )
+        .unwrap();
         assert_eq!(d.unwrap(), Delivery::GateRelays);
-        store.release_writer_lease("/a.jsonl", "gate-1").unwrap();
+        crate::store::wait(store.release_writer_lease("/a.jsonl", "gate-1")).unwrap();
         // A failed write keeps the row pending.
-        let failed = store
-            .deliver_journal("/a.jsonl", now, &mut |_| {
-                Err(std::io::Error::other("disk full"))
-            })
-            .unwrap();
+        let failed = crate::store::wait(store.deliver_journal("/a.jsonl", now, &mut |_| {
+            Err(std::io::Error::other("disk full"))
+        }))
+        .unwrap();
         assert!(failed.is_err());
         let mut written = Vec::new();
-        let d = store
-            .deliver_journal("/a.jsonl", now, &mut |rows: &[JournalRow]| {
+        let d = crate::store::wait(store.deliver_journal(
+            "/a.jsonl",
+            now,
+            &mut |rows: &[JournalRow]| {
                 written.extend(rows.iter().map(|r| r.id));
                 Ok(())
-            })
-            .unwrap();
+            },
+        ))
+        .unwrap();
         assert_eq!(d.unwrap(), Delivery::Written(1));
         assert_eq!(written.len(), 1);
-        let again = store
-            .deliver_journal("/a.jsonl", now, &mut |_| Ok(()))
-            .unwrap();
+        let again =
+            crate::store::wait(store.deliver_journal("/a.jsonl", now, &mut |_| Ok(()))).unwrap();
         assert_eq!(again.unwrap(), Delivery::Written(0));
     }
 
@@ -224,12 +226,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let then = Utc::now() - WRITER_LEASE - chrono::Duration::seconds(1);
-        store
-            .claim_journal("/a.jsonl", "crashed-gate", then)
-            .unwrap();
-        store.record_admin(&entry(1)).unwrap();
-        let d = store
-            .deliver_journal("/a.jsonl", Utc::now(), &mut |_| Ok(()))
+        crate::store::wait(store.claim_journal("/a.jsonl", "crashed-gate", then)).unwrap();
+        crate::store::wait(store.record_admin(&entry(1))).unwrap();
+        let d = crate::store::wait(store.deliver_journal("/a.jsonl", Utc::now(), &mut |_| Ok(())))
             .unwrap();
         assert_eq!(d.unwrap(), Delivery::Written(1));
     }

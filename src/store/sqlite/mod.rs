@@ -59,12 +59,13 @@ impl SqliteStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Backend for SqliteStore {
     fn describe(&self) -> String {
         format!("SQLite store {}", self.path.display())
     }
 
-    fn schema_version(&self) -> Result<i64, StoreError> {
+    async fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)

@@ -1,3 +1,4 @@
+use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{SqliteStore, from_db_time, to_db_time};
@@ -24,9 +25,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RotationRow> {
     })
 }
 
+#[async_trait]
 impl RotationStore for SqliteStore {
     /// Insert a new rotation. An id that exists already is a `Conflict` (the caller picks another).
-    fn insert_rotation(&self, row: &RotationRow) -> Result<(), StoreError> {
+    async fn insert_rotation(&self, row: &RotationRow) -> Result<(), StoreError> {
         let conn = self.conn();
         let taken: Option<String> = conn
             .query_row("SELECT id FROM rotations WHERE id = ?1", [&row.id], |r| {
@@ -60,7 +62,11 @@ impl RotationStore for SqliteStore {
 
     /// Write `row` over the stored rotation, but only if it is still in `expected_state`: two
     /// steps of the same rotation racing (CLI and console) cannot both win.
-    fn update_rotation(&self, row: &RotationRow, expected_state: &str) -> Result<(), StoreError> {
+    async fn update_rotation(
+        &self,
+        row: &RotationRow,
+        expected_state: &str,
+    ) -> Result<(), StoreError> {
         let n = self.conn().execute(
             "UPDATE rotations SET new_ref = ?2, state = ?3, forced = ?4, details = ?5, updated_at = ?6
              WHERE id = ?1 AND state = ?7",
@@ -84,7 +90,7 @@ impl RotationStore for SqliteStore {
     }
 
     /// One rotation by id.
-    fn find_rotation(&self, id: &str) -> Result<RotationRow, StoreError> {
+    async fn find_rotation(&self, id: &str) -> Result<RotationRow, StoreError> {
         self.conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM rotations WHERE id = ?1"),
@@ -98,7 +104,7 @@ impl RotationStore for SqliteStore {
     }
 
     /// Every rotation, newest first.
-    fn list_rotations(&self) -> Result<Vec<RotationRow>, StoreError> {
+    async fn list_rotations(&self) -> Result<Vec<RotationRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM rotations ORDER BY created_at DESC, id"
@@ -137,27 +143,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let r = row("rot-000001", "created");
-        store.insert_rotation(&r).unwrap();
+        crate::store::wait(store.insert_rotation(&r)).unwrap();
         assert!(matches!(
-            store.insert_rotation(&r),
+            crate::store::wait(store.insert_rotation(&r)),
             Err(StoreError::Conflict(_))
         ));
-        assert_eq!(store.find_rotation("rot-000001").unwrap(), r);
+        assert_eq!(
+            crate::store::wait(store.find_rotation("rot-000001")).unwrap(),
+            r
+        );
 
         let mut next = r.clone();
         next.state = "added".into();
         next.new_ref = Some("new.access".into());
-        store.update_rotation(&next, "created").unwrap();
-        assert_eq!(store.find_rotation("rot-000001").unwrap().state, "added");
+        crate::store::wait(store.update_rotation(&next, "created")).unwrap();
+        assert_eq!(
+            crate::store::wait(store.find_rotation("rot-000001"))
+                .unwrap()
+                .state,
+            "added"
+        );
         // A second writer that still believes the rotation is `created` loses.
         assert!(matches!(
-            store.update_rotation(&next, "created"),
+            crate::store::wait(store.update_rotation(&next, "created")),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            store.find_rotation("rot-nope"),
+            crate::store::wait(store.find_rotation("rot-nope")),
             Err(StoreError::NotFound(_))
         ));
-        assert_eq!(store.list_rotations().unwrap().len(), 1);
+        assert_eq!(crate::store::wait(store.list_rotations()).unwrap().len(), 1);
     }
 }

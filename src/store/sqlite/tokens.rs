@@ -1,3 +1,4 @@
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -25,14 +26,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+#[async_trait]
 impl TokenStore for SqliteStore {
     /// Insert a token. Fails with `Conflict` when a live token already has this name.
-    fn create_token(&self, t: &NewToken<'_>) -> Result<TokenRecord, StoreError> {
+    async fn create_token(&self, t: &NewToken<'_>) -> Result<TokenRecord, StoreError> {
         self.create_token_in(t, None)
     }
 
     /// `create_token` with its admin journal row, in the same transaction.
-    fn create_token_recorded(
+    async fn create_token_recorded(
         &self,
         t: &NewToken<'_>,
         admin: AdminFor<'_, TokenRecord>,
@@ -41,7 +43,7 @@ impl TokenStore for SqliteStore {
     }
 
     /// Every token, newest first, revoked included.
-    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM tokens ORDER BY name, created_at DESC"
@@ -53,7 +55,7 @@ impl TokenStore for SqliteStore {
     }
 
     /// Find a token by name (the live one if any, else the newest) or by client id.
-    fn find_token(&self, name_or_client_id: &str) -> Result<TokenRecord, StoreError> {
+    async fn find_token(&self, name_or_client_id: &str) -> Result<TokenRecord, StoreError> {
         let conn = self.conn();
         conn.query_row(
             &format!(
@@ -72,26 +74,30 @@ impl TokenStore for SqliteStore {
     }
 
     /// Revoke a token by name or client id. Revoking an already revoked token is refused.
-    fn revoke_token(
+    async fn revoke_token(
         &self,
         name_or_client_id: &str,
         at: DateTime<Utc>,
     ) -> Result<TokenRecord, StoreError> {
-        self.revoke_token_in(name_or_client_id, at, None)
+        self.revoke_token_in(name_or_client_id, at, None).await
     }
 
     /// `revoke_token` with its admin journal row, in the same transaction.
-    fn revoke_token_recorded(
+    async fn revoke_token_recorded(
         &self,
         name_or_client_id: &str,
         at: DateTime<Utc>,
         admin: AdminFor<'_, TokenRecord>,
     ) -> Result<TokenRecord, StoreError> {
         self.revoke_token_in(name_or_client_id, at, Some(admin))
+            .await
     }
 
     /// Record last-seen times in one batch (called by the gate every few seconds, never per request).
-    fn touch_tokens(&self, seen: &[(String, DateTime<Utc>, String)]) -> Result<(), StoreError> {
+    async fn touch_tokens(
+        &self,
+        seen: &[(String, DateTime<Utc>, String)],
+    ) -> Result<(), StoreError> {
         if seen.is_empty() {
             return Ok(());
         }
@@ -152,13 +158,13 @@ impl SqliteStore {
         Ok(rec)
     }
 
-    fn revoke_token_in(
+    async fn revoke_token_in(
         &self,
         name_or_client_id: &str,
         at: DateTime<Utc>,
         admin: Option<AdminFor<'_, TokenRecord>>,
     ) -> Result<TokenRecord, StoreError> {
-        let rec = self.find_token(name_or_client_id)?;
+        let rec = self.find_token(name_or_client_id).await?;
         if rec.revoked_at.is_some() {
             return Err(StoreError::Conflict(format!(
                 "token {:?} ({}) is already revoked",
@@ -210,22 +216,24 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
         let id = ClientId::generate();
-        store
-            .create_token(&new_token("ci-a-prod", &id, now))
-            .unwrap();
+        crate::store::wait(store.create_token(&new_token("ci-a-prod", &id, now))).unwrap();
         let key = id.as_str().to_string();
-        store
-            .touch_tokens(&[(key.clone(), now, "10.0.0.2".into())])
-            .unwrap();
-        store
-            .touch_tokens(&[(key.clone(), now - Duration::seconds(5), "10.0.0.1".into())])
-            .unwrap();
-        let t = store.find_token("ci-a-prod").unwrap();
+        crate::store::wait(store.touch_tokens(&[(key.clone(), now, "10.0.0.2".into())])).unwrap();
+        crate::store::wait(store.touch_tokens(&[(
+            key.clone(),
+            now - Duration::seconds(5),
+            "10.0.0.1".into(),
+        )]))
+        .unwrap();
+        let t = crate::store::wait(store.find_token("ci-a-prod")).unwrap();
         assert_eq!(t.last_seen_ip.as_deref(), Some("10.0.0.2"));
-        store
-            .touch_tokens(&[(key, now + Duration::seconds(5), "10.0.0.3".into())])
-            .unwrap();
-        let t = store.find_token("ci-a-prod").unwrap();
+        crate::store::wait(store.touch_tokens(&[(
+            key,
+            now + Duration::seconds(5),
+            "10.0.0.3".into(),
+        )]))
+        .unwrap();
+        let t = crate::store::wait(store.find_token("ci-a-prod")).unwrap();
         assert_eq!(t.last_seen_ip.as_deref(), Some("10.0.0.3"));
     }
 
@@ -234,25 +242,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = Utc::now();
-        let g0 = store.change_version().unwrap();
+        let g0 = crate::store::wait(store.change_version()).unwrap();
         let (a, b) = (ClientId::generate(), ClientId::generate());
-        store
-            .create_token(&new_token("ci-deploy-prod", &a, now))
-            .unwrap();
-        assert!(store.change_version().unwrap() > g0);
+        crate::store::wait(store.create_token(&new_token("ci-deploy-prod", &a, now))).unwrap();
+        assert!(crate::store::wait(store.change_version()).unwrap() > g0);
         assert!(matches!(
-            store.create_token(&new_token("ci-deploy-prod", &b, now)),
+            crate::store::wait(store.create_token(&new_token("ci-deploy-prod", &b, now))),
             Err(StoreError::Conflict(_))
         ));
-        store.revoke_token("ci-deploy-prod", now).unwrap();
-        store
-            .create_token(&new_token("ci-deploy-prod", &b, now))
-            .unwrap();
+        crate::store::wait(store.revoke_token("ci-deploy-prod", now)).unwrap();
+        crate::store::wait(store.create_token(&new_token("ci-deploy-prod", &b, now))).unwrap();
         assert_eq!(
-            store.find_token("ci-deploy-prod").unwrap().client_id,
+            crate::store::wait(store.find_token("ci-deploy-prod"))
+                .unwrap()
+                .client_id,
             b.as_str()
         );
-        assert_eq!(store.list_tokens().unwrap().len(), 2);
+        assert_eq!(crate::store::wait(store.list_tokens()).unwrap().len(), 2);
     }
 
     #[test]
