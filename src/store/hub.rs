@@ -154,3 +154,50 @@ async fn follow_feed(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration as Days;
+
+    use super::*;
+    use crate::credential::{ClientId, ClientSecret};
+    use crate::store::{NewToken, wait};
+
+    #[tokio::test]
+    async fn a_write_from_another_process_reaches_every_subscriber_once_per_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = InventoryHub::start_with(
+            Store::open(dir.path()).unwrap(),
+            Duration::from_millis(20),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let (mut a, mut b) = (hub.subscribe(), hub.subscribe());
+        assert_eq!(hub.current().version, 0);
+        // Another handle on the same file, as the CLI in another process would have.
+        let cli = Store::open(dir.path()).unwrap();
+        let id = ClientId::generate();
+        let now = Utc::now();
+        wait(cli.create_token(&NewToken {
+            name: "ci-deploy-prod",
+            client_id: &id,
+            secret_hash: ClientSecret::generate().hash(),
+            created_at: now,
+            expires_at: now + Days::days(30),
+        }))
+        .unwrap();
+        for rx in [&mut a, &mut b] {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .unwrap()
+                .unwrap();
+            let inv = rx.borrow_and_update().clone();
+            assert_eq!(inv.version, 1);
+            assert_eq!(inv.tokens.len(), 1);
+            assert_eq!(inv.tokens[0].client_id, id.as_str());
+        }
+        // Nothing new: no new inventory is published (the slow refresh is an hour away).
+        let quiet = tokio::time::timeout(Duration::from_millis(200), a.changed()).await;
+        assert!(quiet.is_err(), "no change, no publication");
+    }
+}

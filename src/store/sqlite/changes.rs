@@ -46,3 +46,65 @@ impl ChangeFeed for SqliteStore {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use crate::credential::{ClientId, ClientSecret};
+    use crate::store::{ChangeFeed, ChangeKind, NewToken, Store, TokenStore, wait};
+
+    #[test]
+    fn every_enforcement_write_appends_one_versioned_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(wait(store.change_version()).unwrap(), 0);
+        let id = ClientId::generate();
+        let now = chrono::Utc::now();
+        let token = NewToken {
+            name: "ci-deploy-prod",
+            client_id: &id,
+            secret_hash: ClientSecret::generate().hash(),
+            created_at: now,
+            expires_at: now + Duration::days(30),
+        };
+        wait(store.create_token(&token)).unwrap();
+        wait(store.revoke_token("ci-deploy-prod", now)).unwrap();
+        assert_eq!(wait(store.change_version()).unwrap(), 2);
+        let all = wait(store.changes_since(0, 10)).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|c| c.kind == ChangeKind::Token && c.subject == id.as_str()));
+        assert_eq!(all[0].version, 1);
+        let later = wait(store.changes_since(1, 10)).unwrap();
+        assert_eq!(later.iter().map(|c| c.version).collect::<Vec<_>>(), [2]);
+        // A refused write (the token is already revoked) changes nothing.
+        assert!(wait(store.revoke_token("ci-deploy-prod", now)).is_err());
+        assert_eq!(wait(store.change_version()).unwrap(), 2);
+        // Last-seen batches are per-request data: not a change.
+        wait(store.touch_tokens(&[(id.as_str().into(), now, "10.0.0.1".into())])).unwrap();
+        assert_eq!(wait(store.change_version()).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_store_from_before_the_feed_continues_past_its_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            drop(store);
+        }
+        // Put the file back at schema 4 with a generation counter, as an older botgate left it.
+        let path = dir.path().join(super::super::STORE_FILE);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE changes; UPDATE meta SET generation = 7; PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(wait(store.schema_version()).unwrap(), 5);
+        assert_eq!(wait(store.change_version()).unwrap(), 7);
+        let rows = wait(store.changes_since(0, 10)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].kind, ChangeKind::Migrated);
+    }
+}
