@@ -1,8 +1,9 @@
 //! `botgate console [--log FILE] [--theme NAME] [--read-only]`: open the ops console on a JSONL
-//! audit log written by another process (default: the gate's log in the state dir), with the
-//! token inventory and the policy file re-read every 2 s and rotations every 1 s, off the UI
-//! task. Unless `--read-only`, the rotation wizard acts on the state dir's store and policy file;
-//! new token secrets go to `<state dir>/secrets/<name>.json`.
+//! audit log written by another process (default: the gate's log in the state dir). The
+//! inventory comes from its own hub on the store (`store::hub`); the policy file is re-read
+//! every 2 s and rotations every 1 s, off the UI task. Unless `--read-only`, the rotation
+//! wizard acts on the state dir's store and policy file; new token secrets go to
+//! `<state dir>/secrets/<name>.json`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

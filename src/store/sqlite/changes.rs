@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(wait(store.change_version()).unwrap(), 2);
         let all = wait(store.changes_since(0, 10)).unwrap();
         assert_eq!(all.len(), 2);
-        assert!(all.iter().all(|c| c.kind == ChangeKind::Token && c.subject == id.as_str()));
+        assert!(
+            all.iter()
+                .all(|c| c.kind == ChangeKind::Token && c.subject == id.as_str())
+        );
         assert_eq!(all[0].version, 1);
         let later = wait(store.changes_since(1, 10)).unwrap();
         assert_eq!(later.iter().map(|c| c.version).collect::<Vec<_>>(), [2]);
