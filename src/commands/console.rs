@@ -91,7 +91,7 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
             .with_context(|| format!("reading the {}", store.describe()))?;
         let inventory = feed::spawn_inventory(
             hub.subscribe(),
-            Some(paths.config.clone()),
+            feed::PolicySource::File(paths.config.clone()),
             tx,
             feed::INVENTORY_EVERY,
         );
@@ -188,7 +188,7 @@ impl InProcessConsole {
             bridge.task,
             feed::spawn_inventory(
                 rt.hub.subscribe(),
-                Some(policy_path.clone()),
+                feed::PolicySource::Live(rt.live.clone()),
                 tx.clone(),
                 feed::INVENTORY_EVERY,
             ),

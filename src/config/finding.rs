@@ -119,6 +119,27 @@ impl ConfigError {
         }
     }
 
+    /// The first error on one line (`+N more` when there are others), for banners.
+    pub fn first_error_line(&self) -> String {
+        let mut errors = self.findings().iter().filter(|f| f.is_error());
+        match errors.next() {
+            Some(first) => {
+                let mut text = first
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let more = errors.count();
+                if more > 0 {
+                    text.push_str(&format!(" (+{more} more: run `botgate policy check`)"));
+                }
+                text
+            }
+            None => self.to_string(),
+        }
+    }
+
     /// The number of error findings (1 for a file that could not be read).
     pub fn error_count(&self) -> usize {
         match self {

@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 use crate::audit::tail::{self, ReopenReason, TailHandle, TailItem, TailOptions};
 use crate::audit::{AuditBus, BusMessage};
 use crate::clock::SharedClock;
-use crate::config::ConfigError;
 use crate::config::model::PolicyFile;
 use crate::rotation::{self, EvidenceReader};
+use crate::runtime::LivePolicy;
 use tokio::sync::watch;
 
 use crate::store::Store;
@@ -114,20 +114,32 @@ pub struct Snapshot {
     pub store_error: Option<String>,
 }
 
-/// Turns the hub's inventory and the policy file into rows, keeping the last good policy
-/// across bad edits.
+/// Where the console's view of the policy comes from.
+#[derive(Debug)]
+pub enum PolicySource {
+    /// No policy.
+    None,
+    /// A file the console re-reads itself (`botgate console` beside a gate in another process),
+    /// with the gate's validation, keeping the last good one across bad edits.
+    File(PathBuf),
+    /// The running gate's own reloads (`serve --console`, `demo`): what the gate applied, and
+    /// why it rejected the last edit.
+    Live(watch::Receiver<LivePolicy>),
+}
+
+/// Turns the hub's inventory and the policy into rows.
 #[derive(Debug)]
 pub struct InventoryReader {
-    policy_file: Option<PathBuf>,
+    policy: PolicySource,
     last_text: Option<String>,
     last_good: Option<PolicyFile>,
     last_error: Option<String>,
 }
 
 impl InventoryReader {
-    pub fn new(policy_file: Option<PathBuf>) -> Self {
+    pub fn new(policy: PolicySource) -> Self {
         Self {
-            policy_file,
+            policy,
             last_text: None,
             last_good: None,
             last_error: None,
@@ -162,8 +174,19 @@ impl InventoryReader {
     }
 
     fn reload_policy(&mut self) -> bool {
-        let Some(path) = &self.policy_file else {
-            return self.last_text.replace(String::new()).is_none();
+        let path = match &mut self.policy {
+            PolicySource::None => return self.last_text.replace(String::new()).is_none(),
+            PolicySource::Live(rx) => {
+                let first = self.last_text.replace(String::new()).is_none();
+                if !first && !rx.has_changed().unwrap_or(false) {
+                    return false;
+                }
+                let live = rx.borrow_and_update().clone();
+                self.last_good = live.file.as_deref().cloned();
+                self.last_error = live.rejected;
+                return true;
+            }
+            PolicySource::File(path) => path,
         };
         // A missing file is "no policy yet", not a failed reload.
         let text =
@@ -181,32 +204,11 @@ impl InventoryReader {
                     self.last_good = Some(loaded.file);
                     self.last_error = None;
                 }
-                Err(e) => self.last_error = Some(describe_config_error(&e)),
+                Err(e) => self.last_error = Some(e.first_error_line()),
             }
         }
         self.last_text = Some(text);
         true
-    }
-}
-
-/// The first error of a rejected policy file, on one line (`+N more` when there are others).
-fn describe_config_error(e: &ConfigError) -> String {
-    let mut errors = e.findings().iter().filter(|f| f.is_error());
-    match errors.next() {
-        Some(first) => {
-            let mut text = first
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let more = errors.count();
-            if more > 0 {
-                text.push_str(&format!(" (+{more} more: run `botgate policy check`)"));
-            }
-            text
-        }
-        None => e.to_string(),
     }
 }
 
@@ -290,12 +292,12 @@ pub fn spawn_rotations(
 /// is gone.
 pub fn spawn_inventory(
     mut hub: watch::Receiver<Arc<Inventory>>,
-    policy_file: Option<PathBuf>,
+    policy: PolicySource,
     tx: mpsc::Sender<Msg>,
     every: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut reader = Some(InventoryReader::new(policy_file));
+        let mut reader = Some(InventoryReader::new(policy));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -415,6 +417,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_in_process_console_shows_what_the_gate_applied_and_why_it_rejected_an_edit() {
+        let file: crate::config::PolicyFile = toml::from_str(
+            "[[app]]\nname = \"api\"\nhostnames = [\"api\"]\nupstream = \"http://127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let (tx, rx) = watch::channel(LivePolicy {
+            file: Some(Arc::new(file)),
+            rejected: None,
+        });
+        let mut r = InventoryReader::new(PolicySource::Live(rx));
+        let inv = Inventory::default();
+        let (snap, changed) = r.read(&inv);
+        assert!(changed && snap.reload_error.is_none());
+        assert_eq!(snap.apps.len(), 1);
+        assert!(!r.read(&inv).1, "no reload, no change");
+        tx.send_modify(|l| l.rejected = Some("policy.toml:3:1: error: unknown field".into()));
+        let (snap, changed) = r.read(&inv);
+        assert!(changed);
+        assert_eq!(snap.apps.len(), 1, "the gate kept its policy");
+        assert_eq!(
+            snap.reload_error.as_deref(),
+            Some("policy.toml:3:1: error: unknown field")
+        );
+    }
+
+    #[test]
     fn a_bad_policy_edit_keeps_the_last_good_one_and_says_where() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
@@ -424,7 +452,7 @@ mod tests {
             "[[app]]\nname = \"api\"\nhostnames = [\"api\"]\nupstream = \"http://127.0.0.1:1\"\n",
         )
         .unwrap();
-        let mut r = InventoryReader::new(Some(policy.clone()));
+        let mut r = InventoryReader::new(PolicySource::File(policy.clone()));
         let inv = crate::store::wait(Inventory::read(&store)).unwrap();
         let (snap, changed) = r.read(&inv);
         assert!(changed && snap.reload_error.is_none());
@@ -507,7 +535,12 @@ mod tests {
         .unwrap();
         let (tx, mut rx) = channel();
         let hub = crate::store::hub::InventoryHub::start((*store).clone()).unwrap();
-        let task = spawn_inventory(hub.subscribe(), None, tx, Duration::from_secs(3600));
+        let task = spawn_inventory(
+            hub.subscribe(),
+            PolicySource::None,
+            tx,
+            Duration::from_secs(3600),
+        );
         let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .unwrap()

@@ -25,7 +25,7 @@ use crate::sink::SinkConfig;
 use crate::store::Store;
 use crate::store::hub::InventoryHub;
 
-pub use reload::{ReloadOutcome, ReloadReport, describe_rejection};
+pub use reload::{LivePolicy, ReloadOutcome, ReloadReport, describe_rejection};
 
 /// What the runtime is started with, beyond the policy file and the store.
 pub struct RuntimeOptions {
@@ -90,6 +90,8 @@ pub struct Runtime {
     pub store: Arc<Store>,
     /// The one follower of the store's change feed: gate, detectors and console read from it.
     pub hub: Arc<InventoryHub>,
+    /// The policy the gate runs (and the last rejected edit), updated by every reload.
+    pub live: tokio::sync::watch::Receiver<LivePolicy>,
     pub clock: SharedClock,
     pub policy_path: PathBuf,
     pub state_dir: PathBuf,
@@ -137,6 +139,10 @@ impl Runtime {
         }
         service_opts.inventory_dirs = file.inventory.watch.iter().map(|d| base.join(d)).collect();
         let audit_log = gate_opts.audit_log.clone();
+        let (live_tx, live) = tokio::sync::watch::channel(LivePolicy {
+            file: Some(Arc::new(file.clone())),
+            rejected: None,
+        });
         let hub = Arc::new(InventoryHub::start((*store).clone())?);
         let gate = gate::start(
             gate_opts,
@@ -172,6 +178,7 @@ impl Runtime {
                 }
             };
             let target = reload::ReloadTarget {
+                live: live_tx,
                 gate: gate.reloader(),
                 countries: services.detect.expected_countries_tx(),
                 audit: gate.state.audit.clone(),
@@ -200,6 +207,7 @@ impl Runtime {
             bus: opts.bus,
             store,
             hub,
+            live,
             clock: opts.clock,
             policy_path: opts.policy_path,
             state_dir: opts.state_dir,

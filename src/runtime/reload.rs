@@ -7,12 +7,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::audit::{AccessEvent, AuditSink};
 use crate::clock::SharedClock;
-use crate::config::ConfigError;
 use crate::config::watch::Reload;
+use crate::config::{ConfigError, PolicyFile};
 use crate::detect::ExpectedCountries;
 use crate::gate::PolicyReloader;
 
@@ -34,8 +34,17 @@ pub enum ReloadOutcome {
     Rejected(String),
 }
 
+/// The policy the gate runs, as the in-process console shows it: the file last applied and,
+/// when a later edit was rejected, why (one line).
+#[derive(Debug, Clone, Default)]
+pub struct LivePolicy {
+    pub file: Option<Arc<PolicyFile>>,
+    pub rejected: Option<String>,
+}
+
 /// What a reload acts on.
 pub(super) struct ReloadTarget {
+    pub live: watch::Sender<LivePolicy>,
     pub gate: PolicyReloader,
     pub countries: mpsc::UnboundedSender<ExpectedCountries>,
     pub audit: AuditSink,
@@ -95,13 +104,22 @@ impl ReloadTarget {
                     let _ = self
                         .countries
                         .send(ExpectedCountries::from_policy(&cfg.file));
-                    ReloadOutcome::Applied {
-                        apps: cfg.file.app.len(),
-                    }
+                    let apps = cfg.file.app.len();
+                    self.live.send_replace(LivePolicy {
+                        file: Some(Arc::new(cfg.file)),
+                        rejected: None,
+                    });
+                    ReloadOutcome::Applied { apps }
                 }
-                Err(e) => ReloadOutcome::Rejected(e.to_string()),
+                Err(e) => {
+                    self.reject(e.to_string());
+                    ReloadOutcome::Rejected(e.to_string())
+                }
             },
-            Reload::Rejected(e) => ReloadOutcome::Rejected(describe_rejection(&e)),
+            Reload::Rejected(e) => {
+                self.reject(e.first_error_line());
+                ReloadOutcome::Rejected(describe_rejection(&e))
+            }
         };
         self.record(&outcome);
         if self.report == ReloadReport::Stderr {
@@ -113,6 +131,11 @@ impl ReloadTarget {
             }
         }
         outcome
+    }
+
+    /// Keep the last good policy, saying why the edit was not taken.
+    fn reject(&self, why: String) {
+        self.live.send_modify(|live| live.rejected = Some(why));
     }
 
     /// The outcome as an admin event, through the one writer (and so the bus).
