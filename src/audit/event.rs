@@ -65,6 +65,10 @@ pub struct AccessEvent {
     pub host: Option<String>,
     pub path: Option<String>,
     pub latency_ms: Option<f64>,
+    /// The gate that wrote the event (`[gate] node`, default its host name); `null` on admin
+    /// events a CLI appended while no gate held the audit file.
+    #[serde(default)]
+    pub node: Option<std::sync::Arc<str>>,
     /// Extra structured detail for admin and alert events (absent on access events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
@@ -103,6 +107,7 @@ impl AccessEvent {
             host: None,
             path: None,
             latency_ms: None,
+            node: None,
             details: None,
             peer_cert: None,
         }

@@ -117,6 +117,12 @@ impl Output {
         }
     }
 
+    /// The writer's own event (quarantine, outage), named with this gate's node.
+    fn push_own(&mut self, mut ev: AccessEvent) {
+        ev.node = self.shared.node.clone();
+        self.push(Arc::new(ev));
+    }
+
     fn push(&mut self, ev: Arc<AccessEvent>) {
         // Serialising plain fields into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut self.buf, &*ev);
@@ -237,7 +243,7 @@ impl Output {
             tracing::warn!(path = %self.path.display(), "audit log writable again");
             let ev = outage_alert(&self.path, &outage, "resolved", self.clock.now());
             // Written by the next commit (the caller's loop makes it now).
-            self.push(Arc::new(ev));
+            self.push_own(ev);
         }
     }
 
@@ -276,7 +282,7 @@ impl Output {
         // writable; a kept line also makes the next retry an attempt to write.
         if opening || self.buf.is_empty() {
             let ev = outage_alert(&self.path, outage, "open", now);
-            self.push(Arc::new(ev));
+            self.push_own(ev);
         }
     }
 
@@ -297,7 +303,7 @@ impl Output {
                 "bytes": q.bytes,
             }),
         );
-        self.push(Arc::new(ev));
+        self.push_own(ev);
     }
 
     /// Stopping: no waiter may be left hanging.

@@ -86,6 +86,7 @@ pub(super) struct Shared {
     pub reopen: AtomicBool,
     /// Write what is queued and stop (set by `finish`).
     pub stop: AtomicBool,
+    pub node: Option<Arc<str>>,
 }
 
 /// Where the gate sends events: the writer's channel (and through it the bus).
@@ -108,7 +109,15 @@ impl AuditSink {
     /// response waits for: alerts, admin actions, refused handshakes). A refused event still
     /// goes on the bus, at once.
     pub fn record(&self, event: AccessEvent) -> Result<(), AuditUnavailable> {
-        self.send(Arc::new(event), None)
+        self.send(self.stamp(event), None)
+    }
+
+    /// The event with this writer's node, unless it names one.
+    fn stamp(&self, mut event: AccessEvent) -> Arc<AccessEvent> {
+        if event.node.is_none() {
+            event.node = self.shared.node.clone();
+        }
+        Arc::new(event)
     }
 
     /// Queue an event; the returned `Commit` resolves when its batch is in the file (handed to
@@ -117,11 +126,11 @@ impl AuditSink {
     /// With `audit_durability = "buffered"` it resolves at once.
     pub fn commit(&self, event: AccessEvent) -> Result<Commit, AuditUnavailable> {
         if self.shared.durability == AuditDurability::Buffered {
-            self.send(Arc::new(event), None)?;
+            self.send(self.stamp(event), None)?;
             return Ok(Commit(None));
         }
         let (done, rx) = oneshot::channel();
-        self.send(Arc::new(event), Some(done))?;
+        self.send(self.stamp(event), Some(done))?;
         Ok(Commit(Some(rx)))
     }
 
@@ -190,6 +199,8 @@ pub struct WriterOptions {
     pub durability: AuditDurability,
     /// Timestamps of the writer's own events (quarantine, outage alerts).
     pub clock: SharedClock,
+    /// Stamped as `node` on every event that does not name one.
+    pub node: Option<Arc<str>>,
 }
 
 /// Asks the writer to reopen its path (what `serve` does on SIGHUP and SIGUSR1, after a
@@ -276,6 +287,7 @@ impl AuditWriter {
             durability: opts.durability,
             reopen: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            node: opts.node.clone(),
         });
         let out = group_commit::Output::open(path, bus.clone(), opts, shared.clone())?;
         let thread = std::thread::Builder::new()

@@ -13,6 +13,7 @@ fn opts(durability: AuditDurability) -> WriterOptions {
         queue: 4096,
         durability,
         clock: Arc::new(SystemClock),
+        node: None,
     }
 }
 
@@ -231,4 +232,33 @@ async fn buffered_commits_resolve_at_once_and_are_still_written() {
     sink.commit(event("b")).unwrap().await.unwrap();
     writer.finish().await;
     assert_eq!(rays(&path), ["b"]);
+}
+
+#[tokio::test]
+async fn every_event_is_named_with_the_writers_node_unless_it_names_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let bus = AuditBus::new(64);
+    let mut rx = bus.subscribe();
+    let mut o = opts(AuditDurability::Write);
+    o.node = Some("gate-a".into());
+    let (sink, writer) = AuditWriter::start(&path, bus, o).await.unwrap();
+    sink.record(event("mine")).unwrap();
+    let mut relayed = event("relayed");
+    relayed.node = Some("gate-b".into());
+    sink.record(relayed).unwrap();
+    assert!(poll(|| rays(&path).len() >= 2).await);
+    let nodes: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["node"].to_string())
+        .collect();
+    assert_eq!(nodes, ["\"gate-a\"", "\"gate-b\""]);
+    let BusMessage::Event(on_bus) = rx.recv().await.unwrap();
+    assert_eq!(
+        on_bus.node.as_deref(),
+        Some("gate-a"),
+        "the bus sees what the file holds"
+    );
+    writer.finish().await;
 }

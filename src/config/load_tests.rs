@@ -475,3 +475,26 @@ fn header_limits_in_range_are_accepted() {
     );
     assert!(all_findings(&text).is_empty());
 }
+
+#[test]
+fn a_node_name_must_be_a_plain_name() {
+    let text = edit("[gate]\n", "[gate]\nnode = \"gate a/1\"\n");
+    let f = all_findings(&text);
+    let errors: Vec<_> = f.iter().filter(|f| f.severity == Severity::Error).collect();
+    assert_eq!(errors.len(), 1, "{f:?}");
+    assert_at(
+        errors[0],
+        2,
+        8,
+        "gate.node",
+        "node \"gate a/1\" is not a node name",
+    );
+    let ok = edit("[gate]\n", "[gate]\nnode = \"gate-a.eu_1\"\n");
+    assert!(all_findings(&ok).is_empty());
+}
+
+#[test]
+fn the_default_node_is_the_host_name_as_a_node_name() {
+    let name = crate::config::model::host_node_name().expect("this host has a name");
+    assert!(crate::config::model::valid_node_name(&name), "{name:?}");
+}

@@ -64,6 +64,9 @@ pub struct GateSection {
     /// Upstream connect + response-head timeout in milliseconds.
     #[serde(default = "default_upstream_timeout_ms")]
     pub upstream_timeout_ms: u64,
+    /// This gate's name in its audit events (`node`); default the host name.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 impl Default for GateSection {
@@ -82,6 +85,7 @@ impl Default for GateSection {
             max_header_bytes: default_max_header_bytes(),
             max_headers: default_max_headers(),
             upstream_timeout_ms: default_upstream_timeout_ms(),
+            node: None,
         }
     }
 }
@@ -105,6 +109,37 @@ fn default_max_headers() -> usize {
 pub const MAX_HEADER_BYTES_RANGE: std::ops::RangeInclusive<usize> = 8192..=1024 * 1024;
 /// `max_headers` bounds: room for the usual dozen, and a cap on per-request parser memory.
 pub const MAX_HEADERS_RANGE: std::ops::RangeInclusive<usize> = 16..=1000;
+/// Longest `[gate] node` name.
+pub const MAX_NODE_LEN: usize = 64;
+
+/// Whether `name` can be a node name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+pub fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NODE_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The default node name: this host's name, with anything a node name cannot hold replaced by
+/// `-` (`None` when the system has none).
+pub fn host_node_name() -> Option<String> {
+    let uname = rustix::system::uname();
+    let host = uname.nodename().to_string_lossy();
+    let name: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(MAX_NODE_LEN)
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
 fn default_upstream_timeout_ms() -> u64 {
     30_000
 }

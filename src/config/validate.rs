@@ -82,6 +82,13 @@ impl Validator<'_, '_> {
             (None, Some(span)) => self.error(span, "tls_key is set but tls_cert is not", Some("set both (PEM files), or neither to have the local CA issue the server certificate")),
             _ => {}
         }
+        if let Some(node) = &file.gate.node
+            && let Some(span) = key_span("node")
+            && !crate::config::model::valid_node_name(node)
+        {
+            let message = format!("node {node:?} is not a node name");
+            self.error(span, message, Some("use 1 to 64 letters, digits, '.', '_' or '-' (e.g. \"gate-a\"); the default is the host name"));
+        }
         let defaults = GateSection::default();
         let limits = [
             (

@@ -58,6 +58,8 @@ pub struct GateOptions {
     /// runtime with its own `SO_REUSEPORT` sockets. 0: the accept loops and connections run as
     /// tasks on the caller's runtime (the default; `botgate serve` uses one per CPU).
     pub workers: usize,
+    /// `node` in every audit event this gate writes.
+    pub node: Option<Arc<str>>,
 }
 
 impl GateOptions {
@@ -91,6 +93,11 @@ impl GateOptions {
             upstream_timeout: Duration::from_millis(g.upstream_timeout_ms),
             audit_queue: 65_536,
             workers: 0,
+            node: g
+                .node
+                .clone()
+                .or_else(crate::config::model::host_node_name)
+                .map(Into::into),
         })
     }
 }
@@ -184,6 +191,7 @@ pub async fn start(
         queue: opts.audit_queue,
         durability: opts.audit_durability,
         clock: clock.clone(),
+        node: opts.node.clone(),
     };
     let (audit, writer) = AuditWriter::start(&opts.audit_log, bus.clone(), writer_opts)
         .await

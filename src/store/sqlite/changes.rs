@@ -52,7 +52,7 @@ mod tests {
     use chrono::Duration;
 
     use crate::credential::{ClientId, ClientSecret};
-    use crate::store::{ChangeFeed, ChangeKind, NewToken, Store, TokenStore, wait};
+    use crate::store::{ChangeKind, NewToken, Store, wait};
 
     #[test]
     fn every_enforcement_write_appends_one_versioned_change() {
