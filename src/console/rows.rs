@@ -15,9 +15,9 @@ use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
 
 /// Identities, filtered and sorted (req/min, deny %, last seen, or name).
 pub fn identities(s: &AppState) -> Vec<&IdentityStats> {
-    let now = s.now.timestamp();
+    let now = s.shown_now().timestamp();
     let mut v: Vec<(u64, &IdentityStats)> = s
-        .traffic
+        .shown_traffic()
         .identities
         .iter()
         .filter(|i| s.filter.matches_identity(i))
@@ -46,7 +46,7 @@ pub fn identities(s: &AppState) -> Vec<&IdentityStats> {
 
 /// When a credential was last seen: the inventory's record or live traffic, whichever is newer.
 pub fn last_seen(s: &AppState, name: &str, stored: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    let live = s.traffic.identities.get(name).map(|i| i.last_seen);
+    let live = s.shown_traffic().identities.get(name).map(|i| i.last_seen);
     stored.max(live)
 }
 
@@ -107,7 +107,7 @@ pub fn certs(s: &AppState) -> Vec<&CertRow> {
 /// Alerts, filtered, newest first (or most severe first), open before resolved.
 pub fn alerts(s: &AppState) -> Vec<&AlertRow> {
     let mut v: Vec<&AlertRow> = s
-        .alerts
+        .shown_alerts()
         .iter()
         .filter(|a| {
             s.filter.matches_text(&[
@@ -181,23 +181,23 @@ pub fn policy_lines(s: &AppState) -> Vec<PolicyLine<'_>> {
 /// Events shown in the Log view and the live tail (filtered when a filter is set).
 pub fn log_len(s: &AppState) -> usize {
     if s.filter.is_empty() {
-        s.traffic.ring.len()
+        s.shown_traffic().ring.len()
     } else {
-        s.filtered.len()
+        s.shown_filtered().len()
     }
 }
 
 /// The `i`-th newest event of the Log view (0 = newest).
 pub fn log_event(s: &AppState, i: usize) -> Option<&Arc<AccessEvent>> {
     if s.filter.is_empty() {
-        s.traffic.ring.newest(i)
+        s.shown_traffic().ring.newest(i)
     } else {
         let seq = s
             .filtered
             .len()
             .checked_sub(i + 1)
-            .and_then(|j| s.filtered.get(j))?;
-        s.traffic.ring.get(*seq)
+            .and_then(|j| s.shown_filtered().get(j))?;
+        s.shown_traffic().ring.get(*seq)
     }
 }
 
@@ -206,9 +206,9 @@ pub fn row_count(s: &AppState, view: ViewId) -> usize {
     match view {
         ViewId::Traffic => {
             if s.filter.is_empty() {
-                s.traffic.identities.len()
+                s.shown_traffic().identities.len()
             } else {
-                s.traffic
+                s.shown_traffic()
                     .identities
                     .iter()
                     .filter(|i| s.filter.matches_identity(i))
@@ -246,7 +246,7 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                         i.denied,
                         i.deny_pct()
                     ),
-                    format!("req/min      {}", i.per_minute(s.now.timestamp())),
+                    format!("req/min      {}", i.per_minute(s.shown_now().timestamp())),
                     format!("first seen   {}", seen(Some(i.first_seen))),
                     format!("last seen    {}", seen(Some(i.last_seen))),
                     format!("countries    {}", i.countries.joined()),
