@@ -950,3 +950,33 @@ fn filter_history_walks_with_up_and_down() {
     key(&mut s, KeyCode::Down);
     assert_eq!(s.filter_input.as_deref(), Some("ci"), "back to the draft");
 }
+
+#[test]
+fn enter_on_a_token_drills_down_into_its_traffic_alerts_and_last_events() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('2'));
+    key(&mut s, KeyCode::Enter);
+    let Some(Overlay::Details { title, lines, .. }) = &s.overlay else {
+        panic!("no details")
+    };
+    assert_eq!(title, "token backup-cron-prod");
+    let text = lines.join("\n");
+    let ring: Vec<_> = (0..rows::log_len(&s))
+        .filter_map(|i| rows::log_event(&s, i))
+        .filter(|e| e.identity() == Some("backup-cron-prod") && e.event == EventKind::Access)
+        .collect();
+    let allowed = ring.iter().filter(|e| e.allowed).count();
+    assert!(
+        text.contains(&format!(
+            "in the ring  {allowed} allowed, {} denied",
+            ring.len() - allowed
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("open alerts  token backup-cron-prod expires in 5d"),
+        "{text}"
+    );
+    assert!(text.contains(&ring[0].created_at.format("%H:%M:%S%.3f").to_string()));
+    insta::assert_snapshot!("overlay_token_drill_down", draw(&s, 160, 45));
+}

@@ -369,7 +369,9 @@ impl AppState {
             return;
         };
         match action {
-            Some(Action::Down) => menu.selected = (menu.selected + 1).min(menu.items.len() - 1),
+            Some(Action::Down) => {
+                menu.selected = (menu.selected + 1).min(menu.items.len().saturating_sub(1));
+            }
             Some(Action::Up) => menu.selected = menu.selected.saturating_sub(1),
             Some(Action::Confirm) => {
                 let item = menu.items.get(menu.selected).cloned();

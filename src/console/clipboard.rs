@@ -106,7 +106,9 @@ pub fn menu(s: &AppState) -> Vec<Copyable> {
     };
     if let Some(r) = request {
         items.push(Copyable::new("curl that reproduces the request", r.curl(s)));
-        items.push(Copyable::new("botgate policy explain line", r.explain()));
+        if let Some(line) = r.explain() {
+            items.push(Copyable::new("botgate policy explain line", line));
+        }
     }
     items
 }
@@ -251,8 +253,9 @@ impl Request {
         parts.join(" ")
     }
 
-    /// `botgate policy explain --app HOST (--token NAME | --cert CN.pem) [--ip IP]`.
-    fn explain(&self) -> String {
+    /// `botgate policy explain --app HOST (--token NAME | --cert CN.pem) [--ip IP]`; none for
+    /// a request without a credential (explain needs one).
+    fn explain(&self) -> Option<String> {
         let mut line = format!("botgate policy explain --app {}", sh_quote(&self.host));
         match &self.credential {
             Credential::Token { name, .. } => {
@@ -264,12 +267,12 @@ impl Request {
                     sh_quote(&format!("{common_name}.pem"))
                 ));
             }
-            Credential::None => {}
+            Credential::None => return None,
         }
         if let Some(ip) = &self.ip {
             line.push_str(&format!(" --ip {}", sh_quote(ip)));
         }
-        line
+        Some(line)
     }
 }
 
