@@ -684,3 +684,299 @@ fn feed_problems_show_in_the_header() {
     );
     assert!(text.contains("READ-ONLY"));
 }
+
+/// The body of the screen (below the header line), where the views draw.
+fn body_text(s: &AppState) -> String {
+    draw(s, 160, 45)
+        .lines()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn newer_events(n: u64) -> Vec<Arc<AccessEvent>> {
+    (0..n)
+        .map(|i| {
+            let mut e = bench::synthetic_event(5_000 + i, now(), 10);
+            e.ray_id = format!("after-freeze-{i}");
+            Arc::new(e)
+        })
+        .collect()
+}
+
+#[test]
+fn freeze_keeps_the_views_still_counts_new_events_and_unfreeze_jumps_to_live() {
+    let mut s = state();
+    for view in ['1', '7', '4'] {
+        key(&mut s, KeyCode::Char(view));
+        let before = body_text(&s);
+        key(&mut s, KeyCode::Char('f'));
+        assert!(s.frozen.is_some());
+        bench::ingest(&mut s, &newer_events(25));
+        assert_eq!(s.new_since_frozen(), 25);
+        let text = draw(&s, 160, 45);
+        assert!(text.contains("frozen · 25 new"), "header says so:\n{text}");
+        // The footer line carries the freeze notice; the rest of the view is unchanged.
+        let body = body_text(&s);
+        let (b, a): (Vec<_>, Vec<_>) = (before.lines().collect(), body.lines().collect());
+        assert_eq!(
+            b[..b.len() - 1],
+            a[..a.len() - 1],
+            "view {view} moved while frozen"
+        );
+        if view == '7' {
+            insta::assert_snapshot!("view_log_frozen", text);
+        }
+        key(&mut s, KeyCode::Char('f'));
+        assert!(s.frozen.is_none());
+        assert!(!draw(&s, 160, 45).contains("frozen"));
+    }
+    // Unfrozen, the Log view is at the newest event again.
+    key(&mut s, KeyCode::Char('7'));
+    assert_eq!(s.selected[ViewId::Log.index()], 0);
+    assert_eq!(rows::log_event(&s, 0).unwrap().ray_id, "after-freeze-24");
+}
+
+#[test]
+fn freeze_command_and_filter_while_frozen() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char(':'));
+    typed(&mut s, "freeze");
+    key(&mut s, KeyCode::Enter);
+    assert!(s.frozen.is_some(), ":freeze does what f does");
+    bench::ingest(&mut s, &newer_events(8));
+    // A filter set while frozen applies to what is shown, not to the events that came since.
+    key(&mut s, KeyCode::Char('/'));
+    typed(&mut s, "after-freeze");
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(rows::log_len(&s), 0);
+    key(&mut s, KeyCode::Char('f'));
+    assert_eq!(rows::log_len(&s), 8, "live again: the new events match");
+}
+
+/// Decode standard padded base64 (the test's own, so the console's encoder is checked against
+/// something it did not write).
+fn unbase64(text: &str) -> Vec<u8> {
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.chars().filter(|c| *c != '=') {
+        bits = (bits << 6) | alphabet.find(c).unwrap() as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+fn copied(s: &mut AppState) -> Vec<String> {
+    std::mem::take(&mut s.effects)
+        .into_iter()
+        .filter_map(|e| match e {
+            botgate::console::Effect::Copy(text) => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn y_on_a_log_row_sends_osc52_with_exactly_its_ray_id() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('7'));
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Char('j'));
+    let ray = rows::log_event(&s, 2).unwrap().ray_id.clone();
+    key(&mut s, KeyCode::Char('y'));
+    let texts = copied(&mut s);
+    assert_eq!(texts, std::slice::from_ref(&ray));
+    let seq = botgate::console::clipboard::osc52(&texts[0]);
+    let payload = seq
+        .strip_prefix("\x1b]52;c;")
+        .and_then(|p| p.strip_suffix('\x07'))
+        .unwrap();
+    assert_eq!(unbase64(payload), ray.as_bytes());
+    assert!(
+        draw(&s, 160, 45).contains(&format!("copied ray id {ray} (OSC 52)")),
+        "the footer confirms"
+    );
+}
+
+#[test]
+fn y_copies_each_views_key_field() {
+    let mut s = state();
+    for (view, want) in [
+        ('2', rows::tokens(&s)[0].client_id.clone()),
+        ('3', rows::certs(&s)[0].fingerprint_sha256.clone()),
+        ('4', rows::alerts(&s)[0].id.clone()),
+        ('1', rows::identities(&s)[0].name.clone()),
+    ] {
+        key(&mut s, KeyCode::Char(view));
+        key(&mut s, KeyCode::Char('y'));
+        assert_eq!(copied(&mut s), [want], "view {view}");
+    }
+}
+
+#[test]
+fn shift_y_menu_offers_json_curl_and_explain_without_the_secret() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('7'));
+    let e = rows::log_event(&s, 0).unwrap().clone();
+    key(&mut s, KeyCode::Char('Y'));
+    let menu = s.copy_menu.clone().expect("the menu opens");
+    let whats: Vec<&str> = menu.items.iter().map(|i| i.what.as_str()).collect();
+    assert_eq!(
+        whats,
+        [
+            "row as JSON",
+            "curl that reproduces the request",
+            "botgate policy explain line"
+        ]
+    );
+    let json: serde_json::Value = serde_json::from_str(&menu.items[0].text).unwrap();
+    assert_eq!(json["ray_id"], e.ray_id.as_str());
+    let curl = &menu.items[1].text;
+    assert!(
+        curl.contains("$CF_ACCESS_CLIENT_SECRET") || curl.contains("--cert"),
+        "{curl}"
+    );
+    assert!(!curl.contains("bgs_"), "never a secret: {curl}");
+    assert!(
+        curl.contains(e.path.as_deref().unwrap()),
+        "the request's path: {curl}"
+    );
+    let explain = &menu.items[2].text;
+    assert!(
+        explain.starts_with(&format!(
+            "botgate policy explain --app {}",
+            e.host.as_deref().unwrap()
+        )),
+        "{explain}"
+    );
+    insta::assert_snapshot!("copy_menu", draw(&s, 160, 45));
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Enter);
+    assert!(s.copy_menu.is_none());
+    assert_eq!(copied(&mut s), std::slice::from_ref(curl));
+    // Esc closes without copying.
+    key(&mut s, KeyCode::Char('Y'));
+    key(&mut s, KeyCode::Esc);
+    assert!(s.copy_menu.is_none() && copied(&mut s).is_empty());
+}
+
+fn exported(s: &mut AppState) -> (std::path::PathBuf, String) {
+    let mut files: Vec<_> = std::mem::take(&mut s.effects)
+        .into_iter()
+        .filter_map(|e| match e {
+            botgate::console::Effect::WriteFile { path, contents, .. } => Some((path, contents)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(files.len(), 1);
+    files.remove(0)
+}
+
+#[test]
+fn export_writes_what_the_view_shows_as_csv_or_json() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('7'));
+    key(&mut s, KeyCode::Char('/'));
+    typed(&mut s, "deny country:RU");
+    key(&mut s, KeyCode::Enter);
+    key(&mut s, KeyCode::Char(':'));
+    typed(&mut s, "export denied.csv");
+    key(&mut s, KeyCode::Enter);
+    let (path, csv) = exported(&mut s);
+    assert_eq!(path, std::path::Path::new("denied.csv"));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("event,created_at,ray_id,app_name,allowed,decision"));
+    assert_eq!(lines.len() - 1, rows::log_len(&s), "one line per row shown");
+    for (i, l) in lines[1..].iter().enumerate() {
+        let e = rows::log_event(&s, i).unwrap();
+        assert!(l.contains(&e.ray_id) && l.contains(",RU,"), "{l}");
+    }
+    insta::assert_snapshot!("export_log_denied_ru_csv", csv);
+
+    key(&mut s, KeyCode::Char('2'));
+    key(&mut s, KeyCode::Char('s'));
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Char(':'));
+    typed(&mut s, "export tokens.JSON");
+    key(&mut s, KeyCode::Enter);
+    let (_, json) = exported(&mut s);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let shown: Vec<&str> = rows::tokens(&s).iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, shown, "sorted by name, as the view");
+    insta::assert_snapshot!("export_tokens_by_name_json", json);
+
+    key(&mut s, KeyCode::Char(':'));
+    typed(&mut s, "export tokens.txt");
+    key(&mut s, KeyCode::Enter);
+    assert!(s.effects.is_empty());
+    assert!(draw(&s, 160, 45).contains("writes .csv or .json, not .txt"));
+}
+
+#[test]
+fn filter_history_walks_with_up_and_down() {
+    let mut s = state();
+    for f in ["deny", "country:RU", "app:api"] {
+        key(&mut s, KeyCode::Char('/'));
+        key(&mut s, KeyCode::Esc);
+        key(&mut s, KeyCode::Char('/'));
+        typed(&mut s, f);
+        key(&mut s, KeyCode::Enter);
+    }
+    assert_eq!(s.filter_history, ["deny", "country:RU", "app:api"]);
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Char('/'));
+    typed(&mut s, "ci");
+    key(&mut s, KeyCode::Up);
+    assert_eq!(s.filter_input.as_deref(), Some("app:api"));
+    key(&mut s, KeyCode::Up);
+    key(&mut s, KeyCode::Up);
+    assert_eq!(s.filter_input.as_deref(), Some("deny"));
+    assert_eq!(s.filter.text(), "deny", "the filter follows, as when typed");
+    insta::assert_snapshot!("filter_history_up", draw(&s, 160, 45));
+    key(&mut s, KeyCode::Down);
+    key(&mut s, KeyCode::Down);
+    key(&mut s, KeyCode::Down);
+    assert_eq!(s.filter_input.as_deref(), Some("ci"), "back to the draft");
+}
+
+#[test]
+fn enter_on_a_token_drills_down_into_its_traffic_alerts_and_last_events() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('2'));
+    key(&mut s, KeyCode::Enter);
+    let Some(Overlay::Details { title, lines, .. }) = &s.overlay else {
+        panic!("no details")
+    };
+    assert_eq!(title, "token backup-cron-prod");
+    let text = lines.join("\n");
+    let ring: Vec<_> = (0..rows::log_len(&s))
+        .filter_map(|i| rows::log_event(&s, i))
+        .filter(|e| e.identity() == Some("backup-cron-prod") && e.event == EventKind::Access)
+        .collect();
+    let allowed = ring.iter().filter(|e| e.allowed).count();
+    assert!(
+        text.contains(&format!(
+            "in the ring  {allowed} allowed, {} denied",
+            ring.len() - allowed
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("open alerts  token backup-cron-prod expires in 5d"),
+        "{text}"
+    );
+    assert!(text.contains(&ring[0].created_at.format("%H:%M:%S%.3f").to_string()));
+    insta::assert_snapshot!("overlay_token_drill_down", draw(&s, 160, 45));
+}

@@ -3,6 +3,7 @@
 //! bus or a tailed log, inventory snapshots, keys, mouse, ticks). No I/O happens here.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -13,8 +14,10 @@ use crate::audit::{AccessEvent, EventKind};
 use super::actions::ConsoleAction;
 use super::aggregate::{Limits, Traffic};
 use super::alerts::AlertBook;
+use super::clipboard::{self, Copyable};
 use super::command::CommandLine;
 use super::filter::Filter;
+use super::history::{self, Walk};
 use super::keymap::{self, Action, Context};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
@@ -38,6 +41,8 @@ pub enum Msg {
     },
     /// Rotations in progress or done, newest first (replaces the previous list).
     Rotations(Vec<RotationRow>),
+    /// The outcome of an `Effect` the runner performed (shown in the footer).
+    EffectDone(Result<String, String>),
     /// The answer to a `ConsoleAction`: what was done, or why not (shown as a notice).
     ActionResult(Result<String, String>),
     Key(KeyEvent),
@@ -129,6 +134,28 @@ pub enum Overlay {
     },
 }
 
+/// The `Y` menu: what can be copied from the selected row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyMenu {
+    pub items: Vec<Copyable>,
+    pub selected: usize,
+}
+
+/// Something `update` asks the runner to do outside the state (it has the terminal and may
+/// block; `update` may not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Put the text on the terminal's clipboard (`clipboard::osc52`).
+    Copy(String),
+    /// Write `contents` to `path` (`:export`); the outcome comes back as `Msg::EffectDone`
+    /// (`done` on success).
+    WriteFile {
+        path: PathBuf,
+        contents: String,
+        done: String,
+    },
+}
+
 /// Health of the event feed, shown in the header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedStatus {
@@ -150,6 +177,19 @@ pub struct HeaderInfo {
     pub read_only: bool,
 }
 
+/// What the views draw while frozen (`f`, `:freeze`): the event-fed state as it was then. The
+/// live state keeps ingesting beside it; unfreezing drops this and the views show live again.
+/// While frozen, events that left the live ring stay alive here, so memory is at most twice the
+/// ring until unfreeze.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    pub traffic: Traffic,
+    pub alerts: AlertBook,
+    pub filtered: VecDeque<u64>,
+    /// The clock when frozen: the charts end here.
+    pub at: DateTime<Utc>,
+}
+
 /// The whole console state.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -169,9 +209,17 @@ pub struct AppState {
     pub filter: Filter,
     /// What is being typed after `/` (None when not typing).
     pub filter_input: Option<String>,
+    /// Filters applied, oldest first (↑/↓ while typing after `/`).
+    pub filter_history: Vec<String>,
+    /// Where ↑/↓ are in `filter_history`.
+    pub filter_walk: Walk,
     /// Ring sequence numbers of the events matching a non-empty filter, oldest first.
     pub filtered: VecDeque<u64>,
     pub overlay: Option<Overlay>,
+    /// The `Y` copy menu while it is open.
+    pub copy_menu: Option<CopyMenu>,
+    /// Effects `update` asked for and the runner has not performed yet.
+    pub effects: Vec<Effect>,
     /// Selected row per view (for the Log view: counted from the newest event).
     pub selected: [usize; 7],
     /// First row shown per view's table, as last drawn (the table scrolls only when the
@@ -180,6 +228,8 @@ pub struct AppState {
     /// Sort order per view, an index into `ViewId::sort_orders`.
     pub sort: [usize; 7],
     pub feed: FeedStatus,
+    /// Set while the views are frozen (`f`); `traffic`, `alerts` and `filtered` stay live.
+    pub frozen: Option<Box<Frozen>>,
     /// A question in the footer (abort y/n, revoke typed name) that takes the keyboard.
     pub prompt: Option<Prompt>,
     /// The `:` command line while it is open.
@@ -220,12 +270,17 @@ impl AppState {
             rotations: Vec::new(),
             filter: Filter::default(),
             filter_input: None,
+            filter_history: Vec::new(),
+            filter_walk: Walk::default(),
             filtered: VecDeque::new(),
             overlay: None,
+            copy_menu: None,
+            effects: Vec::new(),
             selected: [0; 7],
             scroll: [0; 7],
             sort: [0; 7],
             feed: FeedStatus::default(),
+            frozen: None,
             prompt: None,
             command: None,
             command_history: Vec::new(),
@@ -241,7 +296,9 @@ impl AppState {
 
     /// Where the keyboard focus is.
     pub fn context(&self) -> Context {
-        if self.overlay.is_some() {
+        if self.copy_menu.is_some() {
+            Context::Menu
+        } else if self.overlay.is_some() {
             Context::Overlay
         } else if let Some(p) = &self.prompt {
             match p {
@@ -268,6 +325,88 @@ impl AppState {
         self.traffic.seconds.rate(self.now.timestamp() - 1, 5)
     }
 
+    /// The traffic aggregates the views draw: as frozen, or live.
+    pub fn shown_traffic(&self) -> &Traffic {
+        self.frozen.as_ref().map_or(&self.traffic, |f| &f.traffic)
+    }
+
+    /// The alerts the views draw: as frozen, or live.
+    pub fn shown_alerts(&self) -> &AlertBook {
+        self.frozen.as_ref().map_or(&self.alerts, |f| &f.alerts)
+    }
+
+    /// Ring sequence numbers matching the filter, of the ring the views draw.
+    pub fn shown_filtered(&self) -> &VecDeque<u64> {
+        self.frozen.as_ref().map_or(&self.filtered, |f| &f.filtered)
+    }
+
+    /// The second the charts end at: when frozen, or now.
+    pub fn shown_now(&self) -> DateTime<Utc> {
+        self.frozen.as_ref().map_or(self.now, |f| f.at)
+    }
+
+    /// Events that arrived since the views were frozen (0 when live).
+    pub fn new_since_frozen(&self) -> u64 {
+        self.frozen
+            .as_ref()
+            .map_or(0, |f| self.traffic.totals.events - f.traffic.totals.events)
+    }
+
+    /// Copy `c` to the terminal's clipboard and say so in the footer.
+    fn copy(&mut self, c: Copyable) {
+        let shown = if c.text.chars().count() <= 64 && !c.text.contains('\n') {
+            c.text.clone()
+        } else {
+            format!("({} bytes)", c.text.len())
+        };
+        self.message = Some(Ok(format!("copied {} {shown} (OSC 52)", c.what)));
+        self.effects.push(Effect::Copy(c.text));
+    }
+
+    /// A key while the `Y` menu is open.
+    fn menu_key(&mut self, action: Option<Action>) {
+        let Some(menu) = &mut self.copy_menu else {
+            return;
+        };
+        match action {
+            Some(Action::Down) => {
+                menu.selected = (menu.selected + 1).min(menu.items.len().saturating_sub(1));
+            }
+            Some(Action::Up) => menu.selected = menu.selected.saturating_sub(1),
+            Some(Action::Confirm) => {
+                let item = menu.items.get(menu.selected).cloned();
+                self.copy_menu = None;
+                if let Some(item) = item {
+                    self.copy(item);
+                }
+            }
+            Some(Action::Cancel) => self.copy_menu = None,
+            _ => {}
+        }
+    }
+
+    /// Freeze the views on what they show now, or unfreeze and jump to live (the Log view's
+    /// selection goes back to the newest event).
+    pub(super) fn toggle_freeze(&mut self) {
+        if self.frozen.take().is_some() {
+            let log = ViewId::Log.index();
+            self.selected[log] = 0;
+            self.scroll[log] = 0;
+            self.clamp_selections();
+            self.message = Some(Ok("live".into()));
+        } else {
+            self.frozen = Some(Box::new(Frozen {
+                traffic: self.traffic.clone(),
+                alerts: self.alerts.clone(),
+                filtered: self.filtered.clone(),
+                at: self.now,
+            }));
+            self.message = Some(Ok(
+                "frozen: new events are counted, not shown; f unfreezes".into()
+            ));
+        }
+    }
+
     fn ingest(&mut self, ev: Arc<AccessEvent>) {
         match ev.event {
             EventKind::Alert => self.alerts.apply_alert_event(&ev),
@@ -286,9 +425,10 @@ impl AppState {
         while self.filtered.front().is_some_and(|&s| s < first) {
             self.filtered.pop_front();
         }
-        // Keep the row the user is reading in the Log view under the cursor as new ones arrive.
+        // Keep the row the user is reading in the Log view under the cursor as new ones arrive
+        // (a frozen Log view does not move at all).
         let log = ViewId::Log.index();
-        if visible_in_log && self.selected[log] > 0 {
+        if visible_in_log && self.frozen.is_none() && self.selected[log] > 0 {
             self.selected[log] =
                 (self.selected[log] + 1).min(rows::log_len(self).saturating_sub(1));
             if self.scroll[log] > 0 {
@@ -303,14 +443,9 @@ impl AppState {
             return;
         }
         self.filter = f;
-        self.filtered.clear();
-        if !self.filter.is_empty() {
-            let ring = &self.traffic.ring;
-            for seq in ring.first_seq()..ring.first_seq() + ring.len() as u64 {
-                if ring.get(seq).is_some_and(|e| self.filter.matches_event(e)) {
-                    self.filtered.push_back(seq);
-                }
-            }
+        self.filtered = matching(&self.filter, &self.traffic.ring);
+        if let Some(frozen) = &mut self.frozen {
+            frozen.filtered = matching(&self.filter, &frozen.traffic.ring);
         }
         self.selected = [0; 7];
         self.scroll = [0; 7];
@@ -343,9 +478,26 @@ impl AppState {
             self.command_key(action, typed);
             return;
         }
+        if context == Context::Menu {
+            self.menu_key(action);
+            return;
+        }
         if context == Context::FilterInput {
             match action {
-                Some(Action::ApplyFilter) => self.filter_input = None,
+                Some(Action::ApplyFilter) => {
+                    self.filter_input = None;
+                    history::push(&mut self.filter_history, self.filter.text());
+                }
+                Some(walk @ (Action::HistoryPrev | Action::HistoryNext)) => {
+                    let mut text = self.filter_input.take().unwrap_or_default();
+                    if walk == Action::HistoryPrev {
+                        self.filter_walk.prev(&self.filter_history, &mut text);
+                    } else {
+                        self.filter_walk.next(&self.filter_history, &mut text);
+                    }
+                    self.set_filter(&text);
+                    self.filter_input = Some(text);
+                }
                 Some(Action::CancelFilter) => {
                     self.filter_input = None;
                     self.set_filter("");
@@ -360,6 +512,7 @@ impl AppState {
                     if let Some(c) = typed {
                         let mut text = self.filter_input.take().unwrap_or_default();
                         text.push(c);
+                        self.filter_walk.edited();
                         self.set_filter(&text);
                         self.filter_input = Some(text);
                     }
@@ -407,7 +560,10 @@ impl AppState {
             Action::PageUp => self.move_selection(-(self.page() as isize)),
             Action::Top => self.selected[self.view.index()] = 0,
             Action::Bottom => self.move_selection(isize::MAX / 2),
-            Action::StartFilter => self.filter_input = Some(self.filter.text().to_string()),
+            Action::StartFilter => {
+                self.filter_walk = Walk::default();
+                self.filter_input = Some(self.filter.text().to_string());
+            }
             Action::StartCommand => self.command = Some(CommandLine::default()),
             Action::CycleSort => {
                 let i = self.view.index();
@@ -424,6 +580,19 @@ impl AppState {
                 }
             }
             Action::Back => self.set_filter(""),
+            Action::ToggleFreeze => self.toggle_freeze(),
+            Action::CopyKey => match clipboard::key_field(self) {
+                Some(c) => self.copy(c),
+                None => self.message = Some(Err("nothing selected to copy".into())),
+            },
+            Action::CopyMenu => {
+                let items = clipboard::menu(self);
+                if items.is_empty() {
+                    self.message = Some(Err("nothing selected to copy".into()));
+                } else {
+                    self.copy_menu = Some(CopyMenu { items, selected: 0 });
+                }
+            }
             Action::StartRotation
             | Action::NextStep
             | Action::RevokeNow
@@ -439,6 +608,16 @@ impl AppState {
             | Action::HistoryNext => {}
         }
     }
+}
+
+/// Sequence numbers of the events in `ring` that a non-empty `filter` matches, oldest first.
+fn matching(filter: &Filter, ring: &super::aggregate::EventRing) -> VecDeque<u64> {
+    if filter.is_empty() {
+        return VecDeque::new();
+    }
+    (ring.first_seq()..ring.first_seq() + ring.len() as u64)
+        .filter(|&seq| ring.get(seq).is_some_and(|e| filter.matches_event(e)))
+        .collect()
 }
 
 /// The one state transition. Pure: no I/O, no clock reads, no awaits.
@@ -480,6 +659,7 @@ pub fn update(state: &mut AppState, msg: Msg) {
             state.feed.last_corrupt = Some(format!("line {line}: {error}"));
         }
         Msg::Notice(text) => state.feed.notice = Some(text),
+        Msg::EffectDone(result) => state.message = Some(result),
         Msg::ActionResult(result) => {
             state.feed.notice = Some(match &result {
                 Ok(text) => text.clone(),

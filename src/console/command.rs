@@ -5,7 +5,9 @@
 //! the rotation wizard); only `:theme` and `:filter TEXT` have no single key.
 
 use super::actions;
-use super::app::{AppState, ViewId};
+use super::app::{AppState, Effect, ViewId};
+use super::export;
+use super::history::{self, Walk};
 use super::keymap::Action;
 use super::rows;
 
@@ -16,6 +18,8 @@ enum Kind {
     Theme,
     Filter,
     NoFilter,
+    Freeze,
+    Export,
     Help,
     Quit,
     Rotate,
@@ -77,6 +81,22 @@ pub const COMMANDS: &[CommandSpec] = &[
         help: "clear the filter (Esc)",
         changes: false,
         kind: Kind::NoFilter,
+    },
+    CommandSpec {
+        name: "freeze",
+        aliases: &["fr"],
+        arg: None,
+        help: "freeze the views, or unfreeze and jump to live (f)",
+        changes: false,
+        kind: Kind::Freeze,
+    },
+    CommandSpec {
+        name: "export",
+        aliases: &["exp", "w"],
+        arg: Some("FILE"),
+        help: "write what this view shows (filter, sort) to FILE.csv or FILE.json",
+        changes: false,
+        kind: Kind::Export,
     },
     CommandSpec {
         name: "help",
@@ -178,6 +198,7 @@ pub fn parse(line: &str, read_only: bool) -> Result<Command<'_>, CommandError> {
             arg: a,
             example: match spec.kind {
                 Kind::Filter => "deny country:RU",
+                Kind::Export => "denied.csv",
                 _ => "ci-deploy-prod",
             },
         }),
@@ -320,14 +341,9 @@ pub fn help_lines(read_only: bool) -> Vec<(String, String)> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandLine {
     pub input: String,
-    /// Position in the history while walking it with ↑/↓ (None: editing a new line).
-    pub history_pos: Option<usize>,
-    /// What was typed before walking the history.
-    pub draft: String,
+    /// Where ↑/↓ are in `AppState::command_history`.
+    pub walk: Walk,
 }
-
-/// How many commands the history keeps.
-const HISTORY: usize = 50;
 
 impl AppState {
     /// A key while the command line is open: `typed` is the character for text keys.
@@ -339,12 +355,7 @@ impl AppState {
             Some(Action::Cancel) => return,
             Some(Action::RunCommand) => {
                 let line = cl.input.trim().to_string();
-                if !line.is_empty() && self.command_history.last() != Some(&line) {
-                    self.command_history.push(line.clone());
-                    if self.command_history.len() > HISTORY {
-                        self.command_history.remove(0);
-                    }
-                }
+                history::push(&mut self.command_history, &line);
                 self.run_command(&line);
                 return;
             }
@@ -353,35 +364,15 @@ impl AppState {
                 cl.input = line;
                 self.message = (!candidates.is_empty()).then(|| Ok(candidates.join("  ")));
             }
-            Some(Action::HistoryPrev) if !self.command_history.is_empty() => {
-                let pos = match cl.history_pos {
-                    None => {
-                        cl.draft = cl.input.clone();
-                        self.command_history.len() - 1
-                    }
-                    Some(p) => p.saturating_sub(1),
-                };
-                cl.history_pos = Some(pos);
-                cl.input = self.command_history[pos].clone();
-            }
-            Some(Action::HistoryNext) => match cl.history_pos {
-                Some(p) if p + 1 < self.command_history.len() => {
-                    cl.history_pos = Some(p + 1);
-                    cl.input = self.command_history[p + 1].clone();
-                }
-                Some(_) => {
-                    cl.history_pos = None;
-                    cl.input = std::mem::take(&mut cl.draft);
-                }
-                None => {}
-            },
+            Some(Action::HistoryPrev) => cl.walk.prev(&self.command_history, &mut cl.input),
+            Some(Action::HistoryNext) => cl.walk.next(&self.command_history, &mut cl.input),
             Some(Action::DeleteChar) => {
                 cl.input.pop();
             }
             _ => {
                 if let Some(c) = typed {
                     cl.input.push(c);
-                    cl.history_pos = None;
+                    cl.walk.edited();
                 }
             }
         }
@@ -403,10 +394,37 @@ impl AppState {
             Kind::Help => self.perform(Action::ToggleHelp, None),
             Kind::Quit => self.perform(Action::Quit, None),
             Kind::NoFilter => self.perform(Action::Back, None),
+            Kind::Freeze => self.perform(Action::ToggleFreeze, None),
+            Kind::Export => self.export_view(arg),
             Kind::Filter => self.set_filter(arg),
             Kind::Theme => self.switch_theme(arg),
             Kind::Rotate => self.rotate_named(arg),
         }
+    }
+
+    /// Queue writing the current view's rows to `file` (CSV or JSON by its extension).
+    fn export_view(&mut self, file: &str) {
+        let path = std::path::PathBuf::from(file);
+        let format = match export::Format::of(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.message = Some(Err(e.to_string()));
+                return;
+            }
+        };
+        let table = export::table(self, self.view);
+        let n = table.rows.len();
+        let done = format!(
+            "exported {n} row{} of {} to {file}",
+            if n == 1 { "" } else { "s" },
+            self.view.title()
+        );
+        self.effects.push(Effect::WriteFile {
+            path,
+            contents: table.render(format),
+            done,
+        });
+        self.message = Some(Ok(format!("writing {file} …")));
     }
 
     fn switch_theme(&mut self, name: &str) {

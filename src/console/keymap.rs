@@ -23,6 +23,12 @@ pub enum Action {
     StartFilter,
     CycleSort,
     Details,
+    /// Freeze the views on what they show, or unfreeze and jump to live.
+    ToggleFreeze,
+    /// Copy the selected row's key field (ray id, client id, fingerprint, alert id).
+    CopyKey,
+    /// Open the copy menu for the selected row (JSON, curl, policy explain).
+    CopyMenu,
     /// Close an overlay, or clear the filter.
     Back,
     /// Filter input: apply what was typed.
@@ -70,6 +76,8 @@ pub enum Context {
     TextPrompt,
     /// Typing a `:` command in the footer.
     CommandInput,
+    /// The `Y` copy menu.
+    Menu,
 }
 
 /// One key (code + modifiers, with Shift ignored for characters).
@@ -116,7 +124,7 @@ pub struct Binding {
     pub changes: bool,
 }
 
-use Context::{CommandInput, FilterInput, Normal, Overlay, TextPrompt, YesNo};
+use Context::{CommandInput, FilterInput, Menu, Normal, Overlay, TextPrompt, YesNo};
 
 /// Every key binding of the console.
 pub const BINDINGS: &[Binding] = &[
@@ -272,6 +280,36 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         context: Normal,
+        keys: &[k('f')],
+        action: Action::ToggleFreeze,
+        label: "f",
+        hint: "freeze",
+        help: "freeze the views (new events are counted, not shown); again: back to live",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('y')],
+        action: Action::CopyKey,
+        label: "y/Y",
+        hint: "copy",
+        help: "copy the selected row's key field (ray id, client id, fingerprint, alert id) via OSC 52",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('Y')],
+        action: Action::CopyMenu,
+        label: "Y",
+        hint: "",
+        help: "copy menu: the row as JSON, a curl that reproduces the request, the policy explain line",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
         keys: &[code(KeyCode::Esc)],
         action: Action::Back,
         label: "Esc",
@@ -347,6 +385,26 @@ pub const BINDINGS: &[Binding] = &[
         label: "Bksp",
         hint: "delete",
         help: "delete a character",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: FilterInput,
+        keys: &[code(KeyCode::Up)],
+        action: Action::HistoryPrev,
+        label: "↑/↓",
+        hint: "history",
+        help: "previous filter",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: FilterInput,
+        keys: &[code(KeyCode::Down)],
+        action: Action::HistoryNext,
+        label: "↓",
+        hint: "",
+        help: "next filter",
         views: &[],
         changes: false,
     },
@@ -457,6 +515,46 @@ pub const BINDINGS: &[Binding] = &[
         label: "Bksp",
         hint: "delete",
         help: "delete a character",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Menu,
+        keys: &[k('j'), code(KeyCode::Down)],
+        action: Action::Down,
+        label: "j/k",
+        hint: "move",
+        help: "next item",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Menu,
+        keys: &[k('k'), code(KeyCode::Up)],
+        action: Action::Up,
+        label: "k",
+        hint: "",
+        help: "previous item",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Menu,
+        keys: &[code(KeyCode::Enter), k('y')],
+        action: Action::Confirm,
+        label: "Enter",
+        hint: "copy",
+        help: "copy the item",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Menu,
+        keys: &[code(KeyCode::Esc), k('q'), ctrl('c')],
+        action: Action::Cancel,
+        label: "Esc",
+        hint: "close",
+        help: "close the menu",
         views: &[],
         changes: false,
     },

@@ -15,9 +15,9 @@ use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
 
 /// Identities, filtered and sorted (req/min, deny %, last seen, or name).
 pub fn identities(s: &AppState) -> Vec<&IdentityStats> {
-    let now = s.now.timestamp();
+    let now = s.shown_now().timestamp();
     let mut v: Vec<(u64, &IdentityStats)> = s
-        .traffic
+        .shown_traffic()
         .identities
         .iter()
         .filter(|i| s.filter.matches_identity(i))
@@ -46,7 +46,7 @@ pub fn identities(s: &AppState) -> Vec<&IdentityStats> {
 
 /// When a credential was last seen: the inventory's record or live traffic, whichever is newer.
 pub fn last_seen(s: &AppState, name: &str, stored: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    let live = s.traffic.identities.get(name).map(|i| i.last_seen);
+    let live = s.shown_traffic().identities.get(name).map(|i| i.last_seen);
     stored.max(live)
 }
 
@@ -107,7 +107,7 @@ pub fn certs(s: &AppState) -> Vec<&CertRow> {
 /// Alerts, filtered, newest first (or most severe first), open before resolved.
 pub fn alerts(s: &AppState) -> Vec<&AlertRow> {
     let mut v: Vec<&AlertRow> = s
-        .alerts
+        .shown_alerts()
         .iter()
         .filter(|a| {
             s.filter.matches_text(&[
@@ -181,23 +181,23 @@ pub fn policy_lines(s: &AppState) -> Vec<PolicyLine<'_>> {
 /// Events shown in the Log view and the live tail (filtered when a filter is set).
 pub fn log_len(s: &AppState) -> usize {
     if s.filter.is_empty() {
-        s.traffic.ring.len()
+        s.shown_traffic().ring.len()
     } else {
-        s.filtered.len()
+        s.shown_filtered().len()
     }
 }
 
 /// The `i`-th newest event of the Log view (0 = newest).
 pub fn log_event(s: &AppState, i: usize) -> Option<&Arc<AccessEvent>> {
     if s.filter.is_empty() {
-        s.traffic.ring.newest(i)
+        s.shown_traffic().ring.newest(i)
     } else {
         let seq = s
             .filtered
             .len()
             .checked_sub(i + 1)
-            .and_then(|j| s.filtered.get(j))?;
-        s.traffic.ring.get(*seq)
+            .and_then(|j| s.shown_filtered().get(j))?;
+        s.shown_traffic().ring.get(*seq)
     }
 }
 
@@ -206,9 +206,9 @@ pub fn row_count(s: &AppState, view: ViewId) -> usize {
     match view {
         ViewId::Traffic => {
             if s.filter.is_empty() {
-                s.traffic.identities.len()
+                s.shown_traffic().identities.len()
             } else {
-                s.traffic
+                s.shown_traffic()
                     .identities
                     .iter()
                     .filter(|i| s.filter.matches_identity(i))
@@ -224,6 +224,121 @@ pub fn row_count(s: &AppState, view: ViewId) -> usize {
     }
 }
 
+/// Events of one identity summarised for its details window: allowed/denied by reason, client
+/// IPs with countries, user agents, the last events (from the ring the views show), its open
+/// alerts and its rotations. Scans the ring once, on Enter only.
+pub fn activity(s: &AppState, name: &str) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let ring = &s.shown_traffic().ring;
+    let (mut allowed, mut denied) = (0u64, 0u64);
+    let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut ips: Vec<(&str, &str)> = Vec::new();
+    let mut agents: Vec<&str> = Vec::new();
+    let mut last = Vec::new();
+    for e in (0..ring.len()).filter_map(|i| ring.newest(i)) {
+        if e.event != crate::audit::EventKind::Access || e.identity() != Some(name) {
+            continue;
+        }
+        if e.allowed {
+            allowed += 1;
+        } else {
+            denied += 1;
+            *reasons
+                .entry(e.deny_reason.as_deref().unwrap_or("-"))
+                .or_default() += 1;
+        }
+        let ip = (
+            e.ip_address.as_deref().unwrap_or("-"),
+            e.country.as_deref().unwrap_or("-"),
+        );
+        if ips.len() < 5 && !ips.contains(&ip) {
+            ips.push(ip);
+        }
+        if let Some(ua) = e.user_agent.as_deref()
+            && agents.len() < 3
+            && !agents.contains(&ua)
+        {
+            agents.push(ua);
+        }
+        if last.len() < 5 {
+            last.push(format!(
+                "  {} {:<6} {} {} {} {}",
+                e.created_at.format("%H:%M:%S%.3f"),
+                if e.allowed { "allow" } else { "deny" },
+                e.status.map_or("-".to_string(), |c| c.to_string()),
+                e.method.as_deref().unwrap_or("-"),
+                e.path.as_deref().unwrap_or("-"),
+                e.deny_reason.as_deref().unwrap_or(""),
+            ));
+        }
+    }
+    let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let mut lines = vec![
+        format!("in the ring  {allowed} allowed, {denied} denied"),
+        format!(
+            "denied by    {}",
+            if reasons.is_empty() {
+                "-".into()
+            } else {
+                reasons.join(", ")
+            }
+        ),
+        format!(
+            "client ips   {}",
+            if ips.is_empty() {
+                "-".into()
+            } else {
+                ips.iter()
+                    .map(|(ip, cc)| format!("{ip} ({cc})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+        format!(
+            "user agents  {}",
+            if agents.is_empty() {
+                "-".into()
+            } else {
+                agents.join(", ")
+            }
+        ),
+    ];
+    let open: Vec<&str> = s
+        .shown_alerts()
+        .iter()
+        .filter(|a| a.state == AlertState::Open && a.credential.as_deref() == Some(name))
+        .map(|a| a.title.as_str())
+        .collect();
+    lines.push(format!(
+        "open alerts  {}",
+        if open.is_empty() {
+            "none".into()
+        } else {
+            open.join("; ")
+        }
+    ));
+    let rotations: Vec<String> = s
+        .rotations
+        .iter()
+        .filter(|r| r.old_name == name || r.view.new.as_deref() == Some(name))
+        .map(|r| format!("{} {}", r.view.id, r.view.state.as_str()))
+        .collect();
+    lines.push(format!(
+        "rotation     {}",
+        if rotations.is_empty() {
+            "none".into()
+        } else {
+            rotations.join(", ")
+        }
+    ));
+    lines.push("last events".into());
+    if last.is_empty() {
+        last.push("  none in the ring".into());
+    }
+    lines.extend(last);
+    lines
+}
+
 /// Title and lines of the details window for the selected row of the current view.
 pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
     let sel = s.selected[s.view.index()];
@@ -236,77 +351,74 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
     match s.view {
         ViewId::Traffic => {
             let i = *identities(s).get(sel)?;
-            Some((
-                format!("identity {}", i.name),
-                vec![
-                    format!("method       {}", i.method.as_str()),
-                    format!(
-                        "requests     {} ({} denied, {:.1}%)",
-                        i.total,
-                        i.denied,
-                        i.deny_pct()
-                    ),
-                    format!("req/min      {}", i.per_minute(s.now.timestamp())),
-                    format!("first seen   {}", seen(Some(i.first_seen))),
-                    format!("last seen    {}", seen(Some(i.last_seen))),
-                    format!("countries    {}", i.countries.joined()),
-                    format!("apps         {}", i.apps.joined()),
-                ],
-            ))
+            let mut lines = vec![
+                format!("method       {}", i.method.as_str()),
+                format!(
+                    "requests     {} ({} denied, {:.1}%)",
+                    i.total,
+                    i.denied,
+                    i.deny_pct()
+                ),
+                format!("req/min      {}", i.per_minute(s.shown_now().timestamp())),
+                format!("first seen   {}", seen(Some(i.first_seen))),
+                format!("last seen    {}", seen(Some(i.last_seen))),
+                format!("countries    {}", i.countries.joined()),
+                format!("apps         {}", i.apps.joined()),
+            ];
+            lines.extend(activity(s, &i.name));
+            Some((format!("identity {}", i.name), lines))
         }
         ViewId::Tokens => {
             let tk = *tokens(s).get(sel)?;
             let status = tk.status(s.now);
-            Some((
-                format!("token {}", tk.name),
-                vec![
-                    format!("client id    {}", tk.client_id),
-                    format!("status       {}", status.label()),
-                    format!("created      {}", t(tk.created_at)),
-                    format!(
-                        "expires      {} ({})",
-                        t(tk.expires_at),
-                        countdown(tk.expires_at - s.now)
-                    ),
-                    format!("rotation due {}", t(tk.rotation_due())),
-                    format!(
-                        "last seen    {}",
-                        seen(last_seen(s, &tk.name, tk.last_seen_at))
-                    ),
-                    format!(
-                        "policies     {}",
-                        if tk.policies.is_empty() {
-                            "none".into()
-                        } else {
-                            tk.policies.join(", ")
-                        }
-                    ),
-                ],
-            ))
+            let mut lines = vec![
+                format!("client id    {}", tk.client_id),
+                format!("status       {}", status.label()),
+                format!("created      {}", t(tk.created_at)),
+                format!(
+                    "expires      {} ({})",
+                    t(tk.expires_at),
+                    countdown(tk.expires_at - s.now)
+                ),
+                format!("rotation due {}", t(tk.rotation_due())),
+                format!(
+                    "last seen    {}",
+                    seen(last_seen(s, &tk.name, tk.last_seen_at))
+                ),
+                format!(
+                    "policies     {}",
+                    if tk.policies.is_empty() {
+                        "none".into()
+                    } else {
+                        tk.policies.join(", ")
+                    }
+                ),
+            ];
+            lines.extend(activity(s, &tk.name));
+            Some((format!("token {}", tk.name), lines))
         }
         ViewId::Certs => {
             let c = *certs(s).get(sel)?;
-            Some((
-                format!("certificate {}", c.common_name),
-                vec![
-                    format!("status       {}", c.status(s.now).label()),
-                    format!("issuer       {}", c.issuer),
-                    format!("serial       {}", c.serial),
-                    format!("sha-256      {}", c.fingerprint_sha256),
-                    format!(
-                        "not after    {} ({})",
-                        t(c.not_after),
-                        countdown(c.not_after - s.now)
-                    ),
-                    format!("rotation due {}", t(c.rotation_due())),
-                    format!("key type     {}", c.key_type),
-                    format!(
-                        "last seen    {}",
-                        seen(last_seen(s, &c.common_name, c.last_seen_at))
-                    ),
-                    format!("source       {}", c.source),
-                ],
-            ))
+            let mut lines = vec![
+                format!("status       {}", c.status(s.now).label()),
+                format!("issuer       {}", c.issuer),
+                format!("serial       {}", c.serial),
+                format!("sha-256      {}", c.fingerprint_sha256),
+                format!(
+                    "not after    {} ({})",
+                    t(c.not_after),
+                    countdown(c.not_after - s.now)
+                ),
+                format!("rotation due {}", t(c.rotation_due())),
+                format!("key type     {}", c.key_type),
+                format!(
+                    "last seen    {}",
+                    seen(last_seen(s, &c.common_name, c.last_seen_at))
+                ),
+                format!("source       {}", c.source),
+            ];
+            lines.extend(activity(s, &c.common_name));
+            Some((format!("certificate {}", c.common_name), lines))
         }
         ViewId::Alerts => {
             let a = *alerts(s).get(sel)?;

@@ -4,7 +4,7 @@
 //! waits for I/O. With `ConsoleOptions::latency_report` set it times each key from being read
 //! to the end of the frame that shows it (`latency`) and writes p50/p99/max on exit.
 
-use std::io::{self, Stdout};
+use std::io::{self, Stdout, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ use crate::clock::{SharedClock, SystemClock};
 
 use super::actions::{self, ActionContext, ConsoleAction};
 use super::aggregate::Limits;
-use super::app::{AppState, HeaderInfo, Msg, update};
+use super::app::{AppState, Effect, HeaderInfo, Msg, update};
+use super::clipboard;
 use super::latency::LatencyHistogram;
 use super::theme::Theme;
 use super::views;
@@ -106,6 +107,7 @@ pub async fn run(opts: ConsoleOptions, rx: mpsc::Receiver<Msg>) -> Result<(), Co
     let mut state = opts.initial_state();
     // Actions run on a worker task; its answers come back on their own channel.
     let (results_tx, results_rx) = mpsc::channel(64);
+    let effects_done = results_tx.clone();
     let worker = match (&opts.actions, state.actions_available) {
         (Some(ctx), true) => {
             let (tx, rx) = mpsc::channel(64);
@@ -127,6 +129,7 @@ pub async fn run(opts: ConsoleOptions, rx: mpsc::Receiver<Msg>) -> Result<(), Co
         rx,
         results: results_rx,
         actions: worker.as_ref().map(|(tx, _)| tx.clone()),
+        effects_done,
     };
     let mut latency = Latency::default();
     let result = event_loop(
@@ -169,6 +172,8 @@ struct Channels {
     rx: mpsc::Receiver<Msg>,
     results: mpsc::Receiver<Msg>,
     actions: Option<mpsc::Sender<ConsoleAction>>,
+    /// Where the outcome of a file an effect wrote is sent (it arrives on `results`).
+    effects_done: mpsc::Sender<Msg>,
 }
 
 /// Hand the actions `update` queued to the worker (never waits: a full queue is reported).
@@ -186,6 +191,43 @@ fn dispatch(state: &mut AppState, actions: Option<&mpsc::Sender<ConsoleAction>>)
     }
 }
 
+/// Perform the effects `update` queued: clipboard text is written to the terminal at once (it
+/// is part of the terminal's output, like a frame); a file is written on a blocking thread and
+/// its outcome comes back as `Msg::EffectDone`, so the UI task never waits for a disk.
+fn perform_effects(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    state: &mut AppState,
+    done: &mpsc::Sender<Msg>,
+) {
+    for effect in std::mem::take(&mut state.effects) {
+        match effect {
+            Effect::Copy(text) => {
+                let out = terminal.backend_mut();
+                let written = out
+                    .write_all(clipboard::osc52(&text).as_bytes())
+                    .and_then(|()| out.flush());
+                if let Err(e) = written {
+                    update(state, Msg::EffectDone(Err(format!("could not copy: {e}"))));
+                }
+            }
+            Effect::WriteFile {
+                path,
+                contents,
+                done: said,
+            } => {
+                let tx = done.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = std::fs::write(&path, contents)
+                        .map(|()| said)
+                        .map_err(|e| format!("could not write {}: {e}", path.display()));
+                    // The console may have quit meanwhile; then nobody needs the answer.
+                    let _ = tx.blocking_send(Msg::EffectDone(result));
+                });
+            }
+        }
+    }
+}
+
 async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     state: &mut AppState,
@@ -197,6 +239,7 @@ async fn event_loop(
         mut rx,
         mut results,
         actions,
+        effects_done,
     } = channels;
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -233,6 +276,7 @@ async fn event_loop(
                         }
                         update(state, msg);
                         dispatch(state, actions.as_ref());
+                        perform_effects(terminal, state, &effects_done);
                         dirty = true;
                     }
                 }

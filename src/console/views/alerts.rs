@@ -20,8 +20,11 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         format!("{open} open, {} resolved", list.len() - open),
         format!("sort {}", s.sort_label(ViewId::Alerts)),
     ];
-    if s.alerts.malformed > 0 {
-        parts.push(format!("{} unreadable alert events", s.alerts.malformed));
+    if s.shown_alerts().malformed > 0 {
+        parts.push(format!(
+            "{} unreadable alert events",
+            s.shown_alerts().malformed
+        ));
     }
     windowed_table(
         frame,

@@ -17,8 +17,8 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let n = rows::log_len(s);
     let mut parts = vec![
-        format!("{n} of {} kept", s.traffic.ring.capacity()),
-        format!("{} seen", s.traffic.totals.events),
+        format!("{n} of {} kept", s.shown_traffic().ring.capacity()),
+        format!("{} seen", s.shown_traffic().totals.events),
     ];
     if !s.filter.is_empty() {
         parts.push(format!("filter {}", s.filter.text()));

@@ -17,7 +17,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::app::{AppState, Overlay, ViewId};
+use super::app::{AppState, CopyMenu, Overlay, ViewId};
 use super::command;
 use super::keymap::{self, Context};
 use super::model::CredentialStatus;
@@ -74,6 +74,45 @@ pub fn draw(frame: &mut Frame, s: &AppState) {
         }) => draw_details(frame, body, s, title, lines, *scroll),
         None => {}
     }
+    if let Some(menu) = &s.copy_menu {
+        draw_copy_menu(frame, body, s, menu);
+    }
+}
+
+/// The `Y` menu: each item's name and the start of what it copies.
+fn draw_copy_menu(frame: &mut Frame, area: Rect, s: &AppState, menu: &CopyMenu) {
+    let t = &s.theme;
+    let w = area.width.saturating_sub(8).min(120);
+    let preview_w = usize::from(w.saturating_sub(6));
+    let mut lines = Vec::new();
+    for (i, item) in menu.items.iter().enumerate() {
+        let style = if i == menu.selected {
+            t.selection()
+        } else {
+            t.base()
+        };
+        let mark = if i == menu.selected {
+            widgets::SELECTED
+        } else {
+            "  "
+        };
+        lines.push(Line::styled(format!("{mark}{}", item.what), style));
+        let first: String = item.text.chars().take(preview_w).collect();
+        let more = if item.text.chars().count() > preview_w {
+            "…"
+        } else {
+            ""
+        };
+        lines.push(Line::styled(format!("    {first}{more}"), t.muted()));
+    }
+    let r = centered(area, w, lines.len() as u16 + 2);
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(widgets::block(t, " copy · Enter copies · Esc closes "))
+            .style(t.base()),
+        r,
+    );
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
@@ -87,8 +126,15 @@ fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
     };
     let open = s.alerts.open_count();
     // Most important first: a narrow terminal cuts from the right.
-    let mut spans = vec![
-        Span::styled(" botgate ", h.add_modifier(Modifier::BOLD)),
+    let mut spans = vec![Span::styled(" botgate ", h.add_modifier(Modifier::BOLD))];
+    if s.frozen.is_some() {
+        spans.push(sep.clone());
+        spans.push(Span::styled(
+            format!("frozen · {} new", s.new_since_frozen()),
+            t.badge(),
+        ));
+    }
+    spans.extend([
         sep.clone(),
         Span::styled(format!("{:.1} req/s", s.req_per_sec()), h),
         sep.clone(),
@@ -104,7 +150,7 @@ fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
         Span::styled(format!("up {}", widgets::span(s.now - s.started_at)), h),
         sep.clone(),
         Span::styled(format!("gate {listen}"), h),
-    ];
+    ]);
     if !s.header.source.is_empty() {
         spans.push(sep.clone());
         spans.push(Span::styled(s.header.source.clone(), h));

@@ -59,15 +59,16 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
 
 /// The buckets for the chart: one per column, ending at the current second.
 fn series(s: &AppState, width: u16) -> Vec<Bucket> {
-    s.traffic
+    s.shown_traffic()
         .seconds
-        .series(s.now.timestamp(), usize::from(width))
+        .series(s.shown_now().timestamp(), usize::from(width))
         .collect()
 }
 
 fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
-    let secs = usize::from(area.width.saturating_sub(2 + 16)).min(s.traffic.seconds.window());
+    let secs =
+        usize::from(area.width.saturating_sub(2 + 16)).min(s.shown_traffic().seconds.window());
     let blk = block(
         t,
         title(
@@ -84,7 +85,7 @@ fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
     let [labels, chart] =
         Layout::horizontal([Constraint::Length(16), Constraint::Min(0)]).areas(inner);
     let data = series(s, chart.width);
-    let end = s.now.timestamp() - 1;
+    let end = s.shown_now().timestamp() - 1;
     let allowed_rate = rate_of(s, end, |b| b.allowed);
     let denied_rate = rate_of(s, end, |b| b.denied);
     // Each series has its own scale (labelled), so a handful of denials stays visible next to
@@ -127,7 +128,7 @@ fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
 
 fn rate_of(s: &AppState, end: i64, f: impl Fn(&Bucket) -> u32) -> f64 {
     let sum: u64 = s
-        .traffic
+        .shown_traffic()
         .seconds
         .series(end, RATE_SECS)
         .map(|b| u64::from(f(&b)))
@@ -150,13 +151,13 @@ fn draw_methods(frame: &mut Frame, area: Rect, s: &AppState) {
     frame.render_widget(blk, area);
     let rows = Layout::vertical([Constraint::Length(2); 3]).split(inner);
     let label_w = 22;
-    let end = s.now.timestamp() - 1;
+    let end = s.shown_now().timestamp() - 1;
     for (i, m) in METHODS.iter().enumerate() {
         let Some(r) = rows.get(i).copied() else { break };
         let [label, chart] =
             Layout::horizontal([Constraint::Length(label_w), Constraint::Min(0)]).areas(r);
         let rate = rate_of(s, end, |b| b.by_method[i]);
-        let total = s.traffic.totals.by_method[i];
+        let total = s.shown_traffic().totals.by_method[i];
         frame.render_widget(
             Paragraph::new(vec![
                 Line::styled(m.as_str(), t.method(i)),
@@ -183,10 +184,13 @@ fn draw_identities(frame: &mut Frame, area: Rect, s: &AppState) {
         format!("{}", list.len()),
         format!("sort {}", s.sort_label(ViewId::Traffic)),
     ];
-    if s.traffic.identities.evicted > 0 {
-        parts.push(format!("{} idle dropped", s.traffic.identities.evicted));
+    if s.shown_traffic().identities.evicted > 0 {
+        parts.push(format!(
+            "{} idle dropped",
+            s.shown_traffic().identities.evicted
+        ));
     }
-    let now_sec = s.now.timestamp();
+    let now_sec = s.shown_now().timestamp();
     windowed_table(
         frame,
         area,

@@ -1,0 +1,133 @@
+//! The console as a person uses it, in a real tmux: `botgate console --log FILE` in a 160×45
+//! pane, keys sent with `tmux send-keys`, the screen read with `capture-pane`, and what `y`
+//! copied read back with `tmux show-buffer` (tmux takes OSC 52 into a paste buffer when
+//! `set-clipboard` is on). Each test uses its own tmux server socket; without tmux installed
+//! the test says so and passes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use botgate::console::bench;
+
+/// A tmux server of our own (`tmux -L NAME`), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Option<Self> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("tmux is not installed: skipping");
+            return None;
+        }
+        let t = Tmux {
+            socket: format!("botgate-test-{}", std::process::id()),
+        };
+        let ok = t
+            .run(&[
+                "new-session",
+                "-d",
+                "-s",
+                "c",
+                "-x",
+                "160",
+                "-y",
+                "45",
+                command,
+            ])
+            .status
+            .success();
+        assert!(ok, "tmux new-session failed");
+        assert!(
+            t.run(&["set", "-g", "set-clipboard", "on"])
+                .status
+                .success()
+        );
+        Some(t)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn keys(&self, keys: &str) {
+        assert!(self.run(&["send-keys", "-t", "c", keys]).status.success());
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "c"]).stdout).into()
+    }
+
+    fn buffer(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["show-buffer"]).stdout).into()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// Poll `f` every 50 ms until it is true or 15 s have passed.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn console_command(dir: &Path, log: &Path) -> String {
+    format!(
+        "{} --state-dir {} --config {} console --log {}",
+        env!("CARGO_BIN_EXE_botgate"),
+        dir.display(),
+        dir.join("policy.toml").display(),
+        log.display()
+    )
+}
+
+#[test]
+fn y_in_the_log_view_puts_the_ray_id_into_the_tmux_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let start = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let mut lines = bench::jsonl_lines(40, start, 2).join("\n");
+    lines.push('\n');
+    std::fs::write(&log, lines).unwrap();
+    // The newest of the 40 synthetic events.
+    let newest = format!("{:016x}", 39);
+    let Some(tmux) = Tmux::start(&console_command(dir.path(), &log)) else {
+        return;
+    };
+    assert!(
+        eventually(|| tmux.screen().contains("1 Traffic")),
+        "the console did not start:\n{}",
+        tmux.screen()
+    );
+    tmux.keys("7");
+    assert!(
+        eventually(|| tmux.screen().contains(&newest)),
+        "{}",
+        tmux.screen()
+    );
+    tmux.keys("y");
+    assert!(
+        eventually(|| tmux.buffer() == newest),
+        "buffer {:?}; screen:\n{}",
+        tmux.buffer(),
+        tmux.screen()
+    );
+    assert!(tmux.screen().contains(&format!("copied ray id {newest}")));
+    tmux.keys("q");
+}
