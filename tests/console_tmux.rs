@@ -1,8 +1,8 @@
 //! The console as a person uses it, in a real tmux: `botgate console --log FILE` in a 160×45
 //! pane, keys sent with `tmux send-keys`, the screen read with `capture-pane`, and what `y`
 //! copied read back with `tmux show-buffer` (tmux takes OSC 52 into a paste buffer when
-//! `set-clipboard` is on). Each test uses its own tmux server socket; without tmux installed
-//! the test says so and passes.
+//! `set-clipboard` is on). Each test uses its own tmux server socket. tmux is required
+//! (`.ci/run` installs it); without it the test fails saying what to install.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -16,11 +16,11 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &str) -> Option<Self> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            eprintln!("tmux is not installed: skipping");
-            return None;
-        }
+    fn start(command: &str) -> Self {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "this test drives the console in tmux: install it (apt-get install tmux) or run .ci/run"
+        );
         let t = Tmux {
             socket: format!("botgate-test-{}", std::process::id()),
         };
@@ -44,7 +44,7 @@ impl Tmux {
                 .status
                 .success()
         );
-        Some(t)
+        t
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -107,9 +107,7 @@ fn y_in_the_log_view_puts_the_ray_id_into_the_tmux_buffer() {
     std::fs::write(&log, lines).unwrap();
     // The newest of the 40 synthetic events.
     let newest = format!("{:016x}", 39);
-    let Some(tmux) = Tmux::start(&console_command(dir.path(), &log)) else {
-        return;
-    };
+    let tmux = Tmux::start(&console_command(dir.path(), &log));
     assert!(
         eventually(|| tmux.screen().contains("1 Traffic")),
         "the console did not start:\n{}",
