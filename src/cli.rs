@@ -125,8 +125,9 @@ pub struct ConsoleArgs {
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Follow a running gate's `/events` (server-sent events), e.g. http://127.0.0.1:9901/events.
+    /// Repeat to merge several gates (each event names its gate: `node`; filter `node:NAME`).
     #[arg(long, value_name = "URL", conflicts_with = "log")]
-    pub attach: Option<String>,
+    pub attach: Vec<String>,
     /// Theme name (themes/ or the config dir) or path to a theme file.
     #[arg(long, env = "BOTGATE_THEME")]
     pub theme: Option<String>,

@@ -198,3 +198,58 @@ async fn console_attach_feed_receives_gate_events() {
     assert_eq!(ev.deny_reason.as_deref(), Some("missing_credentials"));
     assert_eq!(ev.app_name.as_deref(), Some("api"));
 }
+
+/// `botgate console --attach A --attach B`: two gates' streams merge into one feed, each event
+/// naming the gate it came from.
+#[tokio::test]
+async fn console_attach_merges_several_gates_by_node() {
+    let mut gates = Vec::new();
+    for node in ["gate-a", "gate-b"] {
+        gates.push(
+            start_gate_with(
+                POLICY,
+                |_| {},
+                |o| {
+                    o.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+                    o.node = Some(node.into());
+                },
+            )
+            .await,
+        );
+    }
+    let (tx, mut rx) = botgate::console::feed::channel();
+    let feeds: Vec<_> = gates
+        .iter()
+        .map(|g| {
+            let admin = g.gate.admin_addr.unwrap();
+            botgate::console::feed::spawn_sse(format!("http://{admin}/events"), tx.clone())
+        })
+        .collect();
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut nodes = std::collections::BTreeSet::new();
+    while nodes.len() < 2 && std::time::Instant::now() < deadline {
+        for g in &gates {
+            let _ = c
+                .get(g.url("/"))
+                .header("host", "api.test")
+                .send()
+                .await
+                .unwrap();
+        }
+        while let Ok(msg) = rx.try_recv() {
+            if let botgate::console::Msg::Event(ev) = msg {
+                nodes.insert(ev.node.as_deref().unwrap_or("(none)").to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for f in feeds {
+        f.abort();
+    }
+    assert_eq!(
+        nodes.into_iter().collect::<Vec<_>>(),
+        ["gate-a", "gate-b"],
+        "one feed, both gates, each event named by its gate"
+    );
+}

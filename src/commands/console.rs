@@ -43,9 +43,10 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
     let mut opts = ConsoleOptions::new(theme);
     opts.header = HeaderInfo {
         listen: listen_addresses(policy.as_ref()),
-        source: match &args.attach {
-            Some(url) => format!("attach {url}"),
-            None => format!("tail {}", log.display()),
+        source: match args.attach.as_slice() {
+            [] => format!("tail {}", log.display()),
+            [url] => format!("attach {url}"),
+            urls => format!("attach {} gates", urls.len()),
         },
         read_only: args.read_only,
     };
@@ -69,9 +70,8 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
     let result = rt.block_on(async {
         let (tx, rx) = feed::channel();
         // Events from a running gate's /events, or from its audit log file.
-        let (tail, sse) = match &args.attach {
-            Some(url) => (None, Some(feed::spawn_sse(url.clone(), tx.clone()))),
-            None => {
+        let (tail, sse) = match args.attach.as_slice() {
+            [] => {
                 if !log.exists() {
                     let _ = tx
                         .send(console::Msg::Notice(format!(
@@ -82,8 +82,15 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
                 }
                 let tail = feed::spawn_tail(&log, TailOptions::default(), tx.clone())
                     .with_context(|| format!("following {}", log.display()))?;
-                (Some(tail), None)
+                (Some(tail), Vec::new())
             }
+            // Several gates: one stream each, merged into the one event feed.
+            urls => (
+                None,
+                urls.iter()
+                    .map(|url| feed::spawn_sse(url.clone(), tx.clone()))
+                    .collect(),
+            ),
         };
         let rotations =
             feed::spawn_rotations(store.clone(), clock, tx.clone(), feed::ROTATIONS_EVERY);
@@ -99,8 +106,8 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         inventory.abort();
         rotations.abort();
         drop(tail);
-        if let Some(sse) = sse {
-            sse.abort();
+        for stream in sse {
+            stream.abort();
         }
         result.map_err(anyhow::Error::from)
     });

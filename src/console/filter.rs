@@ -40,6 +40,7 @@ enum Field {
     Method,
     Kind,
     Path,
+    Node,
 }
 
 impl Filter {
@@ -131,6 +132,7 @@ impl TermKind {
                 "method" | "via" => Some(Field::Method),
                 "kind" | "event" => Some(Field::Kind),
                 "path" => Some(Field::Path),
+                "node" | "gate" => Some(Field::Node),
                 _ => None,
             };
             if let Some(f) = field
@@ -169,6 +171,7 @@ impl TermKind {
                 Field::Method => method_matches(e.connection_method.as_str(), v),
                 Field::Kind => kind_str(e.event) == v,
                 Field::Path => opt(&e.path, v),
+                Field::Node => e.node.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(v)),
             },
             TermKind::Text(v) => {
                 e.identity().is_some_and(|i| contains(i, v))
@@ -241,6 +244,19 @@ mod tests {
         let f = Filter::parse("reason:revoked deny ci");
         assert!(f.matches_event(&deny_ru));
         assert!(Filter::parse("").matches_event(&allow_sg));
+    }
+
+    #[test]
+    fn node_picks_one_gates_events_when_several_are_merged() {
+        let mut a = ev("ci-deploy-prod", true, "SG");
+        a.node = Some("gate-a".into());
+        let mut b = ev("ci-deploy-prod", true, "SG");
+        b.node = Some("gate-b".into());
+        let unnamed = ev("ci-deploy-prod", true, "SG");
+        let f = Filter::parse("node:gate-b");
+        assert!(f.matches_event(&b) && !f.matches_event(&a) && !f.matches_event(&unnamed));
+        let f = Filter::parse("!node:GATE-B");
+        assert!(f.matches_event(&a) && !f.matches_event(&b));
     }
 
     #[test]
