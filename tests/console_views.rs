@@ -980,3 +980,37 @@ fn enter_on_a_token_drills_down_into_its_traffic_alerts_and_last_events() {
     assert!(text.contains(&ring[0].created_at.format("%H:%M:%S%.3f").to_string()));
     insta::assert_snapshot!("overlay_token_drill_down", draw(&s, 160, 45));
 }
+
+/// Events from several gates (`console --attach A --attach B`): the Log view gains a node
+/// column, and `node:NAME` keeps one gate's events.
+#[test]
+fn log_view_names_the_gate_when_events_come_from_several() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('7'));
+    assert!(
+        !draw(&s, 160, 45).contains(" node "),
+        "one gate: no node column"
+    );
+    let events: Vec<_> = (0..6)
+        .map(|i| {
+            let mut e = bench::synthetic_event(2_000_000 + i, now(), 1_000_000);
+            e.node = Some(if i % 2 == 0 { "gate-a" } else { "gate-b" }.into());
+            Arc::new(e)
+        })
+        .collect();
+    bench::ingest(&mut s, &events);
+    let screen = draw(&s, 160, 45);
+    assert!(screen.contains("node"), "{screen}");
+    assert!(
+        screen.contains("gate-a") && screen.contains("gate-b"),
+        "{screen}"
+    );
+    key(&mut s, KeyCode::Char('/'));
+    typed(&mut s, "node:gate-b");
+    key(&mut s, KeyCode::Enter);
+    let screen = draw(&s, 160, 45);
+    assert!(
+        screen.contains("gate-b") && !screen.contains("gate-a"),
+        "{screen}"
+    );
+}

@@ -64,7 +64,12 @@ pub struct Traffic {
     pub identities: Identities,
     pub ring: EventRing,
     pub totals: Totals,
+    /// The gates events came from (`node`), first seen first; at most `MAX_NODES`.
+    pub nodes: Vec<Arc<str>>,
 }
+
+/// Distinct gates the console keeps apart (`--attach` more than this merges the rest).
+pub const MAX_NODES: usize = 64;
 
 /// Counters since the console started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,12 +88,24 @@ impl Traffic {
             identities: Identities::new(limits.max_identities),
             ring: EventRing::new(limits.ring_capacity),
             totals: Totals::default(),
+            nodes: Vec::new(),
         }
+    }
+
+    /// Whether events came from more than one gate (the Log view then shows a node column).
+    pub fn several_nodes(&self) -> bool {
+        self.nodes.len() > 1
     }
 
     /// Count one event; returns its sequence number in the ring.
     pub fn record(&mut self, ev: &Arc<AccessEvent>) -> u64 {
         self.totals.events += 1;
+        if let Some(node) = &ev.node
+            && self.nodes.len() < MAX_NODES
+            && !self.nodes.iter().any(|n| n == node)
+        {
+            self.nodes.push(node.clone());
+        }
         if ev.event == EventKind::Access {
             let m = method_index(ev.connection_method);
             self.totals.access += 1;

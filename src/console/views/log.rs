@@ -28,7 +28,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         area,
         t,
         block(t, title(t, "audit log", &parts)),
-        &log_columns(),
+        &log_columns(s.shown_traffic().several_nodes()),
         n,
         Some(s.selected[ViewId::Log.index()]),
         s.scroll[ViewId::Log.index()],
@@ -52,9 +52,10 @@ pub fn tail_columns() -> [Col; 10] {
     ]
 }
 
-/// Columns of the Log view (`full` = true in `event_cells`).
-pub fn log_columns() -> [Col; 13] {
-    [
+/// Columns of the Log view (`full` = true in `event_cells`); a node column after the time when
+/// events come from several gates (`console --attach A --attach B`).
+pub fn log_columns(several_nodes: bool) -> Vec<Col> {
+    let mut cols = vec![
         col("time", Constraint::Length(12)),
         wide("kind", Constraint::Length(6), 120),
         col("result", Constraint::Length(6)),
@@ -68,7 +69,11 @@ pub fn log_columns() -> [Col; 13] {
         col("reason", Constraint::Fill(2)),
         wide("ms", Constraint::Length(6), 140),
         wide("ray", Constraint::Length(16), 140),
-    ]
+    ];
+    if several_nodes {
+        cols.insert(1, col("node", Constraint::Length(10)));
+    }
+    cols
 }
 
 /// The short connection-method label used in tables.
@@ -138,6 +143,9 @@ pub fn event_cells<'a>(s: &AppState, i: usize, full: bool) -> (Vec<Cell<'a>>, St
         EventKind::Admin => t.muted(),
     };
     let mut cells = vec![Cell::from(Span::styled(clock_ms(e.created_at), t.muted()))];
+    if full && s.shown_traffic().several_nodes() {
+        cells.push(Cell::from(or_dash(e.node.as_deref())));
+    }
     if full {
         cells.push(Cell::from(kind(e.event)));
     }
