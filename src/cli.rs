@@ -156,6 +156,33 @@ pub enum TokenCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Refuse a token (401 token_disabled) without revoking it; `enable` lifts it.
+    Disable {
+        /// Token name or Client ID (`<32 hex>.access`).
+        name_or_client_id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Accept a disabled token again.
+    Enable {
+        /// Token name or Client ID (`<32 hex>.access`).
+        name_or_client_id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Extend a token's expiry to DURATION from now (same Client ID and secret).
+    Refresh {
+        /// Token name or Client ID (`<32 hex>.access`).
+        name_or_client_id: String,
+        /// New lifetime from now: 30d, 90d, 1y … (default 90d).
+        #[arg(long, default_value = "90d")]
+        duration: String,
+        /// Allow a lifetime longer than one year.
+        #[arg(long)]
+        allow_long: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Debug, Args)]

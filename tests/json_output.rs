@@ -79,6 +79,7 @@ fn token_verbs_print_the_documented_json() {
         "expires_at",
         "expires_in_seconds",
         "revoked_at",
+        "disabled_at",
         "last_seen_at",
         "last_seen_ip",
         "created_by",

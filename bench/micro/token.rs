@@ -24,6 +24,7 @@ fn snapshot(n: usize) -> (CredentialSnapshot, ClientId, ClientSecret) {
                 secret_hash: secret.hash(),
                 expires_at: Utc::now() + chrono::Duration::days(30),
                 revoked: false,
+                disabled: false,
             },
         );
         if i == n / 2 {

@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
             secret_hash: SecretHash::of(secret.expose()),
             expires_at: now + chrono::Duration::days(30),
             revoked: false,
+            disabled: false,
         },
     );
     let data = substitute(data, id.as_str(), secret.expose());

@@ -128,6 +128,9 @@ pub fn explain(
                 Some(t) => t.refusal(now).map(|r| {
                     let why = match r {
                         DenyReason::TokenRevoked => format!("token {name:?} is revoked"),
+                        DenyReason::TokenDisabled => format!(
+                            "token {name:?} is disabled (`botgate token enable {name}` lifts it)"
+                        ),
                         _ => format!("token {name:?} expired at {}", t.expires_at),
                     };
                     (r, why)

@@ -62,7 +62,79 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
                 Ok(())
             }
         }
+        TokenCommand::Disable {
+            name_or_client_id,
+            json,
+        } => switch(paths, &store, now, &name_or_client_id, true, json.json),
+        TokenCommand::Enable {
+            name_or_client_id,
+            json,
+        } => switch(paths, &store, now, &name_or_client_id, false, json.json),
+        TokenCommand::Refresh {
+            name_or_client_id,
+            duration,
+            allow_long,
+            json,
+        } => {
+            let lifetime = parse_lifetime(&duration, allow_long)?;
+            let t = crate::store::wait(store.set_token_expiry(
+                &name_or_client_id,
+                now + lifetime,
+                &|t| admin_entry(now, "token_refresh", t),
+            ))
+            .map_err(store_err)?;
+            deliver_admin(paths, &store, now);
+            if json.json {
+                print_json(&TokenView::new(&t, now))
+            } else {
+                println!(
+                    "token {} ({}) now expires {}; its Client ID and secret are unchanged",
+                    t.name,
+                    t.client_id,
+                    rfc3339(t.expires_at)
+                );
+                Ok(())
+            }
+        }
     }
+}
+
+/// `token disable` / `token enable`: one admin event each; the gate follows within 1 s.
+fn switch(
+    paths: &Paths,
+    store: &Store,
+    now: DateTime<Utc>,
+    name_or_client_id: &str,
+    disable: bool,
+    json: bool,
+) -> Result<()> {
+    let action = if disable {
+        "token_disable"
+    } else {
+        "token_enable"
+    };
+    let t = crate::store::wait(
+        store.set_token_disabled(name_or_client_id, disable, now, &|t| {
+            admin_entry(now, action, t)
+        }),
+    )
+    .map_err(store_err)?;
+    deliver_admin(paths, store, now);
+    if json {
+        return print_json(&TokenView::new(&t, now));
+    }
+    if disable {
+        println!(
+            "disabled token {} ({}); the running gate refuses it (401 token_disabled) within 1 s; `botgate token enable {}` lifts it",
+            t.name, t.client_id, t.name
+        );
+    } else {
+        println!(
+            "enabled token {} ({}); the running gate accepts it again within 1 s",
+            t.name, t.client_id
+        );
+    }
+    Ok(())
 }
 
 /// The secret-bearing output of `create` (contract): printed once or written to `--secret-out`.
@@ -202,6 +274,7 @@ struct TokenView<'a> {
     expires_at: String,
     expires_in_seconds: i64,
     revoked_at: Option<String>,
+    disabled_at: Option<String>,
     last_seen_at: Option<String>,
     last_seen_ip: Option<&'a str>,
     created_by: &'a str,
@@ -221,6 +294,7 @@ impl<'a> TokenView<'a> {
             expires_at: rfc3339(t.expires_at),
             expires_in_seconds: (t.expires_at - now).num_seconds(),
             revoked_at: t.revoked_at.map(rfc3339),
+            disabled_at: t.disabled_at.map(rfc3339),
             last_seen_at: t.last_seen_at.map(rfc3339),
             last_seen_ip: t.last_seen_ip.as_deref(),
             created_by: &t.created_by,

@@ -22,6 +22,7 @@ fn token(name: &str, days: i64) -> TokenRecord {
         created_at: now() - Duration::days(1),
         expires_at: now() - Duration::days(1) + Duration::days(days),
         revoked_at: None,
+        disabled_at: None,
         last_seen_at: None,
         last_seen_ip: None,
         created_by: "test".into(),

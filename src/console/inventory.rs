@@ -288,6 +288,7 @@ include = [{ any_service_token = true }]
             created_at: t0,
             expires_at: t0 + chrono::Duration::days(365),
             revoked_at: None,
+            disabled_at: None,
             last_seen_at: None,
             last_seen_ip: None,
             created_by: "test".into(),

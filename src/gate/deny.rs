@@ -14,6 +14,8 @@ pub enum DenyReason {
     BadSecret,
     TokenExpired,
     TokenRevoked,
+    /// `botgate token disable`: kept in the inventory, refused until enabled.
+    TokenDisabled,
     NoPolicyMatched,
     BlockedByPolicy,
     UnknownHost,
@@ -56,6 +58,7 @@ impl DenyReason {
             DenyReason::BadSecret => "bad_secret",
             DenyReason::TokenExpired => "token_expired",
             DenyReason::TokenRevoked => "token_revoked",
+            DenyReason::TokenDisabled => "token_disabled",
             DenyReason::NoPolicyMatched => "no_policy_matched",
             DenyReason::BlockedByPolicy => "blocked_by_policy",
             DenyReason::UnknownHost => "unknown_host",

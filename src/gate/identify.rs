@@ -105,6 +105,7 @@ mod tests {
                 secret_hash: secret.hash(),
                 expires_at: Utc::now() + chrono::Duration::days(expires_in_days),
                 revoked,
+                disabled: false,
             },
         );
         s

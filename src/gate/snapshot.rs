@@ -25,6 +25,7 @@ pub struct TokenEntry {
     pub secret_hash: SecretHash,
     pub expires_at: DateTime<Utc>,
     pub revoked: bool,
+    pub disabled: bool,
 }
 
 impl TokenEntry {
@@ -34,6 +35,8 @@ impl TokenEntry {
         use super::deny::DenyReason;
         if self.revoked {
             Some(DenyReason::TokenRevoked)
+        } else if self.disabled {
+            Some(DenyReason::TokenDisabled)
         } else if self.expires_at <= now {
             Some(DenyReason::TokenExpired)
         } else {
@@ -95,6 +98,7 @@ impl CredentialSnapshot {
                     secret_hash: t.secret_hash,
                     expires_at: t.expires_at,
                     revoked: t.revoked_at.is_some(),
+                    disabled: t.disabled_at.is_some(),
                 };
                 (t.client_id.as_str().into(), entry)
             })

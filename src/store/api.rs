@@ -56,6 +56,22 @@ pub trait TokenStore {
         at: DateTime<Utc>,
         admin: AdminFor<'_, TokenRecord>,
     ) -> Result<TokenRecord, StoreError>;
+    /// Disable (`disabled = true`) or enable a live token, with its admin journal row. A revoked
+    /// token, or one already in that state, is a `Conflict`.
+    async fn set_token_disabled(
+        &self,
+        name_or_client_id: &str,
+        disabled: bool,
+        at: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError>;
+    /// Move a live token's expiry to `expires_at`, with its admin journal row.
+    async fn set_token_expiry(
+        &self,
+        name_or_client_id: &str,
+        expires_at: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError>;
     /// Batched last-seen updates: (client id, when, ip).
     async fn touch_tokens(
         &self,

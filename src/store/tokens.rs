@@ -27,6 +27,8 @@ pub struct TokenRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// `botgate token disable`: refused (401 `token_disabled`) until enabled; not a revocation.
+    pub disabled_at: Option<DateTime<Utc>>,
     pub last_seen_at: Option<DateTime<Utc>>,
     pub last_seen_ip: Option<String>,
     pub created_by: String,
@@ -40,6 +42,8 @@ pub enum LifecycleStatus {
     Expiring,
     Expired,
     Revoked,
+    /// A token switched off with `botgate token disable` (certificates are never disabled).
+    Disabled,
 }
 
 /// A token's lifecycle status.
@@ -65,6 +69,7 @@ impl LifecycleStatus {
             LifecycleStatus::Expiring => "expiring",
             LifecycleStatus::Expired => "expired",
             LifecycleStatus::Revoked => "revoked",
+            LifecycleStatus::Disabled => "disabled",
         }
     }
 }
@@ -72,12 +77,17 @@ impl LifecycleStatus {
 impl TokenRecord {
     /// Status at `now`.
     pub fn status(&self, now: DateTime<Utc>) -> TokenStatus {
-        LifecycleStatus::at(self.expires_at, self.revoked_at.is_some(), now)
+        match LifecycleStatus::at(self.expires_at, self.revoked_at.is_some(), now) {
+            LifecycleStatus::Active | LifecycleStatus::Expiring if self.disabled_at.is_some() => {
+                LifecycleStatus::Disabled
+            }
+            status => status,
+        }
     }
 
     /// Whether the gate should accept it at `now`.
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now
+        self.revoked_at.is_none() && self.disabled_at.is_none() && self.expires_at > now
     }
 }
 

@@ -99,12 +99,17 @@ mod tests {
         let path = dir.path().join(super::super::STORE_FILE);
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE changes; UPDATE meta SET generation = 7; PRAGMA user_version = 4;",
+            "DROP TABLE changes; ALTER TABLE tokens DROP COLUMN disabled_at;
+             UPDATE meta SET generation = 7; PRAGMA user_version = 4;",
         )
         .unwrap();
         drop(conn);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(wait(store.schema_version()).unwrap(), 5);
+        assert_eq!(
+            wait(store.schema_version()).unwrap(),
+            6,
+            "migrated to the newest schema"
+        );
         assert_eq!(wait(store.change_version()).unwrap(), 7);
         let rows = wait(store.changes_since(0, 10)).unwrap();
         assert_eq!(rows.len(), 1);

@@ -143,6 +143,10 @@ const MIGRATIONS: &[&str] = &[
         SELECT generation, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'migrated', ''
         FROM meta WHERE id = 1 AND generation > 0;
     "#,
+    // 6: a token can be disabled (refused, kept in the inventory) and enabled again.
+    r#"
+    ALTER TABLE tokens ADD COLUMN disabled_at INTEGER;
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.

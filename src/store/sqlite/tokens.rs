@@ -8,7 +8,7 @@ use crate::credential::SecretHash;
 use crate::store::api::AdminFor;
 use crate::store::{ChangeKind, NewToken, StoreError, TokenRecord, TokenStore};
 
-const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by";
+const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     let hash: String = r.get(3)?;
@@ -23,6 +23,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         last_seen_at: opt_time(r.get(7)?),
         last_seen_ip: r.get(8)?,
         created_by: r.get(9)?,
+        disabled_at: opt_time(r.get(10)?),
     })
 }
 
@@ -93,6 +94,35 @@ impl TokenStore for SqliteStore {
             .await
     }
 
+    async fn set_token_disabled(
+        &self,
+        name_or_client_id: &str,
+        disabled: bool,
+        at: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        if rec.disabled_at.is_some() == disabled {
+            let state = if disabled { "disabled" } else { "enabled" };
+            return Err(StoreError::Conflict(format!(
+                "token {:?} ({}) is already {state}",
+                rec.name, rec.client_id
+            )));
+        }
+        let value = disabled.then(|| to_db_time(at));
+        self.update_recorded(&rec, "disabled_at", value, admin)
+    }
+
+    async fn set_token_expiry(
+        &self,
+        name_or_client_id: &str,
+        expires_at: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        self.update_recorded(&rec, "expires_at", Some(to_db_time(expires_at)), admin)
+    }
+
     /// Record last-seen times in one batch (called by the gate every few seconds, never per request).
     async fn touch_tokens(
         &self,
@@ -120,6 +150,44 @@ impl TokenStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// The token by name or client id, refused when it is revoked (nothing to change on it).
+    async fn live_token(&self, name_or_client_id: &str) -> Result<TokenRecord, StoreError> {
+        let rec = self.find_token(name_or_client_id).await?;
+        if rec.revoked_at.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "token {:?} ({}) is revoked; create a new one",
+                rec.name, rec.client_id
+            )));
+        }
+        Ok(rec)
+    }
+
+    /// Set one column of `rec` (a fixed name from this file, never input), record the change
+    /// and the admin row, in one transaction.
+    fn update_recorded(
+        &self,
+        rec: &TokenRecord,
+        column: &'static str,
+        value: Option<i64>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            &format!("UPDATE tokens SET {column} = ?1 WHERE id = ?2"),
+            params![value, rec.id],
+        )?;
+        record_change(&tx, ChangeKind::Token, &rec.client_id)?;
+        let rec = tx.query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
+            [rec.id],
+            from_row,
+        )?;
+        super::journal::insert_entry(&tx, &admin(&rec))?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
     fn create_token_in(
         &self,
         t: &NewToken<'_>,
@@ -274,6 +342,7 @@ mod tests {
             created_at: now,
             expires_at: now + Duration::days(5),
             revoked_at: None,
+            disabled_at: None,
             last_seen_at: None,
             last_seen_ip: None,
             created_by: "x".into(),
