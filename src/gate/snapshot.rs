@@ -104,9 +104,9 @@ impl CredentialSnapshot {
             })
             .collect();
         let revoked_certs = inv
-            .revoked_certs
+            .certs
             .iter()
-            .map(|c| (c.fingerprint_sha256.clone(), c.revoked_at))
+            .filter_map(|c| Some((c.fingerprint_sha256.clone(), c.revoked_at?)))
             .collect();
         let cert_expiry = inv
             .certs

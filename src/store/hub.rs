@@ -1,5 +1,5 @@
 //! The inventory hub: the one follower of the store's change feed in a process. It reads the
-//! tokens, certificates, revocations and CAs once per change (and on a slow refresh, for what
+//! tokens, certificates (revoked ones included) and CAs once per change (and on a slow refresh, for what
 //! does not go through the feed: last-seen times, external CRL files) and publishes one
 //! immutable `Inventory` on a watch channel. The gate's credential snapshot, the detectors'
 //! inventory and the console all derive from it: one poller, not three.
@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::pki::{CaRecord, CertRecord, RevokedCert};
+use super::pki::{CaRecord, CertRecord};
 use super::{Store, StoreError, TokenRecord};
 
 /// How often the change feed's version is read.
@@ -27,7 +27,6 @@ pub struct Inventory {
     pub read_at: Option<DateTime<Utc>>,
     pub tokens: Vec<TokenRecord>,
     pub certs: Vec<CertRecord>,
-    pub revoked_certs: Vec<RevokedCert>,
     pub cas: Vec<CaRecord>,
     /// The last read failed: what the store said (the rest is the last good read).
     pub store_error: Option<String>,
@@ -43,7 +42,6 @@ impl Inventory {
             read_at: Some(Utc::now()),
             tokens: store.list_tokens().await?,
             certs: store.list_certs().await?,
-            revoked_certs: store.revoked_certs().await?,
             cas: store.list_cas().await?,
             store_error: None,
         })
