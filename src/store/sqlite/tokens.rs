@@ -110,7 +110,7 @@ impl TokenStore for SqliteStore {
             )));
         }
         let value = disabled.then(|| to_db_time(at));
-        self.update_recorded(&rec, "disabled_at", value, admin)
+        self.update_recorded(&rec, "disabled_at", value, Some(admin))
     }
 
     async fn set_token_expiry(
@@ -120,7 +120,12 @@ impl TokenStore for SqliteStore {
         admin: AdminFor<'_, TokenRecord>,
     ) -> Result<TokenRecord, StoreError> {
         let rec = self.live_token(name_or_client_id).await?;
-        self.update_recorded(&rec, "expires_at", Some(to_db_time(expires_at)), admin)
+        self.update_recorded(
+            &rec,
+            "expires_at",
+            Some(to_db_time(expires_at)),
+            Some(admin),
+        )
     }
 
     /// Record last-seen times in one batch (called by the gate every few seconds, never per request).
@@ -163,13 +168,13 @@ impl SqliteStore {
     }
 
     /// Set one column of `rec` (a fixed name from this file, never input), record the change
-    /// and the admin row, in one transaction.
+    /// and, when given, the admin row, in one transaction.
     fn update_recorded(
         &self,
         rec: &TokenRecord,
         column: &'static str,
         value: Option<i64>,
-        admin: AdminFor<'_, TokenRecord>,
+        admin: Option<AdminFor<'_, TokenRecord>>,
     ) -> Result<TokenRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -183,7 +188,9 @@ impl SqliteStore {
             [rec.id],
             from_row,
         )?;
-        super::journal::insert_entry(&tx, &admin(&rec))?;
+        if let Some(admin) = admin {
+            super::journal::insert_entry(&tx, &admin(&rec))?;
+        }
         tx.commit()?;
         Ok(rec)
     }
@@ -239,23 +246,7 @@ impl SqliteStore {
                 rec.name, rec.client_id
             )));
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2",
-            params![to_db_time(at), rec.id],
-        )?;
-        record_change(&tx, ChangeKind::Token, &rec.client_id)?;
-        let rec = tx.query_row(
-            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
-            [rec.id],
-            from_row,
-        )?;
-        if let Some(admin) = admin {
-            super::journal::insert_entry(&tx, &admin(&rec))?;
-        }
-        tx.commit()?;
-        Ok(rec)
+        self.update_recorded(&rec, "revoked_at", Some(to_db_time(at)), admin)
     }
 }
 
