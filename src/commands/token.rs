@@ -49,27 +49,48 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
             let t =
                 crate::store::wait(store.revoke_token_recorded(&name_or_client_id, now, &|t| {
                     admin_entry(now, "token_revoke", t)
-                }))
-                .map_err(store_err)?;
-            deliver_admin(paths, &store, now);
-            if json.json {
-                print_json(&TokenView::new(&t, now))
-            } else {
-                println!(
+                }));
+            report(paths, &store, now, t, json.json, |t| {
+                format!(
                     "revoked token {} ({}); the running gate refuses it within 1 s",
                     t.name, t.client_id
-                );
-                Ok(())
-            }
+                )
+            })
         }
         TokenCommand::Disable {
             name_or_client_id,
             json,
-        } => switch(paths, &store, now, &name_or_client_id, true, json.json),
+        } => {
+            let t = crate::store::wait(store.set_token_disabled(
+                &name_or_client_id,
+                true,
+                now,
+                &|t| admin_entry(now, "token_disable", t),
+            ));
+            report(paths, &store, now, t, json.json, |t| {
+                format!(
+                    "disabled token {} ({}); the running gate refuses it (401 token_disabled) within 1 s; `botgate token enable {}` lifts it",
+                    t.name, t.client_id, t.name
+                )
+            })
+        }
         TokenCommand::Enable {
             name_or_client_id,
             json,
-        } => switch(paths, &store, now, &name_or_client_id, false, json.json),
+        } => {
+            let t = crate::store::wait(store.set_token_disabled(
+                &name_or_client_id,
+                false,
+                now,
+                &|t| admin_entry(now, "token_enable", t),
+            ));
+            report(paths, &store, now, t, json.json, |t| {
+                format!(
+                    "enabled token {} ({}); the running gate accepts it again within 1 s",
+                    t.name, t.client_id
+                )
+            })
+        }
         TokenCommand::Refresh {
             name_or_client_id,
             duration,
@@ -81,60 +102,37 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
                 &name_or_client_id,
                 now + lifetime,
                 &|t| admin_entry(now, "token_refresh", t),
-            ))
-            .map_err(store_err)?;
-            deliver_admin(paths, &store, now);
-            if json.json {
-                print_json(&TokenView::new(&t, now))
-            } else {
-                println!(
+            ));
+            report(paths, &store, now, t, json.json, |t| {
+                format!(
                     "token {} ({}) now expires {}; its Client ID and secret are unchanged",
                     t.name,
                     t.client_id,
                     rfc3339(t.expires_at)
-                );
-                Ok(())
-            }
+                )
+            })
         }
     }
 }
 
-/// `token disable` / `token enable`: one admin event each; the gate follows within 1 s.
-fn switch(
+/// After a recorded change to one token: append its admin event where no gate relays it,
+/// then print the token (`--json`) or what changed.
+fn report(
     paths: &Paths,
     store: &Store,
     now: DateTime<Utc>,
-    name_or_client_id: &str,
-    disable: bool,
+    changed: Result<TokenRecord, StoreError>,
     json: bool,
+    message: impl FnOnce(&TokenRecord) -> String,
 ) -> Result<()> {
-    let action = if disable {
-        "token_disable"
-    } else {
-        "token_enable"
-    };
-    let t = crate::store::wait(
-        store.set_token_disabled(name_or_client_id, disable, now, &|t| {
-            admin_entry(now, action, t)
-        }),
-    )
-    .map_err(store_err)?;
+    let t = changed.map_err(store_err)?;
     deliver_admin(paths, store, now);
     if json {
-        return print_json(&TokenView::new(&t, now));
-    }
-    if disable {
-        println!(
-            "disabled token {} ({}); the running gate refuses it (401 token_disabled) within 1 s; `botgate token enable {}` lifts it",
-            t.name, t.client_id, t.name
-        );
+        print_json(&TokenView::new(&t, now))
     } else {
-        println!(
-            "enabled token {} ({}); the running gate accepts it again within 1 s",
-            t.name, t.client_id
-        );
+        println!("{}", message(&t));
+        Ok(())
     }
-    Ok(())
 }
 
 /// The secret-bearing output of `create` (contract): printed once or written to `--secret-out`.
