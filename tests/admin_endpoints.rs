@@ -163,6 +163,36 @@ async fn metrics_when(
     }
 }
 
+/// Send a request to every gate, over and over (the feeds may still be connecting), handing
+/// each event that arrives on `rx` to `seen`, until it returns true or 10 s pass.
+async fn request_until(
+    gates: &[&TestGate],
+    rx: &mut tokio::sync::mpsc::Receiver<botgate::console::Msg>,
+    mut seen: impl FnMut(std::sync::Arc<botgate::audit::AccessEvent>) -> bool,
+) -> bool {
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        for g in gates {
+            let _ = c
+                .get(g.url("/"))
+                .header("host", "api.test")
+                .send()
+                .await
+                .unwrap();
+        }
+        while let Ok(msg) = rx.try_recv() {
+            if let botgate::console::Msg::Event(ev) = msg
+                && seen(ev)
+            {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// `botgate console --attach URL`: the console's SSE feed turns `/events` into console messages.
 #[tokio::test]
 async fn console_attach_feed_receives_gate_events() {
@@ -175,24 +205,12 @@ async fn console_attach_feed_receives_gate_events() {
     let admin = g.gate.admin_addr.unwrap();
     let (tx, mut rx) = botgate::console::feed::channel();
     let feed = botgate::console::feed::spawn_sse(format!("http://{admin}/events"), tx);
-    let c = client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut got = None;
-    while got.is_none() && std::time::Instant::now() < deadline {
-        // Requests keep coming until the feed (re)connects and sees one.
-        let _ = c
-            .get(g.url("/"))
-            .header("host", "api.test")
-            .send()
-            .await
-            .unwrap();
-        while let Ok(msg) = rx.try_recv() {
-            if let botgate::console::Msg::Event(ev) = msg {
-                got = Some(ev);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    request_until(&[&g], &mut rx, |ev| {
+        got = Some(ev);
+        true
+    })
+    .await;
     feed.abort();
     let ev = got.expect("an event arrived over /events");
     assert_eq!(ev.deny_reason.as_deref(), Some("missing_credentials"));
@@ -225,25 +243,13 @@ async fn console_attach_merges_several_gates_by_node() {
             botgate::console::feed::spawn_sse(format!("http://{admin}/events"), tx.clone())
         })
         .collect();
-    let c = client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut nodes = std::collections::BTreeSet::new();
-    while nodes.len() < 2 && std::time::Instant::now() < deadline {
-        for g in &gates {
-            let _ = c
-                .get(g.url("/"))
-                .header("host", "api.test")
-                .send()
-                .await
-                .unwrap();
-        }
-        while let Ok(msg) = rx.try_recv() {
-            if let botgate::console::Msg::Event(ev) = msg {
-                nodes.insert(ev.node.as_deref().unwrap_or("(none)").to_string());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let all: Vec<&TestGate> = gates.iter().collect();
+    request_until(&all, &mut rx, |ev| {
+        nodes.insert(ev.node.as_deref().unwrap_or("(none)").to_string());
+        nodes.len() == 2
+    })
+    .await;
     for f in feeds {
         f.abort();
     }

@@ -112,13 +112,14 @@ pub const MAX_HEADERS_RANGE: std::ops::RangeInclusive<usize> = 16..=1000;
 /// Longest `[gate] node` name.
 pub const MAX_NODE_LEN: usize = 64;
 
-/// Whether `name` can be a node name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+/// A character a node name may hold: `A-Z a-z 0-9 . _ -`.
+fn node_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// Whether `name` can be a node name: 1 to 64 node characters.
 pub fn valid_node_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NODE_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    !name.is_empty() && name.len() <= MAX_NODE_LEN && name.chars().all(node_char)
 }
 
 /// The default node name: this host's name, with anything a node name cannot hold replaced by
@@ -128,13 +129,7 @@ pub fn host_node_name() -> Option<String> {
     let host = uname.nodename().to_string_lossy();
     let name: String = host
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if node_char(c) { c } else { '-' })
         .take(MAX_NODE_LEN)
         .collect();
     (!name.is_empty()).then_some(name)
