@@ -60,11 +60,6 @@ impl Store {
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
         Ok(Self(Arc::new(sqlite::SqliteStore::open(state_dir)?)))
     }
-
-    /// Wrap an implementation.
-    pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
-        Self(backend)
-    }
 }
 
 impl std::ops::Deref for Store {
