@@ -360,7 +360,10 @@ fn expiry_check(
             format!("{what} expires at {until}, within {EXPIRING_WITHIN_DAYS} days"),
             fix,
         ),
-        CredentialStatus::Ok => Check::ok(name, format!("{what} valid until {until}")),
+        // `at` never says disabled (that is a token flag, not a date).
+        CredentialStatus::Ok | CredentialStatus::Disabled => {
+            Check::ok(name, format!("{what} valid until {until}"))
+        }
     }
 }
 

@@ -14,6 +14,8 @@ pub enum CredentialStatus {
     Critical,
     Expired,
     Revoked,
+    /// A token switched off with `botgate token disable`.
+    Disabled,
 }
 
 impl CredentialStatus {
@@ -41,6 +43,7 @@ impl CredentialStatus {
             CredentialStatus::Critical => "critical",
             CredentialStatus::Expired => "expired",
             CredentialStatus::Revoked => "revoked",
+            CredentialStatus::Disabled => "disabled",
         }
     }
 }

@@ -37,6 +37,7 @@ fn token(
         created_at: now() - Duration::days(created_days_ago),
         expires_at: now() + expires_in,
         revoked,
+        disabled: false,
         last_seen_at: seen_secs_ago.map(|s| now() - Duration::seconds(s)),
         policies: policies.iter().map(|p| p.to_string()).collect(),
         // The default token cadence (90 days from creation).
@@ -1012,5 +1013,29 @@ fn log_view_names_the_gate_when_events_come_from_several() {
     assert!(
         screen.contains("gate-b") && !screen.contains("gate-a"),
         "{screen}"
+    );
+}
+
+#[test]
+fn a_disabled_token_shows_as_disabled_not_ok() {
+    let mut s = state();
+    let mut list = tokens();
+    let mut t = token("ci-paused", 3, Duration::days(80), false, None, &[]);
+    t.disabled = true;
+    list.push(t);
+    update(
+        &mut s,
+        Msg::Inventory {
+            tokens: list,
+            certs: certs(),
+        },
+    );
+    key(&mut s, KeyCode::Char('2'));
+    let b = bench::render(&s, 160, 45);
+    find_on_row(&b, "ci-paused", " disabled ");
+    assert!(
+        buffer_text(&b).contains("1 disabled"),
+        "{}",
+        buffer_text(&b)
     );
 }

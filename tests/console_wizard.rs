@@ -147,6 +147,7 @@ fn token(name: &str) -> TokenRow {
         created_at: now() - Duration::days(100),
         expires_at: now() + Duration::days(200),
         revoked: false,
+        disabled: false,
         last_seen_at: None,
         policies: vec!["api.example.com / CI deployment".into()],
         rotation_due_at: now() - Duration::days(10),

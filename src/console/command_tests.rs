@@ -82,6 +82,7 @@ mod with_state {
             created_at: now() - Duration::days(10),
             expires_at: now() + Duration::days(80),
             revoked: false,
+            disabled: false,
             last_seen_at: None,
             policies: Vec::new(),
             rotation_due_at: now() + Duration::days(80),

@@ -33,6 +33,7 @@ pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<T
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked: r.revoked_at.is_some(),
+            disabled: r.disabled_at.is_some(),
             last_seen_at: r.last_seen_at,
             policies: compiled
                 .as_ref()

@@ -14,6 +14,8 @@ pub struct TokenRow {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked: bool,
+    /// `botgate token disable`: refused by the gate until enabled.
+    pub disabled: bool,
     pub last_seen_at: Option<DateTime<Utc>>,
     /// `app / policy` names whose include admits this token.
     pub policies: Vec<String>,
@@ -24,7 +26,16 @@ pub struct TokenRow {
 impl TokenRow {
     /// Status at `now`.
     pub fn status(&self, now: DateTime<Utc>) -> CredentialStatus {
-        CredentialStatus::at(self.expires_at, self.revoked, now)
+        let status = CredentialStatus::at(self.expires_at, self.revoked, now);
+        let ended = matches!(
+            status,
+            CredentialStatus::Revoked | CredentialStatus::Expired
+        );
+        if self.disabled && !ended {
+            CredentialStatus::Disabled
+        } else {
+            status
+        }
     }
 
     /// When the cadence for its name says this token should be rotated.

@@ -291,7 +291,9 @@ impl Theme {
             CredentialStatus::Expired => Style::new()
                 .fg(self.colors.critical)
                 .add_modifier(Modifier::BOLD),
-            CredentialStatus::Revoked => Style::new().fg(self.colors.muted),
+            CredentialStatus::Revoked | CredentialStatus::Disabled => {
+                Style::new().fg(self.colors.muted)
+            }
         }
     }
     pub fn severity(&self, s: Severity) -> Style {

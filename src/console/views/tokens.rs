@@ -169,7 +169,7 @@ pub fn row_style(s: &AppState, status: CredentialStatus) -> Style {
 
 /// `2 expired, 1 critical, 3 warn`.
 pub fn status_counts(statuses: impl Iterator<Item = CredentialStatus>) -> String {
-    let mut n = [0usize; 5];
+    let mut n = [0usize; 6];
     for st in statuses {
         n[st as usize] += 1;
     }
@@ -178,6 +178,7 @@ pub fn status_counts(statuses: impl Iterator<Item = CredentialStatus>) -> String
         CredentialStatus::Critical,
         CredentialStatus::Warn,
         CredentialStatus::Revoked,
+        CredentialStatus::Disabled,
     ]
     .iter()
     .filter(|st| n[**st as usize] > 0)
