@@ -51,6 +51,9 @@ pub enum Command {
     /// Audit log export.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// The credential store: copy the embedded SQLite store into PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Find leaked botgate secrets in files; exits 1 if any.
     Scan(ScanArgs),
     /// Show what a certificate, chain, CSR, CRL or key file holds (PEM or DER).
@@ -408,6 +411,19 @@ pub struct RotateOpts {
     pub min_requests: u64,
     #[command(flatten)]
     pub json: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy this state dir's SQLite store (tokens, CAs with their keys, certificates,
+    /// revocations, rotations, admin journal) into an empty PostgreSQL database.
+    Copy {
+        /// The target: postgres://USER@HOST:PORT/DB (or env:VAR to read it from VAR).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -136,6 +136,28 @@ fn policy_file(paths: &Paths, out: &mut Vec<Check>) -> Option<LoadedConfig> {
 
 fn store(paths: &Paths, out: &mut Vec<Check>) -> Option<Store> {
     let name = "store";
+    if let Ok(crate::store::StoreLocation::Url(url)) = paths.store_location() {
+        let shown = crate::store::redact_url(&url);
+        return match Store::connect(&url) {
+            Ok(store) => {
+                let version = crate::store::wait(store.schema_version())
+                    .map_or_else(|e| format!("unknown ({e})"), |v| v.to_string());
+                out.push(Check::ok(
+                    name,
+                    format!("{} reachable, schema version {version}", store.describe()),
+                ));
+                Some(store)
+            }
+            Err(e) => {
+                out.push(Check::fail(
+                    name,
+                    e.to_string(),
+                    format!("start the server or fix [store] url / BOTGATE_STORE_URL ({shown})"),
+                ));
+                None
+            }
+        };
+    }
     let file = paths.state_dir.join(STORE_FILE);
     if !file.exists() {
         out.push(Check::fail(

@@ -18,7 +18,6 @@ use crate::console::theme::{Theme, catalogue, user_themes_dir};
 use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
 use crate::exit::Failure;
 use crate::paths::Paths;
-use crate::store::Store;
 use crate::store::hub::InventoryHub;
 
 /// Run the console verb.
@@ -37,8 +36,9 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         None => default_log(paths, policy.as_ref()),
     };
     let store = Arc::new(
-        Store::open(&paths.state_dir)
-            .with_context(|| format!("opening the store in {}", paths.state_dir.display()))?,
+        paths
+            .open_store()
+            .with_context(|| format!("opening the {}", paths.store_name()))?,
     );
     let mut opts = ConsoleOptions::new(theme);
     opts.header = HeaderInfo {

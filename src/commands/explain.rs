@@ -57,7 +57,7 @@ pub fn run_with_paths(paths: &crate::paths::Paths, args: &ExplainArgs) -> Result
     let loaded = super::serve::load_config(paths)?;
     let policies = policy::compile(&loaded.file)
         .map_err(|e| Failure::bad_input(format!("{}: {e}", paths.config.display())))?;
-    let store = Store::open(&paths.state_dir)?;
+    let store = paths.open_store()?;
     run(&policies, &store, args)
 }
 

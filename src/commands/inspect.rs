@@ -16,7 +16,6 @@ use crate::pki::details::CertDetails;
 use crate::pki::inspect::{CertInfo, Item};
 use crate::pki::verify::{Check, Verdict};
 use crate::pki::{CertTrust, RevokedCerts, TrustMaterial};
-use crate::store::{STORE_FILE, Store};
 
 /// One object of one file, for `--json`.
 #[derive(Debug, Serialize)]
@@ -77,10 +76,10 @@ struct StoreTrust {
 impl StoreTrust {
     fn load(paths: &Paths) -> Result<Option<Self>> {
         // Never create a store just to look at a file.
-        if !paths.state_dir.join(STORE_FILE).exists() {
+        if !paths.store_exists()? {
             return Ok(None);
         }
-        let store = Store::open(&paths.state_dir)?;
+        let store = paths.open_store()?;
         let (material, _): (TrustMaterial, _) = crate::gate::store_tls::trust_material(&store)
             .map_err(|e| anyhow::anyhow!("cannot read the trusted CAs: {e}"))?;
         let names: Vec<String> = material.trusted.keys().cloned().collect();

@@ -13,6 +13,7 @@ mod policy;
 mod rotate;
 mod scan;
 mod serve;
+mod store;
 mod token;
 
 use std::io::Write;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(cmd) => policy::run(&paths, cmd),
         Command::Scan(args) => scan::run(args),
         Command::Logs(cmd) => logs::run(&paths, cmd),
+        Command::Store(cmd) => store::run(&paths, cmd),
         Command::Ca(cmd) => pki::run_ca(&paths, cmd),
         Command::Cert(cmd) => pki::run_cert(&paths, cmd),
         Command::Rotate(cmd) => rotate::run(&paths, cmd),

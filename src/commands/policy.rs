@@ -10,7 +10,7 @@ use crate::config::finding::{plural, sort_findings};
 use crate::config::{ConfigError, Finding, LintContext, lint, load};
 use crate::exit::Failure;
 use crate::paths::Paths;
-use crate::store::{STORE_FILE, Store};
+use crate::store::Store;
 
 pub fn run(paths: &Paths, cmd: PolicyCommand) -> Result<()> {
     match cmd {
@@ -86,19 +86,19 @@ fn lint_context(paths: &Paths) -> Result<LintContext> {
         known_ca_names: Some(Vec::new()),
         now,
     };
-    if !paths.state_dir.join(STORE_FILE).exists() {
+    if !paths.store_exists()? {
         eprintln!(
             "note: no store in {}: checking against no tokens, certificates and CAs",
             paths.state_dir.display()
         );
         return Ok(empty);
     }
-    let store = match Store::open(&paths.state_dir) {
+    let store = match paths.open_store() {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
-                "note: cannot open the store in {}: {e}; skipped the token, certificate (validity vs. rotation cadence) and CA checks, checked the file alone",
-                paths.state_dir.display()
+                "note: cannot open the {}: {e}; skipped the token, certificate (validity vs. rotation cadence) and CA checks, checked the file alone",
+                paths.store_name()
             );
             return Ok(LintContext {
                 tokens: None,
@@ -113,8 +113,8 @@ fn lint_context(paths: &Paths) -> Result<LintContext> {
         Ok(c) => Some(c),
         Err(e) => {
             eprintln!(
-                "note: cannot read the certificate inventory in {}: {e}; skipped the certificate checks (validity vs. rotation cadence)",
-                paths.state_dir.display()
+                "note: cannot read the certificate inventory in the {}: {e}; skipped the certificate checks (validity vs. rotation cadence)",
+                paths.store_name()
             );
             None
         }

@@ -15,10 +15,9 @@ use crate::paths::Paths;
 use crate::rotation::{
     self, Refusal, RotationEnv, RotationError, RotationView, StartOptions, StepOutcome,
 };
-use crate::store::Store;
 
 pub fn run(paths: &Paths, cmd: RotateCommand) -> Result<()> {
-    let store = Store::open(&paths.state_dir)?;
+    let store = paths.open_store()?;
     let env = RotationEnv {
         store: &store,
         policy_file: &paths.config,

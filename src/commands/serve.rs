@@ -9,7 +9,6 @@ use crate::config::{ConfigError, LoadedConfig};
 use crate::exit::Failure;
 use crate::paths::Paths;
 use crate::runtime::{ReloadReport, Runtime, RuntimeError, RuntimeOptions};
-use crate::store::Store;
 
 pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
     if args.console {
@@ -18,7 +17,7 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
         )?;
     }
     let loaded = load_config(paths)?;
-    let store = Arc::new(Store::open(&paths.state_dir)?);
+    let store = Arc::new(paths.open_store()?);
     let mut opts = RuntimeOptions::new(&paths.config, &paths.state_dir);
     // One single-threaded accept runtime per CPU (SO_REUSEPORT): a connection stays on one thread.
     opts.workers = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -15,7 +15,7 @@ use crate::store::tokens::MAX_TOKEN_LIFETIME;
 use crate::store::{NewToken, Store, StoreError, TokenRecord};
 
 pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
-    let store = Store::open(&paths.state_dir)?;
+    let store = paths.open_store()?;
     let now = Utc::now();
     match cmd {
         TokenCommand::Create(args) => create(paths, &store, now, args),

@@ -25,6 +25,38 @@ pub struct PolicyFile {
     pub detect: toml::Table,
     #[serde(default)]
     pub sink: Vec<toml::Table>,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: where the credential store is. Absent: SQLite in the state dir.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `postgres://USER@HOST:PORT/DB[?sslmode=…&sslrootcert=…]`, or `env:VAR` to read it from
+    /// the environment (so a password stays out of the file).
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+}
+
+impl StoreSection {
+    /// The URL, with `env:VAR` resolved. `Ok(None)`: no `[store] url`.
+    pub fn resolved_url(&self) -> Result<Option<String>, String> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        resolve_store_url(url.get_ref()).map(Some)
+    }
+}
+
+/// A `[store] url` value with `env:VAR` read from the environment.
+pub fn resolve_store_url(url: &str) -> Result<String, String> {
+    match url.strip_prefix("env:") {
+        Some(var) => std::env::var(var).map_err(|_| {
+            format!("[store] url = \"env:{var}\" but the environment variable {var} is not set")
+        }),
+        None => Ok(url.to_string()),
+    }
 }
 
 /// `[gate]`: listeners and audit.

@@ -30,6 +30,7 @@ pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
     v.gate(file);
     v.apps(&file.app);
     v.rotation(file);
+    v.store(file);
     v.out
 }
 
@@ -64,6 +65,23 @@ impl Validator<'_, '_> {
 
     fn line_of(&self, span: &Range<usize>) -> usize {
         line_col(self.doc.text, span.start).0
+    }
+
+    /// `[store] url`: a URL botgate can use (checked without connecting). An `env:VAR` whose
+    /// variable is unset is checked where the store is opened, not here (`policy check` may
+    /// run where the secret is not).
+    fn store(&mut self, file: &PolicyFile) {
+        let Some(url) = &file.store.url else { return };
+        if url.get_ref().starts_with("env:") {
+            return;
+        }
+        if let Err(e) = crate::store::StoreLocation::check_url(url.get_ref()) {
+            self.error(
+                url.span(),
+                e,
+                Some("write it as postgres://USER@HOST:PORT/DB, or env:VAR to keep a password out of the file"),
+            );
+        }
     }
 
     fn gate(&mut self, file: &PolicyFile) {

@@ -22,6 +22,7 @@ use super::pki::{
 };
 use super::rotations::RotationRow;
 use super::tokens::{NewToken, TokenRecord};
+use super::transfer::TableRows;
 
 /// Builds the admin journal row for a change from the row the change produced.
 pub type AdminFor<'a, T> = &'a (dyn Fn(&T) -> AdminEntry + Send + Sync);
@@ -184,6 +185,11 @@ pub trait ChangeFeed {
     async fn change_version(&self) -> Result<i64, StoreError>;
     /// Changes after `after` (oldest first, at most `limit`).
     async fn changes_since(&self, after: i64, limit: usize) -> Result<Vec<Change>, StoreError>;
+    /// A signal that moves when another process may have appended changes (a network store's
+    /// notifications), so followers read at once instead of on their next poll. `None`: poll.
+    fn change_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// One store: all of the above.
@@ -205,4 +211,8 @@ pub trait Backend:
     async fn schema_version(&self) -> Result<i64, StoreError>;
     /// The file, for an embedded store.
     fn file(&self) -> Option<&std::path::Path>;
+    /// Every row of the copied tables (`transfer::COPIED_TABLES`), for `store copy`.
+    async fn export_tables(&self) -> Result<Vec<TableRows>, StoreError>;
+    /// Write `tables` into this store, which must hold no credentials yet.
+    async fn import_tables(&self, tables: &[TableRows]) -> Result<(), StoreError>;
 }

@@ -1,7 +1,8 @@
 //! The inventory hub: the one follower of the store's change feed in a process. It reads the
 //! tokens, certificates (revoked ones included) and CAs once per change (and on a slow refresh, for what
 //! does not go through the feed: last-seen times, external CRL files) and publishes one
-//! immutable `Inventory` on a watch channel. The gate's credential snapshot, the detectors'
+//! immutable `Inventory` on a watch channel. A network store's change signal (PostgreSQL
+//! `LISTEN`) wakes it between polls. The gate's credential snapshot, the detectors'
 //! inventory and the console all derive from it: one poller, not three.
 
 use std::sync::Arc;
@@ -111,8 +112,23 @@ async fn follow_feed(
     let mut tick = tokio::time::interval(follow);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_read = Instant::now();
+    // A network store's notifications wake the hub at once; the tick stays as the safety net
+    // (a notification sent while the listener was away is never delivered).
+    let mut signal = store.change_signal();
     loop {
-        tick.tick().await;
+        let signal_lost = match signal.as_mut() {
+            Some(rx) => tokio::select! {
+                _ = tick.tick() => false,
+                changed = rx.changed() => changed.is_err(),
+            },
+            None => {
+                tick.tick().await;
+                false
+            }
+        };
+        if signal_lost {
+            signal = None;
+        }
         let held = tx.borrow().version;
         let due = last_read.elapsed() >= refresh;
         let read = async {

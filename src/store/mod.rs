@@ -12,10 +12,12 @@ pub mod api;
 pub mod changes;
 pub mod hub;
 pub mod journal;
+mod pg;
 pub mod pki;
 pub mod rotations;
 mod sqlite;
 pub mod tokens;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub use changes::{Change, ChangeKind};
 pub use journal::{AdminEntry, Delivery, JournalRow};
 pub use sqlite::STORE_FILE;
 pub use tokens::{NewToken, TokenRecord, TokenStatus};
+pub use transfer::{Cell, TableRows};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,18 @@ pub enum StoreError {
     NotFound(String),
     #[error("store query failed: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The network store cannot be reached (`target` names host, port and database, never a
+    /// password).
+    #[error(
+        "cannot reach the PostgreSQL store at {target}: {message} (is the server running and the [store] url right?)"
+    )]
+    Unreachable { target: String, message: String },
+    /// The network store answered with an error.
+    #[error("PostgreSQL store query failed: {0}")]
+    Postgres(String),
+    /// A store location that cannot be used as written.
+    #[error("{0}")]
+    Location(String),
 }
 
 /// A handle to the store: clone it freely; every method comes from the `api` traits.
@@ -59,6 +74,50 @@ impl Store {
     /// Open (creating if needed) the embedded store in `state_dir`, applying migrations.
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
         Ok(Self(Arc::new(sqlite::SqliteStore::open(state_dir)?)))
+    }
+
+    /// Connect to the PostgreSQL store at `url`, applying migrations.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let location = pg::PgLocation::parse(url)?;
+        Ok(Self(Arc::new(wait(pg::PgStore::open(location))?)))
+    }
+
+    /// The store `location` names: PostgreSQL for a URL, else SQLite in `state_dir`.
+    pub fn open_at(location: &StoreLocation, state_dir: &Path) -> Result<Self, StoreError> {
+        match location {
+            StoreLocation::Embedded => Self::open(state_dir),
+            StoreLocation::Url(url) => Self::connect(url),
+        }
+    }
+}
+
+/// Which store a process uses: `[store] url` (or `BOTGATE_STORE_URL`), else the embedded one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Embedded,
+    Url(String),
+}
+
+pub use pg::redact as redact_url;
+#[doc(hidden)]
+pub use pg::testdb;
+
+impl StoreLocation {
+    /// Parse a store URL without connecting (for `policy check`).
+    pub fn check_url(url: &str) -> Result<(), String> {
+        pg::PgLocation::parse(url)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// For messages: the URL with any password replaced by `***`.
+    pub fn describe(&self, state_dir: &Path) -> String {
+        match self {
+            StoreLocation::Embedded => {
+                format!("SQLite store {}", state_dir.join(STORE_FILE).display())
+            }
+            StoreLocation::Url(url) => pg::redact(url),
+        }
     }
 }
 

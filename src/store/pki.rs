@@ -10,4 +10,6 @@ mod cas;
 mod certs;
 
 pub use cas::{CaKind, CaRecord, NewCa, TrustBundle};
-pub use certs::{CertRecord, CertSeen, CertSighting, CertSource, NewCert, RevokedCert};
+pub use certs::{
+    CertRecord, CertSeen, CertSighting, CertSource, NewCert, RevokedCert, normalize_fingerprint,
+};

@@ -19,13 +19,13 @@ use crate::store::{Store, StoreError};
 
 /// `botgate ca init|trust|list|crl`.
 pub fn run_ca(paths: &Paths, cmd: CaCommand) -> Result<()> {
-    let store = Store::open(&paths.state_dir)?;
+    let store = paths.open_store()?;
     ca::run(paths, &store, Utc::now(), cmd)
 }
 
 /// `botgate cert issue|list|show|revoke`.
 pub fn run_cert(paths: &Paths, cmd: CertCommand) -> Result<()> {
-    let store = Store::open(&paths.state_dir)?;
+    let store = paths.open_store()?;
     cert::run(paths, &store, Utc::now(), cmd)
 }
 

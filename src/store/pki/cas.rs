@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use serde::Serialize;
 
@@ -100,4 +101,32 @@ pub struct TrustBundle {
     /// External CRL files configured for CAs in this bundle; the gate reads (and watches) them,
     /// see `pki::load_crl_file`.
     pub crl_files: Vec<PathBuf>,
+}
+
+impl TrustBundle {
+    /// The bundle for `name` from its CA rows (the named CA and its descendants), as any
+    /// backend reads them.
+    pub fn from_cas(name: &str, cas: Vec<CaRecord>) -> Self {
+        let mut bundle = TrustBundle {
+            name: name.to_string(),
+            anchors: Vec::new(),
+            crls: Vec::new(),
+            crl_files: Vec::new(),
+        };
+        for ca in cas {
+            // Rows were written from parsed certificates; an unreadable one is skipped, not fatal.
+            if let Ok(der) = CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()) {
+                bundle.anchors.push(der);
+            } else {
+                tracing::warn!(ca = %ca.name, "stored CA certificate is not readable PEM; skipped");
+            }
+            if let Some(crl) = ca.crl_der {
+                bundle.crls.push(CertificateRevocationListDer::from(crl));
+            }
+            if let Some(p) = ca.crl_path {
+                bundle.crl_files.push(PathBuf::from(p));
+            }
+        }
+        bundle
+    }
 }

@@ -106,3 +106,11 @@ pub struct CertSighting {
     #[serde(skip)]
     pub cert_pem: Option<String>,
 }
+
+/// A fingerprint as stored: lowercase hex without colons.
+pub fn normalize_fingerprint(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase()
+}

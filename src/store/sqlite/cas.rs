@@ -1,10 +1,7 @@
 use async_trait::async_trait;
-use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use super::changes::record_change;
 use super::{SqliteStore, from_db_time, opt_time, to_db_time};
@@ -262,27 +259,7 @@ impl CaStore for SqliteStore {
                 "no CA named {name:?}; trust one with `botgate ca trust FILE --name {name:?}` or see `botgate ca list`"
             )));
         }
-        let mut bundle = TrustBundle {
-            name: name.to_string(),
-            anchors: Vec::new(),
-            crls: Vec::new(),
-            crl_files: Vec::new(),
-        };
-        for ca in cas {
-            // Rows were written from parsed certificates; an unreadable one is skipped, not fatal.
-            if let Ok(der) = CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()) {
-                bundle.anchors.push(der);
-            } else {
-                tracing::warn!(ca = %ca.name, "stored CA certificate is not readable PEM; skipped");
-            }
-            if let Some(crl) = ca.crl_der {
-                bundle.crls.push(CertificateRevocationListDer::from(crl));
-            }
-            if let Some(p) = ca.crl_path {
-                bundle.crl_files.push(PathBuf::from(p));
-            }
-        }
-        Ok(bundle)
+        Ok(TrustBundle::from_cas(name, cas))
     }
 
     /// Trust bundles for every top-level CA name (rows without a parent).

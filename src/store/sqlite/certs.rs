@@ -4,7 +4,9 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::changes::record_change;
 use super::{SqliteStore, from_db_time, opt_time, to_db_time};
-use crate::store::pki::{CertRecord, CertSeen, CertSighting, CertSource, NewCert, RevokedCert};
+use crate::store::pki::{
+    CertRecord, CertSeen, CertSighting, CertSource, NewCert, RevokedCert, normalize_fingerprint,
+};
 use crate::store::{CertStore, ChangeKind, StoreError};
 
 const CERT_COLUMNS: &str = "id, serial, common_name, issuer, ca_id, fingerprint_sha256, not_before, not_after, key_type, \
@@ -281,14 +283,6 @@ fn sighting_from_row(r: &Row<'_>) -> rusqlite::Result<CertSighting> {
         last_seen_ip: r.get(7)?,
         cert_pem: r.get(8)?,
     })
-}
-
-/// A fingerprint as stored: lowercase hex without colons.
-fn normalize_fingerprint(text: &str) -> String {
-    text.chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase()
 }
 
 fn insert_cert_row(tx: &rusqlite::Transaction<'_>, c: &NewCert<'_>) -> rusqlite::Result<usize> {

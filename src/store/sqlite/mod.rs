@@ -8,6 +8,7 @@ mod journal;
 mod rotations;
 mod schema;
 mod tokens;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -73,6 +74,17 @@ impl Backend for SqliteStore {
 
     fn file(&self) -> Option<&Path> {
         Some(&self.path)
+    }
+
+    async fn export_tables(&self) -> Result<Vec<crate::store::TableRows>, StoreError> {
+        self.export()
+    }
+
+    async fn import_tables(&self, _: &[crate::store::TableRows]) -> Result<(), StoreError> {
+        Err(StoreError::Location(format!(
+            "copying into {} is not supported; `store copy --to` takes a postgres:// URL",
+            self.describe()
+        )))
     }
 }
 

@@ -1,0 +1,295 @@
+//! Several gates on one PostgreSQL store, run as a user runs them: two `botgate serve`
+//! processes (different ports, different state dirs) with `[store] url` naming one database,
+//! and the CLI of either host changing what both enforce. Each test gets its own fresh
+//! database on a real server (see `botgate::store::testdb`), dropped afterwards.
+
+mod common;
+use common::closed_port as free_port;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use botgate::store::testdb::TestDb;
+
+/// One host: a state dir and a policy file on the shared store, and its gate when started.
+struct Host {
+    env: common::CliEnv,
+    port: u16,
+    admin: u16,
+    serve: Option<std::process::Child>,
+}
+
+impl Host {
+    fn new(upstream: std::net::SocketAddr, store_url: &str) -> Self {
+        let env = common::CliEnv::new();
+        let (port, admin) = (free_port(), free_port());
+        let example = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/example-policy.toml"
+        ))
+        .unwrap();
+        let policy = example
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
+            .replace("http://127.0.0.1:9000", &format!("http://{upstream}"));
+        std::fs::write(
+            env.path("policy.toml"),
+            format!("{policy}\n[store]\nurl = \"{store_url}\"\n"),
+        )
+        .unwrap();
+        Self {
+            env,
+            port,
+            admin,
+            serve: None,
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.env.path("policy.toml")
+    }
+
+    fn start(&mut self) {
+        let serve = common::serve_command(
+            &self.env.state(),
+            &self.config(),
+            &self.env.path("serve.log"),
+        )
+        .spawn()
+        .unwrap();
+        self.serve = Some(serve);
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.env.path("serve.log")).unwrap_or_default()
+    }
+
+    async fn status(&self, client: &reqwest::Client, id: &str, secret: &str) -> u16 {
+        client
+            .get(format!("http://127.0.0.1:{}/", self.port))
+            .header("host", "api.example.com")
+            .header("cf-access-client-id", id)
+            .header("cf-access-client-secret", secret)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
+    async fn healthy(&self, client: &reqwest::Client) -> bool {
+        client
+            .get(format!("http://127.0.0.1:{}/healthz", self.admin))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut serve) = self.serve.take() {
+            let _ = serve.kill();
+            let _ = serve.wait();
+        }
+    }
+}
+
+/// Wait until `host` answers `want` for the credential; how long it took.
+async fn until_status(
+    host: &Host,
+    client: &reqwest::Client,
+    id: &str,
+    secret: &str,
+    want: u16,
+) -> Option<Duration> {
+    let start = Instant::now();
+    let ok = common::eventually(Duration::from_secs(10), || async {
+        host.status(client, id, secret).await == want
+    })
+    .await;
+    ok.then(|| start.elapsed())
+}
+
+async fn both_up(hosts: &[&Host], client: &reqwest::Client) {
+    for h in hosts {
+        assert!(
+            common::eventually(Duration::from_secs(20), || h.healthy(client)).await,
+            "gate on port {} did not come up:\n{}",
+            h.port,
+            h.log()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_created_and_revoked_on_one_host_is_enforced_by_both_gates() {
+    let db = TestDb::new();
+    let upstream = common::echo_upstream().await;
+    let mut a = Host::new(upstream, &db.url);
+    let mut b = Host::new(upstream, &db.url);
+    a.start();
+    b.start();
+    let client = common::client();
+    both_up(&[&a, &b], &client).await;
+
+    // Created through host A's CLI while both gates run.
+    let (id, secret) = common::cli_token(&a.env.state(), &a.config(), "ci-deploy-prod");
+    for (name, h) in [("a", &a), ("b", &b)] {
+        let took = until_status(h, &client, &id, &secret, 200).await;
+        assert!(
+            took.is_some(),
+            "gate {name} never admitted the new token:\n{}",
+            h.log()
+        );
+    }
+    // Listed the same from host B, which never saw it created.
+    let listed = b.env.json(&["token", "list"]);
+    assert_eq!(listed[0]["client_id"], id.as_str(), "{listed}");
+
+    // Revoked through host B's CLI: refused by both.
+    let (code, _, err) = b.env.run(&["token", "revoke", "ci-deploy-prod"]);
+    assert_eq!(code, 0, "{err}");
+    for (name, h) in [("a", &a), ("b", &b)] {
+        let took = until_status(h, &client, &id, &secret, 401).await;
+        assert!(
+            took.is_some(),
+            "gate {name} still admits a revoked token:\n{}",
+            h.log()
+        );
+    }
+    // The admin events reach both audit logs (each relays the shared journal once).
+    for h in [&a, &b] {
+        let path = h.env.state().join("audit.jsonl");
+        let seen = common::eventually(Duration::from_secs(10), || async {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            text.matches("\"token_revoke\"").count() == 1
+                && text.matches("\"token_create\"").count() == 1
+        })
+        .await;
+        assert!(
+            seen,
+            "{}: {}",
+            path.display(),
+            std::fs::read_to_string(&path).unwrap_or_default()
+        );
+    }
+}
+
+fn copied_counts(out: &serde_json::Value) -> Vec<(String, u64)> {
+    out["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn count(counts: &[(String, u64)], table: &str) -> u64 {
+    counts
+        .iter()
+        .find(|(t, _)| t == table)
+        .map_or(0, |(_, n)| *n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_copy_moves_a_populated_sqlite_store_and_both_gates_admit_its_credentials() {
+    // A single host on SQLite, with a token, a CA, an issued and a revoked certificate.
+    let old = common::CliEnv::new();
+    let (id, secret) = common::cli_token(&old.state(), &old.path("policy.toml"), "ci-deploy-prod");
+    let (code, _, err) = old.run(&["ca", "init"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = old.run(&["cert", "issue", "--cn", "device-0001", "--out", "certs"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = old.run(&["cert", "issue", "--cn", "device-0002", "--out", "certs2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = old.run(&["cert", "revoke", "device-0002"]);
+    assert_eq!(code, 0, "{err}");
+
+    let db = TestDb::new();
+    let copied = old.json(&["store", "copy", "--to", &db.url]);
+    let counts = copied_counts(&copied);
+    assert_eq!(count(&counts, "tokens"), 1, "{copied}");
+    assert_eq!(count(&counts, "cas"), 2, "{copied}");
+    assert_eq!(count(&counts, "certs"), 2, "{copied}");
+    assert!(count(&counts, "admin_audit") >= 5, "{copied}");
+
+    // A second copy is refused: the target is not empty, and nothing changes.
+    let (code, _, err) = old.run(&["store", "copy", "--to", &db.url]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("is not empty") && err.contains("1 tokens"),
+        "{err}"
+    );
+
+    // Two gates on the copy admit the copied token, and list the same inventory.
+    let upstream = common::echo_upstream().await;
+    let mut a = Host::new(upstream, &db.url);
+    let mut b = Host::new(upstream, &db.url);
+    a.start();
+    b.start();
+    let client = common::client();
+    both_up(&[&a, &b], &client).await;
+    for (name, h) in [("a", &a), ("b", &b)] {
+        let took = until_status(h, &client, &id, &secret, 200).await;
+        assert!(
+            took.is_some(),
+            "gate {name} refuses the copied token:\n{}",
+            h.log()
+        );
+    }
+    let certs = b.env.json(&["cert", "list"]);
+    let statuses: Vec<(String, String)> = certs["certs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["common_name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.contains(&("device-0002".into(), "revoked".into())),
+        "{certs}"
+    );
+    let cas = a.env.json(&["ca", "list"]);
+    assert_eq!(cas.as_array().unwrap().len(), 2, "{cas}");
+    // The CA's key came along: host A issues from it without a new `ca init`.
+    let (code, _, err) = a
+        .env
+        .run(&["cert", "issue", "--cn", "device-0003", "--out", "c3"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn an_unreachable_store_fails_admin_commands_naming_the_host_not_the_password() {
+    let env = common::CliEnv::new();
+    let port = free_port();
+    std::fs::write(
+        env.path("policy.toml"),
+        format!("[store]\nurl = \"postgres://gate:s3cret-pw@127.0.0.1:{port}/botgate\"\n"),
+    )
+    .unwrap();
+    let (code, out, err) = env.run(&["token", "list"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!("gate@127.0.0.1:{port}/botgate")),
+        "names the store: {err}"
+    );
+    assert!(!err.contains("s3cret-pw"), "never the password: {err}");
+    // env:VAR keeps the URL out of the file; an unset variable is named.
+    std::fs::write(
+        env.path("policy.toml"),
+        "[store]\nurl = \"env:BOTGATE_TEST_UNSET_URL\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = env.run(&["token", "list"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("BOTGATE_TEST_UNSET_URL is not set"), "{err}");
+}
