@@ -118,7 +118,10 @@ impl Services {
 
 /// The live credentials and CRL deadlines the inventory rules need.
 pub fn detector_inventory(hub: &HubInventory) -> Inventory {
-    let mut inv = Inventory::default();
+    let mut inv = Inventory {
+        store_error: hub.store_error.clone(),
+        ..Default::default()
+    };
     inv.credentials
         .extend(hub.tokens.iter().filter_map(CredentialExpiry::from_token));
     inv.credentials.extend(

@@ -232,6 +232,7 @@ fn state() -> AppState {
         Msg::Inventory {
             tokens: tokens(),
             certs: certs(),
+            store_error: None,
         },
     );
     update(
@@ -1028,6 +1029,7 @@ fn a_disabled_token_shows_as_disabled_not_ok() {
         Msg::Inventory {
             tokens: list,
             certs: certs(),
+            store_error: None,
         },
     );
     key(&mut s, KeyCode::Char('2'));
@@ -1038,4 +1040,38 @@ fn a_disabled_token_shows_as_disabled_not_ok() {
         "{}",
         buffer_text(&b)
     );
+}
+
+#[test]
+fn an_unreachable_store_is_said_in_the_header_until_it_answers_again() {
+    let mut s = state();
+    let error = "STORE UNREACHABLE, inventory as last read: PostgreSQL store gate@10.0.0.5:5432/botgate unreachable: connection refused";
+    update(
+        &mut s,
+        Msg::Inventory {
+            tokens: tokens(),
+            certs: certs(),
+            store_error: Some(error.into()),
+        },
+    );
+    let b = bench::render(&s, 220, 45);
+    let header = buffer_text(&b)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(header.contains("STORE UNREACHABLE"), "{header}");
+    assert!(header.contains("gate@10.0.0.5:5432/botgate"), "{header}");
+    // The rows are still the last good read.
+    find_on_row(&b, "ci-deploy-prod", "ci-deploy-prod");
+    update(
+        &mut s,
+        Msg::Inventory {
+            tokens: tokens(),
+            certs: certs(),
+            store_error: None,
+        },
+    );
+    let b = bench::render(&s, 220, 45);
+    assert!(!buffer_text(&b).contains("STORE UNREACHABLE"));
 }

@@ -180,6 +180,7 @@ fn state(rotations: Vec<RotationRow>) -> AppState {
                 source: "store".into(),
                 rotation_due_at: now() + Duration::days(300),
             }],
+            store_error: None,
         },
     );
     update(&mut s, Msg::Rotations(rotations));

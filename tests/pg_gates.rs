@@ -293,3 +293,193 @@ fn an_unreachable_store_fails_admin_commands_naming_the_host_not_the_password() 
     assert_ne!(code, 0);
     assert!(err.contains("BOTGATE_TEST_UNSET_URL is not set"), "{err}");
 }
+
+/// Requests with one credential, alternating between gates, until told to stop.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(usize, u16)>>,
+}
+
+impl Load {
+    fn start(ports: Vec<u16>, id: String, secret: String) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let task = tokio::spawn(async move {
+            let client = common::client();
+            let mut answers = Vec::new();
+            let mut n = 0usize;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let gate = n % ports.len();
+                let status = client
+                    .get(format!("http://127.0.0.1:{}/", ports[gate]))
+                    .header("host", "api.example.com")
+                    .header("cf-access-client-id", &id)
+                    .header("cf-access-client-secret", &secret)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                answers.push((gate, status));
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            answers
+        });
+        Self { stop, task }
+    }
+
+    /// Stop; every (gate index, status) answered.
+    async fn finish(self) -> Vec<(usize, u16)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// Allowed access events for `client_id` in a host's audit log.
+fn allowed_in_audit(h: &Host, client_id: &str) -> usize {
+    std::fs::read_to_string(h.env.state().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| {
+            e["event"] == "access" && e["allowed"] == true && e["service_token_id"] == client_id
+        })
+        .count()
+}
+
+async fn health_body(h: &Host, client: &reqwest::Client) -> serde_json::Value {
+    match client
+        .get(format!("http://127.0.0.1:{}/healthz", h.admin))
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_stopped_and_restarted_under_load_loses_nothing_and_catches_up() {
+    let server = botgate::store::testdb::PrivateServer::start();
+    let url = server.database("botgate_outage");
+    let upstream = common::echo_upstream().await;
+    let mut a = Host::new(upstream, &url);
+    let mut b = Host::new(upstream, &url);
+    a.start();
+    b.start();
+    let client = common::client();
+    both_up(&[&a, &b], &client).await;
+    let (id, secret) = common::cli_token(&a.env.state(), &a.config(), "ci-deploy-prod");
+    let (old_id, old_secret) = common::cli_token(&a.env.state(), &a.config(), "ci-old-prod");
+    let (code, _, err) = a.env.run(&["token", "revoke", "ci-old-prod"]);
+    assert_eq!(code, 0, "{err}");
+    for h in [&a, &b] {
+        assert!(
+            until_status(h, &client, &id, &secret, 200).await.is_some(),
+            "{}",
+            h.log()
+        );
+        assert!(
+            until_status(h, &client, &old_id, &old_secret, 401)
+                .await
+                .is_some(),
+            "{}",
+            h.log()
+        );
+    }
+
+    let load = Load::start(vec![a.port, b.port], id.clone(), secret.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.stop();
+    // Both gates say so on /healthz (200: they still decide) and keep enforcing.
+    for h in [&a, &b] {
+        let said = common::eventually(Duration::from_secs(10), || async {
+            let body = health_body(h, &client).await;
+            body["status"] == "store_unreachable" && body["store"]["reachable"] == false
+        })
+        .await;
+        assert!(said, "{}\n{}", health_body(h, &client).await, h.log());
+        let body = health_body(h, &client).await;
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("/botgate_outage"), "names the store: {body}");
+        assert_eq!(
+            h.status(&client, &old_id, &old_secret).await,
+            401,
+            "revoked stays refused"
+        );
+    }
+    // An admin command fails with exit 1 naming the store.
+    let (code, out, err) = b.env.run(&["token", "list"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("127.0.0.1") && err.contains("/botgate_outage"),
+        "{err}"
+    );
+    // The detectors raise one store_unreachable alert per gate (the inventory tick is 5 s).
+    for h in [&a, &b] {
+        let path = h.env.state().join("audit.jsonl");
+        let raised = common::eventually(Duration::from_secs(15), || async {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .contains("\"decision\":\"store_unreachable\"")
+        })
+        .await;
+        assert!(raised, "no store_unreachable alert in {}", path.display());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.restart();
+    for h in [&a, &b] {
+        let back = common::eventually(Duration::from_secs(15), || async {
+            health_body(h, &client).await["status"] == "ok"
+        })
+        .await;
+        assert!(back, "{}\n{}", health_body(h, &client).await, h.log());
+    }
+    let answers = load.finish().await;
+    let failed: Vec<_> = answers.iter().filter(|(_, s)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests for a known token failed during the outage: {:?}",
+        failed.len(),
+        answers.len(),
+        &failed[..failed.len().min(10)]
+    );
+    assert!(answers.len() > 100, "the load ran: {}", answers.len());
+    // Nothing lost from the audit logs: every answered request is there, on the gate it hit.
+    for (i, h) in [&a, &b].into_iter().enumerate() {
+        let answered = answers.iter().filter(|(g, _)| *g == i).count();
+        let logged = common::eventually(Duration::from_secs(10), || async {
+            allowed_in_audit(h, &id) >= answered
+        })
+        .await;
+        assert!(
+            logged,
+            "gate {i}: {answered} answered, {} in its audit log",
+            allowed_in_audit(h, &id)
+        );
+    }
+    // A revocation after the restart is enforced by both, and their snapshots reach the
+    // store's change version (the change log is caught up).
+    let (code, _, err) = b.env.run(&["token", "revoke", "ci-deploy-prod"]);
+    assert_eq!(code, 0, "{err}");
+    for h in [&a, &b] {
+        assert!(
+            until_status(h, &client, &id, &secret, 401).await.is_some(),
+            "{}",
+            h.log()
+        );
+    }
+    let store = botgate::store::Store::connect(&url).unwrap();
+    let version = botgate::store::wait(store.change_version()).unwrap();
+    for h in [&a, &b] {
+        let caught_up = common::eventually(Duration::from_secs(10), || async {
+            health_body(h, &client).await["store"]["version"] == version
+        })
+        .await;
+        assert!(
+            caught_up,
+            "store at {version}: {}",
+            health_body(h, &client).await
+        );
+    }
+}

@@ -29,10 +29,12 @@ use super::wizard::Prompt;
 pub enum Msg {
     /// An audit event (access, admin or alert) from the bus or a tailed log.
     Event(Arc<AccessEvent>),
-    /// A fresh credential inventory (replaces the previous one).
+    /// A fresh credential inventory (replaces the previous one), and why the store could not be
+    /// read when it could not (the rows are then the last good read).
     Inventory {
         tokens: Vec<TokenRow>,
         certs: Vec<CertRow>,
+        store_error: Option<String>,
     },
     /// The policy file as the gate enforces it, and the error of the last failed reload if any.
     Policies {
@@ -165,6 +167,8 @@ pub struct FeedStatus {
     pub corrupt_lines: u64,
     pub last_corrupt: Option<String>,
     pub notice: Option<String>,
+    /// The store cannot be read: the inventory shown is the last good read.
+    pub store_error: Option<String>,
 }
 
 /// Fixed facts shown in the header.
@@ -624,9 +628,14 @@ fn matching(filter: &Filter, ring: &super::aggregate::EventRing) -> VecDeque<u64
 pub fn update(state: &mut AppState, msg: Msg) {
     match msg {
         Msg::Event(ev) => state.ingest(ev),
-        Msg::Inventory { tokens, certs } => {
+        Msg::Inventory {
+            tokens,
+            certs,
+            store_error,
+        } => {
             state.tokens = tokens;
             state.certs = certs;
+            state.feed.store_error = store_error;
             state.clamp_selections();
         }
         Msg::Policies { apps, reload_error } => {

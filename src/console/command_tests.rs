@@ -114,6 +114,7 @@ mod with_state {
             Msg::Inventory {
                 tokens: vec![token("ci-deploy-prod"), token("ci-deploy-staging")],
                 certs: vec![cert],
+                store_error: None,
             },
         );
         s

@@ -153,7 +153,7 @@ impl InventoryReader {
         let store_error = inv
             .store_error
             .as_ref()
-            .map(|e| format!("inventory may be stale: {e}"));
+            .map(|e| format!("STORE UNREACHABLE, inventory as last read: {e}"));
         let tokens = inventory::token_rows(&inv.tokens, self.last_good.as_ref());
         let certs = inventory::cert_rows(&inv.certs, self.last_good.as_ref());
         let apps = self
@@ -316,9 +316,6 @@ pub fn spawn_inventory(
                 return;
             };
             reader = Some(r);
-            if let Some(e) = snap.store_error {
-                let _ = tx.send(Msg::Notice(e)).await;
-            }
             if changed
                 && tx
                     .send(Msg::Policies {
@@ -334,6 +331,7 @@ pub fn spawn_inventory(
                 .send(Msg::Inventory {
                     tokens: snap.tokens,
                     certs: snap.certs,
+                    store_error: snap.store_error,
                 })
                 .await
                 .is_err()
@@ -554,7 +552,7 @@ mod tests {
             .unwrap()
             .unwrap()
         {
-            Msg::Inventory { tokens, certs } => {
+            Msg::Inventory { tokens, certs, .. } => {
                 assert_eq!(tokens.len(), 1);
                 assert_eq!(tokens[0].name, "ci-deploy-prod");
                 assert_eq!(

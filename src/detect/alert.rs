@@ -25,6 +25,7 @@ pub enum Rule {
     SharedCredential,
     UnusedCredential,
     StaleCrl,
+    StoreUnreachable,
 }
 
 impl Rule {
@@ -40,6 +41,7 @@ impl Rule {
             Rule::SharedCredential => "shared_credential",
             Rule::UnusedCredential => "unused_credential",
             Rule::StaleCrl => "stale_crl",
+            Rule::StoreUnreachable => "store_unreachable",
         }
     }
 
@@ -51,6 +53,7 @@ impl Rule {
                 | Rule::CredentialExpired
                 | Rule::UnusedCredential
                 | Rule::StaleCrl
+                | Rule::StoreUnreachable
         )
     }
 }
@@ -88,6 +91,8 @@ pub enum Subject {
     },
     ClientIp(String),
     Ca(String),
+    /// The shared store (what the gate reads its credentials from).
+    Store,
 }
 
 impl Subject {
@@ -131,6 +136,7 @@ impl Subject {
             ),
             Subject::ClientIp(ip) => Cow::Owned(format!("ip:{ip}")),
             Subject::Ca(name) => Cow::Owned(format!("ca:{name}")),
+            Subject::Store => Cow::Borrowed("store"),
         }
     }
 
@@ -151,6 +157,7 @@ impl Subject {
             }
             Subject::ClientIp(ip) => format!("client {ip}"),
             Subject::Ca(name) => format!("CA {name}"),
+            Subject::Store => "the store".into(),
         }
     }
 
@@ -435,6 +442,7 @@ fn render(rule: Rule, alert: &OpenAlert, state: AlertState, at: DateTime<Utc>) -
         }
         Subject::ClientIp(ip) => ev.ip_address = Some(ip.clone()),
         Subject::Ca(name) => ev.cert_issuer = Some(name.clone()),
+        Subject::Store => {}
     }
     let mut evidence = match &alert.content.evidence {
         Value::Object(m) => m.clone(),

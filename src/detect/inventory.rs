@@ -214,6 +214,37 @@ pub(crate) fn stale_crls(
     out
 }
 
+/// The store cannot be read: the gate enforces from its last snapshot (known credentials keep
+/// working, revoked ones stay refused) and changes made elsewhere do not reach it. Always on.
+pub(crate) fn store_unreachable(
+    now: DateTime<Utc>,
+    error: Option<&str>,
+    book: &mut AlertBook,
+) -> Vec<AccessEvent> {
+    let mut out = Vec::new();
+    let mut present = HashSet::new();
+    if let Some(error) = error {
+        let subject = Subject::Store;
+        present.insert(subject.key());
+        let hit = inventory_hit(
+            Rule::StoreUnreachable,
+            &subject,
+            now,
+            book,
+            Severity::Critical,
+            0,
+        );
+        out.extend(book.hit(hit, || Content {
+            title: format!(
+                "{error}; enforcing from the last snapshot, admin changes made elsewhere do not reach this gate"
+            ),
+            evidence: json!({ "error": error }),
+        }));
+    }
+    out.extend(book.resolve_absent(Rule::StoreUnreachable, &present, now));
+    out
+}
+
 /// A condition that holds over and over: count 1 when it opens, then nothing, so only a
 /// severity or stage change emits an update.
 fn inventory_hit<'a>(
@@ -403,6 +434,31 @@ mod tests {
         // Recently created, never used: not yet.
         c.created_at = t0() - Duration::days(3);
         assert!(unused(&cfg, t0(), &[c], &BoundedMap::new(1), &mut book).is_empty());
+    }
+
+    #[test]
+    fn an_unreachable_store_opens_one_critical_alert_until_it_answers_again() {
+        let mut book = AlertBook::new(100);
+        let error = "PostgreSQL gate@10.0.0.5:5432/botgate unreachable: connection refused";
+        let evs = store_unreachable(t0(), Some(error), &mut book);
+        assert_eq!(
+            states(&evs),
+            [("store_unreachable".into(), "open".into(), "critical".into())]
+        );
+        let details = evs[0].details.as_ref().unwrap();
+        assert_eq!(details["alert_id"], "store_unreachable:store");
+        assert!(
+            details["title"]
+                .as_str()
+                .unwrap()
+                .contains("gate@10.0.0.5:5432/botgate")
+        );
+        // Still down on the next ticks: no new event.
+        let later = t0() + Duration::seconds(5);
+        assert!(store_unreachable(later, Some(error), &mut book).is_empty());
+        let back = store_unreachable(later + Duration::seconds(5), None, &mut book);
+        assert_eq!(states(&back)[0].1, "resolved");
+        assert!(store_unreachable(later + Duration::seconds(10), None, &mut book).is_empty());
     }
 
     #[test]

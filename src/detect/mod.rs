@@ -117,14 +117,19 @@ impl Engine {
     /// Run the inventory rules at `now` over the live (not revoked) credentials and the CRLs,
     /// resolve quiet alerts and forget idle keys; returns alert events to publish. Call it
     /// every few seconds (the resolution of resolve times), and `now` should not go backwards.
-    pub fn tick(
-        &mut self,
-        now: DateTime<Utc>,
-        credentials: &[CredentialExpiry],
-        crls: &[CrlStatus],
-    ) -> Vec<AccessEvent> {
+    pub fn tick(&mut self, now: DateTime<Utc>, inv: &Inventory) -> Vec<AccessEvent> {
+        let Inventory {
+            credentials,
+            crls,
+            store_error,
+        } = inv;
         let mut out = Vec::new();
         let book = &mut self.book;
+        out.extend(inventory::store_unreachable(
+            now,
+            store_error.as_deref(),
+            book,
+        ));
         if self.cfg.credential_expiry.enabled {
             out.extend(inventory::expiry(
                 &self.cfg.credential_expiry,
@@ -178,7 +183,8 @@ fn quiet_time(cfg: &DetectConfig, rule: Rule) -> Option<chrono::Duration> {
         Rule::CredentialExpiring
         | Rule::CredentialExpired
         | Rule::UnusedCredential
-        | Rule::StaleCrl => {
+        | Rule::StaleCrl
+        | Rule::StoreUnreachable => {
             return None;
         }
     };
@@ -233,8 +239,8 @@ mod tests {
         cfg.failed_auth_after_revocation.resolve_after = Some(Duration::seconds(10));
         let mut engine = Engine::new(cfg);
         engine.observe(&access(t(0), Some("token_revoked"), "10.0.0.9"));
-        assert!(engine.tick(t(9), &[], &[]).is_empty());
-        let done = engine.tick(t(10), &[], &[]);
+        assert!(engine.tick(t(9), &Inventory::default()).is_empty());
+        let done = engine.tick(t(10), &Inventory::default());
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].details.as_ref().unwrap()["state"], "resolved");
         assert_eq!(engine.open_alerts(), 0);
@@ -252,12 +258,12 @@ mod tests {
             last_seen_at: None,
         };
         engine.observe(&access(t(0), None, "10.0.0.1"));
-        assert!(
-            engine
-                .tick(t(60), std::slice::from_ref(&cred), &[])
-                .is_empty()
-        );
-        let out = engine.tick(t(0) + Duration::days(31), &[cred], &[]);
+        let inv = Inventory {
+            credentials: vec![cred],
+            ..Default::default()
+        };
+        assert!(engine.tick(t(60), &inv).is_empty());
+        let out = engine.tick(t(0) + Duration::days(31), &inv);
         assert_eq!(out[0].decision, "unused_credential");
     }
 
@@ -294,14 +300,17 @@ mod tests {
         }
         let mut engine = Engine::new(DetectConfig::demo());
         let start = t(0);
-        let inventory = [CredentialExpiry {
-            kind: CredentialKind::Cert,
-            name: "device-7.factory.corp".into(),
-            id: "0a1b2c".into(),
-            created_at: start - Duration::days(80),
-            expires_at: start + Duration::days(5),
-            last_seen_at: Some(start),
-        }];
+        let inventory = Inventory {
+            credentials: vec![CredentialExpiry {
+                kind: CredentialKind::Cert,
+                name: "device-7.factory.corp".into(),
+                id: "0a1b2c".into(),
+                created_at: start - Duration::days(80),
+                expires_at: start + Duration::days(5),
+                last_seen_at: Some(start),
+            }],
+            ..Default::default()
+        };
         let scenario = start + Duration::seconds(30);
         let mut opened: Vec<(String, DateTime<Utc>)> = Vec::new();
         for ms in (0..60_000).step_by(50) {
@@ -338,7 +347,7 @@ mod tests {
                 }
             }
             if ms % 1000 == 0 {
-                for a in engine.tick(now, &inventory, &[]) {
+                for a in engine.tick(now, &inventory) {
                     let d = a.details.unwrap();
                     assert_eq!(
                         d["state"], "open",

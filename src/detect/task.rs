@@ -18,6 +18,8 @@ pub struct Inventory {
     /// Live (not revoked) tokens and certificates.
     pub credentials: Vec<CredentialExpiry>,
     pub crls: Vec<CrlStatus>,
+    /// The last store read failed: what the store said (the rest is the last good read).
+    pub store_error: Option<String>,
 }
 
 /// Handle to the running detection task.
@@ -69,7 +71,7 @@ pub fn spawn(
                 },
                 _ = tick.tick() => {
                     let inv = inventory();
-                    engine.tick(clock.now(), &inv.credentials, &inv.crls)
+                    engine.tick(clock.now(), &inv)
                 }
                 Some(expected) = policy_rx.recv() => {
                     engine.set_expected_countries(expected);

@@ -19,6 +19,7 @@ use super::forward::GateBody;
 use super::handler::GateState;
 use crate::audit::{AuditBus, BusMessage, EventKind};
 use crate::detect::{Rule, Severity};
+use crate::store::hub::Inventory;
 
 /// Latency histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -109,15 +110,16 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<GateState>,
     metrics: Arc<Mutex<TrafficMetrics>>,
+    store: watch::Receiver<Arc<Inventory>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let (state, metrics) = (state.clone(), metrics.clone());
+                let (state, metrics, store) = (state.clone(), metrics.clone(), store.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| route(state.clone(), metrics.clone(), req));
+                    let svc = service_fn(move |req| route(state.clone(), metrics.clone(), store.clone(), req));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
@@ -129,32 +131,18 @@ pub async fn serve(
 async fn route(
     state: Arc<GateState>,
     metrics: Arc<Mutex<TrafficMetrics>>,
+    store: watch::Receiver<Arc<Inventory>>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<GateBody>, Infallible> {
     Ok(match req.uri().path() {
         "/healthz" => {
-            // Failing from the first failed write or open of the audit log to the next success.
-            let error = state.audit.health().last_error();
-            let ok = error.is_none();
-            let body = match error {
-                Some(error) => serde_json::json!({ "status": "audit_failing", "error": error }),
-                None => serde_json::json!({ "status": "ok" }),
-            }
-            .to_string();
-            text(
-                if ok {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                },
-                "application/json",
-                body,
-            )
+            let (code, body) = health(&state, &store.borrow());
+            text(code, "application/json", body.to_string())
         }
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            render(&state, &lock(&metrics)),
+            render(&state, &lock(&metrics), &store.borrow()),
         ),
         "/events" => events(state.audit.bus()),
         _ => text(
@@ -204,7 +192,36 @@ fn events(bus: &AuditBus) -> Response<GateBody> {
 }
 
 /// Prometheus text exposition format.
-fn render(state: &GateState, m: &TrafficMetrics) -> String {
+/// `/healthz`: 503 while the audit log fails (the gate refuses requests then); 200 with status
+/// `store_unreachable` while the store cannot be read, because the gate still enforces from its
+/// last snapshot (a load balancer that pulled every gate of a fleet whose shared database is
+/// down would refuse requests the gates can still decide).
+fn health(state: &GateState, inv: &Inventory) -> (StatusCode, serde_json::Value) {
+    // Failing from the first failed write or open of the audit log to the next success.
+    let audit_error = state.audit.health().last_error();
+    let store = serde_json::json!({
+        "reachable": inv.store_error.is_none(),
+        "version": inv.version,
+        "read_at": inv.read_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        "error": inv.store_error,
+    });
+    match (audit_error, &inv.store_error) {
+        (Some(error), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "status": "audit_failing", "error": error, "store": store }),
+        ),
+        (None, Some(error)) => (
+            StatusCode::OK,
+            serde_json::json!({ "status": "store_unreachable", "error": error, "store": store }),
+        ),
+        (None, None) => (
+            StatusCode::OK,
+            serde_json::json!({ "status": "ok", "store": store }),
+        ),
+    }
+}
+
+fn render(state: &GateState, m: &TrafficMetrics, inv: &Inventory) -> String {
     let mut out = String::with_capacity(4096);
     let g = &state.metrics;
     let counter = |out: &mut String, name: &str, help: &str, v: u64| {
@@ -246,6 +263,16 @@ fn render(state: &GateState, m: &TrafficMetrics) -> String {
         out,
         "botgate_request_duration_seconds_sum {}\nbotgate_request_duration_seconds_count {}",
         m.latency_sum, m.latency_count
+    );
+    let _ = writeln!(
+        out,
+        "# HELP botgate_store_up Whether the last read of the store succeeded (0: enforcing from the last snapshot).\n# TYPE botgate_store_up gauge\nbotgate_store_up {}",
+        u8::from(inv.store_error.is_none())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP botgate_store_change_version The store change-feed version this gate's snapshot was read at.\n# TYPE botgate_store_change_version gauge\nbotgate_store_change_version {}",
+        inv.version
     );
     counter(
         &mut out,

@@ -270,6 +270,7 @@ pub async fn start(
                 admin,
                 state.clone(),
                 metrics,
+                hub.subscribe(),
                 shutdown_rx,
             )));
             Some(admin_addr)

@@ -156,6 +156,9 @@ fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
         spans.push(Span::styled(s.header.source.clone(), h));
     }
     let mut problems = Vec::new();
+    if let Some(e) = &s.feed.store_error {
+        problems.push(e.clone());
+    }
     if s.feed.dropped > 0 {
         problems.push(format!("{} dropped", s.feed.dropped));
     }

@@ -29,7 +29,7 @@ use super::render;
 static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
 
 /// The private cluster, when this process started one; stopped after exit by its watchdog.
-static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
 /// The servers tried when `BOTGATE_TEST_POSTGRES` is not set.
 const LOCAL_SERVERS: [&str; 2] = [
@@ -155,6 +155,7 @@ struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     user: Option<String>,
+    port: u16,
 }
 
 impl Cluster {
@@ -214,62 +215,159 @@ impl Cluster {
     }
 }
 
-/// Create, start and register (for stopping at exit) a private cluster; its admin URL.
+/// Create and start a private cluster for the shared test server; its admin URL.
 fn start_cluster(bin: PathBuf) -> Result<String, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "botgate-pg-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let user = if rustix::process::geteuid().is_root() {
-        let user = ["postgres", "nobody"]
-            .into_iter()
-            .find(|user| succeeds(Command::new("id").arg("-u").arg(user)))
-            .ok_or("running as root, and there is neither a postgres nor a nobody user")?;
-        if !succeeds(Command::new("chown").arg(user).arg(&dir)) {
-            return Err(format!("cannot chown {} to {user}", dir.display()));
-        }
-        Some(user.to_string())
-    } else {
-        None
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|e| format!("cannot pick a free port: {e}"))?
-        .port();
-    let cluster = CLUSTER.get_or_init(|| Cluster { bin, dir, user });
-    // Watched before starting, so a server that started but did not answer is stopped too.
-    cluster.watch()?;
-    let dir = path_str(&cluster.dir)?;
-    // C locale with UTF-8: the byte order of the SQLite store, whatever the environment says.
-    cluster.run(
-        "initdb",
-        &[
-            "-D",
+    let cluster = CLUSTER.get_or_init(|| Cluster::create(bin));
+    let cluster = cluster.as_ref().map_err(Clone::clone)?;
+    cluster.start()?;
+    Ok(cluster.url())
+}
+
+impl Cluster {
+    /// A new cluster directory with `initdb` run in it, watched (so it is stopped and removed
+    /// after this process ends), on a free port; not started.
+    fn create(bin: PathBuf) -> Result<Cluster, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "botgate-pg-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let user = if rustix::process::geteuid().is_root() {
+            let user = ["postgres", "nobody"]
+                .into_iter()
+                .find(|user| succeeds(Command::new("id").arg("-u").arg(user)))
+                .ok_or("running as root, and there is neither a postgres nor a nobody user")?;
+            if !succeeds(Command::new("chown").arg(user).arg(&dir)) {
+                return Err(format!("cannot chown {} to {user}", dir.display()));
+            }
+            Some(user.to_string())
+        } else {
+            None
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| format!("cannot pick a free port: {e}"))?
+            .port();
+        let cluster = Cluster {
+            bin,
             dir,
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ],
-    )?;
-    let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k '{dir}' -c fsync=off");
-    let log = format!("{dir}/log");
-    if let Err(e) = cluster.run(
-        "pg_ctl",
-        &["-D", dir, "-o", &options, "-w", "start", "-l", &log],
-    ) {
-        let log = std::fs::read_to_string(&log).unwrap_or_default();
-        return Err(format!("{e}\nserver log:\n{log}"));
+            user,
+            port,
+        };
+        // Watched before starting, so a server that started but did not answer is stopped too.
+        cluster.watch()?;
+        let dir = path_str(&cluster.dir)?;
+        // C locale with UTF-8: the byte order of the SQLite store, whatever the environment says.
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                dir,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )?;
+        Ok(cluster)
     }
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    execute_sql(&url, "SELECT 1").map_err(|e| format!("started, but {url}: {e}"))?;
-    Ok(url)
+
+    /// Start the server (again) on its port and wait until it answers.
+    fn start(&self) -> Result<(), String> {
+        let dir = path_str(&self.dir)?;
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k '{dir}' -c fsync=off",
+            self.port
+        );
+        let log = format!("{dir}/log");
+        if let Err(e) = self.run(
+            "pg_ctl",
+            &["-D", dir, "-o", &options, "-w", "start", "-l", &log],
+        ) {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("{e}\nserver log:\n{log}"));
+        }
+        let url = self.url();
+        execute_sql(&url, "SELECT 1").map_err(|e| format!("started, but {url}: {e}"))
+    }
+
+    /// Stop the server (`-m fast`: clients are disconnected, as when a database is restarted).
+    fn stop(&self) -> Result<(), String> {
+        let dir = path_str(&self.dir)?;
+        self.run("pg_ctl", &["-D", dir, "-m", "fast", "-w", "stop"])
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+/// A PostgreSQL server of a test's own (a private cluster), for tests that stop and restart
+/// the server under running gates. Needs the server binaries (`initdb`, `pg_ctl`); panics
+/// saying what to install when they are missing. Stopped and removed when dropped (and by its
+/// watchdog when the test process dies first).
+pub struct PrivateServer {
+    cluster: Cluster,
+}
+
+// No `Default`: starting a server is a side effect that may panic, not a default value.
+#[allow(clippy::new_without_default)]
+impl PrivateServer {
+    /// Create and start the cluster.
+    pub fn start() -> PrivateServer {
+        let Some(bin) = find_bin() else {
+            panic!(
+                "this test starts its own PostgreSQL server and needs initdb and pg_ctl (on PATH \
+                 or under /usr/lib/postgresql/*/bin); install PostgreSQL (Debian: apt-get install \
+                 postgresql)"
+            );
+        };
+        let cluster = Cluster::create(bin)
+            .and_then(|cluster| cluster.start().map(|()| cluster))
+            .unwrap_or_else(|e| panic!("starting a private PostgreSQL server failed: {e}"));
+        PrivateServer { cluster }
+    }
+
+    /// A URL for a fresh database on this server (created now).
+    pub fn database(&self, name: &str) -> String {
+        let url = self.cluster.url();
+        if let Err(e) = execute_sql(&url, &format!("CREATE DATABASE {name}")) {
+            panic!("private server: CREATE DATABASE {name} failed: {e}");
+        }
+        with_dbname(&url, name)
+    }
+
+    /// Stop the server; panics when it does not stop.
+    pub fn stop(&self) {
+        if let Err(e) = self.cluster.stop() {
+            panic!("private server: stopping failed: {e}");
+        }
+    }
+
+    /// Start the stopped server again on the same port; panics when it does not answer.
+    pub fn restart(&self) {
+        if let Err(e) = self.cluster.start() {
+            panic!("private server: starting again failed: {e}");
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        if let Ok(dir) = path_str(&self.cluster.dir)
+            && self.cluster.dir.join("postmaster.pid").exists()
+        {
+            let _ = self
+                .cluster
+                .run("pg_ctl", &["-D", dir, "-m", "immediate", "stop"]);
+        }
+        let _ = std::fs::remove_dir_all(&self.cluster.dir);
+    }
 }
 
 /// Whether `command` runs and exits 0 (its output discarded).
