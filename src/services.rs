@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -21,6 +22,7 @@ use crate::geo::GeoDb;
 use crate::sink::{Sink, SinkConfig, SinkHandle};
 use crate::store::Store;
 use crate::store::hub::{Inventory as HubInventory, InventoryHub};
+use crate::store::leases::{self, LeaseKeeper};
 
 /// How often the inventory cache and the detectors' expiry rules run.
 pub const INVENTORY_EVERY: Duration = Duration::from_secs(5);
@@ -54,6 +56,8 @@ impl ServiceOptions {
 /// The running services; `stop` before the gate shuts down.
 #[derive(Debug)]
 pub struct Services {
+    /// The one-node job lease (CRL re-signing and the inventory alerts run while held).
+    lease: LeaseKeeper,
     pub detect: DetectHandle,
     pub sinks: Vec<SinkHandle>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -75,12 +79,18 @@ pub fn start(
     let sinks = Sink::start_all(opts.sinks, state_dir, bus).map_err(|e| e.to_string())?;
     let inventory_watcher =
         watch_inventory_dirs(opts.inventory_dirs, store.clone(), clock.clone())?;
+    let lease = LeaseKeeper::start(store.clone(), gate.node.as_deref(), clock.clone());
     let cache = Arc::new(ArcSwap::from_pointee(detector_inventory(&hub.current())));
     let mut tasks = vec![tokio::spawn(follow_inventory(
         hub.subscribe(),
         cache.clone(),
     ))];
-    tasks.push(tokio::spawn(refresh_crl(store.clone(), clock.clone())));
+    tasks.push(tokio::spawn(refresh_crl(
+        store.clone(),
+        clock.clone(),
+        lease.held(),
+    )));
+    let held = lease.held();
     let mut engine = Engine::new(opts.detect);
     engine.set_expected_countries(opts.expected_countries);
     let audit = gate.state.audit.clone();
@@ -89,13 +99,17 @@ pub fn start(
         bus.subscribe(),
         clock,
         opts.tick_every,
-        move || (**cache.load()).clone(),
+        move || Inventory {
+            standby: !held.load(Ordering::Relaxed),
+            ..(**cache.load()).clone()
+        },
         move |alert| {
             // A full audit queue drops the alert from the file but it is still on the bus.
             let _ = audit.record(alert);
         },
     );
     Ok(Services {
+        lease,
         detect,
         sinks,
         tasks,
@@ -110,6 +124,7 @@ impl Services {
         for t in self.tasks {
             t.abort();
         }
+        self.lease.stop().await;
         for s in self.sinks {
             s.shutdown().await;
         }
@@ -218,10 +233,13 @@ async fn follow_inventory(
     }
 }
 
-async fn refresh_crl(store: Arc<Store>, clock: SharedClock) {
-    let mut tick = tokio::time::interval(CRL_REFRESH_EVERY);
+/// Re-sign the CRL when due, on the gate holding the one-node lease.
+async fn refresh_crl(store: Arc<Store>, clock: SharedClock, held: Arc<AtomicBool>) {
     loop {
-        tick.tick().await;
+        if !held.load(Ordering::Relaxed) {
+            tokio::time::sleep(leases::RENEW_EVERY).await;
+            continue;
+        }
         let (store, now) = (store.clone(), clock.now());
         match tokio::task::spawn_blocking(move || crate::pki::crl::refresh_crl_if_due(&store, now))
             .await
@@ -232,6 +250,7 @@ async fn refresh_crl(store: Arc<Store>, clock: SharedClock) {
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot refresh the CRL"),
             _ => {}
         }
+        tokio::time::sleep(CRL_REFRESH_EVERY).await;
     }
 }
 

@@ -91,6 +91,7 @@ fn traffic(requests: u64, last: DateTime<Utc>, ip: &str) -> CredentialTraffic {
         last_user_agent: Some("ci-runner/2.1".into()),
         allowed_by_policy,
         deny_reasons: BTreeMap::new(),
+        last_seen_elsewhere: false,
     }
 }
 

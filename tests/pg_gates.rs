@@ -483,3 +483,147 @@ async fn the_database_stopped_and_restarted_under_load_loses_nothing_and_catches
         );
     }
 }
+
+/// `credential_expiring` alert events opened in a host's audit log.
+fn expiring_opened(h: &Host) -> usize {
+    std::fs::read_to_string(h.env.state().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["decision"] == "credential_expiring" && e["details"]["state"] == "open")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gates_raise_one_expiry_alert_and_the_other_takes_over_when_the_first_stops() {
+    let db = TestDb::new();
+    let upstream = common::echo_upstream().await;
+    let mut a = Host::new(upstream, &db.url);
+    let mut b = Host::new(upstream, &db.url);
+    a.start();
+    b.start();
+    let client = common::client();
+    both_up(&[&a, &b], &client).await;
+    let (code, _, err) = a
+        .env
+        .run(&["token", "create", "ci-deploy-prod", "--duration", "3d"]);
+    assert_eq!(code, 0, "{err}");
+    // The inventory rules tick every 5 s: one gate raises it.
+    let raised = common::eventually(Duration::from_secs(20), || async {
+        expiring_opened(&a) + expiring_opened(&b) > 0
+    })
+    .await;
+    assert!(raised, "no expiry alert:\n{}\n{}", a.log(), b.log());
+    // Two more ticks: still one, on one gate.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let (on_a, on_b) = (expiring_opened(&a), expiring_opened(&b));
+    assert_eq!(on_a + on_b, 1, "a: {on_a}, b: {on_b}");
+    // The holder stops (SIGTERM gives the lease up); the other raises it on its next ticks.
+    let (holder, other) = if on_a == 1 {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    let serve = holder.serve.take().unwrap();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let mut serve = serve;
+    let exit = serve.wait().unwrap();
+    assert!(exit.success(), "serve on SIGTERM: {exit}\n{}", holder.log());
+    let took_over = common::eventually(Duration::from_secs(25), || async {
+        expiring_opened(other) == 1
+    })
+    .await;
+    assert!(
+        took_over,
+        "the other gate never took the job over:\n{}",
+        other.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_with_traffic_split_across_gates_verifies_only_when_both_stop_seeing_the_old_token()
+ {
+    let db = TestDb::new();
+    let upstream = common::echo_upstream().await;
+    let mut a = Host::new(upstream, &db.url);
+    let mut b = Host::new(upstream, &db.url);
+    a.start();
+    b.start();
+    let client = common::client();
+    both_up(&[&a, &b], &client).await;
+    let (old_id, old_secret) = common::cli_token(&a.env.state(), &a.config(), "ci-deploy-prod");
+    let started = a.env.json(&[
+        "rotate",
+        "start",
+        "token",
+        "ci-deploy-prod",
+        "--quiet-period",
+        "3s",
+    ]);
+    let id = started["rotation"]["id"].as_str().unwrap().to_string();
+    let new_id = started["new_credential"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new_secret = started["new_credential"]["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _, err) = a.env.run(&["rotate", "next", &id]);
+    assert_eq!(code, 0, "add: {err}");
+    // The policy edit reaches host B as configuration management would carry it.
+    let edited = std::fs::read_to_string(a.config())
+        .unwrap()
+        .replace(
+            &format!("127.0.0.1:{}", a.port),
+            &format!("127.0.0.1:{}", b.port),
+        )
+        .replace(
+            &format!("127.0.0.1:{}", a.admin),
+            &format!("127.0.0.1:{}", b.admin),
+        );
+    std::fs::write(b.config(), edited).unwrap();
+    let (code, _, err) = a.env.run(&["rotate", "next", &id]);
+    assert_eq!(code, 0, "rollout: {err}");
+    for h in [&a, &b] {
+        let took = until_status(h, &client, &new_id, &new_secret, 200).await;
+        assert!(
+            took.is_some(),
+            "the new token is not admitted:\n{}",
+            h.log()
+        );
+    }
+
+    // Clients of gate B still use the old token; host A's own log sees only the new one.
+    let old_users = Load::start(vec![b.port], old_id.clone(), old_secret.clone());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (code, out, err) = a.env.run(&["rotate", "next", &id]);
+    assert_eq!(
+        code, 1,
+        "verify must refuse while gate B sees the old token:\n{out}{err}"
+    );
+    assert!(err.contains("through another gate"), "{err}");
+    let answered = old_users.finish().await;
+    assert!(
+        answered.iter().all(|(_, s)| *s == 200),
+        "old token refused early"
+    );
+
+    // Both gates quiet: verify passes once the quiet period has run on the store's time too.
+    let verified = common::eventually(Duration::from_secs(20), || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        a.env.run(&["rotate", "next", &id]).0 == 0
+    })
+    .await;
+    assert!(
+        verified,
+        "verify never passed:\n{}",
+        a.env.run(&["rotate", "status", &id]).1
+    );
+    let status = a.env.json(&["rotate", "status", &id]);
+    assert_eq!(status["state"], "verified", "{status}");
+}

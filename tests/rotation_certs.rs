@@ -121,7 +121,7 @@ async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
         assert_eq!(mtls_call(&old_client, &g).await, 200);
     }
     let r = rotation::find(&store, &id).unwrap();
-    let ev = evidence_until(&r, |e| e.old.requests >= 3).await;
+    let ev = evidence_until(&store, &r, |e| e.old.requests >= 3).await;
     assert_eq!((ev.old.requests, ev.new.requests), (3, 0));
     let Err(RotationError::Refused(refusal)) = rotation::next(&env, &id, false, Utc::now()) else {
         panic!("verify must refuse while the old certificate is in use");
@@ -137,13 +137,13 @@ async fn cert_rotation_with_the_same_cn_told_apart_by_fingerprint() {
     // The device switches to the new certificate: same CN, told apart by fingerprint.
     let new_client = mtls_client(&root_pem, &new_identity, &g);
     assert_eq!(mtls_call(&new_client, &g).await, 200);
-    let ev = evidence_until(&r, |e| e.new.requests >= 1).await;
+    let ev = evidence_until(&store, &r, |e| e.new.requests >= 1).await;
     assert_eq!((ev.old.requests, ev.new.requests), (3, 1));
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while rotation::view(
         &r,
-        &rotation::workflow::collect_evidence(&r).unwrap(),
+        &rotation::workflow::collect_evidence(&store, &r).unwrap(),
         Utc::now(),
     )
     .refused_reason

@@ -230,11 +230,11 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
 
     // Only the old certificate in use: verify refuses and names it.
     let r = rotation::find(&store, &id).unwrap();
-    let before = rotation::workflow::collect_evidence(&r).unwrap();
+    let before = rotation::workflow::collect_evidence(&store, &r).unwrap();
     for _ in 0..3 {
         assert_eq!(mtls_call(&old_client, &g).await, 200);
     }
-    let ev = evidence_until(&r, |e| e.old.requests >= before.old.requests + 3).await;
+    let ev = evidence_until(&store, &r, |e| e.old.requests >= before.old.requests + 3).await;
     assert!(ev.old.requests >= 3);
     let Err(RotationError::Refused(refusal)) = rotation::next(&env, &id, false, Utc::now()) else {
         panic!("verify must refuse while the old certificate is in use");
@@ -248,7 +248,7 @@ async fn cert_rotation_to_a_new_cn_end_to_end() {
 
     // The gateway switches; after the quiet period verify passes (evidence by fingerprint).
     assert_eq!(mtls_call(&new_client, &g).await, 200);
-    let ev = evidence_until(&r, |e| e.new.requests >= 2).await;
+    let ev = evidence_until(&store, &r, |e| e.new.requests >= 2).await;
     assert!(ev.new.requests >= 2, "{ev:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let verified = loop {

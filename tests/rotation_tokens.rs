@@ -153,7 +153,7 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
         );
     }
     let r = rotation::find(&g.store, &id).unwrap();
-    let ev = evidence_until(&r, |e| e.old.requests >= 3).await;
+    let ev = evidence_until(&g.store, &r, |e| e.old.requests >= 3).await;
     assert_eq!(
         ev.old.requests, 3,
         "only what happened since the rotation started counts"
@@ -180,7 +180,7 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
     for _ in 0..2 {
         assert_eq!(call(&g, "127.0.2.7", &new_id, &new_secret).await, 200);
     }
-    let ev = evidence_until(&r, |e| e.new.allowed >= 2).await;
+    let ev = evidence_until(&g.store, &r, |e| e.new.allowed >= 2).await;
     assert!(
         ev.stragglers().is_empty(),
         "127.0.2.7 uses the new token now"
@@ -191,7 +191,7 @@ async fn token_rotation_verified_by_traffic_then_old_token_gets_401() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = rotation::find(&g.store, &id).unwrap();
-        let ev = rotation::workflow::collect_evidence(&r).unwrap();
+        let ev = rotation::workflow::collect_evidence(&g.store, &r).unwrap();
         let v = rotation::view(&r, &ev, Utc::now());
         if v.refused_reason.is_none() || Instant::now() > deadline {
             break;

@@ -80,7 +80,7 @@ fn start(env: &RotationEnv<'_>, target: RotateTarget, now: DateTime<Utc>) -> Res
         }
     };
     let r = &started.rotation;
-    let evidence = rotation::workflow::collect_evidence(r).map_err(rotation_err)?;
+    let evidence = rotation::workflow::collect_evidence(env.store, r).map_err(rotation_err)?;
     let view = rotation::view(r, &evidence, now);
     let new = r.new.as_ref();
     if json {
@@ -149,7 +149,7 @@ fn status(env: &RotationEnv<'_>, id: Option<&str>, json: bool, now: DateTime<Utc
     let mut views = Vec::with_capacity(rotations.len());
     for r in &rotations {
         let ev = if with_evidence {
-            rotation::workflow::collect_evidence(r).map_err(rotation_err)?
+            rotation::workflow::collect_evidence(env.store, r).map_err(rotation_err)?
         } else {
             rotation::Evidence::default()
         };
@@ -311,7 +311,7 @@ fn print_refusal_json(
         rotation: Option<RotationView>,
     }
     let rotation = rotation::find(env.store, id).ok().and_then(|r| {
-        rotation::workflow::collect_evidence(&r)
+        rotation::workflow::collect_evidence(env.store, &r)
             .ok()
             .map(|ev| rotation::view(&r, &ev, now))
     });

@@ -69,9 +69,13 @@ pub fn run(paths: &Paths, args: crate::cli::ServeArgs) -> Result<()> {
                 None => std::future::pending().await,
             }
         };
+        // SIGTERM (systemd, Kubernetes, a load balancer's drain) stops as Ctrl-C does.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot wait for SIGTERM")?;
         // A SIGHUP handler (reopen the audit log, as nginx does) joins this select.
         let stopped = tokio::select! {
             r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C"),
+            _ = term.recv() => Ok(()),
             r = console_done => r.map_err(anyhow::Error::from),
         };
         if let Some(c) = console {

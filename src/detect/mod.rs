@@ -122,6 +122,7 @@ impl Engine {
             credentials,
             crls,
             store_error,
+            standby,
         } = inv;
         let mut out = Vec::new();
         let book = &mut self.book;
@@ -130,6 +131,10 @@ impl Engine {
             store_error.as_deref(),
             book,
         ));
+        if *standby {
+            out.extend(book.resolve_quiet(now, |rule| quiet_time(&self.cfg, rule)));
+            return out;
+        }
         if self.cfg.credential_expiry.enabled {
             out.extend(inventory::expiry(
                 &self.cfg.credential_expiry,

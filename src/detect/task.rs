@@ -20,6 +20,9 @@ pub struct Inventory {
     pub crls: Vec<CrlStatus>,
     /// The last store read failed: what the store said (the rest is the last good read).
     pub store_error: Option<String>,
+    /// Another gate on the store holds the one-node lease: the fleet-wide inventory rules
+    /// (expiring, expired and unused credentials, stale CRLs) run there, not here.
+    pub standby: bool,
 }
 
 /// Handle to the running detection task.

@@ -132,6 +132,8 @@ pub struct RunningGate {
     pub admin_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
     pub state: Arc<GateState>,
+    /// The gate's name in events (`[gate] node`, default the host name).
+    pub node: Option<Arc<str>>,
     tls_configs: Option<LiveTls>,
     shutdown: watch::Sender<bool>,
     writer: AuditWriter,
@@ -187,6 +189,7 @@ pub async fn start(
         None => Box::new(|| {}),
     };
     let refresher = SnapshotRefresher::start(hub.subscribe(), snapshot.clone(), on_change, on_poll);
+    let node = opts.node.clone();
     let writer_opts = WriterOptions {
         queue: opts.audit_queue,
         durability: opts.audit_durability,
@@ -283,6 +286,7 @@ pub async fn start(
         admin_addr,
         tls_addr,
         state,
+        node,
         tls_configs,
         shutdown,
         writer,

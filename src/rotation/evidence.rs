@@ -45,6 +45,20 @@ pub struct CredentialTraffic {
     pub allowed_by_policy: BTreeMap<PolicyRef, u64>,
     /// Refused requests by `deny_reason`.
     pub deny_reasons: BTreeMap<String, u64>,
+    /// `last_seen` comes from the store (another gate saw it after this audit log did).
+    pub last_seen_elsewhere: bool,
+}
+
+impl CredentialTraffic {
+    /// The store saw the credential at `at` (through any gate): later than this log did, it
+    /// becomes the last sighting.
+    pub fn seen_by_the_store(&mut self, at: DateTime<Utc>, ip: Option<String>) {
+        if self.last_seen.is_none_or(|last| at > last) {
+            self.last_seen = Some(at);
+            self.last_ip = ip;
+            self.last_seen_elsewhere = true;
+        }
+    }
 }
 
 /// One client IP and the credential it used last.

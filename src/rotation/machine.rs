@@ -151,6 +151,14 @@ pub fn check_verify(r: &Rotation, ev: &Evidence, now: DateTime<Utc>) -> VerifyCh
         let left = countdown(r.quiet_period - quiet_for);
         let period = period_label(r.quiet_period);
         problems.push(match ev.old.last_seen {
+            Some(last) if ev.old.last_seen_elsewhere => format!(
+                "old credential {} last seen {}{} through another gate (the store's last-seen time; this host's audit log counts {} {}); it must be silent for {period} (quiet period): {left} to go if no client uses it again",
+                r.old.label(),
+                ago(now - last),
+                ev.old.last_ip.as_deref().map(|ip| format!(" from {ip}")).unwrap_or_default(),
+                ev.old.requests,
+                plural(ev.old.requests, "request", "requests"),
+            ),
             Some(last) => format!(
                 "old credential {} seen {} {}, last {}{}; it must be silent for {period} (quiet period): {left} to go if no client uses it again",
                 r.old.label(),

@@ -263,7 +263,7 @@ pub fn next(
     now: DateTime<Utc>,
 ) -> Result<StepOutcome, RotationError> {
     let mut r = find(env.store, id)?;
-    let ev = collect_evidence(&r)?;
+    let ev = collect_evidence(env.store, &r)?;
     let t = match machine::next_transition(&r, &ev, now, force) {
         Ok(t) => t,
         Err(refusal) => return Err(refused(env.store, &r, refusal, now)),
@@ -309,7 +309,7 @@ pub fn abort(
     now: DateTime<Utc>,
 ) -> Result<StepOutcome, RotationError> {
     let mut r = find(env.store, id)?;
-    let ev = collect_evidence(&r)?;
+    let ev = collect_evidence(env.store, &r)?;
     let t = match machine::abort_transition(&r, &ev, now) {
         Ok(t) => t,
         Err(refusal) => return Err(refused(env.store, &r, refusal, now)),
@@ -365,15 +365,50 @@ pub fn list(store: &Store) -> Result<Vec<Rotation>, RotationError> {
         .collect()
 }
 
-/// The evidence for `r` from its audit log, read from where the rotation started.
-pub fn collect_evidence(r: &Rotation) -> Result<Evidence, RotationError> {
+/// The evidence for `r`: its audit log, read from where the rotation started, and the store's
+/// last-seen time of the old credential, which every gate on the store writes (batched every
+/// 2 s) — so traffic through a gate whose audit log this host does not read still keeps the old
+/// credential from counting as silent.
+pub fn collect_evidence(store: &Store, r: &Rotation) -> Result<Evidence, RotationError> {
     let mut reader = EvidenceReader::for_rotation(r);
     reader.poll().map_err(|source| RotationError::Io {
         action: "read the audit log",
         path: r.details.audit_log.clone(),
         source,
     })?;
-    Ok(reader.into_evidence())
+    let mut evidence = reader.into_evidence();
+    if let Some((at, ip)) = store_last_seen(store, r.kind, &r.old)?
+        && at >= r.created_at
+    {
+        evidence.old.seen_by_the_store(at, ip);
+    }
+    Ok(evidence)
+}
+
+/// When and from which IP a credential was last seen.
+type Sighting = (DateTime<Utc>, Option<String>);
+
+/// When and from where the store last saw `credential` (any gate).
+fn store_last_seen(
+    store: &Store,
+    kind: CredentialKind,
+    credential: &CredentialRef,
+) -> Result<Option<Sighting>, RotationError> {
+    Ok(match kind {
+        CredentialKind::Token => match crate::store::wait(store.find_token(&credential.key)) {
+            Ok(t) => t.last_seen_at.map(|at| (at, t.last_seen_ip)),
+            Err(crate::store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        CredentialKind::Cert => {
+            let by = credential.serial.as_deref().unwrap_or(&credential.name);
+            crate::store::wait(store.find_cert_sightings(by))?
+                .into_iter()
+                .filter(|s| s.fingerprint_sha256 == credential.key)
+                .map(|s| (s.last_seen_at, s.last_seen_ip))
+                .max_by_key(|(at, _)| *at)
+        }
+    })
 }
 
 /// Old credentials revoked by finished rotations, for "failed auth after rotation" alerts.

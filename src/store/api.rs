@@ -192,6 +192,24 @@ pub trait ChangeFeed {
     }
 }
 
+/// Leases for one-node jobs (re-signing CRLs, the fleet-wide inventory alerts): among the
+/// gates on one store, one holder per job at a time; a holder that stops renewing loses the
+/// lease when it expires.
+#[async_trait]
+pub trait JobLeases {
+    /// Take or renew `job` for `holder` until `now + ttl` (taken only when free, expired or
+    /// already `holder`'s); whether `holder` holds it now.
+    async fn hold_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Give `job` up if `holder` holds it (on stop, so another gate takes over at once).
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError>;
+}
+
 /// One store: all of the above.
 #[async_trait]
 pub trait Backend:
@@ -201,6 +219,7 @@ pub trait Backend:
     + RotationStore
     + AdminJournal
     + ChangeFeed
+    + JobLeases
     + Send
     + Sync
     + std::fmt::Debug

@@ -12,6 +12,7 @@ pub mod api;
 pub mod changes;
 pub mod hub;
 pub mod journal;
+pub mod leases;
 mod pg;
 pub mod pki;
 pub mod rotations;
@@ -22,7 +23,9 @@ pub mod transfer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use api::{AdminJournal, Backend, CaStore, CertStore, ChangeFeed, RotationStore, TokenStore};
+pub use api::{
+    AdminJournal, Backend, CaStore, CertStore, ChangeFeed, JobLeases, RotationStore, TokenStore,
+};
 pub use changes::{Change, ChangeKind};
 pub use journal::{AdminEntry, Delivery, JournalRow};
 pub use sqlite::STORE_FILE;

@@ -251,12 +251,13 @@ pub async fn mtls_call(c: &reqwest::Client, gate: &RunningGate) -> u16 {
 
 /// Poll a rotation's evidence until `done` holds (or 10 s pass).
 pub async fn evidence_until(
+    store: &Store,
     r: &botgate::rotation::Rotation,
     done: impl Fn(&botgate::rotation::Evidence) -> bool,
 ) -> botgate::rotation::Evidence {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let ev = botgate::rotation::workflow::collect_evidence(r).unwrap();
+        let ev = botgate::rotation::workflow::collect_evidence(store, r).unwrap();
         if done(&ev) || Instant::now() > deadline {
             return ev;
         }

@@ -15,6 +15,7 @@ mod cas;
 mod certs;
 mod changes;
 mod journal;
+mod leases;
 mod location;
 mod rotations;
 mod schema;

@@ -137,6 +137,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER changes_notify AFTER INSERT ON changes
         FOR EACH ROW EXECUTE FUNCTION botgate_notify_change();
     "#,
+    // 2: leases for one-node jobs (one gate among several re-signs CRLs, raises inventory alerts).
+    r#"
+    CREATE TABLE job_leases (
+        job        TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version the database is at (0 for an empty database).

@@ -5,6 +5,7 @@ mod cas;
 mod certs;
 mod changes;
 mod journal;
+mod leases;
 mod rotations;
 mod schema;
 mod tokens;

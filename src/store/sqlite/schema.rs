@@ -147,6 +147,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE tokens ADD COLUMN disabled_at INTEGER;
     "#,
+    // 7: leases for one-node jobs (one gate among several re-signs CRLs, raises inventory alerts).
+    r#"
+    CREATE TABLE job_leases (
+        job        TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.
