@@ -57,10 +57,13 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     /// The network store cannot be reached (`target` names host, port and database, never a
     /// password).
-    #[error(
-        "cannot reach the PostgreSQL store at {target}: {message} (is the server running and the [store] url right?)"
-    )]
-    Unreachable { target: String, message: String },
+    #[error("cannot reach the PostgreSQL store at {target}: {message} ({hint})")]
+    Unreachable {
+        target: String,
+        message: String,
+        /// What to check.
+        hint: &'static str,
+    },
     /// The network store answered with an error.
     #[error("PostgreSQL store query failed: {0}")]
     Postgres(String),

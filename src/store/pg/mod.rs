@@ -39,6 +39,9 @@ use super::{Backend, StoreError};
 /// The advisory lock key that orders change-feed versions and journal ids ("botgate").
 const ORDER_LOCK: i64 = 0x0062_6f74_6761_7465;
 
+/// What to check when the server does not answer.
+const UNREACHABLE_HINT: &str = "is the server running and the [store] url right?";
+
 /// Handle to a PostgreSQL store.
 pub struct PgStore {
     location: PgLocation,
@@ -101,12 +104,22 @@ impl PgStore {
             .await;
         match joined {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(StoreError::Unreachable {
-                target: self.location.target.clone(),
-                message: render(&e),
-            }),
+            Ok(Err(e)) => {
+                let message = render(&e);
+                let hint = if message.contains("TLS handshake") {
+                    "check that sslrootcert is the CA that signed the server's certificate and that the URL's host is a name the certificate carries"
+                } else {
+                    UNREACHABLE_HINT
+                };
+                Err(StoreError::Unreachable {
+                    target: self.location.target.clone(),
+                    message,
+                    hint,
+                })
+            }
             Err(e) => Err(StoreError::Unreachable {
                 target: self.location.target.clone(),
+                hint: UNREACHABLE_HINT,
                 message: format!("the store's connection task failed: {e}"),
             }),
         }

@@ -156,6 +156,8 @@ struct Cluster {
     dir: PathBuf,
     user: Option<String>,
     port: u16,
+    /// More server options (`-c name=value …`), e.g. TLS.
+    extra_options: String,
 }
 
 impl Cluster {
@@ -254,6 +256,7 @@ impl Cluster {
             dir,
             user,
             port,
+            extra_options: String::new(),
         };
         // Watched before starting, so a server that started but did not answer is stopped too.
         cluster.watch()?;
@@ -281,8 +284,8 @@ impl Cluster {
     fn start(&self) -> Result<(), String> {
         let dir = path_str(&self.dir)?;
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k '{dir}' -c fsync=off",
-            self.port
+            "-c listen_addresses=127.0.0.1 -p {} -k '{dir}' -c fsync=off {}",
+            self.port, self.extra_options
         );
         let log = format!("{dir}/log");
         if let Err(e) = self.run(
@@ -320,6 +323,57 @@ pub struct PrivateServer {
 impl PrivateServer {
     /// Create and start the cluster.
     pub fn start() -> PrivateServer {
+        Self::start_with(|_| Ok(()))
+    }
+
+    /// A cluster with TLS on (`cert_pem` and `key_pem` as its server certificate and key) where
+    /// the role `botgate` may connect over TCP only with TLS (`hostssl`); the admin role
+    /// (`postgres`, [`Self::admin_url`]) connects without. The role is created, with CREATEDB.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PrivateServer {
+        let server = Self::start_with(|cluster| {
+            let dir = path_str(&cluster.dir)?;
+            let write = |name: &str, text: &str, mode: u32| -> Result<(), String> {
+                use std::os::unix::fs::PermissionsExt;
+                let path = cluster.dir.join(name);
+                std::fs::write(&path, text)
+                    .and_then(|()| {
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    })
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                match &cluster.user {
+                    Some(user) if !succeeds(Command::new("chown").arg(user).arg(&path)) => {
+                        Err(format!("cannot chown {} to {user}", path.display()))
+                    }
+                    _ => Ok(()),
+                }
+            };
+            write("server.crt", cert_pem, 0o644)?;
+            write("server.key", key_pem, 0o600)?;
+            write(
+                "pg_hba.conf",
+                "local all all trust\n\
+                 hostssl all botgate 127.0.0.1/32 trust\n\
+                 host all postgres 127.0.0.1/32 trust\n",
+                0o600,
+            )?;
+            cluster.extra_options = format!(
+                "-c ssl=on -c ssl_cert_file='{dir}/server.crt' -c ssl_key_file='{dir}/server.key'"
+            );
+            Ok(())
+        });
+        if let Err(e) = execute_sql(&server.admin_url(), "CREATE ROLE botgate LOGIN CREATEDB") {
+            panic!("private server: CREATE ROLE botgate failed: {e}");
+        }
+        server
+    }
+
+    /// The admin role's URL (`postgres`, the maintenance database).
+    pub fn admin_url(&self) -> String {
+        self.cluster.url()
+    }
+
+    /// Create the cluster, let `setup` change it before the first start, start it.
+    fn start_with(setup: impl FnOnce(&mut Cluster) -> Result<(), String>) -> PrivateServer {
         let Some(bin) = find_bin() else {
             panic!(
                 "this test starts its own PostgreSQL server and needs initdb and pg_ctl (on PATH \
@@ -328,6 +382,7 @@ impl PrivateServer {
             );
         };
         let cluster = Cluster::create(bin)
+            .and_then(|mut cluster| setup(&mut cluster).map(|()| cluster))
             .and_then(|cluster| cluster.start().map(|()| cluster))
             .unwrap_or_else(|e| panic!("starting a private PostgreSQL server failed: {e}"));
         PrivateServer { cluster }
