@@ -21,6 +21,8 @@ get() { # get CASE VARIANT FIELD(rps|p50|p99|cpu)
     BEGIN { col["rps"] = 3; col["p50"] = 4; col["p99"] = 5; col["cpu"] = 6; col["non2xx"] = 7; col["errors"] = 8 }
     $1 == c && $2 == v { print $(col[f]); found = 1 } END { if (!found) print "" }' "$MEDIANS"
 }
+fanout() { echo "$FANOUT" | sed -n "s/.*\"$1\":\([^],}]*\).*/\1/p"; } # fanout FIELD: from bench_revoke's summary
+fanout_gates() { echo "$FANOUT" | sed -n 's/.*"gate_p99_ms":\[\([^]]*\)\].*/\1/p' | sed 's/,/, /g'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%.2f×", a / b }'; }
 fmt_int() { awk -v a="$1" 'BEGIN { if (a == "") print "–"; else printf "%.0f", a }'; }
 
@@ -35,6 +37,7 @@ case_title() {
     mtls-rsa) echo "5. mTLS full handshakes/s, RSA-2048 client" ;;
     scale) echo "6. scale: $SCALE_TOKENS tokens + $SCALE_POLICIES CN-regex policies" ;;
     durability) echo "7. audit durability (token auth, plain HTTP)" ;;
+    pg) echo "8. store: PostgreSQL (gate A of two) vs SQLite, token auth" ;;
   esac
 }
 row() { # row CASE VARIANT LABEL BASELINE_VARIANT
@@ -90,10 +93,16 @@ REPORT=$WORK/report.md
   row durability botgate-buffered "botgate, audit_durability = buffered (no wait)" ""
   row durability botgate "botgate, write (default) ÷ buffered" botgate-buffered
   row durability botgate-fsync "botgate, fsync ÷ buffered" botgate-buffered
+  row pg botgate-pg "botgate on PostgreSQL ÷ on SQLite" botgate
+  row pg botgate "botgate on SQLite" ""
   echo
-  echo "Case 4 counts refusals: non-2xx equals the requests there by design. \"÷ nginx\" for case 6 is ÷ botgate with $TOKENS tokens."
+  echo "Case 4 counts refusals: non-2xx equals the requests there by design. \"÷ nginx\" for case 6 is ÷ botgate with $TOKENS tokens, for cases 7 and 8 ÷ the botgate variant named."
+  if [ -n "$FANOUT" ]; then
+    echo
+    echo "**Revocation fan-out (case 8):** $(fanout revocations) token revocations written to the PostgreSQL store (\`Store::revoke_token\`, what \`botgate token revoke\` calls), each token polled on both gates every $(fanout interval_ms) ms on fresh connections until refused (examples/bench_revoke.rs); clock from before the revoking call to the refusal on the slower gate: **p50 $(fanout p50_ms) ms, p99 $(fanout p99_ms) ms, max $(fanout max_ms) ms** (p99 per gate: $(fanout_gates) ms)."
+  fi
   echo
-  echo "### Targets (issue 7)"
+  echo "### Targets (issues 7, 11, 13)"
   echo
   echo "| target | measured | verdict |"
   echo "|---|---|---|"
@@ -116,6 +125,13 @@ REPORT=$WORK/report.md
   done
   r=$(awk -v a="$(get durability botgate p99)" -v b="$(get durability botgate-buffered p99)" 'BEGIN { if (a == "" || b == "") print ""; else printf "%.3f", a - b }')
   echo "| group commit (write) p99 ≤ buffered + 0.5 ms (issue 11) | ${r:-–} ms more | $(verdict "$r" "<=" 0.5) |"
+  if [ -n "$FANOUT" ]; then
+    r=$(fanout p99_ms)
+    echo "| revocation refused by every gate, p99 ≤ 1 s (issue 13) | $r ms over $(fanout revocations) | $(verdict "$r" "<=" 1000) |"
+    echo "| … stretch: p99 ≤ 100 ms | $r ms | $(verdict "$r" "<=" 100) |"
+    r=$(num_ratio "$(get pg botgate-pg rps)" "$(get pg botgate rps)")
+    echo "| token auth per gate on PostgreSQL ≥ 0.95× on SQLite (issue 13) | ${r:-–}× | $(verdict "$r" ">=" 0.95) |"
+  fi
   echo
   echo "Policy-decision, token-check and audit-serialisation figures come from \`cargo bench\` (see bench/README.md)."
 } >"$REPORT"

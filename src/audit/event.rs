@@ -234,6 +234,21 @@ mod tests {
         assert_eq!(back, e);
     }
 
+    /// Found by the audit_line fuzz target: serde_json's default float parser can land one ulp
+    /// off, so a latency written and read back changed (`float_roundtrip` fixes it).
+    #[test]
+    fn a_latency_reads_back_to_the_same_number() {
+        let mut e = AccessEvent::empty(EventKind::Access, Utc::now(), "abc".into());
+        for ms in [1.1362275116276523e-8, 2.2201838057111728e-13, 1.079907802215119e-66] {
+            e.latency_ms = Some(ms);
+            e.details = Some(serde_json::json!({ "ratio": ms }));
+            let line = e.to_json_line();
+            let back: AccessEvent = serde_json::from_str(&line).unwrap();
+            assert_eq!(back.latency_ms, Some(ms), "{line}");
+            assert_eq!(back.to_json_line(), line);
+        }
+    }
+
     #[test]
     fn timestamps_are_written_exactly_as_rfc3339_with_millis() {
         use chrono::{SecondsFormat, TimeZone};

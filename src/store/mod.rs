@@ -135,10 +135,19 @@ impl std::ops::Deref for Store {
     }
 }
 
-/// Run a store call to completion on this thread, for one-shot (CLI) callers outside async
-/// code. The running gate's tasks await instead.
+/// Run a store call to completion on this thread, for one-shot (CLI) callers and the gate's
+/// synchronous hooks (TLS rebuilds on a change or a reload). On a worker of a multi-thread tokio
+/// runtime the wait is announced with `block_in_place`, so the worker's other tasks move to
+/// another thread: one of them may hold the PostgreSQL connection this call waits for, and
+/// blocking the worker with it queued behind would stall the gate's store reads for good.
 pub fn wait<F: std::future::Future>(call: F) -> F::Output {
-    futures::executor::block_on(call)
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| futures::executor::block_on(call))
+        }
+        _ => futures::executor::block_on(call),
+    }
 }
 
 /// Who performed an admin action: `$USER@host` as far as known.
@@ -161,4 +170,42 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The deadlock bench/run case 8 found: a TLS rebuild on a runtime worker waited for the
+    /// PostgreSQL connection while the task holding it sat queued on that same worker.
+    #[test]
+    fn waiting_on_a_runtime_worker_lets_the_workers_other_tasks_run() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let conn = Arc::new(tokio::sync::Mutex::new(()));
+                let held = conn.clone().lock_owned().await;
+                // The holder: queued on the only worker, it lets go after a timer.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    drop(held);
+                });
+                let waiter = tokio::spawn(async move {
+                    drop(super::wait(conn.lock()));
+                });
+                let _ = waiter.await;
+            });
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "store::wait on a worker blocked the task it was waiting for"
+        );
+    }
 }
