@@ -29,7 +29,10 @@ fn main() -> Result<()> {
     let [url, tokens_file, count, interval, gates @ ..] = args.as_slice() else {
         bail!("usage: bench_revoke STORE_URL TOKENS_FILE COUNT INTERVAL_MS GATE_ADDR...");
     };
-    ensure!(!gates.is_empty(), "name at least one gate address (127.0.0.1:PORT)");
+    ensure!(
+        !gates.is_empty(),
+        "name at least one gate address (127.0.0.1:PORT)"
+    );
     let count: usize = count
         .parse()
         .with_context(|| format!("COUNT must be a number, got {count:?}"))?;
@@ -75,7 +78,10 @@ fn main() -> Result<()> {
                 .collect();
             polls
                 .into_iter()
-                .map(|p| p.join().unwrap_or_else(|_| Err("the poller panicked".into())))
+                .map(|p| {
+                    p.join()
+                        .unwrap_or_else(|_| Err("the poller panicked".into()))
+                })
                 .collect()
         });
         let mut missed = false;

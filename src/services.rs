@@ -94,9 +94,16 @@ pub fn start(
     let mut engine = Engine::new(opts.detect);
     engine.set_expected_countries(opts.expected_countries);
     let audit = gate.state.audit.clone();
+    let (remote_tx, remote_rx) = tokio::sync::mpsc::unbounded_channel();
+    tasks.push(tokio::spawn(follow_usage(
+        store.clone(),
+        gate.instance.clone(),
+        remote_tx,
+    )));
     let detect = detect::task::spawn(
         engine,
         bus.subscribe(),
+        remote_rx,
         clock,
         opts.tick_every,
         move || Inventory {
@@ -127,6 +134,68 @@ impl Services {
         self.lease.stop().await;
         for s in self.sinks {
             s.shutdown().await;
+        }
+    }
+}
+
+/// Read the other gates' usage rows every `usage::RECORD_EVERY` and hand them to the detectors.
+/// Starts at rows written from now on (what happened before this gate started is not replayed).
+async fn follow_usage(
+    store: Arc<Store>,
+    instance: Arc<str>,
+    tx: tokio::sync::mpsc::UnboundedSender<detect::task::RemoteUsage>,
+) {
+    use crate::store::usage::{READ_LIMIT, RECORD_EVERY};
+    let mut tick = tokio::time::interval(RECORD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut cursor: Option<i64> = None;
+    let started = chrono::Utc::now();
+    loop {
+        tick.tick().await;
+        loop {
+            let after = cursor.unwrap_or(0);
+            let rows = match store.usage_since(after, &instance, READ_LIMIT).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the usage feed");
+                    break;
+                }
+            };
+            let full = rows.len() == READ_LIMIT;
+            let Some(last) = rows.last() else {
+                cursor.get_or_insert(after);
+                break;
+            };
+            let last_id = last.id;
+            cursor = Some(last_id);
+            let batch: detect::task::RemoteUsage = rows
+                .into_iter()
+                .filter(|r| r.row.at >= started)
+                .filter_map(|r| {
+                    match crate::audit::tail::parse_line(r.row.event.as_bytes(), 1) {
+                        Some(crate::audit::tail::TailItem::Event(ev)) => {
+                            Some(((*ev).clone(), r.row.requests))
+                        }
+                        _ => {
+                            tracing::warn!(id = r.id, instance = %r.instance, "usage feed: a row that is not an audit event; skipped");
+                            None
+                        }
+                    }
+                })
+                .collect();
+            if !batch.is_empty() {
+                tracing::debug!(
+                    rows = batch.len(),
+                    cursor = last_id,
+                    "usage feed: other gates' requests for the detectors"
+                );
+                if tx.send(batch).is_err() {
+                    return;
+                }
+            }
+            if !full {
+                break;
+            }
         }
     }
 }

@@ -627,3 +627,89 @@ async fn a_rotation_with_traffic_split_across_gates_verifies_only_when_both_stop
     let status = a.env.json(&["rotate", "status", &id]);
     assert_eq!(status["state"], "verified", "{status}");
 }
+
+/// `shared_credential` alert events opened in a host's audit log.
+fn shared_opened(h: &Host) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(h.env.state().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["decision"] == "shared_credential" && e["details"]["state"] == "open")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_shared_across_gates_is_flagged_once_from_the_merged_usage() {
+    let db = TestDb::new();
+    let upstream = common::echo_upstream().await;
+    let mut a = Host::new(upstream, &db.url);
+    let mut b = Host::new(upstream, &db.url);
+    // Four user agents make a shared credential; each gate alone sees two.
+    for h in [&a, &b] {
+        let mut policy = std::fs::read_to_string(h.config()).unwrap();
+        policy.push_str(
+            "\n[detect.shared_credential]\nwindow = \"10m\"\ndistinct_ips = 100\ndistinct_user_agents = 4\n",
+        );
+        std::fs::write(h.config(), policy).unwrap();
+    }
+    a.start();
+    b.start();
+    let client = common::client();
+    both_up(&[&a, &b], &client).await;
+    let (id, secret) = common::cli_token(&a.env.state(), &a.config(), "ci-deploy-prod");
+    for h in [&a, &b] {
+        assert!(
+            until_status(h, &client, &id, &secret, 200).await.is_some(),
+            "{}",
+            h.log()
+        );
+    }
+    // Keep the traffic going (as a fleet of runners would) until the merged usage has
+    // reached the lease holder; neither gate alone ever sees more than two agents.
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    let mut raised = false;
+    while !raised && std::time::Instant::now() < deadline {
+        for (h, ua) in [
+            (&a, "runner-1"),
+            (&a, "runner-2"),
+            (&b, "runner-3"),
+            (&b, "runner-4"),
+        ] {
+            let status = client
+                .get(format!("http://127.0.0.1:{}/", h.port))
+                .header("host", "api.example.com")
+                .header("user-agent", ua)
+                .header("cf-access-client-id", &id)
+                .header("cf-access-client-secret", &secret)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 200);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        raised = shared_opened(&a).len() + shared_opened(&b).len() > 0;
+    }
+    assert!(
+        raised,
+        "no shared_credential alert from the merged usage:\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    // A few more usage rounds: still one alert (its updates carry the same id), from one
+    // gate, naming all four agents.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (from_a, from_b) = (shared_opened(&a), shared_opened(&b));
+    assert!(
+        from_a.is_empty() || from_b.is_empty(),
+        "both gates raised it:\n{from_a:#?}\n{from_b:#?}"
+    );
+    let alerts = if from_a.is_empty() { from_b } else { from_a };
+    let ids: std::collections::BTreeSet<_> = alerts
+        .iter()
+        .map(|e| e["details"]["alert_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "{alerts:#?}");
+    let evidence = &alerts[0]["details"]["evidence"];
+    assert_eq!(evidence["distinct_user_agents"], 4, "{evidence}");
+}

@@ -239,7 +239,11 @@ mod tests {
     #[test]
     fn a_latency_reads_back_to_the_same_number() {
         let mut e = AccessEvent::empty(EventKind::Access, Utc::now(), "abc".into());
-        for ms in [1.1362275116276523e-8, 2.2201838057111728e-13, 1.079907802215119e-66] {
+        for ms in [
+            1.1362275116276523e-8,
+            2.2201838057111728e-13,
+            1.079907802215119e-66,
+        ] {
             e.latency_ms = Some(ms);
             e.details = Some(serde_json::json!({ "ratio": ms }));
             let line = e.to_json_line();

@@ -258,6 +258,11 @@ impl AlertBook {
         }
     }
 
+    /// Drop an open alert without resolving it (nothing is published).
+    pub(crate) fn forget(&mut self, rule: Rule, key: &str) {
+        self.open.remove(&(rule, key.to_string()));
+    }
+
     pub(crate) fn is_open(&self, rule: Rule, key: &str) -> bool {
         self.open.contains_key(&(rule, key.to_string()))
     }

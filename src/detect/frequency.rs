@@ -50,10 +50,11 @@ impl FrequencySpike {
         }
     }
 
-    /// Count one authenticated request and alert if the rate is a spike.
+    /// Count `requests` authenticated requests like `ev` and alert if the rate is a spike.
     pub(crate) fn observe(
         &mut self,
         ev: &AccessEvent,
+        requests: u64,
         subject: &Subject,
         book: &mut AlertBook,
     ) -> Option<AccessEvent> {
@@ -71,7 +72,7 @@ impl FrequencySpike {
             weight: 0.0,
         });
         let (ewma, weight) = (&mut state.ewma, &mut state.weight);
-        state.recent.add_with(now, 1, |count, times| {
+        state.recent.add_with(now, requests, |count, times| {
             let d = decay.powf(times as f64);
             *ewma = d * *ewma + (1.0 - d) * per_hour(count, bucket);
             *weight = 1.0 - d * (1.0 - *weight);
@@ -87,7 +88,7 @@ impl FrequencySpike {
             return None;
         }
         let add = if book.is_open(Rule::FrequencySpike, &key) {
-            1
+            requests
         } else {
             in_window
         };
@@ -162,7 +163,7 @@ mod tests {
         let step = span.num_milliseconds() / n.max(1);
         let s = Subject::of_event(&ev(from)).unwrap();
         (0..n)
-            .filter_map(|i| r.observe(&ev(from + Duration::milliseconds(i * step)), &s, book))
+            .filter_map(|i| r.observe(&ev(from + Duration::milliseconds(i * step)), 1, &s, book))
             .collect()
     }
 

@@ -41,6 +41,21 @@ use frequency::FrequencySpike;
 use shared::SharedCredential;
 use window::BoundedMap;
 
+/// Whether the fleet-wide rules (frequency spike, shared credential) count `ev`: an
+/// authenticated access (allowed, or refused after authentication). Gates relay these through
+/// the store's usage feed.
+pub fn counts_for_fleet(ev: &AccessEvent) -> bool {
+    let identified = ev.service_token_id.is_some()
+        || ev.service_token_name.is_some()
+        || ev.cert_serial.is_some()
+        || ev.cert_common_name.is_some();
+    let failed = ev
+        .deny_reason
+        .as_deref()
+        .is_some_and(|r| failed_auth::is_revoked(r) || failed_auth::is_auth_failure(r));
+    ev.event == EventKind::Access && identified && !failed
+}
+
 /// All detection rules and their open alerts.
 #[derive(Debug)]
 pub struct Engine {
@@ -52,6 +67,10 @@ pub struct Engine {
     shared: SharedCredential,
     /// Credential key → last authenticated request the engine saw (for `unused_credential`).
     last_seen: BoundedMap<String, DateTime<Utc>>,
+    /// Another gate holds the one-node lease (as of the last tick): this engine still counts
+    /// the fleet's requests but leaves the fleet-wide alerts to that gate, keeping none open
+    /// itself, so whichever gate holds the lease raises them on their next hit.
+    standby: bool,
 }
 
 impl Engine {
@@ -66,6 +85,7 @@ impl Engine {
             failed: FailedAuthSpike::new(cfg.failed_auth_spike.clone(), keys),
             shared: SharedCredential::new(cfg.shared_credential.clone(), keys),
             last_seen: BoundedMap::new(keys),
+            standby: false,
             cfg,
         }
     }
@@ -94,24 +114,52 @@ impl Engine {
                 }
             }
             // Authenticated (allowed, or refused by policy / upstream / audit afterwards).
-            _ => {
-                let Some(subject) = Subject::of_event(ev) else {
-                    return out;
-                };
-                let now = ev.created_at;
-                *self.last_seen.touch(&*subject.key_str(), now, || now) = now;
-                if self.cfg.unexpected_country.enabled {
-                    out.extend(self.country.observe(ev, &subject, book));
-                }
-                if self.cfg.frequency_spike.enabled {
-                    out.extend(self.frequency.observe(ev, &subject, book));
-                }
-                if self.cfg.shared_credential.enabled {
-                    out.extend(self.shared.observe(ev, &subject, book));
-                }
-            }
+            _ => self.observe_authenticated(ev, 1, true, &mut out),
         }
         out
+    }
+
+    /// `requests` authenticated requests like `ev` that went through another gate (from the
+    /// store's usage feed): only the fleet-wide rules (frequency spike, shared credential)
+    /// count them; the unexpected-country rule is each gate's own.
+    pub fn observe_remote(&mut self, ev: &AccessEvent, requests: u64) -> Vec<AccessEvent> {
+        let mut out = Vec::new();
+        if counts_for_fleet(ev) {
+            self.observe_authenticated(ev, requests.max(1), false, &mut out);
+        }
+        out
+    }
+
+    fn observe_authenticated(
+        &mut self,
+        ev: &AccessEvent,
+        requests: u64,
+        local: bool,
+        out: &mut Vec<AccessEvent>,
+    ) {
+        let Some(subject) = Subject::of_event(ev) else {
+            return;
+        };
+        let book = &mut self.book;
+        let now = ev.created_at;
+        let seen = self.last_seen.touch(&*subject.key_str(), now, || now);
+        *seen = (*seen).max(now);
+        if local && self.cfg.unexpected_country.enabled {
+            out.extend(self.country.observe(ev, &subject, book));
+        }
+        let mut fleet = Vec::new();
+        if self.cfg.frequency_spike.enabled {
+            fleet.extend(self.frequency.observe(ev, requests, &subject, book));
+        }
+        if self.cfg.shared_credential.enabled {
+            fleet.extend(self.shared.observe(ev, &subject, book));
+        }
+        if self.standby {
+            book.forget(Rule::FrequencySpike, &subject.key_str());
+            book.forget(Rule::SharedCredential, &subject.key_str());
+        } else {
+            out.extend(fleet);
+        }
     }
 
     /// Run the inventory rules at `now` over the live (not revoked) credentials and the CRLs,
@@ -124,6 +172,7 @@ impl Engine {
             store_error,
             standby,
         } = inv;
+        self.standby = *standby;
         let mut out = Vec::new();
         let book = &mut self.book;
         out.extend(inventory::store_unreachable(
@@ -215,6 +264,50 @@ mod tests {
         e.ip_address = Some(ip.into());
         e.user_agent = Some("curl/8".into());
         e
+    }
+
+    #[test]
+    fn other_gates_requests_count_toward_the_fleet_wide_rules_only() {
+        let mut cfg = DetectConfig::default();
+        cfg.shared_credential.distinct_user_agents = 4;
+        cfg.shared_credential.distinct_ips = 100;
+        let mut engine = Engine::new(cfg);
+        let with_ua = |s: i64, ua: &str| {
+            let mut e = access(t(s), None, "10.0.0.1");
+            e.user_agent = Some(ua.into());
+            e
+        };
+        assert!(engine.observe(&with_ua(0, "runner-1")).is_empty());
+        assert!(engine.observe(&with_ua(1, "runner-2")).is_empty());
+        assert!(engine.observe_remote(&with_ua(1, "runner-3"), 3).is_empty());
+        let out = engine.observe_remote(&with_ua(2, "runner-4"), 3);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].decision, "shared_credential");
+        // On standby it counts but raises nothing: the lease holder does.
+        let mut standby = Engine::new(engine.cfg.clone());
+        standby.tick(
+            t(0),
+            &Inventory {
+                standby: true,
+                ..Default::default()
+            },
+        );
+        standby.observe(&with_ua(0, "runner-1"));
+        standby.observe(&with_ua(1, "runner-2"));
+        standby.observe_remote(&with_ua(1, "runner-3"), 1);
+        assert!(
+            standby
+                .observe_remote(&with_ua(2, "runner-4"), 1)
+                .is_empty()
+        );
+        assert_eq!(standby.open_alerts(), 0);
+        standby.tick(t(3), &Inventory::default());
+        let raised = standby.observe(&with_ua(4, "runner-1"));
+        assert_eq!(raised.len(), 1, "the new holder raises it on the next hit");
+        // A failed authentication elsewhere is not the fleet rules' business.
+        let failed = access(t(3), Some("bad_secret"), "10.0.0.9");
+        assert!(!counts_for_fleet(&failed));
+        assert!(engine.observe_remote(&failed, 50).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The detection task: subscribes to the audit bus, feeds the `Engine`, ticks it with the
-//! inventory, and hands every alert event to `publish` (normally `AuditSink::record`, which
-//! writes it to the audit log and puts it on the bus for the console, metrics and sinks).
+//! The detection task: subscribes to the audit bus, feeds the `Engine` (with the other gates'
+//! requests from the usage feed too), ticks it with the inventory, and hands every alert event
+//! to `publish` (normally `AuditSink::record`, which writes it to the audit log and puts it on
+//! the bus for the console, metrics and sinks).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,11 +47,16 @@ impl DetectHandle {
     }
 }
 
+/// Requests that went through other gates: an event like them and how many.
+pub type RemoteUsage = Vec<(AccessEvent, u64)>;
+
 /// Start the task. `inventory` runs on the task every `tick_every`: it must be cheap (read an
-/// in-memory snapshot, not SQLite). The task ends when the bus closes.
+/// in-memory snapshot, not SQLite). `remote` brings the other gates' usage. The task ends when
+/// the bus closes.
 pub fn spawn(
     mut engine: Engine,
     mut rx: broadcast::Receiver<BusMessage>,
+    mut remote: mpsc::UnboundedReceiver<RemoteUsage>,
     clock: SharedClock,
     tick_every: std::time::Duration,
     mut inventory: impl FnMut() -> Inventory + Send + 'static,
@@ -76,6 +82,10 @@ pub fn spawn(
                     let inv = inventory();
                     engine.tick(clock.now(), &inv)
                 }
+                Some(batch) = remote.recv() => batch
+                    .iter()
+                    .flat_map(|(ev, n)| engine.observe_remote(ev, *n))
+                    .collect(),
                 Some(expected) = policy_rx.recv() => {
                     engine.set_expected_countries(expected);
                     Vec::new()
@@ -109,6 +119,7 @@ mod tests {
         let handle = spawn(
             Engine::new(DetectConfig::default()),
             bus.subscribe(),
+            mpsc::unbounded_channel().1,
             clock.clone(),
             std::time::Duration::from_millis(20),
             Inventory::default,

@@ -16,6 +16,7 @@ pub mod snapshot;
 pub mod store_tls;
 pub mod tls;
 pub mod upstream;
+mod usage;
 mod workers;
 
 use std::net::SocketAddr;
@@ -134,6 +135,9 @@ pub struct RunningGate {
     pub state: Arc<GateState>,
     /// The gate's name in events (`[gate] node`, default the host name).
     pub node: Option<Arc<str>>,
+    /// This process among the gates on the store (node, pid and a random part: two gates
+    /// with one node name stay apart), for the usage feed.
+    pub instance: Arc<str>,
     tls_configs: Option<LiveTls>,
     shutdown: watch::Sender<bool>,
     writer: AuditWriter,
@@ -254,8 +258,16 @@ pub async fn start(
         };
         (addr, tls_addr, tasks)
     };
+    let instance: Arc<str> = format!(
+        "{} pid {} {}",
+        node.as_deref().unwrap_or("gate"),
+        std::process::id(),
+        crate::audit::event::new_ray_id()
+    )
+    .into();
     tasks.push(tokio::spawn(record_last_seen(
         store,
+        instance.clone(),
         bus.clone(),
         shutdown_rx.clone(),
     )));
@@ -287,6 +299,7 @@ pub async fn start(
         tls_addr,
         state,
         node,
+        instance,
         tls_configs,
         shutdown,
         writer,
@@ -365,18 +378,26 @@ impl RunningGate {
     }
 }
 
-/// Keep token last-seen times in the store, from the bus, batched every 2 s (never per request).
-async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch::Receiver<bool>) {
+/// Keep token last-seen times and the usage feed in the store, from the bus, batched every 2 s
+/// (never per request).
+async fn record_last_seen(
+    store: Arc<Store>,
+    instance: Arc<str>,
+    bus: AuditBus,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut rx = bus.subscribe();
+    let mut usage = usage::UsageBatch::default();
     let mut seen: std::collections::HashMap<String, (chrono::DateTime<chrono::Utc>, String)> =
         Default::default();
     let mut certs: std::collections::HashMap<String, crate::store::pki::CertSeen> =
         Default::default();
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut tick = tokio::time::interval(crate::store::usage::RECORD_EVERY);
     loop {
         let flush = tokio::select! {
             msg = rx.recv() => match msg {
                 Ok(BusMessage::Event(ev)) => {
+                    usage.observe(&ev);
                     if ev.allowed && let Some(id) = &ev.service_token_id {
                         let ip = ev.ip_address.as_deref().unwrap_or_default();
                         // The same few tokens over and over: update in place, allocate only for new ones.
@@ -432,6 +453,21 @@ async fn record_last_seen(store: Arc<Store>, bus: AuditBus, mut shutdown: watch:
             };
             if let Err(e) = res {
                 tracing::warn!(error = %e, "cannot record last-seen times");
+            }
+        }
+        if flush && !usage.is_empty() {
+            if usage.overflow > 0 {
+                tracing::warn!(
+                    requests = usage.overflow,
+                    groups = crate::store::usage::MAX_ROWS,
+                    "usage feed: more credential/IP/user-agent groups than one batch holds; the rest were not relayed to the other gates"
+                );
+                usage.overflow = 0;
+            }
+            let rows = usage.take();
+            let keep_after = chrono::Utc::now() - crate::store::usage::KEEP;
+            if let Err(e) = store.record_usage(&instance, &rows, keep_after).await {
+                tracing::warn!(error = %e, "cannot write the usage feed; the other gates' detectors miss these requests");
             }
         }
         if *shutdown.borrow() {

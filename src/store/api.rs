@@ -23,6 +23,7 @@ use super::pki::{
 use super::rotations::RotationRow;
 use super::tokens::{NewToken, TokenRecord};
 use super::transfer::TableRows;
+use super::usage::{UsageRecord, UsageRow};
 
 /// Builds the admin journal row for a change from the row the change produced.
 pub type AdminFor<'a, T> = &'a (dyn Fn(&T) -> AdminEntry + Send + Sync);
@@ -210,6 +211,26 @@ pub trait JobLeases {
     async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError>;
 }
 
+/// Usage a gate relays for the fleet-wide detectors (shared credential, frequency spike): each
+/// gate writes what its requests did, batched every couple of seconds, and reads the others'.
+#[async_trait]
+pub trait UsageFeed {
+    /// Append `rows` from gate `instance`, and drop rows older than `keep_after`.
+    async fn record_usage(
+        &self,
+        instance: &str,
+        rows: &[UsageRow],
+        keep_after: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Rows past `after` (by id, oldest first) written by any gate but `instance`.
+    async fn usage_since(
+        &self,
+        after: i64,
+        instance: &str,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, StoreError>;
+}
+
 /// One store: all of the above.
 #[async_trait]
 pub trait Backend:
@@ -220,6 +241,7 @@ pub trait Backend:
     + AdminJournal
     + ChangeFeed
     + JobLeases
+    + UsageFeed
     + Send
     + Sync
     + std::fmt::Debug

@@ -19,12 +19,14 @@ pub mod rotations;
 mod sqlite;
 pub mod tokens;
 pub mod transfer;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use api::{
     AdminJournal, Backend, CaStore, CertStore, ChangeFeed, JobLeases, RotationStore, TokenStore,
+    UsageFeed,
 };
 pub use changes::{Change, ChangeKind};
 pub use journal::{AdminEntry, Delivery, JournalRow};

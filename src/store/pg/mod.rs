@@ -25,6 +25,7 @@ pub mod testdb;
 mod tests;
 mod tokens;
 mod transfer;
+mod usage;
 
 use std::sync::OnceLock;
 

@@ -145,6 +145,17 @@ const MIGRATIONS: &[&str] = &[
         expires_at BIGINT NOT NULL
     );
     "#,
+    // 3: the usage feed (per-gate request batches for the fleet-wide detectors).
+    r#"
+    CREATE TABLE usage (
+        id       BIGSERIAL PRIMARY KEY,
+        instance TEXT NOT NULL,
+        at       BIGINT NOT NULL,
+        requests BIGINT NOT NULL,
+        event    TEXT NOT NULL
+    );
+    CREATE INDEX usage_at ON usage (at);
+    "#,
 ];
 
 /// The schema version the database is at (0 for an empty database).

@@ -237,7 +237,7 @@ fn a_newer_schema_is_refused_with_both_versions_named() {
     assert_eq!(wait(admin.schema_version()).unwrap(), 2);
     super::testdb::execute_sql(&db.url, "UPDATE botgate_schema SET version = 99").unwrap();
     let e = Store::connect(&db.url).unwrap_err().to_string();
-    assert!(e.contains("99") && e.contains("(2)"), "{e}");
+    assert!(e.contains("99") && e.contains("(3)"), "{e}");
 }
 
 #[test]
@@ -259,4 +259,10 @@ fn a_copy_into_a_database_that_holds_credentials_writes_nothing() {
     }];
     let e = wait(store.import_tables(&tables)).unwrap_err().to_string();
     assert!(e.contains("is not empty") && e.contains("1 tokens"), "{e}");
+}
+
+#[test]
+fn the_usage_feed_meets_the_contract() {
+    let db = TestDb::new();
+    crate::store::usage::contract(&Store::connect(&db.url).unwrap());
 }

@@ -10,6 +10,7 @@ mod rotations;
 mod schema;
 mod tokens;
 mod transfer;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -155,6 +155,17 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     "#,
+    // 8: the usage feed (per-gate request batches for the fleet-wide detectors).
+    r#"
+    CREATE TABLE usage (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance TEXT NOT NULL,
+        at       INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        event    TEXT NOT NULL
+    );
+    CREATE INDEX usage_at ON usage (at);
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.
