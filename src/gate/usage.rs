@@ -83,7 +83,7 @@ mod tests {
         }
         b.observe(&ev("10.0.0.2", "curl/8"));
         let mut failed = (*ev("10.0.0.3", "curl/8")).clone();
-        failed.deny_reason = Some("invalid_secret".into());
+        failed.deny_reason = Some("bad_secret".into());
         b.observe(&Arc::new(failed));
         let mut unidentified = (*ev("10.0.0.4", "curl/8")).clone();
         unidentified.service_token_id = None;

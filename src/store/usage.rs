@@ -38,7 +38,8 @@ pub struct UsageRecord {
 #[cfg(test)]
 pub(crate) fn contract(store: &super::Store) {
     use super::wait;
-    let t0 = Utc::now();
+    // The stores keep milliseconds.
+    let t0 = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
     let row = |s: i64, n: u64| UsageRow {
         at: t0 + chrono::Duration::seconds(s),
         requests: n,

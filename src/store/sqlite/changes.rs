@@ -99,7 +99,7 @@ mod tests {
         let path = dir.path().join(super::super::STORE_FILE);
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE changes; DROP TABLE job_leases; ALTER TABLE tokens DROP COLUMN disabled_at;
+            "DROP TABLE changes; DROP TABLE job_leases; DROP TABLE usage; ALTER TABLE tokens DROP COLUMN disabled_at;
              UPDATE meta SET generation = 7; PRAGMA user_version = 4;",
         )
         .unwrap();
@@ -107,7 +107,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
             wait(store.schema_version()).unwrap(),
-            7,
+            8,
             "migrated to the newest schema"
         );
         assert_eq!(wait(store.change_version()).unwrap(), 7);
