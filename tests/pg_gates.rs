@@ -563,6 +563,8 @@ async fn a_rotation_with_traffic_split_across_gates_verifies_only_when_both_stop
         "ci-deploy-prod",
         "--quiet-period",
         "3s",
+        "--min-requests",
+        "200",
     ]);
     let id = started["rotation"]["id"].as_str().unwrap().to_string();
     let new_id = started["new_credential"]["key"]
@@ -598,20 +600,26 @@ async fn a_rotation_with_traffic_split_across_gates_verifies_only_when_both_stop
         );
     }
 
-    // Clients of gate B still use the old token; host A's own log sees only the new one.
+    // Clients of gate B still use the old token, and most of the new token's users are behind
+    // gate B too: host A's own log holds only a few of the 200 requests verify wants.
     let old_users = Load::start(vec![b.port], old_id.clone(), old_secret.clone());
+    let new_users = Load::start(vec![b.port], new_id.clone(), new_secret.clone());
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (code, out, err) = a.env.run(&["rotate", "next", &id]);
     assert_eq!(
         code, 1,
         "verify must refuse while gate B sees the old token:\n{out}{err}"
     );
-    assert!(err.contains("through another gate"), "{err}");
+    assert!(err.contains("must be silent"), "{err}");
     let answered = old_users.finish().await;
     assert!(
         answered.iter().all(|(_, s)| *s == 200),
         "old token refused early"
     );
+    let through_b = new_users.finish().await;
+    assert!(through_b.iter().all(|(_, s)| *s == 200));
+    assert!(through_b.len() >= 200, "only {} requests", through_b.len());
+    assert!(allowed_in_audit(&a, &new_id) < 200);
 
     // Both gates quiet: verify passes once the quiet period has run on the store's time too.
     let verified = common::eventually(Duration::from_secs(20), || async {

@@ -85,6 +85,11 @@ pub struct Evidence {
     pub log_reset: bool,
     /// Lines naming a credential of the rotation that were not valid audit events.
     pub unreadable_lines: u64,
+    /// Requests counted from other gates (the store's usage feed), included in the above.
+    pub from_other_gates: u64,
+    /// Ray ids of this log's counted events from the usage feed's window (`store::usage::KEEP`),
+    /// so a feed row this log already holds is not counted twice.
+    pub recent_rays: std::collections::HashSet<String>,
 }
 
 /// The identifiers an event must carry to count for a rotation.
@@ -142,28 +147,46 @@ impl EvidenceTarget {
 impl Evidence {
     /// Count one event (ignored unless it used one of the target's credentials).
     pub fn ingest(&mut self, target: &EvidenceTarget, ev: &AccessEvent) {
+        if self.ingest_n(target, ev, 1)
+            && ev.created_at
+                >= Utc::now() - crate::store::usage::KEEP - chrono::Duration::minutes(1)
+        {
+            self.recent_rays.insert(ev.ray_id.clone());
+        }
+    }
+
+    /// Count `requests` requests like `ev` that went through another gate (a usage-feed row),
+    /// unless this log holds the row's event (the row is this log's gate's own).
+    pub fn ingest_remote(&mut self, target: &EvidenceTarget, ev: &AccessEvent, requests: u64) {
+        if !self.recent_rays.contains(&ev.ray_id) && self.ingest_n(target, ev, requests) {
+            self.from_other_gates += requests;
+        }
+    }
+
+    /// Count `n` requests like `ev`; whether it names one of the target's credentials.
+    fn ingest_n(&mut self, target: &EvidenceTarget, ev: &AccessEvent, n: u64) -> bool {
         let Some(which) = target.classify(ev) else {
-            return;
+            return false;
         };
         let t = match which {
             Which::Old => &mut self.old,
             Which::New => &mut self.new,
         };
-        t.requests += 1;
+        t.requests += n;
         if ev.allowed {
-            t.allowed += 1;
+            t.allowed += n;
             if let (Some(app), Some(policy)) = (&ev.app_name, &ev.policy_name) {
                 *t.allowed_by_policy
                     .entry(PolicyRef {
                         app: app.clone(),
                         policy: policy.clone(),
                     })
-                    .or_default() += 1;
+                    .or_default() += n;
             }
         } else {
-            t.denied += 1;
+            t.denied += n;
             let reason = ev.deny_reason.clone().unwrap_or_else(|| "unknown".into());
-            *t.deny_reasons.entry(reason).or_default() += 1;
+            *t.deny_reasons.entry(reason).or_default() += n;
         }
         let at = ev.created_at;
         t.first_seen = Some(t.first_seen.map_or(at, |f| f.min(at)));
@@ -173,7 +196,7 @@ impl Evidence {
             t.last_user_agent = ev.user_agent.clone();
         }
         let bucket = at.timestamp().div_euclid(BUCKET_SECS) * BUCKET_SECS;
-        self.timeline.entry(bucket).or_default()[which as usize] += 1;
+        self.timeline.entry(bucket).or_default()[which as usize] += n;
         if let Some(ip) = &ev.ip_address {
             let c = self
                 .clients
@@ -187,8 +210,8 @@ impl Evidence {
                     user_agent: None,
                 });
             match which {
-                Which::Old => c.old_requests += 1,
-                Which::New => c.new_requests += 1,
+                Which::Old => c.old_requests += n,
+                Which::New => c.new_requests += n,
             }
             if at >= c.last_seen {
                 c.last_seen = at;
@@ -196,6 +219,7 @@ impl Evidence {
                 c.user_agent = ev.user_agent.clone();
             }
         }
+        true
     }
 
     /// Traffic of one credential.

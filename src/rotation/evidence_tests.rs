@@ -145,3 +145,27 @@ fn start_offset_is_a_line_boundary_before_the_end() {
     assert_eq!(off % 1000, 0, "on a line boundary");
     assert!(big.len() as u64 - off <= START_REWIND_BYTES);
 }
+
+#[test]
+fn other_gates_requests_count_once_and_this_logs_own_rows_not_twice() {
+    let t0 = Utc::now();
+    let mut ev = Evidence::default();
+    let tg = target();
+    let mut here = event(t0, "new.access", "10.0.0.1", true);
+    here.ray_id = "ray-here".into();
+    ev.ingest(&tg, &here);
+    // The usage row this log's own gate wrote: already counted.
+    ev.ingest_remote(&tg, &here, 1);
+    let mut there = event(t0, "new.access", "10.0.0.2", true);
+    there.ray_id = "ray-there".into();
+    ev.ingest_remote(&tg, &there, 40);
+    ev.ingest_remote(&tg, &event(t0, "someone.else", "10.0.0.3", true), 9);
+    assert_eq!(ev.new.requests, 41);
+    assert_eq!(ev.from_other_gates, 40);
+    assert_eq!(ev.clients["10.0.0.2"].new_requests, 40);
+    let intended = [PolicyRef {
+        app: "api".into(),
+        policy: "CI".into(),
+    }];
+    assert_eq!(ev.new_requests_through(&intended), 41);
+}

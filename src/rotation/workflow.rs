@@ -365,10 +365,11 @@ pub fn list(store: &Store) -> Result<Vec<Rotation>, RotationError> {
         .collect()
 }
 
-/// The evidence for `r`: its audit log, read from where the rotation started, and the store's
-/// last-seen time of the old credential, which every gate on the store writes (batched every
-/// 2 s) — so traffic through a gate whose audit log this host does not read still keeps the old
-/// credential from counting as silent.
+/// The evidence for `r`: its audit log, read from where the rotation started; the requests
+/// other gates wrote to the store's usage feed (their last `store::usage::KEEP`, since the
+/// rotation started); and the store's last-seen time of the old credential, which every gate on
+/// the store writes (batched every 2 s) — so traffic through a gate whose audit log this host
+/// does not read counts for the new credential and keeps the old one from counting as silent.
 pub fn collect_evidence(store: &Store, r: &Rotation) -> Result<Evidence, RotationError> {
     let mut reader = EvidenceReader::for_rotation(r);
     reader.poll().map_err(|source| RotationError::Io {
@@ -377,6 +378,27 @@ pub fn collect_evidence(store: &Store, r: &Rotation) -> Result<Evidence, Rotatio
         source,
     })?;
     let mut evidence = reader.into_evidence();
+    let target = super::evidence::EvidenceTarget::of(r);
+    let mut after = 0;
+    loop {
+        use crate::store::usage::READ_LIMIT;
+        // No gate writes under the empty instance name: every gate's rows.
+        let rows = crate::store::wait(store.usage_since(after, "", READ_LIMIT))?;
+        for row in &rows {
+            after = row.id;
+            if row.row.at < r.created_at {
+                continue;
+            }
+            if let Some(crate::audit::tail::TailItem::Event(ev)) =
+                crate::audit::tail::parse_line(row.row.event.as_bytes(), 1)
+            {
+                evidence.ingest_remote(&target, &ev, row.row.requests);
+            }
+        }
+        if rows.len() < READ_LIMIT {
+            break;
+        }
+    }
     if let Some((at, ip)) = store_last_seen(store, r.kind, &r.old)?
         && at >= r.created_at
     {
