@@ -46,3 +46,8 @@ impl Clock for FixedClock {
 
 /// Shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// A timestamp for people and `--json` output: RFC 3339, UTC, whole seconds.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

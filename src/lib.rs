@@ -2,6 +2,7 @@
 //! inventory and PKI, and a terminal ops console. See ARCHITECTURE in the README.
 #![forbid(unsafe_code)]
 
+pub mod assertion;
 pub mod audit;
 pub mod cert_names;
 pub mod cli;

@@ -189,7 +189,8 @@ async fn spiffe_id_certificate_is_admitted_and_another_trust_domain_is_refused()
         &policy("spiffe://other.org/ns/prod").replace("{upstream}", "http://127.0.0.1:9"),
     )
     .unwrap();
-    gate.reload_policies(botgate::policy::compile(&file).unwrap());
+    gate.reload_policies(botgate::policy::compile(&file).unwrap())
+        .unwrap();
     let (status, body) = get(&c, &gate).await;
     assert_eq!(status, 403, "{body}");
     assert!(body["ray_id"].is_string(), "{body}");

@@ -135,7 +135,8 @@ fn options(dir: &Path, quiet: chrono::Duration) -> StartOptions {
 /// Apply the edited policy file to the running gate (what hot reload does).
 fn reload(g: &RunningGate, path: &Path) {
     let loaded = botgate::config::load(path).unwrap();
-    g.reload_policies(botgate::policy::compile(&loaded.file).unwrap());
+    g.reload_policies(botgate::policy::compile(&loaded.file).unwrap())
+        .unwrap();
 }
 
 fn audit_events(dir: &Path) -> Vec<AccessEvent> {

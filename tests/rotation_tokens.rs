@@ -51,7 +51,8 @@ async fn call(g: &TestGate, ip: &str, id: &str, secret: &str) -> u16 {
 fn reload(g: &TestGate, path: &Path) {
     let loaded = botgate::config::load(path).unwrap();
     g.gate
-        .reload_policies(botgate::policy::compile(&loaded.file).unwrap());
+        .reload_policies(botgate::policy::compile(&loaded.file).unwrap())
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,10 +72,7 @@ pub(crate) fn ensure_out_dir(dir: &std::path::Path) -> Result<()> {
         })
 }
 
-/// A timestamp for people and `--json` output: RFC 3339, UTC, whole seconds.
-pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+pub(crate) use crate::clock::rfc3339;
 
 /// Print `value` as pretty JSON on stdout.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

@@ -99,6 +99,24 @@ pub struct GateSection {
     /// This gate's name in its audit events (`node`); default the host name.
     #[serde(default)]
     pub node: Option<String>,
+    /// The origin assertion's `iss`; default `https://<tls_listen>` or `http://<listen>`.
+    #[serde(default)]
+    pub issuer: Option<Spanned<String>>,
+    /// `RS256` (default) or `ES256`, for keys created from now on.
+    #[serde(default)]
+    pub assertion_alg: Option<Spanned<String>>,
+    /// Lifetime of one assertion (default 5m).
+    #[serde(default)]
+    pub assertion_ttl: Option<Spanned<String>>,
+    /// Automatic signing-key rotation period (default 6w), or `off`.
+    #[serde(default)]
+    pub assertion_key_rotation: Option<Spanned<String>>,
+    /// How long a new key is published before it signs (default 1h).
+    #[serde(default)]
+    pub assertion_key_publish_ahead: Option<Spanned<String>>,
+    /// How long a superseded key stays published (default 7d).
+    #[serde(default)]
+    pub assertion_key_overlap: Option<Spanned<String>>,
 }
 
 impl Default for GateSection {
@@ -118,6 +136,12 @@ impl Default for GateSection {
             max_headers: default_max_headers(),
             upstream_timeout_ms: default_upstream_timeout_ms(),
             node: None,
+            issuer: None,
+            assertion_alg: None,
+            assertion_ttl: None,
+            assertion_key_rotation: None,
+            assertion_key_publish_ahead: None,
+            assertion_key_overlap: None,
         }
     }
 }
@@ -167,6 +191,10 @@ pub fn host_node_name() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_upstream_timeout_ms() -> u64 {
     30_000
 }
@@ -206,6 +234,12 @@ pub struct AppConfig {
     /// Send the client certificate upstream (`Cf-Client-Cert-Sha256`, `Cf-Client-Cert-Der-Base64`).
     #[serde(default)]
     pub forward_client_cert: bool,
+    /// Send the signed origin assertion (`Cf-Access-Jwt-Assertion`); default on.
+    #[serde(default = "default_true")]
+    pub assertion: bool,
+    /// The assertion's audience tag; default a random tag the store keeps for the app.
+    #[serde(default)]
+    pub aud: Option<Spanned<String>>,
     #[serde(default)]
     pub policy: Vec<PolicyConfig>,
 }

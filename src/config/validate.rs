@@ -107,6 +107,10 @@ impl Validator<'_, '_> {
             let message = format!("node {node:?} is not a node name");
             self.error(span, message, Some("use 1 to 64 letters, digits, '.', '_' or '-' (e.g. \"gate-a\"); the default is the host name"));
         }
+        if let Err(e) = crate::assertion::Settings::from_gate(&file.gate) {
+            let span = key_span(e.key).unwrap_or(0..0);
+            self.error(span, e.message, Some(e.hint));
+        }
         let defaults = GateSection::default();
         let limits = [
             (
@@ -230,6 +234,16 @@ impl Validator<'_, '_> {
             }
             if let Err(e) = parse_upstream(app.upstream.get_ref()) {
                 self.error(app.upstream.span(), e, None);
+            }
+            if let Some(aud) = &app.aud {
+                let text = aud.get_ref();
+                if text.is_empty() || text.len() > 256 || text.chars().any(char::is_control) {
+                    self.error(
+                        aud.span(),
+                        format!("aud {text:?} cannot be an audience tag"),
+                        Some("1 to 256 printable characters; leave it out for a random tag the store keeps (see `botgate policy check`)"),
+                    );
+                }
             }
             self.policies(app);
         }

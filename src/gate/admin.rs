@@ -145,10 +145,22 @@ async fn route(
             render(&state, &lock(&metrics), &store.borrow()),
         ),
         "/events" => events(state.audit.bus()),
+        crate::assertion::CERTS_PATH => {
+            let keys = state.snapshot.load().keys.clone();
+            let body = super::assertion::key_set_body(&keys, state.clock.now());
+            text(
+                StatusCode::OK,
+                "application/json",
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /healthz, /metrics or /events\n".into(),
+            format!(
+                "not found: try /healthz, /metrics, /events or {}\n",
+                crate::assertion::CERTS_PATH
+            ),
         ),
     })
 }

@@ -34,6 +34,8 @@ pub enum DenyReason {
     HeadersTooLarge,
     /// The request target alone is longer than the HTTP parser takes (64 KiB).
     UriTooLong,
+    /// `/cdn-cgi/access/get-identity` with an assertion that does not verify.
+    AssertionInvalid,
 }
 
 impl From<crate::policy::Refusal> for DenyReason {
@@ -72,6 +74,7 @@ impl DenyReason {
             DenyReason::MalformedRequest => "malformed_request",
             DenyReason::HeadersTooLarge => "headers_too_large",
             DenyReason::UriTooLong => "uri_too_long",
+            DenyReason::AssertionInvalid => "assertion_invalid",
         }
     }
 

@@ -85,6 +85,8 @@ pub struct ForwardIdentity<'a> {
     /// `X-Forwarded-For` gets the peer appended); `None` for any other peer.
     pub via_proxy: Option<IpAddr>,
     pub tls: bool,
+    /// The signed origin assertion (`Cf-Access-Jwt-Assertion`); a client's own is always removed.
+    pub assertion: Option<HeaderValue>,
 }
 
 /// Clean `req`'s headers for the upstream and add the identity headers. The URI is left as the
@@ -96,6 +98,10 @@ pub fn prepare(mut req: Request<Incoming>, who: &ForwardIdentity<'_>) -> Request
     h.remove(CLIENT_SECRET_HEADER);
     for name in CLIENT_CERT_HEADERS {
         h.remove(name);
+    }
+    h.remove(crate::assertion::HEADER);
+    if let Some(a) = &who.assertion {
+        h.insert(HeaderName::from_static(crate::assertion::HEADER), a.clone());
     }
     set_forwarding(h, who.client_ip, who.via_proxy);
     if let Some((kind, name)) = who.identity {

@@ -46,6 +46,8 @@ pub struct GateState {
     pub clock: SharedClock,
     pub metrics: GateMetrics,
     pub upstream_timeout: Duration,
+    /// Signs and caches the origin assertion.
+    pub assertions: super::assertion::Assertions,
 }
 
 /// Facts about the connection a request arrived on.
@@ -143,6 +145,11 @@ pub async fn handle(
         }
     };
     ev.host = Some(policy::strip_port(host).to_string());
+    if req.uri().path().starts_with("/cdn-cgi/access/")
+        && let Some(answer) = access_endpoint(&state, &mut ev, &req, now)
+    {
+        return Ok(finish_endpoint(&state, ev, started, answer).await);
+    }
 
     let policies = state.policies.load();
     let Some(app) = policies.app_for_host(host) else {
@@ -221,6 +228,27 @@ pub async fn handle(
         Identity::None => None,
     };
     let ray = header_value(&ev.ray_id);
+    let assertion = if app.assertion {
+        let subject = match identity {
+            Identity::Token { .. } => super::assertion::Subject::Token {
+                client_id: ev.service_token_id.as_deref().unwrap_or_default(),
+            },
+            Identity::Cert(c) => super::assertion::Subject::Cert {
+                common_name: c.common_name.as_deref(),
+                fingerprint_sha256: &c.fingerprint_sha256,
+                spiffe_id: conn
+                    .cert
+                    .as_ref()
+                    .and_then(|p| p.audit_spiffe_id.as_deref()),
+            },
+            Identity::None => super::assertion::Subject::None,
+        };
+        state
+            .assertions
+            .header(&snapshot.keys, app, &subject, decision.policy_name(), now)
+    } else {
+        None
+    };
     let who = ForwardIdentity {
         identity: identity_header,
         connection: ev.connection_method.as_str(),
@@ -239,6 +267,7 @@ pub async fn handle(
         client_ip,
         via_proxy: via_proxy.then_some(conn.peer.ip()),
         tls: conn.tls,
+        assertion,
     };
     // HTTP/2 streams run on tasks of their own: they use the pool, not the connection's task.
     let sticky = req.version() < hyper::Version::HTTP_2;
@@ -341,6 +370,92 @@ async fn send_upstream(
     }
     *req.uri_mut() = forward::upstream_uri(upstream, &req).map_err(UpstreamError::Uri)?;
     Ok(pool.request(req).await?)
+}
+
+/// What a `/cdn-cgi/access/` endpoint answers: status and JSON body.
+struct EndpointAnswer {
+    status: StatusCode,
+    body: Bytes,
+    /// The key set may be cached by verifiers (as the hosted product allows).
+    cacheable: bool,
+}
+
+/// The key set and get-identity, on every host; `None` for any other path under the prefix
+/// (it goes to the app like any request).
+fn access_endpoint(
+    state: &GateState,
+    ev: &mut AccessEvent,
+    req: &Request<Incoming>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<EndpointAnswer> {
+    use crate::assertion::{CERTS_PATH, IDENTITY_PATH};
+    let path = req.uri().path();
+    if req.method() != hyper::Method::GET || (path != CERTS_PATH && path != IDENTITY_PATH) {
+        return None;
+    }
+    let keys = state.snapshot.load().keys.clone();
+    let endpoint = if path == CERTS_PATH {
+        "key_set"
+    } else {
+        "get_identity"
+    };
+    ev.details = Some(serde_json::json!({ "endpoint": endpoint }));
+    if path == CERTS_PATH {
+        return Some(EndpointAnswer {
+            status: StatusCode::OK,
+            body: super::assertion::key_set_body(&keys, now),
+            cacheable: true,
+        });
+    }
+    let (status, body) = match super::assertion::identity(req.headers(), &keys, now) {
+        Ok(claims) => (StatusCode::OK, serde_json::to_vec(&claims)),
+        Err(why) => (
+            StatusCode::UNAUTHORIZED,
+            serde_json::to_vec(
+                &serde_json::json!({ "error": why, "status": 401, "ray_id": ev.ray_id }),
+            ),
+        ),
+    };
+    Some(EndpointAnswer {
+        status,
+        body: Bytes::from(body.unwrap_or_default()),
+        cacheable: false,
+    })
+}
+
+/// Record an endpoint's answer (one event per request, as for every request) and send it.
+async fn finish_endpoint(
+    state: &GateState,
+    mut ev: AccessEvent,
+    started: Instant,
+    answer: EndpointAnswer,
+) -> Response<ProxyBody> {
+    if answer.status == StatusCode::OK {
+        ev.allowed = true;
+        ev.decision = "allow".into();
+        ev.status = Some(200);
+    } else {
+        deny(state, &mut ev, DenyReason::AssertionInvalid);
+    }
+    let ray = header_value(&ev.ray_id);
+    if record(state, ev, started).await.is_err() {
+        return refusal(DenyReason::AuditUnavailable, ray, None);
+    }
+    let mut resp = Response::new(Either::Right(Full::new(answer.body)));
+    *resp.status_mut() = answer.status;
+    let h = resp.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if answer.cacheable {
+        h.insert(
+            hyper::header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        );
+    }
+    h.insert("x-botgate-ray-id", ray);
+    resp
 }
 
 pub(super) fn fill_cert(ev: &mut AccessEvent, cert: &PeerCert) {

@@ -3,6 +3,7 @@
 //! reads SQLite per request (see `snapshot`).
 
 pub mod admin;
+pub mod assertion;
 pub mod client_auth;
 pub mod deny;
 pub mod forward;
@@ -61,6 +62,8 @@ pub struct GateOptions {
     pub workers: usize,
     /// `node` in every audit event this gate writes.
     pub node: Option<Arc<str>>,
+    /// How the origin assertion is signed (`[gate] issuer`, `assertion_*`).
+    pub assertion: crate::assertion::Settings,
 }
 
 impl GateOptions {
@@ -99,6 +102,7 @@ impl GateOptions {
                 .clone()
                 .or_else(crate::config::model::host_node_name)
                 .map(Into::into),
+            assertion: crate::assertion::Settings::from_gate(g).map_err(|e| e.to_string())?,
         })
     }
 }
@@ -121,6 +125,8 @@ pub enum GateError {
     TlsMaterial(String),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("origin assertion: {0}")]
+    Assertion(String),
 }
 
 /// The TLS material source and the configs built from it, swapped on change.
@@ -157,9 +163,19 @@ pub async fn start(
     geo: Option<Arc<dyn CountryLookup>>,
 ) -> Result<RunningGate, GateError> {
     let store = Arc::new(hub.store().clone());
-    let snapshot = Arc::new(ArcSwap::from_pointee(CredentialSnapshot::from_inventory(
-        &hub.current(),
-    )));
+    let mut policies = policies;
+    assertion::resolve_audiences(&store, &mut policies).await?;
+    let mut first = CredentialSnapshot::from_inventory(&hub.current());
+    let made = crate::assertion::lifecycle::ensure_key(&store, &opts.assertion.keys, clock.now())
+        .await
+        .map_err(|e| GateError::Assertion(e.to_string()))?;
+    if let Some(k) = made {
+        tracing::info!(kid = %k.kid, alg = %k.alg, "created the first origin assertion signing key");
+        first.keys = Arc::new(crate::assertion::KeyRing::from_records(
+            &store.list_signing_keys().await?,
+        ));
+    }
+    let snapshot = Arc::new(ArcSwap::from_pointee(first));
     let tls_configs = match (opts.tls_listen, &opts.tls) {
         (None, _) => None,
         (Some(_), None) => return Err(GateError::NoTlsSource),
@@ -217,6 +233,7 @@ pub async fn start(
         clock,
         metrics: Default::default(),
         upstream_timeout: opts.upstream_timeout,
+        assertions: assertion::Assertions::new(opts.assertion.clone()),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tls = match (&tls_configs, opts.tls_listen) {
@@ -332,22 +349,28 @@ fn rebuild_tls(
 pub struct PolicyReloader {
     tls_configs: Option<LiveTls>,
     policies: Arc<ArcSwap<PolicySet>>,
+    store: Store,
 }
 
 impl PolicyReloader {
-    /// Swap in a new policy set (hot reload); requests in flight keep the old one.
-    pub fn reload(&self, policies: PolicySet) {
+    /// Swap in a new policy set (hot reload); requests in flight keep the old one. Refused
+    /// (the old set stays) when the store cannot give a new app its audience tag.
+    pub fn reload(&self, mut policies: PolicySet) -> Result<(), String> {
+        crate::store::wait(assertion::resolve_audiences(&self.store, &mut policies)).map_err(
+            |e| format!("cannot read the apps' assertion audience tags from the store: {e}"),
+        )?;
         if let Some((source, configs)) = &self.tls_configs {
             rebuild_tls(&**source, configs, &policies);
         }
         self.policies.store(Arc::new(policies));
+        Ok(())
     }
 }
 
 impl RunningGate {
     /// Swap in a new policy set (hot reload); requests in flight keep the old one.
-    pub fn reload_policies(&self, policies: PolicySet) {
-        self.reloader().reload(policies);
+    pub fn reload_policies(&self, policies: PolicySet) -> Result<(), String> {
+        self.reloader().reload(policies)
     }
 
     /// The audit log the gate's writer appends to.
@@ -360,6 +383,7 @@ impl RunningGate {
         PolicyReloader {
             tls_configs: self.tls_configs.clone(),
             policies: self.state.policies.clone(),
+            store: self._hub.store().clone(),
         }
     }
 

@@ -56,6 +56,8 @@ pub struct CredentialSnapshot {
     pub revoked_certs: crate::pki::RevokedCerts,
     /// Live certificates by fingerprint, for expiry gauges.
     pub cert_expiry: BTreeMap<Box<str>, CertExpiry>,
+    /// The keys that sign the origin assertion, and the published key set.
+    pub keys: Arc<crate::assertion::KeyRing>,
 }
 
 impl CredentialSnapshot {
@@ -128,6 +130,7 @@ impl CredentialSnapshot {
             tokens,
             revoked_certs,
             cert_expiry,
+            keys: Arc::new(crate::assertion::KeyRing::from_records(&inv.signing_keys)),
         }
     }
 }

@@ -552,6 +552,4 @@ fn is_sha1(c: &X509Certificate<'_>) -> bool {
     *alg == OID_PKCS1_SHA1WITHRSA || *alg == OID_SHA1_WITH_RSA
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use crate::clock::rfc3339;

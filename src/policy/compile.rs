@@ -64,6 +64,14 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
                 .map(|c| c.get_ref().clone())
                 .collect(),
             forward_client_cert: app.forward_client_cert,
+            assertion: app.assertion,
+            aud_override: app.aud.as_ref().map(|a| a.get_ref().clone()),
+            audience: app
+                .aud
+                .as_ref()
+                .map(|a| a.get_ref().as_str())
+                .unwrap_or_default()
+                .into(),
             policies,
             prefilter: Default::default(),
         };

@@ -47,6 +47,13 @@ pub struct CompiledApp {
     pub trusted_cas: Vec<String>,
     /// Whether the upstream gets the client certificate (`forward_client_cert`).
     pub forward_client_cert: bool,
+    /// Whether forwarded requests carry the signed origin assertion.
+    pub assertion: bool,
+    /// `aud = "…"` as written on the app.
+    pub aud_override: Option<String>,
+    /// The assertion's audience tag (`aud_override`, else the store's; set by
+    /// `gate::assertion::resolve_audiences`, empty until then).
+    pub audience: std::sync::Arc<str>,
     pub policies: Vec<CompiledPolicy>,
     /// Which of `policies` can decide for a request (built by `compile`; see `prefilter`).
     pub prefilter: PrefilterCell,

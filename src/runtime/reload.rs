@@ -98,19 +98,24 @@ impl ReloadTarget {
     fn apply(&self, reload: Reload) -> ReloadOutcome {
         let outcome = match reload {
             Reload::Loaded(cfg) => match crate::policy::compile(&cfg.file) {
-                Ok(policies) => {
-                    self.gate.reload(policies);
-                    // Sent only with the policy it belongs to, so the two never disagree.
-                    let _ = self
-                        .countries
-                        .send(ExpectedCountries::from_policy(&cfg.file));
-                    let apps = cfg.file.app.len();
-                    self.live.send_replace(LivePolicy {
-                        file: Some(Arc::new(cfg.file)),
-                        rejected: None,
-                    });
-                    ReloadOutcome::Applied { apps }
-                }
+                Ok(policies) => match self.gate.reload(policies) {
+                    Err(why) => {
+                        self.reject(why.clone());
+                        ReloadOutcome::Rejected(why)
+                    }
+                    Ok(()) => {
+                        // Sent only with the policy it belongs to, so the two never disagree.
+                        let _ = self
+                            .countries
+                            .send(ExpectedCountries::from_policy(&cfg.file));
+                        let apps = cfg.file.app.len();
+                        self.live.send_replace(LivePolicy {
+                            file: Some(Arc::new(cfg.file)),
+                            rejected: None,
+                        });
+                        ReloadOutcome::Applied { apps }
+                    }
+                },
                 Err(e) => {
                     self.reject(e.to_string());
                     ReloadOutcome::Rejected(e.to_string())

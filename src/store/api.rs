@@ -21,6 +21,7 @@ use super::pki::{
     CaRecord, CertRecord, CertSeen, CertSighting, NewCa, NewCert, RevokedCert, TrustBundle,
 };
 use super::rotations::RotationRow;
+pub use super::signing_keys::SigningKeyStore;
 use super::tokens::{NewToken, TokenRecord};
 use super::transfer::TableRows;
 use super::usage::{UsageRecord, UsageRow};
@@ -242,6 +243,7 @@ pub trait Backend:
     + ChangeFeed
     + JobLeases
     + UsageFeed
+    + SigningKeyStore
     + Send
     + Sync
     + std::fmt::Debug

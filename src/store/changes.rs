@@ -11,6 +11,8 @@ pub enum ChangeKind {
     Cert,
     Ca,
     Crl,
+    /// An assertion signing key (added or removed).
+    Key,
     /// Rows that predate the change feed (a migrated store): reload everything.
     Migrated,
 }
@@ -22,6 +24,7 @@ impl ChangeKind {
             ChangeKind::Cert => "cert",
             ChangeKind::Ca => "ca",
             ChangeKind::Crl => "crl",
+            ChangeKind::Key => "key",
             ChangeKind::Migrated => "migrated",
         }
     }
@@ -32,6 +35,7 @@ impl ChangeKind {
             "cert" => ChangeKind::Cert,
             "ca" => ChangeKind::Ca,
             "crl" => ChangeKind::Crl,
+            "key" => ChangeKind::Key,
             _ => ChangeKind::Migrated,
         }
     }

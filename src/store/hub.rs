@@ -29,6 +29,8 @@ pub struct Inventory {
     pub tokens: Vec<TokenRecord>,
     pub certs: Vec<CertRecord>,
     pub cas: Vec<CaRecord>,
+    /// The origin assertion's signing keys (private keys included: the gate signs with them).
+    pub signing_keys: Vec<super::signing_keys::SigningKeyRecord>,
     /// The last read failed: what the store said (the rest is the last good read).
     pub store_error: Option<String>,
 }
@@ -44,6 +46,7 @@ impl Inventory {
             tokens: store.list_tokens().await?,
             certs: store.list_certs().await?,
             cas: store.list_cas().await?,
+            signing_keys: store.list_signing_keys().await?,
             store_error: None,
         })
     }

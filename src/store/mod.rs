@@ -16,6 +16,7 @@ pub mod leases;
 mod pg;
 pub mod pki;
 pub mod rotations;
+pub mod signing_keys;
 mod sqlite;
 pub mod tokens;
 pub mod transfer;
@@ -25,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use api::{
-    AdminJournal, Backend, CaStore, CertStore, ChangeFeed, JobLeases, RotationStore, TokenStore,
-    UsageFeed,
+    AdminJournal, Backend, CaStore, CertStore, ChangeFeed, JobLeases, RotationStore,
+    SigningKeyStore, TokenStore, UsageFeed,
 };
 pub use changes::{Change, ChangeKind};
 pub use journal::{AdminEntry, Delivery, JournalRow};

@@ -13,6 +13,8 @@ pub const COPIED_TABLES: &[&str] = &[
     "admin_audit",
     "audit_cursors",
     "changes",
+    "signing_keys",
+    "app_audiences",
 ];
 
 /// The columns of `meta` a copy moves (the rest of SQLite's `meta` is history).

@@ -19,6 +19,7 @@ mod leases;
 mod location;
 mod rotations;
 mod schema;
+mod signing_keys;
 #[doc(hidden)]
 pub mod testdb;
 #[cfg(test)]

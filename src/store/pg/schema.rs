@@ -156,6 +156,24 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX usage_at ON usage (at);
     "#,
+    // 4: keys that sign the origin assertion (shared by every gate) and each app's audience tag.
+    r#"
+    CREATE TABLE signing_keys (
+        kid          TEXT PRIMARY KEY,
+        alg          TEXT NOT NULL,
+        private_pem  TEXT NOT NULL,
+        public_jwk   TEXT NOT NULL,
+        cert_pem     TEXT NOT NULL,
+        created_at   BIGINT NOT NULL,
+        activates_at BIGINT NOT NULL,
+        announced    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE app_audiences (
+        app        TEXT PRIMARY KEY,
+        aud        TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version the database is at (0 for an empty database).

@@ -234,10 +234,10 @@ fn a_newer_schema_is_refused_with_both_versions_named() {
     let db = TestDb::new();
     drop(Store::connect(&db.url).unwrap());
     let admin = Store::connect(&db.url).unwrap();
-    assert_eq!(wait(admin.schema_version()).unwrap(), 3);
+    assert_eq!(wait(admin.schema_version()).unwrap(), 4);
     super::testdb::execute_sql(&db.url, "UPDATE botgate_schema SET version = 99").unwrap();
     let e = Store::connect(&db.url).unwrap_err().to_string();
-    assert!(e.contains("99") && e.contains("(3)"), "{e}");
+    assert!(e.contains("99") && e.contains("(4)"), "{e}");
 }
 
 #[test]
@@ -265,4 +265,10 @@ fn a_copy_into_a_database_that_holds_credentials_writes_nothing() {
 fn the_usage_feed_meets_the_contract() {
     let db = TestDb::new();
     crate::store::usage::contract(&Store::connect(&db.url).unwrap());
+}
+
+#[test]
+fn signing_keys_and_audiences_follow_the_contract() {
+    let db = TestDb::new();
+    crate::store::signing_keys::contract(&Store::connect(&db.url).unwrap());
 }

@@ -8,6 +8,7 @@ mod journal;
 mod leases;
 mod rotations;
 mod schema;
+mod signing_keys;
 mod tokens;
 mod transfer;
 mod usage;
