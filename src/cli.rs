@@ -54,6 +54,9 @@ pub enum Command {
     /// The credential store: copy the embedded SQLite store into PostgreSQL.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Origin assertion signing keys: list, rotate.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Find leaked botgate secrets in files; exits 1 if any.
     Scan(ScanArgs),
     /// Show what a certificate, chain, CSR, CRL or key file holds (PEM or DER).
@@ -421,6 +424,29 @@ pub enum StoreCommand {
         /// The target: postgres://USER@HOST:PORT/DB (or env:VAR to read it from VAR).
         #[arg(long, value_name = "URL")]
         to: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// The keys that sign Cf-Access-Jwt-Assertion: kid, algorithm, created, state
+    /// (next / active / retiring) and when each moves on.
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Publish a new signing key now; gates sign with it after --publish-ahead, and the
+    /// current key stays published for the overlap ([gate] assertion_key_overlap, 7d).
+    Rotate {
+        /// How long the new key is in the key set before it signs, so verifiers that cache
+        /// the key set hold it by then (e.g. 1h, 10m; default [gate] assertion_key_publish_ahead).
+        #[arg(long, value_name = "DURATION")]
+        publish_ahead: Option<String>,
+        /// RS256 or ES256 (default [gate] assertion_alg, RS256).
+        #[arg(long, value_name = "ALG")]
+        alg: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -22,10 +22,13 @@ use crate::geo::GeoDb;
 use crate::sink::{Sink, SinkConfig, SinkHandle};
 use crate::store::Store;
 use crate::store::hub::{Inventory as HubInventory, InventoryHub};
+use crate::assertion::lifecycle::{self, KeyPolicy};
 use crate::store::leases::{self, LeaseKeeper};
 
 /// How often the inventory cache and the detectors' expiry rules run.
 pub const INVENTORY_EVERY: Duration = Duration::from_secs(5);
+/// How often the lease holder moves signing keys on (announce, rotate, remove).
+pub const SIGNING_KEYS_EVERY: Duration = Duration::from_secs(5);
 /// How often botgate's own CRL is re-signed when due.
 pub const CRL_REFRESH_EVERY: Duration = Duration::from_secs(3600);
 
@@ -38,6 +41,8 @@ pub struct ServiceOptions {
     pub tick_every: Duration,
     /// `[inventory] watch` directories (resolved), re-scanned into the inventory on change.
     pub inventory_dirs: Vec<std::path::PathBuf>,
+    /// How the origin assertion's signing keys rotate (`[gate] assertion_key_*`).
+    pub signing_keys: KeyPolicy,
 }
 
 impl ServiceOptions {
@@ -49,6 +54,9 @@ impl ServiceOptions {
             sinks: SinkConfig::parse_all(&file.sink).map_err(|e| format!("[[sink]] {e}"))?,
             tick_every: INVENTORY_EVERY,
             inventory_dirs: Vec::new(),
+            signing_keys: crate::assertion::Settings::from_gate(&file.gate)
+                .map_err(|e| e.to_string())?
+                .keys,
         })
     }
 }
@@ -80,11 +88,22 @@ pub fn start(
     let inventory_watcher =
         watch_inventory_dirs(opts.inventory_dirs, store.clone(), clock.clone())?;
     let lease = LeaseKeeper::start(store.clone(), gate.node.as_deref(), clock.clone());
-    let cache = Arc::new(ArcSwap::from_pointee(detector_inventory(&hub.current())));
+    let keys = opts.signing_keys;
+    let cache = Arc::new(ArcSwap::from_pointee(detector_inventory(
+        &hub.current(),
+        &keys,
+    )));
     let mut tasks = vec![tokio::spawn(follow_inventory(
         hub.subscribe(),
         cache.clone(),
+        keys,
     ))];
+    tasks.push(tokio::spawn(keep_signing_keys(
+        store.clone(),
+        keys,
+        clock.clone(),
+        lease.held(),
+    )));
     tasks.push(tokio::spawn(refresh_crl(
         store.clone(),
         clock.clone(),
@@ -200,10 +219,23 @@ async fn follow_usage(
     }
 }
 
-/// The live credentials and CRL deadlines the inventory rules need.
-pub fn detector_inventory(hub: &HubInventory) -> Inventory {
+/// The live credentials, CRL deadlines and signing key age the inventory rules need.
+pub fn detector_inventory(hub: &HubInventory, keys: &KeyPolicy) -> Inventory {
+    let now = chrono::Utc::now();
+    let period = keys
+        .rotation
+        .unwrap_or(chrono::Duration::days(lifecycle::DEFAULT_ROTATION_DAYS));
+    let signing_key = lifecycle::statuses(&hub.signing_keys, now, keys)
+        .into_iter()
+        .find(|s| s.state == lifecycle::KeyState::Active)
+        .map(|s| detect::SigningKeyDue {
+            kid: s.record.kid.clone(),
+            created_at: s.record.created_at,
+            due_at: s.record.created_at + period + keys.publish_ahead,
+        });
     let mut inv = Inventory {
         store_error: hub.store_error.clone(),
+        signing_key,
         ..Default::default()
     };
     inv.credentials
@@ -293,12 +325,39 @@ fn watch_inventory_dirs(
 async fn follow_inventory(
     mut hub: tokio::sync::watch::Receiver<Arc<HubInventory>>,
     cache: Arc<ArcSwap<Inventory>>,
+    keys: KeyPolicy,
 ) {
     while hub.changed().await.is_ok() {
         let inv = hub.borrow_and_update().clone();
-        if let Ok(built) = tokio::task::spawn_blocking(move || detector_inventory(&inv)).await {
+        if let Ok(built) =
+            tokio::task::spawn_blocking(move || detector_inventory(&inv, &keys)).await
+        {
             cache.store(Arc::new(built));
         }
+    }
+}
+
+/// Move the origin assertion's signing keys on (publish a successor when rotation is due,
+/// announce each state reached, remove keys past their overlap), on the gate holding the
+/// one-node lease. Which key signs never waits for this: it follows from the timestamps.
+async fn keep_signing_keys(
+    store: Arc<Store>,
+    keys: KeyPolicy,
+    clock: SharedClock,
+    held: Arc<AtomicBool>,
+) {
+    loop {
+        if held.load(Ordering::Relaxed) {
+            match lifecycle::tick(&store, &keys, clock.now()).await {
+                Ok(steps) => {
+                    for step in steps {
+                        tracing::info!(?step, "origin assertion signing key");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot move the signing keys on"),
+            }
+        }
+        tokio::time::sleep(SIGNING_KEYS_EVERY).await;
     }
 }
 

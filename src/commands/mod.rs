@@ -7,6 +7,7 @@ mod demo;
 mod doctor;
 pub mod explain;
 mod inspect;
+mod keys;
 mod logs;
 mod pki;
 mod policy;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Scan(args) => scan::run(args),
         Command::Logs(cmd) => logs::run(&paths, cmd),
         Command::Store(cmd) => store::run(&paths, cmd),
+        Command::Keys(cmd) => keys::run(&paths, cmd),
         Command::Ca(cmd) => pki::run_ca(&paths, cmd),
         Command::Cert(cmd) => pki::run_cert(&paths, cmd),
         Command::Rotate(cmd) => rotate::run(&paths, cmd),

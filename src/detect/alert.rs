@@ -26,6 +26,8 @@ pub enum Rule {
     UnusedCredential,
     StaleCrl,
     StoreUnreachable,
+    /// The origin assertion's signing key is older than its rotation period.
+    SigningKeyOverdue,
 }
 
 impl Rule {
@@ -42,6 +44,7 @@ impl Rule {
             Rule::UnusedCredential => "unused_credential",
             Rule::StaleCrl => "stale_crl",
             Rule::StoreUnreachable => "store_unreachable",
+            Rule::SigningKeyOverdue => "signing_key_overdue",
         }
     }
 
@@ -54,6 +57,7 @@ impl Rule {
                 | Rule::UnusedCredential
                 | Rule::StaleCrl
                 | Rule::StoreUnreachable
+                | Rule::SigningKeyOverdue
         )
     }
 }
@@ -93,6 +97,8 @@ pub enum Subject {
     Ca(String),
     /// The shared store (what the gate reads its credentials from).
     Store,
+    /// An origin assertion signing key, by kid.
+    SigningKey(String),
 }
 
 impl Subject {
@@ -137,6 +143,7 @@ impl Subject {
             Subject::ClientIp(ip) => Cow::Owned(format!("ip:{ip}")),
             Subject::Ca(name) => Cow::Owned(format!("ca:{name}")),
             Subject::Store => Cow::Borrowed("store"),
+            Subject::SigningKey(kid) => Cow::Owned(format!("key:{kid}")),
         }
     }
 
@@ -158,6 +165,7 @@ impl Subject {
             Subject::ClientIp(ip) => format!("client {ip}"),
             Subject::Ca(name) => format!("CA {name}"),
             Subject::Store => "the store".into(),
+            Subject::SigningKey(kid) => format!("signing key {}", &kid[..kid.len().min(16)]),
         }
     }
 
@@ -447,7 +455,7 @@ fn render(rule: Rule, alert: &OpenAlert, state: AlertState, at: DateTime<Utc>) -
         }
         Subject::ClientIp(ip) => ev.ip_address = Some(ip.clone()),
         Subject::Ca(name) => ev.cert_issuer = Some(name.clone()),
-        Subject::Store => {}
+        Subject::Store | Subject::SigningKey(_) => {}
     }
     let mut evidence = match &alert.content.evidence {
         Value::Object(m) => m.clone(),

@@ -65,6 +65,45 @@ impl CredentialExpiry {
     }
 }
 
+/// The key gates sign origin assertions with, and when a successor should be signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyDue {
+    pub kid: String,
+    pub created_at: DateTime<Utc>,
+    /// Rotation period plus publish-ahead after `created_at`.
+    pub due_at: DateTime<Utc>,
+}
+
+/// The signing key outlived its rotation period (automatic rotation off or failing): verifiers
+/// keep trusting one key for longer than the policy says.
+pub(crate) fn signing_key_overdue(
+    now: DateTime<Utc>,
+    key: Option<&SigningKeyDue>,
+    book: &mut AlertBook,
+) -> Vec<AccessEvent> {
+    let mut out = Vec::new();
+    let mut present = HashSet::new();
+    if let Some(k) = key.filter(|k| k.due_at <= now) {
+        let subject = Subject::SigningKey(k.kid.clone());
+        present.insert(subject.key());
+        let hit = inventory_hit(Rule::SigningKeyOverdue, &subject, now, book, Severity::Warning, 0);
+        out.extend(book.hit(hit, || Content {
+            title: format!(
+                "{} still signs origin assertions {} after it was due to be replaced; run `botgate keys rotate`",
+                subject.describe(),
+                ago(now - k.due_at)
+            ),
+            evidence: json!({
+                "kid": k.kid,
+                "created_at": rfc3339(k.created_at),
+                "due_at": rfc3339(k.due_at),
+            }),
+        }));
+    }
+    out.extend(book.resolve_absent(Rule::SigningKeyOverdue, &present, now));
+    out
+}
+
 /// When a CA's current CRL says the next one is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlStatus {

@@ -30,7 +30,7 @@ pub use alert::{Rule, Severity, Subject};
 pub use alert_event::{Alert, AlertReadError, AlertState};
 pub use config::{DetectConfig, DetectConfigError};
 pub use country::ExpectedCountries;
-pub use inventory::{CredentialExpiry, CredentialKind, CrlStatus};
+pub use inventory::{CredentialExpiry, CredentialKind, CrlStatus, SigningKeyDue};
 pub use task::{DetectHandle, Inventory};
 
 use crate::audit::{AccessEvent, EventKind};
@@ -169,6 +169,7 @@ impl Engine {
         let Inventory {
             credentials,
             crls,
+            signing_key,
             store_error,
             standby,
         } = inv;
@@ -204,6 +205,11 @@ impl Engine {
         if self.cfg.stale_crl.enabled {
             out.extend(inventory::stale_crls(now, crls, book));
         }
+        out.extend(inventory::signing_key_overdue(
+            now,
+            signing_key.as_ref(),
+            book,
+        ));
         let suppressed = book.take_suppressed();
         if suppressed > 0 {
             tracing::warn!(
@@ -238,7 +244,8 @@ fn quiet_time(cfg: &DetectConfig, rule: Rule) -> Option<chrono::Duration> {
         | Rule::CredentialExpired
         | Rule::UnusedCredential
         | Rule::StaleCrl
-        | Rule::StoreUnreachable => {
+        | Rule::StoreUnreachable
+        | Rule::SigningKeyOverdue => {
             return None;
         }
     };

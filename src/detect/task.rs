@@ -19,6 +19,8 @@ pub struct Inventory {
     /// Live (not revoked) tokens and certificates.
     pub credentials: Vec<CredentialExpiry>,
     pub crls: Vec<CrlStatus>,
+    /// The active origin assertion signing key and when its rotation should have finished.
+    pub signing_key: Option<super::inventory::SigningKeyDue>,
     /// The last store read failed: what the store said (the rest is the last good read).
     pub store_error: Option<String>,
     /// Another gate on the store holds the one-node lease: the fleet-wide inventory rules
