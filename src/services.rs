@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::assertion::lifecycle::{self, KeyPolicy};
 use crate::audit::AuditBus;
 use crate::clock::SharedClock;
 use crate::config::PolicyFile;
@@ -22,7 +23,6 @@ use crate::geo::GeoDb;
 use crate::sink::{Sink, SinkConfig, SinkHandle};
 use crate::store::Store;
 use crate::store::hub::{Inventory as HubInventory, InventoryHub};
-use crate::assertion::lifecycle::{self, KeyPolicy};
 use crate::store::leases::{self, LeaseKeeper};
 
 /// How often the inventory cache and the detectors' expiry rules run.

@@ -140,6 +140,7 @@ fn apps() -> Vec<AppRow> {
         AppRow {
             name: "api.example.com".into(),
             hostnames: vec!["api.example.com".into()],
+            aud: Some("4f2c1a0e9b7d6c5a3e1f0d9c8b7a6e5f4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a".into()),
             policies: vec![
                 PolicyRow {
                     name: "CI deployment".into(),
@@ -161,6 +162,7 @@ fn apps() -> Vec<AppRow> {
         AppRow {
             name: "telemetry.example.com".into(),
             hostnames: vec!["telemetry.example.com".into(), "t.example.com".into()],
+            aud: None,
             policies: vec![PolicyRow {
                 name: "Factory devices".into(),
                 action: "non_identity".into(),

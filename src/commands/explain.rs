@@ -43,6 +43,9 @@ pub struct Explanation {
     pub trace: Vec<TraceLine>,
     /// Advice printed after the answer (e.g. how to issue a v3 certificate).
     pub notes: Vec<String>,
+    /// The origin assertion's audience tag (`aud`) for this app; `null` when the app sends
+    /// none (`assertion = false`).
+    pub assertion_aud: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,9 +58,13 @@ pub struct TraceLine {
 /// Load the policy file and the store, then explain.
 pub fn run_with_paths(paths: &crate::paths::Paths, args: &ExplainArgs) -> Result<()> {
     let loaded = super::serve::load_config(paths)?;
-    let policies = policy::compile(&loaded.file)
+    let mut policies = policy::compile(&loaded.file)
         .map_err(|e| Failure::bad_input(format!("{}: {e}", paths.config.display())))?;
     let store = paths.open_store()?;
+    crate::store::wait(crate::gate::assertion::resolve_audiences(
+        &store,
+        &mut policies,
+    ))?;
     run(&policies, &store, args)
 }
 
@@ -114,6 +121,8 @@ pub fn explain(
         policy: None,
         trace: Vec::new(),
         notes: Vec::new(),
+        assertion_aud: (app.assertion && !app.audience.is_empty())
+            .then(|| app.audience.to_string()),
     };
     let cert;
     let identity = match (&args.token, &args.cert) {
@@ -286,6 +295,9 @@ fn print(out: &Explanation, policies: &PolicySet) {
                 out.status
             ),
         }
+    }
+    if let (Some(aud), "allow" | "bypass") = (&out.assertion_aud, out.decision) {
+        println!("   forwarded with Cf-Access-Jwt-Assertion, aud {aud}");
     }
     for n in &out.notes {
         println!("note: {n}");

@@ -105,12 +105,7 @@ fn list(paths: &Paths, json: bool) -> Result<()> {
     print_table(&["KID", "ALG", "CREATED", "STATE", "NEXT"], &rows)
 }
 
-fn rotate(
-    paths: &Paths,
-    publish_ahead: Option<&str>,
-    alg: Option<&str>,
-    json: bool,
-) -> Result<()> {
+fn rotate(paths: &Paths, publish_ahead: Option<&str>, alg: Option<&str>, json: bool) -> Result<()> {
     let settings = settings(paths)?;
     let ahead = match publish_ahead {
         Some(text) => crate::duration::parse(text)
@@ -136,7 +131,10 @@ fn rotate(
         .find(|s| s.record.kid == made.kid)
         .map(KeyView::from)
     else {
-        return Err(anyhow::anyhow!("the new key {} is not in the store", made.kid));
+        return Err(anyhow::anyhow!(
+            "the new key {} is not in the store",
+            made.kid
+        ));
     };
     if json {
         return print_json(&view);

@@ -40,6 +40,9 @@ fn check(paths: &Paths, json: bool) -> Result<()> {
             println!("{f}");
         }
     }
+    if !json && linted {
+        print_audiences(paths);
+    }
     let summary = summary(paths, &findings, errors, linted);
     if errors > 0 {
         return Err(Failure::bad_input(summary));
@@ -50,6 +53,36 @@ fn check(paths: &Paths, json: bool) -> Result<()> {
         println!("{summary}");
     }
     Ok(())
+}
+
+/// Each app's origin assertion audience (`aud`): what its origin verifies against. Read from
+/// the store (a tag is assigned there the first time an app is seen, by a check or a gate).
+fn print_audiences(paths: &Paths) {
+    let Ok(cfg) = load(&paths.config) else { return };
+    let Ok(mut set) = crate::policy::compile(&cfg.file) else {
+        return;
+    };
+    let stored = match paths.store_exists() {
+        Ok(true) => paths.open_store().ok().and_then(|store| {
+            crate::store::wait(crate::gate::assertion::resolve_audiences(&store, &mut set)).ok()
+        }),
+        _ => None,
+    };
+    if set.apps.is_empty() {
+        return;
+    }
+    println!("origin assertion (Cf-Access-Jwt-Assertion) audiences:");
+    for app in &set.apps {
+        let aud = match (app.assertion, app.audience.is_empty(), stored.is_some()) {
+            (false, _, _) => "off (assertion = false)".to_string(),
+            (true, false, _) => format!("aud {}", app.audience),
+            (true, true, false) => {
+                "aud assigned when the store is created (first `botgate serve`)".to_string()
+            }
+            (true, true, true) => "aud not assigned (store unreadable)".to_string(),
+        };
+        println!("  {}: {aud}", app.name);
+    }
 }
 
 fn summary(paths: &Paths, findings: &[Finding], errors: usize, linted: bool) -> String {

@@ -159,7 +159,7 @@ impl InventoryReader {
         let apps = self
             .last_good
             .as_ref()
-            .map(|p| inventory::app_rows(p, &certs))
+            .map(|p| inventory::app_rows(p, &certs, &inv.app_audiences))
             .unwrap_or_default();
         (
             Snapshot {

@@ -87,7 +87,11 @@ pub fn policies_for_token(policies: &PolicySet, token: &str) -> Vec<String> {
 }
 
 /// Apps with their policies in file order and what each admits, resolved against the inventory.
-pub fn app_rows(file: &PolicyFile, certs: &[CertRow]) -> Vec<AppRow> {
+pub fn app_rows(
+    file: &PolicyFile,
+    certs: &[CertRow],
+    audiences: &[(String, String)],
+) -> Vec<AppRow> {
     let compiled = policy::compile(file).ok();
     file.app
         .iter()
@@ -95,6 +99,14 @@ pub fn app_rows(file: &PolicyFile, certs: &[CertRow]) -> Vec<AppRow> {
         .map(|(ai, app)| AppRow {
             name: app.name.get_ref().clone(),
             hostnames: app.hostnames.iter().map(|h| h.get_ref().clone()).collect(),
+            aud: match (&app.aud, app.assertion) {
+                (_, false) => None,
+                (Some(aud), true) => Some(aud.get_ref().clone()),
+                (None, true) => audiences
+                    .iter()
+                    .find(|(name, _)| name == app.name.get_ref())
+                    .map(|(_, aud)| aud.clone()),
+            },
             policies: app
                 .policy
                 .iter()
@@ -250,7 +262,9 @@ include = [{ any_service_token = true }]
                 cert("device-2.factory.corp"),
                 cert("laptop.corp"),
             ],
+            &[("api".into(), "tag-from-the-store".into())],
         );
+        assert_eq!(apps[0].aud.as_deref(), Some("tag-from-the-store"));
         assert_eq!(
             apps[0].policies[0].admits,
             vec!["ci-deploy-prod", "ci-deploy-staging"]

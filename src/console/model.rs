@@ -79,6 +79,8 @@ impl CertRow {
 pub struct AppRow {
     pub name: String,
     pub hostnames: Vec<String>,
+    /// The origin assertion's audience tag (`None`: `assertion = false`, or not assigned yet).
+    pub aud: Option<String>,
     pub policies: Vec<PolicyRow>,
 }
 

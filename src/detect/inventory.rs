@@ -86,7 +86,14 @@ pub(crate) fn signing_key_overdue(
     if let Some(k) = key.filter(|k| k.due_at <= now) {
         let subject = Subject::SigningKey(k.kid.clone());
         present.insert(subject.key());
-        let hit = inventory_hit(Rule::SigningKeyOverdue, &subject, now, book, Severity::Warning, 0);
+        let hit = inventory_hit(
+            Rule::SigningKeyOverdue,
+            &subject,
+            now,
+            book,
+            Severity::Warning,
+            0,
+        );
         out.extend(book.hit(hit, || Content {
             title: format!(
                 "{} still signs origin assertions {} after it was due to be replaced; run `botgate keys rotate`",

@@ -64,12 +64,15 @@ struct Cached {
     refresh_at: i64,
 }
 
+/// One app's assertions by credential (client id, certificate fingerprint, `""` for none).
+type AppCache = HashMap<Box<str>, Cached>;
+
 /// Signs and caches assertions for a running gate.
 #[derive(Debug)]
 pub struct Assertions {
     settings: Settings,
     /// App name → credential → assertion.
-    cache: RwLock<HashMap<Box<str>, HashMap<Box<str>, Cached>>>,
+    cache: RwLock<HashMap<Box<str>, AppCache>>,
 }
 
 impl Assertions {

@@ -31,6 +31,8 @@ pub struct Inventory {
     pub cas: Vec<CaRecord>,
     /// The origin assertion's signing keys (private keys included: the gate signs with them).
     pub signing_keys: Vec<super::signing_keys::SigningKeyRecord>,
+    /// Each app's origin assertion audience tag (app name, tag).
+    pub app_audiences: Vec<(String, String)>,
     /// The last read failed: what the store said (the rest is the last good read).
     pub store_error: Option<String>,
 }
@@ -47,6 +49,7 @@ impl Inventory {
             certs: store.list_certs().await?,
             cas: store.list_cas().await?,
             signing_keys: store.list_signing_keys().await?,
+            app_audiences: store.list_app_audiences().await?,
             store_error: None,
         })
     }

@@ -87,6 +87,8 @@ pub trait SigningKeyStore {
         wanted: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, String)>, StoreError>;
+    /// Every app's audience tag (app name, tag), by app name.
+    async fn list_app_audiences(&self) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 /// The contract every backend meets (run by each backend's tests).
@@ -170,4 +172,5 @@ pub(crate) fn contract(store: &super::Store) {
     );
     let again = wait(store.app_audiences(&[("api".into(), "other".into())], t0)).unwrap();
     assert_eq!(again, [("api".to_string(), "t1".to_string())], "stable");
+    assert_eq!(wait(store.list_app_audiences()).unwrap(), first);
 }

@@ -74,8 +74,16 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         |i| {
             let l = lines[i];
             let first = i == 0 || !std::ptr::eq(lines[i - 1].app, l.app);
+            let second = i > 0 && !first && (i < 2 || !std::ptr::eq(lines[i - 2].app, l.app));
             let (app, hosts) = if first {
                 (l.app.name.clone(), l.app.hostnames.join(", "))
+            } else if second {
+                // The app's second line names the origin assertion's audience tag.
+                let aud = match &l.app.aud {
+                    Some(aud) => format!("aud {}…", &aud[..aud.len().min(12)]),
+                    None => "no assertion".to_string(),
+                };
+                (String::new(), aud)
             } else {
                 (String::new(), String::new())
             };

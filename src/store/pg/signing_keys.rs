@@ -161,4 +161,14 @@ impl SigningKeyStore for PgStore {
         tx.commit().await?;
         Ok(out)
     }
+
+    async fn list_app_audiences(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query("SELECT app, aud FROM app_audiences ORDER BY app", &[])
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
 }

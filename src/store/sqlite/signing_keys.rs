@@ -145,6 +145,15 @@ impl SigningKeyStore for SqliteStore {
         tx.commit()?;
         Ok(out)
     }
+
+    async fn list_app_audiences(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT app, aud FROM app_audiences ORDER BY app")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
 }
 
 #[cfg(test)]
