@@ -30,6 +30,7 @@ pub mod scan;
 pub mod services;
 pub mod sink;
 pub mod store;
+pub mod upstream_tls;
 
 /// Install rustls' ring crypto provider for the process (reqwest 0.13 and tokio-rustls need
 /// one; installing twice is refused harmlessly). Called by `main` and `Runtime::start`.

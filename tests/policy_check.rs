@@ -63,7 +63,7 @@ fn broken_file_json_lists_every_finding_with_its_field() {
     let bad = dir.path().join("policy.toml");
     std::fs::write(
         &bad,
-        "[[app]]\nname = \"a\"\nhostnames = []\nupstream = \"https://x:1\"\n",
+        "[[app]]\nname = \"a\"\nhostnames = []\nupstream = \"http://x\"\n",
     )
     .unwrap();
     let out = botgate(dir.path(), &bad)

@@ -48,7 +48,8 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     parse(path, &text)
 }
 
-/// Validate policy text; `path_for_messages` is only used to name the file in findings.
+/// Validate policy text; `path_for_messages` names the file in findings, and relative file paths
+/// of `[[app]]`s (`upstream_ca`, `upstream_client_cert`, `upstream_client_key`) are beside it.
 pub fn parse(path_for_messages: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
     let (doc, mut findings) = Doc::parse(path_for_messages, text);
     if !findings.is_empty() {
@@ -74,6 +75,7 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<LoadedConfig, Confi
             partial
         }
     };
+    let file = resolve_app_paths(file, path_for_messages.parent().unwrap_or(Path::new("")));
     findings.extend(validate::validate(&file, &doc));
     sort_findings(&mut findings);
     if findings.iter().any(Finding::is_error) {
@@ -88,6 +90,24 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<LoadedConfig, Confi
         file,
         warnings: findings,
     })
+}
+
+/// Make the apps' relative TLS file paths relative to `base` (the policy file's directory), so
+/// validation, the gate and a reload read the same files wherever botgate was started.
+fn resolve_app_paths(mut file: PolicyFile, base: &Path) -> PolicyFile {
+    for app in &mut file.app {
+        let paths = [
+            &mut app.upstream_ca,
+            &mut app.upstream_client_cert,
+            &mut app.upstream_client_key,
+        ];
+        for p in paths.into_iter().flatten() {
+            if p.get_ref().is_relative() {
+                *p = Spanned::new(p.span(), base.join(p.get_ref()));
+            }
+        }
+    }
+    file
 }
 
 /// Top-level sections, in the order the reference documents them.

@@ -220,17 +220,84 @@ fn app_without_hostnames() {
 }
 
 #[test]
-fn https_upstream_is_not_supported_yet() {
+fn https_upstream_names_an_unreadable_upstream_ca_at_its_value_beside_the_policy_file() {
+    let text = edit(
+        "upstream = \"http://127.0.0.1:9000\"\n",
+        "upstream = \"https://127.0.0.1:9000\"\nupstream_ca = \"missing-ca.pem\"\n",
+    );
+    let fs = match parse(Path::new("conf/policy.toml"), &text) {
+        Err(ConfigError::Invalid { findings, .. }) => findings,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_at(
+        &fs[0],
+        8,
+        15,
+        "app[0].upstream_ca",
+        "upstream_ca conf/missing-ca.pem: cannot read it",
+    );
+}
+
+#[test]
+fn https_upstream_with_its_ca_beside_the_policy_file_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let text = edit(
+        "upstream = \"http://127.0.0.1:9000\"\n",
+        "upstream = \"https://127.0.0.1:9000\"\nupstream_ca = \"ca.pem\"\nupstream_server_name = \"backend.internal\"\n",
+    );
+    let c = parse(&dir.path().join("policy.toml"), &text).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let app = &c.file.app[0];
+    assert_eq!(
+        app.upstream_ca.as_ref().unwrap().get_ref(),
+        &dir.path().join("ca.pem")
+    );
+}
+
+#[test]
+fn upstream_tls_settings_need_an_https_upstream() {
     let f = one(
-        &edit("http://127.0.0.1:9000", "https://127.0.0.1:9000"),
+        &edit(
+            "trusted_cas",
+            "upstream_server_name = \"backend.internal\"\ntrusted_cas",
+        ),
         Severity::Error,
     );
     assert_at(
         &f,
-        7,
-        12,
-        "app[0].upstream",
-        "https upstreams are not supported yet",
+        8,
+        24,
+        "app[0].upstream_server_name",
+        "upstream_server_name only applies to https:// upstreams",
+    );
+}
+
+#[test]
+fn upstream_client_key_without_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.path().join("gate.key"), key.serialize_pem()).unwrap();
+    let text = edit(
+        "upstream = \"http://127.0.0.1:9000\"\n",
+        "upstream = \"https://127.0.0.1:9000\"\nupstream_client_key = \"gate.key\"\n",
+    );
+    let fs = match parse(&dir.path().join("policy.toml"), &text) {
+        Err(ConfigError::Invalid { findings, .. }) => findings,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_at(
+        &fs[0],
+        8,
+        23,
+        "app[0].upstream_client_key",
+        "upstream_client_key is set but upstream_client_cert is not",
     );
 }
 
@@ -240,7 +307,13 @@ fn upstream_without_scheme() {
         &edit("http://127.0.0.1:9000", "127.0.0.1:9000"),
         Severity::Error,
     );
-    assert_at(&f, 7, 12, "app[0].upstream", "not an http:// URL");
+    assert_at(
+        &f,
+        7,
+        12,
+        "app[0].upstream",
+        "not an http:// or https:// URL",
+    );
 }
 
 #[test]
@@ -409,7 +482,7 @@ fn non_identity_without_trusted_cas_warns() {
 #[test]
 fn many_errors_are_all_collected_in_order_errors_first() {
     let text = edit("\"service_auth\"", "\"bypass\"")
-        .replace("http://127.0.0.1:9000", "https://x:1")
+        .replace("http://127.0.0.1:9000", "http://x")
         .replace(
             "[{ service_token = \"ci-deploy-prod\" }]",
             "[{ ip = \"nope\" }, { everyone = false }]",

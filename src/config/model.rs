@@ -229,6 +229,19 @@ pub struct AppConfig {
     pub name: Spanned<String>,
     pub hostnames: Vec<Spanned<String>>,
     pub upstream: Spanned<String>,
+    /// `https` upstreams: PEM CA certificates trusted instead of the system roots.
+    #[serde(default)]
+    pub upstream_ca: Option<Spanned<PathBuf>>,
+    /// `https` upstreams: the name sent as SNI and verified in the certificate (default the
+    /// upstream's host).
+    #[serde(default)]
+    pub upstream_server_name: Option<Spanned<String>>,
+    /// `https` upstreams: the PEM client certificate (chain) shown to the upstream.
+    #[serde(default)]
+    pub upstream_client_cert: Option<Spanned<PathBuf>>,
+    /// `https` upstreams: the PEM private key of `upstream_client_cert`.
+    #[serde(default)]
+    pub upstream_client_key: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub trusted_cas: Vec<Spanned<String>>,
     /// Send the client certificate upstream (`Cf-Client-Cert-Sha256`, `Cf-Client-Cert-Der-Base64`).

@@ -1,8 +1,8 @@
 //! Semantic validation of a deserialized policy file: values that parse but cannot work (bad
-//! CIDRs, regexes, country codes, upstream URLs), apps that clash (duplicate names or
-//! hostnames), policies that can never match, and `[rotation]` cadences (durations, keys, name
-//! patterns, cadences longer than a credential can live). Needs no store; store-aware checks
-//! are lint.
+//! CIDRs, regexes, country codes, upstream URLs, upstream TLS files that cannot be read or
+//! used), apps that clash (duplicate names or hostnames), policies that can never match, and
+//! `[rotation]` cadences (durations, keys, name patterns, cadences longer than a credential can
+//! live). Needs no store; store-aware checks are lint.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -16,8 +16,12 @@ use super::model::{
     Action, AppConfig, GateSection, MAX_HEADER_BYTES_RANGE, MAX_HEADERS_RANGE, PolicyConfig,
     PolicyFile, Selector,
 };
-use super::values::{check_country, full_match_regex, parse_cidr, parse_upstream};
+use super::values::{
+    check_country, full_match_regex, is_https_upstream, parse_cidr, parse_upstream,
+    upstream_tls_settings,
+};
 use crate::rotation::cadence::{CadencePlace, CadencePolicy};
+use crate::upstream_tls::{TlsProfiles, TlsSetting};
 
 /// Every validation finding for `file` (errors and warnings, unsorted).
 pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
@@ -25,6 +29,7 @@ pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
     let mut v = Validator {
         doc,
         has_geo,
+        tls_profiles: TlsProfiles::default(),
         out: Vec::new(),
     };
     v.gate(file);
@@ -38,6 +43,8 @@ struct Validator<'a, 'i> {
     doc: &'a Doc<'i>,
     /// Whether `[geo]` names a database; without one every request's country is unknown.
     has_geo: bool,
+    /// Built as compiling builds them, so a file read here is read the same way by the gate.
+    tls_profiles: TlsProfiles,
     out: Vec<Finding>,
 }
 
@@ -232,8 +239,9 @@ impl Validator<'_, '_> {
             for host in &app.hostnames {
                 self.hostname(name, host, &mut hosts);
             }
-            if let Err(e) = parse_upstream(app.upstream.get_ref()) {
-                self.error(app.upstream.span(), e, None);
+            match parse_upstream(app.upstream.get_ref()) {
+                Err(e) => self.error(app.upstream.span(), e, None),
+                Ok(_) => self.upstream_tls(app),
             }
             if let Some(aud) = &app.aud {
                 let text = aud.get_ref();
@@ -247,6 +255,54 @@ impl Validator<'_, '_> {
             }
             self.policies(app);
         }
+    }
+
+    /// The `upstream_*` TLS settings: only with an `https://` upstream, and every file they name
+    /// readable and usable (each problem on the key it is about).
+    fn upstream_tls(&mut self, app: &AppConfig) {
+        let keys = [
+            ("upstream_ca", app.upstream_ca.as_ref().map(|v| v.span())),
+            (
+                "upstream_server_name",
+                app.upstream_server_name.as_ref().map(|v| v.span()),
+            ),
+            (
+                "upstream_client_cert",
+                app.upstream_client_cert.as_ref().map(|v| v.span()),
+            ),
+            (
+                "upstream_client_key",
+                app.upstream_client_key.as_ref().map(|v| v.span()),
+            ),
+        ];
+        if !is_https_upstream(app.upstream.get_ref()) {
+            for (key, span) in keys {
+                if let Some(span) = span {
+                    let message = format!(
+                        "{key} only applies to https:// upstreams, and upstream is {:?}",
+                        app.upstream.get_ref()
+                    );
+                    self.error(
+                        span,
+                        message,
+                        Some("write upstream = \"https://HOST:PORT\", or remove the setting"),
+                    );
+                }
+            }
+            return;
+        }
+        let Err(e) = self.tls_profiles.get(&upstream_tls_settings(app)) else {
+            return;
+        };
+        let span = match e.setting {
+            TlsSetting::SystemRoots => None,
+            TlsSetting::Ca => keys[0].1.clone(),
+            TlsSetting::ServerName => keys[1].1.clone(),
+            TlsSetting::ClientCert => keys[2].1.clone(),
+            TlsSetting::ClientKey => keys[3].1.clone(),
+        }
+        .unwrap_or(app.upstream.span());
+        self.error(span, e.message, e.hint);
     }
 
     fn hostname(

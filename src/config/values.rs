@@ -1,12 +1,16 @@
 //! Typed values inside the policy file, parsed the one way both validation and the policy
 //! engine use: CIDRs (a bare IP is a /32 or /128), full-match regexes for certificate
-//! selectors, country codes, and `http://host:port[/path]` upstreams. Errors are short
-//! sentences meant to follow the quoted value in a finding.
+//! selectors, country codes, `http(s)://host:port[/path]` upstreams and their TLS settings.
+//! Errors are short sentences meant to follow the quoted value in a finding.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use regex::Regex;
+
+use super::model::AppConfig;
+use crate::upstream_tls::UpstreamTlsSettings;
 
 /// Parse a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare IP (one address).
 pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
@@ -54,18 +58,12 @@ pub fn check_country(code: &str) -> Result<(), String> {
     }
 }
 
-/// Parse an upstream URL: `http://host:port` with an optional base path. https upstreams are
-/// not supported yet; user info, queries and fragments are refused.
+/// Parse an upstream URL: `http://host:port` or `https://host:port`, with an optional base
+/// path; user info, queries and fragments are refused.
 pub fn parse_upstream(text: &str) -> Result<hyper::Uri, String> {
-    let lower = text.to_ascii_lowercase();
-    if lower.starts_with("https://") {
+    if !is_https_upstream(text) && !text.to_ascii_lowercase().starts_with("http://") {
         return Err(format!(
-            "{text:?}: https upstreams are not supported yet; point the gate at a plain http://HOST:PORT upstream on a trusted network"
-        ));
-    }
-    if !lower.starts_with("http://") {
-        return Err(format!(
-            "{text:?} is not an http:// URL (expected e.g. http://127.0.0.1:9000)"
+            "{text:?} is not an http:// or https:// URL (expected e.g. http://127.0.0.1:9000)"
         ));
     }
     let uri: hyper::Uri = text
@@ -98,6 +96,27 @@ pub fn parse_upstream(text: &str) -> Result<hyper::Uri, String> {
         ));
     }
     Ok(uri)
+}
+
+/// Whether `upstream` is an `https://` URL (its connections use the app's TLS settings).
+pub fn is_https_upstream(upstream: &str) -> bool {
+    upstream
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+/// An app's `upstream_*` settings for `upstream_tls`.
+pub fn upstream_tls_settings(app: &AppConfig) -> UpstreamTlsSettings {
+    let path = |p: &Option<toml::Spanned<PathBuf>>| p.as_ref().map(|p| p.get_ref().clone());
+    UpstreamTlsSettings {
+        ca: path(&app.upstream_ca),
+        server_name: app
+            .upstream_server_name
+            .as_ref()
+            .map(|n| n.get_ref().clone()),
+        client_cert: path(&app.upstream_client_cert),
+        client_key: path(&app.upstream_client_key),
+    }
 }
 
 #[cfg(test)]
@@ -142,16 +161,15 @@ mod tests {
             parse_upstream("http://backend:8080/api").unwrap().path(),
             "/api"
         );
-        assert!(
-            parse_upstream("https://x:1")
-                .unwrap_err()
-                .contains("not supported yet")
-        );
+        assert!(parse_upstream("https://x:1").is_ok());
+        assert!(parse_upstream("HTTPS://x:1").is_ok());
+        assert!(is_https_upstream("HTTPS://x:1") && !is_https_upstream("http://x:1"));
         assert!(
             parse_upstream("127.0.0.1:9000")
                 .unwrap_err()
-                .contains("not an http://")
+                .contains("not an http:// or https://")
         );
+        assert!(parse_upstream("ftp://x:1").is_err());
         assert!(parse_upstream("http://x").unwrap_err().contains("no port"));
         assert!(parse_upstream("http://u:p@x:1").is_err());
         assert!(parse_upstream("http://x:1/?a=b").is_err());

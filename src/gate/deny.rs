@@ -20,6 +20,9 @@ pub enum DenyReason {
     BlockedByPolicy,
     UnknownHost,
     UpstreamUnreachable,
+    /// The TLS handshake or exchange with an `https://` upstream failed (its certificate, its
+    /// name, or an alert it sent); the cause is in the event's `details.upstream_tls_error`.
+    UpstreamTlsError,
     AuditUnavailable,
     CertUntrusted,
     CertExpired,
@@ -65,6 +68,7 @@ impl DenyReason {
             DenyReason::BlockedByPolicy => "blocked_by_policy",
             DenyReason::UnknownHost => "unknown_host",
             DenyReason::UpstreamUnreachable => "upstream_unreachable",
+            DenyReason::UpstreamTlsError => "upstream_tls_error",
             DenyReason::AuditUnavailable => "audit_unavailable",
             DenyReason::CertUntrusted => "cert_untrusted",
             DenyReason::CertExpired => "cert_expired",
@@ -86,7 +90,7 @@ impl DenyReason {
             DenyReason::MalformedRequest => 400,
             DenyReason::UriTooLong => 414,
             DenyReason::HeadersTooLarge => 431,
-            DenyReason::UpstreamUnreachable => 502,
+            DenyReason::UpstreamUnreachable | DenyReason::UpstreamTlsError => 502,
             DenyReason::AuditUnavailable => 503,
             _ => 401,
         }

@@ -3,7 +3,6 @@
 //! identity headers added, forwarding headers believed only from trusted proxies).
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -13,7 +12,6 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::identify::CLIENT_SECRET_HEADER;
 
@@ -24,18 +22,13 @@ pub type GateBody = BoxBody<Bytes, hyper::Error>;
 /// boxing per response).
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
-/// The pooled upstream client.
+/// The pooled client for `http://` upstreams (`https://` ones use their TLS profile's pool).
 pub type UpstreamClient = Client<HttpConnector, Incoming>;
 
-/// Build the upstream client (keep-alive pool, no TLS: upstreams are `http://`).
-pub fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .build(http)
+/// Build the `http://` upstream client: the keep-alive pool settings and TCP connector every
+/// upstream pool has (`upstream_tls`), without TLS.
+pub fn upstream_client() -> UpstreamClient {
+    crate::upstream_tls::pool_builder().build(crate::upstream_tls::tcp_connector())
 }
 
 /// Headers that only concern one hop (RFC 9110 §7.6.1) and never go upstream.
@@ -218,7 +211,7 @@ impl IpText {
     }
 }
 
-/// The absolute URI of `req` at `upstream` (`http://host:port[/base]`), for the pooled client.
+/// The absolute URI of `req` at `upstream` (`http(s)://host:port[/base]`), for the pooled client.
 pub fn upstream_uri(upstream: &str, req: &Request<Incoming>) -> Result<Uri, String> {
     let pq = req
         .uri()

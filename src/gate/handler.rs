@@ -20,13 +20,14 @@ use super::identify::{TokenCheck, check_token};
 use super::metrics::GateMetrics;
 use super::request_head;
 use super::snapshot::CredentialSnapshot;
-use super::upstream::{NotTaken, StickyUpstream};
+use super::upstream::{NotTaken, StickyError, StickyUpstream};
 use crate::audit::event::new_ray_id;
 use crate::audit::{AccessEvent, AuditSink, AuditUnavailable, ConnectionMethod, EventKind};
 use crate::clock::SharedClock;
 use crate::config::AuditFailure;
 use crate::pki::CertInfo;
 use crate::policy::{self, CertIdentity, Identity, PolicySet, Verdict};
+use crate::upstream_tls::UpstreamTls;
 
 /// IP → country, e.g. from a CSV or mmdb database.
 pub trait CountryLookup: Send + Sync + std::fmt::Debug {
@@ -277,6 +278,7 @@ pub async fn handle(
         &state.client,
         sticky.then_some(&downstream.upstream),
         &app.upstream,
+        app.upstream_tls.as_ref(),
         upstream_req,
     );
     match tokio::time::timeout(state.upstream_timeout, sent).await {
@@ -309,7 +311,15 @@ pub async fn handle(
                 tracing::warn!(app = %app.name, upstream = %app.upstream, error = %e, "upstream request failed");
                 GateMetrics::inc(&state.metrics.upstream_errors);
             }
-            Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable).await)
+            let reason = match e.tls_failure() {
+                Some(cause) => {
+                    ev.details =
+                        Some(serde_json::json!({ "upstream_tls_error": cause.to_string() }));
+                    DenyReason::UpstreamTlsError
+                }
+                None => DenyReason::UpstreamUnreachable,
+            };
+            Ok(refuse(&state, ev, started, reason).await)
         }
         Err(_) => {
             tracing::warn!(app = %app.name, upstream = %app.upstream, "upstream timed out");
@@ -326,8 +336,20 @@ enum UpstreamError {
     Pool(#[from] hyper_util::client::legacy::Error),
     #[error(transparent)]
     Sticky(#[from] hyper::Error),
+    /// The sticky connection's TLS handshake with an `https://` upstream failed.
+    #[error("TLS handshake with the upstream: {0}")]
+    Handshake(std::io::Error),
     #[error("{0}")]
     Uri(String),
+}
+
+impl From<StickyError> for UpstreamError {
+    fn from(e: StickyError) -> Self {
+        match e {
+            StickyError::Http(e) => UpstreamError::Sticky(e),
+            StickyError::Handshake(e) => UpstreamError::Handshake(e),
+        }
+    }
 }
 
 impl UpstreamError {
@@ -336,11 +358,7 @@ impl UpstreamError {
     /// sends upstream is the client's, so hyper's "error from the user's body" means that one.
     fn is_client_body(&self) -> bool {
         // Not `self` as the start: `#[error(transparent)]` skips the wrapped error's own level.
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = match self {
-            UpstreamError::Pool(e) => Some(e),
-            UpstreamError::Sticky(e) => Some(e),
-            UpstreamError::Uri(_) => None,
-        };
+        let mut cur = self.inner();
         while let Some(e) = cur {
             if let Some(h) = e.downcast_ref::<hyper::Error>()
                 && h.is_user()
@@ -352,24 +370,45 @@ impl UpstreamError {
         }
         false
     }
+
+    /// The TLS error with an `https://` upstream (its certificate, its name, its alert) that
+    /// made the request fail, if one did: the `upstream_tls_error` refusal and its cause.
+    fn tls_failure(&self) -> Option<&rustls::Error> {
+        self.inner().and_then(crate::upstream_tls::tls_failure)
+    }
+
+    /// The wrapped error. Not `self`: `#[error(transparent)]` skips the wrapped error's own
+    /// level in `source()`.
+    fn inner(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UpstreamError::Pool(e) => Some(e),
+            UpstreamError::Sticky(e) => Some(e),
+            UpstreamError::Handshake(e) => Some(e),
+            UpstreamError::Uri(_) => None,
+        }
+    }
 }
 
 /// Send on the connection's sticky upstream connection when given and it takes the request,
-/// else through the pool.
+/// else through the pool: `pool` for `http://` upstreams, the TLS profile's own for `https://`.
 async fn send_upstream(
     pool: &UpstreamClient,
     sticky: Option<&StickyUpstream>,
     upstream: &str,
+    tls: Option<&Arc<UpstreamTls>>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Incoming>, UpstreamError> {
     if let Some(sticky) = sticky {
-        match sticky.send(upstream, req).await {
+        match sticky.send(upstream, tls, req).await {
             Ok(answer) => return Ok(answer?),
             Err(NotTaken(back)) => req = back,
         }
     }
     *req.uri_mut() = forward::upstream_uri(upstream, &req).map_err(UpstreamError::Uri)?;
-    Ok(pool.request(req).await?)
+    Ok(match tls {
+        Some(profile) => profile.pool().request(req).await?,
+        None => pool.request(req).await?,
+    })
 }
 
 /// What a `/cdn-cgi/access/` endpoint answers: status and JSON body.

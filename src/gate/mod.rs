@@ -227,7 +227,7 @@ pub async fn start(
         snapshot,
         audit,
         audit_failure: opts.audit_failure,
-        client: forward::upstream_client(Duration::from_secs(5)),
+        client: forward::upstream_client(),
         trusted_proxies: opts.trusted_proxies,
         geo,
         clock,

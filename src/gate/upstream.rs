@@ -3,11 +3,14 @@
 //! connection's task (often on the other worker thread) and back, and spawns a task to return the
 //! connection to the pool; here the downstream task writes the request upstream and reads the
 //! answer itself. The pool stays the fallback: HTTP/2 streams (served on tasks of their own), a
-//! sticky connection that is busy, and one that cannot be opened or is found closed.
+//! sticky connection that is busy, and one that cannot be opened or is found closed. An
+//! `https://` upstream's sticky connection is TLS with its app's profile; a handshake the
+//! upstream fails is the request's answer (not retried through the pool, which would fail
+//! the same way).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,8 +21,10 @@ use hyper::{Request, Response, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::upstream_tls::UpstreamTls;
+
 /// How long opening an upstream connection may take (as for the pool's connector).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: Duration = crate::upstream_tls::CONNECT_TIMEOUT;
 
 type ConnFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -53,6 +58,9 @@ impl Slot {
 struct Live {
     /// The app's `upstream` string this connection was opened for.
     upstream: String,
+    /// The TLS profile it was opened with: a request of another profile (another app, or the
+    /// same app after a reload) does not use it.
+    tls: Option<Arc<UpstreamTls>>,
     /// The upstream's path prefix (`/base` of `http://host:port/base`), usually empty.
     base: String,
     /// `Host` for requests that came without one: the upstream's authority.
@@ -94,6 +102,23 @@ impl Live {
 /// request comes back unchanged for the pool.
 pub struct NotTaken(pub Request<Incoming>);
 
+/// Why a request the sticky connection took got no response.
+#[derive(Debug)]
+pub enum StickyError {
+    /// The exchange failed (hyper's error; a TLS alert during it is inside).
+    Http(hyper::Error),
+    /// The TLS handshake with the upstream failed (the rustls error is inside).
+    Handshake(std::io::Error),
+}
+
+/// Why no sticky connection could be opened.
+enum OpenError {
+    /// No connection (unreachable, timed out): the pool tries.
+    NotOpened,
+    /// Connected, but the TLS handshake failed.
+    Handshake(std::io::Error),
+}
+
 impl StickyUpstream {
     fn lock(&self) -> MutexGuard<'_, Slot> {
         // Nothing panics while the lock is held; a poisoned slot is still consistent.
@@ -112,18 +137,24 @@ impl StickyUpstream {
     }
 
     /// Send `req` (its URI as the client sent it) to `upstream` on the sticky connection,
-    /// opening one when there is none or it is closed.
+    /// opening one (over TLS with `tls`, for an `https://` upstream) when there is none or it
+    /// is closed.
     pub async fn send(
         &self,
         upstream: &str,
+        tls: Option<&Arc<UpstreamTls>>,
         req: Request<Incoming>,
-    ) -> Result<hyper::Result<Response<Incoming>>, NotTaken> {
+    ) -> Result<Result<Response<Incoming>, StickyError>, NotTaken> {
         let mut req = req;
         let original = req.uri().clone();
         let sent = {
             let mut slot = self.lock();
             match &mut slot.live {
-                Some(live) if live.upstream == upstream && !live.sender.is_closed() => {
+                Some(live)
+                    if live.upstream == upstream
+                        && same_profile(live.tls.as_ref(), tls)
+                        && !live.sender.is_closed() =>
+                {
                     if !live.sender.is_ready() {
                         // Still busy with an earlier answer: not this request's to wait for.
                         return Err(NotTaken(req));
@@ -140,8 +171,10 @@ impl StickyUpstream {
         let sent = match sent {
             Ok(sent) => sent,
             Err(mut req) => {
-                let Some((live, conn)) = open(upstream).await else {
-                    return Err(NotTaken(req));
+                let (live, conn) = match open(upstream, tls).await {
+                    Ok(opened) => opened,
+                    Err(OpenError::NotOpened) => return Err(NotTaken(req)),
+                    Err(OpenError::Handshake(e)) => return Ok(Err(StickyError::Handshake(e))),
                 };
                 let mut slot = self.lock();
                 let live = slot.live.insert(live);
@@ -160,45 +193,80 @@ impl StickyUpstream {
                     *req.uri_mut() = original;
                     Err(NotTaken(req))
                 }
-                None => Ok(Err(e.into_error())),
+                None => Ok(Err(StickyError::Http(e.into_error()))),
             },
         }
     }
 }
 
-/// Connect to `upstream` (`http://host[:port][/base]`).
-async fn open(upstream: &str) -> Option<(Live, ConnFuture)> {
-    let uri: Uri = upstream.parse().ok()?;
-    let auth = uri.authority()?;
+/// Whether a connection opened with profile `a` may carry a request of profile `b`: the same
+/// profile, or both plain.
+fn same_profile(a: Option<&Arc<UpstreamTls>>, b: Option<&Arc<UpstreamTls>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+/// Connect to `upstream` (`http(s)://host[:port][/base]`), with TLS when `tls` is given.
+async fn open(
+    upstream: &str,
+    tls: Option<&Arc<UpstreamTls>>,
+) -> Result<(Live, ConnFuture), OpenError> {
+    let uri: Uri = upstream.parse().map_err(|_| OpenError::NotOpened)?;
+    let auth = uri.authority().ok_or(OpenError::NotOpened)?;
     let host = auth.host().trim_start_matches('[').trim_end_matches(']');
-    let port = auth.port_u16().unwrap_or(80);
+    let default_port = if tls.is_some() { 443 } else { 80 };
+    let port = auth.port_u16().unwrap_or(default_port);
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await
     {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(upstream, error = %e, "cannot open a sticky upstream connection");
-            return None;
+            return Err(OpenError::NotOpened);
         }
-        Err(_) => return None,
+        Err(_) => return Err(OpenError::NotOpened),
     };
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+    let (sender, conn) = match tls {
+        None => handshake(stream).await?,
+        Some(profile) => {
+            let stream = profile
+                .handshake(host, stream)
+                .await
+                .map_err(OpenError::Handshake)?;
+            handshake(stream).await?
+        }
+    };
     let host = match auth.port_u16() {
-        Some(p) if p != 80 => HeaderValue::from_str(&format!("{}:{p}", auth.host())),
+        Some(p) if p != default_port => HeaderValue::from_str(&format!("{}:{p}", auth.host())),
         _ => HeaderValue::from_str(auth.host()),
     };
     let live = Live {
         upstream: upstream.to_string(),
+        tls: tls.cloned(),
         base: uri.path().trim_end_matches('/').to_string(),
         host: host.ok(),
         sender,
     };
+    Ok((live, conn))
+}
+
+/// The HTTP/1 client handshake over `io` (plain TCP or TLS), its connection boxed for the slot.
+async fn handshake<T>(io: T) -> Result<(http1::SendRequest<Incoming>, ConnFuture), OpenError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| OpenError::NotOpened)?;
     let conn: ConnFuture = Box::pin(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "sticky upstream connection ended with an error");
         }
     });
-    Some((live, conn))
+    Ok((sender, conn))
 }
 
 /// Poll the downstream connection `fut`, then the sticky upstream connection, in one task.

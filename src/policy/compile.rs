@@ -1,5 +1,6 @@
 //! Turn the validated policy file model into matchers. Validation with spans lives in `config/`;
 //! compiling refuses the same mistakes again (never panics) so a `PolicySet` is always sound.
+//! It also builds each `https://` upstream's TLS profile, reading the files it names.
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,8 +9,11 @@ use regex::Regex;
 use super::matcher::NamePattern;
 use super::{CompiledApp, CompiledPolicy, Matcher, PolicySet};
 use crate::config::cert_selectors::{self, SanPattern, SpiffePattern};
-use crate::config::values::{full_match_regex, parse_cidr};
+use crate::config::values::{
+    full_match_regex, is_https_upstream, parse_cidr, upstream_tls_settings,
+};
 use crate::config::{NameMatch, PolicyFile, Selector};
+use crate::upstream_tls::TlsProfiles;
 
 /// A policy file that cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +28,7 @@ pub struct CompileError {
 pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
     let mut set = PolicySet::default();
     let mut by_host = HashMap::new();
+    let mut tls_profiles = TlsProfiles::default();
     for (i, app) in file.app.iter().enumerate() {
         let name = app.name.get_ref().clone();
         let err = |policy: Option<&str>, message: String| CompileError {
@@ -54,10 +59,19 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
                 exclude: compile_list(&p.exclude, true)?,
             });
         }
+        let upstream_tls = match is_https_upstream(app.upstream.get_ref()) {
+            true => Some(
+                tls_profiles
+                    .get(&upstream_tls_settings(app))
+                    .map_err(|e| err(None, e.message))?,
+            ),
+            false => None,
+        };
         let compiled = CompiledApp {
             name: name.clone(),
             hostnames,
             upstream: app.upstream.get_ref().clone(),
+            upstream_tls,
             trusted_cas: app
                 .trusted_cas
                 .iter()

@@ -44,6 +44,9 @@ pub struct CompiledApp {
     pub name: String,
     pub hostnames: Vec<String>,
     pub upstream: String,
+    /// The TLS profile of an `https://` upstream (its roots, server name, client certificate
+    /// and pool); `None` for `http://`.
+    pub upstream_tls: Option<std::sync::Arc<crate::upstream_tls::UpstreamTls>>,
     pub trusted_cas: Vec<String>,
     /// Whether the upstream gets the client certificate (`forward_client_cert`).
     pub forward_client_cert: bool,
