@@ -411,11 +411,11 @@ async fn a_reload_applies_the_new_upstream_tls_settings() {
     };
 
     assert_eq!(call(&c, &g, &tok, "api").await.0, 502);
-    g.gate.reload_policies(compile(&with));
+    g.gate.reload_policies(compile(&with)).unwrap();
     assert_eq!(call(&c, &g, &tok, "api").await.0, 200);
     // Back to the system roots: the kept-alive connection trusted under the old settings is
     // not used for the new ones.
-    g.gate.reload_policies(compile(&without));
+    g.gate.reload_policies(compile(&without)).unwrap();
     assert_eq!(call(&c, &g, &tok, "api").await.0, 502);
     let ev = last_event(&g, 3, "api").await;
     assert_eq!(ev["deny_reason"], "upstream_tls_error");
