@@ -252,3 +252,28 @@ fn policy_rotation_scan_and_doctor_print_the_documented_json() {
     let doctor = env.json_any_code(&["doctor"]);
     has(&doctor[0], &["check", "status", "detail", "fix"], "doctor");
 }
+
+#[test]
+fn keys_verbs_print_the_documented_json() {
+    let env = Env::new();
+    let key_keys = [
+        "kid",
+        "alg",
+        "state",
+        "created_at",
+        "activates_at",
+        "removes_at",
+        "rotates_at",
+    ];
+    // The first key (no gate has started yet), then one published ahead of signing.
+    let first = env.json(&["keys", "rotate", "--publish-ahead", "1m"]);
+    has(&first, &key_keys, "keys rotate");
+    let list = env.json(&["keys", "list"]);
+    let rows = list.as_array().expect("keys list is an array");
+    assert_eq!(rows.len(), 1, "{list:#}");
+    has(&rows[0], &key_keys, "keys list");
+    assert!(
+        !list.to_string().contains("PRIVATE KEY"),
+        "a listing never shows a private key"
+    );
+}

@@ -290,6 +290,78 @@ fn kid_of(token: &str) -> String {
     v["kid"].as_str().unwrap().to_string()
 }
 
+/// The README's verifier snippet for `lang` (```python or ```js under "Verifying requests at the
+/// origin"), with its `ISSUER` and `AUD` set to this gate's, then a call on `token`: what it
+/// prints (the claims as JSON), or its error.
+fn readme_snippet(
+    lang: &str,
+    issuer: &str,
+    aud: &str,
+    token: &str,
+) -> Result<serde_json::Value, String> {
+    ensure_verifiers();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Verifying requests at the origin")
+        .nth(1)
+        .expect("README has the section");
+    let code = section
+        .split(&format!("```{lang}\n"))
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("README: no {lang} snippet"));
+    let code: Vec<String> = code
+        .lines()
+        .map(|l| {
+            let (py, js) = (
+                l.starts_with("ISSUER = ") || l.starts_with("AUD = "),
+                l.starts_with("const ISSUER = ") || l.starts_with("const AUD = "),
+            );
+            let value = if l.contains("ISSUER") { issuer } else { aud };
+            let name = if l.contains("ISSUER =") {
+                "ISSUER"
+            } else {
+                "AUD"
+            };
+            match (py, js) {
+                (true, _) => format!("{name} = {value:?}"),
+                (_, true) => format!("const {name} = {value:?};"),
+                _ => l.to_string(),
+            }
+        })
+        .collect();
+    let (file, program, harness) = match lang {
+        "python" => (
+            format!("readme-{}.py", std::process::id()),
+            "python3",
+            format!(
+                "import json, sys\nprint(json.dumps(identity({{\"Cf-Access-Jwt-Assertion\": {token:?}}})))\n"
+            ),
+        ),
+        _ => (
+            format!("readme-{}.mjs", std::process::id()),
+            "node",
+            format!(
+                "console.log(JSON.stringify(await identity({{ \"cf-access-jwt-assertion\": {token:?} }})));\n"
+            ),
+        ),
+    };
+    let path = verifiers_dir().join(&file);
+    std::fs::write(&path, format!("{}\n{harness}", code.join("\n"))).unwrap();
+    let out = Command::new(program)
+        .arg(&path)
+        .current_dir(verifiers_dir())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -545,6 +617,20 @@ include = [{ service_token = "ci-deploy-prod" }]
     );
     let first = call().await;
     let old_kid = kid_of(&first);
+
+    // The README's two verifiers, as written, against this gate.
+    for lang in ["python", "js"] {
+        let claims = readme_snippet(lang, &issuer, &aud, &first)
+            .unwrap_or_else(|e| panic!("the README's {lang} verifier: {e}"));
+        assert_eq!(claims["common_name"], token.0.as_str(), "{lang}: {claims}");
+        let mut parts: Vec<&str> = first.split('.').collect();
+        parts[2] = "AAAA";
+        assert!(
+            readme_snippet(lang, &issuer, &aud, &parts.join(".")).is_err(),
+            "the README's {lang} verifier took a bad signature"
+        );
+        assert!(readme_snippet(lang, &issuer, &"0".repeat(64), &first).is_err());
+    }
     assert_eq!(origin.check(&first).map(|(k, _)| k), Ok(old_kid.clone()));
 
     let (code, out, err) = gate.botgate(&[
