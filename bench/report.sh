@@ -38,6 +38,7 @@ case_title() {
     scale) echo "6. scale: $SCALE_TOKENS tokens + $SCALE_POLICIES CN-regex policies" ;;
     durability) echo "7. audit durability (token auth, plain HTTP)" ;;
     pg) echo "8. store: PostgreSQL (gate A of two) vs SQLite, token auth" ;;
+    assertion) echo "9. origin assertion (token auth, plain HTTP)" ;;
   esac
 }
 row() { # row CASE VARIANT LABEL BASELINE_VARIANT
@@ -95,14 +96,16 @@ REPORT=$WORK/report.md
   row durability botgate-fsync "botgate, fsync ÷ buffered" botgate-buffered
   row pg botgate-pg "botgate on PostgreSQL ÷ on SQLite" botgate
   row pg botgate "botgate on SQLite" ""
+  row assertion botgate-noassert "botgate, assertion = false" ""
+  row assertion botgate "botgate, assertion signed (default) ÷ off" botgate-noassert
   echo
-  echo "Case 4 counts refusals: non-2xx equals the requests there by design. \"÷ nginx\" for case 6 is ÷ botgate with $TOKENS tokens, for cases 7 and 8 ÷ the botgate variant named."
+  echo "Case 4 counts refusals: non-2xx equals the requests there by design. \"÷ nginx\" for case 6 is ÷ botgate with $TOKENS tokens, for cases 7, 8 and 9 ÷ the botgate variant named."
   if [ -n "$FANOUT" ]; then
     echo
     echo "**Revocation fan-out (case 8):** $(fanout revocations) token revocations written to the PostgreSQL store (\`Store::revoke_token\`, what \`botgate token revoke\` calls), each token polled on both gates every $(fanout interval_ms) ms on fresh connections until refused (examples/bench_revoke.rs); clock from before the revoking call to the refusal on the slower gate: **p50 $(fanout p50_ms) ms, p99 $(fanout p99_ms) ms, max $(fanout max_ms) ms** (p99 per gate: $(fanout_gates) ms)."
   fi
   echo
-  echo "### Targets (issues 7, 11, 13)"
+  echo "### Targets (issues 7, 11, 13, 14)"
   echo
   echo "| target | measured | verdict |"
   echo "|---|---|---|"
@@ -131,6 +134,10 @@ REPORT=$WORK/report.md
     echo "| … stretch: p99 ≤ 100 ms | $r ms | $(verdict "$r" "<=" 100) |"
     r=$(num_ratio "$(get pg botgate-pg rps)" "$(get pg botgate rps)")
     echo "| token auth per gate on PostgreSQL ≥ 0.95× on SQLite (issue 13) | ${r:-–}× | $(verdict "$r" ">=" 0.95) |"
+  fi
+  r=$(num_ratio "$(get assertion botgate rps)" "$(get assertion botgate-noassert rps)")
+  if [ -n "$r" ]; then
+    echo "| allowed throughput with the origin assertion ≥ 0.95× without (issue 14) | ${r}× | $(verdict "$r" ">=" 0.95) |"
   fi
   echo
   echo "Policy-decision, token-check and audit-serialisation figures come from \`cargo bench\` (see bench/README.md)."

@@ -176,6 +176,8 @@ pub enum TokenCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// A new secret for the same Client ID; the previous one keeps working for --grace.
+    RotateSecret(TokenRotateSecretArgs),
     /// Extend a token's expiry to DURATION from now (same Client ID and secret).
     Refresh {
         /// Token name or Client ID (`<32 hex>.access`).
@@ -189,6 +191,24 @@ pub enum TokenCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRotateSecretArgs {
+    /// Token name or Client ID (`<32 hex>.access`).
+    pub name_or_client_id: String,
+    /// How long the previous secret is still accepted, 1h to 30d (default 24h); after it the
+    /// previous secret is refused as token_secret_superseded.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub grace: String,
+    /// Write {"name","client_id","client_secret","expires_at",…} to FILE (mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE", conflicts_with = "end_grace")]
+    pub secret_out: Option<PathBuf>,
+    /// Issue no secret: refuse the previous secret from now on (end its grace early).
+    #[arg(long)]
+    pub end_grace: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -387,6 +407,18 @@ pub enum RotateTarget {
         /// Write the new token's {"name","client_id","client_secret","expires_at"} to FILE (0600).
         #[arg(long, value_name = "FILE")]
         secret_out: Option<PathBuf>,
+        /// Keep the Client ID: a new secret for the same token (clients change one value,
+        /// policies stay); revoke then ends the previous secret instead of the token.
+        #[arg(long)]
+        in_place: bool,
+        /// With --in-place: how long the previous secret is accepted at most, 1h to 30d.
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "24h",
+            requires = "in_place"
+        )]
+        grace: String,
     },
     /// Rotate a client certificate: issue its successor, then revoke it once traffic moved.
     Cert {

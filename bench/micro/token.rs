@@ -25,6 +25,8 @@ fn snapshot(n: usize) -> (CredentialSnapshot, ClientId, ClientSecret) {
                 expires_at: Utc::now() + chrono::Duration::days(30),
                 revoked: false,
                 disabled: false,
+                secret_version: 1,
+                previous: None,
             },
         );
         if i == n / 2 {

@@ -49,6 +49,10 @@ pub struct AccessEvent {
     pub connection_method: ConnectionMethod,
     pub service_token_id: Option<String>,
     pub service_token_name: Option<String>,
+    /// Which secret of the token was presented (1, 2, … per `token rotate-secret`); `null`
+    /// without a token or when the secret was not the token's.
+    #[serde(default)]
+    pub secret_version: Option<u32>,
     pub cert_common_name: Option<String>,
     pub cert_serial: Option<String>,
     pub cert_fingerprint_sha256: Option<String>,
@@ -94,6 +98,7 @@ impl AccessEvent {
             connection_method: ConnectionMethod::None,
             service_token_id: None,
             service_token_name: None,
+            secret_version: None,
             cert_common_name: None,
             cert_serial: None,
             cert_fingerprint_sha256: None,

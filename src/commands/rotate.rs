@@ -53,13 +53,18 @@ fn start(env: &RotationEnv<'_>, target: RotateTarget, now: DateTime<Utc>) -> Res
             name,
             opts,
             secret_out,
+            in_place,
+            grace,
         } => {
             let mut o = options(&opts)?;
             o.secret_out = secret_out;
-            (
-                rotation::start_token(env, &name, &o).map_err(rotation_err)?,
-                opts.json.json,
-            )
+            let started = if in_place {
+                let grace = super::token::parse_grace(&grace)?;
+                rotation::start_token_in_place(env, &name, grace, &o)
+            } else {
+                rotation::start_token(env, &name, &o)
+            };
+            (started.map_err(rotation_err)?, opts.json.json)
         }
         RotateTarget::Cert {
             cn,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{print_json, print_table};
 use crate::audit::AccessEvent;
-use crate::cli::{TokenCommand, TokenCreateArgs};
+use crate::cli::{TokenCommand, TokenCreateArgs, TokenRotateSecretArgs};
 use crate::credential::{self, ClientId, ClientSecret};
 use crate::exit::Failure;
 use crate::paths::Paths;
@@ -91,6 +91,7 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
                 )
             })
         }
+        TokenCommand::RotateSecret(args) => rotate_secret(paths, &store, now, args),
         TokenCommand::Refresh {
             name_or_client_id,
             duration,
@@ -230,6 +231,126 @@ fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArg
     Ok(())
 }
 
+/// Parse `--grace`: 1 h to 30 d.
+pub fn parse_grace(text: &str) -> Result<Duration> {
+    let d =
+        crate::duration::parse(text).map_err(|e| Failure::bad_input(format!("--grace: {e}")))?;
+    let (min, max) = crate::store::tokens::SECRET_GRACE_RANGE;
+    if d < min || d > max {
+        return Err(Failure::bad_input(format!(
+            "--grace {text} is out of range: give 1h to 30d (the previous secret stays valid that long)"
+        )));
+    }
+    Ok(d)
+}
+
+/// `token rotate-secret`: a new secret for the same Client ID, the previous one accepted for
+/// the grace; or `--end-grace`: refuse the previous one now.
+fn rotate_secret(
+    paths: &Paths,
+    store: &Store,
+    now: DateTime<Utc>,
+    args: TokenRotateSecretArgs,
+) -> Result<()> {
+    if args.end_grace {
+        let t = crate::store::wait(store.end_secret_grace(&args.name_or_client_id, now, &|t| {
+            admin_entry(now, "token_secret_grace_end", t)
+        }));
+        return report(paths, store, now, t, args.json.json, |t| {
+            format!(
+                "token {} ({}) refuses its previous secret from now on (token_secret_superseded); secret version {} stays",
+                t.name, t.client_id, t.secret_version
+            )
+        });
+    }
+    let grace = parse_grace(&args.grace)?;
+    if let Some(out) = &args.secret_out {
+        crate::rotation::create::check_new_path(out, "--secret-out").map_err(rotation_input)?;
+    }
+    let (rec, secret) = rotate_token_secret(store, &args.name_or_client_id, grace, now)?;
+    deliver_admin(paths, store, now);
+    let until = rec
+        .previous_secret_expires_at
+        .map(rfc3339)
+        .unwrap_or_default();
+    let view = RotatedSecret {
+        name: &rec.name,
+        client_id: &rec.client_id,
+        client_secret: secret.expose(),
+        expires_at: rfc3339(rec.expires_at),
+        secret_version: rec.secret_version,
+        previous_secret_expires_at: until.clone(),
+    };
+    match &args.secret_out {
+        Some(out) => {
+            crate::rotation::create::write_secret_file(out, &rec, &secret).with_context(|| format!("token {} has a new secret but it could not be written; the previous secret still works until {until}: run `botgate token rotate-secret {} --end-grace` only once clients have the new one", rec.name, rec.name))?;
+            if args.json.json {
+                print_json(&serde_json::json!({
+                    "name": rec.name, "client_id": rec.client_id, "expires_at": view.expires_at,
+                    "secret_version": rec.secret_version, "previous_secret_expires_at": until,
+                    "secret_out": out,
+                }))?;
+            } else {
+                println!(
+                    "token {} (client id {}): secret version {} written to {} (mode 0600)",
+                    rec.name,
+                    rec.client_id,
+                    rec.secret_version,
+                    out.display()
+                );
+                println!("the previous secret is accepted until {until}");
+            }
+        }
+        None if args.json.json => print_json(&view)?,
+        None => {
+            println!(
+                "token {}: new secret (version {}), same Client ID",
+                rec.name, rec.secret_version
+            );
+            println!();
+            println!("  CF-Access-Client-Id:     {}", rec.client_id);
+            println!("  CF-Access-Client-Secret: {}", secret.expose());
+            println!();
+            println!(
+                "The previous secret is accepted until {until}, then refused (token_secret_superseded)."
+            );
+            println!("The secret is shown once and only its SHA-256 is stored. Copy it now.");
+        }
+    }
+    Ok(())
+}
+
+/// The secret-bearing output of `rotate-secret`: `create`'s object plus the versions.
+#[derive(Debug, Serialize)]
+struct RotatedSecret<'a> {
+    name: &'a str,
+    client_id: &'a str,
+    client_secret: &'a str,
+    expires_at: String,
+    secret_version: i64,
+    previous_secret_expires_at: String,
+}
+
+/// Give a token a new secret, keeping the previous one for `grace`, with its
+/// `token_secret_rotate` admin event; the record and the secret (shown once).
+pub fn rotate_token_secret(
+    store: &Store,
+    name_or_client_id: &str,
+    grace: Duration,
+    now: DateTime<Utc>,
+) -> Result<(TokenRecord, ClientSecret)> {
+    let secret = ClientSecret::generate();
+    let rec = crate::store::wait(store.rotate_token_secret(
+        name_or_client_id,
+        &secret.hash(),
+        now,
+        now + grace,
+        &|t| admin_entry(now, "token_secret_rotate", t),
+    ))
+    .map_err(store_err)?;
+    Ok((rec, secret))
+}
+
 /// The shared secret-file checks report bad input (exit 2).
 fn rotation_input(e: crate::rotation::RotationError) -> anyhow::Error {
     match e {
@@ -240,7 +361,11 @@ fn rotation_input(e: crate::rotation::RotationError) -> anyhow::Error {
 
 /// The admin journal entry for `action` on token `t` (the audit line a gate or the CLI writes).
 fn admin_entry(now: DateTime<Utc>, action: &str, t: &TokenRecord) -> crate::store::AdminEntry {
-    let details = serde_json::json!({ "name": t.name, "client_id": t.client_id, "expires_at": rfc3339(t.expires_at) });
+    let details = serde_json::json!({
+        "name": t.name, "client_id": t.client_id, "expires_at": rfc3339(t.expires_at),
+        "secret_version": t.secret_version,
+        "previous_secret_expires_at": t.previous_secret_expires_at.map(rfc3339),
+    });
     let mut ev = AccessEvent::admin(now, action, &t.name, details);
     ev.service_token_id = Some(t.client_id.clone());
     ev.service_token_name = Some(t.name.clone());
@@ -276,6 +401,8 @@ struct TokenView<'a> {
     last_seen_at: Option<String>,
     last_seen_ip: Option<&'a str>,
     created_by: &'a str,
+    secret_version: i64,
+    previous_secret_expires_at: Option<String>,
     #[serde(skip)]
     expires_in: String,
     #[serde(skip)]
@@ -296,6 +423,8 @@ impl<'a> TokenView<'a> {
             last_seen_at: t.last_seen_at.map(rfc3339),
             last_seen_ip: t.last_seen_ip.as_deref(),
             created_by: &t.created_by,
+            secret_version: t.secret_version,
+            previous_secret_expires_at: t.previous_secret_expires_at.map(rfc3339),
             expires_in: if t.revoked_at.is_some() {
                 "-".into()
             } else {
@@ -349,6 +478,14 @@ fn print_show(v: &TokenView<'_>) {
     println!("expires:     {} ({})", v.expires_at, v.expires_in);
     if let Some(r) = &v.revoked_at {
         println!("revoked:     {r}");
+    }
+    match &v.previous_secret_expires_at {
+        Some(until) => println!(
+            "secret:      version {} (version {} accepted until {until})",
+            v.secret_version,
+            v.secret_version - 1
+        ),
+        None => println!("secret:      version {}", v.secret_version),
     }
     println!(
         "last seen:   {}{}",

@@ -16,6 +16,8 @@ pub enum DenyReason {
     TokenRevoked,
     /// `botgate token disable`: kept in the inventory, refused until enabled.
     TokenDisabled,
+    /// The token's previous secret after its grace period (`token rotate-secret`).
+    TokenSecretSuperseded,
     NoPolicyMatched,
     BlockedByPolicy,
     UnknownHost,
@@ -64,6 +66,7 @@ impl DenyReason {
             DenyReason::TokenExpired => "token_expired",
             DenyReason::TokenRevoked => "token_revoked",
             DenyReason::TokenDisabled => "token_disabled",
+            DenyReason::TokenSecretSuperseded => "token_secret_superseded",
             DenyReason::NoPolicyMatched => "no_policy_matched",
             DenyReason::BlockedByPolicy => "blocked_by_policy",
             DenyReason::UnknownHost => "unknown_host",

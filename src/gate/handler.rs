@@ -171,10 +171,15 @@ pub async fn handle(
             ev.service_token_name = name.map(str::to_string);
             return Ok(refuse(&state, ev, started, reason).await);
         }
-        TokenCheck::Valid { client_id, name } => {
+        TokenCheck::Valid {
+            client_id,
+            name,
+            secret_version,
+        } => {
             ev.connection_method = ConnectionMethod::ServiceToken;
             ev.service_token_id = Some(client_id);
             ev.service_token_name = Some(name.to_string());
+            ev.secret_version = Some(secret_version);
             Identity::Token { name }
         }
         TokenCheck::Absent => match (&conn.cert, &conn.cert_refused) {

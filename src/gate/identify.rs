@@ -16,8 +16,12 @@ pub const CLIENT_SECRET_HEADER: &str = "cf-access-client-secret";
 pub enum TokenCheck<'s> {
     /// No token headers at all.
     Absent,
-    /// A valid, live token.
-    Valid { client_id: String, name: &'s str },
+    /// A valid, live token, and which of its secrets was presented.
+    Valid {
+        client_id: String,
+        name: &'s str,
+        secret_version: u32,
+    },
     /// Refused; the client id and token name are kept when known (they are not secret).
     Refused {
         reason: DenyReason,
@@ -60,9 +64,24 @@ pub fn check_token<'s>(
     let Some(entry) = snapshot.tokens.get(id) else {
         return refused(DenyReason::UnknownClientId, Some(client_id), None);
     };
-    if !entry.secret_hash.matches(&presented) {
-        return refused(DenyReason::BadSecret, Some(client_id), Some(&entry.name));
-    }
+    // Both secrets are compared whatever the first answer, so timing does not tell which.
+    let current = entry.secret_hash.matches(&presented);
+    let previous = entry
+        .previous
+        .as_ref()
+        .map(|(hash, until)| (hash.matches(&presented), *until));
+    let secret_version = match (current, previous) {
+        (true, _) => entry.secret_version,
+        (false, Some((true, until))) if now < until => entry.secret_version.saturating_sub(1),
+        (false, Some((true, _))) => {
+            return refused(
+                DenyReason::TokenSecretSuperseded,
+                Some(client_id),
+                Some(&entry.name),
+            );
+        }
+        _ => return refused(DenyReason::BadSecret, Some(client_id), Some(&entry.name)),
+    };
     // Status is only revealed (in the audit log) to a holder of the right secret.
     if let Some(reason) = entry.refusal(now) {
         return refused(reason, Some(client_id), Some(&entry.name));
@@ -70,6 +89,7 @@ pub fn check_token<'s>(
     TokenCheck::Valid {
         client_id,
         name: &entry.name,
+        secret_version,
     }
 }
 
@@ -106,6 +126,8 @@ mod tests {
                 expires_at: Utc::now() + chrono::Duration::days(expires_in_days),
                 revoked,
                 disabled: false,
+                secret_version: 1,
+                previous: None,
             },
         );
         s

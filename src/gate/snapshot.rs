@@ -26,6 +26,10 @@ pub struct TokenEntry {
     pub expires_at: DateTime<Utc>,
     pub revoked: bool,
     pub disabled: bool,
+    /// The current secret's version (1, 2, … per `token rotate-secret`).
+    pub secret_version: u32,
+    /// The previous secret and until when it is accepted.
+    pub previous: Option<(SecretHash, DateTime<Utc>)>,
 }
 
 impl TokenEntry {
@@ -101,6 +105,8 @@ impl CredentialSnapshot {
                     expires_at: t.expires_at,
                     revoked: t.revoked_at.is_some(),
                     disabled: t.disabled_at.is_some(),
+                    secret_version: u32::try_from(t.secret_version).unwrap_or(1),
+                    previous: t.previous_secret_hash.zip(t.previous_secret_expires_at),
                 };
                 (t.client_id.as_str().into(), entry)
             })

@@ -98,6 +98,9 @@ pub struct EvidenceTarget {
     pub kind: CredentialKind,
     pub old_key: String,
     pub new_key: Option<String>,
+    /// In-place token rotations: old and new share the Client ID and are told apart by the
+    /// event's `secret_version`.
+    pub versions: Option<(u32, u32)>,
     /// Events before this are not evidence: the gate's writer may flush a request made before
     /// the rotation started after the offset was taken.
     pub since: DateTime<Utc>,
@@ -109,6 +112,11 @@ impl EvidenceTarget {
             kind: r.kind,
             old_key: r.old.key.clone(),
             new_key: r.new.as_ref().map(|n| n.key.clone()),
+            versions: r
+                .old
+                .secret_version
+                .zip(r.new.as_ref().and_then(|n| n.secret_version))
+                .filter(|_| r.in_place()),
             since: r.created_at,
         }
     }
@@ -128,6 +136,16 @@ impl EvidenceTarget {
             (CredentialKind::Cert, ConnectionMethod::Mtls) => ev.cert_fingerprint_sha256.as_deref(),
             _ => None,
         }?;
+        if let Some((old, new)) = self.versions {
+            return match ev.secret_version {
+                _ if key != self.old_key => None,
+                Some(v) if v == old => Some(Which::Old),
+                Some(v) if v == new => Some(Which::New),
+                // A refusal of this Client ID's secret (bad or superseded): the old one's
+                // holders are the ones still sending something stale.
+                _ => Some(Which::Old),
+            };
+        }
         if key == self.old_key {
             Some(Which::Old)
         } else if self.new_key.as_deref() == Some(key) {

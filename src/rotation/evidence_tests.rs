@@ -8,6 +8,7 @@ fn target() -> EvidenceTarget {
         kind: CredentialKind::Token,
         old_key: "old.access".into(),
         new_key: Some("new.access".into()),
+        versions: None,
         since: DateTime::UNIX_EPOCH,
     }
 }
@@ -76,6 +77,7 @@ fn a_token_request_over_mtls_is_not_cert_evidence() {
         kind: CredentialKind::Cert,
         old_key: "fp-old".into(),
         new_key: Some("fp-new".into()),
+        versions: None,
         since: DateTime::UNIX_EPOCH,
     };
     let mut e = event(Utc::now(), "x.access", "10.0.0.1", true);
@@ -168,4 +170,31 @@ fn other_gates_requests_count_once_and_this_logs_own_rows_not_twice() {
         policy: "CI".into(),
     }];
     assert_eq!(ev.new_requests_through(&intended), 41);
+}
+
+#[test]
+fn an_in_place_rotation_tells_the_two_secrets_apart_by_version() {
+    let tg = EvidenceTarget {
+        kind: CredentialKind::Token,
+        old_key: "same.access".into(),
+        new_key: Some("same.access".into()),
+        versions: Some((1, 2)),
+        since: DateTime::UNIX_EPOCH,
+    };
+    let with = |v: Option<u32>, allowed: bool| {
+        let mut e = event(Utc::now(), "same.access", "10.0.0.1", allowed);
+        e.secret_version = v;
+        e
+    };
+    assert_eq!(tg.classify(&with(Some(1), true)), Some(Which::Old));
+    assert_eq!(tg.classify(&with(Some(2), true)), Some(Which::New));
+    assert_eq!(
+        tg.classify(&with(None, false)),
+        Some(Which::Old),
+        "a refused secret for the Client ID is a stale client"
+    );
+    assert_eq!(
+        tg.classify(&event(Utc::now(), "other.access", "10.0.0.1", true)),
+        None
+    );
 }

@@ -37,7 +37,7 @@ pub use machine::{Refusal, Step, Transition, VerifyCheck};
 pub use view::{RotationView, StepView, view};
 pub use workflow::{
     RotatedOut, RotationEnv, StartOptions, Started, StepOutcome, abort, collect_evidence, find,
-    list, next, rotated_out, start_cert, start_cert_to_cn, start_token,
+    list, next, rotated_out, start_cert, start_cert_to_cn, start_token, start_token_in_place,
 };
 
 /// Default quiet period: how long the old credential must be silent before verify passes.
@@ -127,16 +127,22 @@ pub struct CredentialRef {
     /// Certificate serial (lowercase hex); `None` for tokens.
     #[serde(default)]
     pub serial: Option<String>,
+    /// A token rotated in place (same Client ID, `rotate start token --in-place`): which of its
+    /// secrets this is. Requests are told apart by their `secret_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_version: Option<u32>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl CredentialRef {
-    /// `ci-deploy-prod` for tokens, `device-a1 (serial 4f2a…)` for certificates.
+    /// `ci-deploy-prod` for tokens (`ci-deploy-prod (secret v2)` rotated in place),
+    /// `device-a1 (serial 4f2a…)` for certificates.
     pub fn label(&self) -> String {
-        match &self.serial {
-            Some(s) => format!("{} (serial {})", self.name, short(s)),
-            None => self.name.clone(),
+        match (&self.serial, self.secret_version) {
+            (Some(s), _) => format!("{} (serial {})", self.name, short(s)),
+            (None, Some(v)) => format!("{} (secret v{v})", self.name),
+            (None, None) => self.name.clone(),
         }
     }
 }
@@ -294,6 +300,13 @@ impl Rotation {
         })
     }
 
+    /// A token rotation that keeps the Client ID (the new credential is a new secret).
+    pub fn in_place(&self) -> bool {
+        self.kind == CredentialKind::Token
+            && self.old.secret_version.is_some()
+            && self.new.as_ref().is_some_and(|n| n.key == self.old.key)
+    }
+
     /// When the overlap window opened (both credentials valid), if it has.
     pub fn overlap_since(&self) -> Option<DateTime<Utc>> {
         self.details.added_at
@@ -372,12 +385,14 @@ mod tests {
                 key: "aa".repeat(32),
                 name: "device-a1".into(),
                 serial: Some("0102".into()),
+                secret_version: None,
                 expires_at: Some(now),
             },
             new: Some(CredentialRef {
                 key: "bb".repeat(32),
                 name: "device-a1".into(),
                 serial: Some("0304".into()),
+                secret_version: None,
                 expires_at: None,
             }),
             quiet_period: Duration::seconds(90),
@@ -411,6 +426,7 @@ mod tests {
                     key: "k".into(),
                     name: "n".into(),
                     serial: None,
+                    secret_version: None,
                     expires_at: None,
                 },
                 new: None,

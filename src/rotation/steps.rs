@@ -83,6 +83,23 @@ pub(super) fn add(
         .clone()
         .ok_or_else(|| RotationError::Conflict("no new credential".into()))?;
     let mut fx = Effects::default();
+    if r.in_place() {
+        let intended = admitting(&set, Identity::Token { name: &r.old.name });
+        let until = crate::store::wait(env.store.find_token(&r.old.key))?
+            .previous_secret_expires_at
+            .map(crate::clock::rfc3339)
+            .unwrap_or_else(|| "its grace end".into());
+        fx.summary.push(format!(
+            "nothing to edit: policies name the token {:?} and its Client ID stays; both {} and {} are valid now (the previous secret until {until}): the overlap window is open",
+            r.old.name,
+            r.old.label(),
+            new.label()
+        ));
+        r.details.intended_policies = intended;
+        r.details.added_at = Some(now);
+        drop(cfg);
+        return Ok(fx);
+    }
     let refuse = |reason: String, hint: &str| {
         RotationError::Refused(Refusal {
             rotation_id: r.id.clone(),
@@ -220,6 +237,32 @@ pub(super) fn revoke(
         fx.summary
             .push("FORCED: verification had not passed; recorded as a forced revoke".into());
     }
+    if r.in_place() {
+        let admin = |t: &crate::store::TokenRecord| {
+            let details = serde_json::json!({ "name": t.name, "client_id": t.client_id, "secret_version": t.secret_version, "rotation": r.id });
+            let mut ev =
+                crate::audit::AccessEvent::admin(now, "token_secret_grace_end", &t.name, details);
+            ev.service_token_id = Some(t.client_id.clone());
+            crate::audit::admin::entry(&ev, &t.name)
+        };
+        let line = match crate::store::wait(env.store.end_secret_grace(&r.old.key, now, &admin)) {
+            Ok(t) => format!(
+                "token {}: the previous secret ({}) is refused from now on (token_secret_superseded); {} stays",
+                t.name,
+                r.old.label(),
+                r.new.as_ref().map(CredentialRef::label).unwrap_or_default()
+            ),
+            Err(crate::store::StoreError::Conflict(_)) => format!(
+                "the previous secret ({}) was refused already (its grace had ended)",
+                r.old.label()
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        fx.summary.push(line);
+        r.details.revoked_at = Some(now);
+        r.forced = r.forced || t.forced;
+        return Ok(fx);
+    }
     if r.kind == CredentialKind::Token {
         let cfg = crate::config::load(env.policy_file)?;
         let plan = edit::plan_remove_token(&cfg.text, &r.old.name)?;
@@ -292,6 +335,7 @@ pub(super) fn cert_ref(c: &CertRecord) -> CredentialRef {
         key: c.fingerprint_sha256.clone(),
         name: c.common_name.clone(),
         serial: Some(c.serial.clone()),
+        secret_version: None,
         expires_at: Some(c.not_after),
     }
 }

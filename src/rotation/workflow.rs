@@ -142,12 +142,14 @@ pub fn start_token(
             key: old.client_id.clone(),
             name: old.name.clone(),
             serial: None,
+            secret_version: None,
             expires_at: Some(old.expires_at),
         },
         CredentialRef {
             key: new.client_id.clone(),
             name: new.name.clone(),
             serial: None,
+            secret_version: None,
             expires_at: Some(new.expires_at),
         },
         intended,
@@ -162,6 +164,112 @@ pub fn start_token(
         }
     };
     notes.extend(record_created(env.store, &rotation, opts.now));
+    Ok(Started {
+        rotation,
+        secret,
+        files,
+        notes,
+    })
+}
+
+/// Step 1 of a rotation that keeps the Client ID (`rotate start token NAME --in-place`): a new
+/// secret for the same token, the current one accepted for `grace` (or until revoke). No
+/// policy changes: they name the token, and its name and Client ID stay.
+pub fn start_token_in_place(
+    env: &RotationEnv<'_>,
+    name_or_client_id: &str,
+    grace: Duration,
+    opts: &StartOptions,
+) -> Result<Started, RotationError> {
+    check_options(opts)?;
+    let (cfg, set) = load(env)?;
+    let old = crate::store::wait(env.store.find_token(name_or_client_id))?;
+    if old.revoked_at.is_some() {
+        return Err(RotationError::Conflict(format!(
+            "token {:?} ({}) is revoked; there is nothing to rotate",
+            old.name, old.client_id
+        )));
+    }
+    ensure_not_rotating(env.store, CredentialKind::Token, &old.client_id)?;
+    if let Some(out) = &opts.secret_out {
+        check_new_path(out, "--secret-out")?;
+    }
+    let intended = admitting(&set, Identity::Token { name: &old.name });
+    let secret = ClientSecret::generate();
+    let now = opts.now;
+    let admin = |t: &crate::store::TokenRecord| {
+        let details = serde_json::json!({
+            "name": t.name, "client_id": t.client_id, "secret_version": t.secret_version,
+            "previous_secret_expires_at": t.previous_secret_expires_at.map(crate::clock::rfc3339),
+        });
+        let mut ev = crate::audit::AccessEvent::admin(now, "token_secret_rotate", &t.name, details);
+        ev.service_token_id = Some(t.client_id.clone());
+        ev.service_token_name = Some(t.name.clone());
+        crate::audit::admin::entry(&ev, &t.name)
+    };
+    let new = crate::store::wait(env.store.rotate_token_secret(
+        &old.client_id,
+        &secret.hash(),
+        now,
+        now + grace,
+        &admin,
+    ))?;
+    let undo = || {
+        let _ = crate::store::wait(env.store.revert_token_secret(
+            &new.client_id,
+            new.secret_version,
+            &admin,
+        ));
+    };
+    let mut files = Vec::new();
+    let secret = match &opts.secret_out {
+        Some(out) => {
+            if let Err(e) = create::write_secret_file(out, &new, &secret) {
+                undo();
+                return Err(e);
+            }
+            files.push(out.clone());
+            None
+        }
+        None => Some(secret),
+    };
+    let version = |v: i64| Some(u32::try_from(v).unwrap_or(1));
+    let rotation = new_rotation(
+        env,
+        &cfg,
+        CredentialKind::Token,
+        CredentialRef {
+            key: old.client_id.clone(),
+            name: old.name.clone(),
+            serial: None,
+            secret_version: version(old.secret_version),
+            expires_at: Some(old.expires_at),
+        },
+        CredentialRef {
+            key: new.client_id.clone(),
+            name: new.name.clone(),
+            serial: None,
+            secret_version: version(new.secret_version),
+            expires_at: Some(new.expires_at),
+        },
+        intended,
+        files.clone(),
+        opts,
+    );
+    let rotation = match insert_new(env.store, rotation) {
+        Ok(r) => r,
+        Err(e) => {
+            undo();
+            return Err(e);
+        }
+    };
+    let mut notes = record_created(env.store, &rotation, now);
+    notes.push(format!(
+        "same Client ID {}: clients change only their secret; the previous one (v{}) is accepted until {} or until the revoke step",
+        new.client_id,
+        old.secret_version,
+        crate::clock::rfc3339(now + grace)
+    ));
     Ok(Started {
         rotation,
         secret,
@@ -315,7 +423,36 @@ pub fn abort(
         Err(refusal) => return Err(refused(env.store, &r, refusal, now)),
     };
     let mut fx = Effects::default();
-    if let Some(new) = r.new.clone() {
+    if r.in_place()
+        && let Some(new) = r.new.clone()
+    {
+        // The new secret goes; the previous one is the token's secret again.
+        let admin = |t: &crate::store::TokenRecord| {
+            let details = serde_json::json!({ "name": t.name, "client_id": t.client_id, "secret_version": t.secret_version, "rotation": r.id });
+            let mut ev =
+                crate::audit::AccessEvent::admin(now, "token_secret_revert", &t.name, details);
+            ev.service_token_id = Some(t.client_id.clone());
+            crate::audit::admin::entry(&ev, &t.name)
+        };
+        let version = i64::from(new.secret_version.unwrap_or(1));
+        let t = crate::store::wait(env.store.revert_token_secret(&new.key, version, &admin))?;
+        fx.summary.push(format!(
+            "token {} is back on its previous secret (v{}); the new secret (v{version}) is refused",
+            t.name, t.secret_version
+        ));
+        let users: Vec<String> = ev
+            .clients
+            .values()
+            .filter(|c| c.last_credential == Which::New)
+            .map(|c| client_label(c, now))
+            .collect();
+        if !users.is_empty() {
+            fx.notes.push(format!(
+                "these clients were using the new secret and are now refused: {}; give them the previous one again",
+                users.join(", ")
+            ));
+        }
+    } else if let Some(new) = r.new.clone() {
         if r.kind == CredentialKind::Token && r.details.added_at.is_some() {
             let cfg = crate::config::load(env.policy_file)?;
             let plan = edit::plan_remove_token(&cfg.text, &new.name)?;

@@ -75,6 +75,35 @@ pub trait TokenStore {
         expires_at: DateTime<Utc>,
         admin: AdminFor<'_, TokenRecord>,
     ) -> Result<TokenRecord, StoreError>;
+    /// A new secret (its hash) for a live token, same Client ID: the current secret becomes the
+    /// previous one, accepted until `previous_until`; the version goes up by one; with its admin
+    /// row. A `Conflict` while an earlier previous secret is still accepted at `now` (at most
+    /// two secrets per token).
+    async fn rotate_token_secret(
+        &self,
+        name_or_client_id: &str,
+        new_hash: &crate::credential::SecretHash,
+        now: DateTime<Utc>,
+        previous_until: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError>;
+    /// End the previous secret's grace at `at` (refused from then on), with its admin row; a
+    /// `Conflict` when no previous secret is accepted at `at`.
+    async fn end_secret_grace(
+        &self,
+        name_or_client_id: &str,
+        at: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError>;
+    /// Undo the last `rotate_token_secret` (an aborted in-place rotation): the previous secret
+    /// is the current one again and the version goes back, with its admin row. A `Conflict`
+    /// when the token is not at `version` or has no previous secret.
+    async fn revert_token_secret(
+        &self,
+        name_or_client_id: &str,
+        version: i64,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError>;
     /// Batched last-seen updates: (client id, when, ip).
     async fn touch_tokens(
         &self,

@@ -32,6 +32,13 @@ pub struct TokenRecord {
     pub last_seen_at: Option<DateTime<Utc>>,
     pub last_seen_ip: Option<String>,
     pub created_by: String,
+    /// Secrets issued for this Client ID: 1 at creation, one more per `token rotate-secret`.
+    pub secret_version: i64,
+    /// The secret before the last `rotate-secret` (its SHA-256), accepted until
+    /// `previous_secret_expires_at`, refused as `token_secret_superseded` after.
+    #[serde(skip)]
+    pub previous_secret_hash: Option<SecretHash>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Lifecycle status of a credential (token or certificate) shown in inventories.
@@ -71,6 +78,51 @@ impl LifecycleStatus {
             LifecycleStatus::Revoked => "revoked",
             LifecycleStatus::Disabled => "disabled",
         }
+    }
+}
+
+/// Shortest and longest grace for the previous secret of `token rotate-secret`.
+pub const SECRET_GRACE_RANGE: (Duration, Duration) = (Duration::hours(1), Duration::days(30));
+
+/// Whether `rec` may get a new secret at `now`: not while an earlier previous secret is still
+/// accepted (a token has at most two live secrets).
+pub fn check_secret_rotation(
+    rec: &TokenRecord,
+    now: DateTime<Utc>,
+) -> Result<(), super::StoreError> {
+    match rec.previous_secret_expires_at {
+        Some(until) if until > now => Err(super::StoreError::Conflict(format!(
+            "token {:?} still accepts its previous secret until {} (at most two secrets per token); end that grace first with `botgate token rotate-secret {} --end-grace`",
+            rec.name,
+            crate::clock::rfc3339(until),
+            rec.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Why an in-place rotation of `rec` cannot be undone at `version`.
+pub fn revert_conflict(rec: &TokenRecord, version: i64) -> super::StoreError {
+    super::StoreError::Conflict(format!(
+        "token {:?} is at secret version {} with {} previous secret, not at version {version}: its secret changed outside this rotation",
+        rec.name,
+        rec.secret_version,
+        if rec.previous_secret_hash.is_some() {
+            "a"
+        } else {
+            "no"
+        }
+    ))
+}
+
+/// Whether `rec` has a previous secret still accepted at `at` (one whose grace can end).
+pub fn check_grace_open(rec: &TokenRecord, at: DateTime<Utc>) -> Result<(), super::StoreError> {
+    match rec.previous_secret_expires_at {
+        Some(until) if until > at => Ok(()),
+        _ => Err(super::StoreError::Conflict(format!(
+            "token {:?} accepts no previous secret (nothing to end)",
+            rec.name
+        ))),
     }
 }
 

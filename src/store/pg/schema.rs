@@ -174,6 +174,13 @@ const MIGRATIONS: &[&str] = &[
         created_at BIGINT NOT NULL
     );
     "#,
+    // 5: a token's secret can be rotated in place: the previous secret's hash stays valid until
+    // its grace period ends; `secret_version` counts the secrets issued for the Client ID.
+    r#"
+    ALTER TABLE tokens ADD COLUMN secret_version BIGINT NOT NULL DEFAULT 1;
+    ALTER TABLE tokens ADD COLUMN previous_secret_sha256 TEXT;
+    ALTER TABLE tokens ADD COLUMN previous_secret_expires_at BIGINT;
+    "#,
 ];
 
 /// The schema version the database is at (0 for an empty database).

@@ -234,10 +234,10 @@ fn a_newer_schema_is_refused_with_both_versions_named() {
     let db = TestDb::new();
     drop(Store::connect(&db.url).unwrap());
     let admin = Store::connect(&db.url).unwrap();
-    assert_eq!(wait(admin.schema_version()).unwrap(), 4);
+    assert_eq!(wait(admin.schema_version()).unwrap(), 5);
     super::testdb::execute_sql(&db.url, "UPDATE botgate_schema SET version = 99").unwrap();
     let e = Store::connect(&db.url).unwrap_err().to_string();
-    assert!(e.contains("99") && e.contains("(4)"), "{e}");
+    assert!(e.contains("99") && e.contains("(5)"), "{e}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::credential::SecretHash;
 use crate::store::api::AdminFor;
 use crate::store::{ChangeKind, NewToken, StoreError, TokenRecord, TokenStore};
 
-const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at";
+const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at, secret_version, previous_secret_sha256, previous_secret_expires_at";
 
 fn from_row(r: &Row) -> Result<TokenRecord, tokio_postgres::Error> {
     let hash: String = r.try_get(3)?;
@@ -24,6 +24,11 @@ fn from_row(r: &Row) -> Result<TokenRecord, tokio_postgres::Error> {
         last_seen_ip: r.try_get(8)?,
         created_by: r.try_get(9)?,
         disabled_at: opt_time(r.try_get(10)?),
+        secret_version: r.try_get(11)?,
+        previous_secret_hash: r
+            .try_get::<_, Option<String>>(12)?
+            .and_then(|h| SecretHash::from_hex(&h)),
+        previous_secret_expires_at: opt_time(r.try_get(13)?),
     })
 }
 
@@ -133,6 +138,84 @@ impl TokenStore for PgStore {
             Some(admin),
         )
         .await
+    }
+
+    async fn rotate_token_secret(
+        &self,
+        name_or_client_id: &str,
+        new_hash: &SecretHash,
+        now: DateTime<Utc>,
+        previous_until: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        crate::store::tokens::check_secret_rotation(&rec, now)?;
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await?;
+        // Only if nobody rotated it since it was read (the version is the guard).
+        let changed = tx
+            .execute(
+                "UPDATE tokens SET previous_secret_sha256 = secret_sha256, previous_secret_expires_at = $1,
+                 secret_sha256 = $2, secret_version = secret_version + 1
+                 WHERE id = $3 AND secret_version = $4",
+                &[&to_db_time(previous_until), &new_hash.to_hex(), &rec.id, &rec.secret_version],
+            )
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::Conflict(format!(
+                "token {:?} had its secret rotated meanwhile; look again with `botgate token show`",
+                rec.name
+            )));
+        }
+        record_change(&tx, ChangeKind::Token, &rec.client_id).await?;
+        let rec = by_id(&tx, rec.id).await?;
+        super::journal::insert_entry(&tx, &admin(&rec)).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn end_secret_grace(
+        &self,
+        name_or_client_id: &str,
+        at: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        crate::store::tokens::check_grace_open(&rec, at)?;
+        self.update_recorded(
+            &rec,
+            "previous_secret_expires_at",
+            Some(to_db_time(at)),
+            Some(admin),
+        )
+        .await
+    }
+
+    async fn revert_token_secret(
+        &self,
+        name_or_client_id: &str,
+        version: i64,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await?;
+        let changed = tx
+            .execute(
+                "UPDATE tokens SET secret_sha256 = previous_secret_sha256, previous_secret_sha256 = NULL,
+                 previous_secret_expires_at = NULL, secret_version = secret_version - 1
+                 WHERE id = $1 AND secret_version = $2 AND previous_secret_sha256 IS NOT NULL",
+                &[&rec.id, &version],
+            )
+            .await?;
+        if changed == 0 {
+            return Err(crate::store::tokens::revert_conflict(&rec, version));
+        }
+        record_change(&tx, ChangeKind::Token, &rec.client_id).await?;
+        let rec = by_id(&tx, rec.id).await?;
+        super::journal::insert_entry(&tx, &admin(&rec)).await?;
+        tx.commit().await?;
+        Ok(rec)
     }
 
     async fn touch_tokens(

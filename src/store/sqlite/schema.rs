@@ -184,6 +184,13 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
+    // 10: a token's secret can be rotated in place: the previous secret's hash stays valid until
+    // its grace period ends; `secret_version` counts the secrets issued for the Client ID.
+    r#"
+    ALTER TABLE tokens ADD COLUMN secret_version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE tokens ADD COLUMN previous_secret_sha256 TEXT;
+    ALTER TABLE tokens ADD COLUMN previous_secret_expires_at INTEGER;
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.

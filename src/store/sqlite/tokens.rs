@@ -8,7 +8,7 @@ use crate::credential::SecretHash;
 use crate::store::api::AdminFor;
 use crate::store::{ChangeKind, NewToken, StoreError, TokenRecord, TokenStore};
 
-const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at";
+const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at, secret_version, previous_secret_sha256, previous_secret_expires_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     let hash: String = r.get(3)?;
@@ -24,6 +24,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         last_seen_ip: r.get(8)?,
         created_by: r.get(9)?,
         disabled_at: opt_time(r.get(10)?),
+        secret_version: r.get(11)?,
+        previous_secret_hash: r
+            .get::<_, Option<String>>(12)?
+            .and_then(|h| SecretHash::from_hex(&h)),
+        previous_secret_expires_at: opt_time(r.get(13)?),
     })
 }
 
@@ -128,6 +133,64 @@ impl TokenStore for SqliteStore {
         )
     }
 
+    async fn rotate_token_secret(
+        &self,
+        name_or_client_id: &str,
+        new_hash: &SecretHash,
+        now: DateTime<Utc>,
+        previous_until: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        super::super::tokens::check_secret_rotation(&rec, now)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE tokens SET previous_secret_sha256 = secret_sha256, previous_secret_expires_at = ?1,
+             secret_sha256 = ?2, secret_version = secret_version + 1 WHERE id = ?3",
+            params![to_db_time(previous_until), new_hash.to_hex(), rec.id],
+        )?;
+        self.finish_update(tx, &rec, admin)
+    }
+
+    async fn end_secret_grace(
+        &self,
+        name_or_client_id: &str,
+        at: DateTime<Utc>,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        super::super::tokens::check_grace_open(&rec, at)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE tokens SET previous_secret_expires_at = ?1 WHERE id = ?2",
+            params![to_db_time(at), rec.id],
+        )?;
+        self.finish_update(tx, &rec, admin)
+    }
+
+    async fn revert_token_secret(
+        &self,
+        name_or_client_id: &str,
+        version: i64,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE tokens SET secret_sha256 = previous_secret_sha256, previous_secret_sha256 = NULL,
+             previous_secret_expires_at = NULL, secret_version = secret_version - 1
+             WHERE id = ?1 AND secret_version = ?2 AND previous_secret_sha256 IS NOT NULL",
+            params![rec.id, version],
+        )?;
+        if changed == 0 {
+            return Err(super::super::tokens::revert_conflict(&rec, version));
+        }
+        self.finish_update(tx, &rec, admin)
+    }
+
     /// Record last-seen times in one batch (called by the gate every few seconds, never per request).
     async fn touch_tokens(
         &self,
@@ -164,6 +227,24 @@ impl SqliteStore {
                 rec.name, rec.client_id
             )));
         }
+        Ok(rec)
+    }
+
+    /// After an update of `rec` in `tx`: the change-feed row, the admin row, commit.
+    fn finish_update(
+        &self,
+        tx: rusqlite::Transaction<'_>,
+        rec: &TokenRecord,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        record_change(&tx, ChangeKind::Token, &rec.client_id)?;
+        let rec = tx.query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
+            [rec.id],
+            from_row,
+        )?;
+        super::journal::insert_entry(&tx, &admin(&rec))?;
+        tx.commit()?;
         Ok(rec)
     }
 
@@ -334,6 +415,9 @@ mod tests {
             expires_at: now + Duration::days(5),
             revoked_at: None,
             disabled_at: None,
+            secret_version: 1,
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
             last_seen_at: None,
             last_seen_ip: None,
             created_by: "x".into(),
