@@ -24,6 +24,7 @@ pub mod input;
 pub mod paths;
 pub mod pki;
 pub mod policy;
+pub mod retire;
 pub mod rotation;
 pub mod runtime;
 pub mod scan;

@@ -43,6 +43,8 @@ pub struct ServiceOptions {
     pub inventory_dirs: Vec<std::path::PathBuf>,
     /// How the origin assertion's signing keys rotate (`[gate] assertion_key_*`).
     pub signing_keys: KeyPolicy,
+    /// `[tokens]`: when unused tokens are disabled (off by default).
+    pub retire: crate::retire::RetirePolicy,
 }
 
 impl ServiceOptions {
@@ -57,6 +59,8 @@ impl ServiceOptions {
             signing_keys: crate::assertion::Settings::from_gate(&file.gate)
                 .map_err(|e| e.to_string())?
                 .keys,
+            retire: crate::retire::RetirePolicy::from_section(&file.tokens)
+                .map_err(|(key, e)| format!("[tokens] {key}: {e}"))?,
         })
     }
 }
@@ -98,6 +102,15 @@ pub fn start(
         cache.clone(),
         keys,
     ))];
+    if !opts.retire.is_off() {
+        tasks.push(tokio::spawn(retire_unused_tokens(
+            store.clone(),
+            gate.state.policies.clone(),
+            opts.retire,
+            clock.clone(),
+            lease.held(),
+        )));
+    }
     tasks.push(tokio::spawn(keep_signing_keys(
         store.clone(),
         keys,
@@ -359,6 +372,79 @@ async fn keep_signing_keys(
         }
         tokio::time::sleep(SIGNING_KEYS_EVERY).await;
     }
+}
+
+/// How often the lease holder looks for tokens to retire.
+pub const RETIRE_EVERY: Duration = Duration::from_secs(60);
+
+/// Disable the tokens `[tokens]` retires (unused, or admitted by no policy), on the gate
+/// holding the one-node lease, each with a `token_retire` admin event.
+async fn retire_unused_tokens(
+    store: Arc<Store>,
+    policies: Arc<ArcSwap<crate::policy::PolicySet>>,
+    retire: crate::retire::RetirePolicy,
+    clock: SharedClock,
+    held: Arc<AtomicBool>,
+) {
+    loop {
+        if held.load(Ordering::Relaxed) {
+            let now = clock.now();
+            match retire_due(&store, &policies.load(), &retire, now).await {
+                Ok(done) => {
+                    for (name, reason) in done {
+                        tracing::warn!(token = %name, reason = reason.as_str(), "token disabled by [tokens] retirement");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot sweep tokens for retirement"),
+            }
+        }
+        tokio::time::sleep(RETIRE_EVERY).await;
+    }
+}
+
+/// One retirement sweep at `now`: the tokens disabled and why.
+pub async fn retire_due(
+    store: &Store,
+    policies: &crate::policy::PolicySet,
+    retire: &crate::retire::RetirePolicy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(String, crate::retire::Reason)>, crate::store::StoreError> {
+    let mut done = Vec::new();
+    for t in store.list_tokens().await? {
+        let referenced = crate::retire::referenced(policies, &t.name);
+        let Some(due) = crate::retire::due(&t, referenced, retire, now) else {
+            continue;
+        };
+        if due.at > now {
+            continue;
+        }
+        let admin = |t: &crate::store::TokenRecord| {
+            let period = match due.reason {
+                crate::retire::Reason::Inactive => retire.inactive,
+                crate::retire::Reason::Unreferenced => retire.unreferenced,
+            };
+            let details = serde_json::json!({
+                "name": t.name, "client_id": t.client_id, "reason": due.reason.as_str(),
+                "since": crate::clock::rfc3339(due.since),
+                "after_secs": period.map(|p| p.num_seconds()),
+                "enable_with": format!("botgate token enable {}", t.name),
+            });
+            let mut ev = crate::audit::AccessEvent::admin(now, "token_retire", &t.name, details);
+            ev.service_token_id = Some(t.client_id.clone());
+            ev.service_token_name = Some(t.name.clone());
+            crate::audit::admin::entry(&ev, &t.name)
+        };
+        match store
+            .set_token_disabled(&t.client_id, true, now, &admin)
+            .await
+        {
+            Ok(_) => done.push((t.name.clone(), due.reason)),
+            // Disabled or revoked meanwhile (by a person or another sweep): nothing to do.
+            Err(crate::store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Re-sign the CRL when due, on the gate holding the one-node lease.

@@ -300,9 +300,30 @@ fn r_on_a_token_or_cert_queues_a_start() {
     key(&mut s, KeyCode::Char('j'));
     let shown = botgate::console::rows::tokens(&s)[1].name.clone();
     key(&mut s, KeyCode::Char('r'));
+    // A token asks how: the footer offers the same Client ID or a new one.
+    assert!(s.pending_actions.is_empty());
+    let asked = draw(&s, 160, 45);
+    assert!(
+        asked.contains("[s] same Client ID") && asked.contains("[n] new Client ID"),
+        "{asked}"
+    );
+    key(&mut s, KeyCode::Char('s'));
     assert_eq!(
         s.pending_actions,
-        [ConsoleAction::StartToken { name: shown }]
+        [ConsoleAction::StartToken {
+            name: shown.clone(),
+            in_place: true
+        }]
+    );
+    s.pending_actions.clear();
+    key(&mut s, KeyCode::Char('r'));
+    key(&mut s, KeyCode::Char('n'));
+    assert_eq!(
+        s.pending_actions,
+        [ConsoleAction::StartToken {
+            name: shown,
+            in_place: false
+        }]
     );
     assert!(
         draw(&s, 160, 45).contains("r rotate"),

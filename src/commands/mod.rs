@@ -15,7 +15,7 @@ mod rotate;
 mod scan;
 mod serve;
 mod store;
-mod token;
+pub mod token;
 
 use std::io::Write;
 

@@ -42,6 +42,7 @@ fn check(paths: &Paths, json: bool) -> Result<()> {
     }
     if !json && linted {
         print_audiences(paths);
+        print_retiring(paths);
     }
     let summary = summary(paths, &findings, errors, linted);
     if errors > 0 {
@@ -82,6 +83,54 @@ fn print_audiences(paths: &Paths) {
             (true, true, true) => "aud not assigned (store unreadable)".to_string(),
         };
         println!("  {}: {aud}", app.name);
+    }
+}
+
+/// Tokens `[tokens]` retirement disables within a week (or that are past due: the next sweep
+/// of a running gate disables them).
+fn print_retiring(paths: &Paths) {
+    let Ok(cfg) = load(&paths.config) else { return };
+    let Ok(retire) = crate::retire::RetirePolicy::from_section(&cfg.file.tokens) else {
+        return;
+    };
+    if retire.is_off() || !paths.store_exists().unwrap_or(false) {
+        return;
+    }
+    let (Ok(set), Ok(store)) = (crate::policy::compile(&cfg.file), paths.open_store()) else {
+        return;
+    };
+    let Ok(tokens) = crate::store::wait(store.list_tokens()) else {
+        return;
+    };
+    let now = Utc::now();
+    let mut soon: Vec<(chrono::DateTime<Utc>, String)> = tokens
+        .iter()
+        .filter_map(|t| {
+            let d = crate::retire::due(t, crate::retire::referenced(&set, &t.name), &retire, now)?;
+            (d.at - now <= crate::retire::WARN_WITHIN).then(|| {
+                let when = if d.at <= now {
+                    "at the next sweep".to_string()
+                } else {
+                    format!("in {}", crate::duration::countdown(d.at - now))
+                };
+                let why = match d.reason {
+                    crate::retire::Reason::Inactive => match t.last_seen_at {
+                        Some(s) => format!("unseen since {}", super::rfc3339(s)),
+                        None => format!("never used since {}", super::rfc3339(t.created_at)),
+                    },
+                    crate::retire::Reason::Unreferenced => "no policy admits it".to_string(),
+                };
+                (d.at, format!("  {}: disabled {when} ({why})", t.name))
+            })
+        })
+        .collect();
+    if soon.is_empty() {
+        return;
+    }
+    soon.sort();
+    println!("tokens [tokens] retirement disables within 7 days:");
+    for (_, line) in soon {
+        println!("{line}");
     }
 }
 

@@ -18,5 +18,5 @@ pub use lint::{LintContext, lint};
 pub use load::{LoadedConfig, load, parse};
 pub use model::{
     Action, AppConfig, AuditDurability, AuditFailure, GateSection, NameMatch, OneOrMany,
-    PolicyConfig, PolicyFile, Selector, StoreSection, resolve_store_url,
+    PolicyConfig, PolicyFile, Selector, StoreSection, TokensSection, resolve_store_url,
 };

@@ -27,6 +27,38 @@ pub struct PolicyFile {
     pub sink: Vec<toml::Table>,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub tokens: TokensSection,
+}
+
+/// `[tokens]`: retiring tokens nobody uses (both off by default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensSection {
+    /// Disable a token unseen this long (or never used this long since it was created).
+    #[serde(default)]
+    pub disable_after_inactive: Option<Spanned<String>>,
+    /// Disable a token no policy admits, this long after it was created or last seen.
+    #[serde(default)]
+    pub disable_unreferenced: Option<Spanned<String>>,
+}
+
+impl TokensSection {
+    /// The two periods, parsed; `Err((key, message))` for a value that is not a duration.
+    #[allow(clippy::type_complexity)]
+    pub fn periods(
+        &self,
+    ) -> Result<(Option<chrono::Duration>, Option<chrono::Duration>), (&'static str, String)> {
+        let parse = |key: &'static str, v: &Option<Spanned<String>>| {
+            v.as_ref()
+                .map(|v| crate::duration::parse(v.get_ref()).map_err(|e| (key, e.to_string())))
+                .transpose()
+        };
+        Ok((
+            parse("disable_after_inactive", &self.disable_after_inactive)?,
+            parse("disable_unreferenced", &self.disable_unreferenced)?,
+        ))
+    }
 }
 
 /// `[store]`: where the credential store is. Absent: SQLite in the state dir.

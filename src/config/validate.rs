@@ -36,6 +36,7 @@ pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
     v.apps(&file.app);
     v.rotation(file);
     v.store(file);
+    v.tokens(file);
     v.out
 }
 
@@ -87,6 +88,26 @@ impl Validator<'_, '_> {
                 url.span(),
                 e,
                 Some("write it as postgres://USER@HOST:PORT/DB, or env:VAR to keep a password out of the file"),
+            );
+        }
+    }
+
+    /// `[tokens]` retirement periods.
+    fn tokens(&mut self, file: &PolicyFile) {
+        if let Err((key, message)) = file.tokens.periods() {
+            let span = self
+                .doc
+                .root
+                .get_ref()
+                .get("tokens")
+                .and_then(|t| t.get_ref().as_table())
+                .and_then(|t| t.get(key))
+                .map(|v| v.span())
+                .unwrap_or(0..0);
+            self.error(
+                span,
+                format!("{key}: {message}"),
+                Some("e.g. disable_after_inactive = \"90d\"; leave it out to keep unused tokens"),
             );
         }
     }

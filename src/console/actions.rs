@@ -22,9 +22,11 @@ use super::app::Msg;
 /// Something the operator asked the console to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleAction {
-    /// Start a rotation of the token with this name.
+    /// Start a rotation of the token with this name: to a successor with a new Client ID
+    /// (`NAME-v2`), or `in_place`: a new secret for the same Client ID.
     StartToken {
         name: String,
+        in_place: bool,
     },
     /// Start a rotation of the certificate with this serial (`cn` is for messages), to the same
     /// CN or to `new_cn`.
@@ -104,7 +106,32 @@ pub fn perform(
         now,
     };
     match action {
-        ConsoleAction::StartToken { name } => {
+        ConsoleAction::StartToken {
+            name,
+            in_place: true,
+        } => {
+            crate::store::create_private_dir(&ctx.secret_dir).map_err(|e| e.to_string())?;
+            let out = ctx.secret_dir.join(format!(
+                "{name}.secret-{}.json",
+                now.format("%Y%m%dT%H%M%S")
+            ));
+            let started = rotation::start_token_in_place(
+                &env,
+                name,
+                Duration::hours(24),
+                &start_opts(Some(out)),
+            )
+            .map_err(|e| describe(&e))?;
+            let r = &started.rotation;
+            Ok(format!(
+                "{} started: {} → {}, same Client ID, new secret written to {} (0600); the previous secret works for 24h; press n (nothing to edit in the policies)",
+                r.id,
+                r.old.label(),
+                r.new.as_ref().map_or("?".into(), |n| n.label()),
+                files(&started.files)
+            ))
+        }
+        ConsoleAction::StartToken { name, .. } => {
             crate::store::create_private_dir(&ctx.secret_dir).map_err(|e| e.to_string())?;
             let out = secret_path(&ctx.store, &ctx.secret_dir, name, now);
             let started = rotation::start_token(&env, name, &start_opts(Some(out)))
@@ -243,6 +270,7 @@ include = [{ service_token = "ci-deploy-prod" }]
         let quiet = Duration::seconds(5);
         let start = ConsoleAction::StartToken {
             name: "ci-deploy-prod".into(),
+            in_place: false,
         };
         let text = perform(&ctx, quiet, &start, now).unwrap();
         let secret_file = dir.path().join("secrets/ci-deploy-prod-v2.json");

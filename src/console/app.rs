@@ -307,7 +307,7 @@ impl AppState {
         } else if let Some(p) = &self.prompt {
             match p {
                 Prompt::ConfirmAbort { .. } => Context::YesNo,
-                Prompt::TypeName { .. } => Context::TextPrompt,
+                Prompt::TypeName { .. } | Prompt::ChooseTokenRotation { .. } => Context::TextPrompt,
             }
         } else if self.command.is_some() {
             Context::CommandInput

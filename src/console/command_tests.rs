@@ -299,10 +299,14 @@ mod with_state {
         keys(&mut s, ":rotate ci-deploy-staging");
         key(&mut s, KeyCode::Enter);
         assert_eq!(s.view, ViewId::Tokens);
+        // A token asks how: same Client ID (s) or a new one (n).
+        assert!(s.pending_actions.is_empty());
+        keys(&mut s, "n");
         assert_eq!(
             s.pending_actions,
             [ConsoleAction::StartToken {
-                name: "ci-deploy-staging".into()
+                name: "ci-deploy-staging".into(),
+                in_place: false,
             }]
         );
         // The same as selecting it and pressing r.
@@ -313,7 +317,7 @@ mod with_state {
             .position(|t| t.name == "ci-deploy-staging")
             .unwrap();
         by_key.selected[ViewId::Tokens.index()] = i;
-        keys(&mut by_key, "r");
+        keys(&mut by_key, "rn");
         assert_eq!(by_key.pending_actions, s.pending_actions);
         assert_eq!(by_key.selected, s.selected);
 

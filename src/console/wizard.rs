@@ -23,6 +23,8 @@ pub enum Prompt {
         name: String,
         input: String,
     },
+    /// Rotate token `name`: `s` same Client ID (a new secret), `n` a new Client ID (`-v2`).
+    ChooseTokenRotation { name: String },
 }
 
 impl AppState {
@@ -76,10 +78,7 @@ impl AppState {
                 let Some(t) = rows::tokens(self).get(sel).map(|t| t.name.clone()) else {
                     return;
                 };
-                self.request(
-                    ConsoleAction::StartToken { name: t.clone() },
-                    format!("starting a rotation of {t}…"),
-                );
+                self.prompt = Some(Prompt::ChooseTokenRotation { name: t });
             }
             (Action::StartRotation, ViewId::Certs) => {
                 let sel = self.selected[ViewId::Certs.index()];
@@ -164,6 +163,21 @@ impl AppState {
         };
         match (prompt, action) {
             (_, Some(Action::Cancel)) => self.feed.notice = Some("cancelled".into()),
+            (Prompt::ChooseTokenRotation { name }, _) if matches!(typed, Some('s' | 'n')) => {
+                let in_place = typed == Some('s');
+                let how = if in_place {
+                    "same Client ID, new secret"
+                } else {
+                    "new Client ID"
+                };
+                self.request(
+                    ConsoleAction::StartToken {
+                        name: name.clone(),
+                        in_place,
+                    },
+                    format!("starting a rotation of {name} ({how})…"),
+                );
+            }
             (Prompt::ConfirmAbort { id }, Some(Action::Confirm)) => self.request(
                 ConsoleAction::Abort { id: id.clone() },
                 format!("aborting {id}…"),

@@ -28,6 +28,8 @@ pub enum Rule {
     StoreUnreachable,
     /// The origin assertion's signing key is older than its rotation period.
     SigningKeyOverdue,
+    /// `[tokens]` retirement disabled a token nobody used (from its `token_retire` event).
+    CredentialRetired,
 }
 
 impl Rule {
@@ -45,6 +47,7 @@ impl Rule {
             Rule::StaleCrl => "stale_crl",
             Rule::StoreUnreachable => "store_unreachable",
             Rule::SigningKeyOverdue => "signing_key_overdue",
+            Rule::CredentialRetired => "credential_retired",
         }
     }
 

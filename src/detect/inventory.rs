@@ -111,6 +111,46 @@ pub(crate) fn signing_key_overdue(
     out
 }
 
+/// A token the `[tokens]` retirement sweep disabled (its `token_retire` admin event): one
+/// alert per token, resolved after the usual quiet time.
+pub(crate) fn retired(ev: &AccessEvent, book: &mut AlertBook) -> Option<AccessEvent> {
+    let subject = Subject::of_event(ev)?;
+    // An admin event's own fields are under `details.details`.
+    let details = ev
+        .details
+        .as_ref()
+        .map(|d| d["details"].clone())
+        .unwrap_or_default();
+    let reason = details["reason"].as_str().unwrap_or("unused").to_string();
+    if book.is_open(Rule::CredentialRetired, &subject.key()) {
+        return None;
+    }
+    let hit = Hit {
+        rule: Rule::CredentialRetired,
+        subject: &subject,
+        at: ev.created_at,
+        add: 1,
+        severity: Severity::Warning,
+        phase: 0,
+        notable: false,
+        facts: &[],
+        event: None,
+    };
+    book.hit(hit, || Content {
+        title: format!(
+            "{} disabled: {} (since {}); `botgate token enable` brings it back",
+            subject.describe(),
+            if reason == "unreferenced" {
+                "no policy admits it"
+            } else {
+                "unused"
+            },
+            details["since"].as_str().unwrap_or("?")
+        ),
+        evidence: json!({ "reason": reason, "since": details["since"], "after_secs": details["after_secs"] }),
+    })
+}
+
 /// When a CA's current CRL says the next one is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlStatus {

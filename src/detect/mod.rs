@@ -98,6 +98,9 @@ impl Engine {
     /// Look at one event (non-`access` events are ignored); returns alert events to publish.
     pub fn observe(&mut self, ev: &AccessEvent) -> Vec<AccessEvent> {
         let mut out = Vec::new();
+        if ev.event == EventKind::Admin && ev.decision == "token_retire" && !self.standby {
+            out.extend(inventory::retired(ev, &mut self.book));
+        }
         if ev.event != EventKind::Access {
             return out;
         }
@@ -240,6 +243,7 @@ fn quiet_time(cfg: &DetectConfig, rule: Rule) -> Option<chrono::Duration> {
         Rule::FailedAuthSpike => cfg.failed_auth_spike.resolve_after,
         Rule::FailedAuthAfterRevocation => cfg.failed_auth_after_revocation.resolve_after,
         Rule::SharedCredential => cfg.shared_credential.resolve_after,
+        Rule::CredentialRetired => None,
         Rule::CredentialExpiring
         | Rule::CredentialExpired
         | Rule::UnusedCredential

@@ -132,6 +132,16 @@ pub async fn start_gate_with(
     setup: impl FnOnce(&Store),
     tweak: impl FnOnce(&mut GateOptions),
 ) -> TestGate {
+    start_gate_clocked(policy_toml, setup, tweak, Arc::new(SystemClock)).await
+}
+
+/// `start_gate_with` on `clock` (a `FixedClock` moves the gate's "now" for expiry and grace).
+pub async fn start_gate_clocked(
+    policy_toml: &str,
+    setup: impl FnOnce(&Store),
+    tweak: impl FnOnce(&mut GateOptions),
+    clock: botgate::clock::SharedClock,
+) -> TestGate {
     let upstream = echo_upstream().await;
     let text = policy_toml
         .replace("{upstream}", &format!("http://{upstream}"))
@@ -146,16 +156,9 @@ pub async fn start_gate_with(
     tweak(&mut opts);
     let audit_log = opts.audit_log.clone();
     let bus = AuditBus::default();
-    let gate = gate::start(
-        opts,
-        policies,
-        hub(&store),
-        bus.clone(),
-        Arc::new(SystemClock),
-        None,
-    )
-    .await
-    .unwrap();
+    let gate = gate::start(opts, policies, hub(&store), bus.clone(), clock, None)
+        .await
+        .unwrap();
     TestGate {
         gate,
         store,

@@ -228,6 +228,12 @@ fn draw_footer(frame: &mut Frame, area: Rect, s: &AppState) {
             format!("abort {id}? the new credential is revoked and removed from policies   "),
             t.accent().add_modifier(Modifier::BOLD),
         )),
+        Some(Prompt::ChooseTokenRotation { name }) => spans.push(Span::styled(
+            format!(
+                "rotate {name}: [s] same Client ID (new secret, nothing to edit)  [n] new Client ID ({name}-v2)  [Esc] cancel   "
+            ),
+            t.accent().add_modifier(Modifier::BOLD),
+        )),
         Some(Prompt::TypeName { name, input, .. }) => {
             spans.push(Span::styled(
                 format!("revoke {name}: type its name to confirm: "),
