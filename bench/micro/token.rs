@@ -25,6 +25,7 @@ fn snapshot(n: usize) -> (CredentialSnapshot, ClientId, ClientSecret) {
                 expires_at: Utc::now() + chrono::Duration::days(30),
                 revoked: false,
                 disabled: false,
+                bounds: Default::default(),
             },
         );
         if i == n / 2 {

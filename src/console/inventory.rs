@@ -307,6 +307,7 @@ include = [{ any_service_token = true }]
             last_seen_at: None,
             last_seen_ip: None,
             created_by: "test".into(),
+            bounds: Default::default(),
         };
         let text = format!(
             "{POLICY}\n[rotation]\ntoken_cadence = \"60d\"\ncadence = [{{ pattern = \"^payments-\", token = \"30d\", cert = \"90d\" }}]\n"

@@ -106,6 +106,7 @@ mod tests {
                 expires_at: Utc::now() + chrono::Duration::days(expires_in_days),
                 revoked,
                 disabled: false,
+                bounds: Default::default(),
             },
         );
         s

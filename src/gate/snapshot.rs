@@ -26,6 +26,8 @@ pub struct TokenEntry {
     pub expires_at: DateTime<Utc>,
     pub revoked: bool,
     pub disabled: bool,
+    /// Its networks and rate limit, enforced after the secret and status checks.
+    pub bounds: crate::bounds::TokenBounds,
 }
 
 impl TokenEntry {
@@ -42,6 +44,12 @@ impl TokenEntry {
         } else {
             None
         }
+    }
+
+    /// Why this live token is refused from `ip` (outside its `--allow-ip` networks): the one
+    /// network check the gate and `policy explain` make, after `refusal`.
+    pub fn ip_refusal(&self, ip: std::net::IpAddr) -> Option<super::deny::DenyReason> {
+        (!self.bounds.ip_allowed(ip)).then_some(super::deny::DenyReason::TokenIpNotAllowed)
     }
 }
 
@@ -101,6 +109,7 @@ impl CredentialSnapshot {
                     expires_at: t.expires_at,
                     revoked: t.revoked_at.is_some(),
                     disabled: t.disabled_at.is_some(),
+                    bounds: t.bounds.clone(),
                 };
                 (t.client_id.as_str().into(), entry)
             })

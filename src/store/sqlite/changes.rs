@@ -67,6 +67,7 @@ mod tests {
             secret_hash: ClientSecret::generate().hash(),
             created_at: now,
             expires_at: now + Duration::days(30),
+            bounds: Default::default(),
         };
         wait(store.create_token(&token)).unwrap();
         wait(store.revoke_token("ci-deploy-prod", now)).unwrap();
