@@ -35,6 +35,7 @@ pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<T
             revoked: r.revoked_at.is_some(),
             disabled: r.disabled_at.is_some(),
             last_seen_at: r.last_seen_at,
+            bounds: r.bounds.clone(),
             policies: compiled
                 .as_ref()
                 .map(|p| policies_for_token(p, &r.name))

@@ -238,7 +238,7 @@ fn a_newer_schema_is_refused_with_both_versions_named() {
     assert_eq!(wait(admin.schema_version()).unwrap(), 5);
     super::testdb::execute_sql(&db.url, "UPDATE botgate_schema SET version = 99").unwrap();
     let e = Store::connect(&db.url).unwrap_err().to_string();
-    assert!(e.contains("99") && e.contains("(4)"), "{e}");
+    assert!(e.contains("99") && e.contains("(5)"), "{e}");
 }
 
 #[test]

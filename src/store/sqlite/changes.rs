@@ -101,6 +101,8 @@ mod tests {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP TABLE changes; DROP TABLE job_leases; DROP TABLE usage; ALTER TABLE tokens DROP COLUMN disabled_at;
+             DROP TABLE signing_keys; DROP TABLE app_audiences;
+             DROP TABLE gate_heartbeats; ALTER TABLE tokens DROP COLUMN allow_ips; ALTER TABLE tokens DROP COLUMN rate_limit;
              UPDATE meta SET generation = 7; PRAGMA user_version = 4;",
         )
         .unwrap();
@@ -108,7 +110,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
             wait(store.schema_version()).unwrap(),
-            8,
+            10,
             "migrated to the newest schema"
         );
         assert_eq!(wait(store.change_version()).unwrap(), 7);
