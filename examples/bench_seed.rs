@@ -38,6 +38,7 @@ fn main() -> Result<()> {
             secret_hash: secret.hash(),
             created_at: now,
             expires_at: now + chrono::Duration::days(30),
+            bounds: Default::default(),
         }))
         .with_context(|| format!("cannot create token {name}"))?;
         writeln!(out, "{} {} {name}", id.as_str(), secret.expose())?;

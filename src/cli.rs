@@ -178,6 +178,8 @@ pub enum TokenCommand {
     },
     /// A new secret for the same Client ID; the previous one keeps working for --grace.
     RotateSecret(TokenRotateSecretArgs),
+    /// Change a token's bounds: the networks it may be used from, its rate limit.
+    Update(TokenUpdateArgs),
     /// Extend a token's expiry to DURATION from now (same Client ID and secret).
     Refresh {
         /// Token name or Client ID (`<32 hex>.access`).
@@ -224,6 +226,53 @@ pub struct TokenCreateArgs {
     /// Write {"name","client_id","client_secret","expires_at"} to FILE (mode 0600) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub secret_out: Option<PathBuf>,
+    /// Accept the token only from this network (CIDR or address; repeat for more). From
+    /// anywhere else it is refused (401 token_ip_not_allowed), whatever the policies say.
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    pub allow_ip: Vec<String>,
+    /// The token's own rate limit on every app: COUNT/UNIT (600/min, 10/s, 5000/h, 1/d).
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+    /// Requests allowed at once under --rate (default: its count).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "rate",
+        allow_negative_numbers = true
+    )]
+    pub burst: Option<i64>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenUpdateArgs {
+    /// Token name or Client ID (`<32 hex>.access`).
+    pub name_or_client_id: String,
+    /// Replace the token's networks with these (CIDR or address; repeat for more).
+    #[arg(
+        long = "allow-ip",
+        value_name = "CIDR",
+        conflicts_with = "clear_allow_ip"
+    )]
+    pub allow_ip: Vec<String>,
+    /// Accept the token from anywhere again.
+    #[arg(long)]
+    pub clear_allow_ip: bool,
+    /// Replace the token's rate limit: COUNT/UNIT (600/min, 10/s, 5000/h, 1/d).
+    #[arg(long, value_name = "RATE", conflicts_with = "clear_rate")]
+    pub rate: Option<String>,
+    /// Requests allowed at once under --rate (default: its count).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "rate",
+        allow_negative_numbers = true
+    )]
+    pub burst: Option<i64>,
+    /// Remove the token's own rate limit (policies' limits still apply).
+    #[arg(long)]
+    pub clear_rate: bool,
     #[command(flatten)]
     pub json: JsonFlag,
 }

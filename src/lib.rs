@@ -4,6 +4,7 @@
 
 pub mod assertion;
 pub mod audit;
+pub mod bounds;
 pub mod cert_names;
 pub mod cli;
 pub mod clock;

@@ -122,6 +122,7 @@ mod tests {
             secret_version: 1,
             previous_secret_hash: None,
             previous_secret_expires_at: None,
+            bounds: Default::default(),
         }
     }
 

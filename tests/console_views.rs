@@ -42,6 +42,7 @@ fn token(
         policies: policies.iter().map(|p| p.to_string()).collect(),
         // The default token cadence (90 days from creation).
         rotation_due_at: now() - Duration::days(created_days_ago) + Duration::days(90),
+        bounds: Default::default(),
     }
 }
 
@@ -62,15 +63,25 @@ fn cert(cn: &str, serial: &str, expires_in: Duration, revoked: bool) -> CertRow 
 }
 
 fn tokens() -> Vec<TokenRow> {
+    let mut bound = token(
+        "ci-deploy-prod",
+        100,
+        Duration::days(265),
+        false,
+        Some(3),
+        &["api.example.com / CI deployment"],
+    );
+    bound.bounds = botgate::bounds::TokenBounds {
+        allow_ips: vec![botgate::bounds::parse_network("10.1.0.0/16").unwrap()],
+        rate_limit: Some(botgate::bounds::RateLimit::parse("600/min", None).unwrap()),
+    };
+    let mut v = vec![bound];
+    v.extend(tokens_unbound());
+    v
+}
+
+fn tokens_unbound() -> Vec<TokenRow> {
     vec![
-        token(
-            "ci-deploy-prod",
-            100,
-            Duration::days(265),
-            false,
-            Some(3),
-            &["api.example.com / CI deployment"],
-        ),
         token(
             "ci-deploy-staging",
             70,
@@ -1076,4 +1087,47 @@ fn an_unreachable_store_is_said_in_the_header_until_it_answers_again() {
     );
     let b = bench::render(&s, 220, 45);
     assert!(!buffer_text(&b).contains("STORE UNREACHABLE"));
+}
+
+/// Rate-limited requests are their own series in Traffic, and the Tokens view shows each
+/// token's bounds with what they did (`4 limited`, shadow marks included, in the warn colour).
+#[test]
+fn rate_limited_requests_are_a_traffic_series_and_show_on_the_token() {
+    let mut s = state();
+    let mut events: Vec<Arc<AccessEvent>> = Vec::new();
+    // ci-deploy-prod over its rate limit 20 s ago: four 429s, and one shadow-mode mark.
+    events.extend((0..5).map(|i| {
+        let mut e = bench::synthetic_event(i, now() - Duration::seconds(20), 1_000);
+        e.service_token_name = Some("ci-deploy-prod".into());
+        e.cert_common_name = None;
+        e.connection_method = botgate::audit::ConnectionMethod::ServiceToken;
+        if i < 4 {
+            e.allowed = false;
+            e.decision = "deny".into();
+            e.status = Some(429);
+            e.deny_reason = Some("rate_limited".into());
+        } else {
+            e.allowed = true;
+            e.decision = "allow".into();
+            e.status = Some(200);
+            e.deny_reason = None;
+            e.details = Some(serde_json::json!({ "rate_limited_shadow": true }));
+        }
+        Arc::new(e)
+    }));
+    bench::ingest(&mut s, &events);
+    key(&mut s, KeyCode::Char('1'));
+    let traffic = draw(&s, 160, 45);
+    assert!(
+        traffic.contains("allowed vs denied vs rate limited"),
+        "{traffic}"
+    );
+    assert!(traffic.contains("rate limited"), "{traffic}");
+    key(&mut s, KeyCode::Char('2'));
+    let tokens = draw(&s, 220, 45);
+    let row = tokens
+        .lines()
+        .find(|l| l.contains("ci-deploy-prod "))
+        .unwrap_or_else(|| panic!("{tokens}"));
+    assert!(row.contains("10.1.0.0/16 · 600/min 5 limited"), "{row}");
 }

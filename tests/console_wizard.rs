@@ -154,6 +154,7 @@ fn token(name: &str) -> TokenRow {
         last_seen_at: None,
         policies: vec!["api.example.com / CI deployment".into()],
         rotation_due_at: now() - Duration::days(10),
+        bounds: Default::default(),
     }
 }
 

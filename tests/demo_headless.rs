@@ -121,6 +121,7 @@ async fn rewritten_credential_file_is_picked_up_except_by_the_straggler() {
             secret_hash: secret.hash(),
             created_at: now,
             expires_at: now + chrono::Duration::days(90),
+            bounds: Default::default(),
         })
         .await
         .unwrap();

@@ -83,8 +83,38 @@ fn token_verbs_print_the_documented_json() {
         "last_seen_at",
         "last_seen_ip",
         "created_by",
+        "allow_ips",
+        "rate_limit",
     ];
     has(row, &token_keys, "token list");
+    assert_eq!(
+        row["allow_ips"],
+        serde_json::json!([]),
+        "unbound: an empty list"
+    );
+    assert!(row["rate_limit"].is_null());
+    let updated = env.json(&[
+        "token",
+        "update",
+        "ci-deploy-prod",
+        "--allow-ip",
+        "10.0.0.0/8",
+        "--allow-ip",
+        "192.0.2.7",
+        "--rate",
+        "600/min",
+        "--burst",
+        "50",
+    ]);
+    has(&updated, &token_keys, "token update");
+    assert_eq!(
+        updated["allow_ips"],
+        serde_json::json!(["10.0.0.0/8", "192.0.2.7/32"])
+    );
+    assert_eq!(
+        updated["rate_limit"],
+        serde_json::json!({ "rate": "600/min", "burst": 50 })
+    );
     assert!(
         row.get("client_secret").is_none(),
         "a listing never shows a secret"

@@ -38,6 +38,7 @@ fn setup() -> Setup {
         secret_hash: ClientSecret::generate().hash(),
         created_at: now,
         expires_at: now + Duration::days(90),
+        bounds: Default::default(),
     }))
     .unwrap();
     Setup { dir, policy }

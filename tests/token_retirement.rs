@@ -36,6 +36,7 @@ fn token(store: &Store, name: &str, created_days_ago: i64, seen_days_ago: Option
         secret_hash: ClientSecret::generate().hash(),
         created_at: now - Duration::days(created_days_ago),
         expires_at: now + Duration::days(300),
+        bounds: Default::default(),
     }))
     .unwrap();
     if let Some(d) = seen_days_ago {

@@ -5,6 +5,7 @@
 //! call makes (the "alloc" rows in divan's output): the allowed-request decision must make none.
 
 mod audit;
+mod bounds;
 mod console;
 mod policy;
 mod token;

@@ -27,6 +27,7 @@ fn snapshot(n: usize) -> (CredentialSnapshot, ClientId, ClientSecret) {
                 disabled: false,
                 secret_version: 1,
                 previous: None,
+                bounds: Default::default(),
             },
         );
         if i == n / 2 {

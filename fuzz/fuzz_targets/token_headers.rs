@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             expires_at: now + chrono::Duration::days(30),
             revoked: false,
             disabled: false,
+            bounds: Default::default(),
         },
     );
     let data = substitute(data, id.as_str(), secret.expose());

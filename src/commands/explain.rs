@@ -143,6 +143,11 @@ pub fn explain(
                         _ => format!("token {name:?} expired at {}", t.expires_at),
                     };
                     (r, why)
+                }).or_else(|| {
+                    t.ip_refusal(ip).map(|r| {
+                        let nets = t.bounds.allow_ips_text().unwrap_or_default();
+                        (r, format!("token {name:?} is bound to {nets} (`--allow-ip`); {ip} is outside, so no policy is asked"))
+                    })
                 }),
             };
             if let Some((reason, why)) = refusal {

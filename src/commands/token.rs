@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::{print_json, print_table};
 use crate::audit::AccessEvent;
-use crate::cli::{TokenCommand, TokenCreateArgs, TokenRotateSecretArgs};
+use crate::bounds::{RateLimit, TokenBounds};
+use crate::cli::{TokenCommand, TokenCreateArgs, TokenRotateSecretArgs, TokenUpdateArgs};
 use crate::credential::{self, ClientId, ClientSecret};
 use crate::exit::Failure;
 use crate::paths::Paths;
@@ -92,6 +93,7 @@ pub fn run(paths: &Paths, cmd: TokenCommand) -> Result<()> {
             })
         }
         TokenCommand::RotateSecret(args) => rotate_secret(paths, &store, now, args),
+        TokenCommand::Update(args) => update(paths, &store, now, args),
         TokenCommand::Refresh {
             name_or_client_id,
             duration,
@@ -151,6 +153,7 @@ pub fn create_token(
     store: &Store,
     name: &str,
     lifetime: Duration,
+    bounds: TokenBounds,
     now: DateTime<Utc>,
 ) -> Result<(TokenRecord, ClientSecret)> {
     credential::validate_token_name(name).map_err(Failure::bad_input)?;
@@ -163,6 +166,7 @@ pub fn create_token(
             secret_hash: secret.hash(),
             created_at: now,
             expires_at: now + lifetime,
+            bounds,
         },
         &|t| admin_entry(now, "token_create", t),
     ))
@@ -186,7 +190,11 @@ fn create(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenCreateArg
     if let Some(out) = &args.secret_out {
         crate::rotation::create::check_new_path(out, "--secret-out").map_err(rotation_input)?;
     }
-    let (rec, secret) = create_token(store, &args.name, lifetime, now)?;
+    let bounds = TokenBounds {
+        allow_ips: parse_allow_ips(&args.allow_ip)?,
+        rate_limit: parse_rate(args.rate.as_deref(), args.burst)?,
+    };
+    let (rec, secret) = create_token(store, &args.name, lifetime, bounds, now)?;
     deliver_admin(paths, store, now);
     let created = CreatedToken {
         name: &rec.name,
@@ -351,6 +359,72 @@ pub fn rotate_token_secret(
     Ok((rec, secret))
 }
 
+/// `--allow-ip` values as networks; a bad one is bad input (exit 2) naming it.
+fn parse_allow_ips(values: &[String]) -> Result<Vec<ipnet::IpNet>> {
+    let mut nets = Vec::new();
+    for v in values {
+        let net = crate::bounds::parse_network(v)
+            .map_err(|e| Failure::bad_input(format!("--allow-ip: {e}")))?;
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    Ok(nets)
+}
+
+/// `--rate` (with `--burst`) as a rate limit; bad input (exit 2) says what was expected.
+fn parse_rate(rate: Option<&str>, burst: Option<i64>) -> Result<Option<RateLimit>> {
+    rate.map(|r| RateLimit::parse(r, burst))
+        .transpose()
+        .map_err(|e| Failure::bad_input(format!("--rate: {e}")))
+}
+
+/// `token update`: replace the networks and/or the rate limit, recorded as one admin event
+/// (`token_update`, with the new bounds) in the store transaction that makes the change.
+fn update(paths: &Paths, store: &Store, now: DateTime<Utc>, args: TokenUpdateArgs) -> Result<()> {
+    let changes_ips = !args.allow_ip.is_empty() || args.clear_allow_ip;
+    let changes_rate = args.rate.is_some() || args.clear_rate;
+    if !changes_ips && !changes_rate {
+        return Err(Failure::bad_input(
+            "nothing to change: pass --allow-ip CIDR… or --clear-allow-ip, and/or --rate RATE or --clear-rate",
+        ));
+    }
+    let allow_ips = parse_allow_ips(&args.allow_ip)?;
+    let rate = parse_rate(args.rate.as_deref(), args.burst)?;
+    let current =
+        crate::store::wait(store.find_token(&args.name_or_client_id)).map_err(store_err)?;
+    let bounds = TokenBounds {
+        allow_ips: if changes_ips {
+            allow_ips
+        } else {
+            current.bounds.allow_ips.clone()
+        },
+        rate_limit: if changes_rate {
+            rate
+        } else {
+            current.bounds.rate_limit
+        },
+    };
+    // By Client ID: the row just read, even if a token of the same name is created meanwhile.
+    let t = crate::store::wait(store.set_token_bounds(&current.client_id, &bounds, &|t| {
+        admin_entry(now, "token_update", t)
+    }));
+    report(paths, store, now, t, args.json.json, |t| {
+        format!(
+            "updated token {} ({}): accepted from {}; rate limit {}; the running gate enforces it within 1 s",
+            t.name,
+            t.client_id,
+            t.bounds
+                .allow_ips_text()
+                .unwrap_or_else(|| "anywhere".into()),
+            t.bounds
+                .rate_limit
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "no rate limit of its own".into()),
+        )
+    })
+}
+
 /// The shared secret-file checks report bad input (exit 2).
 fn rotation_input(e: crate::rotation::RotationError) -> anyhow::Error {
     match e {
@@ -361,11 +435,16 @@ fn rotation_input(e: crate::rotation::RotationError) -> anyhow::Error {
 
 /// The admin journal entry for `action` on token `t` (the audit line a gate or the CLI writes).
 fn admin_entry(now: DateTime<Utc>, action: &str, t: &TokenRecord) -> crate::store::AdminEntry {
-    let details = serde_json::json!({
+    let mut details = serde_json::json!({
         "name": t.name, "client_id": t.client_id, "expires_at": rfc3339(t.expires_at),
         "secret_version": t.secret_version,
         "previous_secret_expires_at": t.previous_secret_expires_at.map(rfc3339),
     });
+    // Bounds appear only when set (or changed), so other token events keep their shape.
+    if t.bounds != TokenBounds::default() || action == "token_update" {
+        details["allow_ips"] = serde_json::json!(bounds_view(&t.bounds).0);
+        details["rate_limit"] = serde_json::json!(bounds_view(&t.bounds).1);
+    }
     let mut ev = AccessEvent::admin(now, action, &t.name, details);
     ev.service_token_id = Some(t.client_id.clone());
     ev.service_token_name = Some(t.name.clone());
@@ -403,6 +482,10 @@ struct TokenView<'a> {
     created_by: &'a str,
     secret_version: i64,
     previous_secret_expires_at: Option<String>,
+    /// `--allow-ip` networks; empty: from anywhere.
+    allow_ips: Vec<String>,
+    /// `--rate`: `{"rate","burst"}` or null.
+    rate_limit: Option<RateLimitView>,
     #[serde(skip)]
     expires_in: String,
     #[serde(skip)]
@@ -425,6 +508,8 @@ impl<'a> TokenView<'a> {
             created_by: &t.created_by,
             secret_version: t.secret_version,
             previous_secret_expires_at: t.previous_secret_expires_at.map(rfc3339),
+            allow_ips: bounds_view(&t.bounds).0,
+            rate_limit: bounds_view(&t.bounds).1,
             expires_in: if t.revoked_at.is_some() {
                 "-".into()
             } else {
@@ -436,6 +521,26 @@ impl<'a> TokenView<'a> {
                 .unwrap_or_else(|| "never".into()),
         }
     }
+}
+
+/// A token's own rate limit in `--json` and admin events.
+#[derive(Debug, Clone, Serialize)]
+struct RateLimitView {
+    /// `COUNT/UNIT`, e.g. `600/min`.
+    rate: String,
+    /// Requests allowed at once.
+    burst: u32,
+}
+
+/// The JSON shape of a token's bounds: its networks, its rate limit.
+fn bounds_view(b: &TokenBounds) -> (Vec<String>, Option<RateLimitView>) {
+    (
+        b.allow_ips.iter().map(|n| n.to_string()).collect(),
+        b.rate_limit.map(|r| RateLimitView {
+            rate: r.rate_text(),
+            burst: r.burst_size().get(),
+        }),
+    )
 }
 
 fn print_list(tokens: &[TokenRecord], now: DateTime<Utc>) -> Result<()> {
@@ -486,6 +591,15 @@ fn print_show(v: &TokenView<'_>) {
             v.secret_version - 1
         ),
         None => println!("secret:      version {}", v.secret_version),
+    }
+    if v.allow_ips.is_empty() {
+        println!("allowed ips: anywhere");
+    } else {
+        println!("allowed ips: {}", v.allow_ips.join(", "));
+    }
+    match &v.rate_limit {
+        Some(r) => println!("rate limit:  {} (burst {})", r.rate, r.burst),
+        None => println!("rate limit:  none of its own (policies' limits apply)"),
     }
     println!(
         "last seen:   {}{}",

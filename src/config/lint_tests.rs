@@ -29,6 +29,7 @@ fn token(name: &str, days: i64) -> TokenRecord {
         last_seen_at: None,
         last_seen_ip: None,
         created_by: "test".into(),
+        bounds: Default::default(),
     }
 }
 

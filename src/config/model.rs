@@ -301,6 +301,15 @@ pub struct PolicyConfig {
     pub require: Vec<Spanned<Selector>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<Selector>>,
+    /// `rate_limit = "600/min"`: each credential this policy admits gets a bucket (GCRA).
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<String>>,
+    /// Requests allowed at once under `rate_limit` (default: its count).
+    #[serde(default)]
+    pub burst: Option<Spanned<i64>>,
+    /// `enforce` (429, the default) or `shadow` (forward, mark the audit event).
+    #[serde(default)]
+    pub rate_limit_mode: Option<Spanned<crate::bounds::RateLimitMode>>,
 }
 
 /// What a matching policy does.

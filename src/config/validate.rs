@@ -419,6 +419,7 @@ impl Validator<'_, '_> {
         for sel in p.include.iter().chain(&p.require).chain(&p.exclude) {
             self.selector(sel);
         }
+        self.rate_limit(p);
         let is_token = |s: &Spanned<Selector>| {
             matches!(
                 s.get_ref(),
@@ -440,6 +441,49 @@ impl Validator<'_, '_> {
                     format!("{} selector in a non_identity policy: non_identity admits client certificates, not service tokens", sel.get_ref().key()),
                     Some("move token selectors to a service_auth policy"),
                 );
+            }
+        }
+    }
+
+    /// `rate_limit`, `burst`, `rate_limit_mode`: a rate botgate can enforce, a burst of at
+    /// least 1, and neither of the other two without a rate.
+    fn rate_limit(&mut self, p: &PolicyConfig) {
+        let burst = p.burst.as_ref().map(|b| *b.get_ref());
+        match &p.rate_limit {
+            Some(text) => {
+                if let Err(e) = crate::bounds::RateLimit::parse(text.get_ref(), None) {
+                    self.error(text.span(), e.to_string(), Some("e.g. rate_limit = \"600/min\" (units s, min, h, d), with an optional burst = 50"));
+                }
+                if let (Some(b), Some(n)) = (&p.burst, burst)
+                    && n < 1
+                {
+                    let e = crate::bounds::BoundsError::Burst { burst: n };
+                    self.error(b.span(), e.to_string(), None);
+                }
+                if *p.action.get_ref() == Action::Block {
+                    self.warn(
+                        text.span(),
+                        "rate_limit on a block policy never applies: it refuses every request it matches",
+                        Some("remove it, or move it to the policy that admits these clients"),
+                    );
+                }
+            }
+            None => {
+                for (key, span) in [
+                    ("burst", p.burst.as_ref().map(|b| b.span())),
+                    (
+                        "rate_limit_mode",
+                        p.rate_limit_mode.as_ref().map(|m| m.span()),
+                    ),
+                ] {
+                    if let Some(span) = span {
+                        self.error(
+                            span,
+                            format!("{key} without rate_limit has no effect"),
+                            Some("add rate_limit = \"600/min\" (or remove it)"),
+                        );
+                    }
+                }
             }
         }
     }

@@ -257,6 +257,7 @@ include = [{ service_token = "ci-deploy-prod" }]
             secret_hash: ClientSecret::generate().hash(),
             created_at: now,
             expires_at: now + Duration::days(90),
+            bounds: Default::default(),
         }))
         .unwrap();
         let policy_file = dir.path().join("policy.toml");

@@ -117,10 +117,23 @@ impl Traffic {
             }
             self.seconds
                 .record(ev.created_at.timestamp(), ev.allowed, m);
+            if is_rate_limited(ev) {
+                self.seconds.record_rate_limited(ev.created_at.timestamp());
+            }
             self.identities.record(ev);
         }
         self.ring.push(ev.clone())
     }
+}
+
+/// Whether the gate rate-limited `ev`: refused 429 `rate_limited`, or forwarded by a policy in
+/// shadow mode that would have refused it (`details.rate_limited_shadow`).
+pub fn is_rate_limited(ev: &AccessEvent) -> bool {
+    ev.deny_reason.as_deref() == Some("rate_limited")
+        || ev
+            .details
+            .as_ref()
+            .is_some_and(|d| d["rate_limited_shadow"] == true)
 }
 
 /// Counts for one second.
@@ -130,6 +143,8 @@ pub struct Bucket {
     pub sec: i64,
     pub allowed: u32,
     pub denied: u32,
+    /// Of these, requests over a rate limit (refused, or marked in shadow mode).
+    pub rate_limited: u32,
     /// Requests per connection method, indexed like `METHODS`.
     pub by_method: [u32; 3],
 }
@@ -189,6 +204,14 @@ impl SecondBuckets {
             b.denied += 1;
         }
         b.by_method[method.min(2)] += 1;
+    }
+
+    /// Mark one request already counted at `sec` as rate-limited.
+    pub fn record_rate_limited(&mut self, sec: i64) {
+        let i = self.slot(sec);
+        if self.slots[i].sec == sec {
+            self.slots[i].rate_limited += 1;
+        }
     }
 
     /// The bucket for `sec` (zero when nothing was counted then, or it left the window).
@@ -300,6 +323,10 @@ pub struct IdentityStats {
     pub method: ConnectionMethod,
     pub total: u64,
     pub denied: u64,
+    /// Requests over a rate limit (refused, or marked in shadow mode).
+    pub rate_limited: u64,
+    /// Requests refused because they came from outside the token's `--allow-ip` networks.
+    pub ip_refused: u64,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub countries: Tags,
@@ -317,6 +344,8 @@ impl IdentityStats {
             method,
             total: 0,
             denied: 0,
+            rate_limited: 0,
+            ip_refused: 0,
             first_seen: at,
             last_seen: at,
             countries: Tags::default(),
@@ -330,6 +359,12 @@ impl IdentityStats {
         self.total += 1;
         if !ev.allowed {
             self.denied += 1;
+        }
+        if is_rate_limited(ev) {
+            self.rate_limited += 1;
+        }
+        if ev.deny_reason.as_deref() == Some("token_ip_not_allowed") {
+            self.ip_refused += 1;
         }
         if ev.created_at > self.last_seen {
             self.last_seen = ev.created_at;

@@ -86,6 +86,7 @@ mod with_state {
             last_seen_at: None,
             policies: Vec::new(),
             rotation_due_at: now() + Duration::days(80),
+            bounds: Default::default(),
         }
     }
 

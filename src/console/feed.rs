@@ -514,6 +514,7 @@ mod tests {
             secret_hash: ClientSecret::generate().hash(),
             created_at: now,
             expires_at: now + chrono::Duration::days(5),
+            bounds: Default::default(),
         }))
         .unwrap();
         crate::store::wait(store.insert_cert(&crate::store::pki::NewCert {

@@ -35,6 +35,7 @@ pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<T
             revoked: r.revoked_at.is_some(),
             disabled: r.disabled_at.is_some(),
             last_seen_at: r.last_seen_at,
+            bounds: r.bounds.clone(),
             policies: compiled
                 .as_ref()
                 .map(|p| policies_for_token(p, &r.name))
@@ -310,6 +311,7 @@ include = [{ any_service_token = true }]
             last_seen_at: None,
             last_seen_ip: None,
             created_by: "test".into(),
+            bounds: Default::default(),
         };
         let text = format!(
             "{POLICY}\n[rotation]\ntoken_cadence = \"60d\"\ncadence = [{{ pattern = \"^payments-\", token = \"30d\", cert = \"90d\" }}]\n"

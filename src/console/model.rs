@@ -21,6 +21,8 @@ pub struct TokenRow {
     pub policies: Vec<String>,
     /// When the `[rotation]` cadence for its name says it is due (`rotation::rotation_due`).
     pub rotation_due_at: DateTime<Utc>,
+    /// Its `--allow-ip` networks and own `--rate`.
+    pub bounds: crate::bounds::TokenBounds,
 }
 
 impl TokenRow {

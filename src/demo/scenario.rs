@@ -119,6 +119,7 @@ pub fn create_tokens(
                 secret_hash: secret.hash(),
                 created_at,
                 expires_at: created_at + Duration::days(t.lifetime_days),
+                bounds: Default::default(),
             },
             &|rec| setup_event(now, "token_create", rec),
         ))?;

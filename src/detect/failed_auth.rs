@@ -27,6 +27,7 @@ pub(crate) fn is_auth_failure(reason: &str) -> bool {
             | "unknown_client_id"
             | "bad_secret"
             | "token_expired"
+            | "token_ip_not_allowed"
             | "cert_untrusted"
             | "cert_expired"
             | "cert_required"
@@ -35,7 +36,12 @@ pub(crate) fn is_auth_failure(reason: &str) -> bool {
 
 /// `deny_reason`s for a revoked credential (revocation is also how a rotation ends).
 pub(crate) fn is_revoked(reason: &str) -> bool {
-    matches!(reason, "token_revoked" | "cert_revoked")
+    // A superseded secret is a revoked credential presented: a client the rotation missed, or
+    // someone holding the old secret.
+    matches!(
+        reason,
+        "token_revoked" | "cert_revoked" | "token_secret_superseded"
+    )
 }
 
 /// The spike rule.

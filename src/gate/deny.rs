@@ -1,5 +1,6 @@
 //! Why a request was refused, and the HTTP outcome for each reason (contract: 401 no or bad
-//! credentials, 403 authenticated but not allowed, 404 unknown host, 502 upstream, 503 audit;
+//! credentials, 403 authenticated but not allowed, 404 unknown host, 429 over a rate limit,
+//! 502 upstream, 503 audit;
 //! requests that break HTTP itself get 400, 414 or 431 as RFC 9110 §15.5 says).
 
 /// A refusal reason, written to `deny_reason` in snake_case.
@@ -18,6 +19,11 @@ pub enum DenyReason {
     TokenDisabled,
     /// The token's previous secret after its grace period (`token rotate-secret`).
     TokenSecretSuperseded,
+    /// A live token presented from outside its `--allow-ip` networks (the bound travels with
+    /// the credential: refused even where a policy would admit it).
+    TokenIpNotAllowed,
+    /// Over a rate limit (the token's own or the deciding policy's).
+    RateLimited,
     NoPolicyMatched,
     BlockedByPolicy,
     UnknownHost,
@@ -67,6 +73,8 @@ impl DenyReason {
             DenyReason::TokenRevoked => "token_revoked",
             DenyReason::TokenDisabled => "token_disabled",
             DenyReason::TokenSecretSuperseded => "token_secret_superseded",
+            DenyReason::TokenIpNotAllowed => "token_ip_not_allowed",
+            DenyReason::RateLimited => "rate_limited",
             DenyReason::NoPolicyMatched => "no_policy_matched",
             DenyReason::BlockedByPolicy => "blocked_by_policy",
             DenyReason::UnknownHost => "unknown_host",
@@ -90,6 +98,7 @@ impl DenyReason {
         match self {
             DenyReason::NoPolicyMatched | DenyReason::BlockedByPolicy => 403,
             DenyReason::UnknownHost => 404,
+            DenyReason::RateLimited => 429,
             DenyReason::MalformedRequest => 400,
             DenyReason::UriTooLong => 414,
             DenyReason::HeadersTooLarge => 431,
@@ -107,6 +116,7 @@ impl DenyReason {
             400 => "malformed request",
             404 => "unknown application host",
             414 => "request target too long",
+            429 => "too many requests",
             431 => "request header fields too large",
             502 => "upstream unreachable",
             _ => "service unavailable",

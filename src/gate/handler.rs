@@ -49,6 +49,8 @@ pub struct GateState {
     pub upstream_timeout: Duration,
     /// Signs and caches the origin assertion.
     pub assertions: super::assertion::Assertions,
+    /// Rate-limit buckets per credential (`token --rate`, a policy's `rate_limit`).
+    pub limits: super::limits::RateLimits,
 }
 
 /// Facts about the connection a request arrived on.
@@ -160,6 +162,7 @@ pub async fn handle(
 
     let snapshot = state.snapshot.load();
     let token = check_token(req.headers(), &snapshot, now);
+    let mut token_rate = None;
     let identity = match token {
         TokenCheck::Refused {
             reason,
@@ -177,9 +180,15 @@ pub async fn handle(
             secret_version,
         } => {
             ev.connection_method = ConnectionMethod::ServiceToken;
+            // The token's own bounds travel with it: checked before any policy.
+            let entry = snapshot.tokens.get(client_id.as_str());
             ev.service_token_id = Some(client_id);
             ev.service_token_name = Some(name.to_string());
             ev.secret_version = Some(secret_version);
+            if let Some(r) = entry.and_then(|e| e.ip_refusal(client_ip)) {
+                return Ok(refuse(&state, ev, started, r).await);
+            }
+            token_rate = entry.and_then(|e| e.bounds.rate_limit);
             Identity::Token { name }
         }
         TokenCheck::Absent => match (&conn.cert, &conn.cert_refused) {
@@ -223,6 +232,21 @@ pub async fn handle(
     ev.policy_name = decision.policy_name().map(str::to_string);
     if let Some(r) = decision.refusal(&identity) {
         return Ok(refuse(&state, ev, started, r.into()).await);
+    }
+    let rate = check_rates(
+        &state,
+        &mut ev,
+        identity,
+        client_ip,
+        token_rate,
+        decision.policy.and_then(|p| p.rate_limit.as_ref()),
+    );
+    if let Some(outcome) = rate.filter(|o| o.limited) {
+        let mut resp = refuse(&state, ev, started, DenyReason::RateLimited).await;
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            outcome.apply_headers(resp.headers_mut());
+        }
+        return Ok(resp);
     }
     if state.audit_failure == AuditFailure::FailClosed && !state.audit.is_available() {
         return Ok(refuse(&state, ev, started, DenyReason::AuditUnavailable).await);
@@ -298,6 +322,9 @@ pub async fn handle(
             });
             let mut resp = forward::response(resp);
             resp.headers_mut().insert("x-botgate-ray-id", ray.clone());
+            if let Some(outcome) = &rate {
+                outcome.apply_headers(resp.headers_mut());
+            }
             if record(&state, ev, started).await.is_err() {
                 GateMetrics::inc(&state.metrics.audit_refusals);
                 return Ok(refusal(DenyReason::AuditUnavailable, ray, None));
@@ -332,6 +359,70 @@ pub async fn handle(
             Ok(refuse(&state, ev, started, DenyReason::UpstreamUnreachable).await)
         }
     }
+}
+
+/// Take this request from its rate-limit buckets: the token's own `--rate` and the deciding
+/// policy's `rate_limit`. Returns the enforced outcome the client must heed (for the 429 or
+/// the `RateLimit-*` headers), with `details.rate_limit` on `ev` when it refuses. A policy in
+/// shadow mode never refuses and adds no headers: over its limit, `ev` gets
+/// `details.rate_limited_shadow = true` and the request goes on.
+fn check_rates(
+    state: &GateState,
+    ev: &mut AccessEvent,
+    identity: Identity<'_>,
+    client_ip: IpAddr,
+    token_rate: Option<crate::bounds::RateLimit>,
+    policy: Option<&policy::PolicyRateLimit>,
+) -> Option<super::limits::Outcome> {
+    use super::limits::{LimitKey, Scope};
+    use crate::bounds::RateLimitMode;
+    if token_rate.is_none() && policy.is_none() {
+        return None;
+    }
+    let key = match identity {
+        Identity::Token { .. } => {
+            LimitKey::Token(ev.service_token_id.as_deref().unwrap_or_default().into())
+        }
+        Identity::Cert(c) => LimitKey::Cert(c.fingerprint_sha256.as_str().into()),
+        Identity::None => LimitKey::Address(client_ip),
+    };
+    let gates = state.limits.gates_alive();
+    let mut enforced: Option<(
+        super::limits::Outcome,
+        &'static str,
+        crate::bounds::RateLimit,
+    )> = None;
+    if let Some(rate) = token_rate {
+        let o = state.limits.check(&Scope::Token, &rate, &key);
+        enforced = Some((o, "token", rate));
+    }
+    if let Some(p) = policy {
+        let o = state
+            .limits
+            .check(&Scope::Policy(p.scope.clone()), &p.limit, &key);
+        match p.mode {
+            RateLimitMode::Shadow => {
+                if o.limited {
+                    ev.details = Some(serde_json::json!({
+                        "rate_limited_shadow": true,
+                        "rate_limit": o.details("policy", &p.limit, gates),
+                    }));
+                }
+            }
+            RateLimitMode::Enforce => {
+                enforced = Some(match enforced {
+                    Some((prev, scope, rate)) if prev.stricter(o) == prev => (prev, scope, rate),
+                    _ => (o, "policy", p.limit),
+                });
+            }
+        }
+    }
+    let (outcome, scope, rate) = enforced?;
+    if outcome.limited {
+        ev.details =
+            Some(serde_json::json!({ "rate_limit": outcome.details(scope, &rate, gates) }));
+    }
+    Some(outcome)
 }
 
 /// Why the upstream did not answer.

@@ -128,6 +128,7 @@ mod tests {
                 disabled: false,
                 secret_version: 1,
                 previous: None,
+                bounds: Default::default(),
             },
         );
         s

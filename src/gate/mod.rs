@@ -9,6 +9,7 @@ pub mod deny;
 pub mod forward;
 pub mod handler;
 pub mod identify;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 mod parse_reject;
@@ -234,6 +235,7 @@ pub async fn start(
         metrics: Default::default(),
         upstream_timeout: opts.upstream_timeout,
         assertions: assertion::Assertions::new(opts.assertion.clone()),
+        limits: Default::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tls = match (&tls_configs, opts.tls_listen) {
@@ -282,6 +284,12 @@ pub async fn start(
         crate::audit::event::new_ray_id()
     )
     .into();
+    tasks.push(tokio::spawn(heartbeat(
+        store.clone(),
+        instance.clone(),
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(record_last_seen(
         store,
         instance.clone(),
@@ -399,6 +407,51 @@ impl RunningGate {
             let _ = t.await;
         }
         self.writer.finish().await;
+    }
+}
+
+/// How long a gate's heartbeat counts it as alive (five beats: one slow write does not halve
+/// every other gate's share of a rate limit).
+pub const GATE_ALIVE_WITHIN: chrono::Duration = chrono::Duration::seconds(10);
+
+/// Beat every `usage::RECORD_EVERY` in the store, so each gate knows how many gates share a
+/// rate limit (`limits`), and tidy the limiter's idle buckets on the same beat. When the store
+/// cannot be reached the last count stays; a clean stop removes this gate's row at once.
+async fn heartbeat(
+    store: Arc<Store>,
+    instance: Arc<str>,
+    state: Arc<GateState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(crate::store::usage::RECORD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            if let Err(e) = store.gate_stopped(&instance).await {
+                tracing::debug!(error = %e, "cannot remove this gate's heartbeat; it expires on its own");
+            }
+            return;
+        }
+        match store
+            .gate_heartbeat(&instance, state.clock.now(), GATE_ALIVE_WITHIN)
+            .await
+        {
+            Ok(gates) => {
+                if gates.max(1) != state.limits.gates_alive() {
+                    tracing::info!(
+                        gates,
+                        "gates alive on this store changed; each enforces its share of rate limits"
+                    );
+                }
+                state.limits.set_gates_alive(gates);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot write this gate's heartbeat"),
+        }
+        state.limits.housekeep();
     }
 }
 

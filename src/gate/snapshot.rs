@@ -30,6 +30,8 @@ pub struct TokenEntry {
     pub secret_version: u32,
     /// The previous secret and until when it is accepted.
     pub previous: Option<(SecretHash, DateTime<Utc>)>,
+    /// Its networks and rate limit, enforced after the secret and status checks.
+    pub bounds: crate::bounds::TokenBounds,
 }
 
 impl TokenEntry {
@@ -46,6 +48,12 @@ impl TokenEntry {
         } else {
             None
         }
+    }
+
+    /// Why this live token is refused from `ip` (outside its `--allow-ip` networks): the one
+    /// network check the gate and `policy explain` make, after `refusal`.
+    pub fn ip_refusal(&self, ip: std::net::IpAddr) -> Option<super::deny::DenyReason> {
+        (!self.bounds.ip_allowed(ip)).then_some(super::deny::DenyReason::TokenIpNotAllowed)
     }
 }
 
@@ -107,6 +115,7 @@ impl CredentialSnapshot {
                     disabled: t.disabled_at.is_some(),
                     secret_version: u32::try_from(t.secret_version).unwrap_or(1),
                     previous: t.previous_secret_hash.zip(t.previous_secret_expires_at),
+                    bounds: t.bounds.clone(),
                 };
                 (t.client_id.as_str().into(), entry)
             })

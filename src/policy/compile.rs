@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use regex::Regex;
 
 use super::matcher::NamePattern;
-use super::{CompiledApp, CompiledPolicy, Matcher, PolicySet};
+use super::{CompiledApp, CompiledPolicy, Matcher, PolicyRateLimit, PolicySet};
+use crate::bounds::RateLimit;
 use crate::config::cert_selectors::{self, SanPattern, SpiffePattern};
 use crate::config::values::{
     full_match_regex, is_https_upstream, parse_cidr, upstream_tls_settings,
@@ -57,6 +58,7 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
                 include: compile_list(&p.include, true)?,
                 require: compile_list(&p.require, false)?,
                 exclude: compile_list(&p.exclude, true)?,
+                rate_limit: policy_rate_limit(&name, p).map_err(|m| err(Some(pname), m))?,
             });
         }
         let upstream_tls = match is_https_upstream(app.upstream.get_ref()) {
@@ -95,6 +97,30 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
     }
     set.by_host = by_host;
     Ok(set)
+}
+
+/// A policy's `rate_limit`, `burst` and `rate_limit_mode`, parsed as validation parses them.
+fn policy_rate_limit(
+    app: &str,
+    p: &crate::config::PolicyConfig,
+) -> Result<Option<PolicyRateLimit>, String> {
+    let Some(text) = &p.rate_limit else {
+        if p.burst.is_some() || p.rate_limit_mode.is_some() {
+            return Err("burst and rate_limit_mode need a rate_limit".into());
+        }
+        return Ok(None);
+    };
+    let limit = RateLimit::parse(text.get_ref(), p.burst.as_ref().map(|b| *b.get_ref()))
+        .map_err(|e| format!("rate_limit: {e}"))?;
+    Ok(Some(PolicyRateLimit {
+        limit,
+        mode: p
+            .rate_limit_mode
+            .as_ref()
+            .map(|m| *m.get_ref())
+            .unwrap_or_default(),
+        scope: format!("{app}\0{}", p.name.get_ref()).into(),
+    }))
 }
 
 /// Compile one selector list. In any-of lists, token names merge into one set lookup.

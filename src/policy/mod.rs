@@ -70,6 +70,18 @@ pub struct CompiledPolicy {
     pub include: Vec<Matcher>,
     pub require: Vec<Matcher>,
     pub exclude: Vec<Matcher>,
+    /// `rate_limit` (with `burst`, `rate_limit_mode`): applied per credential once admitted.
+    pub rate_limit: Option<PolicyRateLimit>,
+}
+
+/// A policy's rate limit, as the gate's limiter takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRateLimit {
+    pub limit: crate::bounds::RateLimit,
+    pub mode: crate::bounds::RateLimitMode,
+    /// Names the policy's buckets: its app and its name (kept across reloads that keep both,
+    /// so an unchanged policy's buckets survive a reload).
+    pub scope: std::sync::Arc<str>,
 }
 
 /// The facts of a request that policies can look at.

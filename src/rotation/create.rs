@@ -69,6 +69,8 @@ pub(crate) fn create_token(
         secret_hash: secret.hash(),
         created_at: now,
         expires_at: now + lifetime,
+        // The successor is bound as its predecessor was (the bound travels with the credential).
+        bounds: old.bounds.clone(),
     }))?;
     Ok((rec, secret))
 }
@@ -310,6 +312,7 @@ mod tests {
                 secret_hash: ClientSecret::generate().hash(),
                 created_at: now,
                 expires_at: now + Duration::days(days),
+                bounds: Default::default(),
             }))
             .unwrap()
         };
@@ -334,6 +337,7 @@ mod tests {
             secret_hash: ClientSecret::generate().hash(),
             created_at: now,
             expires_at: now + Duration::days(1),
+            bounds: Default::default(),
         }))
         .unwrap();
         let (rec, secret) = create_token(&store, &old, now).unwrap();

@@ -25,6 +25,7 @@ pub use super::signing_keys::SigningKeyStore;
 use super::tokens::{NewToken, TokenRecord};
 use super::transfer::TableRows;
 use super::usage::{UsageRecord, UsageRow};
+use crate::bounds::TokenBounds;
 
 /// Builds the admin journal row for a change from the row the change produced.
 pub type AdminFor<'a, T> = &'a (dyn Fn(&T) -> AdminEntry + Send + Sync);
@@ -102,6 +103,14 @@ pub trait TokenStore {
         &self,
         name_or_client_id: &str,
         version: i64,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError>;
+    /// Replace a live token's bounds (networks, rate limit) with its admin journal row, in one
+    /// transaction that also moves the change feed (the gates enforce it within a poll).
+    async fn set_token_bounds(
+        &self,
+        name_or_client_id: &str,
+        bounds: &TokenBounds,
         admin: AdminFor<'_, TokenRecord>,
     ) -> Result<TokenRecord, StoreError>;
     /// Batched last-seen updates: (client id, when, ip).
@@ -261,6 +270,22 @@ pub trait UsageFeed {
     ) -> Result<Vec<UsageRecord>, StoreError>;
 }
 
+/// Which gates are running on this store: each gate writes a heartbeat with its usage batch,
+/// so a gate can divide a rate limit among the gates alive (see `gate::limits`).
+#[async_trait]
+pub trait GateHeartbeats {
+    /// Record that gate `instance` is alive at `now`, forget heartbeats older than
+    /// `alive_within`, and count the gates (this one included) heard from within it.
+    async fn gate_heartbeat(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        alive_within: chrono::Duration,
+    ) -> Result<u32, StoreError>;
+    /// Remove `instance`'s heartbeat (a clean stop: the others take its share at once).
+    async fn gate_stopped(&self, instance: &str) -> Result<(), StoreError>;
+}
+
 /// One store: all of the above.
 #[async_trait]
 pub trait Backend:
@@ -272,6 +297,7 @@ pub trait Backend:
     + ChangeFeed
     + JobLeases
     + UsageFeed
+    + GateHeartbeats
     + SigningKeyStore
     + Send
     + Sync

@@ -204,6 +204,7 @@ mod tests {
             secret_hash: ClientSecret::generate().hash(),
             created_at: now,
             expires_at: now + Days::days(30),
+            bounds: Default::default(),
         }))
         .unwrap();
         for rx in [&mut a, &mut b] {

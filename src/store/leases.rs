@@ -115,3 +115,37 @@ pub(crate) fn contract(store: &Store) {
     wait(store.release_lease("job", "b")).unwrap();
     assert!(wait(store.hold_lease("job", "a", t0 + s(29), ttl)).unwrap());
 }
+
+/// The heartbeat contract every backend meets (run by each backend's tests).
+#[cfg(test)]
+pub(crate) fn heartbeat_contract(store: &Store) {
+    use super::wait;
+    let t0 = chrono::Utc::now();
+    let s = chrono::Duration::seconds;
+    let within = s(10);
+    assert_eq!(wait(store.gate_heartbeat("a", t0, within)).unwrap(), 1);
+    assert_eq!(
+        wait(store.gate_heartbeat("b", t0 + s(1), within)).unwrap(),
+        2
+    );
+    // A's beat is 9 s old: still alive; renewed, it counts once.
+    assert_eq!(
+        wait(store.gate_heartbeat("a", t0 + s(9), within)).unwrap(),
+        2
+    );
+    // B stopped beating 11 s ago: gone.
+    assert_eq!(
+        wait(store.gate_heartbeat("a", t0 + s(12), within)).unwrap(),
+        1
+    );
+    assert_eq!(
+        wait(store.gate_heartbeat("b", t0 + s(13), within)).unwrap(),
+        2
+    );
+    // A clean stop leaves at once.
+    wait(store.gate_stopped("b")).unwrap();
+    assert_eq!(
+        wait(store.gate_heartbeat("a", t0 + s(14), within)).unwrap(),
+        1
+    );
+}

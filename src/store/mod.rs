@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use api::{
-    AdminJournal, Backend, CaStore, CertStore, ChangeFeed, JobLeases, RotationStore,
-    SigningKeyStore, TokenStore, UsageFeed,
+    AdminJournal, Backend, CaStore, CertStore, ChangeFeed, GateHeartbeats, JobLeases,
+    RotationStore, SigningKeyStore, TokenStore, UsageFeed,
 };
 pub use changes::{Change, ChangeKind};
 pub use journal::{AdminEntry, Delivery, JournalRow};

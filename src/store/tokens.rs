@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::bounds::TokenBounds;
 use crate::credential::{ClientId, SecretHash};
 
 /// Credentials (tokens and certificates) within this many days of expiry are "expiring":
@@ -39,6 +40,9 @@ pub struct TokenRecord {
     #[serde(skip)]
     pub previous_secret_hash: Option<SecretHash>,
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Where and how fast it may be used (`--allow-ip`, `--rate`); travels with the token.
+    #[serde(skip)]
+    pub bounds: TokenBounds,
 }
 
 /// Lifecycle status of a credential (token or certificate) shown in inventories.
@@ -151,4 +155,78 @@ pub struct NewToken<'a> {
     pub secret_hash: SecretHash,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// `token create --allow-ip … --rate …` (default: unbound).
+    pub bounds: TokenBounds,
+}
+
+/// A token's bounds from its two columns (see `bounds_columns`).
+pub(crate) fn bounds_from_row(allow_ips: Option<String>, rate: Option<String>) -> TokenBounds {
+    TokenBounds {
+        allow_ips: TokenBounds::parse_allow_ips_text(allow_ips.as_deref()),
+        // A rate this botgate cannot read is dropped with a warning rather than refusing the
+        // whole store (the row is only ever written from a parsed `RateLimit`).
+        rate_limit: rate.and_then(|r| match r.parse() {
+            Ok(rate) => Some(rate),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a token's unreadable rate limit");
+                None
+            }
+        }),
+    }
+}
+
+/// The stored text of `bounds`: (`allow_ips`, `rate_limit`).
+pub(crate) fn bounds_columns(bounds: &TokenBounds) -> (Option<String>, Option<String>) {
+    (
+        bounds.allow_ips_text(),
+        bounds.rate_limit.map(|r| r.to_string()),
+    )
+}
+
+/// The bounds contract every backend meets (run by each backend's tests): bounds given at
+/// creation and replaced later round-trip, each replacement moves the change feed and commits
+/// its admin row, and a revoked token's bounds cannot change.
+#[cfg(test)]
+pub(crate) fn bounds_contract(store: &super::Store) {
+    use super::wait;
+    let now = Utc::now();
+    let id = ClientId::generate();
+    let bounds = TokenBounds {
+        allow_ips: vec![
+            crate::bounds::parse_network("10.0.0.0/8").unwrap(),
+            crate::bounds::parse_network("2001:db8::1").unwrap(),
+        ],
+        rate_limit: Some(crate::bounds::RateLimit::parse("60/min", Some(5)).unwrap()),
+    };
+    let created = wait(store.create_token(&NewToken {
+        name: "ci-bound-prod",
+        client_id: &id,
+        secret_hash: crate::credential::ClientSecret::generate().hash(),
+        created_at: now,
+        expires_at: now + Duration::days(30),
+        bounds: bounds.clone(),
+    }))
+    .unwrap();
+    assert_eq!(created.bounds, bounds);
+    assert_eq!(
+        wait(store.find_token("ci-bound-prod")).unwrap().bounds,
+        bounds
+    );
+    let before = wait(store.change_version()).unwrap();
+    let admin = |t: &TokenRecord| {
+        let ev =
+            crate::audit::AccessEvent::admin(now, "token_update", &t.name, serde_json::json!({}));
+        crate::audit::admin::entry(&ev, &t.name)
+    };
+    let cleared =
+        wait(store.set_token_bounds("ci-bound-prod", &TokenBounds::default(), &admin)).unwrap();
+    assert_eq!(cleared.bounds, TokenBounds::default());
+    assert!(wait(store.change_version()).unwrap() > before);
+    let journal = wait(store.journal_since(0)).unwrap();
+    assert!(journal.last().unwrap().event_line.contains("token_update"));
+    wait(store.revoke_token("ci-bound-prod", now)).unwrap();
+    assert!(matches!(
+        wait(store.set_token_bounds("ci-bound-prod", &bounds, &admin)),
+        Err(super::StoreError::Conflict(_))
+    ));
 }

@@ -74,6 +74,7 @@ pub fn create_token(store: &Store, name: &str, lifetime: chrono::Duration) -> Te
         secret_hash: secret.hash(),
         created_at: now,
         expires_at: now + lifetime,
+        bounds: Default::default(),
     }))
     .unwrap();
     TestToken {

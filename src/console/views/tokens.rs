@@ -25,6 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     cols.extend([
         wide("client id", Constraint::Length(14), 140),
         wide("policies", Constraint::Fill(3), 120),
+        wide("bounds", Constraint::Fill(2), 120),
     ]);
     windowed_table(
         frame,
@@ -60,9 +61,44 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             } else {
                 tk.policies.join(", ")
             }));
+            cells.push(bounds_cell(s, tk));
             (cells, style)
         },
     );
+}
+
+/// A token's bounds and what they did in the live traffic: `127.0.0.1/32 · 600/min` and, in
+/// the warn colour, `3 limited` (over a rate limit, shadow mode included) and `2 off-net`
+/// (refused `token_ip_not_allowed`).
+fn bounds_cell<'a>(s: &AppState, tk: &crate::console::model::TokenRow) -> Cell<'a> {
+    let mut parts = Vec::new();
+    match tk.bounds.allow_ips.as_slice() {
+        [] => {}
+        [one] => parts.push(one.to_string()),
+        [first, rest @ ..] => parts.push(format!("{first} +{}", rest.len())),
+    }
+    if let Some(r) = tk.bounds.rate_limit {
+        parts.push(r.rate_text());
+    }
+    let mut spans = vec![Span::raw(if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(" · ")
+    })];
+    if let Some(stats) = s.shown_traffic().identities.get(&tk.name) {
+        for (n, label) in [
+            (stats.rate_limited, "limited"),
+            (stats.ip_refused, "off-net"),
+        ] {
+            if n > 0 {
+                spans.push(Span::styled(
+                    format!(" {n} {label}"),
+                    s.theme.status(CredentialStatus::Warn),
+                ));
+            }
+        }
+    }
+    Cell::from(ratatui::text::Line::from(spans))
 }
 
 /// The columns every credential inventory starts with; `name` and `date` head the identity

@@ -69,6 +69,13 @@ fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let secs =
         usize::from(area.width.saturating_sub(2 + 16)).min(s.shown_traffic().seconds.window());
+    // Requests over a rate limit (429s, and shadow mode's would-be 429s) get their own series
+    // while any are in the window, so the chart keeps its height when nothing is limited.
+    let any_limited = s
+        .shown_traffic()
+        .seconds
+        .series(s.shown_now().timestamp(), secs)
+        .any(|b| b.rate_limited > 0);
     let blk = block(
         t,
         title(
@@ -76,7 +83,12 @@ fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
             "requests/s",
             &[
                 format!("last {}", window_label(secs)),
-                "allowed vs denied".into(),
+                if any_limited {
+                    "allowed vs denied vs rate limited"
+                } else {
+                    "allowed vs denied"
+                }
+                .into(),
             ],
         ),
     );
@@ -88,19 +100,33 @@ fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
     let end = s.shown_now().timestamp() - 1;
     let allowed_rate = rate_of(s, end, |b| b.allowed);
     let denied_rate = rate_of(s, end, |b| b.denied);
+    let limited_rate = rate_of(s, end, |b| b.rate_limited);
     // Each series has its own scale (labelled), so a handful of denials stays visible next to
     // thousands of allowed requests.
     let allowed: Vec<u64> = data.iter().map(|b| u64::from(b.allowed)).collect();
     let denied: Vec<u64> = data.iter().map(|b| u64::from(b.denied)).collect();
     let max_allowed = allowed.iter().copied().max().unwrap_or(0).max(1);
     let max_denied = denied.iter().copied().max().unwrap_or(0).max(1);
-    let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(chart);
-    let [ltop, lbottom] =
-        Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(labels);
-    for (area, name, allowed_side, rate, max) in [
-        (ltop, "allowed", true, allowed_rate, max_allowed),
-        (lbottom, "denied", false, denied_rate, max_denied),
-    ] {
+    let limited: Vec<u64> = data.iter().map(|b| u64::from(b.rate_limited)).collect();
+    let max_limited = limited.iter().copied().max().unwrap_or(0).max(1);
+    let rows = if any_limited { 3 } else { 2 };
+    let charts = Layout::vertical(vec![Constraint::Fill(1); rows]).split(chart);
+    let label_areas = Layout::vertical(vec![Constraint::Fill(1); rows]).split(labels);
+    let (top, bottom) = (charts[0], charts[1]);
+    let mut series = vec![
+        (label_areas[0], "allowed", true, allowed_rate, max_allowed),
+        (label_areas[1], "denied", false, denied_rate, max_denied),
+    ];
+    if any_limited {
+        series.push((
+            label_areas[2],
+            "rate limited",
+            false,
+            limited_rate,
+            max_limited,
+        ));
+    }
+    for (area, name, allowed_side, rate, max) in series {
         frame.render_widget(
             Paragraph::new(vec![
                 Line::styled(name, t.decision(allowed_side)),
@@ -124,6 +150,15 @@ fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
             .style(t.decision(false)),
         bottom,
     );
+    if any_limited {
+        frame.render_widget(
+            Sparkline::default()
+                .data(&limited)
+                .max(max_limited)
+                .style(t.status(crate::expiry::CredentialStatus::Warn)),
+            charts[2],
+        );
+    }
 }
 
 fn rate_of(s: &AppState, end: i64, f: impl Fn(&Bucket) -> u32) -> f64 {

@@ -21,6 +21,7 @@ fn new_token<'a>(name: &'a str, id: &'a ClientId) -> NewToken<'a> {
         secret_hash: ClientSecret::generate().hash(),
         created_at: now,
         expires_at: now + Duration::days(30),
+        bounds: Default::default(),
     }
 }
 
@@ -234,16 +235,28 @@ fn a_newer_schema_is_refused_with_both_versions_named() {
     let db = TestDb::new();
     drop(Store::connect(&db.url).unwrap());
     let admin = Store::connect(&db.url).unwrap();
-    assert_eq!(wait(admin.schema_version()).unwrap(), 5);
+    assert_eq!(wait(admin.schema_version()).unwrap(), 6);
     super::testdb::execute_sql(&db.url, "UPDATE botgate_schema SET version = 99").unwrap();
     let e = Store::connect(&db.url).unwrap_err().to_string();
-    assert!(e.contains("99") && e.contains("(5)"), "{e}");
+    assert!(e.contains("99") && e.contains("(6)"), "{e}");
 }
 
 #[test]
 fn leases_follow_the_contract() {
     let db = TestDb::new();
     crate::store::leases::contract(&Store::connect(&db.url).unwrap());
+}
+
+#[test]
+fn gate_heartbeats_follow_the_contract() {
+    let db = TestDb::new();
+    crate::store::leases::heartbeat_contract(&Store::connect(&db.url).unwrap());
+}
+
+#[test]
+fn token_bounds_follow_the_contract() {
+    let db = TestDb::new();
+    crate::store::tokens::bounds_contract(&Store::connect(&db.url).unwrap());
 }
 
 #[test]

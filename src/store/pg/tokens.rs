@@ -4,11 +4,12 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::changes::record_change;
 use super::{PgStore, from_db_time, opt_time, to_db_time};
+use crate::bounds::TokenBounds;
 use crate::credential::SecretHash;
 use crate::store::api::AdminFor;
 use crate::store::{ChangeKind, NewToken, StoreError, TokenRecord, TokenStore};
 
-const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at, secret_version, previous_secret_sha256, previous_secret_expires_at";
+const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at, secret_version, previous_secret_sha256, previous_secret_expires_at, allow_ips, rate_limit";
 
 fn from_row(r: &Row) -> Result<TokenRecord, tokio_postgres::Error> {
     let hash: String = r.try_get(3)?;
@@ -29,6 +30,10 @@ fn from_row(r: &Row) -> Result<TokenRecord, tokio_postgres::Error> {
             .try_get::<_, Option<String>>(12)?
             .and_then(|h| SecretHash::from_hex(&h)),
         previous_secret_expires_at: opt_time(r.try_get(13)?),
+        bounds: crate::store::tokens::bounds_from_row(
+            r.try_get("allow_ips")?,
+            r.try_get("rate_limit")?,
+        ),
     })
 }
 
@@ -218,6 +223,28 @@ impl TokenStore for PgStore {
         Ok(rec)
     }
 
+    async fn set_token_bounds(
+        &self,
+        name_or_client_id: &str,
+        bounds: &TokenBounds,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        let (allow_ips, rate) = crate::store::tokens::bounds_columns(bounds);
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await?;
+        tx.execute(
+            "UPDATE tokens SET allow_ips = $1, rate_limit = $2 WHERE id = $3",
+            &[&allow_ips, &rate, &rec.id],
+        )
+        .await?;
+        record_change(&tx, ChangeKind::Token, &rec.client_id).await?;
+        let rec = by_id(&tx, rec.id).await?;
+        super::journal::insert_entry(&tx, &admin(&rec)).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
     async fn touch_tokens(
         &self,
         seen: &[(String, DateTime<Utc>, String)],
@@ -318,6 +345,14 @@ impl PgStore {
             )
             .await?;
         let id: i64 = row.try_get(0)?;
+        if t.bounds != TokenBounds::default() {
+            let (allow_ips, rate) = crate::store::tokens::bounds_columns(&t.bounds);
+            tx.execute(
+                "UPDATE tokens SET allow_ips = $1, rate_limit = $2 WHERE id = $3",
+                &[&allow_ips, &rate, &id],
+            )
+            .await?;
+        }
         record_change(&tx, ChangeKind::Token, t.client_id.as_str()).await?;
         let rec = by_id(&tx, id).await?;
         if let Some(admin) = admin {

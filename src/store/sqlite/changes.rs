@@ -67,6 +67,7 @@ mod tests {
             secret_hash: ClientSecret::generate().hash(),
             created_at: now,
             expires_at: now + Duration::days(30),
+            bounds: Default::default(),
         };
         wait(store.create_token(&token)).unwrap();
         wait(store.revoke_token("ci-deploy-prod", now)).unwrap();
@@ -100,6 +101,10 @@ mod tests {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP TABLE changes; DROP TABLE job_leases; DROP TABLE usage; ALTER TABLE tokens DROP COLUMN disabled_at;
+             DROP TABLE signing_keys; DROP TABLE app_audiences;
+             ALTER TABLE tokens DROP COLUMN secret_version; ALTER TABLE tokens DROP COLUMN previous_secret_sha256;
+             ALTER TABLE tokens DROP COLUMN previous_secret_expires_at;
+             DROP TABLE gate_heartbeats; ALTER TABLE tokens DROP COLUMN allow_ips; ALTER TABLE tokens DROP COLUMN rate_limit;
              UPDATE meta SET generation = 7; PRAGMA user_version = 4;",
         )
         .unwrap();
@@ -107,7 +112,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
             wait(store.schema_version()).unwrap(),
-            8,
+            11,
             "migrated to the newest schema"
         );
         assert_eq!(wait(store.change_version()).unwrap(), 7);

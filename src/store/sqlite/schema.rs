@@ -191,6 +191,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tokens ADD COLUMN previous_secret_sha256 TEXT;
     ALTER TABLE tokens ADD COLUMN previous_secret_expires_at INTEGER;
     "#,
+    // 11: a token's own bounds (networks it may be used from, its rate limit), and one
+    // heartbeat per running gate so each can take its share of a rate limit.
+    r#"
+    ALTER TABLE tokens ADD COLUMN allow_ips TEXT;
+    ALTER TABLE tokens ADD COLUMN rate_limit TEXT;
+    CREATE TABLE gate_heartbeats (
+        instance TEXT PRIMARY KEY,
+        at       INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Apply every migration newer than the file's `user_version`.

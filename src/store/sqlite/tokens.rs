@@ -4,11 +4,12 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::changes::record_change;
 use super::{SqliteStore, from_db_time, opt_time, to_db_time};
+use crate::bounds::TokenBounds;
 use crate::credential::SecretHash;
 use crate::store::api::AdminFor;
 use crate::store::{ChangeKind, NewToken, StoreError, TokenRecord, TokenStore};
 
-const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at, secret_version, previous_secret_sha256, previous_secret_expires_at";
+const COLUMNS: &str = "id, name, client_id, secret_sha256, created_at, expires_at, revoked_at, last_seen_at, last_seen_ip, created_by, disabled_at, secret_version, previous_secret_sha256, previous_secret_expires_at, allow_ips, rate_limit";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     let hash: String = r.get(3)?;
@@ -29,6 +30,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
             .get::<_, Option<String>>(12)?
             .and_then(|h| SecretHash::from_hex(&h)),
         previous_secret_expires_at: opt_time(r.get(13)?),
+        bounds: crate::store::tokens::bounds_from_row(r.get("allow_ips")?, r.get("rate_limit")?),
     })
 }
 
@@ -191,6 +193,31 @@ impl TokenStore for SqliteStore {
         self.finish_update(tx, &rec, admin)
     }
 
+    async fn set_token_bounds(
+        &self,
+        name_or_client_id: &str,
+        bounds: &TokenBounds,
+        admin: AdminFor<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
+        let rec = self.live_token(name_or_client_id).await?;
+        let (allow_ips, rate) = crate::store::tokens::bounds_columns(bounds);
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE tokens SET allow_ips = ?1, rate_limit = ?2 WHERE id = ?3",
+            params![allow_ips, rate, rec.id],
+        )?;
+        record_change(&tx, ChangeKind::Token, &rec.client_id)?;
+        let rec = tx.query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
+            [rec.id],
+            from_row,
+        )?;
+        super::journal::insert_entry(&tx, &admin(&rec))?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
     /// Record last-seen times in one batch (called by the gate every few seconds, never per request).
     async fn touch_tokens(
         &self,
@@ -301,6 +328,13 @@ impl SqliteStore {
             params![t.name, t.client_id.as_str(), t.secret_hash.to_hex(), to_db_time(t.created_at), to_db_time(t.expires_at), crate::store::actor()],
         )?;
         let id = tx.last_insert_rowid();
+        if t.bounds != TokenBounds::default() {
+            let (allow_ips, rate) = crate::store::tokens::bounds_columns(&t.bounds);
+            tx.execute(
+                "UPDATE tokens SET allow_ips = ?1, rate_limit = ?2 WHERE id = ?3",
+                params![allow_ips, rate, id],
+            )?;
+        }
         record_change(&tx, ChangeKind::Token, t.client_id.as_str())?;
         let rec = tx.query_row(
             &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
@@ -347,6 +381,7 @@ mod tests {
             secret_hash: ClientSecret::generate().hash(),
             created_at: now,
             expires_at: now + Duration::days(365),
+            bounds: Default::default(),
         }
     }
 
@@ -402,6 +437,12 @@ mod tests {
     }
 
     #[test]
+    fn token_bounds_follow_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::store::tokens::bounds_contract(&Store::open(dir.path()).unwrap());
+    }
+
+    #[test]
     fn status_follows_time() {
         let now = Utc::now();
         let id = ClientId::generate();
@@ -421,6 +462,7 @@ mod tests {
             last_seen_at: None,
             last_seen_ip: None,
             created_by: "x".into(),
+            bounds: Default::default(),
         };
         assert_eq!(rec.status(now), TokenStatus::Expiring);
         assert_eq!(rec.status(now + Duration::days(6)), TokenStatus::Expired);
