@@ -146,6 +146,43 @@ async fn a_token_created_and_revoked_on_one_host_is_enforced_by_both_gates() {
     let listed = b.env.json(&["token", "list"]);
     assert_eq!(listed[0]["client_id"], id.as_str(), "{listed}");
 
+    // One assertion key set for the fleet: both gates (gate and admin listeners) serve the
+    // store's keys, and a key published through host A's CLI appears on gate B within a poll.
+    let key_set = |h: &Host, port: u16| {
+        let client = client.clone();
+        let url = format!("http://127.0.0.1:{port}/cdn-cgi/access/certs");
+        let _ = h;
+        async move {
+            let v: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            let mut kids: Vec<String> = v["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_string())
+                .collect();
+            kids.sort();
+            kids
+        }
+    };
+    let first = key_set(&a, a.port).await;
+    assert_eq!(
+        first.len(),
+        1,
+        "one key, made by the first gate up: {first:?}"
+    );
+    for (h, port) in [(&a, a.admin), (&b, b.port), (&b, b.admin)] {
+        assert_eq!(key_set(h, port).await, first);
+    }
+    let rotated = a.env.json(&["keys", "rotate", "--publish-ahead", "1h"]);
+    let new_kid = rotated["kid"].as_str().unwrap().to_string();
+    let published = common::eventually(Duration::from_secs(5), || {
+        let kids = key_set(&b, b.port);
+        let new_kid = new_kid.clone();
+        async move { kids.await.contains(&new_kid) }
+    })
+    .await;
+    assert!(published, "gate B publishes the key host A rotated in");
+
     // Revoked through host B's CLI: refused by both.
     let (code, _, err) = b.env.run(&["token", "revoke", "ci-deploy-prod"]);
     assert_eq!(code, 0, "{err}");

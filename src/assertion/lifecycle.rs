@@ -158,6 +158,19 @@ pub async fn create(
     now: DateTime<Utc>,
     activates_at: DateTime<Utc>,
 ) -> Result<SigningKeyRecord, KeyError> {
+    create_with(store, alg, now, activates_at, false)
+        .await?
+        .ok_or_else(|| KeyError::Generate("the store refused the key".into()))
+}
+
+/// `create`; `first`: only into a store without keys (`None` when another gate made one).
+async fn create_with(
+    store: &Store,
+    alg: Alg,
+    now: DateTime<Utc>,
+    activates_at: DateTime<Utc>,
+    first: bool,
+) -> Result<Option<SigningKeyRecord>, KeyError> {
     // RSA key generation takes a while: off the runtime's threads when there is one.
     let g = match tokio::runtime::Handle::try_current() {
         Ok(h) => h
@@ -191,7 +204,10 @@ pub async fn create(
             serde_json::json!({ "state": state.as_str() }),
         )
     };
-    Ok(store.insert_signing_key(&new, &admin).await?)
+    if first {
+        return Ok(store.insert_first_signing_key(&new, &admin).await?);
+    }
+    Ok(Some(store.insert_signing_key(&new, &admin).await?))
 }
 
 /// At gate start: a store without keys gets one that signs at once (nobody can have cached a
@@ -204,7 +220,7 @@ pub async fn ensure_key(
     if !store.list_signing_keys().await?.is_empty() {
         return Ok(None);
     }
-    create(store, policy.alg, now, now).await.map(Some)
+    create_with(store, policy.alg, now, now, true).await
 }
 
 /// `keys rotate`: publish a new key now that signs after `publish_ahead`. Refused while a key

@@ -63,6 +63,13 @@ pub trait SigningKeyStore {
         k: &NewSigningKey<'_>,
         admin: AdminFor<'_, SigningKeyRecord>,
     ) -> Result<SigningKeyRecord, StoreError>;
+    /// `insert_signing_key`, but only into a store that has no key yet (two gates starting on an
+    /// empty store make one first key); `Ok(None)` when there is one.
+    async fn insert_first_signing_key(
+        &self,
+        k: &NewSigningKey<'_>,
+        admin: AdminFor<'_, SigningKeyRecord>,
+    ) -> Result<Option<SigningKeyRecord>, StoreError>;
     /// Every key, by `activates_at` then `created_at` (oldest first).
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Record that `kid` reached `state`, with its admin row, unless it was already announced
@@ -113,6 +120,19 @@ pub(crate) fn contract(store: &super::Store) {
         activates_at: t0 + chrono::Duration::seconds(activates),
         announced: "next",
     };
+    let first = wait(store.insert_first_signing_key(&new("first", 0), &admin)).unwrap();
+    assert!(first.is_some(), "an empty store takes a first key");
+    assert!(
+        wait(store.insert_first_signing_key(&new("second", 0), &admin))
+            .unwrap()
+            .is_none(),
+        "only one first key"
+    );
+    assert!(
+        wait(store.remove_signing_key("first", &admin))
+            .unwrap()
+            .is_some()
+    );
     let before = wait(store.change_version()).unwrap();
     let b = wait(store.insert_signing_key(&new("b", 60), &admin)).unwrap();
     let a = wait(store.insert_signing_key(&new("a", 0), &admin)).unwrap();
@@ -145,8 +165,8 @@ pub(crate) fn contract(store: &super::Store) {
     let journal = wait(store.journal_since(0)).unwrap();
     assert_eq!(
         journal.len(),
-        3,
-        "two inserts and one announcement journaled"
+        5,
+        "the first key and its removal, two inserts and one announcement journaled"
     );
     assert_eq!(
         wait(store.remove_signing_key("a", &admin))

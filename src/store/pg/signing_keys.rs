@@ -81,6 +81,49 @@ impl SigningKeyStore for PgStore {
         Ok(rec)
     }
 
+    async fn insert_first_signing_key(
+        &self,
+        k: &NewSigningKey<'_>,
+        admin: AdminFor<'_, SigningKeyRecord>,
+    ) -> Result<Option<SigningKeyRecord>, StoreError> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await?;
+        // Two gates starting on an empty store: the table lock makes one of them wait, then see
+        // the other's key.
+        tx.execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE", &[])
+            .await?;
+        let n: i64 = tx
+            .query_one("SELECT COUNT(*) FROM signing_keys", &[])
+            .await?
+            .try_get(0)?;
+        if n > 0 {
+            return Ok(None);
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            &[
+                &k.kid,
+                &k.alg,
+                &k.private_pem,
+                &k.public_jwk,
+                &k.cert_pem,
+                &to_db_time(k.created_at),
+                &to_db_time(k.activates_at),
+                &k.announced,
+            ],
+        )
+        .await?;
+        record_change(&tx, ChangeKind::Key, k.kid).await?;
+        let rec = by_kid(&tx, k.kid, false)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("signing key {} vanished", k.kid)))?;
+        super::journal::insert_entry(&tx, &admin(&rec)).await?;
+        tx.commit().await?;
+        Ok(Some(rec))
+    }
+
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let conn = self.conn().await?;
         let rows = conn

@@ -33,6 +33,38 @@ fn by_kid(conn: &rusqlite::Connection, kid: &str) -> rusqlite::Result<Option<Sig
     .optional()
 }
 
+/// Insert `k` with its change-feed and admin rows inside `tx`; an existing kid is a `Conflict`.
+fn insert_in(
+    tx: &rusqlite::Transaction<'_>,
+    k: &NewSigningKey<'_>,
+    admin: AdminFor<'_, SigningKeyRecord>,
+) -> Result<SigningKeyRecord, StoreError> {
+    if by_kid(tx, k.kid)?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "a signing key with kid {} exists already",
+            k.kid
+        )));
+    }
+    tx.execute(
+        &format!("INSERT INTO signing_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        params![
+            k.kid,
+            k.alg,
+            k.private_pem,
+            k.public_jwk,
+            k.cert_pem,
+            to_db_time(k.created_at),
+            to_db_time(k.activates_at),
+            k.announced
+        ],
+    )?;
+    record_change(tx, ChangeKind::Key, k.kid)?;
+    let rec = by_kid(tx, k.kid)?
+        .ok_or_else(|| StoreError::NotFound(format!("signing key {} vanished", k.kid)))?;
+    super::journal::insert_entry(tx, &admin(&rec))?;
+    Ok(rec)
+}
+
 #[async_trait]
 impl SigningKeyStore for SqliteStore {
     async fn insert_signing_key(
@@ -42,33 +74,27 @@ impl SigningKeyStore for SqliteStore {
     ) -> Result<SigningKeyRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if by_kid(&tx, k.kid)?.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "a signing key with kid {} exists already",
-                k.kid
-            )));
-        }
-        tx.execute(
-            &format!(
-                "INSERT INTO signing_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-            ),
-            params![
-                k.kid,
-                k.alg,
-                k.private_pem,
-                k.public_jwk,
-                k.cert_pem,
-                to_db_time(k.created_at),
-                to_db_time(k.activates_at),
-                k.announced
-            ],
-        )?;
-        record_change(&tx, ChangeKind::Key, k.kid)?;
-        let rec = by_kid(&tx, k.kid)?
-            .ok_or_else(|| StoreError::NotFound(format!("signing key {} vanished", k.kid)))?;
-        super::journal::insert_entry(&tx, &admin(&rec))?;
+        let rec = insert_in(&tx, k, admin)?;
         tx.commit()?;
         Ok(rec)
+    }
+
+    async fn insert_first_signing_key(
+        &self,
+        k: &NewSigningKey<'_>,
+        admin: AdminFor<'_, SigningKeyRecord>,
+    ) -> Result<Option<SigningKeyRecord>, StoreError> {
+        let mut conn = self.conn();
+        // IMMEDIATE: the write lock is taken before the count, so another process's first key
+        // cannot land in between.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n: i64 = tx.query_row("SELECT COUNT(*) FROM signing_keys", [], |r| r.get(0))?;
+        if n > 0 {
+            return Ok(None);
+        }
+        let rec = insert_in(&tx, k, admin)?;
+        tx.commit()?;
+        Ok(Some(rec))
     }
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
