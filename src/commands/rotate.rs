@@ -114,6 +114,13 @@ fn start(env: &RotationEnv<'_>, target: RotateTarget, now: DateTime<Utc>) -> Res
         .map(rfc3339)
         .unwrap_or_default();
     match (r.kind, new) {
+        (rotation::CredentialKind::Token, Some(n)) if r.in_place() => {
+            println!(
+                "step 1/5 create: done. New secret {} for the same Client ID {}",
+                n.label(),
+                n.key
+            )
+        }
         (rotation::CredentialKind::Token, Some(n)) => {
             println!(
                 "step 1/5 create: done. New token {} (client id {}), expires {expires}",

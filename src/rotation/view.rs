@@ -188,6 +188,30 @@ fn explanation(r: &Rotation, step: &str) -> String {
     let old = &r.old.name;
     let quiet = period_label(r.quiet_period);
     let new_cn = r.kind == CredentialKind::Cert && r.new.as_ref().is_some_and(|n| &n.name != old);
+    if r.in_place() {
+        let (old, new) = (
+            r.old.label(),
+            r.new.as_ref().map_or(new.clone(), |n| n.label()),
+        );
+        match step {
+            "create" => {
+                return format!(
+                    "A new secret is issued for the same Client ID first ({new}), while {old} keeps working for its grace: nothing changes for clients yet, and no policy needs it."
+                );
+            }
+            "add" => {
+                return format!(
+                    "Nothing to edit: policies name the token, and its name and Client ID stay. Both {old} and {new} are accepted from here: the overlap window is open."
+                );
+            }
+            "revoke" => {
+                return format!(
+                    "Only now is {old} refused (token_secret_superseded); the token and {new} stay. A client that still sends the previous secret gets 401 and is named by the 'failed auth after rotation' alert."
+                );
+            }
+            _ => {}
+        }
+    }
     match (step, r.kind) {
         ("create", CredentialKind::Cert) if new_cn => format!(
             "A new certificate with the new CN {new} (replacing {old}) is issued by the same CA first (a changed CA must already be trusted), while the old one keeps working: nothing changes for clients yet."
@@ -242,6 +266,12 @@ fn next_action(r: &Rotation) -> Option<String> {
         format!(" (new credential in {})", f.join(", "))
     };
     let text = match (r.state, r.kind) {
+        (RotationState::Created, CredentialKind::Token) if r.in_place() => {
+            "add: nothing to edit (same Client ID); opens the overlap window".to_string()
+        }
+        (RotationState::Verified, CredentialKind::Token) if r.in_place() => {
+            format!("revoke: refuse {old} from now on (the token stays)")
+        }
         (RotationState::Created, CredentialKind::Token) => format!(
             "add: put {new} next to {old} in every policy that admits it (diff shown, backup kept)"
         ),
