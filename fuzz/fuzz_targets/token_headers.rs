@@ -33,6 +33,12 @@ fuzz_target!(|data: &[u8]| {
             expires_at: now + chrono::Duration::days(30),
             revoked: false,
             disabled: false,
+            // A rotated secret in its grace, so both comparisons run on every input.
+            secret_version: 2,
+            previous: Some((
+                SecretHash::of("previous-secret"),
+                now + chrono::Duration::hours(1),
+            )),
             bounds: Default::default(),
         },
     );
