@@ -75,7 +75,20 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             let l = lines[i];
             let first = i == 0 || !std::ptr::eq(lines[i - 1].app, l.app);
             let second = i > 0 && !first && (i < 2 || !std::ptr::eq(lines[i - 2].app, l.app));
-            let (app, hosts) = if first {
+            let only = first && lines.get(i + 1).is_none_or(|n| !std::ptr::eq(n.app, l.app));
+            let (app, hosts) = if only {
+                // One line for the app: the audience tag goes after its hostnames.
+                let aud = l
+                    .app
+                    .aud
+                    .as_ref()
+                    .map(|aud| format!(" · aud {}…", &aud[..aud.len().min(12)]))
+                    .unwrap_or_default();
+                (
+                    l.app.name.clone(),
+                    format!("{}{aud}", l.app.hostnames.join(", ")),
+                )
+            } else if first {
                 (l.app.name.clone(), l.app.hostnames.join(", "))
             } else if second {
                 // The app's second line names the origin assertion's audience tag.
