@@ -258,7 +258,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, s: &AppState) {
         )),
         None => {}
     }
-    for (label, hint) in keymap::footer_hints(ctx, s.view, s.header.read_only) {
+    // The rotation choice names its own keys ([s] [n] [Esc]); the text-prompt hints would not fit it.
+    let own_keys = matches!(s.prompt, Some(Prompt::ChooseTokenRotation { .. }));
+    for (label, hint) in keymap::footer_hints(ctx, s.view, s.header.read_only).filter(|_| !own_keys)
+    {
         spans.push(Span::styled(label, t.accent()));
         spans.push(Span::styled(format!(" {hint}  "), t.muted()));
     }
