@@ -98,6 +98,46 @@ pub fn due(
     }
 }
 
+/// One sweep at `now`: disable every token that is due, each with its `token_retire` admin event
+/// (in the store transaction that disables it); the tokens disabled and why. A token disabled or
+/// revoked meanwhile (by a person, or another gate's sweep) is left alone.
+pub async fn sweep(
+    store: &crate::store::Store,
+    policies: &PolicySet,
+    retire: &RetirePolicy,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Reason)>, crate::store::StoreError> {
+    let mut done = Vec::new();
+    for t in store.list_tokens().await? {
+        let Some(due) = due(&t, referenced(policies, &t.name), retire, now).filter(|d| d.at <= now)
+        else {
+            continue;
+        };
+        let period = match due.reason {
+            Reason::Inactive => retire.inactive,
+            Reason::Unreferenced => retire.unreferenced,
+        };
+        let admin = |t: &TokenRecord| {
+            let extra = serde_json::json!({
+                "reason": due.reason.as_str(),
+                "since": crate::clock::rfc3339(due.since),
+                "after_secs": period.map(|p| p.num_seconds()),
+                "enable_with": format!("botgate token enable {}", t.name),
+            });
+            crate::audit::admin::token_entry(now, "token_retire", t, extra)
+        };
+        match store
+            .set_token_disabled(&t.client_id, true, now, &admin)
+            .await
+        {
+            Ok(_) => done.push((t.name.clone(), due.reason)),
+            Err(crate::store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -389,7 +389,7 @@ async fn retire_unused_tokens(
     loop {
         if held.load(Ordering::Relaxed) {
             let now = clock.now();
-            match retire_due(&store, &policies.load(), &retire, now).await {
+            match crate::retire::sweep(&store, &policies.load(), &retire, now).await {
                 Ok(done) => {
                     for (name, reason) in done {
                         tracing::warn!(token = %name, reason = reason.as_str(), "token disabled by [tokens] retirement");
@@ -400,51 +400,6 @@ async fn retire_unused_tokens(
         }
         tokio::time::sleep(RETIRE_EVERY).await;
     }
-}
-
-/// One retirement sweep at `now`: the tokens disabled and why.
-pub async fn retire_due(
-    store: &Store,
-    policies: &crate::policy::PolicySet,
-    retire: &crate::retire::RetirePolicy,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<(String, crate::retire::Reason)>, crate::store::StoreError> {
-    let mut done = Vec::new();
-    for t in store.list_tokens().await? {
-        let referenced = crate::retire::referenced(policies, &t.name);
-        let Some(due) = crate::retire::due(&t, referenced, retire, now) else {
-            continue;
-        };
-        if due.at > now {
-            continue;
-        }
-        let admin = |t: &crate::store::TokenRecord| {
-            let period = match due.reason {
-                crate::retire::Reason::Inactive => retire.inactive,
-                crate::retire::Reason::Unreferenced => retire.unreferenced,
-            };
-            let details = serde_json::json!({
-                "name": t.name, "client_id": t.client_id, "reason": due.reason.as_str(),
-                "since": crate::clock::rfc3339(due.since),
-                "after_secs": period.map(|p| p.num_seconds()),
-                "enable_with": format!("botgate token enable {}", t.name),
-            });
-            let mut ev = crate::audit::AccessEvent::admin(now, "token_retire", &t.name, details);
-            ev.service_token_id = Some(t.client_id.clone());
-            ev.service_token_name = Some(t.name.clone());
-            crate::audit::admin::entry(&ev, &t.name)
-        };
-        match store
-            .set_token_disabled(&t.client_id, true, now, &admin)
-            .await
-        {
-            Ok(_) => done.push((t.name.clone(), due.reason)),
-            // Disabled or revoked meanwhile (by a person or another sweep): nothing to do.
-            Err(crate::store::StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 /// Re-sign the CRL when due, on the gate holding the one-node lease.

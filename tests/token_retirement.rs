@@ -78,10 +78,8 @@ fn the_sweep_disables_only_the_stale_and_the_unreferenced_token_with_an_event_an
     );
 
     let now = Utc::now();
-    let done = futures::executor::block_on(botgate::services::retire_due(
-        &store, &policies, &retire, now,
-    ))
-    .unwrap();
+    let done = futures::executor::block_on(botgate::retire::sweep(&store, &policies, &retire, now))
+        .unwrap();
     let mut names: Vec<(String, &str)> =
         done.iter().map(|(n, r)| (n.clone(), r.as_str())).collect();
     names.sort();
@@ -104,10 +102,9 @@ fn the_sweep_disables_only_the_stale_and_the_unreferenced_token_with_an_event_an
     assert!(disabled("ci-stale-prod") && disabled("ops-orphan-prod"));
     assert!(!disabled("ci-deploy-prod") && !disabled("ci-soon-prod"));
     // A second sweep finds nothing new.
-    let again = futures::executor::block_on(botgate::services::retire_due(
-        &store, &policies, &retire, now,
-    ))
-    .unwrap();
+    let again =
+        futures::executor::block_on(botgate::retire::sweep(&store, &policies, &retire, now))
+            .unwrap();
     assert!(again.is_empty());
 
     // One admin event each, and the detectors raise an alert from it.

@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
         headers.append(name, value);
     }
     if let TokenCheck::Valid { client_id, .. } = check_token(&headers, &snapshot, now) {
-        assert_eq!(client_id, id.as_str(), "only the one real token may be valid");
+        assert_eq!(&**client_id, id.as_str(), "only the one real token may be valid");
         let presented = headers.get(CLIENT_SECRET_HEADER).and_then(|v| v.to_str().ok());
         assert_eq!(presented.map(str::trim), Some(secret.expose()), "valid with another secret");
     }

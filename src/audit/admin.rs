@@ -37,6 +37,29 @@ pub fn entry(ev: &AccessEvent, target: &str) -> AdminEntry {
     }
 }
 
+/// The journal entry for `action` on token `t`: its name, Client ID, expiry and secret
+/// versions in `details`, plus `extra`'s fields (the one shape every token admin event has,
+/// whoever writes it: a CLI verb, a rotation step, the retirement sweep).
+pub fn token_entry(
+    now: DateTime<Utc>,
+    action: &str,
+    t: &crate::store::TokenRecord,
+    extra: serde_json::Value,
+) -> AdminEntry {
+    let mut details = serde_json::json!({
+        "name": t.name, "client_id": t.client_id, "expires_at": crate::clock::rfc3339(t.expires_at),
+        "secret_version": t.secret_version,
+        "previous_secret_expires_at": t.previous_secret_expires_at.map(crate::clock::rfc3339),
+    });
+    if let (Some(d), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
+        d.extend(extra);
+    }
+    let mut ev = AccessEvent::admin(now, action, &t.name, details);
+    ev.service_token_id = Some(t.client_id.clone());
+    ev.service_token_name = Some(t.name.clone());
+    entry(&ev, &t.name)
+}
+
 /// Journal `ev` on its own (the change it describes is already stored) and deliver it.
 pub fn record(
     store: &Store,

@@ -6,7 +6,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::{print_json, print_table};
-use crate::audit::AccessEvent;
 use crate::bounds::{RateLimit, TokenBounds};
 use crate::cli::{TokenCommand, TokenCreateArgs, TokenRotateSecretArgs, TokenUpdateArgs};
 use crate::credential::{self, ClientId, ClientSecret};
@@ -435,20 +434,14 @@ fn rotation_input(e: crate::rotation::RotationError) -> anyhow::Error {
 
 /// The admin journal entry for `action` on token `t` (the audit line a gate or the CLI writes).
 fn admin_entry(now: DateTime<Utc>, action: &str, t: &TokenRecord) -> crate::store::AdminEntry {
-    let mut details = serde_json::json!({
-        "name": t.name, "client_id": t.client_id, "expires_at": rfc3339(t.expires_at),
-        "secret_version": t.secret_version,
-        "previous_secret_expires_at": t.previous_secret_expires_at.map(rfc3339),
-    });
     // Bounds appear only when set (or changed), so other token events keep their shape.
-    if t.bounds != TokenBounds::default() || action == "token_update" {
-        details["allow_ips"] = serde_json::json!(bounds_view(&t.bounds).0);
-        details["rate_limit"] = serde_json::json!(bounds_view(&t.bounds).1);
-    }
-    let mut ev = AccessEvent::admin(now, action, &t.name, details);
-    ev.service_token_id = Some(t.client_id.clone());
-    ev.service_token_name = Some(t.name.clone());
-    crate::audit::admin::entry(&ev, &t.name)
+    let extra = if t.bounds != TokenBounds::default() || action == "token_update" {
+        let (allow_ips, rate_limit) = bounds_view(&t.bounds);
+        serde_json::json!({ "allow_ips": allow_ips, "rate_limit": rate_limit })
+    } else {
+        serde_json::Value::Null
+    };
+    crate::audit::admin::token_entry(now, action, t, extra)
 }
 
 /// Write the journal's pending admin events to the audit log unless a running gate relays

@@ -84,6 +84,8 @@ pub struct PeerCert {
     /// The audit event's `cert_san` and `spiffe_id`, formatted once per connection.
     audit_san: Option<Vec<String>>,
     audit_spiffe_id: Option<String>,
+    /// The SHA-256 fingerprint, shared: the rate limiter's bucket key for this certificate.
+    fingerprint: Arc<str>,
 }
 
 impl PeerCert {
@@ -105,6 +107,7 @@ impl PeerCert {
             spki_sha256: info.spki_sha256.clone(),
         };
         Some(Self {
+            fingerprint: identity.fingerprint_sha256.as_str().into(),
             audit_san: (!identity.san.is_empty()).then(|| identity.san.labelled()),
             audit_spiffe_id: identity.spiffe_id.as_ref().map(|id| id.to_string()),
             identity,
@@ -162,7 +165,8 @@ pub async fn handle(
 
     let snapshot = state.snapshot.load();
     let token = check_token(req.headers(), &snapshot, now);
-    let mut token_rate = None;
+    // The token's own rate limit, and the key of its bucket (the snapshot's shared Client ID).
+    let mut token_rate: Option<(Option<crate::bounds::RateLimit>, std::sync::Arc<str>)> = None;
     let identity = match token {
         TokenCheck::Refused {
             reason,
@@ -176,20 +180,19 @@ pub async fn handle(
         }
         TokenCheck::Valid {
             client_id,
-            name,
+            entry,
             secret_version,
         } => {
             ev.connection_method = ConnectionMethod::ServiceToken;
-            // The token's own bounds travel with it: checked before any policy.
-            let entry = snapshot.tokens.get(client_id.as_str());
-            ev.service_token_id = Some(client_id);
-            ev.service_token_name = Some(name.to_string());
+            ev.service_token_id = Some(client_id.to_string());
+            ev.service_token_name = Some(entry.name.to_string());
             ev.secret_version = Some(secret_version);
-            if let Some(r) = entry.and_then(|e| e.ip_refusal(client_ip)) {
+            // The token's own bounds travel with it: checked before any policy.
+            if let Some(r) = entry.ip_refusal(client_ip) {
                 return Ok(refuse(&state, ev, started, r).await);
             }
-            token_rate = entry.and_then(|e| e.bounds.rate_limit);
-            Identity::Token { name }
+            token_rate = Some((entry.bounds.rate_limit, client_id.clone()));
+            Identity::Token { name: &entry.name }
         }
         TokenCheck::Absent => match (&conn.cert, &conn.cert_refused) {
             (Some(cert), _) => {
@@ -233,13 +236,20 @@ pub async fn handle(
     if let Some(r) = decision.refusal(&identity) {
         return Ok(refuse(&state, ev, started, r.into()).await);
     }
+    let (own_rate, token_key) = token_rate.unzip();
     let rate = check_rates(
         &state,
         &mut ev,
-        identity,
-        client_ip,
-        token_rate,
+        own_rate.flatten(),
         decision.policy.and_then(|p| p.rate_limit.as_ref()),
+        || {
+            use super::limits::LimitKey;
+            match (identity, token_key, &conn.cert) {
+                (Identity::Token { .. }, Some(id), _) => LimitKey::Token(id),
+                (Identity::Cert(_), _, Some(cert)) => LimitKey::Cert(cert.fingerprint.clone()),
+                _ => LimitKey::Address(client_ip),
+            }
+        },
     );
     if let Some(outcome) = rate.filter(|o| o.limited) {
         let mut resp = refuse(&state, ev, started, DenyReason::RateLimited).await;
@@ -369,23 +379,17 @@ pub async fn handle(
 fn check_rates(
     state: &GateState,
     ev: &mut AccessEvent,
-    identity: Identity<'_>,
-    client_ip: IpAddr,
     token_rate: Option<crate::bounds::RateLimit>,
     policy: Option<&policy::PolicyRateLimit>,
+    key: impl FnOnce() -> super::limits::LimitKey,
 ) -> Option<super::limits::Outcome> {
-    use super::limits::{LimitKey, Scope};
+    use super::limits::Scope;
     use crate::bounds::RateLimitMode;
     if token_rate.is_none() && policy.is_none() {
         return None;
     }
-    let key = match identity {
-        Identity::Token { .. } => {
-            LimitKey::Token(ev.service_token_id.as_deref().unwrap_or_default().into())
-        }
-        Identity::Cert(c) => LimitKey::Cert(c.fingerprint_sha256.as_str().into()),
-        Identity::None => LimitKey::Address(client_ip),
-    };
+    // The credential's bucket key: shared from the snapshot or the connection, never copied.
+    let key = key();
     let gates = state.limits.gates_alive();
     let mut enforced: Option<(
         super::limits::Outcome,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use hyper::HeaderMap;
 
 use super::deny::DenyReason;
-use super::snapshot::CredentialSnapshot;
+use super::snapshot::{CredentialSnapshot, TokenEntry};
 use crate::credential::{self, SecretHash};
 
 pub const CLIENT_ID_HEADER: &str = "cf-access-client-id";
@@ -16,10 +16,11 @@ pub const CLIENT_SECRET_HEADER: &str = "cf-access-client-secret";
 pub enum TokenCheck<'s> {
     /// No token headers at all.
     Absent,
-    /// A valid, live token, and which of its secrets was presented.
+    /// A valid, live token (its snapshot entry and the snapshot's Client ID, shared), and
+    /// which of its secrets was presented.
     Valid {
-        client_id: String,
-        name: &'s str,
+        client_id: &'s std::sync::Arc<str>,
+        entry: &'s TokenEntry,
         secret_version: u32,
     },
     /// Refused; the client id and token name are kept when known (they are not secret).
@@ -61,7 +62,7 @@ pub fn check_token<'s>(
         let name = snapshot.tokens.get(id).map(|t| &*t.name);
         return refused(DenyReason::MalformedSecret, Some(client_id), name);
     }
-    let Some(entry) = snapshot.tokens.get(id) else {
+    let Some((key, entry)) = snapshot.tokens.get_key_value(id) else {
         return refused(DenyReason::UnknownClientId, Some(client_id), None);
     };
     // Both secrets are compared whatever the first answer, so timing does not tell which.
@@ -87,8 +88,8 @@ pub fn check_token<'s>(
         return refused(reason, Some(client_id), Some(&entry.name));
     }
     TokenCheck::Valid {
-        client_id,
-        name: &entry.name,
+        client_id: key,
+        entry,
         secret_version,
     }
 }
@@ -109,7 +110,6 @@ fn refused<'s>(
 mod tests {
     use super::*;
     use crate::credential::{ClientId, ClientSecret};
-    use crate::gate::snapshot::TokenEntry;
 
     fn snap(
         id: &ClientId,

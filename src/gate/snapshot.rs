@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError};
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// One token as the gate needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenEntry {
     pub name: Box<str>,
     pub secret_hash: SecretHash,
@@ -62,8 +62,8 @@ impl TokenEntry {
 pub struct CredentialSnapshot {
     /// The change-feed version it was built from.
     pub version: i64,
-    /// Keyed by client id.
-    pub tokens: HashMap<Box<str>, TokenEntry>,
+    /// Keyed by client id (shared: the rate limiter keys buckets with it without copying).
+    pub tokens: HashMap<std::sync::Arc<str>, TokenEntry>,
     /// Certificates revoked in botgate, by fingerprint, enforced even without a CRL.
     pub revoked_certs: crate::pki::RevokedCerts,
     /// Live certificates by fingerprint, for expiry gauges.

@@ -239,11 +239,8 @@ pub(super) fn revoke(
     }
     if r.in_place() {
         let admin = |t: &crate::store::TokenRecord| {
-            let details = serde_json::json!({ "name": t.name, "client_id": t.client_id, "secret_version": t.secret_version, "rotation": r.id });
-            let mut ev =
-                crate::audit::AccessEvent::admin(now, "token_secret_grace_end", &t.name, details);
-            ev.service_token_id = Some(t.client_id.clone());
-            crate::audit::admin::entry(&ev, &t.name)
+            let extra = serde_json::json!({ "rotation": r.id });
+            crate::audit::admin::token_entry(now, "token_secret_grace_end", t, extra)
         };
         let line = match crate::store::wait(env.store.end_secret_grace(&r.old.key, now, &admin)) {
             Ok(t) => format!(

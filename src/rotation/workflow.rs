@@ -94,12 +94,20 @@ pub struct RotatedOut {
     pub forced: bool,
 }
 
-/// Step 1 for a token (by name or client id): create `NAME-vN` and start the rotation.
-pub fn start_token(
+/// What both token rotations check first: the options, the policy file, and a live token (by
+/// name or Client ID) that no unfinished rotation holds; the secret file must not exist yet.
+fn token_to_rotate(
     env: &RotationEnv<'_>,
     name_or_client_id: &str,
     opts: &StartOptions,
-) -> Result<Started, RotationError> {
+) -> Result<
+    (
+        crate::config::LoadedConfig,
+        crate::policy::PolicySet,
+        crate::store::TokenRecord,
+    ),
+    RotationError,
+> {
     check_options(opts)?;
     let (cfg, set) = load(env)?;
     let old = crate::store::wait(env.store.find_token(name_or_client_id))?;
@@ -113,6 +121,16 @@ pub fn start_token(
     if let Some(out) = &opts.secret_out {
         check_new_path(out, "--secret-out")?;
     }
+    Ok((cfg, set, old))
+}
+
+/// Step 1 for a token (by name or client id): create `NAME-vN` and start the rotation.
+pub fn start_token(
+    env: &RotationEnv<'_>,
+    name_or_client_id: &str,
+    opts: &StartOptions,
+) -> Result<Started, RotationError> {
+    let (cfg, set, old) = token_to_rotate(env, name_or_client_id, opts)?;
     let mut notes = Vec::new();
     if old.expires_at <= opts.now {
         notes.push(format!(
@@ -181,31 +199,12 @@ pub fn start_token_in_place(
     grace: Duration,
     opts: &StartOptions,
 ) -> Result<Started, RotationError> {
-    check_options(opts)?;
-    let (cfg, set) = load(env)?;
-    let old = crate::store::wait(env.store.find_token(name_or_client_id))?;
-    if old.revoked_at.is_some() {
-        return Err(RotationError::Conflict(format!(
-            "token {:?} ({}) is revoked; there is nothing to rotate",
-            old.name, old.client_id
-        )));
-    }
-    ensure_not_rotating(env.store, CredentialKind::Token, &old.client_id)?;
-    if let Some(out) = &opts.secret_out {
-        check_new_path(out, "--secret-out")?;
-    }
+    let (cfg, set, old) = token_to_rotate(env, name_or_client_id, opts)?;
     let intended = admitting(&set, Identity::Token { name: &old.name });
     let secret = ClientSecret::generate();
     let now = opts.now;
     let admin = |t: &crate::store::TokenRecord| {
-        let details = serde_json::json!({
-            "name": t.name, "client_id": t.client_id, "secret_version": t.secret_version,
-            "previous_secret_expires_at": t.previous_secret_expires_at.map(crate::clock::rfc3339),
-        });
-        let mut ev = crate::audit::AccessEvent::admin(now, "token_secret_rotate", &t.name, details);
-        ev.service_token_id = Some(t.client_id.clone());
-        ev.service_token_name = Some(t.name.clone());
-        crate::audit::admin::entry(&ev, &t.name)
+        crate::audit::admin::token_entry(now, "token_secret_rotate", t, serde_json::Value::Null)
     };
     let new = crate::store::wait(env.store.rotate_token_secret(
         &old.client_id,
@@ -428,11 +427,8 @@ pub fn abort(
     {
         // The new secret goes; the previous one is the token's secret again.
         let admin = |t: &crate::store::TokenRecord| {
-            let details = serde_json::json!({ "name": t.name, "client_id": t.client_id, "secret_version": t.secret_version, "rotation": r.id });
-            let mut ev =
-                crate::audit::AccessEvent::admin(now, "token_secret_revert", &t.name, details);
-            ev.service_token_id = Some(t.client_id.clone());
-            crate::audit::admin::entry(&ev, &t.name)
+            let extra = serde_json::json!({ "rotation": r.id });
+            crate::audit::admin::token_entry(now, "token_secret_revert", t, extra)
         };
         let version = i64::from(new.secret_version.unwrap_or(1));
         let t = crate::store::wait(env.store.revert_token_secret(&new.key, version, &admin))?;

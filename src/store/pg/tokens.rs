@@ -37,6 +37,21 @@ fn from_row(r: &Row) -> Result<TokenRecord, tokio_postgres::Error> {
     })
 }
 
+/// After an update of `rec` in `tx`: the change-feed row, the admin row when given, commit.
+async fn finish_update(
+    tx: tokio_postgres::Transaction<'_>,
+    rec: &TokenRecord,
+    admin: Option<AdminFor<'_, TokenRecord>>,
+) -> Result<TokenRecord, StoreError> {
+    record_change(&tx, ChangeKind::Token, &rec.client_id).await?;
+    let rec = by_id(&tx, rec.id).await?;
+    if let Some(admin) = admin {
+        super::journal::insert_entry(&tx, &admin(&rec)).await?;
+    }
+    tx.commit().await?;
+    Ok(rec)
+}
+
 async fn by_id(c: &impl GenericClient, id: i64) -> Result<TokenRecord, StoreError> {
     let row = c
         .query_one(
@@ -172,11 +187,7 @@ impl TokenStore for PgStore {
                 rec.name
             )));
         }
-        record_change(&tx, ChangeKind::Token, &rec.client_id).await?;
-        let rec = by_id(&tx, rec.id).await?;
-        super::journal::insert_entry(&tx, &admin(&rec)).await?;
-        tx.commit().await?;
-        Ok(rec)
+        finish_update(tx, &rec, Some(admin)).await
     }
 
     async fn end_secret_grace(
@@ -216,11 +227,7 @@ impl TokenStore for PgStore {
         if changed == 0 {
             return Err(crate::store::tokens::revert_conflict(&rec, version));
         }
-        record_change(&tx, ChangeKind::Token, &rec.client_id).await?;
-        let rec = by_id(&tx, rec.id).await?;
-        super::journal::insert_entry(&tx, &admin(&rec)).await?;
-        tx.commit().await?;
-        Ok(rec)
+        finish_update(tx, &rec, Some(admin)).await
     }
 
     async fn set_token_bounds(
@@ -238,11 +245,7 @@ impl TokenStore for PgStore {
             &[&allow_ips, &rate, &rec.id],
         )
         .await?;
-        record_change(&tx, ChangeKind::Token, &rec.client_id).await?;
-        let rec = by_id(&tx, rec.id).await?;
-        super::journal::insert_entry(&tx, &admin(&rec)).await?;
-        tx.commit().await?;
-        Ok(rec)
+        finish_update(tx, &rec, Some(admin)).await
     }
 
     async fn touch_tokens(
@@ -299,13 +302,7 @@ impl PgStore {
             &[&value, &rec.id],
         )
         .await?;
-        record_change(&tx, ChangeKind::Token, &rec.client_id).await?;
-        let rec = by_id(&tx, rec.id).await?;
-        if let Some(admin) = admin {
-            super::journal::insert_entry(&tx, &admin(&rec)).await?;
-        }
-        tx.commit().await?;
-        Ok(rec)
+        finish_update(tx, rec, admin).await
     }
 
     async fn create_token_in(

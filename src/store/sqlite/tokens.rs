@@ -152,7 +152,7 @@ impl TokenStore for SqliteStore {
              secret_sha256 = ?2, secret_version = secret_version + 1 WHERE id = ?3",
             params![to_db_time(previous_until), new_hash.to_hex(), rec.id],
         )?;
-        self.finish_update(tx, &rec, admin)
+        self.finish_update(tx, &rec, Some(admin))
     }
 
     async fn end_secret_grace(
@@ -169,7 +169,7 @@ impl TokenStore for SqliteStore {
             "UPDATE tokens SET previous_secret_expires_at = ?1 WHERE id = ?2",
             params![to_db_time(at), rec.id],
         )?;
-        self.finish_update(tx, &rec, admin)
+        self.finish_update(tx, &rec, Some(admin))
     }
 
     async fn revert_token_secret(
@@ -190,7 +190,7 @@ impl TokenStore for SqliteStore {
         if changed == 0 {
             return Err(super::super::tokens::revert_conflict(&rec, version));
         }
-        self.finish_update(tx, &rec, admin)
+        self.finish_update(tx, &rec, Some(admin))
     }
 
     async fn set_token_bounds(
@@ -207,15 +207,7 @@ impl TokenStore for SqliteStore {
             "UPDATE tokens SET allow_ips = ?1, rate_limit = ?2 WHERE id = ?3",
             params![allow_ips, rate, rec.id],
         )?;
-        record_change(&tx, ChangeKind::Token, &rec.client_id)?;
-        let rec = tx.query_row(
-            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
-            [rec.id],
-            from_row,
-        )?;
-        super::journal::insert_entry(&tx, &admin(&rec))?;
-        tx.commit()?;
-        Ok(rec)
+        self.finish_update(tx, &rec, Some(admin))
     }
 
     /// Record last-seen times in one batch (called by the gate every few seconds, never per request).
@@ -262,7 +254,7 @@ impl SqliteStore {
         &self,
         tx: rusqlite::Transaction<'_>,
         rec: &TokenRecord,
-        admin: AdminFor<'_, TokenRecord>,
+        admin: Option<AdminFor<'_, TokenRecord>>,
     ) -> Result<TokenRecord, StoreError> {
         record_change(&tx, ChangeKind::Token, &rec.client_id)?;
         let rec = tx.query_row(
@@ -270,7 +262,9 @@ impl SqliteStore {
             [rec.id],
             from_row,
         )?;
-        super::journal::insert_entry(&tx, &admin(&rec))?;
+        if let Some(admin) = admin {
+            super::journal::insert_entry(&tx, &admin(&rec))?;
+        }
         tx.commit()?;
         Ok(rec)
     }
@@ -290,17 +284,7 @@ impl SqliteStore {
             &format!("UPDATE tokens SET {column} = ?1 WHERE id = ?2"),
             params![value, rec.id],
         )?;
-        record_change(&tx, ChangeKind::Token, &rec.client_id)?;
-        let rec = tx.query_row(
-            &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
-            [rec.id],
-            from_row,
-        )?;
-        if let Some(admin) = admin {
-            super::journal::insert_entry(&tx, &admin(&rec))?;
-        }
-        tx.commit()?;
-        Ok(rec)
+        self.finish_update(tx, rec, admin)
     }
 
     fn create_token_in(
