@@ -152,6 +152,22 @@ impl TlsProfiles {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
                 let chain = read_chain(cert)?;
+                // rustls takes only v3 certificates; say so rather than "the key does not match".
+                if chain
+                    .first()
+                    .is_some_and(|c| crate::pki::verify::is_x509_v1(c.as_ref()))
+                {
+                    return Err(UpstreamTlsError {
+                        setting: TlsSetting::ClientCert,
+                        message: format!(
+                            "upstream_client_cert {} is an X.509 v1 certificate (what `openssl x509 -req` makes without -extfile or -copy_extensions): a TLS client certificate must be v3",
+                            cert.display()
+                        ),
+                        hint: Some(
+                            "sign the CSR again with -copy_extensions copy (or -extfile), or issue one with `botgate cert issue --csr FILE`",
+                        ),
+                    });
+                }
                 let key_der = read_key(key)?;
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| {
                     let message = format!(

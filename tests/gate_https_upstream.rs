@@ -2,7 +2,8 @@
 //! made in the test), the gate in front of it with a service token, a real HTTP client, and the
 //! audit log. Trust by `upstream_ca`, the system roots refusing a private CA, the name checked
 //! (`upstream_server_name`), origin mTLS, keep-alive over one TLS connection, reloads, and
-//! `policy check` pointing at an unreadable file.
+//! `policy check` pointing at an unreadable file; and an `openssl s_server` upstream with an
+//! openssl-made CA (a TLS stack and a PKI that are not ours).
 
 mod common;
 
@@ -458,4 +459,122 @@ include = [{ service_token = "ci-deploy-prod" }]
         dir.path().join("missing-ca.pem").display()
     );
     assert!(stdout.contains(&expected), "{stdout}");
+}
+
+/// `openssl s_server -www` on a free port in `dir`, requiring a client certificate from
+/// `client_ca` when given; killed on drop.
+struct OpensslServer(std::process::Child, SocketAddr);
+
+impl OpensslServer {
+    fn start(dir: &Path, client_ca: Option<&str>) -> Self {
+        let port = closed_port();
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.args(["s_server", "-www", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", "server.crt", "-key", "server.key"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(ca) = client_ca {
+            cmd.args(["-Verify", "1", "-verify_return_error", "-CAfile", ca]);
+        }
+        let child = cmd
+            .spawn()
+            .expect("openssl is installed (.ci/run installs it)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "openssl s_server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self(child, addr)
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Interoperability with a TLS stack botgate does not use: the CA, the upstream's certificate
+/// and the gate's client certificate all made by the openssl CLI, the upstream `openssl
+/// s_server` (which verifies the gate's certificate itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openssl_upstream_with_an_openssl_made_ca_is_trusted_and_verifies_the_gates_certificate()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for line in [
+        "openssl req -x509 -new -nodes -newkey rsa:2048 -keyout ca.key -out ca.crt -days 30 -subj \"/CN=Origin CA\"",
+        "openssl req -new -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj \"/CN=origin.test\" -addext \"subjectAltName=DNS:origin.test\"",
+        "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 30 -sha256 -copy_extensions copy",
+        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout gate.key -out gate.csr -subj \"/CN=botgate-gate\"",
+        // The seed's signing command as written makes X.509 v1, which no TLS stack presents.
+        "openssl x509 -req -in gate.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out gate-v1.crt -days 30 -sha256",
+        "printf 'extendedKeyUsage=clientAuth\\n' > gate.ext",
+        "openssl x509 -req -in gate.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out gate.crt -days 30 -sha256 -extfile gate.ext",
+    ] {
+        sh(d, line);
+    }
+    let server = OpensslServer::start(d, Some("ca.crt"));
+    let path = |f: &str| d.join(f).display().to_string();
+    let trusted = format!(
+        "upstream_ca = {:?}\nupstream_server_name = \"origin.test\"",
+        path("ca.crt")
+    );
+    let with_cert = format!(
+        "{trusted}\nupstream_client_cert = {:?}\nupstream_client_key = {:?}",
+        path("gate.crt"),
+        path("gate.key")
+    );
+    let v1 = with_cert.replace("gate.crt", "gate-v1.crt");
+    let file: botgate::config::PolicyFile = toml::from_str(&app("osslv1", server.1, &v1)).unwrap();
+    let e = botgate::policy::compile(&file).unwrap_err().to_string();
+    assert!(
+        e.contains("X.509 v1") && e.contains("gate-v1.crt"),
+        "a v1 client certificate is named as such: {e}"
+    );
+    let policy = app("osslmtls", server.1, &with_cert)
+        + &app("osslnocert", server.1, &trusted)
+        + &app(
+            "osslroots",
+            server.1,
+            "upstream_server_name = \"origin.test\"",
+        );
+    let (g, tok) = gate(&policy).await;
+    let c = client();
+
+    // s_server -www answers with its status page: 200 through the gate.
+    let resp = c
+        .get(g.url("/"))
+        .header("host", "osslmtls.test")
+        .header("CF-Access-Client-Id", &tok.client_id)
+        .header("CF-Access-Client-Secret", &tok.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("s_server"), "{page}");
+
+    // Without the client certificate s_server refuses the handshake; without the CA the gate
+    // refuses s_server's certificate.
+    for (name, n, cause) in [
+        ("osslnocert", 2, "alert"),
+        ("osslroots", 3, "UnknownIssuer"),
+    ] {
+        let (status, _) = call(&c, &g, &tok, name).await;
+        assert_eq!(status, 502, "{name}");
+        let ev = last_event(&g, n, name).await;
+        assert_eq!(ev["deny_reason"], "upstream_tls_error", "{name}: {ev}");
+        let why = ev["details"]["upstream_tls_error"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(why.contains(cause), "{name}: {why}");
+    }
 }
