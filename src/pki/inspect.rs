@@ -251,24 +251,11 @@ fn subject_alt_names(cert: &X509Certificate<'_>) -> SubjectAltNames {
     out
 }
 
-/// Standard base64 (RFC 4648, padded, no line breaks), e.g. for `Cf-Client-Cert-Der-Base64`.
+/// Standard base64 (RFC 4648, padded, no line breaks), e.g. for `Cf-Client-Cert-Der-Base64`
+/// (the `base64` crate, as the origin assertion's base64url).
 pub fn base64(der: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::with_capacity(der.len().div_ceil(3) * 4);
-    for chunk in der.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                b64.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                b64.push('=');
-            }
-        }
-    }
-    b64
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(der)
 }
 
 /// Encode DER as PEM with 64-column lines.
