@@ -57,6 +57,9 @@ pub enum Command {
     /// Origin assertion signing keys: list, rotate.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// OIDC issuers ([[oidc_issuer]]) and their key sets: list, show, refresh.
+    #[command(subcommand)]
+    Issuer(IssuerCommand),
     /// Find leaked botgate secrets in files; exits 1 if any.
     Scan(ScanArgs),
     /// Show what a certificate, chain, CSR, CRL or key file holds (PEM or DER).
@@ -397,11 +400,15 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub app: String,
     /// Token name.
-    #[arg(long, conflicts_with = "cert", required_unless_present = "cert")]
+    #[arg(long, conflicts_with_all = ["cert", "jwt"], required_unless_present_any = ["cert", "jwt"])]
     pub token: Option<String>,
     /// Client certificate (PEM).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "jwt")]
     pub cert: Option<PathBuf>,
+    /// An OIDC workload token (a file holding the JWT; `-` reads stdin). It is verified as
+    /// the gate verifies it (signature, iss, aud, exp/nbf/iat) and never printed.
+    #[arg(long, value_name = "FILE")]
+    pub jwt: Option<PathBuf>,
     /// Client IP address.
     #[arg(long)]
     pub ip: Option<std::net::IpAddr>,
@@ -505,6 +512,30 @@ pub enum StoreCommand {
         /// The target: postgres://USER@HOST:PORT/DB (or env:VAR to read it from VAR).
         #[arg(long, value_name = "URL")]
         to: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssuerCommand {
+    /// Every [[oidc_issuer]]: its key set's age, key ids, last refresh and failures (from the
+    /// gate's state files in the state dir).
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// One issuer: settings, where its keys come from, each key, the last attempt.
+    Show {
+        /// The issuer's name (`name = …` in [[oidc_issuer]]).
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Fetch the issuer's key set now and keep it in the state dir; a running gate on this
+    /// state dir takes it within seconds. Exits 1 when the fetch fails.
+    Refresh {
+        name: String,
         #[command(flatten)]
         json: JsonFlag,
     },

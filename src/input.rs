@@ -38,6 +38,11 @@ pub const GEO_DB: Limit = Limit {
     bytes: 512 * MIB,
     what: "GeoIP databases",
 };
+/// OIDC key sets (`jwks_file`) and the gate's per-issuer state files.
+pub const JWKS_FILE: Limit = Limit {
+    bytes: 1024 * 1024,
+    what: "key-set files",
+};
 /// Console theme files.
 pub const THEME_FILE: Limit = Limit {
     bytes: MIB,

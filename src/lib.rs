@@ -22,6 +22,7 @@ pub mod expiry;
 pub mod gate;
 pub mod geo;
 pub mod input;
+pub mod oidc;
 pub mod paths;
 pub mod pki;
 pub mod policy;

@@ -123,6 +123,8 @@ pub fn start(
         lease.held(),
     )));
     let held = lease.held();
+    let oidc = gate.state.oidc.clone();
+    let oidc_clock = clock.clone();
     let mut engine = Engine::new(opts.detect);
     engine.set_expected_countries(opts.expected_countries);
     let audit = gate.state.audit.clone();
@@ -140,6 +142,7 @@ pub fn start(
         opts.tick_every,
         move || Inventory {
             standby: !held.load(Ordering::Relaxed),
+            stale_issuers: stale_issuers(&oidc, oidc_clock.now()),
             ..(**cache.load()).clone()
         },
         move |alert| {
@@ -230,6 +233,25 @@ async fn follow_usage(
             }
         }
     }
+}
+
+/// The issuers whose key set on this gate is older than their `max_key_age`.
+fn stale_issuers(
+    oidc: &crate::oidc::Issuers,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<detect::StaleIssuer> {
+    oidc.all()
+        .iter()
+        .filter(|s| s.key_age(now) > s.settings.max_key_age)
+        .map(|s| detect::StaleIssuer {
+            name: s.settings.name.to_string(),
+            issuer: s.settings.issuer.clone(),
+            fetched_at: s.keys().map(|k| k.fetched_at),
+            since: s.since,
+            max_age: s.settings.max_key_age,
+            last_error: s.status().last_error,
+        })
+        .collect()
 }
 
 /// The live credentials, CRL deadlines and signing key age the inventory rules need.

@@ -286,13 +286,19 @@ impl World {
                 Who::Cert(i) => Some(self.certs[i].1.clone()),
                 Who::Token(_) => None,
             },
+            jwt: None,
             ip: Some("127.0.0.1".parse().unwrap()),
             country: None,
             json: JsonFlag { json: true },
         };
-        let out =
-            botgate::commands::explain::explain(policies, &self.store, &args, chrono::Utc::now())
-                .unwrap();
+        let out = botgate::commands::explain::explain(
+            policies,
+            &self.store,
+            None,
+            &args,
+            chrono::Utc::now(),
+        )
+        .unwrap();
         (out.status, out.deny_reason.map(str::to_string))
     }
 }

@@ -19,6 +19,8 @@ pub enum EventKind {
 pub enum ConnectionMethod {
     ServiceToken,
     Mtls,
+    /// An OIDC workload token (`Authorization: Bearer` or `cf-access-token`).
+    Oidc,
     None,
 }
 
@@ -27,6 +29,7 @@ impl ConnectionMethod {
         match self {
             ConnectionMethod::ServiceToken => "service_token",
             ConnectionMethod::Mtls => "mtls",
+            ConnectionMethod::Oidc => "oidc",
             ConnectionMethod::None => "none",
         }
     }
@@ -62,6 +65,13 @@ pub struct AccessEvent {
     pub cert_san: Option<Vec<String>>,
     /// The certificate's SPIFFE ID (its only URI SAN, when that is one); else `null`.
     pub spiffe_id: Option<String>,
+    /// An OIDC workload's identity, `oidc:<issuer>/<sub>`; `null` without a verified token.
+    #[serde(default)]
+    pub oidc_identity: Option<String>,
+    /// The verified token's claims (repository, ref, workflow, run id … as the issuer sent
+    /// them; not `aud`/`exp`/`nbf`/`iat`); `null` without a verified token.
+    #[serde(default)]
+    pub oidc_claims: Option<serde_json::Map<String, serde_json::Value>>,
     pub ip_address: Option<String>,
     pub country: Option<String>,
     pub user_agent: Option<String>,
@@ -105,6 +115,8 @@ impl AccessEvent {
             cert_issuer: None,
             cert_san: None,
             spiffe_id: None,
+            oidc_identity: None,
+            oidc_claims: None,
             ip_address: None,
             country: None,
             user_agent: None,
@@ -135,10 +147,11 @@ impl AccessEvent {
         e
     }
 
-    /// The credential this event is about: token name, else cert CN.
+    /// The credential this event is about: token name, else OIDC workload, else cert CN.
     pub fn identity(&self) -> Option<&str> {
         self.service_token_name
             .as_deref()
+            .or(self.oidc_identity.as_deref())
             .or(self.cert_common_name.as_deref())
     }
 

@@ -5,6 +5,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use std::io::Read as _;
+
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rustls::pki_types::CertificateDer;
@@ -13,11 +15,13 @@ use serde::Serialize;
 
 use super::print_json;
 use crate::cli::ExplainArgs;
+use crate::credential::oidc::OidcIdentity;
 use crate::exit::Failure;
 use crate::gate::client_auth::deny_reason;
 use crate::gate::deny::DenyReason;
 use crate::gate::snapshot::CredentialSnapshot;
 use crate::gate::tls::peer_cert;
+use crate::oidc::Issuers;
 use crate::pki::CertTrust;
 use crate::pki::verify::Check;
 use crate::policy::{self, CompiledApp, Identity, PolicySet, TraceOutcome};
@@ -65,16 +69,13 @@ pub fn run_with_paths(paths: &crate::paths::Paths, args: &ExplainArgs) -> Result
         &store,
         &mut policies,
     ))?;
-    run(&policies, &store, args)
-}
-
-/// Explain against an already compiled policy set, print the answer, exit 1 on deny.
-pub fn run(policies: &PolicySet, store: &Store, args: &ExplainArgs) -> Result<()> {
-    let out = explain(policies, store, args, Utc::now())?;
+    // The issuers' key sets as the gates on this state dir keep them (fetched when missing).
+    let issuers = super::issuer::load(paths)?;
+    let out = explain(&policies, &store, Some(&issuers), args, Utc::now())?;
     if args.json.json {
         print_json(&out)?;
     } else {
-        print(&out, policies);
+        print(&out, &policies);
     }
     if out.decision == "deny" {
         return Err(Failure::refused(format!(
@@ -86,10 +87,12 @@ pub fn run(policies: &PolicySet, store: &Store, args: &ExplainArgs) -> Result<()
     Ok(())
 }
 
-/// What the gate would answer at `now` for the credential in `args` (no printing).
+/// What the gate would answer at `now` for the credential in `args` (no printing). A `--jwt`
+/// needs the issuers (with their key sets).
 pub fn explain(
     policies: &PolicySet,
     store: &Store,
+    issuers: Option<&Issuers>,
     args: &ExplainArgs,
     now: DateTime<Utc>,
 ) -> Result<Explanation> {
@@ -125,7 +128,20 @@ pub fn explain(
             .then(|| app.audience.to_string()),
     };
     let cert;
+    let workload;
     let identity = match (&args.token, &args.cert) {
+        (None, None) if args.jwt.is_some() => {
+            let path = args.jwt.as_deref().unwrap_or(std::path::Path::new("-"));
+            let issuers = issuers
+                .ok_or_else(|| Failure::bad_input("--jwt needs the policy file's issuers"))?;
+            match explain_jwt(path, issuers, now, &mut out)? {
+                Some(id) => {
+                    workload = id;
+                    Identity::Oidc(&workload)
+                }
+                None => return Ok(out),
+            }
+        }
         (Some(name), _) => {
             out.identity = format!("token:{name}");
             let entry = snapshot.token_named(name, now);
@@ -196,7 +212,11 @@ pub fn explain(
                 }
             }
         }
-        (None, None) => return Err(Failure::bad_input("pass --token NAME or --cert FILE")),
+        (None, None) => {
+            return Err(Failure::bad_input(
+                "pass --token NAME, --cert FILE or --jwt FILE",
+            ));
+        }
     };
     let request = policy::Request {
         identity,
@@ -205,6 +225,111 @@ pub fn explain(
     };
     decide(app, &request, &mut out);
     Ok(out)
+}
+
+/// Verify the workload token in `path` as the gate would (`Issuers::verify`), recording each
+/// check in `out.checks`; `None` when it is refused (the refusal is in `out`). The token is
+/// never printed.
+fn explain_jwt(
+    path: &std::path::Path,
+    issuers: &Issuers,
+    now: DateTime<Utc>,
+    out: &mut Explanation,
+) -> Result<Option<OidcIdentity>> {
+    let text = if path == std::path::Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .take((crate::oidc::token::MAX_TOKEN_BYTES * 4) as u64)
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::bad_input(format!("stdin: {e}")))?;
+        s
+    } else {
+        crate::input::read_to_string(path, crate::input::JWKS_FILE)
+            .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?
+    };
+    let token = text.trim();
+    let check = |name: &'static str, ok: bool, detail: String| Check { name, ok, detail };
+    out.identity = "oidc:(unverified)".into();
+    let refuse = |out: &mut Explanation, e: &crate::oidc::OidcError, name: &'static str| {
+        let reason = DenyReason::from(e);
+        out.checks.push(check(name, false, e.to_string()));
+        out.deny_reason = Some(reason.as_str());
+        out.status = reason.status();
+        out.refused_before_policies = Some(format!("the {name} check fails: {e}"));
+    };
+    let parsed = match crate::oidc::token::parse(token) {
+        Ok(p) => p,
+        Err(e) => {
+            refuse(out, &e, "parse");
+            return Ok(None);
+        }
+    };
+    out.checks.push(check(
+        "parse",
+        true,
+        format!(
+            "JWT, {} bytes, alg {}, kid {}",
+            token.len(),
+            parsed.alg.as_str(),
+            parsed.kid.as_deref().unwrap_or("(none)")
+        ),
+    ));
+    let Some(state) = issuers
+        .all()
+        .into_iter()
+        .find(|s| s.settings.issuer == parsed.iss)
+    else {
+        refuse(
+            out,
+            &crate::oidc::OidcError::UnknownIssuer(parsed.iss.clone()),
+            "issuer",
+        );
+        return Ok(None);
+    };
+    out.checks.push(check(
+        "issuer",
+        true,
+        format!("{} ({})", state.settings.name, state.settings.issuer),
+    ));
+    drop(parsed);
+    match super::issuer::block_on(issuers.verify(token, now)) {
+        Ok(id) => {
+            let keys = state.keys();
+            out.checks.push(check(
+                "signature",
+                true,
+                format!(
+                    "verifies with {}'s key set ({} keys, fetched {})",
+                    state.settings.name,
+                    keys.as_ref().map_or(0, |k| k.set.keys.len()),
+                    keys.as_ref()
+                        .map_or("never".into(), |k| super::rfc3339(k.fetched_at))
+                ),
+            ));
+            out.checks.push(check(
+                "claims",
+                true,
+                format!(
+                    "aud in [{}], within exp/nbf/iat (leeway {}s)",
+                    state.settings.audiences.join(", "),
+                    state.settings.leeway.num_seconds()
+                ),
+            ));
+            out.identity = id.label.clone();
+            Ok(Some(id))
+        }
+        Err((_, e)) => {
+            let name = match &e {
+                crate::oidc::OidcError::BadSignature(_)
+                | crate::oidc::OidcError::UnknownKey { .. } => "signature",
+                crate::oidc::OidcError::Malformed(_) => "parse",
+                crate::oidc::OidcError::UnknownIssuer(_) => "issuer",
+                _ => "claims",
+            };
+            refuse(out, &e, name);
+            Ok(None)
+        }
+    }
 }
 
 /// The policy part: the trace and, unless a credential check already refused, the answer.
@@ -270,7 +395,12 @@ fn print(out: &Explanation, policies: &PolicySet) {
             .unwrap_or_default()
     );
     if !out.checks.is_empty() {
-        println!("certificate:");
+        let kind = if out.identity.starts_with("oidc:") {
+            "token"
+        } else {
+            "certificate"
+        };
+        println!("{kind}:");
         for c in &out.checks {
             println!("  {}: {}", c.name, c.detail);
         }

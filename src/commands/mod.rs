@@ -7,6 +7,7 @@ mod demo;
 mod doctor;
 pub mod explain;
 mod inspect;
+mod issuer;
 mod keys;
 mod logs;
 mod pki;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs(cmd) => logs::run(&paths, cmd),
         Command::Store(cmd) => store::run(&paths, cmd),
         Command::Keys(cmd) => keys::run(&paths, cmd),
+        Command::Issuer(cmd) => issuer::run(&paths, cmd),
         Command::Ca(cmd) => pki::run_ca(&paths, cmd),
         Command::Cert(cmd) => pki::run_cert(&paths, cmd),
         Command::Rotate(cmd) => rotate::run(&paths, cmd),

@@ -29,6 +29,45 @@ pub struct PolicyFile {
     pub store: StoreSection,
     #[serde(default)]
     pub tokens: TokensSection,
+    /// `[[oidc_issuer]]`: issuers whose workload tokens are credentials (`issuer` alone is the
+    /// certificate selector, hence the longer name).
+    #[serde(default)]
+    pub oidc_issuer: Vec<OidcIssuerConfig>,
+}
+
+/// One `[[oidc_issuer]]`: where its keys come from and what its tokens must say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuerConfig {
+    /// The name selectors and identities use (`oidc:<name>/<sub>`).
+    pub name: Spanned<String>,
+    /// The `iss` its tokens carry, exactly.
+    pub issuer: Spanned<String>,
+    /// The key set's URL; without it (and without `jwks_file`) discovery finds it.
+    #[serde(default)]
+    pub jwks_url: Option<Spanned<String>>,
+    /// A key set on disk instead of fetched (relative to the policy file).
+    #[serde(default)]
+    pub jwks_file: Option<Spanned<PathBuf>>,
+    /// `true`: read `jwks_uri` from `<issuer>/.well-known/openid-configuration` (the default
+    /// when neither `jwks_url` nor `jwks_file` is set).
+    #[serde(default)]
+    pub discovery: Option<Spanned<bool>>,
+    /// Tokens must name one of these in `aud` (required, never empty).
+    pub audiences: Spanned<Vec<String>>,
+    /// Accepted signature algorithms (default RS256, ES256).
+    #[serde(default)]
+    pub algorithms: Option<Spanned<Vec<String>>>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat` (default 60s).
+    #[serde(default)]
+    pub leeway: Option<Spanned<String>>,
+    /// How long a fetched key set is used before it is fetched again when the issuer's
+    /// Cache-Control says nothing (default 1h).
+    #[serde(default)]
+    pub refresh: Option<Spanned<String>>,
+    /// Alert (`oidc_keys_stale`) when the last good key set is older than this (default 24h).
+    #[serde(default)]
+    pub max_key_age: Option<Spanned<String>>,
 }
 
 /// `[tokens]`: retiring tokens nobody uses (both off by default).
@@ -369,6 +408,65 @@ pub enum Selector {
     SpiffeId(NameMatch),
     /// SHA-256 (hex) of the certificate's SubjectPublicKeyInfo: a key pin.
     SpkiSha256(OneOrMany),
+    /// An OIDC workload token from `issuer` (an `[[oidc_issuer]]` name) whose claims match.
+    Oidc(OidcSelector),
+    /// OIDC claims that must match (any issuer): `{ oidc_claim = { ref = "refs/heads/main" } }`.
+    OidcClaim(std::collections::BTreeMap<String, ClaimValue>),
+}
+
+/// `{ oidc = { issuer = "github", claims = { repository = "example/api" } } }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSelector {
+    pub issuer: String,
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, ClaimValue>,
+}
+
+impl OidcSelector {
+    /// `oidc github: repository = "example/api", ref = …` as a reader would say it.
+    pub fn describe(&self) -> String {
+        match self.claims.is_empty() {
+            true => format!("oidc {} (any workload)", self.issuer),
+            false => format!("oidc {}: {}", self.issuer, describe_claims(&self.claims)),
+        }
+    }
+}
+
+/// Claims as written: `repository = "example/api", ref = "refs/heads/main"`.
+pub fn describe_claims(claims: &std::collections::BTreeMap<String, ClaimValue>) -> String {
+    claims
+        .iter()
+        .map(|(k, v)| format!("{k} = {:?}", v.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A claim value as written: a string (exact, or `^…$` for a full-match regex), an integer or
+/// a boolean (compared as its JSON text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimValue(pub String);
+
+impl<'de> Deserialize<'de> for ClaimValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ClaimValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string (exact, or \"^…$\" for a regex), an integer or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ClaimValue, E> {
+                Ok(ClaimValue(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ClaimValue, E> {
+                Ok(ClaimValue(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ClaimValue, E> {
+                Ok(ClaimValue(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Selector {
@@ -391,6 +489,8 @@ impl Selector {
             Selector::SanIp(_) => "san_ip",
             Selector::SpiffeId(_) => "spiffe_id",
             Selector::SpkiSha256(_) => "spki_sha256",
+            Selector::Oidc(_) => "oidc",
+            Selector::OidcClaim(_) => "oidc_claim",
         }
     }
 }

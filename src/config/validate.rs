@@ -30,9 +30,15 @@ pub(crate) fn validate(file: &PolicyFile, doc: &Doc<'_>) -> Vec<Finding> {
         doc,
         has_geo,
         tls_profiles: TlsProfiles::default(),
+        oidc_issuers: file
+            .oidc_issuer
+            .iter()
+            .map(|i| i.name.get_ref().clone())
+            .collect(),
         out: Vec::new(),
     };
     v.gate(file);
+    v.oidc_issuers(file);
     v.apps(&file.app);
     v.rotation(file);
     v.store(file);
@@ -46,8 +52,29 @@ struct Validator<'a, 'i> {
     has_geo: bool,
     /// Built as compiling builds them, so a file read here is read the same way by the gate.
     tls_profiles: TlsProfiles,
+    /// The `[[oidc_issuer]]` names `oidc` selectors may use.
+    oidc_issuers: std::collections::HashSet<String>,
     out: Vec<Finding>,
 }
+
+/// Claims that narrow an OIDC selector to one repository, project, pipeline or workload
+/// (an issuer such as GitHub's signs tokens for every job of every repository).
+const NARROWING_CLAIMS: &[&str] = &[
+    "sub",
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "repository_owner_id",
+    "job_workflow_ref",
+    "project_path",
+    "project_id",
+    "namespace_path",
+    "namespace_id",
+    "pipeline_slug",
+    "organization_slug",
+    "organization_id",
+    "project_slug",
+];
 
 impl Validator<'_, '_> {
     /// The span of `key` in `app`'s table, else of its name (the key is absent).
@@ -89,6 +116,69 @@ impl Validator<'_, '_> {
                 e,
                 Some("write it as postgres://USER@HOST:PORT/DB, or env:VAR to keep a password out of the file"),
             );
+        }
+    }
+
+    /// `[[oidc_issuer]]`s: each parses as the gate parses it (the problem on its key), and no
+    /// two share a name or an issuer URL.
+    fn oidc_issuers(&mut self, file: &PolicyFile) {
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut urls: HashMap<String, Range<usize>> = HashMap::new();
+        for i in &file.oidc_issuer {
+            if let Err(e) = crate::oidc::IssuerSettings::from_config(i) {
+                let span = self
+                    .doc
+                    .sibling(&i.name.span(), e.key)
+                    .unwrap_or(i.name.span());
+                self.error(span, e.message, Some(e.hint));
+            }
+            let name = i.name.get_ref();
+            if let Some(first) = names.get(name) {
+                let msg = format!(
+                    "duplicate [[oidc_issuer]] name {name:?} (first at line {})",
+                    self.line_of(first)
+                );
+                self.error(
+                    i.name.span(),
+                    msg,
+                    Some("selectors and identities name issuers by it"),
+                );
+            } else {
+                names.insert(name.clone(), i.name.span());
+            }
+            let url = i.issuer.get_ref();
+            if let Some(first) = urls.get(url) {
+                let msg = format!(
+                    "issuer {url:?} is already configured (line {})",
+                    self.line_of(first)
+                );
+                self.error(
+                    i.issuer.span(),
+                    msg,
+                    Some("one [[oidc_issuer]] per iss; list several audiences in it"),
+                );
+            } else {
+                urls.insert(url.clone(), i.issuer.span());
+            }
+        }
+    }
+
+    /// `claims = { … }` of an `oidc` selector or an `oidc_claim`: each pattern compiles.
+    fn claims(
+        &mut self,
+        span: &Range<usize>,
+        claims: &std::collections::BTreeMap<String, super::model::ClaimValue>,
+    ) {
+        for (name, value) in claims {
+            if let Err(e) = crate::credential::oidc::ClaimPattern::parse(&value.0) {
+                self.error(
+                    span.clone(),
+                    format!("claim {name}: {e}"),
+                    Some(
+                        "a value written ^…$ is a full-match regex; anything else matches exactly",
+                    ),
+                );
+            }
         }
     }
 
@@ -420,18 +510,22 @@ impl Validator<'_, '_> {
             self.selector(sel);
         }
         self.rate_limit(p);
+        self.broad_oidc(p);
         let is_token = |s: &Spanned<Selector>| {
             matches!(
                 s.get_ref(),
                 Selector::ServiceToken(_) | Selector::AnyServiceToken(true)
             )
         };
-        if action == Action::ServiceAuth && !p.include.is_empty() && !p.include.iter().any(is_token)
+        let is_workload = |s: &Spanned<Selector>| matches!(s.get_ref(), Selector::Oidc(_));
+        if action == Action::ServiceAuth
+            && !p.include.is_empty()
+            && !p.include.iter().any(|s| is_token(s) || is_workload(s))
         {
             self.warn(
                 p.action.span(),
-                "service_auth policy has no service_token or any_service_token selector in include",
-                Some("service_auth is for service tokens: add { service_token = \"NAME\" }, or use another action"),
+                "service_auth policy has no service_token, any_service_token or oidc selector in include",
+                Some("service_auth is for service tokens and OIDC workloads: add { service_token = \"NAME\" }, or use another action"),
             );
         }
         if action == Action::NonIdentity {
@@ -440,6 +534,45 @@ impl Validator<'_, '_> {
                     sel.span(),
                     format!("{} selector in a non_identity policy: non_identity admits client certificates, not service tokens", sel.get_ref().key()),
                     Some("move token selectors to a service_auth policy"),
+                );
+            }
+        }
+    }
+
+    /// An `oidc` include that names no repository-, project- or subject-level claim (in its
+    /// own `claims` or in the policy's `require` `oidc_claim`s) admits every job of every
+    /// repository on that issuer: warn, as for "allow any service token".
+    fn broad_oidc(&mut self, p: &PolicyConfig) {
+        if !matches!(
+            *p.action.get_ref(),
+            Action::ServiceAuth | Action::Allow | Action::Bypass
+        ) {
+            return;
+        }
+        let narrows = |claims: &std::collections::BTreeMap<String, super::model::ClaimValue>| {
+            claims
+                .keys()
+                .any(|k| NARROWING_CLAIMS.contains(&k.as_str()))
+        };
+        let required = p
+            .require
+            .iter()
+            .any(|s| matches!(s.get_ref(), Selector::OidcClaim(c) if narrows(c)));
+        if required {
+            return;
+        }
+        for sel in &p.include {
+            if let Selector::Oidc(o) = sel.get_ref()
+                && !narrows(&o.claims)
+            {
+                let msg = format!(
+                    "this oidc selector admits every workload issuer {:?} signs a token for (on a shared CI issuer: every job of every repository)",
+                    o.issuer
+                );
+                self.warn(
+                    sel.span(),
+                    msg,
+                    Some("name the workload, e.g. claims = { repository = \"example/api\" } (or sub, project_path, job_workflow_ref)"),
                 );
             }
         }
@@ -564,6 +697,39 @@ impl Validator<'_, '_> {
             }
             Selector::SpkiSha256(pins) => {
                 self.cert_value(&span, cert_selectors::spki_pins(pins).err());
+            }
+            Selector::Oidc(o) => {
+                if !self.oidc_issuers.contains(&o.issuer) {
+                    let mut known: Vec<&str> =
+                        self.oidc_issuers.iter().map(String::as_str).collect();
+                    known.sort_unstable();
+                    let hint = match known.is_empty() {
+                        true => {
+                            "add an [[oidc_issuer]] with this name (see the README's OIDC section)"
+                                .to_string()
+                        }
+                        false => format!("configured issuers: {}", known.join(", ")),
+                    };
+                    self.error(
+                        span.clone(),
+                        format!(
+                            "oidc selector names issuer {:?}, which no [[oidc_issuer]] defines",
+                            o.issuer
+                        ),
+                        Some(&hint),
+                    );
+                }
+                self.claims(&span, &o.claims);
+            }
+            Selector::OidcClaim(c) => {
+                if c.is_empty() {
+                    self.error(
+                        span.clone(),
+                        "oidc_claim is empty, so it checks nothing",
+                        Some("e.g. { oidc_claim = { ref = \"refs/heads/main\" } }"),
+                    );
+                }
+                self.claims(&span, c);
             }
             Selector::Ip(nets) => {
                 for (i, net) in nets.values().iter().enumerate() {

@@ -24,9 +24,10 @@ const MAX_TAGS: usize = 6;
 const MINUTE: usize = 60;
 
 /// The connection methods, in the order `Bucket::by_method` counts them.
-pub const METHODS: [ConnectionMethod; 3] = [
+pub const METHODS: [ConnectionMethod; 4] = [
     ConnectionMethod::ServiceToken,
     ConnectionMethod::Mtls,
+    ConnectionMethod::Oidc,
     ConnectionMethod::None,
 ];
 
@@ -35,7 +36,8 @@ pub fn method_index(m: ConnectionMethod) -> usize {
     match m {
         ConnectionMethod::ServiceToken => 0,
         ConnectionMethod::Mtls => 1,
-        ConnectionMethod::None => 2,
+        ConnectionMethod::Oidc => 2,
+        ConnectionMethod::None => 3,
     }
 }
 
@@ -78,7 +80,7 @@ pub struct Totals {
     pub access: u64,
     pub allowed: u64,
     pub denied: u64,
-    pub by_method: [u64; 3],
+    pub by_method: [u64; 4],
 }
 
 impl Traffic {
@@ -146,7 +148,7 @@ pub struct Bucket {
     /// Of these, requests over a rate limit (refused, or marked in shadow mode).
     pub rate_limited: u32,
     /// Requests per connection method, indexed like `METHODS`.
-    pub by_method: [u32; 3],
+    pub by_method: [u32; 4],
 }
 
 impl Bucket {

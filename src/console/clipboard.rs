@@ -134,8 +134,15 @@ struct Request {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Credential {
-    Token { name: String, client_id: String },
-    Cert { common_name: String },
+    Token {
+        name: String,
+        client_id: String,
+    },
+    Cert {
+        common_name: String,
+    },
+    /// An OIDC workload: its token is never in the event, so the copy names a variable.
+    Workload,
     None,
 }
 
@@ -170,6 +177,7 @@ impl Request {
                     .clone()
                     .unwrap_or_else(|| "client".into()),
             },
+            ConnectionMethod::Oidc => Credential::Workload,
             ConnectionMethod::None => Credential::None,
         };
         Some(Self {
@@ -234,13 +242,15 @@ impl Request {
                     None => format!("https://{}{}", self.host, self.path),
                 }
             }
-            Credential::Token { .. } | Credential::None => match listener("http://") {
-                Some(addr) => {
-                    parts.push(format!("-H {}", sh_quote(&format!("Host: {}", self.host))));
-                    format!("http://{addr}{}", self.path)
+            Credential::Token { .. } | Credential::Workload | Credential::None => {
+                match listener("http://") {
+                    Some(addr) => {
+                        parts.push(format!("-H {}", sh_quote(&format!("Host: {}", self.host))));
+                        format!("http://{addr}{}", self.path)
+                    }
+                    None => format!("http://{}{}", self.host, self.path),
                 }
-                None => format!("http://{}{}", self.host, self.path),
-            },
+            }
         };
         if let Credential::Token { client_id, .. } = &self.credential {
             parts.push(format!(
@@ -248,6 +258,9 @@ impl Request {
                 sh_quote(&format!("CF-Access-Client-Id: {client_id}"))
             ));
             parts.push("-H \"CF-Access-Client-Secret: $CF_ACCESS_CLIENT_SECRET\"".into());
+        }
+        if let Credential::Workload = &self.credential {
+            parts.push("-H \"Authorization: Bearer $OIDC_TOKEN\"".into());
         }
         parts.push(sh_quote(&url));
         parts.join(" ")
@@ -267,6 +280,7 @@ impl Request {
                     sh_quote(&format!("{common_name}.pem"))
                 ));
             }
+            Credential::Workload => line.push_str(" --jwt token.jwt"),
             Credential::None => return None,
         }
         if let Some(ip) = &self.ip {

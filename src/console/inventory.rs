@@ -200,6 +200,8 @@ fn describe(s: &Selector, admitted: Option<usize>) -> String {
         | Selector::SanIp(m)
         | Selector::SpiffeId(m) => format!("{} {}", s.key(), m.describe()),
         Selector::SpkiSha256(v) => format!("key pin {}", v.values().join(",")),
+        Selector::Oidc(o) => o.describe(),
+        Selector::OidcClaim(c) => format!("claims {}", crate::config::model::describe_claims(c)),
     }
 }
 

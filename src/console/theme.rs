@@ -317,8 +317,10 @@ impl Theme {
         Style::new().fg([
             self.colors.method_token,
             self.colors.method_mtls,
+            // OIDC workloads: the info colour (themes have no method colour of their own for it).
+            self.colors.info,
             self.colors.method_none,
-        ][i.min(2)])
+        ][i.min(3)])
     }
 }
 

@@ -5,6 +5,8 @@
 //! CRC32 of the first 44 characters, so scanners find secrets and reject look-alikes offline.
 //! Only the SHA-256 of a secret is ever stored.
 
+pub mod oidc;
+
 use std::fmt;
 
 use rand::Rng;

@@ -51,6 +51,9 @@ pub enum BotAuth {
     GuessedSecret { client_id: String },
     /// A client certificate from a credential file, over HTTPS (needs `GateEndpoints::tls`).
     CertFile { path: PathBuf, reread: bool },
+    /// A CI job's OIDC ID token (`Authorization: Bearer`), read from its file for each request
+    /// (the platform renews it; no secret is stored anywhere).
+    OidcTokenFile { path: PathBuf },
 }
 
 /// Where the gate listens.
@@ -231,7 +234,7 @@ impl Bot {
                 ClientId::parse(client_id).map_err(|e| err(&e.to_string()))?;
                 (None, None)
             }
-            BotAuth::Anonymous => (None, None),
+            BotAuth::Anonymous | BotAuth::OidcTokenFile { .. } => (None, None),
         };
         // Read the credential now: a straggler's copy is the one it had when it started.
         let mut watch = watch;
@@ -378,6 +381,12 @@ impl Bot {
                     return None;
                 }
             },
+            (BotAuth::OidcTokenFile { path }, _) => {
+                let token = crate::input::read_to_string(path, crate::input::JWKS_FILE).ok()?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.trim())).ok()?;
+                v.set_sensitive(true);
+                builder = builder.header(reqwest::header::AUTHORIZATION, v);
+            }
             (BotAuth::GuessedSecret { client_id }, _) => {
                 // A well-formed secret with a valid checksum, just not the right one.
                 let mut secret = HeaderValue::from_str(ClientSecret::generate().expose()).ok()?;

@@ -6,6 +6,7 @@
 
 pub mod bots;
 pub mod credentials;
+pub mod issuer;
 pub mod pki;
 pub mod rollout;
 pub mod roster;
@@ -127,6 +128,7 @@ pub enum DemoError {
 pub struct RunningDemo {
     runtime: Runtime,
     upstream: StubUpstream,
+    issuer: issuer::DemoIssuer,
     siem: Option<DemoSiem>,
     credential_files: BTreeMap<String, PathBuf>,
     counters: Arc<DemoCounters>,
@@ -181,10 +183,14 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     } else {
         None
     };
+    // The CI platform's OIDC issuer, before the policy that trusts it.
+    let issuer = issuer::DemoIssuer::start(&creds_dir, opts.clock.clone())
+        .await
+        .map_err(|e| DemoError::Setup(format!("cannot start the demo's OIDC issuer: {e}")))?;
     let policy_path = dir.join("policy.toml");
     write_file(
         &policy_path,
-        &scenario::demo_policy(&upstream.url(), opts.mtls)?,
+        &scenario::demo_policy(&upstream.url(), opts.mtls, &issuer.url())?,
     )?;
 
     let devices: Vec<DeviceSlot> = match opts.mtls {
@@ -237,6 +243,7 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
         Ok(r) => r,
         Err(e) => {
             upstream.stop().await;
+            issuer.stop();
             counter_task.finish().await;
             return Err(e.into());
         }
@@ -276,6 +283,7 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
             client_ids: &tokens.client_ids,
             aliases,
             devices: fleet_devices,
+            oidc_token: Some(issuer.token_file.clone()),
         }),
         &GateEndpoints {
             plain: runtime.gate.addr,
@@ -293,6 +301,7 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
             // Leave nothing running behind a failed start.
             runtime.stop().await;
             upstream.stop().await;
+            issuer.stop();
             counter_task.finish().await;
             return Err(e.into());
         }
@@ -301,6 +310,7 @@ pub async fn start(opts: DemoOptions) -> Result<RunningDemo, DemoError> {
     Ok(RunningDemo {
         runtime,
         upstream,
+        issuer,
         siem,
         credential_files,
         counters,
@@ -422,6 +432,7 @@ impl RunningDemo {
         }
         self.runtime.stop().await;
         self.upstream.stop().await;
+        self.issuer.stop();
         let siem = match self.siem {
             Some(siem) => {
                 let report = siem.report();

@@ -33,6 +33,8 @@ pub struct RosterInputs<'a> {
     pub aliases: bool,
     /// Devices with certificates (empty without mTLS).
     pub devices: &'a [DeviceSlot],
+    /// The OIDC deploy job's token file (from the demo's local issuer).
+    pub oidc_token: Option<PathBuf>,
 }
 
 /// The demo's bots, in summary order.
@@ -213,6 +215,24 @@ pub fn demo_roster(inp: &RosterInputs<'_>) -> Vec<BotSpec> {
             every(10.0, 0.3),
         ),
     ];
+    // A deploy job with a workload identity token: no stored secret (see demo/issuer.rs).
+    if let Some(path) = &inp.oidc_token {
+        bots.insert(
+            3,
+            bot(
+                "ci-oidc-deploy (workload identity)",
+                "api.demo.local",
+                reqs(&[
+                    (Method::GET, "/v1/releases/latest"),
+                    (Method::POST, "/v1/deployments"),
+                ]),
+                vec![ip(1, 40)],
+                &[GH_RUNNER],
+                BotAuth::OidcTokenFile { path: path.clone() },
+                every(5.0, 0.25),
+            ),
+        );
+    }
     if let Some(id) = inp.client_ids.get("ci-deploy-prod") {
         bots.push(bot(
             "credential stuffing (BR)",
@@ -303,6 +323,7 @@ mod tests {
             client_ids: &ids,
             aliases: true,
             devices: &devices,
+            oidc_token: None,
         });
         let leaked = bots.iter().find(|b| b.name.contains("leaked")).unwrap();
         assert_eq!(leaked.sources[0].to_string(), "127.0.5.66");
@@ -334,6 +355,7 @@ mod tests {
             client_ids: &ids,
             aliases: false,
             devices: &[],
+            oidc_token: None,
         });
         assert!(
             plain

@@ -172,7 +172,11 @@ fn setup_event(now: DateTime<Utc>, action: &str, rec: &TokenRecord) -> crate::st
 
 /// The demo policy with `[gate] listen` on an ephemeral port, every app's `upstream` set to
 /// `upstream_url`, and (with mTLS) `tls_listen` on an ephemeral port. Comments are kept.
-pub fn demo_policy(upstream_url: &str, with_tls: bool) -> Result<String, DemoError> {
+pub fn demo_policy(
+    upstream_url: &str,
+    with_tls: bool,
+    issuer_url: &str,
+) -> Result<String, DemoError> {
     let mut doc: toml_edit::DocumentMut = DEMO_POLICY_TOML
         .parse()
         .map_err(|e| DemoError::Policy(format!("assets/demo-policy.toml: {e}")))?;
@@ -191,6 +195,11 @@ pub fn demo_policy(upstream_url: &str, with_tls: bool) -> Result<String, DemoErr
         .ok_or_else(|| DemoError::Policy("assets/demo-policy.toml: no [[app]] tables".into()))?;
     for app in apps.iter_mut() {
         app["upstream"] = toml_edit::value(upstream_url);
+    }
+    if let Some(issuers) = doc["oidc_issuer"].as_array_of_tables_mut() {
+        for i in issuers.iter_mut() {
+            i["issuer"] = toml_edit::value(issuer_url);
+        }
     }
     Ok(doc.to_string())
 }
@@ -217,7 +226,7 @@ mod tests {
 
     #[test]
     fn demo_policy_parses_compiles_and_points_at_the_upstream() {
-        let text = demo_policy("http://127.0.0.1:4321", false).unwrap();
+        let text = demo_policy("http://127.0.0.1:4321", false, "http://127.0.0.1:4322").unwrap();
         let file: crate::config::PolicyFile = toml::from_str(&text).unwrap();
         assert_eq!(file.gate.listen.get_ref().port(), 0);
         assert!(file.gate.tls_listen.is_none());
@@ -232,7 +241,7 @@ mod tests {
         assert!(set.app_for_host("devices.demo.local").is_some());
         // Comments survive the rewrite.
         assert!(text.contains("a CI token used from anywhere else is a leak"));
-        let tls = demo_policy("http://127.0.0.1:4321", true).unwrap();
+        let tls = demo_policy("http://127.0.0.1:4321", true, "http://127.0.0.1:4322").unwrap();
         let file: crate::config::PolicyFile = toml::from_str(&tls).unwrap();
         assert_eq!(file.gate.tls_listen.unwrap().get_ref().port(), 0);
     }

@@ -28,6 +28,8 @@ pub enum Rule {
     StoreUnreachable,
     /// The origin assertion's signing key is older than its rotation period.
     SigningKeyOverdue,
+    /// An OIDC issuer's last good key set is older than its `max_key_age` (issuer unreachable).
+    OidcKeysStale,
     /// `[tokens]` retirement disabled a token nobody used (from its `token_retire` event).
     CredentialRetired,
 }
@@ -47,6 +49,7 @@ impl Rule {
             Rule::StaleCrl => "stale_crl",
             Rule::StoreUnreachable => "store_unreachable",
             Rule::SigningKeyOverdue => "signing_key_overdue",
+            Rule::OidcKeysStale => "oidc_keys_stale",
             Rule::CredentialRetired => "credential_retired",
         }
     }
@@ -61,6 +64,7 @@ impl Rule {
                 | Rule::StaleCrl
                 | Rule::StoreUnreachable
                 | Rule::SigningKeyOverdue
+                | Rule::OidcKeysStale
         )
     }
 }
@@ -102,6 +106,10 @@ pub enum Subject {
     Store,
     /// An origin assertion signing key, by kid.
     SigningKey(String),
+    /// An OIDC workload, by identity (`oidc:<issuer>/<sub>`).
+    Workload(String),
+    /// An `[[oidc_issuer]]`, by name.
+    OidcIssuer(String),
 }
 
 impl Subject {
@@ -112,6 +120,8 @@ impl Subject {
                 id: ev.service_token_id.clone(),
                 name: ev.service_token_name.clone(),
             })
+        } else if let Some(id) = &ev.oidc_identity {
+            Some(Subject::Workload(id.clone()))
         } else if ev.cert_serial.is_some() || ev.cert_common_name.is_some() {
             Some(Subject::Cert {
                 serial: ev.cert_serial.clone(),
@@ -147,6 +157,8 @@ impl Subject {
             Subject::Ca(name) => Cow::Owned(format!("ca:{name}")),
             Subject::Store => Cow::Borrowed("store"),
             Subject::SigningKey(kid) => Cow::Owned(format!("key:{kid}")),
+            Subject::Workload(id) => Cow::Borrowed(id),
+            Subject::OidcIssuer(name) => Cow::Owned(format!("oidc_issuer:{name}")),
         }
     }
 
@@ -169,6 +181,8 @@ impl Subject {
             Subject::Ca(name) => format!("CA {name}"),
             Subject::Store => "the store".into(),
             Subject::SigningKey(kid) => format!("signing key {}", &kid[..kid.len().min(16)]),
+            Subject::Workload(id) => format!("workload {id}"),
+            Subject::OidcIssuer(name) => format!("OIDC issuer {name}"),
         }
     }
 
@@ -458,7 +472,8 @@ fn render(rule: Rule, alert: &OpenAlert, state: AlertState, at: DateTime<Utc>) -
         }
         Subject::ClientIp(ip) => ev.ip_address = Some(ip.clone()),
         Subject::Ca(name) => ev.cert_issuer = Some(name.clone()),
-        Subject::Store | Subject::SigningKey(_) => {}
+        Subject::Workload(id) => ev.oidc_identity = Some(id.clone()),
+        Subject::Store | Subject::SigningKey(_) | Subject::OidcIssuer(_) => {}
     }
     let mut evidence = match &alert.content.evidence {
         Value::Object(m) => m.clone(),

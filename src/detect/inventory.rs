@@ -111,6 +111,65 @@ pub(crate) fn signing_key_overdue(
     out
 }
 
+/// An OIDC issuer whose key set this gate could not refresh for longer than `max_key_age`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleIssuer {
+    pub name: String,
+    pub issuer: String,
+    /// When the key set in use was fetched (`None`: never, since `since`).
+    pub fetched_at: Option<DateTime<Utc>>,
+    pub since: DateTime<Utc>,
+    pub max_age: chrono::Duration,
+    pub last_error: Option<String>,
+}
+
+/// Key sets kept past their issuer's `max_key_age` (the issuer is unreachable or failing):
+/// tokens signed by a newly rotated key are refused, and revoked keys would still be trusted.
+pub(crate) fn oidc_keys_stale(
+    now: DateTime<Utc>,
+    stale: &[StaleIssuer],
+    book: &mut AlertBook,
+) -> Vec<AccessEvent> {
+    let mut out = Vec::new();
+    let mut present = HashSet::new();
+    for s in stale {
+        let subject = Subject::OidcIssuer(s.name.clone());
+        present.insert(subject.key());
+        let hit = inventory_hit(
+            Rule::OidcKeysStale,
+            &subject,
+            now,
+            book,
+            Severity::Warning,
+            0,
+        );
+        out.extend(book.hit(hit, || Content {
+            title: format!(
+                "{}'s key set is {} old (max_key_age {}){}; run `botgate issuer show {}`",
+                subject.describe(),
+                match s.fetched_at {
+                    Some(t) => ago(now - t),
+                    None => format!("never fetched, {}", ago(now - s.since)),
+                },
+                ago(s.max_age),
+                s.last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
+                s.name
+            ),
+            evidence: json!({
+                "issuer": s.issuer,
+                "fetched_at": s.fetched_at.map(rfc3339),
+                "max_key_age_seconds": s.max_age.num_seconds(),
+                "last_error": s.last_error,
+            }),
+        }));
+    }
+    out.extend(book.resolve_absent(Rule::OidcKeysStale, &present, now));
+    out
+}
+
 /// A token the `[tokens]` retirement sweep disabled (its `token_retire` admin event): one
 /// alert per token, resolved after the usual quiet time.
 pub(crate) fn retired(ev: &AccessEvent, book: &mut AlertBook) -> Option<AccessEvent> {

@@ -30,7 +30,7 @@ pub use alert::{Rule, Severity, Subject};
 pub use alert_event::{Alert, AlertReadError, AlertState};
 pub use config::{DetectConfig, DetectConfigError};
 pub use country::ExpectedCountries;
-pub use inventory::{CredentialExpiry, CredentialKind, CrlStatus, SigningKeyDue};
+pub use inventory::{CredentialExpiry, CredentialKind, CrlStatus, SigningKeyDue, StaleIssuer};
 pub use task::{DetectHandle, Inventory};
 
 use crate::audit::{AccessEvent, EventKind};
@@ -175,6 +175,7 @@ impl Engine {
             signing_key,
             store_error,
             standby,
+            stale_issuers,
         } = inv;
         self.standby = *standby;
         let mut out = Vec::new();
@@ -184,6 +185,8 @@ impl Engine {
             store_error.as_deref(),
             book,
         ));
+        // Each gate keeps its own key sets: checked here whether or not it holds the lease.
+        out.extend(inventory::oidc_keys_stale(now, stale_issuers, book));
         if *standby {
             out.extend(book.resolve_quiet(now, |rule| quiet_time(&self.cfg, rule)));
             return out;
@@ -249,7 +252,8 @@ fn quiet_time(cfg: &DetectConfig, rule: Rule) -> Option<chrono::Duration> {
         | Rule::UnusedCredential
         | Rule::StaleCrl
         | Rule::StoreUnreachable
-        | Rule::SigningKeyOverdue => {
+        | Rule::SigningKeyOverdue
+        | Rule::OidcKeysStale => {
             return None;
         }
     };

@@ -23,6 +23,8 @@ pub struct Inventory {
     pub signing_key: Option<super::inventory::SigningKeyDue>,
     /// The last store read failed: what the store said (the rest is the last good read).
     pub store_error: Option<String>,
+    /// OIDC issuers whose last good key set (on this gate) is older than their `max_key_age`.
+    pub stale_issuers: Vec<super::inventory::StaleIssuer>,
     /// Another gate on the store holds the one-node lease: the fleet-wide inventory rules
     /// (expiring, expired and unused credentials, stale CRLs) run there, not here.
     pub standby: bool,

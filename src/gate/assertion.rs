@@ -29,6 +29,10 @@ pub enum Subject<'a> {
         fingerprint_sha256: &'a str,
         spiffe_id: Option<&'a str>,
     },
+    /// An OIDC workload, by its identity (`oidc:<issuer>/<sub>`).
+    Workload {
+        identity: &'a str,
+    },
     /// Admitted without a credential (an IP or country policy, `bypass`).
     None,
 }
@@ -38,6 +42,7 @@ impl Subject<'_> {
     fn key(&self) -> &str {
         match self {
             Subject::Token { client_id } => client_id,
+            Subject::Workload { identity } => identity,
             Subject::Cert {
                 fingerprint_sha256, ..
             } => fingerprint_sha256,
@@ -49,6 +54,7 @@ impl Subject<'_> {
         match self {
             Subject::Token { .. } => "service_token",
             Subject::Cert { .. } => "mtls",
+            Subject::Workload { .. } => "oidc",
             Subject::None => "none",
         }
     }
@@ -150,6 +156,7 @@ impl Assertions {
     ) -> Claims {
         let (common_name, fingerprint, spiffe_id) = match *who {
             Subject::Token { client_id } => (Some(client_id), None, None),
+            Subject::Workload { identity } => (Some(identity), None, None),
             Subject::Cert {
                 common_name,
                 fingerprint_sha256,

@@ -47,6 +47,17 @@ pub enum DenyReason {
     UriTooLong,
     /// `/cdn-cgi/access/get-identity` with an assertion that does not verify.
     AssertionInvalid,
+    /// A workload token that is not a JWT, too long, or lacks `exp`/`sub`.
+    OidcMalformed,
+    /// A workload token whose `iss` is no `[[oidc_issuer]]`.
+    OidcUnknownIssuer,
+    /// A workload token whose signature does not verify (unknown key, `alg: none`, HMAC, …).
+    OidcBadSignature,
+    OidcExpired,
+    /// `nbf` or `iat` later than now plus the issuer's leeway.
+    OidcNotYetValid,
+    /// `aud` names none of the issuer's `audiences`.
+    OidcWrongAudience,
 }
 
 impl From<crate::policy::Refusal> for DenyReason {
@@ -55,6 +66,20 @@ impl From<crate::policy::Refusal> for DenyReason {
             crate::policy::Refusal::Blocked => DenyReason::BlockedByPolicy,
             crate::policy::Refusal::NoPolicyMatched => DenyReason::NoPolicyMatched,
             crate::policy::Refusal::NoCredentials => DenyReason::MissingCredentials,
+        }
+    }
+}
+
+impl From<&crate::oidc::OidcError> for DenyReason {
+    fn from(e: &crate::oidc::OidcError) -> Self {
+        use crate::oidc::OidcError as E;
+        match e {
+            E::Malformed(_) => DenyReason::OidcMalformed,
+            E::UnknownIssuer(_) => DenyReason::OidcUnknownIssuer,
+            E::UnknownKey { .. } | E::BadSignature(_) => DenyReason::OidcBadSignature,
+            E::Expired(_) => DenyReason::OidcExpired,
+            E::NotYetValid(_) => DenyReason::OidcNotYetValid,
+            E::WrongAudience(_) => DenyReason::OidcWrongAudience,
         }
     }
 }
@@ -90,6 +115,12 @@ impl DenyReason {
             DenyReason::HeadersTooLarge => "headers_too_large",
             DenyReason::UriTooLong => "uri_too_long",
             DenyReason::AssertionInvalid => "assertion_invalid",
+            DenyReason::OidcMalformed => "oidc_malformed",
+            DenyReason::OidcUnknownIssuer => "oidc_unknown_issuer",
+            DenyReason::OidcBadSignature => "oidc_bad_signature",
+            DenyReason::OidcExpired => "oidc_expired",
+            DenyReason::OidcNotYetValid => "oidc_not_yet_valid",
+            DenyReason::OidcWrongAudience => "oidc_wrong_audience",
         }
     }
 

@@ -80,6 +80,9 @@ pub struct ForwardIdentity<'a> {
     pub tls: bool,
     /// The signed origin assertion (`Cf-Access-Jwt-Assertion`); a client's own is always removed.
     pub assertion: Option<HeaderValue>,
+    /// The request's `Authorization` carried the OIDC workload token that identified it: it is
+    /// a secret while valid, so it is removed (`cf-access-token` always is).
+    pub strip_authorization: bool,
 }
 
 /// Clean `req`'s headers for the upstream and add the identity headers. The URI is left as the
@@ -89,6 +92,10 @@ pub fn prepare(mut req: Request<Incoming>, who: &ForwardIdentity<'_>) -> Request
     clean_headers(req.headers_mut());
     let h = req.headers_mut();
     h.remove(CLIENT_SECRET_HEADER);
+    h.remove(crate::oidc::TOKEN_HEADER);
+    if who.strip_authorization {
+        h.remove(hyper::header::AUTHORIZATION);
+    }
     for name in CLIENT_CERT_HEADERS {
         h.remove(name);
     }

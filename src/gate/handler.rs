@@ -16,7 +16,7 @@ use ipnet::IpNet;
 
 use super::deny::DenyReason;
 use super::forward::{self, ForwardIdentity, ProxyBody, UpstreamClient};
-use super::identify::{TokenCheck, check_token};
+use super::identify::{self, TokenCheck, WorkloadToken, check_token};
 use super::metrics::GateMetrics;
 use super::request_head;
 use super::snapshot::CredentialSnapshot;
@@ -51,6 +51,33 @@ pub struct GateState {
     pub assertions: super::assertion::Assertions,
     /// Rate-limit buckets per credential (`token --rate`, a policy's `rate_limit`).
     pub limits: super::limits::RateLimits,
+    /// `[[oidc_issuer]]`s and their key sets.
+    pub oidc: Arc<crate::oidc::Issuers>,
+}
+
+/// The claims an audit event keeps of a workload token: all but the registered time and
+/// audience claims (dropped at verification), at most 32, each string cut at 256 characters.
+fn audit_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    claims
+        .iter()
+        .take(32)
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) if s.chars().count() > 256 => {
+                    serde_json::Value::String(s.chars().take(256).chain(['…']).collect())
+                }
+                serde_json::Value::Array(_) | serde_json::Value::Object(_)
+                    if v.to_string().len() > 1024 =>
+                {
+                    serde_json::Value::String("(too long to record)".into())
+                }
+                v => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// Facts about the connection a request arrived on.
@@ -164,63 +191,93 @@ pub async fn handle(
     ev.app_name = Some(app.name.clone());
 
     let snapshot = state.snapshot.load();
-    let token = check_token(req.headers(), &snapshot, now);
+    // An OIDC workload token is verified first (it may wait for its issuer's key set).
+    let workload = identify::workload_token(req.headers(), !state.oidc.is_empty());
+    let mut verified: Option<crate::credential::oidc::OidcIdentity> = None;
+    if let WorkloadToken::Refused(reason) = workload {
+        ev.connection_method = ConnectionMethod::Oidc;
+        return Ok(refuse(&state, ev, started, reason).await);
+    }
+    if let Some(jwt) = workload.jwt() {
+        ev.connection_method = ConnectionMethod::Oidc;
+        match state.oidc.verify(jwt, now).await {
+            Ok(id) => {
+                ev.oidc_identity = Some(id.label.clone());
+                ev.oidc_claims = Some(audit_claims(&id.claims));
+                verified = Some(id);
+            }
+            Err((issuer, e)) => {
+                let mut details = serde_json::json!({ "oidc_error": e.to_string() });
+                if let Some(i) = issuer {
+                    details["oidc_issuer"] = serde_json::json!(&*i.settings.name);
+                }
+                ev.details = Some(details);
+                return Ok(refuse(&state, ev, started, (&e).into()).await);
+            }
+        }
+    }
     // The token's own rate limit, and the key of its bucket (the snapshot's shared Client ID).
     let mut token_rate: Option<(Option<crate::bounds::RateLimit>, std::sync::Arc<str>)> = None;
-    let identity = match token {
-        TokenCheck::Refused {
-            reason,
-            client_id,
-            name,
-        } => {
-            ev.connection_method = ConnectionMethod::ServiceToken;
-            ev.service_token_id = client_id;
-            ev.service_token_name = name.map(str::to_string);
-            return Ok(refuse(&state, ev, started, reason).await);
-        }
-        TokenCheck::Valid {
-            client_id,
-            entry,
-            secret_version,
-        } => {
-            ev.connection_method = ConnectionMethod::ServiceToken;
-            ev.service_token_id = Some(client_id.to_string());
-            ev.service_token_name = Some(entry.name.to_string());
-            ev.secret_version = Some(secret_version);
-            // The token's own bounds travel with it: checked before any policy.
-            if let Some(r) = entry.ip_refusal(client_ip) {
-                return Ok(refuse(&state, ev, started, r).await);
+    let identity = if let Some(id) = &verified {
+        Identity::Oidc(id)
+    } else {
+        match check_token(req.headers(), &snapshot, now) {
+            TokenCheck::Refused {
+                reason,
+                client_id,
+                name,
+            } => {
+                ev.connection_method = ConnectionMethod::ServiceToken;
+                ev.service_token_id = client_id;
+                ev.service_token_name = name.map(str::to_string);
+                return Ok(refuse(&state, ev, started, reason).await);
             }
-            token_rate = Some((entry.bounds.rate_limit, client_id.clone()));
-            Identity::Token { name: &entry.name }
-        }
-        TokenCheck::Absent => match (&conn.cert, &conn.cert_refused) {
-            (Some(cert), _) => {
-                ev.connection_method = ConnectionMethod::Mtls;
-                fill_cert(&mut ev, cert);
-                // Revoked since the handshake (a kept-alive connection): the same check.
-                if let Some(r) = snapshot
-                    .revoked_certs
-                    .refusal(&cert.identity.fingerprint_sha256)
-                {
-                    ev.details = Some(serde_json::json!({ "cert_refused": r.detail }));
-                    return Ok(refuse(&state, ev, started, DenyReason::CertRevoked).await);
+            TokenCheck::Valid {
+                client_id,
+                entry,
+                secret_version,
+            } => {
+                ev.connection_method = ConnectionMethod::ServiceToken;
+                ev.service_token_id = Some(client_id.to_string());
+                ev.service_token_name = Some(entry.name.to_string());
+                ev.secret_version = Some(secret_version);
+                // The token's own bounds travel with it: checked before any policy.
+                if let Some(r) = entry.ip_refusal(client_ip) {
+                    return Ok(refuse(&state, ev, started, r).await);
                 }
-                Identity::Cert(&cert.identity)
+                token_rate = Some((entry.bounds.rate_limit, client_id.clone()));
+                Identity::Token { name: &entry.name }
             }
-            (None, Some(refused)) => {
-                ev.connection_method = ConnectionMethod::Mtls;
-                if let Some(c) = &refused.cert {
-                    fill_cert(&mut ev, c);
+            TokenCheck::Absent => match (&conn.cert, &conn.cert_refused) {
+                (Some(cert), _) => {
+                    ev.connection_method = ConnectionMethod::Mtls;
+                    fill_cert(&mut ev, cert);
+                    // Revoked since the handshake (a kept-alive connection): the same check.
+                    if let Some(r) = snapshot
+                        .revoked_certs
+                        .refusal(&cert.identity.fingerprint_sha256)
+                    {
+                        ev.details = Some(serde_json::json!({ "cert_refused": r.detail }));
+                        return Ok(refuse(&state, ev, started, DenyReason::CertRevoked).await);
+                    }
+                    Identity::Cert(&cert.identity)
                 }
-                ev.details = Some(serde_json::json!({ "cert_refused": refused.detail }));
-                return Ok(refuse(&state, ev, started, refused.reason).await);
-            }
-            (None, None) => Identity::None,
-        },
+                (None, Some(refused)) => {
+                    ev.connection_method = ConnectionMethod::Mtls;
+                    if let Some(c) = &refused.cert {
+                        fill_cert(&mut ev, c);
+                    }
+                    ev.details = Some(serde_json::json!({ "cert_refused": refused.detail }));
+                    return Ok(refuse(&state, ev, started, refused.reason).await);
+                }
+                (None, None) => Identity::None,
+            },
+        }
     };
-    // Certificate fields are recorded even when a token decided, so audits show both.
-    if let (Some(cert), ConnectionMethod::ServiceToken) = (&conn.cert, ev.connection_method) {
+    // Certificate fields are recorded even when a token or workload decided, so audits show both.
+    if let (Some(cert), ConnectionMethod::ServiceToken | ConnectionMethod::Oidc) =
+        (&conn.cert, ev.connection_method)
+    {
         fill_cert(&mut ev, cert);
     }
 
@@ -247,6 +304,7 @@ pub async fn handle(
             match (identity, token_key, &conn.cert) {
                 (Identity::Token { .. }, Some(id), _) => LimitKey::Token(id),
                 (Identity::Cert(_), _, Some(cert)) => LimitKey::Cert(cert.fingerprint.clone()),
+                (Identity::Oidc(id), _, _) => LimitKey::Workload(id.label.as_str().into()),
                 _ => LimitKey::Address(client_ip),
             }
         },
@@ -265,6 +323,8 @@ pub async fn handle(
     let identity_header = match identity {
         Identity::Token { name } => Some(("token:", name)),
         Identity::Cert(c) => c.common_name.as_deref().map(|cn| ("cert:", cn)),
+        // The label is already `oidc:<issuer>/<sub>`.
+        Identity::Oidc(id) => Some(("", id.label.as_str())),
         Identity::None => None,
     };
     let ray = header_value(&ev.ray_id);
@@ -280,6 +340,9 @@ pub async fn handle(
                     .cert
                     .as_ref()
                     .and_then(|p| p.audit_spiffe_id.as_deref()),
+            },
+            Identity::Oidc(id) => super::assertion::Subject::Workload {
+                identity: &id.label,
             },
             Identity::None => super::assertion::Subject::None,
         };
@@ -308,6 +371,7 @@ pub async fn handle(
         via_proxy: via_proxy.then_some(conn.peer.ip()),
         tls: conn.tls,
         assertion,
+        strip_authorization: matches!(workload, WorkloadToken::Bearer(_)),
     };
     // HTTP/2 streams run on tasks of their own: they use the pool, not the connection's task.
     let sticky = req.version() < hyper::Version::HTTP_2;

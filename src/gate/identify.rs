@@ -31,6 +31,67 @@ pub enum TokenCheck<'s> {
     },
 }
 
+/// Where a request carries an OIDC workload token, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadToken<'h> {
+    Absent,
+    /// In `cf-access-token` (ours: always a credential).
+    Header(&'h str),
+    /// In `Authorization: Bearer` (a credential only when JWT-shaped, issuers are configured
+    /// and no service-token headers are sent; otherwise it is the upstream's and passes).
+    Bearer(&'h str),
+    Refused(DenyReason),
+}
+
+impl<'h> WorkloadToken<'h> {
+    pub fn jwt(self) -> Option<&'h str> {
+        match self {
+            WorkloadToken::Header(t) | WorkloadToken::Bearer(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Find the workload token of a request. `cf-access-token` beside service-token headers, or
+/// twice, is refused: two credentials are never guessed between.
+pub fn workload_token(headers: &HeaderMap, issuers_configured: bool) -> WorkloadToken<'_> {
+    let has_token_headers =
+        headers.contains_key(CLIENT_ID_HEADER) || headers.contains_key(CLIENT_SECRET_HEADER);
+    let mut own = headers.get_all(crate::oidc::TOKEN_HEADER).iter();
+    if let Some(v) = own.next() {
+        if own.next().is_some() || has_token_headers {
+            return WorkloadToken::Refused(DenyReason::DuplicateCredentialHeaders);
+        }
+        return match v.to_str() {
+            Ok(t) => WorkloadToken::Header(t.trim()),
+            Err(_) => WorkloadToken::Refused(DenyReason::OidcMalformed),
+        };
+    }
+    if !issuers_configured || has_token_headers {
+        return WorkloadToken::Absent;
+    }
+    let mut auth = headers.get_all(hyper::header::AUTHORIZATION).iter();
+    let (Some(v), None) = (auth.next(), auth.next()) else {
+        return WorkloadToken::Absent;
+    };
+    let Some(token) = v
+        .to_str()
+        .ok()
+        .and_then(|s| {
+            s.strip_prefix("Bearer ")
+                .or_else(|| s.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+    else {
+        return WorkloadToken::Absent;
+    };
+    if crate::oidc::token::looks_like_jwt(token) {
+        WorkloadToken::Bearer(token)
+    } else {
+        WorkloadToken::Absent
+    }
+}
+
 /// Check the token headers against the snapshot at `now`.
 pub fn check_token<'s>(
     headers: &HeaderMap,

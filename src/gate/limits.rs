@@ -29,6 +29,8 @@ pub enum LimitKey {
     Token(Arc<str>),
     /// A client certificate, by SHA-256 fingerprint.
     Cert(Arc<str>),
+    /// An OIDC workload, by its identity (`oidc:<issuer>/<sub>`).
+    Workload(Arc<str>),
     /// A request without a credential (an `allow` or `bypass` policy), by client IP.
     Address(IpAddr),
 }

@@ -65,6 +65,10 @@ pub struct GateOptions {
     pub node: Option<Arc<str>>,
     /// How the origin assertion is signed (`[gate] issuer`, `assertion_*`).
     pub assertion: crate::assertion::Settings,
+    /// Where the OIDC issuers' state files live (`<state>/oidc`); `None` keeps none.
+    pub state_dir: Option<PathBuf>,
+    /// The policy file's directory (relative `jwks_file` paths are under it).
+    pub policy_dir: PathBuf,
 }
 
 impl GateOptions {
@@ -104,6 +108,8 @@ impl GateOptions {
                 .or_else(crate::config::model::host_node_name)
                 .map(Into::into),
             assertion: crate::assertion::Settings::from_gate(g).map_err(|e| e.to_string())?,
+            state_dir: Some(state_dir.to_path_buf()),
+            policy_dir: PathBuf::from("."),
         })
     }
 }
@@ -223,6 +229,8 @@ pub async fn start(
             path: opts.audit_log.clone(),
             source,
         })?;
+    let oidc = crate::oidc::Issuers::new(opts.state_dir.as_deref(), &opts.policy_dir);
+    oidc.sync(&policies.load().issuers, clock.now());
     let state = Arc::new(GateState {
         policies,
         snapshot,
@@ -236,6 +244,7 @@ pub async fn start(
         upstream_timeout: opts.upstream_timeout,
         assertions: assertion::Assertions::new(opts.assertion.clone()),
         limits: Default::default(),
+        oidc,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tls = match (&tls_configs, opts.tls_listen) {
@@ -287,6 +296,10 @@ pub async fn start(
     tasks.push(tokio::spawn(heartbeat(
         store.clone(),
         instance.clone(),
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(refresh_issuers(
         state.clone(),
         shutdown_rx.clone(),
     )));
@@ -356,6 +369,8 @@ fn rebuild_tls(
 #[derive(Clone)]
 pub struct PolicyReloader {
     tls_configs: Option<LiveTls>,
+    oidc: Arc<crate::oidc::Issuers>,
+    clock: SharedClock,
     policies: Arc<ArcSwap<PolicySet>>,
     store: Store,
 }
@@ -370,6 +385,7 @@ impl PolicyReloader {
         if let Some((source, configs)) = &self.tls_configs {
             rebuild_tls(&**source, configs, &policies);
         }
+        self.oidc.sync(&policies.issuers, self.clock.now());
         self.policies.store(Arc::new(policies));
         Ok(())
     }
@@ -390,6 +406,8 @@ impl RunningGate {
     pub fn reloader(&self) -> PolicyReloader {
         PolicyReloader {
             tls_configs: self.tls_configs.clone(),
+            oidc: self.state.oidc.clone(),
+            clock: self.state.clock.clone(),
             policies: self.state.policies.clone(),
             store: self._hub.store().clone(),
         }
@@ -454,6 +472,53 @@ async fn heartbeat(
         state.limits.housekeep();
     }
 }
+
+/// Keep the OIDC issuers' key sets fresh: at start, then every `ISSUER_TICK` each set whose
+/// cache lifetime ended (failures back off). A changed key set (a kid added or removed) is an
+/// admin event, `oidc_keys_changed`; a failed refresh is logged (the last good set stays).
+async fn refresh_issuers(state: Arc<GateState>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(ISSUER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        for (issuer, outcome) in state.oidc.refresh_due(state.clock.now()).await {
+            match outcome {
+                Ok(change) if change.changed() => {
+                    let keys = issuer.keys().map(|k| k.set.kids()).unwrap_or_default();
+                    let ev = crate::audit::AccessEvent::admin(
+                        state.clock.now(),
+                        "oidc_keys_changed",
+                        &format!("oidc_issuer:{}", issuer.settings.name),
+                        serde_json::json!({
+                            "issuer": issuer.settings.issuer,
+                            "added": change.added,
+                            "removed": change.removed,
+                            "kids": keys,
+                        }),
+                    );
+                    if state.audit.record(ev).is_err() {
+                        tracing::warn!("the audit log refused the oidc_keys_changed event");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    issuer = %issuer.settings.name,
+                    error = %e,
+                    "cannot refresh the OIDC issuer's key set; the last good one stays in use"
+                ),
+            }
+        }
+    }
+}
+
+/// How often the gate looks for OIDC key sets to refresh.
+pub const ISSUER_TICK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Keep token last-seen times and the usage feed in the store, from the bus, batched every 2 s
 /// (never per request).

@@ -14,6 +14,8 @@ use crate::config::values::{
     full_match_regex, is_https_upstream, parse_cidr, upstream_tls_settings,
 };
 use crate::config::{NameMatch, PolicyFile, Selector};
+use crate::credential::oidc::{ClaimChecks, ClaimPattern};
+use crate::oidc::IssuerSettings;
 use crate::upstream_tls::TlsProfiles;
 
 /// A policy file that cannot be compiled.
@@ -28,6 +30,29 @@ pub struct CompileError {
 /// Compile every app and policy.
 pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
     let mut set = PolicySet::default();
+    for i in &file.oidc_issuer {
+        let settings = IssuerSettings::from_config(i).map_err(|e| CompileError {
+            app: String::new(),
+            policy: None,
+            message: format!("[[oidc_issuer]] {:?}: {e}", i.name.get_ref()),
+        })?;
+        if set
+            .issuers
+            .iter()
+            .any(|s| s.name == settings.name || s.issuer == settings.issuer)
+        {
+            return Err(CompileError {
+                app: String::new(),
+                policy: None,
+                message: format!(
+                    "[[oidc_issuer]] {:?}: two issuers share its name or issuer URL",
+                    i.name.get_ref()
+                ),
+            });
+        }
+        set.issuers.push(std::sync::Arc::new(settings));
+    }
+    let issuer_names: HashSet<&str> = set.issuers.iter().map(|s| &*s.name).collect();
     let mut by_host = HashMap::new();
     let mut tls_profiles = TlsProfiles::default();
     for (i, app) in file.app.iter().enumerate() {
@@ -49,8 +74,12 @@ pub fn compile(file: &PolicyFile) -> Result<PolicySet, CompileError> {
         for p in &app.policy {
             let pname = p.name.get_ref();
             let compile_list = |list: &[toml::Spanned<Selector>], merge_tokens: bool| {
-                compile_selectors(list.iter().map(|s| s.get_ref()), merge_tokens)
-                    .map_err(|m| err(Some(pname), m))
+                compile_selectors(
+                    list.iter().map(|s| s.get_ref()),
+                    merge_tokens,
+                    &issuer_names,
+                )
+                .map_err(|m| err(Some(pname), m))
             };
             policies.push(CompiledPolicy {
                 name: pname.clone(),
@@ -127,6 +156,7 @@ fn policy_rate_limit(
 fn compile_selectors<'a>(
     list: impl Iterator<Item = &'a Selector>,
     merge_tokens: bool,
+    issuers: &HashSet<&str>,
 ) -> Result<Vec<Matcher>, String> {
     let mut out = Vec::new();
     let mut tokens: HashSet<Box<str>> = HashSet::new();
@@ -178,6 +208,24 @@ fn compile_selectors<'a>(
                     .map(Into::into)
                     .collect(),
             ),
+            Selector::Oidc(o) => {
+                if !issuers.contains(o.issuer.as_str()) {
+                    return Err(format!(
+                        "oidc selector names issuer {:?}, which no [[oidc_issuer]] defines",
+                        o.issuer
+                    ));
+                }
+                Matcher::Oidc {
+                    issuer: o.issuer.as_str().into(),
+                    claims: claim_checks(&o.claims)?,
+                }
+            }
+            Selector::OidcClaim(c) => {
+                if c.is_empty() {
+                    return Err("oidc_claim is empty; name at least one claim".into());
+                }
+                Matcher::OidcClaims(claim_checks(c)?)
+            }
             Selector::Ip(cidrs) => Matcher::Ip(
                 cidrs
                     .values()
@@ -192,6 +240,17 @@ fn compile_selectors<'a>(
         out.insert(0, Matcher::ServiceTokens(tokens));
     }
     Ok(out)
+}
+
+/// Claim checks as written (exact, or `^…$` for a full-match regex).
+pub fn claim_checks(
+    claims: &std::collections::BTreeMap<String, crate::config::model::ClaimValue>,
+) -> Result<ClaimChecks, String> {
+    claims
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), ClaimPattern::parse(&v.0)?)))
+        .collect::<Result<Vec<_>, String>>()
+        .map(ClaimChecks)
 }
 
 /// A SAN selector's values, parsed as validation parses them.

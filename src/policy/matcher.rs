@@ -8,6 +8,7 @@ use regex::Regex;
 
 use super::{Identity, Request};
 use crate::cert_names::SpiffeId;
+use crate::credential::oidc::ClaimChecks;
 
 /// One compiled selector.
 #[derive(Debug, Clone)]
@@ -39,6 +40,13 @@ pub enum Matcher {
     SpiffeUnder(SpiffeId),
     /// The SubjectPublicKeyInfo's SHA-256 is one of these (lowercase hex).
     SpkiSha256(Vec<Box<str>>),
+    /// An OIDC workload of this issuer (its `[[oidc_issuer]]` name) whose claims all match.
+    Oidc {
+        issuer: Box<str>,
+        claims: ClaimChecks,
+    },
+    /// An OIDC workload (any issuer) whose claims all match.
+    OidcClaims(ClaimChecks),
 }
 
 /// Exact values (any of) or one anchored regex, over one kind of SAN.
@@ -110,6 +118,13 @@ impl Matcher {
             Matcher::SpkiSha256(pins) => {
                 cert(req).is_some_and(|c| pins.iter().any(|p| **p == *c.spki_sha256))
             }
+            Matcher::Oidc { issuer, claims } => matches!(
+                req.identity,
+                Identity::Oidc(id) if *id.issuer == **issuer && claims.matches(id)
+            ),
+            Matcher::OidcClaims(claims) => {
+                matches!(req.identity, Identity::Oidc(id) if claims.matches(id))
+            }
         }
     }
 
@@ -144,6 +159,13 @@ impl Matcher {
             ),
             Matcher::SpiffeUnder(p) => format!("spiffe_id under {p}"),
             Matcher::SpkiSha256(p) => format!("spki_sha256 in {p:?}"),
+            Matcher::Oidc { issuer, claims } if claims.0.is_empty() => {
+                format!("oidc issuer {issuer} (any workload)")
+            }
+            Matcher::Oidc { issuer, claims } => {
+                format!("oidc issuer {issuer} with {}", claims.describe())
+            }
+            Matcher::OidcClaims(claims) => format!("oidc_claim {}", claims.describe()),
         }
     }
 }

@@ -8,7 +8,7 @@ mod prefilter;
 
 use std::net::IpAddr;
 
-pub use compile::{CompileError, compile};
+pub use compile::{CompileError, claim_checks, compile};
 pub use matcher::Matcher;
 pub use prefilter::PrefilterCell;
 
@@ -18,6 +18,8 @@ use crate::config::Action;
 #[derive(Debug, Default)]
 pub struct PolicySet {
     pub apps: Vec<CompiledApp>,
+    /// `[[oidc_issuer]]`s, in file order.
+    pub issuers: Vec<std::sync::Arc<crate::oidc::IssuerSettings>>,
     by_host: std::collections::HashMap<String, usize>,
 }
 
@@ -96,8 +98,12 @@ pub struct Request<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum Identity<'a> {
     None,
-    Token { name: &'a str },
+    Token {
+        name: &'a str,
+    },
     Cert(&'a CertIdentity),
+    /// A verified OIDC workload token.
+    Oidc(&'a crate::credential::oidc::OidcIdentity),
 }
 
 /// The fields of a verified client certificate that selectors can match.
@@ -348,13 +354,14 @@ fn verdict_for(action: Action) -> Verdict {
 }
 
 fn policy_decides(policy: &CompiledPolicy, req: &Request<'_>) -> Result<(), TraceOutcome> {
-    // service_auth admits token clients only, non_identity certificate clients only.
+    // service_auth admits token and OIDC workload clients only, non_identity certificate
+    // clients only.
     match (policy.action, req.identity) {
-        (Action::ServiceAuth, Identity::Token { .. })
+        (Action::ServiceAuth, Identity::Token { .. } | Identity::Oidc(_))
         | (Action::NonIdentity, Identity::Cert(_)) => {}
         (Action::ServiceAuth, _) => {
             return Err(TraceOutcome::WrongCredentialKind(
-                "service_auth needs a service token",
+                "service_auth needs a service token or an OIDC workload token",
             ));
         }
         (Action::NonIdentity, _) => {

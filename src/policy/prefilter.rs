@@ -39,6 +39,7 @@ pub struct Prefilter {
     for_none: Vec<usize>,
     for_token: Vec<usize>,
     for_cert: Vec<usize>,
+    for_oidc: Vec<usize>,
     /// With `cn_set`: the certificate candidates whose include list is not only CN regexes.
     cert_other: Vec<usize>,
     /// Pattern id in `cn_set` → index of the (CN-only, certificate-capable) policy it came from;
@@ -54,6 +55,7 @@ enum Kind {
     None,
     Token,
     Cert,
+    Oidc,
 }
 
 thread_local! {
@@ -96,6 +98,7 @@ impl Prefilter {
             for_none: candidates(Kind::None),
             for_token: candidates(Kind::Token),
             for_cert,
+            for_oidc: candidates(Kind::Oidc),
             cert_other,
             cn_policy_of,
             cn_set,
@@ -116,6 +119,7 @@ impl Prefilter {
         let found = match (req.identity, &self.cn_set) {
             (Identity::None, _) => self.for_none.iter().copied().find(|&i| decides(i)),
             (Identity::Token { .. }, _) => self.for_token.iter().copied().find(|&i| decides(i)),
+            (Identity::Oidc(_), _) => self.for_oidc.iter().copied().find(|&i| decides(i)),
             (Identity::Cert(_), None) => self.for_cert.iter().copied().find(|&i| decides(i)),
             (Identity::Cert(cert), Some(set)) => CN_MATCHES.with(|scratch| {
                 let mut matched = scratch.borrow_mut();
@@ -172,7 +176,7 @@ fn build_set(patterns: &[&str]) -> Option<meta::Regex> {
 /// Whether `policy` can ever decide for a request of `kind`, whatever its other facts.
 fn can_decide(policy: &CompiledPolicy, kind: Kind) -> bool {
     let action_fits = match policy.action {
-        Action::ServiceAuth => kind == Kind::Token,
+        Action::ServiceAuth => matches!(kind, Kind::Token | Kind::Oidc),
         Action::NonIdentity => kind == Kind::Cert,
         Action::Allow | Action::Block | Action::Bypass => true,
     };
@@ -199,6 +203,7 @@ fn can_match(m: &Matcher, kind: Kind) -> bool {
         | Matcher::SpiffeId(_)
         | Matcher::SpiffeUnder(_)
         | Matcher::SpkiSha256(_) => kind == Kind::Cert,
+        Matcher::Oidc { .. } | Matcher::OidcClaims(_) => kind == Kind::Oidc,
         Matcher::Ip(_) | Matcher::Country(_) | Matcher::Everyone => true,
     }
 }

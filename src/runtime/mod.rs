@@ -249,6 +249,11 @@ fn gate_options(
     let config = opts.policy_path.display();
     let mut gate_opts = GateOptions::from_file(&loaded.file, &opts.state_dir)
         .map_err(|e| RuntimeError::BadInput(format!("{config}: [gate] {e}")))?;
+    gate_opts.policy_dir = opts
+        .policy_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     if gate_opts.tls_listen.is_some() {
         let g = &loaded.file.gate;
         let in_state_dir = |p: &Path| match p.is_absolute() {

@@ -81,6 +81,7 @@ pub fn via(m: ConnectionMethod) -> &'static str {
     match m {
         ConnectionMethod::ServiceToken => "token",
         ConnectionMethod::Mtls => "mtls",
+        ConnectionMethod::Oidc => "oidc",
         ConnectionMethod::None => "-",
     }
 }
