@@ -535,6 +535,7 @@ pub enum IssuerCommand {
     /// Fetch the issuer's key set now and keep it in the state dir; a running gate on this
     /// state dir takes it within seconds. Exits 1 when the fetch fails.
     Refresh {
+        /// The issuer's name (`name = …` in [[oidc_issuer]]).
         name: String,
         #[command(flatten)]
         json: JsonFlag,

@@ -540,3 +540,97 @@ async fn stale_key_set_raises_an_alert() {
     assert_eq!(resp.status(), 200);
     rt.stop().await;
 }
+
+/// The command line as a user runs it: `policy check` warns about an issuer-wide selector,
+/// `issuer refresh|list|show` report the key set, `policy explain --jwt` verifies like the gate
+/// and never prints the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_issuer_and_explain_jwt() {
+    let issuer = Issuer::start().await;
+    let k = Key::new("gh-key-1", Algorithm::RS256);
+    issuer.publish(&[&k]);
+    let env = CliEnv::new();
+    let mut text = policy(&issuer.url(), "").replace("{upstream}", "http://127.0.0.1:9");
+    text.push_str(
+        r#"
+[[app.policy]]
+name = "Any job"
+action = "service_auth"
+include = [{ oidc = { issuer = "github" } }]
+"#,
+    );
+    std::fs::write(env.path("policy.toml"), &text).unwrap();
+    let (code, out, err) = tokio::task::block_in_place(|| env.run(&["policy", "check"]));
+    let all = format!("{out}{err}");
+    assert!(all.contains("admits every workload"), "{all}");
+    assert_eq!(code, 0, "warnings only: {all}");
+
+    let (code, out, err) =
+        tokio::task::block_in_place(|| env.run(&["issuer", "refresh", "github"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("1 key(s)") && out.contains("first fetch"),
+        "{out}"
+    );
+    let list = tokio::task::block_in_place(|| env.json(&["issuer", "list"]));
+    assert_eq!(list[0]["name"], "github");
+    assert_eq!(list[0]["kids"][0], "gh-key-1");
+    assert_eq!(list[0]["stale"], false);
+    let (code, out, _) = tokio::task::block_in_place(|| env.run(&["issuer", "show", "github"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("key gh-key-1  RSA 2048"), "{out}");
+    let (code, _, err) = tokio::task::block_in_place(|| env.run(&["issuer", "show", "gitlab"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("configured: github"), "{err}");
+
+    let token = k.mint(&claims(&issuer.url()));
+    std::fs::write(env.path("token.jwt"), &token).unwrap();
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        env.run(&[
+            "policy",
+            "explain",
+            "--app",
+            "api.test",
+            "--jwt",
+            "token.jwt",
+        ])
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("oidc:github/repo:example/api:ref:refs/heads/main"),
+        "{out}"
+    );
+    assert!(out.contains("signature: verifies"), "{out}");
+    assert!(
+        out.contains("=> allow 200 by policy \"Deploys from main\""),
+        "{out}"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!out.contains(signature) && !err.contains(signature));
+    println!("{out}");
+
+    let mut c = claims(&issuer.url());
+    c["ref"] = "refs/heads/dev".into();
+    std::fs::write(env.path("dev.jwt"), k.mint(&c)).unwrap();
+    let (code, out, _) = tokio::task::block_in_place(|| {
+        env.run(&["policy", "explain", "--app", "api.test", "--jwt", "dev.jwt"])
+    });
+    assert_eq!(
+        code, 0,
+        "the issuer-wide policy admits the dev branch: {out}"
+    );
+    assert!(
+        out.contains("\"Deploys from main\" (service_auth): skipped: no include selector matched"),
+        "{out}"
+    );
+    assert!(out.contains("by policy \"Any job\""), "{out}");
+
+    let mut c = claims(&issuer.url());
+    c["aud"] = "https://elsewhere.example".into();
+    std::fs::write(env.path("aud.jwt"), k.mint(&c)).unwrap();
+    let (code, out, _) = tokio::task::block_in_place(|| {
+        env.run(&["policy", "explain", "--app", "api.test", "--jwt", "aud.jwt"])
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("deny 401 (oidc_wrong_audience)"), "{out}");
+}

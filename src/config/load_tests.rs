@@ -450,7 +450,7 @@ fn service_auth_without_token_selector_warns() {
         12,
         10,
         "app[0].policy[0].action",
-        "no service_token or any_service_token",
+        "no service_token, any_service_token or oidc",
     );
 }
 
