@@ -7,6 +7,7 @@
 mod audit;
 mod bounds;
 mod console;
+mod oidc;
 mod policy;
 mod token;
 

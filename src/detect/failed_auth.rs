@@ -31,6 +31,12 @@ pub(crate) fn is_auth_failure(reason: &str) -> bool {
             | "cert_untrusted"
             | "cert_expired"
             | "cert_required"
+            | "oidc_malformed"
+            | "oidc_unknown_issuer"
+            | "oidc_bad_signature"
+            | "oidc_expired"
+            | "oidc_not_yet_valid"
+            | "oidc_wrong_audience"
     )
 }
 
@@ -91,7 +97,15 @@ impl FailedAuthSpike {
                 out.extend(spike(book, ev, &subject, total, &facts, window));
             }
         }
-        if let Some(subject) = Subject::of_event(ev) {
+        // A workload token that did not verify has no identity: it counts for its issuer.
+        let subject = Subject::of_event(ev).or_else(|| {
+            ev.details
+                .as_ref()
+                .and_then(|d| d.get("oidc_issuer"))
+                .and_then(|i| i.as_str())
+                .map(|i| Subject::OidcIssuer(i.to_string()))
+        });
+        if let Some(subject) = subject {
             let counter = self.per_client.touch(&*subject.key_str(), now, || {
                 WindowCounter::new(window, SLOTS)
             });
@@ -319,6 +333,21 @@ mod tests {
             .is_some()
         );
         assert_eq!(book.len(), 1);
+    }
+
+    #[test]
+    fn workload_token_failures_count_per_issuer() {
+        let (mut r, mut book) = (rule(), AlertBook::new(100));
+        let evs = (0..5).map(|i| {
+            let mut e = failure(t(i), "oidc_bad_signature", &format!("198.51.100.{i}"), None);
+            e.details = Some(serde_json::json!({ "oidc_issuer": "github", "oidc_error": "…" }));
+            e
+        });
+        let out = feed(&mut r, &mut book, evs);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let d = out[0].details.as_ref().unwrap();
+        assert_eq!(d["alert_id"], "failed_auth_spike:oidc_issuer:github");
+        assert!(is_auth_failure("oidc_expired") && is_auth_failure("oidc_wrong_audience"));
     }
 
     #[test]
