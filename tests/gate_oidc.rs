@@ -216,7 +216,12 @@ async fn good_tokens_pass_and_never_reach_the_upstream_or_the_log() {
     let rs = Key::new("rs-1", Algorithm::RS256);
     let es = Key::new("es-1", Algorithm::ES256);
     issuer.publish(&[&rs, &es]);
-    let g = start_gate(&policy(&issuer.url(), ""), |_| {}).await;
+    let g = start_gate_with(
+        &policy(&issuer.url(), ""),
+        |_| {},
+        |o| o.admin_listen = Some("127.0.0.1:0".parse().unwrap()),
+    )
+    .await;
 
     let token = rs.mint(&claims(&issuer.url()));
     let (status, echo) = call(&g, Some(("authorization", &bearer(&token)))).await;
@@ -255,6 +260,22 @@ async fn good_tokens_pass_and_never_reach_the_upstream_or_the_log() {
     }
     // One key-set fetch served every verification (discovery + JWKS at start).
     assert_eq!(issuer.jwks_hits.load(Ordering::SeqCst), 1);
+    let metrics = client()
+        .get(format!("http://{}/metrics", g.gate.admin_addr.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("botgate_oidc_verified_total{issuer=\"github\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("botgate_oidc_refresh_failures{issuer=\"github\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -388,6 +388,7 @@ fn render(state: &GateState, m: &TrafficMetrics, inv: &Inventory) -> String {
             t.expires_at.timestamp()
         );
     }
+    oidc_metrics(&mut out, state);
     for (fp, c) in snapshot.cert_expiry.iter() {
         let _ = writeln!(
             out,
@@ -399,6 +400,64 @@ fn render(state: &GateState, m: &TrafficMetrics, inv: &Inventory) -> String {
         );
     }
     out
+}
+
+/// Per `[[oidc_issuer]]`: verifications, refusals, cached-key hits and kid misses, the key
+/// set's age and failed refreshes in a row.
+fn oidc_metrics(out: &mut String, state: &GateState) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let issuers = state.oidc.all();
+    if issuers.is_empty() {
+        return;
+    }
+    let now = state.clock.now();
+    let series: [(&str, &str, &str); 6] = [
+        (
+            "botgate_oidc_verified_total",
+            "counter",
+            "Workload tokens that verified.",
+        ),
+        (
+            "botgate_oidc_refused_total",
+            "counter",
+            "Workload tokens of this issuer refused (signature, claims, time).",
+        ),
+        (
+            "botgate_oidc_key_cache_hits_total",
+            "counter",
+            "Verifications whose key was in the cached key set (no fetch).",
+        ),
+        (
+            "botgate_oidc_kid_misses_total",
+            "counter",
+            "Tokens naming a kid the cached key set did not hold (each may refresh it, at most once a minute).",
+        ),
+        (
+            "botgate_oidc_key_set_age_seconds",
+            "gauge",
+            "Age of the key set in use (since this gate started using the issuer when it has none).",
+        ),
+        (
+            "botgate_oidc_refresh_failures",
+            "gauge",
+            "Failed key-set refreshes since the last good one.",
+        ),
+    ];
+    for (i, (name, kind, help)) in series.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in &issuers {
+            let c = &s.counters;
+            let v = match i {
+                0 => c.verified.load(Relaxed) as i64,
+                1 => c.refused.load(Relaxed) as i64,
+                2 => c.cache_hits.load(Relaxed) as i64,
+                3 => c.kid_misses.load(Relaxed) as i64,
+                4 => s.key_age(now).num_seconds(),
+                _ => s.status().failures as i64,
+            };
+            let _ = writeln!(out, "{name}{{issuer=\"{}\"}} {v}", esc(&s.settings.name));
+        }
+    }
 }
 
 fn esc(s: &str) -> String {
