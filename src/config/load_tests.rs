@@ -571,3 +571,70 @@ fn the_default_node_is_the_host_name_as_a_node_name() {
     let name = crate::config::model::host_node_name().expect("this host has a name");
     assert!(crate::config::model::valid_node_name(&name), "{name:?}");
 }
+
+/// `[[oidc_issuer]]` after BASE: line 15 the header, 16 name, 17 issuer, 18 audiences, 19 algorithms.
+fn with_issuer(algorithms: &str, audiences: &str, selector: &str) -> String {
+    format!(
+        "{}\n[[oidc_issuer]]\nname = \"github\"\nissuer = \"https://token.actions.githubusercontent.com\"\naudiences = {audiences}\nalgorithms = {algorithms}\n",
+        edit("[{ service_token = \"ci-deploy-prod\" }]", selector)
+    )
+}
+
+#[test]
+fn oidc_issuer_errors_name_their_key() {
+    let good = "[{ oidc = { issuer = \"github\", claims = { repository = \"example/api\" } } }]";
+    let c = parse(
+        Path::new("policy.toml"),
+        &with_issuer("[\"RS256\"]", "[\"https://api.example.com\"]", good),
+    )
+    .unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.file.oidc_issuer[0].name.get_ref(), "github");
+
+    let f = one(
+        &with_issuer("[\"HS256\"]", "[\"https://api.example.com\"]", good),
+        Severity::Error,
+    );
+    assert_eq!(f.line, 19, "{f}");
+    assert!(f.message.contains("algorithm confusion"), "{f}");
+    let f = one(
+        &with_issuer("[\"none\"]", "[\"https://api.example.com\"]", good),
+        Severity::Error,
+    );
+    assert!(f.message.contains("unsigned"), "{f}");
+    let f = one(&with_issuer("[\"RS256\"]", "[]", good), Severity::Error);
+    assert_eq!(f.line, 18, "{f}");
+    assert!(f.message.contains("audiences is empty"), "{f}");
+
+    let unknown = "[{ oidc = { issuer = \"gitlab\", claims = { sub = \"x\" } } }]";
+    let f = one(
+        &with_issuer("[\"RS256\"]", "[\"https://api.example.com\"]", unknown),
+        Severity::Error,
+    );
+    assert_eq!(f.line, 13, "{f}");
+    assert!(f.message.contains("\"gitlab\""), "{f}");
+    assert!(f.hint.as_deref().unwrap().contains("configured issuers: github"), "{f}");
+
+    let bad_regex = "[{ oidc = { issuer = \"github\", claims = { ref = \"^(refs$\" } } }]";
+    let f = one(
+        &with_issuer("[\"RS256\"]", "[\"https://api.example.com\"]", bad_regex),
+        Severity::Error,
+    );
+    assert!(f.message.contains("claim ref") && f.message.contains("regex"), "{f}");
+
+    // An issuer-wide selector admits every job of every repository on it: a warning.
+    let broad = "[{ oidc = { issuer = \"github\" } }]";
+    let f = one(
+        &with_issuer("[\"RS256\"]", "[\"https://api.example.com\"]", broad),
+        Severity::Warning,
+    );
+    assert_eq!(f.line, 13, "{f}");
+    assert!(f.message.contains("every workload"), "{f}");
+    // Narrowed in require instead: no warning.
+    let narrowed = format!(
+        "{}\nrequire = [{{ oidc_claim = {{ repository = \"example/api\" }} }}]",
+        broad
+    );
+    let text = with_issuer("[\"RS256\"]", "[\"https://api.example.com\"]", &narrowed);
+    assert!(all_findings(&text).is_empty(), "{:#?}", all_findings(&text));
+}
