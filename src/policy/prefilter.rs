@@ -243,6 +243,9 @@ mod tests {
             Just(r#"{ spiffe_id = { prefix = "spiffe://example.org/ns" } }"#),
             Just(r#"{ spiffe_id = "spiffe://example.org/ns/x" }"#),
             Just(r#"{ san_ip = "10.0.0.0/8" }"#),
+            Just(r#"{ oidc = { issuer = "gh", claims = { repository = "o/a" } } }"#),
+            Just(r#"{ oidc = { issuer = "gh" } }"#),
+            Just(r#"{ oidc_claim = { ref = '^refs/heads/.*$' } }"#),
         ];
         (
             action,
@@ -265,7 +268,7 @@ mod tests {
         #[test]
         fn prefilter_never_changes_the_decision(
             policies in prop::collection::vec(arb_policy(), 0..8),
-            kind in 0u8..3,
+            kind in 0u8..4,
             name in prop_oneof![Just("a-b-c"), Just("x-y-z"), Just("q-q-q")],
             cn in prop_oneof![Just(Some("dev-12")), Just(Some("srv-ab")), Just(Some("dev-x")), Just(None)],
             ip in prop_oneof![Just("10.1.2.3"), Just("192.0.2.1")],
@@ -279,7 +282,7 @@ mod tests {
             dns in prop_oneof![Just(vec![]), Just(vec!["a.example"]), Just(vec!["b.example", "zz"])],
         ) {
             let text = format!(
-                "[[app]]\nname = \"a\"\nhostnames = [\"a\"]\nupstream = \"http://127.0.0.1:1\"\n\n{}",
+                "[[oidc_issuer]]\nname = \"gh\"\nissuer = \"https://gh.example\"\naudiences = [\"x\"]\n\n[[app]]\nname = \"a\"\nhostnames = [\"a\"]\nupstream = \"http://127.0.0.1:1\"\n\n{}",
                 policies.iter().enumerate().map(|(i, p)| p.replacen("name = \"p\"", &format!("name = \"p{i}\""), 1)).collect::<Vec<_>>().join("\n")
             );
             let file: PolicyFile = toml::from_str(&text).unwrap();
@@ -297,9 +300,14 @@ mod tests {
                 san,
                 ..Default::default()
             };
+            let mut claims = serde_json::Map::new();
+            claims.insert("repository".into(), if name == "a-b-c" { "o/a" } else { "o/b" }.into());
+            claims.insert("ref".into(), if cn.is_some() { "refs/heads/main" } else { "v1" }.into());
+            let workload = crate::credential::oidc::OidcIdentity::new("gh".into(), "s".into(), claims);
             let identity = match kind {
                 0 => Identity::None,
                 1 => Identity::Token { name },
+                2 => Identity::Oidc(&workload),
                 _ => Identity::Cert(&cert),
             };
             let req = Request { identity, ip: ip.parse::<IpAddr>().unwrap(), country };
