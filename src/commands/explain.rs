@@ -281,7 +281,7 @@ fn explain_jwt(
     else {
         refuse(
             out,
-            &crate::oidc::OidcError::UnknownIssuer(parsed.iss.clone()),
+            &crate::oidc::OidcError::UnknownIssuer(crate::oidc::token::truncate(&parsed.iss, 200)),
             "issuer",
         );
         return Ok(None);

@@ -613,14 +613,23 @@ fn oidc_issuer_errors_name_their_key() {
     );
     assert_eq!(f.line, 13, "{f}");
     assert!(f.message.contains("\"gitlab\""), "{f}");
-    assert!(f.hint.as_deref().unwrap().contains("configured issuers: github"), "{f}");
+    assert!(
+        f.hint
+            .as_deref()
+            .unwrap()
+            .contains("configured issuers: github"),
+        "{f}"
+    );
 
     let bad_regex = "[{ oidc = { issuer = \"github\", claims = { ref = \"^(refs$\" } } }]";
     let f = one(
         &with_issuer("[\"RS256\"]", "[\"https://api.example.com\"]", bad_regex),
         Severity::Error,
     );
-    assert!(f.message.contains("claim ref") && f.message.contains("regex"), "{f}");
+    assert!(
+        f.message.contains("claim ref") && f.message.contains("regex"),
+        "{f}"
+    );
 
     // An issuer-wide selector admits every job of every repository on it: a warning.
     let broad = "[{ oidc = { issuer = \"github\" } }]";

@@ -196,7 +196,10 @@ impl Issuers {
     ) -> Result<OidcIdentity, (Option<Arc<IssuerState>>, OidcError)> {
         let parsed = token::parse(token).map_err(|e| (None, e))?;
         let Some(state) = self.table.load().by_iss.get(&parsed.iss).cloned() else {
-            return Err((None, OidcError::UnknownIssuer(parsed.iss)));
+            return Err((
+                None,
+                OidcError::UnknownIssuer(token::truncate(&parsed.iss, 200)),
+            ));
         };
         let fail = |state: &Arc<IssuerState>, e: OidcError| {
             state.counters.refused.fetch_add(1, Ordering::Relaxed);

@@ -111,7 +111,8 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, OidcError> {
     }
     let kid = match header.get("kid") {
         None => None,
-        Some(Value::String(k)) => Some(k.clone()),
+        Some(Value::String(k)) if k.len() <= 256 => Some(k.clone()),
+        Some(Value::String(_)) => return Err(bad("the header's kid is longer than 256 bytes")),
         Some(_) => return Err(bad("the header's kid is not a string")),
     };
     let claims: Map<String, Value> = serde_json::from_slice(&decode(p, "payload")?)
@@ -170,7 +171,7 @@ impl Parsed<'_> {
             )));
         }
         if self.iss != issuer.issuer {
-            return Err(OidcError::UnknownIssuer(self.iss));
+            return Err(OidcError::UnknownIssuer(truncate(&self.iss, 200)));
         }
         let mut claims = self.claims;
         let leeway = issuer.leeway.num_seconds();
@@ -236,7 +237,8 @@ impl Parsed<'_> {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// `s` cut to `max` characters (with `…`), for attacker-chosen text in messages.
+pub fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
