@@ -244,7 +244,10 @@ async fn good_tokens_pass_and_never_reach_the_upstream_or_the_log() {
     assert_eq!(status, 200, "{echo}");
     assert!(echo["headers"].get("cf-access-token").is_none());
 
-    let ev = nth_event(&g, 2).await;
+    // The same token again: taken from the verified-token cache.
+    let (status, _) = call(&g, Some(("authorization", &bearer(&token)))).await;
+    assert_eq!(status, 200);
+    let ev = nth_event(&g, 3).await;
     assert_eq!(ev["connection_method"], "oidc");
     assert_eq!(
         ev["oidc_identity"],
@@ -269,9 +272,15 @@ async fn good_tokens_pass_and_never_reach_the_upstream_or_the_log() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("botgate_oidc_verified_total{issuer=\"github\"} 2"),
+        metrics.contains("botgate_oidc_verified_total{issuer=\"github\"} 3"),
         "{metrics}"
     );
+    for line in [
+        "botgate_oidc_token_cache_hits_total{issuer=\"github\"} 1",
+        "botgate_oidc_key_cache_hits_total{issuer=\"github\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
     assert!(
         metrics.contains("botgate_oidc_refresh_failures{issuer=\"github\"} 0"),
         "{metrics}"
@@ -469,6 +478,23 @@ async fn issuer_key_rotation_is_picked_up_without_restart() {
             .contains("within the last minute"),
         "{ev}"
     );
+    // The issuer retires the old key: a token that verified with it (and was cached) is
+    // checked again against the new set, and refused.
+    let old_token = old.mint(&claims(&issuer.url()));
+    let (s, _) = call(&g, Some(("authorization", &bearer(&old_token)))).await;
+    assert_eq!(s, 200);
+    issuer.publish(&[&new]);
+    let state = g.gate.state.oidc.by_name("github").unwrap();
+    let change = g
+        .gate
+        .state
+        .oidc
+        .refresh(&state, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(change.removed, vec!["k-old"]);
+    let (s, _) = call(&g, Some(("authorization", &bearer(&old_token)))).await;
+    assert_eq!(s, 401, "a cached token outlived its key");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use std::io::Read as _;
+use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -316,7 +317,7 @@ fn explain_jwt(
                 ),
             ));
             out.identity = id.label.clone();
-            Ok(Some(id))
+            Ok(Some(Arc::unwrap_or_clone(id)))
         }
         Err((_, e)) => {
             let name = match &e {

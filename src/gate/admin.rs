@@ -411,7 +411,7 @@ fn oidc_metrics(out: &mut String, state: &GateState) {
         return;
     }
     let now = state.clock.now();
-    let series: [(&str, &str, &str); 6] = [
+    let series: [(&str, &str, &str); 7] = [
         (
             "botgate_oidc_verified_total",
             "counter",
@@ -433,6 +433,11 @@ fn oidc_metrics(out: &mut String, state: &GateState) {
             "Tokens naming a kid the cached key set did not hold (each may refresh it, at most once a minute).",
         ),
         (
+            "botgate_oidc_token_cache_hits_total",
+            "counter",
+            "Requests whose token had verified before (the verified-token cache; no signature check).",
+        ),
+        (
             "botgate_oidc_key_set_age_seconds",
             "gauge",
             "Age of the key set in use (since this gate started using the issuer when it has none).",
@@ -452,7 +457,8 @@ fn oidc_metrics(out: &mut String, state: &GateState) {
                 1 => c.refused.load(Relaxed) as i64,
                 2 => c.cache_hits.load(Relaxed) as i64,
                 3 => c.kid_misses.load(Relaxed) as i64,
-                4 => s.key_age(now).num_seconds(),
+                4 => c.token_cache_hits.load(Relaxed) as i64,
+                5 => s.key_age(now).num_seconds(),
                 _ => s.status().failures as i64,
             };
             let _ = writeln!(out, "{name}{{issuer=\"{}\"}} {v}", esc(&s.settings.name));

@@ -193,7 +193,7 @@ pub async fn handle(
     let snapshot = state.snapshot.load();
     // An OIDC workload token is verified first (it may wait for its issuer's key set).
     let workload = identify::workload_token(req.headers(), !state.oidc.is_empty());
-    let mut verified: Option<crate::credential::oidc::OidcIdentity> = None;
+    let mut verified: Option<Arc<crate::credential::oidc::OidcIdentity>> = None;
     if let WorkloadToken::Refused(reason) = workload {
         ev.connection_method = ConnectionMethod::Oidc;
         return Ok(refuse(&state, ev, started, reason).await);
