@@ -184,25 +184,45 @@ fn draw_methods(frame: &mut Frame, area: Rect, s: &AppState) {
     let blk = block(t, title(t, "by connection method", &[]));
     let inner = blk.inner(area);
     frame.render_widget(blk, area);
-    let rows = Layout::vertical([Constraint::Length(2); 3]).split(inner);
+    // The methods that carried traffic (all but OIDC when none did), two rows each, or one
+    // row each when they do not fit so.
+    let totals = &s.shown_traffic().totals.by_method;
+    let mut shown: Vec<usize> = (0..METHODS.len()).filter(|&i| totals[i] > 0).collect();
+    if shown.is_empty() {
+        shown = (0..METHODS.len())
+            .filter(|&i| METHODS[i] != crate::audit::ConnectionMethod::Oidc)
+            .collect();
+    }
+    let tall = shown.len() * 2 <= usize::from(inner.height);
+    let rows = Layout::vertical(vec![
+        Constraint::Length(if tall { 2 } else { 1 });
+        shown.len()
+    ])
+    .split(inner);
     let label_w = 22;
     let end = s.shown_now().timestamp() - 1;
-    for (i, m) in METHODS.iter().enumerate() {
-        let Some(r) = rows.get(i).copied() else { break };
+    for (row, &i) in shown.iter().enumerate() {
+        let m = &METHODS[i];
+        let Some(r) = rows.get(row).copied() else {
+            break;
+        };
         let [label, chart] =
             Layout::horizontal([Constraint::Length(label_w), Constraint::Min(0)]).areas(r);
         let rate = rate_of(s, end, |b| b.by_method[i]);
-        let total = s.shown_traffic().totals.by_method[i];
-        frame.render_widget(
-            Paragraph::new(vec![
-                Line::styled(m.as_str(), t.method(i)),
-                Line::from(vec![
-                    Span::styled(format!("{rate:.1}/s "), t.base()),
-                    Span::styled(format!("{total} total"), t.muted()),
-                ]),
-            ]),
-            label,
-        );
+        let total = totals[i];
+        let figures = vec![
+            Span::styled(format!("{rate:.1}/s "), t.base()),
+            Span::styled(format!("{total} total"), t.muted()),
+        ];
+        let text = match tall {
+            true => vec![Line::styled(m.as_str(), t.method(i)), Line::from(figures)],
+            false => {
+                let mut one = vec![Span::styled(format!("{} ", m.as_str()), t.method(i))];
+                one.extend(figures.into_iter().take(1));
+                vec![Line::from(one)]
+            }
+        };
+        frame.render_widget(Paragraph::new(text), label);
         let data: Vec<u64> = series(s, chart.width)
             .iter()
             .map(|b| u64::from(b.by_method[i]))
