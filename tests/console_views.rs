@@ -1131,3 +1131,131 @@ fn rate_limited_requests_are_a_traffic_series_and_show_on_the_token() {
         .unwrap_or_else(|| panic!("{tokens}"));
     assert!(row.contains("10.1.0.0/16 · 600/min 5 limited"), "{row}");
 }
+
+/// Thirty requests of an identity seen only two hours ago.
+fn two_hours_ago() -> Vec<Arc<AccessEvent>> {
+    (0..30)
+        .map(|i| {
+            let mut e = bench::synthetic_event(i, now() - Duration::hours(2), 1);
+            e.service_token_name = Some("nightly-export".into());
+            e.cert_common_name = None;
+            e.connection_method = botgate::audit::ConnectionMethod::ServiceToken;
+            Arc::new(e)
+        })
+        .collect()
+}
+
+fn title_line(text: &str, name: &str) -> String {
+    text.lines()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .to_string()
+}
+
+#[test]
+fn time_window_brackets_select_the_chart_window_and_the_tables_follow() {
+    let mut s = AppState::new(
+        Theme::default(),
+        HeaderInfo::default(),
+        Limits::default(),
+        now() - Duration::hours(3),
+    );
+    let mut events = two_hours_ago();
+    events.extend(bench::synthetic_events(
+        600,
+        now() - Duration::seconds(120),
+        5,
+    ));
+    bench::ingest(&mut s, &events);
+    update(&mut s, Msg::Tick(now()));
+    update(&mut s, Msg::Resize(160, 45));
+    let live = draw(&s, 160, 45);
+    assert!(title_line(&live, "requests/s").contains("last 81s"));
+    assert!(title_line(&live, "identities").contains("identities · 9 "));
+    // `]` steps from what the width gives (81 s) to 5 min; the tables say which window.
+    key(&mut s, KeyCode::Char(']'));
+    let five = draw(&s, 160, 45);
+    assert!(
+        title_line(&five, "requests/s").contains("last 5m · 4s/column"),
+        "{five}"
+    );
+    assert!(title_line(&five, "identities").contains("identities · 8 · last 5m"));
+    assert!(!five.contains("nightly-export"));
+    key(&mut s, KeyCode::Char(']'));
+    key(&mut s, KeyCode::Char(']'));
+    assert!(title_line(&draw(&s, 160, 45), "requests/s").contains("last 1h · 1m/column"));
+    key(&mut s, KeyCode::Char(']'));
+    let six = draw(&s, 160, 45);
+    assert!(
+        title_line(&six, "requests/s").contains("last 6h · 5m/column"),
+        "{six}"
+    );
+    assert!(six.contains("nightly-export"), "two hours ago is in 6 h");
+    insta::assert_snapshot!("traffic_window_6h", six);
+    key(&mut s, KeyCode::Char(']'));
+    key(&mut s, KeyCode::Char(']'));
+    let text = draw(&s, 160, 45);
+    assert!(title_line(&text, "requests/s").contains("last 24h"));
+    assert!(
+        text.contains("no wider window"),
+        "the footer says so:\n{text}"
+    );
+    // The Log view and the tail follow the window too: the minute ending at 12:00:00 starts at
+    // 11:59:01, so it holds 59 seconds of 5 events.
+    for _ in 0..5 {
+        key(&mut s, KeyCode::Char('['));
+    }
+    assert_eq!(s.time.window.map(|w| w.label()), Some("1m"));
+    assert_eq!(rows::log_len(&s), 295);
+    key(&mut s, KeyCode::Char('7'));
+    assert_eq!(rows::row_count(&s, ViewId::Log), 295);
+}
+
+#[test]
+fn the_chart_cursor_scrubs_an_interval_the_tables_show_and_esc_returns_to_live() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('['));
+    assert_eq!(s.time.window.map(|w| w.label()), Some("1m"));
+    typed(&mut s, "/deny");
+    key(&mut s, KeyCode::Enter);
+    // The first `,` puts the cursor on the newest second; 39 more reach the runaway script's
+    // second (11:59:21), where one identity sent 60 requests.
+    for _ in 0..40 {
+        key(&mut s, KeyCode::Char(','));
+    }
+    assert!(s.time.cursor.is_some());
+    key(&mut s, KeyCode::Esc);
+    assert!(s.time.cursor.is_none(), "Esc leaves the cursor first");
+    assert_eq!(s.filter.text(), "deny", "and keeps the filter");
+    key(&mut s, KeyCode::Esc);
+    assert!(s.filter.is_empty());
+    for _ in 0..40 {
+        key(&mut s, KeyCode::Char(','));
+    }
+    let text = draw(&s, 160, 45);
+    assert!(
+        title_line(&text, "requests/s").contains("cursor 11:59:21 to 11:59:22"),
+        "{text}"
+    );
+    assert!(title_line(&text, "identities").contains("identities · 6 · 11:59:21 to 11:59:22"));
+    assert_eq!(
+        rows::log_len(&s),
+        65,
+        "the runaway's 60 and the second's usual 5"
+    );
+    insta::assert_snapshot!("traffic_cursor", text);
+    // The cursor's column is drawn in the selection style: the chart's last 60 columns are
+    // the minute, the cursor's second is the 21st of them.
+    let buf = bench::render(&s, 160, 45);
+    let (_, y) = find_on_row(&buf, "│allowed", "allowed");
+    let chart_right = 97; // the chart block's right border
+    let x = chart_right - 60 + 21;
+    assert_eq!(buf[(x, y)].bg, Theme::default().selection().bg.unwrap());
+    assert_ne!(buf[(x + 1, y)].bg, buf[(x, y)].bg);
+    key(&mut s, KeyCode::Char('.'));
+    assert!(title_line(&draw(&s, 160, 45), "requests/s").contains("cursor 11:59:22 to 11:59:23"));
+    key(&mut s, KeyCode::Esc);
+    let live = draw(&s, 160, 45);
+    assert!(!live.contains("cursor"), "{live}");
+    assert!(title_line(&live, "identities").contains("last 1m"));
+}

@@ -12,7 +12,7 @@ use crossterm::event::{KeyEvent, KeyModifiers, MouseEvent};
 use crate::audit::{AccessEvent, EventKind};
 
 use super::actions::ConsoleAction;
-use super::aggregate::{Limits, Traffic};
+use super::aggregate::{Identities, Limits, Traffic};
 use super::alerts::AlertBook;
 use super::clipboard::{self, Copyable};
 use super::command::CommandLine;
@@ -22,6 +22,7 @@ use super::keymap::{self, Action, Context};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
 use super::theme::{Theme, ThemeChoice};
+use super::window::TimeSelection;
 use super::wizard::Prompt;
 
 /// Everything that can change the console.
@@ -234,6 +235,11 @@ pub struct AppState {
     pub feed: FeedStatus,
     /// Set while the views are frozen (`f`); `traffic`, `alerts` and `filtered` stay live.
     pub frozen: Option<Box<Frozen>>,
+    /// The chart's time window and cursor (`[` `]` `,` `.`), which the tables follow.
+    pub time: TimeSelection,
+    /// The identities of the selected interval (`window::refresh_window`), while a window is
+    /// selected.
+    pub window_identities: Option<Identities>,
     /// A question in the footer (abort y/n, revoke typed name) that takes the keyboard.
     pub prompt: Option<Prompt>,
     /// The `:` command line while it is open.
@@ -285,6 +291,8 @@ impl AppState {
             sort: [0; 7],
             feed: FeedStatus::default(),
             frozen: None,
+            time: TimeSelection::default(),
+            window_identities: None,
             prompt: None,
             command: None,
             command_history: Vec::new(),
@@ -409,6 +417,7 @@ impl AppState {
                 "frozen: new events are counted, not shown; f unfreezes".into()
             ));
         }
+        self.refresh_window();
     }
 
     fn ingest(&mut self, ev: Arc<AccessEvent>) {
@@ -432,7 +441,12 @@ impl AppState {
         // Keep the row the user is reading in the Log view under the cursor as new ones arrive
         // (a frozen Log view does not move at all).
         let log = ViewId::Log.index();
-        if visible_in_log && self.frozen.is_none() && self.selected[log] > 0 {
+        // (Nor does one showing a past interval under the chart cursor.)
+        if visible_in_log
+            && self.frozen.is_none()
+            && self.time.cursor.is_none()
+            && self.selected[log] > 0
+        {
             self.selected[log] =
                 (self.selected[log] + 1).min(rows::log_len(self).saturating_sub(1));
             if self.scroll[log] > 0 {
@@ -583,7 +597,15 @@ impl AppState {
                     });
                 }
             }
-            Action::Back => self.set_filter(""),
+            Action::Back => {
+                if !self.leave_cursor() {
+                    self.set_filter("");
+                }
+            }
+            Action::NarrowWindow => self.step_window(false),
+            Action::WidenWindow => self.step_window(true),
+            Action::CursorEarlier => self.move_cursor(false),
+            Action::CursorLater => self.move_cursor(true),
             Action::ToggleFreeze => self.toggle_freeze(),
             Action::CopyKey => match clipboard::key_field(self) {
                 Some(c) => self.copy(c),
@@ -657,6 +679,10 @@ pub fn update(state: &mut AppState, msg: Msg) {
         }
         Msg::Tick(now) => {
             state.now = now;
+            // A live window's start moved with the clock (a frozen one's did not).
+            if state.time.window.is_some() && state.frozen.is_none() {
+                state.refresh_window();
+            }
         }
         Msg::Resize(w, h) => {
             state.size = (w, h);

@@ -94,7 +94,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "export",
         aliases: &["exp", "w"],
         arg: Some("FILE"),
-        help: "write what this view shows (filter, sort) to FILE.csv or FILE.json",
+        help: "write what this view shows (filter, sort, time window) to FILE.csv or FILE.json",
         changes: false,
         kind: Kind::Export,
     },

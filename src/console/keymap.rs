@@ -29,8 +29,16 @@ pub enum Action {
     CopyKey,
     /// Open the copy menu for the selected row (JSON, curl, policy explain).
     CopyMenu,
-    /// Close an overlay, or clear the filter.
+    /// Close an overlay, leave the chart cursor, or clear the filter.
     Back,
+    /// A narrower time window for the Traffic chart and the tables below it.
+    NarrowWindow,
+    /// A wider time window.
+    WidenWindow,
+    /// Move the chart cursor one step earlier (placing it first if there is none).
+    CursorEarlier,
+    /// Move the chart cursor one step later.
+    CursorLater,
     /// Filter input: apply what was typed.
     ApplyFilter,
     /// Filter input: drop the filter and close the input.
@@ -310,11 +318,51 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         context: Normal,
+        keys: &[k('[')],
+        action: Action::NarrowWindow,
+        label: "[/]",
+        hint: "window",
+        help: "narrower time window (1m 5m 15m 1h 6h 24h): the chart, identities and tail follow it",
+        views: &[ViewId::Traffic, ViewId::Log],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k(']')],
+        action: Action::WidenWindow,
+        label: "]",
+        hint: "",
+        help: "wider time window, up to 24h of what was loaded",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k(',')],
+        action: Action::CursorEarlier,
+        label: ",/.",
+        hint: "scrub",
+        help: "chart cursor one step (1/60 of the window) earlier: the tables show that interval",
+        views: &[ViewId::Traffic, ViewId::Log],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('.')],
+        action: Action::CursorLater,
+        label: ".",
+        hint: "",
+        help: "chart cursor one step later",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
         keys: &[code(KeyCode::Esc)],
         action: Action::Back,
         label: "Esc",
         hint: "",
-        help: "clear the filter",
+        help: "leave the chart cursor (back to live), else clear the filter",
         views: &[],
         changes: false,
     },

@@ -27,6 +27,7 @@ pub mod rows;
 mod runner;
 pub mod theme;
 pub mod views;
+pub mod window;
 pub mod wizard;
 
 pub use actions::{ActionContext, ConsoleAction};

@@ -156,6 +156,14 @@ pub fn offset_of(s: &AppState, view: ViewId) -> usize {
     TableGeom::new(s, TableId::View(view), area).offset
 }
 
+/// Seconds the Traffic chart spans with no time window selected: what the width gives, as
+/// drawn at the terminal's size (`[` and `]` step from here).
+pub fn auto_window_secs(s: &AppState) -> i64 {
+    let width = screen(Rect::new(0, 0, s.size.0, s.size.1))
+        .map_or(MIN_WIDTH, |sc| traffic::layout(sc.body, s).rate.width);
+    traffic::auto_secs(width, s)
+}
+
 /// What a click at a screen cell lands on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hit {

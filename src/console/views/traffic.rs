@@ -10,6 +10,7 @@ use ratatui::widgets::{Cell, Paragraph, Sparkline};
 use crate::console::aggregate::{Bucket, METHODS, method_index};
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
+use crate::console::window::{self, Columns};
 
 use super::widgets::{self, block, col, title, wide, windowed_table};
 
@@ -57,62 +58,123 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     draw_tail(frame, l.tail, s);
 }
 
-/// The buckets for the chart: one per column, ending at the current second.
-fn series(s: &AppState, width: u16) -> Vec<Bucket> {
-    s.shown_traffic()
-        .seconds
-        .series(s.shown_now().timestamp(), usize::from(width))
-        .collect()
+/// Columns of the chart beside its labels in a chart block `width` wide.
+fn chart_width(width: u16) -> u16 {
+    width.saturating_sub(2 + LABEL_WIDTH)
+}
+
+/// Label column beside the charts.
+const LABEL_WIDTH: u16 = 16;
+
+/// Seconds the chart spans with no window selected, in a chart block `width` wide: one per
+/// column, at most the per-second history.
+pub fn auto_secs(width: u16, s: &AppState) -> i64 {
+    usize::from(chart_width(width)).min(s.shown_traffic().seconds.window()) as i64
+}
+
+/// The chart's columns, `width` at most: the selected window, or one second per column.
+fn columns(s: &AppState, width: u16) -> Columns {
+    let secs = match s.time.window {
+        Some(w) => w.secs(),
+        None => usize::from(width).min(s.shown_traffic().seconds.window()) as i64,
+    };
+    window::columns(
+        s.shown_traffic(),
+        s.shown_now().timestamp(),
+        secs,
+        usize::from(width),
+    )
+}
+
+/// The right-most `n` columns of `area` (the chart ends at its right edge).
+fn right(area: Rect, n: usize) -> Rect {
+    let w = u16::try_from(n).unwrap_or(u16::MAX).min(area.width);
+    Rect {
+        x: area.right() - w,
+        width: w,
+        ..area
+    }
+}
+
+/// Mark the cursor's columns in `areas` (reverse video, so a colourless theme shows it too).
+fn draw_cursor(frame: &mut Frame, areas: &[Rect], cols: &Columns, s: &AppState) {
+    let (Some(w), Some(c)) = (s.time.window, s.time.cursor) else {
+        return;
+    };
+    let at = cols.overlapping(c, c + w.step());
+    let style = s.theme.selection();
+    for area in areas {
+        let chart = right(*area, cols.buckets.len());
+        for i in at.clone() {
+            let x = chart.x + i as u16;
+            for y in chart.top()..chart.bottom() {
+                if let Some(cell) = frame.buffer_mut().cell_mut((x, y)) {
+                    cell.set_style(style);
+                }
+            }
+        }
+    }
+}
+
+/// `12/s`, or `0.4/s` when the rate is not whole.
+fn per_sec(rate: f64) -> String {
+    if rate.fract() == 0.0 {
+        format!("{rate:.0}/s")
+    } else {
+        format!("{rate:.1}/s")
+    }
 }
 
 fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
-    let secs =
-        usize::from(area.width.saturating_sub(2 + 16)).min(s.shown_traffic().seconds.window());
+    let [_, chart_cols] = Layout::horizontal([Constraint::Length(LABEL_WIDTH), Constraint::Min(0)])
+        .areas(block(t, "").inner(area));
+    let cols = columns(s, chart_cols.width);
     // Requests over a rate limit (429s, and shadow mode's would-be 429s) get their own series
     // while any are in the window, so the chart keeps its height when nothing is limited.
-    let any_limited = s
-        .shown_traffic()
-        .seconds
-        .series(s.shown_now().timestamp(), secs)
-        .any(|b| b.rate_limited > 0);
-    let blk = block(
-        t,
-        title(
-            t,
-            "requests/s",
-            &[
-                format!("last {}", window_label(secs)),
-                if any_limited {
-                    "allowed vs denied vs rate limited"
-                } else {
-                    "allowed vs denied"
-                }
-                .into(),
-            ],
-        ),
+    let any_limited = cols.buckets.iter().any(|b| b.rate_limited > 0);
+    let mut parts = vec![match s.time.window {
+        Some(w) if cols.span > 1 => {
+            format!("last {} · {}/column", w.label(), span_label(cols.span))
+        }
+        Some(w) => format!("last {}", w.label()),
+        None => format!("last {}", window_label(cols.buckets.len())),
+    }];
+    if let Some(label) = s.interval_title().filter(|_| s.time.cursor.is_some()) {
+        parts.push(format!("cursor {label}"));
+    }
+    parts.push(
+        if any_limited {
+            "allowed vs denied vs rate limited"
+        } else {
+            "allowed vs denied"
+        }
+        .into(),
     );
+    let blk = block(t, title(t, "requests/s", &parts));
     let inner = blk.inner(area);
     frame.render_widget(blk, area);
     let [labels, chart] =
-        Layout::horizontal([Constraint::Length(16), Constraint::Min(0)]).areas(inner);
-    let data = series(s, chart.width);
+        Layout::horizontal([Constraint::Length(LABEL_WIDTH), Constraint::Min(0)]).areas(inner);
     let end = s.shown_now().timestamp() - 1;
     let allowed_rate = rate_of(s, end, |b| b.allowed);
     let denied_rate = rate_of(s, end, |b| b.denied);
     let limited_rate = rate_of(s, end, |b| b.rate_limited);
     // Each series has its own scale (labelled), so a handful of denials stays visible next to
     // thousands of allowed requests.
-    let allowed: Vec<u64> = data.iter().map(|b| u64::from(b.allowed)).collect();
-    let denied: Vec<u64> = data.iter().map(|b| u64::from(b.denied)).collect();
+    let allowed: Vec<u64> = cols.buckets.iter().map(|b| u64::from(b.allowed)).collect();
+    let denied: Vec<u64> = cols.buckets.iter().map(|b| u64::from(b.denied)).collect();
     let max_allowed = allowed.iter().copied().max().unwrap_or(0).max(1);
     let max_denied = denied.iter().copied().max().unwrap_or(0).max(1);
-    let limited: Vec<u64> = data.iter().map(|b| u64::from(b.rate_limited)).collect();
+    let limited: Vec<u64> = cols
+        .buckets
+        .iter()
+        .map(|b| u64::from(b.rate_limited))
+        .collect();
     let max_limited = limited.iter().copied().max().unwrap_or(0).max(1);
     let rows = if any_limited { 3 } else { 2 };
     let charts = Layout::vertical(vec![Constraint::Fill(1); rows]).split(chart);
     let label_areas = Layout::vertical(vec![Constraint::Fill(1); rows]).split(labels);
-    let (top, bottom) = (charts[0], charts[1]);
     let mut series = vec![
         (label_areas[0], "allowed", true, allowed_rate, max_allowed),
         (label_areas[1], "denied", false, denied_rate, max_denied),
@@ -131,24 +193,25 @@ fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
             Paragraph::new(vec![
                 Line::styled(name, t.decision(allowed_side)),
                 Line::styled(format!("{rate:.1}/s"), t.base()),
-                Line::styled(format!("max {max}/s"), t.muted()),
+                Line::styled(format!("max {}", per_sec(cols.rate(max))), t.muted()),
             ]),
             area,
         );
     }
+    let n = cols.buckets.len();
     frame.render_widget(
         Sparkline::default()
             .data(&allowed)
             .max(max_allowed)
             .style(t.decision(true)),
-        top,
+        right(charts[0], n),
     );
     frame.render_widget(
         Sparkline::default()
             .data(&denied)
             .max(max_denied)
             .style(t.decision(false)),
-        bottom,
+        right(charts[1], n),
     );
     if any_limited {
         frame.render_widget(
@@ -156,9 +219,10 @@ fn draw_rate(frame: &mut Frame, area: Rect, s: &AppState) {
                 .data(&limited)
                 .max(max_limited)
                 .style(t.status(crate::expiry::CredentialStatus::Warn)),
-            charts[2],
+            right(charts[2], n),
         );
     }
+    draw_cursor(frame, &charts, &cols, s);
 }
 
 fn rate_of(s: &AppState, end: i64, f: impl Fn(&Bucket) -> u32) -> f64 {
@@ -169,6 +233,15 @@ fn rate_of(s: &AppState, end: i64, f: impl Fn(&Bucket) -> u32) -> f64 {
         .map(|b| u64::from(f(&b)))
         .sum();
     sum as f64 / RATE_SECS as f64
+}
+
+/// `45s`, `5m`, `18m`.
+fn span_label(secs: i64) -> String {
+    if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
 }
 
 fn window_label(secs: usize) -> String {
@@ -203,11 +276,15 @@ fn draw_methods(frame: &mut Frame, area: Rect, s: &AppState) {
             ]),
             label,
         );
-        let data: Vec<u64> = series(s, chart.width)
+        let cols = columns(s, chart.width);
+        let data: Vec<u64> = cols
+            .buckets
             .iter()
             .map(|b| u64::from(b.by_method[i]))
             .collect();
-        frame.render_widget(Sparkline::default().data(&data).style(t.method(i)), chart);
+        let area = right(chart, data.len());
+        frame.render_widget(Sparkline::default().data(&data).style(t.method(i)), area);
+        draw_cursor(frame, &[area], &cols, s);
     }
 }
 
@@ -217,6 +294,7 @@ fn draw_identities(frame: &mut Frame, area: Rect, s: &AppState) {
     let sel = s.selected[ViewId::Traffic.index()];
     let mut parts = vec![
         format!("{}", list.len()),
+        s.interval_title().unwrap_or_default(),
         format!("sort {}", s.sort_label(ViewId::Traffic)),
     ];
     if s.shown_traffic().identities.evicted > 0 {
@@ -225,7 +303,7 @@ fn draw_identities(frame: &mut Frame, area: Rect, s: &AppState) {
             s.shown_traffic().identities.evicted
         ));
     }
-    let now_sec = s.shown_now().timestamp();
+    let now_sec = s.shown_end_sec();
     windowed_table(
         frame,
         area,
@@ -279,6 +357,9 @@ fn draw_tail(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let n = rows::log_len(s);
     let mut parts = vec![format!("{n} in buffer")];
+    if let Some(when) = s.interval_title() {
+        parts.push(when);
+    }
     if !s.filter.is_empty() {
         parts.push(format!("filter {}", s.filter.text()));
     }
