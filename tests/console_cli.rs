@@ -87,3 +87,35 @@ fn demo_rate_multiplier_must_be_a_positive_number() {
             .stderr(contains("--rate-multiplier").and(contains(says)));
     }
 }
+
+#[test]
+fn a_bad_since_names_the_flag_and_the_grammar() {
+    let dir = tempfile::tempdir().unwrap();
+    botgate(dir.path())
+        .args(["console", "--since", "2 hours"])
+        .assert()
+        .code(2)
+        .stderr(contains("--since").and(contains(
+            "invalid duration \"2 hours\": expected a number and a unit s, m, h, d, w or y",
+        )));
+    botgate(dir.path())
+        .args(["console", "--since", "0s"])
+        .assert()
+        .code(2)
+        .stderr(contains("it is zero"));
+}
+
+#[test]
+fn since_and_all_exclude_each_other_and_the_ring_needs_one_event() {
+    let dir = tempfile::tempdir().unwrap();
+    botgate(dir.path())
+        .args(["console", "--since", "2h", "--all"])
+        .assert()
+        .code(2)
+        .stderr(contains("--all").and(contains("cannot be used with")));
+    botgate(dir.path())
+        .args(["console", "--ring", "0"])
+        .assert()
+        .code(2)
+        .stderr(contains("--ring").and(contains("0 is not in 1..=100000000")));
+}

@@ -232,6 +232,7 @@ fn state() -> AppState {
         ],
         source: "in-process bus".into(),
         read_only: true,
+        ..HeaderInfo::default()
     };
     let mut s = AppState::new(
         Theme::default(),
@@ -1258,4 +1259,39 @@ fn the_chart_cursor_scrubs_an_interval_the_tables_show_and_esc_returns_to_live()
     let live = draw(&s, 160, 45);
     assert!(!live.contains("cursor"), "{live}");
     assert!(title_line(&live, "identities").contains("last 1m"));
+}
+
+#[test]
+fn the_header_says_how_far_back_the_history_goes_and_shows_loading_progress() {
+    let header = HeaderInfo {
+        source: "tail /var/lib/botgate/audit.jsonl".into(),
+        history: Some("last 4 MiB".into()),
+        ..HeaderInfo::default()
+    };
+    let mut s = AppState::new(Theme::default(), header, Limits::default(), now());
+    bench::ingest(&mut s, &two_hours_ago());
+    update(&mut s, Msg::Tick(now()));
+    let mib = 1024 * 1024;
+    update(
+        &mut s,
+        Msg::Loading {
+            read: 50 * mib,
+            total: 200 * mib,
+        },
+    );
+    // (Wide enough for the whole header line.)
+    let top = draw(&s, 200, 45).lines().next().unwrap().to_string();
+    assert!(
+        top.contains("tail /var/lib/botgate/audit.jsonl · last 4 MiB, from 10:00:00 (2h 0m ago)"),
+        "{top}"
+    );
+    assert!(top.contains("loading history 25% (50 of 200 MiB)"), "{top}");
+    update(
+        &mut s,
+        Msg::Loading {
+            read: 200 * mib,
+            total: 200 * mib,
+        },
+    );
+    assert!(!draw(&s, 160, 45).contains("loading history"));
 }

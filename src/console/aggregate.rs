@@ -72,6 +72,8 @@ pub struct Traffic {
     pub totals: Totals,
     /// The gates events came from (`node`), first seen first; at most `MAX_NODES`.
     pub nodes: Vec<Arc<str>>,
+    /// When the oldest event recorded was created (how far back the history goes).
+    pub oldest: Option<DateTime<Utc>>,
 }
 
 /// Distinct gates the console keeps apart (`--attach` more than this merges the rest).
@@ -96,6 +98,7 @@ impl Traffic {
             ring: EventRing::new(limits.ring_capacity),
             totals: Totals::default(),
             nodes: Vec::new(),
+            oldest: None,
         }
     }
 
@@ -107,6 +110,9 @@ impl Traffic {
     /// Count one event; returns its sequence number in the ring.
     pub fn record(&mut self, ev: &Arc<AccessEvent>) -> u64 {
         self.totals.events += 1;
+        if self.oldest.is_none_or(|o| ev.created_at < o) {
+            self.oldest = Some(ev.created_at);
+        }
         if let Some(node) = &ev.node
             && self.nodes.len() < MAX_NODES
             && !self.nodes.iter().any(|n| n == node)

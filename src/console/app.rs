@@ -56,6 +56,12 @@ pub enum Msg {
     Resize(u16, u16),
     /// The event source dropped this many events (the console fell behind the bus).
     Dropped(u64),
+    /// The tailed log's history is loading: `read` of its `total` bytes at start so far
+    /// (`read >= total`: loaded, now following).
+    Loading {
+        read: u64,
+        total: u64,
+    },
     /// A line of the tailed log could not be parsed.
     CorruptLine {
         line: u64,
@@ -170,6 +176,8 @@ pub struct FeedStatus {
     pub notice: Option<String>,
     /// The store cannot be read: the inventory shown is the last good read.
     pub store_error: Option<String>,
+    /// Bytes of the log's history read and its size at start, while it is still loading.
+    pub loading: Option<(u64, u64)>,
 }
 
 /// Fixed facts shown in the header.
@@ -179,6 +187,9 @@ pub struct HeaderInfo {
     pub listen: Vec<String>,
     /// Where events come from: `in-process bus`, `tail /var/lib/botgate/audit.jsonl`.
     pub source: String,
+    /// How much of an existing log was read at start (`last 4 MiB`, `since 2h`, `from the
+    /// start`); None when events do not come from a log.
+    pub history: Option<String>,
     pub read_only: bool,
 }
 
@@ -689,6 +700,9 @@ pub fn update(state: &mut AppState, msg: Msg) {
             state.remember_scroll();
         }
         Msg::Dropped(n) => state.feed.dropped += n,
+        Msg::Loading { read, total } => {
+            state.feed.loading = (read < total).then_some((read, total));
+        }
         Msg::CorruptLine { line, error } => {
             state.feed.corrupt_lines += 1;
             state.feed.last_corrupt = Some(format!("line {line}: {error}"));

@@ -134,6 +134,19 @@ fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
             t.badge(),
         ));
     }
+    // Loading the log's history: the views fill up as it goes.
+    if let Some((read, total)) = s.feed.loading {
+        spans.push(sep.clone());
+        spans.push(Span::styled(
+            format!(
+                "loading history {}% ({} of {} MiB)",
+                read * 100 / total.max(1),
+                read / (1024 * 1024),
+                total.div_ceil(1024 * 1024)
+            ),
+            t.badge(),
+        ));
+    }
     spans.extend([
         sep.clone(),
         Span::styled(format!("{:.1} req/s", s.req_per_sec()), h),
@@ -154,6 +167,17 @@ fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
     if !s.header.source.is_empty() {
         spans.push(sep.clone());
         spans.push(Span::styled(s.header.source.clone(), h));
+    }
+    if let Some(history) = &s.header.history {
+        // How far back the views can look: what was asked for, and the oldest event read.
+        let from = s.traffic.oldest.map_or(String::new(), |o| {
+            format!(
+                ", from {} ({} ago)",
+                widgets::clock_time(s.now, o),
+                widgets::span(s.now - o)
+            )
+        });
+        spans.push(Span::styled(format!(" · {history}{from}"), h));
     }
     let mut problems = Vec::new();
     if let Some(e) = &s.feed.store_error {

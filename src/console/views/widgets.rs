@@ -162,6 +162,15 @@ pub fn seen(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(|| "never".to_string(), |t| crate::duration::ago(now - t))
 }
 
+/// `10:02:11` when `t` is on `now`'s UTC day, else `11-27 10:02`.
+pub fn clock_time(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    if t.date_naive() == now.date_naive() {
+        t.format("%H:%M:%S").to_string()
+    } else {
+        t.format("%m-%d %H:%M").to_string()
+    }
+}
+
 /// `1h 2m` style, for uptime.
 pub fn span(d: Duration) -> String {
     crate::duration::countdown(d.max(Duration::zero()))
