@@ -12,6 +12,8 @@ fn botgate(state: &std::path::Path) -> Command {
         .arg("--config")
         .arg(state.join("policy.toml"));
     cmd.env_remove("BOTGATE_THEME").env_remove("NO_COLOR");
+    // The console's config dir (named filters, keys, columns) is the temp dir's, never ours.
+    cmd.env("XDG_CONFIG_HOME", state.join("config"));
     cmd
 }
 
@@ -118,4 +120,24 @@ fn since_and_all_exclude_each_other_and_the_ring_needs_one_event() {
         .assert()
         .code(2)
         .stderr(contains("--ring").and(contains("0 is not in 1..=100000000")));
+}
+
+#[test]
+fn a_broken_filters_file_in_the_config_dir_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config").join("botgate");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("filters.toml"),
+        "[filters]\nok = \"deny\"\n\"two words\" = \"allow\"\n",
+    )
+    .unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .assert()
+        .code(2)
+        .stderr(contains(format!(
+            "{}:3: filter name \"two words\"",
+            config.join("filters.toml").display()
+        )));
 }

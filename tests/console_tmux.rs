@@ -91,8 +91,10 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
 }
 
 fn console_command(dir: &Path, log: &Path) -> String {
+    // The console's config dir is the temp dir's, never the user's.
     format!(
-        "{} --state-dir {} --config {} console --log {}",
+        "env XDG_CONFIG_HOME={} {} --state-dir {} --config {} console --log {}",
+        dir.join("config").display(),
         env!("CARGO_BIN_EXE_botgate"),
         dir.display(),
         dir.join("policy.toml").display(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use botgate::audit::{AccessEvent, EventKind};
 use botgate::console::aggregate::Limits;
-use botgate::console::app::Overlay;
+use botgate::console::app::{Effect, Overlay};
 use botgate::console::bench;
 use botgate::console::theme::Theme;
 use botgate::console::{
@@ -841,7 +841,7 @@ fn shift_y_menu_offers_json_curl_and_explain_without_the_secret() {
     key(&mut s, KeyCode::Char('7'));
     let e = rows::log_event(&s, 0).unwrap().clone();
     key(&mut s, KeyCode::Char('Y'));
-    let menu = s.copy_menu.clone().expect("the menu opens");
+    let menu = s.menu.clone().expect("the menu opens");
     let whats: Vec<&str> = menu.items.iter().map(|i| i.what.as_str()).collect();
     assert_eq!(
         whats,
@@ -874,12 +874,12 @@ fn shift_y_menu_offers_json_curl_and_explain_without_the_secret() {
     insta::assert_snapshot!("copy_menu", draw(&s, 160, 45));
     key(&mut s, KeyCode::Char('j'));
     key(&mut s, KeyCode::Enter);
-    assert!(s.copy_menu.is_none());
+    assert!(s.menu.is_none());
     assert_eq!(copied(&mut s), std::slice::from_ref(curl));
     // Esc closes without copying.
     key(&mut s, KeyCode::Char('Y'));
     key(&mut s, KeyCode::Esc);
-    assert!(s.copy_menu.is_none() && copied(&mut s).is_empty());
+    assert!(s.menu.is_none() && copied(&mut s).is_empty());
 }
 
 fn exported(s: &mut AppState) -> (std::path::PathBuf, String) {
@@ -1294,4 +1294,91 @@ fn the_header_says_how_far_back_the_history_goes_and_shows_loading_progress() {
         },
     );
     assert!(!draw(&s, 160, 45).contains("loading history"));
+}
+
+/// The config files `update` asked the runner to write, written as the runner does.
+fn write_configs(s: &mut AppState) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for effect in std::mem::take(&mut s.effects) {
+        if let Effect::WriteConfig { path, contents, .. } = effect {
+            botgate::console::settings::write_file(&path, &contents).unwrap();
+            out.push((path, contents));
+        }
+    }
+    out
+}
+
+fn command(s: &mut AppState, line: &str) {
+    key(s, KeyCode::Char(':'));
+    typed(s, line);
+    key(s, KeyCode::Enter);
+}
+
+#[test]
+fn named_filters_are_saved_in_the_config_dir_listed_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("botgate");
+    let mut s = state();
+    s.config_dir = Some(config.clone());
+    command(&mut s, "save denied-ru");
+    assert_eq!(
+        s.message.clone().unwrap().unwrap_err(),
+        ":save stores the applied filter, and there is none: type one after / first"
+    );
+    typed(&mut s, "/deny country:RU");
+    key(&mut s, KeyCode::Enter);
+    command(&mut s, "save denied-ru");
+    let written = write_configs(&mut s);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].0, config.join("filters.toml"));
+    // (`/` edits the applied filter: Esc clears it first.)
+    key(&mut s, KeyCode::Esc);
+    typed(&mut s, "/allow");
+    key(&mut s, KeyCode::Enter);
+    command(&mut s, "save allowed");
+    write_configs(&mut s);
+    let on_disk = botgate::console::settings::NamedFilters::load(&config).unwrap();
+    assert_eq!(
+        on_disk, s.saved_filters,
+        "the file holds what the console holds"
+    );
+    assert_eq!(on_disk.get("denied-ru"), Some("deny country:RU"));
+    command(&mut s, "save two words");
+    assert!(
+        s.message
+            .clone()
+            .unwrap()
+            .unwrap_err()
+            .contains("use letters, digits"),
+        "{:?}",
+        s.message
+    );
+    key(&mut s, KeyCode::Esc);
+    assert!(s.filter.is_empty());
+    // `:filters` lists them by name; choosing one applies it.
+    command(&mut s, "filters");
+    let menu = s.menu.clone().expect("the menu opens");
+    let names: Vec<&str> = menu.items.iter().map(|i| i.what.as_str()).collect();
+    assert_eq!(names, ["allowed", "denied-ru"]);
+    insta::assert_snapshot!("filters_menu", draw(&s, 160, 45));
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Enter);
+    assert!(s.menu.is_none());
+    assert_eq!(s.filter.text(), "deny country:RU");
+    assert_eq!(
+        s.filter_history.last().map(String::as_str),
+        Some("deny country:RU")
+    );
+    command(&mut s, "filters allowed");
+    assert_eq!(s.filter.text(), "allow");
+    command(&mut s, "filters nope");
+    assert_eq!(
+        s.message.clone().unwrap().unwrap_err(),
+        "no saved filter \"nope\"; saved: allowed denied-ru"
+    );
+    // A new console reads them back from the dir.
+    let mut opts = botgate::console::ConsoleOptions::new(Theme::default());
+    opts.saved_filters = botgate::console::settings::NamedFilters::load(&config).unwrap();
+    let fresh = opts.initial_state();
+    assert_eq!(fresh.saved_filters.get("allowed"), Some("allow"));
 }

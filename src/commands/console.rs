@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use crate::audit::tail::{StartAt, TailOptions};
 use crate::cli::ConsoleArgs;
 use crate::config::model::PolicyFile;
+use crate::console::settings::{self, NamedFilters};
 use crate::console::theme::{Theme, catalogue, user_themes_dir};
 use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
 use crate::exit::Failure;
@@ -75,6 +76,7 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
     }
     opts.latency_report = latency_report();
     opts.themes = catalogue(user_themes_dir().as_deref());
+    load_settings(&mut opts)?;
     let clock = opts.clock.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -152,6 +154,17 @@ fn whole_unit(d: chrono::Duration) -> String {
         _ if s % 60 == 0 => format!("{}m", s / 60),
         _ => format!("{s}s"),
     }
+}
+
+/// The config dir's files (named filters): read before the terminal is taken, so a broken
+/// one is an error naming its file and line, not a console that silently forgot them.
+fn load_settings(opts: &mut ConsoleOptions) -> Result<()> {
+    opts.config_dir = settings::config_dir();
+    if let Some(dir) = &opts.config_dir {
+        opts.saved_filters =
+            NamedFilters::load(dir).map_err(|e| Failure::bad_input(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// `--theme` / `BOTGATE_THEME`, else `NO_COLOR` → mono, else dark.
@@ -265,6 +278,7 @@ impl InProcessConsole {
         opts.rotation_quiet_period = s.quiet_period;
         opts.latency_report = latency_report();
         opts.themes = catalogue(user_themes_dir().as_deref());
+        load_settings(&mut opts)?;
         tasks.push(feed::spawn_rotations(
             store,
             clock,

@@ -21,6 +21,7 @@ use super::history::{self, Walk};
 use super::keymap::{self, Action, Context};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
+use super::settings::NamedFilters;
 use super::theme::{Theme, ThemeChoice};
 use super::window::TimeSelection;
 use super::wizard::Prompt;
@@ -143,11 +144,22 @@ pub enum Overlay {
     },
 }
 
-/// The `Y` menu: what can be copied from the selected row.
+/// A menu of labelled texts over the view: what `Y` can copy from the selected row, or the
+/// filters `:filters` can apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopyMenu {
+pub struct Menu {
+    pub purpose: MenuPurpose,
     pub items: Vec<Copyable>,
     pub selected: usize,
+}
+
+/// What choosing a menu item does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MenuPurpose {
+    /// Copy its text (`Y`).
+    Copy,
+    /// Apply its text as the filter (`:filters`).
+    ApplyFilter,
 }
 
 /// Something `update` asks the runner to do outside the state (it has the terminal and may
@@ -159,6 +171,13 @@ pub enum Effect {
     /// Write `contents` to `path` (`:export`); the outcome comes back as `Msg::EffectDone`
     /// (`done` on success).
     WriteFile {
+        path: PathBuf,
+        contents: String,
+        done: String,
+    },
+    /// Replace a file of the config dir (`settings`), creating the dir when missing; the file
+    /// is written beside and renamed, so a crash never leaves half of it.
+    WriteConfig {
         path: PathBuf,
         contents: String,
         done: String,
@@ -232,8 +251,8 @@ pub struct AppState {
     /// Ring sequence numbers of the events matching a non-empty filter, oldest first.
     pub filtered: VecDeque<u64>,
     pub overlay: Option<Overlay>,
-    /// The `Y` copy menu while it is open.
-    pub copy_menu: Option<CopyMenu>,
+    /// The `Y` copy menu or the `:filters` menu while it is open.
+    pub menu: Option<Menu>,
     /// Effects `update` asked for and the runner has not performed yet.
     pub effects: Vec<Effect>,
     /// Selected row per view (for the Log view: counted from the newest event).
@@ -262,6 +281,11 @@ pub struct AppState {
     pub message: Option<Result<String, String>>,
     /// Themes `:theme NAME` can switch to (see `theme::catalogue`).
     pub themes: Vec<ThemeChoice>,
+    /// The console's config dir (`settings::config_dir`; tests use a temp dir), where `:save`
+    /// writes; None: the system has none, and `:save` says so.
+    pub config_dir: Option<PathBuf>,
+    /// Filters saved with `:save NAME`, as last read or written.
+    pub saved_filters: NamedFilters,
     /// Actions `update` asked for and the runner has not handed to the worker yet.
     pub pending_actions: Vec<ConsoleAction>,
     /// Whether an action worker exists (the console has a store to change).
@@ -295,7 +319,7 @@ impl AppState {
             filter_walk: Walk::default(),
             filtered: VecDeque::new(),
             overlay: None,
-            copy_menu: None,
+            menu: None,
             effects: Vec::new(),
             selected: [0; 7],
             scroll: [0; 7],
@@ -309,6 +333,8 @@ impl AppState {
             command_history: Vec::new(),
             message: None,
             themes: super::theme::catalogue(None),
+            config_dir: None,
+            saved_filters: NamedFilters::default(),
             pending_actions: Vec::new(),
             actions_available: false,
             last_action: None,
@@ -319,7 +345,7 @@ impl AppState {
 
     /// Where the keyboard focus is.
     pub fn context(&self) -> Context {
-        if self.copy_menu.is_some() {
+        if self.menu.is_some() {
             Context::Menu
         } else if self.overlay.is_some() {
             Context::Overlay
@@ -386,9 +412,9 @@ impl AppState {
         self.effects.push(Effect::Copy(c.text));
     }
 
-    /// A key while the `Y` menu is open.
+    /// A key while a menu is open.
     fn menu_key(&mut self, action: Option<Action>) {
-        let Some(menu) = &mut self.copy_menu else {
+        let Some(menu) = &mut self.menu else {
             return;
         };
         match action {
@@ -397,13 +423,16 @@ impl AppState {
             }
             Some(Action::Up) => menu.selected = menu.selected.saturating_sub(1),
             Some(Action::Confirm) => {
+                let purpose = menu.purpose;
                 let item = menu.items.get(menu.selected).cloned();
-                self.copy_menu = None;
-                if let Some(item) = item {
-                    self.copy(item);
+                self.menu = None;
+                match (item, purpose) {
+                    (Some(item), MenuPurpose::Copy) => self.copy(item),
+                    (Some(item), MenuPurpose::ApplyFilter) => self.apply_named_filter(&item),
+                    (None, _) => {}
                 }
             }
-            Some(Action::Cancel) => self.copy_menu = None,
+            Some(Action::Cancel) => self.menu = None,
             _ => {}
         }
     }
@@ -627,7 +656,11 @@ impl AppState {
                 if items.is_empty() {
                     self.message = Some(Err("nothing selected to copy".into()));
                 } else {
-                    self.copy_menu = Some(CopyMenu { items, selected: 0 });
+                    self.menu = Some(Menu {
+                        purpose: MenuPurpose::Copy,
+                        items,
+                        selected: 0,
+                    });
                 }
             }
             Action::StartRotation

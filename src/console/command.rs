@@ -20,6 +20,8 @@ enum Kind {
     NoFilter,
     Freeze,
     Export,
+    SaveFilter,
+    Filters,
     Help,
     Quit,
     Rotate,
@@ -97,6 +99,22 @@ pub const COMMANDS: &[CommandSpec] = &[
         help: "write what this view shows (filter, sort, time window) to FILE.csv or FILE.json",
         changes: false,
         kind: Kind::Export,
+    },
+    CommandSpec {
+        name: "save",
+        aliases: &[],
+        arg: Some("NAME"),
+        help: "save the current filter as NAME (in the config dir's filters.toml)",
+        changes: false,
+        kind: Kind::SaveFilter,
+    },
+    CommandSpec {
+        name: "filters",
+        aliases: &["fs"],
+        arg: Some("[NAME]"),
+        help: "the saved filters: choose one to apply, or apply NAME",
+        changes: false,
+        kind: Kind::Filters,
     },
     CommandSpec {
         name: "help",
@@ -193,15 +211,19 @@ pub fn parse(line: &str, read_only: bool) -> Result<Command<'_>, CommandError> {
         });
     };
     match (spec.arg, arg.is_empty()) {
-        (Some(a), true) if spec.kind != Kind::Theme => Err(CommandError::MissingArg {
-            name: spec.name,
-            arg: a,
-            example: match spec.kind {
-                Kind::Filter => "deny country:RU",
-                Kind::Export => "denied.csv",
-                _ => "ci-deploy-prod",
-            },
-        }),
+        // `:theme` and `:filters` without an argument list what there is.
+        (Some(a), true) if !matches!(spec.kind, Kind::Theme | Kind::Filters) => {
+            Err(CommandError::MissingArg {
+                name: spec.name,
+                arg: a,
+                example: match spec.kind {
+                    Kind::Filter => "deny country:RU",
+                    Kind::Export => "denied.csv",
+                    Kind::SaveFilter => "denied-ru",
+                    _ => "ci-deploy-prod",
+                },
+            })
+        }
         (None, false) => Err(CommandError::UnexpectedArg {
             name: spec.name,
             arg: arg.to_string(),
@@ -264,6 +286,9 @@ pub fn complete(s: &AppState, line: &str) -> (String, Vec<String>) {
                 let word = rest.trim_start();
                 let values = match find(&cmd.to_ascii_lowercase()).map(|c| c.kind) {
                     Some(Kind::Theme) => s.themes.iter().map(|(n, _)| n.clone()).collect(),
+                    Some(Kind::Filters | Kind::SaveFilter) => {
+                        s.saved_filters.iter().map(|(n, _)| n.to_string()).collect()
+                    }
                     Some(Kind::Rotate) if !read_only => {
                         let mut v: Vec<String> = s.tokens.iter().map(|t| t.name.clone()).collect();
                         v.extend(s.certs.iter().map(|c| c.common_name.clone()));
@@ -396,6 +421,8 @@ impl AppState {
             Kind::NoFilter => self.perform(Action::Back, None),
             Kind::Freeze => self.perform(Action::ToggleFreeze, None),
             Kind::Export => self.export_view(arg),
+            Kind::SaveFilter => self.save_filter(arg),
+            Kind::Filters => self.named_filters(arg),
             Kind::Filter => self.set_filter(arg),
             Kind::Theme => self.switch_theme(arg),
             Kind::Rotate => self.rotate_named(arg),

@@ -84,7 +84,7 @@ pub enum Context {
     TextPrompt,
     /// Typing a `:` command in the footer.
     CommandInput,
-    /// The `Y` copy menu.
+    /// A menu (`Y` copy, `:filters`).
     Menu,
 }
 
@@ -591,8 +591,8 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[code(KeyCode::Enter), k('y')],
         action: Action::Confirm,
         label: "Enter",
-        hint: "copy",
-        help: "copy the item",
+        hint: "choose",
+        help: "copy the item, or apply the filter",
         views: &[],
         changes: false,
     },

@@ -25,6 +25,8 @@ pub mod model;
 mod navigate;
 pub mod rows;
 mod runner;
+mod saved;
+pub mod settings;
 pub mod theme;
 pub mod views;
 pub mod window;

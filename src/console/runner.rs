@@ -55,6 +55,10 @@ pub struct ConsoleOptions {
     /// Themes `:theme NAME` offers (default: the shipped ones; the commands add the config
     /// dir's with `theme::catalogue`).
     pub themes: Vec<super::theme::ThemeChoice>,
+    /// The config dir `:save` writes to (the commands set `settings::config_dir`).
+    pub config_dir: Option<std::path::PathBuf>,
+    /// Filters saved there, read at start.
+    pub saved_filters: super::settings::NamedFilters,
 }
 
 impl ConsoleOptions {
@@ -70,6 +74,8 @@ impl ConsoleOptions {
             rotation_quiet_period: crate::rotation::DEFAULT_QUIET_PERIOD,
             latency_report: None,
             themes: super::theme::catalogue(None),
+            config_dir: None,
+            saved_filters: Default::default(),
         }
     }
 
@@ -82,6 +88,8 @@ impl ConsoleOptions {
         }
         s.actions_available = self.actions.is_some() && !self.header.read_only;
         s.themes = self.themes.clone();
+        s.config_dir = self.config_dir.clone();
+        s.saved_filters = self.saved_filters.clone();
         s
     }
 }
@@ -221,6 +229,19 @@ fn perform_effects(
                         .map(|()| said)
                         .map_err(|e| format!("could not write {}: {e}", path.display()));
                     // The console may have quit meanwhile; then nobody needs the answer.
+                    let _ = tx.blocking_send(Msg::EffectDone(result));
+                });
+            }
+            Effect::WriteConfig {
+                path,
+                contents,
+                done: said,
+            } => {
+                let tx = done.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = super::settings::write_file(&path, &contents)
+                        .map(|()| said)
+                        .map_err(|e| format!("could not write {}: {e}", path.display()));
                     let _ = tx.blocking_send(Msg::EffectDone(result));
                 });
             }

@@ -17,7 +17,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::app::{AppState, CopyMenu, Overlay, ViewId};
+use super::app::{AppState, Menu, MenuPurpose, Overlay, ViewId};
 use super::command;
 use super::keymap::{self, Context};
 use super::model::CredentialStatus;
@@ -74,13 +74,13 @@ pub fn draw(frame: &mut Frame, s: &AppState) {
         }) => draw_details(frame, body, s, title, lines, *scroll),
         None => {}
     }
-    if let Some(menu) = &s.copy_menu {
-        draw_copy_menu(frame, body, s, menu);
+    if let Some(menu) = &s.menu {
+        draw_menu(frame, body, s, menu);
     }
 }
 
-/// The `Y` menu: each item's name and the start of what it copies.
-fn draw_copy_menu(frame: &mut Frame, area: Rect, s: &AppState, menu: &CopyMenu) {
+/// A menu: each item's name and the start of its text (what `Y` copies, the filter applied).
+fn draw_menu(frame: &mut Frame, area: Rect, s: &AppState, menu: &Menu) {
     let t = &s.theme;
     let w = area.width.saturating_sub(8).min(120);
     let preview_w = usize::from(w.saturating_sub(6));
@@ -109,7 +109,13 @@ fn draw_copy_menu(frame: &mut Frame, area: Rect, s: &AppState, menu: &CopyMenu) 
     frame.render_widget(Clear, r);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(widgets::block(t, " copy · Enter copies · Esc closes "))
+            .block(widgets::block(
+                t,
+                match menu.purpose {
+                    MenuPurpose::Copy => " copy · Enter copies · Esc closes ",
+                    MenuPurpose::ApplyFilter => " saved filters · Enter applies · Esc closes ",
+                },
+            ))
             .style(t.base()),
         r,
     );
