@@ -1382,3 +1382,36 @@ fn named_filters_are_saved_in_the_config_dir_listed_and_applied() {
     let fresh = opts.initial_state();
     assert_eq!(fresh.saved_filters.get("allowed"), Some("allow"));
 }
+
+#[test]
+fn the_expiry_timeline_marks_the_critical_week_in_the_critical_colour() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('2'));
+    let buf = bench::render(&s, 160, 45);
+    let text = buffer_text(&buf);
+    assert!(
+        text.contains("expiring per week · next 90 days · 1 critical (!) · 1 expired already"),
+        "{text}"
+    );
+    // monitoring-probe-prod expires in 5 days: this week's bar, marked `!`.
+    let (x, y) = find_on_row(&buf, "1!", "1!");
+    let critical = Theme::default()
+        .status(botgate::console::CredentialStatus::Critical)
+        .fg;
+    assert_eq!(Some(buf[(x, y - 1)].fg), critical);
+    // ci-deploy-staging (20 days) is in the third week, in the warn colour.
+    let (x, y) = find_on_row(&buf, "█████1█████", "█1█");
+    let x = x + 1;
+    let warn = Theme::default()
+        .status(botgate::console::CredentialStatus::Warn)
+        .fg;
+    assert_eq!(Some(buf[(x, y - 1)].fg), warn);
+    // Filtered, the timeline counts what the table shows.
+    typed(&mut s, "/staging");
+    key(&mut s, KeyCode::Enter);
+    let text = draw(&s, 160, 45);
+    assert!(
+        text.contains("expiring per week · next 90 days ─"),
+        "{text}"
+    );
+}

@@ -10,6 +10,7 @@ use crate::console::alerts::AlertState;
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
+use super::timelines;
 use super::widgets::{block, col, seen, title, wide, windowed_table};
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
@@ -26,9 +27,13 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             s.shown_alerts().malformed
         ));
     }
+    let (table, picture) = timelines::split(area, list.len(), timelines::ALERTS_HEIGHT);
+    if let Some(picture) = picture {
+        timelines::draw_alerts(frame, picture, s, &list);
+    }
     windowed_table(
         frame,
-        area,
+        table,
         t,
         block(t, title(t, "alerts", &parts)),
         &[

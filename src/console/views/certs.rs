@@ -8,6 +8,7 @@ use ratatui::widgets::Cell;
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
+use super::timelines;
 use super::tokens::{Lifecycle, inventory_block, lifecycle_cells, lifecycle_cols};
 use super::widgets::{col, wide, windowed_table};
 
@@ -20,9 +21,18 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         wide("key", Constraint::Length(10), 140),
         wide("source", Constraint::Fill(1), 140),
     ]);
+    let (table, picture) = timelines::split(area, list.len(), timelines::EXPIRY_HEIGHT);
+    if let Some(picture) = picture {
+        timelines::draw_expiry(
+            frame,
+            picture,
+            s,
+            list.iter().map(|c| (c.not_after, c.status(s.now))),
+        );
+    }
     windowed_table(
         frame,
-        area,
+        table,
         &s.theme,
         inventory_block(
             s,

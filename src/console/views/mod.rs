@@ -7,6 +7,7 @@ pub mod layout;
 mod log;
 mod policies;
 mod rotations;
+pub mod timelines;
 mod tokens;
 mod traffic;
 pub mod widgets;

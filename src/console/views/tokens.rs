@@ -17,6 +17,7 @@ use crate::console::model::CredentialStatus;
 use crate::console::rows;
 use crate::duration::countdown;
 
+use super::timelines;
 use super::widgets::{Col, block, col, date, seen, title, wide, windowed_table};
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
@@ -27,9 +28,18 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         wide("policies", Constraint::Fill(3), 120),
         wide("bounds", Constraint::Fill(2), 120),
     ]);
+    let (table, picture) = timelines::split(area, list.len(), timelines::EXPIRY_HEIGHT);
+    if let Some(picture) = picture {
+        timelines::draw_expiry(
+            frame,
+            picture,
+            s,
+            list.iter().map(|t| (t.expires_at, t.status(s.now))),
+        );
+    }
     windowed_table(
         frame,
-        area,
+        table,
         &s.theme,
         inventory_block(
             s,
