@@ -1415,3 +1415,31 @@ fn the_expiry_timeline_marks_the_critical_week_in_the_critical_colour() {
         "{text}"
     );
 }
+
+#[test]
+fn traffic_shows_each_apps_latency_p50_and_p99() {
+    let mut s = state();
+    // A slow app: 100 requests taking 1 … 100 ms over the last 20 s.
+    let slow: Vec<Arc<AccessEvent>> = (0..100u64)
+        .map(|i| {
+            let mut e = bench::synthetic_event(i, now() - Duration::seconds(20), 5);
+            e.app_name = Some("slow.example.com".into());
+            e.latency_ms = Some((i + 1) as f64);
+            Arc::new(e)
+        })
+        .collect();
+    bench::ingest(&mut s, &slow);
+    let text = draw(&s, 160, 45);
+    assert!(
+        text.contains("latency by app · p50 / p99 per minute · last 60m"),
+        "{text}"
+    );
+    let row = title_line(&text, "slow.example.com  ");
+    // Read from log-scale bins: within ±9 % of the true 50 ms and 99 ms.
+    assert!(
+        row.contains("p50 47 ms") && row.contains("p99 94 ms"),
+        "{row}"
+    );
+    // The apps without a slow request keep their own figures.
+    assert!(title_line(&text, "api.example.com  ").contains("p99 1.5 ms"));
+}

@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
 
+use super::request_latency::AppLatency;
+
 /// Seconds of per-second history kept for the charts (15 minutes: the longest time window
 /// drawn from seconds; longer ones read `Traffic::minutes`).
 pub const DEFAULT_WINDOW_SECS: usize = 900;
@@ -74,6 +76,8 @@ pub struct Traffic {
     pub nodes: Vec<Arc<str>>,
     /// When the oldest event recorded was created (how far back the history goes).
     pub oldest: Option<DateTime<Utc>>,
+    /// Request latency per app and minute (p50 / p99 over time).
+    pub latency: AppLatency,
 }
 
 /// Distinct gates the console keeps apart (`--attach` more than this merges the rest).
@@ -99,6 +103,7 @@ impl Traffic {
             totals: Totals::default(),
             nodes: Vec::new(),
             oldest: None,
+            latency: AppLatency::default(),
         }
     }
 
@@ -137,6 +142,11 @@ impl Traffic {
                 self.minutes.record_rate_limited(minute);
             }
             self.identities.record(ev);
+            if let (Some(ms), Some(app)) =
+                (ev.latency_ms, ev.app_name.as_deref().or(ev.host.as_deref()))
+            {
+                self.latency.record(app, sec, ms);
+            }
         }
         self.ring.push(ev.clone())
     }

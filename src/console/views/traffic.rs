@@ -9,10 +9,16 @@ use ratatui::widgets::{Cell, Paragraph, Sparkline};
 
 use crate::console::aggregate::{Bucket, METHODS, method_index};
 use crate::console::app::{AppState, ViewId};
+use crate::console::request_latency;
 use crate::console::rows;
 use crate::console::window::{self, Columns};
 
 use super::widgets::{self, block, col, title, wide, windowed_table};
+
+/// Apps the latency panel lists at most (the busiest).
+const LATENCY_APPS: usize = 4;
+/// The latency panel is drawn in a view body at least this tall.
+const LATENCY_MIN_BODY: u16 = 36;
 
 /// Seconds averaged for the rates shown beside the charts.
 const RATE_SECS: usize = 5;
@@ -22,6 +28,8 @@ const RATE_SECS: usize = 5;
 pub struct TrafficLayout {
     pub rate: Rect,
     pub methods: Rect,
+    /// Latency per app, when the terminal is tall enough and requests carried a latency.
+    pub latency: Option<Rect>,
     pub identities: Rect,
     pub tail: Rect,
 }
@@ -33,18 +41,28 @@ pub fn layout(area: Rect, s: &AppState) -> TrafficLayout {
         .unwrap_or(u16::MAX)
         .saturating_add(3)
         .max(6);
-    let ids_height = want.min(area.height.saturating_sub(8) * 45 / 100).max(6);
-    let [charts, identities, tail] = Layout::vertical([
+    let apps = s.shown_traffic().latency.len().min(LATENCY_APPS);
+    let latency_height = if apps > 0 && area.height >= LATENCY_MIN_BODY {
+        apps as u16 + 2
+    } else {
+        0
+    };
+    let rest = area.height.saturating_sub(8 + latency_height);
+    let ids_height = want.min(rest * 45 / 100).max(6);
+    let [charts, latency, identities, tail] = Layout::vertical([
         Constraint::Length(8),
+        Constraint::Length(latency_height),
         Constraint::Length(ids_height),
         Constraint::Min(5),
     ])
     .areas(area);
+    let latency = (latency_height > 0).then_some(latency);
     let [rate, methods] =
         Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(charts);
     TrafficLayout {
         rate,
         methods,
+        latency,
         identities,
         tail,
     }
@@ -54,6 +72,9 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let l = layout(area, s);
     draw_rate(frame, l.rate, s);
     draw_methods(frame, l.methods, s);
+    if let Some(area) = l.latency {
+        draw_latency(frame, area, s);
+    }
     draw_identities(frame, l.identities, s);
     draw_tail(frame, l.tail, s);
 }
@@ -285,6 +306,72 @@ fn draw_methods(frame: &mut Frame, area: Rect, s: &AppState) {
         let area = right(chart, data.len());
         frame.render_widget(Sparkline::default().data(&data).style(t.method(i)), area);
         draw_cursor(frame, &[area], &cols, s);
+    }
+}
+
+/// Per app: p50 and p99 now (over the hour) and per minute for the last hour, busiest first.
+fn draw_latency(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let all = s.shown_traffic().latency.series(s.shown_now().timestamp());
+    let mut parts = vec![
+        "p50 / p99 per minute".to_string(),
+        format!("last {}m", request_latency::MINUTES),
+    ];
+    if all.len() > LATENCY_APPS {
+        parts.push(format!("busiest {LATENCY_APPS} of {}", all.len()));
+    }
+    let blk = block(t, title(t, "latency by app", &parts));
+    let inner = blk.inner(area);
+    frame.render_widget(blk, area);
+    let n = all.len().min(LATENCY_APPS).min(usize::from(inner.height));
+    let lines = Layout::vertical(vec![Constraint::Length(1); n]).split(inner);
+    for (app, line) in all.iter().zip(lines.iter()) {
+        let [name, p50_label, p50_chart, p99_label, p99_chart] = Layout::horizontal([
+            Constraint::Fill(1),
+            Constraint::Length(14),
+            Constraint::Fill(2),
+            Constraint::Length(14),
+            Constraint::Fill(2),
+        ])
+        .spacing(1)
+        .areas(*line);
+        frame.render_widget(Paragraph::new(Line::styled(&*app.app, t.base())), name);
+        let warn = t.status(crate::expiry::CredentialStatus::Warn);
+        for (q, label, chart, which, overall, style) in [
+            (
+                "p50",
+                p50_label,
+                p50_chart,
+                &app.p50,
+                app.overall_p50,
+                t.decision(true),
+            ),
+            ("p99", p99_label, p99_chart, &app.p99, app.overall_p99, warn),
+        ] {
+            let text = overall.map_or("-".into(), request_latency::format_ms);
+            frame.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::styled(format!("{q} "), t.muted()),
+                    Span::styled(text, t.base()),
+                ]))
+                .right_aligned(),
+                label,
+            );
+            // The newest minutes that fit, ending at the right edge; hundredths of a ms, so a
+            // fast app's shape still shows.
+            let n = usize::from(chart.width).min(which.len());
+            let data: Vec<Option<u64>> = which[which.len() - n..]
+                .iter()
+                .map(|v| v.map(|ms| (ms * 100.0).round() as u64))
+                .collect();
+            frame.render_widget(
+                Sparkline::default()
+                    .data(data)
+                    .absent_value_symbol(" ")
+                    .style(style),
+                right(chart, n),
+            );
+        }
     }
 }
 
