@@ -141,3 +141,29 @@ fn a_broken_filters_file_in_the_config_dir_names_file_and_line() {
             config.join("filters.toml").display()
         )));
 }
+
+#[test]
+fn a_conflicting_key_binding_names_the_file_line_and_both_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config").join("botgate");
+    std::fs::create_dir_all(&config).unwrap();
+    let keys = config.join("keys.toml");
+    std::fs::write(&keys, "[keys]\n# pause like btm\nfreeze = \"q\"\n").unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .assert()
+        .code(2)
+        .stderr(contains(format!(
+            "{}:3: freeze = \"q\": q is already bound to quit (built in); rebind quit too, or pick another key",
+            keys.display()
+        )));
+    std::fs::write(&keys, "[keys]\nfreeze = \"Hyper-p\"\n").unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .assert()
+        .code(2)
+        .stderr(contains(format!(
+            "{}:2: freeze = \"Hyper-p\": not a key",
+            keys.display()
+        )));
+}

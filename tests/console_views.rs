@@ -1443,3 +1443,38 @@ fn traffic_shows_each_apps_latency_p50_and_p99() {
     // The apps without a slow request keep their own figures.
     assert!(title_line(&text, "api.example.com  ").contains("p99 1.5 ms"));
 }
+
+#[test]
+fn a_rebound_key_shows_in_the_footer_and_help_and_does_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keys.toml"),
+        "[keys]\nfreeze = \"p\"\ncopy = [\"y\", \"c\"]\n",
+    )
+    .unwrap();
+    let mut s = state();
+    s.keymap = botgate::console::rebind::load(dir.path()).unwrap();
+    let text = draw(&s, 160, 45);
+    let footer = text.lines().last().unwrap();
+    assert!(
+        footer.contains("p freeze") && footer.contains("y/c copy"),
+        "{footer}"
+    );
+    assert!(!footer.contains("f freeze"), "{footer}");
+    key(&mut s, KeyCode::Char('?'));
+    let help = draw(&s, 160, 45);
+    insta::assert_snapshot!("overlay_help_rebound", help);
+    assert!(
+        help.contains("│p                freeze the views"),
+        "{help}"
+    );
+    assert!(
+        help.contains("│y c              copy the selected row"),
+        "{help}"
+    );
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Char('f'));
+    assert!(s.frozen.is_none(), "f is free now");
+    key(&mut s, KeyCode::Char('p'));
+    assert!(s.frozen.is_some(), "p freezes");
+}

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use crate::audit::tail::{StartAt, TailOptions};
 use crate::cli::ConsoleArgs;
 use crate::config::model::PolicyFile;
+use crate::console::rebind;
 use crate::console::settings::{self, NamedFilters};
 use crate::console::theme::{Theme, catalogue, user_themes_dir};
 use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
@@ -156,13 +157,15 @@ fn whole_unit(d: chrono::Duration) -> String {
     }
 }
 
-/// The config dir's files (named filters): read before the terminal is taken, so a broken
-/// one is an error naming its file and line, not a console that silently forgot them.
+/// The config dir's files (named filters, key bindings): read before the terminal is taken,
+/// so a broken one is an error naming its file and line, not a console that silently forgot
+/// them.
 fn load_settings(opts: &mut ConsoleOptions) -> Result<()> {
     opts.config_dir = settings::config_dir();
     if let Some(dir) = &opts.config_dir {
-        opts.saved_filters =
-            NamedFilters::load(dir).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let bad = |e: &dyn std::fmt::Display| Failure::bad_input(e.to_string());
+        opts.saved_filters = NamedFilters::load(dir).map_err(|e| bad(&e))?;
+        opts.keymap = rebind::load(dir).map_err(|e| bad(&e))?;
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use super::clipboard::{self, Copyable};
 use super::command::CommandLine;
 use super::filter::Filter;
 use super::history::{self, Walk};
-use super::keymap::{self, Action, Context};
+use super::keymap::{Action, Context, Keymap};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
 use super::settings::NamedFilters;
@@ -286,6 +286,8 @@ pub struct AppState {
     pub config_dir: Option<PathBuf>,
     /// Filters saved with `:save NAME`, as last read or written.
     pub saved_filters: NamedFilters,
+    /// The key bindings in effect (the shipped ones, or with the config dir's `keys.toml`).
+    pub keymap: Keymap,
     /// Actions `update` asked for and the runner has not handed to the worker yet.
     pub pending_actions: Vec<ConsoleAction>,
     /// Whether an action worker exists (the console has a store to change).
@@ -335,6 +337,7 @@ impl AppState {
             themes: super::theme::catalogue(None),
             config_dir: None,
             saved_filters: NamedFilters::default(),
+            keymap: Keymap::default(),
             pending_actions: Vec::new(),
             actions_available: false,
             last_action: None,
@@ -516,7 +519,7 @@ impl AppState {
 
     fn key(&mut self, key: KeyEvent) {
         let context = self.context();
-        let action = keymap::action_for(&key, context);
+        let action = self.keymap.action_for(&key, context);
         let typed = match key.code {
             crossterm::event::KeyCode::Char(c)
                 if !key

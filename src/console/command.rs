@@ -8,7 +8,7 @@ use super::actions;
 use super::app::{AppState, Effect, ViewId};
 use super::export;
 use super::history::{self, Walk};
-use super::keymap::Action;
+use super::keymap::{Action, Context, Keymap, key_name};
 use super::rows;
 
 /// What a command does.
@@ -37,6 +37,8 @@ pub struct CommandSpec {
     pub help: &'static str,
     /// It changes something: hidden from completion and help, and refused, when read-only.
     pub changes: bool,
+    /// The view action that does the same, whose keys the help names (as rebound).
+    pub key: Option<Action>,
     kind: Kind,
 }
 
@@ -47,6 +49,7 @@ const fn view(name: &'static str, aliases: &'static [&'static str], v: ViewId) -
         arg: None,
         help: "",
         changes: false,
+        key: None,
         kind: Kind::View(v),
     }
 }
@@ -66,6 +69,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         arg: Some("NAME"),
         help: "switch the theme: shipped (dark light high-contrast mono) or the config dir's",
         changes: false,
+        key: None,
         kind: Kind::Theme,
     },
     CommandSpec {
@@ -74,22 +78,25 @@ pub const COMMANDS: &[CommandSpec] = &[
         arg: Some("TEXT"),
         help: "set the filter, as typed after /",
         changes: false,
+        key: None,
         kind: Kind::Filter,
     },
     CommandSpec {
         name: "nofilter",
         aliases: &["nof"],
         arg: None,
-        help: "clear the filter (Esc)",
+        help: "clear the filter",
         changes: false,
+        key: Some(Action::Back),
         kind: Kind::NoFilter,
     },
     CommandSpec {
         name: "freeze",
         aliases: &["fr"],
         arg: None,
-        help: "freeze the views, or unfreeze and jump to live (f)",
+        help: "freeze the views, or unfreeze and jump to live",
         changes: false,
+        key: Some(Action::ToggleFreeze),
         kind: Kind::Freeze,
     },
     CommandSpec {
@@ -98,6 +105,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         arg: Some("FILE"),
         help: "write what this view shows (filter, sort, time window) to FILE.csv or FILE.json",
         changes: false,
+        key: None,
         kind: Kind::Export,
     },
     CommandSpec {
@@ -106,6 +114,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         arg: Some("NAME"),
         help: "save the current filter as NAME (in the config dir's filters.toml)",
         changes: false,
+        key: None,
         kind: Kind::SaveFilter,
     },
     CommandSpec {
@@ -114,30 +123,34 @@ pub const COMMANDS: &[CommandSpec] = &[
         arg: Some("[NAME]"),
         help: "the saved filters: choose one to apply, or apply NAME",
         changes: false,
+        key: None,
         kind: Kind::Filters,
     },
     CommandSpec {
         name: "help",
         aliases: &["h"],
         arg: None,
-        help: "this help (?)",
+        help: "this help",
         changes: false,
+        key: Some(Action::ToggleHelp),
         kind: Kind::Help,
     },
     CommandSpec {
         name: "quit",
         aliases: &["q", "q!"],
         arg: None,
-        help: "quit (q)",
+        help: "quit",
         changes: false,
+        key: Some(Action::Quit),
         kind: Kind::Quit,
     },
     CommandSpec {
         name: "rotate",
         aliases: &[],
         arg: Some("NAME [--new-cn NEWCN]"),
-        help: "start a rotation of the token or certificate NAME (r); a certificate to a new CN with --new-cn",
+        help: "start a rotation of the token or certificate NAME; a certificate to a new CN with --new-cn",
         changes: true,
+        key: Some(Action::StartRotation),
         kind: Kind::Rotate,
     },
 ];
@@ -335,8 +348,9 @@ fn common_prefix(v: &[String]) -> String {
     first[..end].to_string()
 }
 
-/// The `?` help lines `(":name alias ARG", help)` for this console.
-pub fn help_lines(read_only: bool) -> Vec<(String, String)> {
+/// The `?` help lines `(":name alias ARG", help)` for this console; a command that a key also
+/// does names the key as `keymap` binds it.
+pub fn help_lines(read_only: bool, keymap: &Keymap) -> Vec<(String, String)> {
     let views = || available(read_only).filter(|c| matches!(c.kind, Kind::View(_)));
     let names: Vec<&str> = views().map(|c| c.name).collect();
     let short: Vec<&str> = views().filter_map(|c| c.aliases.first().copied()).collect();
@@ -356,7 +370,18 @@ pub fn help_lines(read_only: bool) -> Vec<(String, String)> {
                     usage.push(' ');
                     usage.push_str(a);
                 }
-                (usage, c.help.to_string())
+                let keys = c.key.and_then(|a| {
+                    keymap
+                        .bindings()
+                        .iter()
+                        .find(|b| b.binding.context == Context::Normal && b.binding.action == a)
+                        .map(|b| b.keys.iter().map(key_name).collect::<Vec<_>>().join(" "))
+                });
+                let help = match keys {
+                    Some(k) => format!("{} ({k})", c.help),
+                    None => c.help.to_string(),
+                };
+                (usage, help)
             }),
     );
     out

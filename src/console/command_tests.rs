@@ -372,7 +372,11 @@ mod with_state {
 
 #[test]
 fn help_lists_commands_without_rotate_when_read_only() {
-    let rw = help_lines(false);
+    let rw = help_lines(false, &Keymap::default());
+    assert!(
+        rw.iter()
+            .any(|(u, h)| u == ":freeze" && h.ends_with("jump to live (f)"))
+    );
     assert!(rw.iter().any(|(u, _)| u == ":rotate NAME [--new-cn NEWCN]"));
     assert!(
         rw.iter()
@@ -380,7 +384,7 @@ fn help_lists_commands_without_rotate_when_read_only() {
     );
     assert!(rw.iter().any(|(_, h)| h.contains("short: tr tok ")));
     assert!(
-        !help_lines(true)
+        !help_lines(true, &Keymap::default())
             .iter()
             .any(|(u, _)| u.starts_with(":rotate"))
     );

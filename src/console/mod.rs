@@ -23,6 +23,7 @@ pub mod keymap;
 pub mod latency;
 pub mod model;
 mod navigate;
+pub mod rebind;
 pub mod request_latency;
 pub mod rows;
 mod runner;

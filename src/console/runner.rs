@@ -59,6 +59,8 @@ pub struct ConsoleOptions {
     pub config_dir: Option<std::path::PathBuf>,
     /// Filters saved there, read at start.
     pub saved_filters: super::settings::NamedFilters,
+    /// The key bindings (the commands read the config dir's `keys.toml`: `rebind::load`).
+    pub keymap: super::keymap::Keymap,
 }
 
 impl ConsoleOptions {
@@ -76,6 +78,7 @@ impl ConsoleOptions {
             themes: super::theme::catalogue(None),
             config_dir: None,
             saved_filters: Default::default(),
+            keymap: Default::default(),
         }
     }
 
@@ -90,6 +93,7 @@ impl ConsoleOptions {
         s.themes = self.themes.clone();
         s.config_dir = self.config_dir.clone();
         s.saved_filters = self.saved_filters.clone();
+        s.keymap = self.keymap.clone();
         s
     }
 }

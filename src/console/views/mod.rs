@@ -20,7 +20,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::app::{AppState, Menu, MenuPurpose, Overlay, ViewId};
 use super::command;
-use super::keymap::{self, Context};
+use super::keymap::Context;
 use super::model::CredentialStatus;
 use super::wizard::Prompt;
 
@@ -291,7 +291,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, s: &AppState) {
     }
     // The rotation choice names its own keys ([s] [n] [Esc]); the text-prompt hints would not fit it.
     let own_keys = matches!(s.prompt, Some(Prompt::ChooseTokenRotation { .. }));
-    for (label, hint) in keymap::footer_hints(ctx, s.view, s.header.read_only).filter(|_| !own_keys)
+    for (label, hint) in s
+        .keymap
+        .footer_hints(ctx, s.view, s.header.read_only)
+        .filter(|_| !own_keys)
     {
         spans.push(Span::styled(label, t.accent()));
         spans.push(Span::styled(format!(" {hint}  "), t.muted()));
@@ -318,8 +321,8 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 
 fn draw_help(frame: &mut Frame, area: Rect, s: &AppState, scroll: u16) {
     let t = &s.theme;
-    let keys: Vec<(String, &str)> = keymap::help_lines().collect();
-    let commands = command::help_lines(s.header.read_only);
+    let keys: Vec<(String, &str)> = s.keymap.help_lines().collect();
+    let commands = command::help_lines(s.header.read_only, &s.keymap);
     // One column width for keys and commands, so a long usage (`:rotate NAME [--new-cn NEWCN]`)
     // never runs into its help text.
     let col = keys
