@@ -4,7 +4,6 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Cell;
 
 use crate::console::alerts::AlertState;
 use crate::console::app::{AppState, ViewId};
@@ -57,16 +56,16 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                 t.severity(a.severity)
             };
             let cells = vec![
-                Cell::from(seen(s.now, Some(a.last_seen))),
-                Cell::from(Span::styled(a.severity.label(), sev)),
-                Cell::from(Span::styled(
+                Line::from(seen(s.now, Some(a.last_seen))),
+                Line::from(Span::styled(a.severity.label(), sev)),
+                Line::from(Span::styled(
                     if resolved { "resolved" } else { "open" },
                     if resolved { t.muted() } else { t.base() },
                 )),
-                Cell::from(a.credential.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(a.title.clone()),
-                Cell::from(Line::from(a.count.to_string()).right_aligned()),
-                Cell::from(Span::styled(a.evidence_text(), t.muted())),
+                Line::from(a.credential.clone().unwrap_or_else(|| "-".into())),
+                Line::from(a.title.clone()),
+                Line::from(a.count.to_string()).right_aligned(),
+                Line::from(Span::styled(a.evidence_text(), t.muted())),
             ];
             (cells, if resolved { t.muted() } else { t.base() })
         },

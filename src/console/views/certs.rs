@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::widgets::Cell;
+use ratatui::text::Line;
 
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
@@ -59,14 +59,14 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             );
             let serial: String = c.serial.chars().take(12).collect();
             cells.extend([
-                Cell::from(c.issuer.clone()),
-                Cell::from(if c.serial.chars().count() > 12 {
+                Line::from(c.issuer.clone()),
+                Line::from(if c.serial.chars().count() > 12 {
                     format!("{serial}…")
                 } else {
                     serial
                 }),
-                Cell::from(c.key_type.clone()),
-                Cell::from(c.source.clone()),
+                Line::from(c.key_type.clone()),
+                Line::from(c.source.clone()),
             ]);
             (cells, style)
         },

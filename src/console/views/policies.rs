@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::console::app::{AppState, ViewId};
 use crate::console::model::CredentialStatus;
@@ -108,12 +108,12 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                         _ => t.decision(true),
                     };
                     let cells = vec![
-                        Cell::from(Span::styled(app, t.title())),
-                        Cell::from(hosts),
-                        Cell::from(l.order.to_string()),
-                        Cell::from(p.name.clone()),
-                        Cell::from(Span::styled(p.action.clone(), action_style)),
-                        Cell::from(if p.admits.is_empty() {
+                        Line::from(Span::styled(app, t.title())),
+                        Line::from(hosts),
+                        Line::from(l.order.to_string()),
+                        Line::from(p.name.clone()),
+                        Line::from(Span::styled(p.action.clone(), action_style)),
+                        Line::from(if p.admits.is_empty() {
                             "nothing".to_string()
                         } else {
                             p.admits.join(", ")
@@ -123,15 +123,15 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                 }
                 None => {
                     let cells = vec![
-                        Cell::from(Span::styled(app, t.title())),
-                        Cell::from(hosts),
-                        Cell::from(""),
-                        Cell::from(Span::styled(
+                        Line::from(Span::styled(app, t.title())),
+                        Line::from(hosts),
+                        Line::from(""),
+                        Line::from(Span::styled(
                             "no policies: every request is denied",
                             t.muted(),
                         )),
-                        Cell::from(""),
-                        Cell::from(""),
+                        Line::from(""),
+                        Line::from(""),
                     ];
                     (cells, t.base())
                 }

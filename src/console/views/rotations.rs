@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph};
+use ratatui::widgets::Paragraph;
 
 use crate::console::actions;
 use crate::console::app::{AppState, ViewId};
@@ -64,12 +64,12 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         |i| {
             let r = &s.rotations[i].view;
             let cells = vec![
-                Cell::from(r.id.clone()),
-                Cell::from(r.kind.as_str()),
-                Cell::from(r.old.clone()),
-                Cell::from(or_dash(r.new.as_deref())),
-                Cell::from(step_indicator(r)),
-                Cell::from(state_label(r)),
+                Line::from(r.id.clone()),
+                Line::from(r.kind.as_str()),
+                Line::from(r.old.clone()),
+                Line::from(or_dash(r.new.as_deref())),
+                Line::from(step_indicator(r)),
+                Line::from(state_label(r)),
             ];
             (cells, t.base())
         },

@@ -5,7 +5,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Sparkline};
+use ratatui::widgets::{Paragraph, Sparkline};
 
 use crate::console::aggregate::{Bucket, METHODS, method_index};
 use crate::console::app::{AppState, ViewId};
@@ -413,27 +413,25 @@ fn draw_identities(frame: &mut Frame, area: Rect, s: &AppState) {
             let id = list[i];
             let deny = id.deny_pct();
             let cells = vec![
-                Cell::from(id.name.clone()),
-                Cell::from(Span::styled(
+                Line::from(id.name.clone()),
+                Line::from(Span::styled(
                     super::log::via(id.method),
                     t.method(method_index(id.method)),
                 )),
-                Cell::from(Line::from(id.per_minute(now_sec).to_string()).right_aligned()),
-                Cell::from(
-                    Line::styled(
-                        format!("{deny:.1}"),
-                        if id.denied > 0 {
-                            t.decision(false)
-                        } else {
-                            t.base()
-                        },
-                    )
-                    .right_aligned(),
-                ),
-                Cell::from(Line::from(id.total.to_string()).right_aligned()),
-                Cell::from(widgets::seen(s.now, Some(id.last_seen))),
-                Cell::from(id.countries.joined()),
-                Cell::from(id.apps.joined()),
+                Line::from(id.per_minute(now_sec).to_string()).right_aligned(),
+                Line::styled(
+                    format!("{deny:.1}"),
+                    if id.denied > 0 {
+                        t.decision(false)
+                    } else {
+                        t.base()
+                    },
+                )
+                .right_aligned(),
+                Line::from(id.total.to_string()).right_aligned(),
+                Line::from(widgets::seen(s.now, Some(id.last_seen))),
+                Line::from(id.countries.joined()),
+                Line::from(id.apps.joined()),
             ];
             (cells, t.base())
         },
