@@ -167,3 +167,20 @@ fn a_conflicting_key_binding_names_the_file_line_and_both_actions() {
             keys.display()
         )));
 }
+
+#[test]
+fn a_columns_file_naming_no_view_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config").join("botgate");
+    std::fs::create_dir_all(&config).unwrap();
+    let file = config.join("columns.toml");
+    std::fs::write(&file, "[columns]\ntraffik = [\"identity\"]\n").unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .assert()
+        .code(2)
+        .stderr(contains(format!(
+            "{}:2: no view \"traffik\"",
+            file.display()
+        )));
+}

@@ -570,7 +570,15 @@ fn help_overlay_separates_a_long_command_usage_from_its_help() {
     let mut s = state();
     s.header.read_only = false;
     key(&mut s, KeyCode::Char('?'));
-    let text = draw(&s, 160, 45);
+    // The help is longer than the screen: scroll to the last command.
+    let mut text = draw(&s, 160, 45);
+    for _ in 0..30 {
+        if text.contains(":rotate NAME") {
+            break;
+        }
+        key(&mut s, KeyCode::Char('j'));
+        text = draw(&s, 160, 45);
+    }
     let line = text
         .lines()
         .find(|l| l.contains(":rotate NAME [--new-cn NEWCN]"))
@@ -1464,17 +1472,80 @@ fn a_rebound_key_shows_in_the_footer_and_help_and_does_what_it_says() {
     key(&mut s, KeyCode::Char('?'));
     let help = draw(&s, 160, 45);
     insta::assert_snapshot!("overlay_help_rebound", help);
+    // The key column of a line: what follows the overlay's border, up to the help text.
+    let keys_of = |help_text: &str| {
+        let line = title_line(&help, help_text);
+        let (before, _) = line.split_once(help_text).unwrap();
+        before.rsplit('│').next().unwrap().trim().to_string()
+    };
+    assert_eq!(keys_of("freeze the views (new events"), "p");
+    assert_eq!(keys_of("copy the selected row's key field"), "y c");
     assert!(
-        help.contains("│p                freeze the views"),
-        "{help}"
-    );
-    assert!(
-        help.contains("│y c              copy the selected row"),
-        "{help}"
+        help.contains("freeze the views, or unfreeze and jump to live (p)"),
+        "the command's help names the key as rebound:\n{help}"
     );
     key(&mut s, KeyCode::Esc);
     key(&mut s, KeyCode::Char('f'));
     assert!(s.frozen.is_none(), "f is free now");
     key(&mut s, KeyCode::Char('p'));
     assert!(s.frozen.is_some(), "p freezes");
+}
+
+#[test]
+fn columns_chooses_and_orders_a_views_columns_and_keeps_them_in_the_config_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("botgate");
+    let mut s = state();
+    s.config_dir = Some(config.clone());
+    command(&mut s, "columns");
+    assert_eq!(
+        s.message.clone().unwrap().unwrap(),
+        "Traffic columns: identity via req/min deny-% total last-seen countries apps; :columns NAME… to choose, :columns reset"
+    );
+    command(&mut s, "columns identity bogus");
+    assert!(
+        s.message
+            .clone()
+            .unwrap()
+            .unwrap_err()
+            .starts_with("Traffic has no column \"bogus\"; its columns: identity via"),
+        "{:?}",
+        s.message
+    );
+    command(&mut s, "columns apps identity total");
+    let written = write_configs(&mut s);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].0, config.join("columns.toml"));
+    let text = draw(&s, 160, 45);
+    let header = title_line(&text, "│  apps ");
+    assert!(
+        header
+            .trim_end_matches('│')
+            .split_whitespace()
+            .collect::<Vec<_>>()[1..]
+            == ["apps", "identity", "total"],
+        "{header}"
+    );
+    insta::assert_snapshot!("traffic_columns_chosen", text);
+    command(&mut s, "columns");
+    assert!(
+        s.message
+            .clone()
+            .unwrap()
+            .unwrap()
+            .contains("apps identity total (hidden: via req/min deny-% last-seen countries)")
+    );
+    // Another console reads the choice back; other views keep theirs.
+    let back = botgate::console::settings::ColumnChoices::load(&config).unwrap();
+    assert_eq!(back, s.columns);
+    assert_eq!(back.get(ViewId::Tokens), None);
+    command(&mut s, "columns reset");
+    write_configs(&mut s);
+    assert!(title_line(&draw(&s, 160, 45), "│  identity").contains("via"));
+    assert_eq!(
+        botgate::console::settings::ColumnChoices::load(&config)
+            .unwrap()
+            .get(ViewId::Traffic),
+        None
+    );
 }

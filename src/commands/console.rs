@@ -17,7 +17,7 @@ use crate::audit::tail::{StartAt, TailOptions};
 use crate::cli::ConsoleArgs;
 use crate::config::model::PolicyFile;
 use crate::console::rebind;
-use crate::console::settings::{self, NamedFilters};
+use crate::console::settings::{self, ColumnChoices, NamedFilters};
 use crate::console::theme::{Theme, catalogue, user_themes_dir};
 use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
 use crate::exit::Failure;
@@ -157,7 +157,7 @@ fn whole_unit(d: chrono::Duration) -> String {
     }
 }
 
-/// The config dir's files (named filters, key bindings): read before the terminal is taken,
+/// The config dir's files (named filters, key bindings, columns): read before the terminal is taken,
 /// so a broken one is an error naming its file and line, not a console that silently forgot
 /// them.
 fn load_settings(opts: &mut ConsoleOptions) -> Result<()> {
@@ -166,6 +166,7 @@ fn load_settings(opts: &mut ConsoleOptions) -> Result<()> {
         let bad = |e: &dyn std::fmt::Display| Failure::bad_input(e.to_string());
         opts.saved_filters = NamedFilters::load(dir).map_err(|e| bad(&e))?;
         opts.keymap = rebind::load(dir).map_err(|e| bad(&e))?;
+        opts.columns = ColumnChoices::load(dir).map_err(|e| bad(&e))?;
     }
     Ok(())
 }

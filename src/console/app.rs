@@ -21,7 +21,7 @@ use super::history::{self, Walk};
 use super::keymap::{Action, Context, Keymap};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
-use super::settings::NamedFilters;
+use super::settings::{ColumnChoices, NamedFilters};
 use super::theme::{Theme, ThemeChoice};
 use super::window::TimeSelection;
 use super::wizard::Prompt;
@@ -286,6 +286,8 @@ pub struct AppState {
     pub config_dir: Option<PathBuf>,
     /// Filters saved with `:save NAME`, as last read or written.
     pub saved_filters: NamedFilters,
+    /// The columns chosen per view with `:columns` (`views::columns`).
+    pub columns: ColumnChoices,
     /// The key bindings in effect (the shipped ones, or with the config dir's `keys.toml`).
     pub keymap: Keymap,
     /// Actions `update` asked for and the runner has not handed to the worker yet.
@@ -337,6 +339,7 @@ impl AppState {
             themes: super::theme::catalogue(None),
             config_dir: None,
             saved_filters: NamedFilters::default(),
+            columns: ColumnChoices::default(),
             keymap: Keymap::default(),
             pending_actions: Vec::new(),
             actions_available: false,

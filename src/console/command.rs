@@ -22,6 +22,7 @@ enum Kind {
     Export,
     SaveFilter,
     Filters,
+    Columns,
     Help,
     Quit,
     Rotate,
@@ -127,6 +128,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         kind: Kind::Filters,
     },
     CommandSpec {
+        name: "columns",
+        aliases: &["cols"],
+        arg: Some("[NAME…|reset]"),
+        help: "show these columns of this view's table, in this order (Tab completes; reset: as shipped)",
+        changes: false,
+        key: None,
+        kind: Kind::Columns,
+    },
+    CommandSpec {
         name: "help",
         aliases: &["h"],
         arg: None,
@@ -225,7 +235,7 @@ pub fn parse(line: &str, read_only: bool) -> Result<Command<'_>, CommandError> {
     };
     match (spec.arg, arg.is_empty()) {
         // `:theme` and `:filters` without an argument list what there is.
-        (Some(a), true) if !matches!(spec.kind, Kind::Theme | Kind::Filters) => {
+        (Some(a), true) if !matches!(spec.kind, Kind::Theme | Kind::Filters | Kind::Columns) => {
             Err(CommandError::MissingArg {
                 name: spec.name,
                 arg: a,
@@ -295,6 +305,23 @@ pub fn complete(s: &AppState, line: &str) -> (String, Vec<String>) {
                 line,
                 available(read_only).map(|c| c.name.to_string()).collect(),
             ),
+            Some((cmd, rest))
+                if find(&cmd.to_ascii_lowercase()).map(|c| c.kind) == Some(Kind::Columns) =>
+            {
+                // Several names: complete the last one.
+                let (done, word) = rest.rsplit_once(' ').unwrap_or(("", rest));
+                let mut values = super::views::columns::names(s, s.view);
+                values.push("reset".into());
+                let head = format!(
+                    "{cmd} {}",
+                    if done.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!("{} ", done.trim())
+                    }
+                );
+                (head, word, values)
+            }
             Some((cmd, rest)) => {
                 let word = rest.trim_start();
                 let values = match find(&cmd.to_ascii_lowercase()).map(|c| c.kind) {
@@ -448,6 +475,7 @@ impl AppState {
             Kind::Export => self.export_view(arg),
             Kind::SaveFilter => self.save_filter(arg),
             Kind::Filters => self.named_filters(arg),
+            Kind::Columns => self.choose_columns(arg),
             Kind::Filter => self.set_filter(arg),
             Kind::Theme => self.switch_theme(arg),
             Kind::Rotate => self.rotate_named(arg),

@@ -59,6 +59,8 @@ pub struct ConsoleOptions {
     pub config_dir: Option<std::path::PathBuf>,
     /// Filters saved there, read at start.
     pub saved_filters: super::settings::NamedFilters,
+    /// The columns chosen per view, read at start.
+    pub columns: super::settings::ColumnChoices,
     /// The key bindings (the commands read the config dir's `keys.toml`: `rebind::load`).
     pub keymap: super::keymap::Keymap,
 }
@@ -78,6 +80,7 @@ impl ConsoleOptions {
             themes: super::theme::catalogue(None),
             config_dir: None,
             saved_filters: Default::default(),
+            columns: Default::default(),
             keymap: Default::default(),
         }
     }
@@ -94,6 +97,7 @@ impl ConsoleOptions {
         s.config_dir = self.config_dir.clone();
         s.saved_filters = self.saved_filters.clone();
         s.keymap = self.keymap.clone();
+        s.columns = self.columns.clone();
         s
     }
 }

@@ -1,12 +1,14 @@
-//! Named filters as the console uses them: `:save NAME` stores the applied filter under NAME
-//! (the runner writes `filters.toml` in the config dir, `settings`), `:filters` opens a menu of
-//! the saved ones and choosing one applies it, `:filters NAME` applies NAME at once. An
-//! applied filter joins the `/` history, as if typed.
+//! The commands whose choices the config dir keeps (`settings`; the runner writes the files):
+//! `:save NAME` stores the applied filter under NAME in `filters.toml`, `:filters` opens a
+//! menu of the saved ones and choosing one applies it (`:filters NAME` at once; an applied
+//! filter joins the `/` history, as if typed); `:columns NAME…` picks and orders the current
+//! view's columns in `columns.toml`.
 
 use super::app::{AppState, Effect, Menu, MenuPurpose};
 use super::clipboard::Copyable;
 use super::history;
-use super::settings::{FILTERS_FILE, FilterName};
+use super::settings::{COLUMNS_FILE, FILTERS_FILE, FilterName};
+use super::views::columns;
 
 impl AppState {
     /// `:save NAME`.
@@ -99,5 +101,75 @@ impl AppState {
         self.set_filter(&item.text);
         history::push(&mut self.filter_history, &item.text);
         self.message = Some(Ok(format!("filter {} = {:?}", item.what, item.text)));
+    }
+
+    /// `:columns [NAME…|reset]`: say the current view's columns, choose them, or go back to
+    /// the shipped ones.
+    pub(super) fn choose_columns(&mut self, arg: &str) {
+        let view = self.view;
+        let all = columns::names(self, view);
+        let shown: Vec<String> = match self.columns.get(view) {
+            Some(c) => c.to_vec(),
+            None => all.clone(),
+        };
+        if arg.is_empty() {
+            let hidden: Vec<&str> = all
+                .iter()
+                .filter(|n| !shown.contains(n))
+                .map(String::as_str)
+                .collect();
+            self.message = Some(Ok(format!(
+                "{} columns: {}{}; :columns NAME… to choose, :columns reset",
+                view.title(),
+                shown.join(" "),
+                if hidden.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (hidden: {})", hidden.join(" "))
+                }
+            )));
+            return;
+        }
+        let choice = if arg == "reset" {
+            None
+        } else {
+            let mut names: Vec<String> = Vec::new();
+            for n in arg.split_whitespace() {
+                let n = n.to_lowercase();
+                if !all.contains(&n) {
+                    self.message = Some(Err(format!(
+                        "{} has no column {n:?}; its columns: {}",
+                        view.title(),
+                        all.join(" ")
+                    )));
+                    return;
+                }
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+            Some(names)
+        };
+        let said = match &choice {
+            Some(n) => format!("{} shows {}", view.title(), n.join(" ")),
+            None => format!("{} shows its columns as shipped", view.title()),
+        };
+        self.columns.set(view, choice);
+        match &self.config_dir {
+            Some(dir) => {
+                let path = dir.join(COLUMNS_FILE);
+                self.effects.push(Effect::WriteConfig {
+                    done: format!("{said} (kept in {})", path.display()),
+                    path,
+                    contents: self.columns.render(),
+                });
+                self.message = Some(Ok(said));
+            }
+            None => {
+                self.message = Some(Ok(format!(
+                    "{said}, for this session (no config dir to keep it in)"
+                )));
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The console's own files in its config dir (`$XDG_CONFIG_HOME/botgate`, else
 //! `~/.config/botgate` on Linux; user themes are in its `themes/`): named filters in
-//! `filters.toml`. They are read once at start, where a broken file is an error naming the
+//! `filters.toml` and the columns chosen per view in `columns.toml` (key bindings:
+//! `rebind`). They are read once at start, where a broken file is an error naming the
 //! file and line, and written back whole by the runner (`app::Effect::WriteConfig`) when
 //! `:save` changes them; the UI task never touches the disk.
 
@@ -8,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use super::app::ViewId;
 
 /// The file of named filters, in the config dir.
 pub const FILTERS_FILE: &str = "filters.toml";
@@ -29,6 +32,14 @@ pub enum SettingsError {
     Toml {
         file: String,
         source: Box<toml::de::Error>,
+    },
+    #[error(
+        "{file}:{line}: no view {view:?}; the views are traffic tokens certs alerts policies rotations log"
+    )]
+    UnknownView {
+        file: String,
+        line: usize,
+        view: String,
     },
     #[error("{file}:{line}: filter name {name:?}: {problem}")]
     BadFilterName {
@@ -157,6 +168,92 @@ impl NamedFilters {
     }
 }
 
+/// The file of column choices (`:columns`), in the config dir.
+pub const COLUMNS_FILE: &str = "columns.toml";
+
+/// The columns chosen per view with `:columns`: view name (`traffic`, `tokens` …) → column
+/// names in the order shown. Names are checked against the view when chosen; a name the view
+/// no longer has is skipped when drawing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnChoices(BTreeMap<String, Vec<String>>);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnsFile {
+    #[serde(default)]
+    columns: BTreeMap<String, toml::Spanned<Vec<String>>>,
+}
+
+impl ColumnChoices {
+    /// Parse a `columns.toml`; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, SettingsError> {
+        let parsed: ColumnsFile = toml::from_str(text).map_err(|e| SettingsError::Toml {
+            file: file.into(),
+            source: Box::new(e),
+        })?;
+        let mut out = BTreeMap::new();
+        for (view, names) in parsed.columns {
+            if !ViewId::ALL.iter().any(|v| view_key(*v) == view) {
+                return Err(SettingsError::UnknownView {
+                    file: file.into(),
+                    line: line_of(text, names.span().start),
+                    view,
+                });
+            }
+            out.insert(view, names.into_inner());
+        }
+        Ok(Self(out))
+    }
+
+    /// Read `<dir>/columns.toml`; no choices when it does not exist.
+    pub fn load(dir: &Path) -> Result<Self, SettingsError> {
+        let path = dir.join(COLUMNS_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(SettingsError::Read { path, source }),
+        }
+    }
+
+    /// The file's text (what `load` reads back).
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# Columns of botgate console's views (`:columns NAME…`), in the order shown.\n[columns]\n",
+        );
+        for (view, names) in &self.0 {
+            let list = toml::Value::Array(names.iter().cloned().map(toml::Value::String).collect());
+            out.push_str(&format!("{view} = {list}\n"));
+        }
+        out
+    }
+
+    /// The names chosen for `view`, if any.
+    pub fn get(&self, view: ViewId) -> Option<&[String]> {
+        self.0.get(view_key(view)).map(Vec::as_slice)
+    }
+
+    /// Choose `names` for `view` (None: back to the shipped columns).
+    pub fn set(&mut self, view: ViewId, names: Option<Vec<String>>) {
+        match names {
+            Some(n) => self.0.insert(view_key(view).to_string(), n),
+            None => self.0.remove(view_key(view)),
+        };
+    }
+}
+
+/// A view's key in `columns.toml`: its title in lower case.
+fn view_key(v: ViewId) -> &'static str {
+    match v {
+        ViewId::Traffic => "traffic",
+        ViewId::Tokens => "tokens",
+        ViewId::Certs => "certs",
+        ViewId::Alerts => "alerts",
+        ViewId::Policies => "policies",
+        ViewId::Rotations => "rotations",
+        ViewId::Log => "log",
+    }
+}
+
 /// Replace `path` with `contents`: written beside it and renamed over it, the dir created
 /// when missing. Blocking; the runner calls it off the UI task.
 pub fn write_file(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -225,6 +322,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(text.contains("unknown field `filter`"), "{text}");
+    }
+
+    #[test]
+    fn column_choices_round_trip_and_an_unknown_view_names_its_line() {
+        let mut c = ColumnChoices::default();
+        c.set(
+            ViewId::Traffic,
+            Some(vec!["identity".into(), "apps".into()]),
+        );
+        c.set(ViewId::Log, Some(vec!["time".into()]));
+        let back = ColumnChoices::parse(&c.render(), "columns.toml").unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.get(ViewId::Traffic).unwrap(), ["identity", "apps"]);
+        c.set(ViewId::Log, None);
+        assert_eq!(c.get(ViewId::Log), None);
+        let e = ColumnChoices::parse("[columns]\ntraffic = []\ntraffik = [\"a\"]\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:3: no view \"traffik\""), "{e}");
     }
 
     #[test]

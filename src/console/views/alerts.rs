@@ -10,7 +10,20 @@ use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
 use super::timelines;
-use super::widgets::{block, col, seen, title, wide, windowed_table};
+use super::widgets::{Col, block, col, seen, title, wide};
+
+/// The Alerts table's columns.
+pub fn cols() -> [Col; 7] {
+    [
+        col("last seen", Constraint::Length(9)),
+        col("severity", Constraint::Length(8)),
+        wide("state", Constraint::Length(8), 120),
+        col("credential", Constraint::Fill(2)),
+        col("alert", Constraint::Fill(4)),
+        wide("count", Constraint::Length(6), 100),
+        wide("evidence", Constraint::Fill(4), 120),
+    ]
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
@@ -30,20 +43,13 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     if let Some(picture) = picture {
         timelines::draw_alerts(frame, picture, s, &list);
     }
-    windowed_table(
+    super::columns::view_table(
         frame,
         table,
-        t,
+        s,
+        ViewId::Alerts,
         block(t, title(t, "alerts", &parts)),
-        &[
-            col("last seen", Constraint::Length(9)),
-            col("severity", Constraint::Length(8)),
-            wide("state", Constraint::Length(8), 120),
-            col("credential", Constraint::Fill(2)),
-            col("alert", Constraint::Fill(4)),
-            wide("count", Constraint::Length(6), 100),
-            wide("evidence", Constraint::Fill(4), 120),
-        ],
+        &cols(),
         list.len(),
         Some(s.selected[ViewId::Alerts.index()]),
         s.scroll[ViewId::Alerts.index()],

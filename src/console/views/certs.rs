@@ -10,10 +10,10 @@ use crate::console::rows;
 
 use super::timelines;
 use super::tokens::{Lifecycle, inventory_block, lifecycle_cells, lifecycle_cols};
-use super::widgets::{col, wide, windowed_table};
+use super::widgets::{Col, col, wide};
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
-    let list = rows::certs(s);
+/// The Certs table's columns.
+pub fn cols() -> Vec<Col> {
     let mut cols = lifecycle_cols("common name", "not after").to_vec();
     cols.extend([
         wide("issuer", Constraint::Fill(2), 120),
@@ -21,6 +21,12 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         wide("key", Constraint::Length(10), 140),
         wide("source", Constraint::Fill(1), 140),
     ]);
+    cols
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    let list = rows::certs(s);
+    let cols = cols();
     let (table, picture) = timelines::split(area, list.len(), timelines::EXPIRY_HEIGHT);
     if let Some(picture) = picture {
         timelines::draw_expiry(
@@ -30,10 +36,11 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             list.iter().map(|c| (c.not_after, c.status(s.now))),
         );
     }
-    windowed_table(
+    super::columns::view_table(
         frame,
         table,
-        &s.theme,
+        s,
+        ViewId::Certs,
         inventory_block(
             s,
             "client certificates",

@@ -10,7 +10,7 @@ use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
-use super::widgets::{Col, block, clock_ms, col, or_dash, title, wide, windowed_table};
+use super::widgets::{Col, block, clock_ms, col, or_dash, title, wide};
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
@@ -22,10 +22,11 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     if !s.filter.is_empty() {
         parts.push(format!("filter {}", s.filter.text()));
     }
-    windowed_table(
+    super::columns::view_table(
         frame,
         area,
-        t,
+        s,
+        ViewId::Log,
         block(t, title(t, "audit log", &parts)),
         &log_columns(s.shown_traffic().several_nodes()),
         n,

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod certs;
+pub mod columns;
 pub mod layout;
 mod log;
 mod policies;

@@ -11,7 +11,7 @@ use crate::console::app::{AppState, ViewId};
 use crate::console::model::CredentialStatus;
 use crate::console::rows;
 
-use super::widgets::{block, col, title, wide, windowed_table};
+use super::widgets::{Col, block, col, title, wide};
 
 /// The reload-error banner (when a reload failed) and the table's area.
 pub fn layout(area: Rect, s: &AppState) -> (Option<Rect>, Rect) {
@@ -22,6 +22,18 @@ pub fn layout(area: Rect, s: &AppState) -> (Option<Rect>, Rect) {
     } else {
         (None, area)
     }
+}
+
+/// The Policies table's columns.
+pub fn cols() -> [Col; 6] {
+    [
+        col("app", Constraint::Fill(2)),
+        wide("hostnames", Constraint::Fill(2), 120),
+        col("#", Constraint::Length(2)),
+        col("policy", Constraint::Fill(2)),
+        col("action", Constraint::Length(12)),
+        col("admits", Constraint::Fill(5)),
+    ]
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
@@ -45,10 +57,11 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     };
     let lines = rows::policy_lines(s);
     let n_policies: usize = s.apps.iter().map(|a| a.policies.len()).sum();
-    windowed_table(
+    super::columns::view_table(
         frame,
         area,
-        t,
+        s,
+        ViewId::Policies,
         block(
             t,
             title(
@@ -60,14 +73,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                 ],
             ),
         ),
-        &[
-            col("app", Constraint::Fill(2)),
-            wide("hostnames", Constraint::Fill(2), 120),
-            col("#", Constraint::Length(2)),
-            col("policy", Constraint::Fill(2)),
-            col("action", Constraint::Length(12)),
-            col("admits", Constraint::Fill(5)),
-        ],
+        &cols(),
         lines.len(),
         Some(s.selected[ViewId::Policies.index()]),
         s.scroll[ViewId::Policies.index()],

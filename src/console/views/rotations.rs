@@ -14,10 +14,22 @@ use crate::console::app::{AppState, ViewId};
 use crate::console::model::{CredentialStatus, RotationRow};
 use crate::rotation::{RotationState, RotationView};
 
-use super::widgets::{block, col, or_dash, seen, title, windowed_table};
+use super::widgets::{Col, block, col, or_dash, seen, title};
 
 /// Table rows shown above the wizard before the list scrolls.
 const LIST_ROWS: usize = 6;
+
+/// The Rotations table's columns.
+pub fn cols() -> [Col; 6] {
+    [
+        col("id", Constraint::Length(10)),
+        col("kind", Constraint::Length(5)),
+        col("old", Constraint::Fill(2)),
+        col("new", Constraint::Fill(2)),
+        col("steps", Constraint::Length(48)),
+        col("state", Constraint::Length(11)),
+    ]
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
@@ -45,19 +57,13 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         return;
     }
     let (list, wizard) = layout(area, s);
-    windowed_table(
+    super::columns::view_table(
         frame,
         list,
-        t,
+        s,
+        ViewId::Rotations,
         blk,
-        &[
-            col("id", Constraint::Length(10)),
-            col("kind", Constraint::Length(5)),
-            col("old", Constraint::Fill(2)),
-            col("new", Constraint::Fill(2)),
-            col("steps", Constraint::Length(48)),
-            col("state", Constraint::Length(11)),
-        ],
+        &cols(),
         s.rotations.len(),
         Some(s.selected[ViewId::Rotations.index()]),
         s.scroll[ViewId::Rotations.index()],

@@ -17,16 +17,22 @@ use crate::console::rows;
 use crate::duration::countdown;
 
 use super::timelines;
-use super::widgets::{Col, block, col, date, seen, title, wide, windowed_table};
+use super::widgets::{Col, block, col, date, seen, title, wide};
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
-    let list = rows::tokens(s);
+/// The Tokens table's columns.
+pub fn cols() -> Vec<Col> {
     let mut cols = lifecycle_cols("name", "expires").to_vec();
     cols.extend([
         wide("client id", Constraint::Length(14), 140),
         wide("policies", Constraint::Fill(3), 120),
         wide("bounds", Constraint::Fill(2), 120),
     ]);
+    cols
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    let list = rows::tokens(s);
+    let cols = cols();
     let (table, picture) = timelines::split(area, list.len(), timelines::EXPIRY_HEIGHT);
     if let Some(picture) = picture {
         timelines::draw_expiry(
@@ -36,10 +42,11 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             list.iter().map(|t| (t.expires_at, t.status(s.now))),
         );
     }
-    windowed_table(
+    super::columns::view_table(
         frame,
         table,
-        &s.theme,
+        s,
+        ViewId::Tokens,
         inventory_block(
             s,
             "service tokens",

@@ -13,7 +13,7 @@ use crate::console::request_latency;
 use crate::console::rows;
 use crate::console::window::{self, Columns};
 
-use super::widgets::{self, block, col, title, wide, windowed_table};
+use super::widgets::{self, Col, block, col, title, wide, windowed_table};
 
 /// Apps the latency panel lists at most (the busiest).
 const LATENCY_APPS: usize = 4;
@@ -375,6 +375,20 @@ fn draw_latency(frame: &mut Frame, area: Rect, s: &AppState) {
     }
 }
 
+/// The identities table's columns.
+pub fn identity_cols() -> [Col; 8] {
+    [
+        col("identity", Constraint::Fill(3)),
+        col("via", Constraint::Length(5)),
+        col("req/min", Constraint::Length(7)),
+        col("deny %", Constraint::Length(6)),
+        wide("total", Constraint::Length(8), 120),
+        col("last seen", Constraint::Length(9)),
+        col("countries", Constraint::Length(14)),
+        wide("apps", Constraint::Fill(2), 120),
+    ]
+}
+
 fn draw_identities(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let list = rows::identities(s);
@@ -391,21 +405,13 @@ fn draw_identities(frame: &mut Frame, area: Rect, s: &AppState) {
         ));
     }
     let now_sec = s.shown_end_sec();
-    windowed_table(
+    super::columns::view_table(
         frame,
         area,
-        t,
+        s,
+        ViewId::Traffic,
         block(t, title(t, "identities", &parts)),
-        &[
-            col("identity", Constraint::Fill(3)),
-            col("via", Constraint::Length(5)),
-            col("req/min", Constraint::Length(7)),
-            col("deny %", Constraint::Length(6)),
-            wide("total", Constraint::Length(8), 120),
-            col("last seen", Constraint::Length(9)),
-            col("countries", Constraint::Length(14)),
-            wide("apps", Constraint::Fill(2), 120),
-        ],
+        &identity_cols(),
         list.len(),
         Some(sel),
         s.scroll[ViewId::Traffic.index()],
