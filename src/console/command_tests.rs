@@ -221,6 +221,12 @@ mod with_state {
             ("rotate device-0001.factory.corp".into(), vec![])
         );
         assert_eq!(complete(&s, "zz"), ("zz".into(), vec![]));
+        // :columns completes its last name from the current view's columns.
+        assert_eq!(
+            complete(&s, "columns apps id"),
+            ("columns apps identity".into(), vec![])
+        );
+        assert_eq!(complete(&s, "cols res"), ("cols reset".into(), vec![]));
         // Read-only: no rotate, and no names to complete for it.
         let ro = state(true);
         assert_eq!(complete(&ro, "ro"), ("rotations".into(), vec![]));
