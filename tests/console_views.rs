@@ -1549,3 +1549,28 @@ fn columns_chooses_and_orders_a_views_columns_and_keeps_them_in_the_config_dir()
         None
     );
 }
+
+#[test]
+fn a_live_windows_identities_take_new_events_at_once_and_drop_old_ones_each_step() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('['));
+    assert_eq!(s.time.window.map(|w| w.label()), Some("1m"));
+    let before = rows::identities(&s).len();
+    let mut e = bench::synthetic_event(0, now(), 10);
+    e.service_token_name = Some("newcomer".into());
+    e.cert_common_name = None;
+    bench::ingest(&mut s, &[Arc::new(e)]);
+    assert_eq!(rows::identities(&s).len(), before + 1, "no tick needed");
+    // At 12:00:59 the minute starts at 12:00:00: only newcomer's event (at 12:00:00) is in
+    // it; at 12:02:00, nothing is.
+    update(&mut s, Msg::Tick(now() + Duration::seconds(59)));
+    assert_eq!(
+        rows::identities(&s)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>(),
+        ["newcomer"]
+    );
+    update(&mut s, Msg::Tick(now() + Duration::seconds(120)));
+    assert!(rows::identities(&s).is_empty());
+}

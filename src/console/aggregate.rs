@@ -305,10 +305,17 @@ impl Identities {
     /// them): the table of one time window.
     pub fn of_events<'a>(max: usize, events: impl Iterator<Item = &'a AccessEvent>) -> Self {
         let mut out = Self::new(max);
-        for ev in events.filter(|e| e.event == EventKind::Access) {
-            out.record(ev);
+        for ev in events {
+            out.add(ev);
         }
         out
+    }
+
+    /// Count one more event (access events only, as `Traffic::record` counts them).
+    pub fn add(&mut self, ev: &AccessEvent) {
+        if ev.event == EventKind::Access {
+            self.record(ev);
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&IdentityStats> {

@@ -472,6 +472,14 @@ impl AppState {
             EventKind::Access | EventKind::Admin => {}
         }
         let seq = self.traffic.record(&ev);
+        // A live window's identities take the new event at once (its oldest leave at the next
+        // step, `Msg::Tick`); a cursor's or a frozen view's interval does not change.
+        if self.time.cursor.is_none()
+            && self.frozen.is_none()
+            && let Some(ids) = &mut self.window_identities
+        {
+            ids.add(&ev);
+        }
         let visible_in_log = if self.filter.is_empty() {
             true
         } else if self.filter.matches_event(&ev) {
@@ -728,9 +736,15 @@ pub fn update(state: &mut AppState, msg: Msg) {
             state.remember_scroll();
         }
         Msg::Tick(now) => {
+            let before = state.now;
             state.now = now;
-            // A live window's start moved with the clock (a frozen one's did not).
-            if state.time.window.is_some() && state.frozen.is_none() {
+            // A live window's start moved with the clock (a frozen one's did not): its oldest
+            // events leave the identities once per cursor step (1/60 of the window), so a
+            // day's window is not recounted every second.
+            if let Some(w) = state.time.window
+                && state.frozen.is_none()
+                && before.timestamp().div_euclid(w.step()) != now.timestamp().div_euclid(w.step())
+            {
                 state.refresh_window();
             }
         }

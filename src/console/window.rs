@@ -293,7 +293,8 @@ impl AppState {
     }
 
     /// Recompute the selected interval's identities (one pass over its events in the ring);
-    /// called when the selection, the clock or the frozen state changes, not per event.
+    /// called when the selection or the frozen state changes and, for a live window, once per
+    /// cursor step of the clock. New events are added as they arrive (`AppState::ingest`).
     pub(super) fn refresh_window(&mut self) {
         self.window_identities = self.shown_interval().map(|iv| {
             let traffic = self.shown_traffic();
