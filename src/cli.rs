@@ -143,6 +143,21 @@ pub struct ConsoleArgs {
     /// Disable every action that changes state.
     #[arg(long)]
     pub read_only: bool,
+    /// Read the log's history from DURATION ago (e.g. 30m, 2h, 1d), found by binary search,
+    /// instead of its last 4 MiB; then follow.
+    #[arg(long, value_name = "DURATION", value_parser = parse_since, conflicts_with_all = ["all", "attach"])]
+    pub since: Option<chrono::Duration>,
+    /// Read the whole log from its start (the header shows the progress), then follow.
+    #[arg(long, conflicts_with = "attach")]
+    pub all: bool,
+    /// Events kept for the tail, the Log view and the time window's tables (default 10000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub ring: Option<u64>,
+}
+
+/// `--since DURATION`: the duration grammar of `--ttl` and friends.
+fn parse_since(text: &str) -> Result<chrono::Duration, String> {
+    crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]

@@ -254,3 +254,35 @@ async fn dropping_the_receiver_stops_the_reader() {
         .expect("reader did not stop")
         .unwrap();
 }
+
+#[tokio::test]
+async fn starting_since_a_time_finds_its_first_line_by_binary_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let t0: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut text = String::new();
+    for i in 0..1000 {
+        let at = t0 + chrono::Duration::seconds(i);
+        text.push_str(&AccessEvent::empty(EventKind::Access, at, i.to_string()).to_json_line());
+        text.push('\n');
+        // Lines that are not events do not derail the search.
+        if i % 97 == 0 {
+            text.push_str("not json\n\n");
+        }
+    }
+    append(&path, &text);
+    for (since, first) in [(600, "600"), (0, "0"), (-50, "0"), (999, "999")] {
+        let start = StartAt::Since(t0 + chrono::Duration::seconds(since));
+        let (_h, mut rx) =
+            tail::follow_channel(&path, TailOptions { start, ..opts() }, 64).unwrap();
+        assert_eq!(next_ray(&mut rx).await, first, "since +{since}s");
+    }
+    // After the last line: nothing of the history, then what is appended.
+    let start = StartAt::Since(t0 + chrono::Duration::hours(1));
+    let (h, mut rx) = tail::follow_channel(&path, TailOptions { start, ..opts() }, 64).unwrap();
+    consumed(&h, text.len() as u64).await;
+    append(&path, &line("new"));
+    assert_eq!(next_ray(&mut rx).await, "new");
+}

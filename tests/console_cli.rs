@@ -12,6 +12,8 @@ fn botgate(state: &std::path::Path) -> Command {
         .arg("--config")
         .arg(state.join("policy.toml"));
     cmd.env_remove("BOTGATE_THEME").env_remove("NO_COLOR");
+    // The console's config dir (named filters, keys, columns) is the temp dir's, never ours.
+    cmd.env("XDG_CONFIG_HOME", state.join("config"));
     cmd
 }
 
@@ -86,4 +88,99 @@ fn demo_rate_multiplier_must_be_a_positive_number() {
             .code(2)
             .stderr(contains("--rate-multiplier").and(contains(says)));
     }
+}
+
+#[test]
+fn a_bad_since_names_the_flag_and_the_grammar() {
+    let dir = tempfile::tempdir().unwrap();
+    botgate(dir.path())
+        .args(["console", "--since", "2 hours"])
+        .assert()
+        .code(2)
+        .stderr(contains("--since").and(contains(
+            "invalid duration \"2 hours\": expected a number and a unit s, m, h, d, w or y",
+        )));
+    botgate(dir.path())
+        .args(["console", "--since", "0s"])
+        .assert()
+        .code(2)
+        .stderr(contains("it is zero"));
+}
+
+#[test]
+fn since_and_all_exclude_each_other_and_the_ring_needs_one_event() {
+    let dir = tempfile::tempdir().unwrap();
+    botgate(dir.path())
+        .args(["console", "--since", "2h", "--all"])
+        .assert()
+        .code(2)
+        .stderr(contains("--all").and(contains("cannot be used with")));
+    botgate(dir.path())
+        .args(["console", "--ring", "0"])
+        .assert()
+        .code(2)
+        .stderr(contains("--ring").and(contains("0 is not in 1..=100000000")));
+}
+
+#[test]
+fn a_broken_filters_file_in_the_config_dir_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config").join("botgate");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("filters.toml"),
+        "[filters]\nok = \"deny\"\n\"two words\" = \"allow\"\n",
+    )
+    .unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .assert()
+        .code(2)
+        .stderr(contains(format!(
+            "{}:3: filter name \"two words\"",
+            config.join("filters.toml").display()
+        )));
+}
+
+#[test]
+fn a_conflicting_key_binding_names_the_file_line_and_both_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config").join("botgate");
+    std::fs::create_dir_all(&config).unwrap();
+    let keys = config.join("keys.toml");
+    std::fs::write(&keys, "[keys]\n# pause like btm\nfreeze = \"q\"\n").unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .assert()
+        .code(2)
+        .stderr(contains(format!(
+            "{}:3: freeze = \"q\": q is already bound to quit (built in); rebind quit too, or pick another key",
+            keys.display()
+        )));
+    std::fs::write(&keys, "[keys]\nfreeze = \"Hyper-p\"\n").unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .assert()
+        .code(2)
+        .stderr(contains(format!(
+            "{}:2: freeze = \"Hyper-p\": not a key",
+            keys.display()
+        )));
+}
+
+#[test]
+fn a_columns_file_naming_no_view_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config").join("botgate");
+    std::fs::create_dir_all(&config).unwrap();
+    let file = config.join("columns.toml");
+    std::fs::write(&file, "[columns]\ntraffik = [\"identity\"]\n").unwrap();
+    botgate(dir.path())
+        .arg("console")
+        .assert()
+        .code(2)
+        .stderr(contains(format!(
+            "{}:2: no view \"traffik\"",
+            file.display()
+        )));
 }

@@ -21,8 +21,11 @@ impl Tmux {
             Command::new("tmux").arg("-V").output().is_ok(),
             "this test drives the console in tmux: install it (apt-get install tmux) or run .ci/run"
         );
+        // One server per test, also when tests of this file run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let t = Tmux {
-            socket: format!("botgate-test-{}", std::process::id()),
+            socket: format!("botgate-test-{}-{n}", std::process::id()),
         };
         let ok = t
             .run(&[
@@ -88,8 +91,10 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
 }
 
 fn console_command(dir: &Path, log: &Path) -> String {
+    // The console's config dir is the temp dir's, never the user's.
     format!(
-        "{} --state-dir {} --config {} console --log {}",
+        "env XDG_CONFIG_HOME={} {} --state-dir {} --config {} console --log {}",
+        dir.join("config").display(),
         env!("CARGO_BIN_EXE_botgate"),
         dir.display(),
         dir.join("policy.toml").display(),
@@ -128,4 +133,63 @@ fn y_in_the_log_view_puts_the_ray_id_into_the_tmux_buffer() {
     );
     assert!(tmux.screen().contains(&format!("copied ray id {newest}")));
     tmux.keys("q");
+}
+
+/// A log of two hours: 20 requests of `nightly-export` two hours ago, then 40 recent ones.
+fn two_hour_log(dir: &Path) -> std::path::PathBuf {
+    let log = dir.join("audit.jsonl");
+    let now = chrono::Utc::now();
+    let mut lines: Vec<String> = bench::jsonl_lines(20, now - chrono::Duration::hours(2), 1)
+        .into_iter()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            v["service_token_name"] = "nightly-export".into();
+            v["cert_common_name"] = serde_json::Value::Null;
+            v["connection_method"] = "service_token".into();
+            v.to_string()
+        })
+        .collect();
+    lines.extend(bench::jsonl_lines(
+        40,
+        now - chrono::Duration::seconds(30),
+        2,
+    ));
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    log
+}
+
+#[test]
+fn since_reads_the_last_hour_and_all_the_whole_log_and_the_header_says_how_far_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = two_hour_log(dir.path());
+    let since = Tmux::start(&(console_command(dir.path(), &log) + " --since 1h"));
+    assert!(
+        eventually(|| since.screen().contains("since 1h, from ")),
+        "{}",
+        since.screen()
+    );
+    assert!(
+        eventually(|| since.screen().contains("ci-deploy-prod")),
+        "{}",
+        since.screen()
+    );
+    assert!(
+        !since.screen().contains("nightly-export"),
+        "{}",
+        since.screen()
+    );
+    since.keys("q");
+    let all = Tmux::start(&(console_command(dir.path(), &log) + " --all"));
+    assert!(
+        eventually(|| all.screen().contains("from the start, from ")
+            && all.screen().contains("(2h 0m ago)")),
+        "{}",
+        all.screen()
+    );
+    assert!(
+        eventually(|| all.screen().contains("nightly-export")),
+        "{}",
+        all.screen()
+    );
+    all.keys("q");
 }

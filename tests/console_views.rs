@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use botgate::audit::{AccessEvent, EventKind};
 use botgate::console::aggregate::Limits;
-use botgate::console::app::Overlay;
+use botgate::console::app::{Effect, Overlay};
 use botgate::console::bench;
 use botgate::console::theme::Theme;
 use botgate::console::{
@@ -232,6 +232,7 @@ fn state() -> AppState {
         ],
         source: "in-process bus".into(),
         read_only: true,
+        ..HeaderInfo::default()
     };
     let mut s = AppState::new(
         Theme::default(),
@@ -569,7 +570,15 @@ fn help_overlay_separates_a_long_command_usage_from_its_help() {
     let mut s = state();
     s.header.read_only = false;
     key(&mut s, KeyCode::Char('?'));
-    let text = draw(&s, 160, 45);
+    // The help is longer than the screen: scroll to the last command.
+    let mut text = draw(&s, 160, 45);
+    for _ in 0..30 {
+        if text.contains(":rotate NAME") {
+            break;
+        }
+        key(&mut s, KeyCode::Char('j'));
+        text = draw(&s, 160, 45);
+    }
     let line = text
         .lines()
         .find(|l| l.contains(":rotate NAME [--new-cn NEWCN]"))
@@ -840,7 +849,7 @@ fn shift_y_menu_offers_json_curl_and_explain_without_the_secret() {
     key(&mut s, KeyCode::Char('7'));
     let e = rows::log_event(&s, 0).unwrap().clone();
     key(&mut s, KeyCode::Char('Y'));
-    let menu = s.copy_menu.clone().expect("the menu opens");
+    let menu = s.menu.clone().expect("the menu opens");
     let whats: Vec<&str> = menu.items.iter().map(|i| i.what.as_str()).collect();
     assert_eq!(
         whats,
@@ -873,12 +882,12 @@ fn shift_y_menu_offers_json_curl_and_explain_without_the_secret() {
     insta::assert_snapshot!("copy_menu", draw(&s, 160, 45));
     key(&mut s, KeyCode::Char('j'));
     key(&mut s, KeyCode::Enter);
-    assert!(s.copy_menu.is_none());
+    assert!(s.menu.is_none());
     assert_eq!(copied(&mut s), std::slice::from_ref(curl));
     // Esc closes without copying.
     key(&mut s, KeyCode::Char('Y'));
     key(&mut s, KeyCode::Esc);
-    assert!(s.copy_menu.is_none() && copied(&mut s).is_empty());
+    assert!(s.menu.is_none() && copied(&mut s).is_empty());
 }
 
 fn exported(s: &mut AppState) -> (std::path::PathBuf, String) {
@@ -1130,4 +1139,438 @@ fn rate_limited_requests_are_a_traffic_series_and_show_on_the_token() {
         .find(|l| l.contains("ci-deploy-prod "))
         .unwrap_or_else(|| panic!("{tokens}"));
     assert!(row.contains("10.1.0.0/16 · 600/min 5 limited"), "{row}");
+}
+
+/// Thirty requests of an identity seen only two hours ago.
+fn two_hours_ago() -> Vec<Arc<AccessEvent>> {
+    (0..30)
+        .map(|i| {
+            let mut e = bench::synthetic_event(i, now() - Duration::hours(2), 1);
+            e.service_token_name = Some("nightly-export".into());
+            e.cert_common_name = None;
+            e.connection_method = botgate::audit::ConnectionMethod::ServiceToken;
+            Arc::new(e)
+        })
+        .collect()
+}
+
+fn title_line(text: &str, name: &str) -> String {
+    text.lines()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .to_string()
+}
+
+#[test]
+fn time_window_brackets_select_the_chart_window_and_the_tables_follow() {
+    let mut s = AppState::new(
+        Theme::default(),
+        HeaderInfo::default(),
+        Limits::default(),
+        now() - Duration::hours(3),
+    );
+    let mut events = two_hours_ago();
+    events.extend(bench::synthetic_events(
+        600,
+        now() - Duration::seconds(120),
+        5,
+    ));
+    bench::ingest(&mut s, &events);
+    update(&mut s, Msg::Tick(now()));
+    update(&mut s, Msg::Resize(160, 45));
+    let live = draw(&s, 160, 45);
+    assert!(title_line(&live, "requests/s").contains("last 81s"));
+    assert!(title_line(&live, "identities").contains("identities · 9 "));
+    // `]` steps from what the width gives (81 s) to 5 min; the tables say which window.
+    key(&mut s, KeyCode::Char(']'));
+    let five = draw(&s, 160, 45);
+    assert!(
+        title_line(&five, "requests/s").contains("last 5m · 4s/column"),
+        "{five}"
+    );
+    assert!(title_line(&five, "identities").contains("identities · 8 · last 5m"));
+    assert!(!five.contains("nightly-export"));
+    key(&mut s, KeyCode::Char(']'));
+    key(&mut s, KeyCode::Char(']'));
+    assert!(title_line(&draw(&s, 160, 45), "requests/s").contains("last 1h · 1m/column"));
+    key(&mut s, KeyCode::Char(']'));
+    let six = draw(&s, 160, 45);
+    assert!(
+        title_line(&six, "requests/s").contains("last 6h · 5m/column"),
+        "{six}"
+    );
+    assert!(six.contains("nightly-export"), "two hours ago is in 6 h");
+    insta::assert_snapshot!("traffic_window_6h", six);
+    key(&mut s, KeyCode::Char(']'));
+    key(&mut s, KeyCode::Char(']'));
+    let text = draw(&s, 160, 45);
+    assert!(title_line(&text, "requests/s").contains("last 24h"));
+    assert!(
+        text.contains("no wider window"),
+        "the footer says so:\n{text}"
+    );
+    // The Log view and the tail follow the window too: the minute ending at 12:00:00 starts at
+    // 11:59:01, so it holds 59 seconds of 5 events.
+    for _ in 0..5 {
+        key(&mut s, KeyCode::Char('['));
+    }
+    assert_eq!(s.time.window.map(|w| w.label()), Some("1m"));
+    assert_eq!(rows::log_len(&s), 295);
+    key(&mut s, KeyCode::Char('7'));
+    assert_eq!(rows::row_count(&s, ViewId::Log), 295);
+}
+
+#[test]
+fn the_chart_cursor_scrubs_an_interval_the_tables_show_and_esc_returns_to_live() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('['));
+    assert_eq!(s.time.window.map(|w| w.label()), Some("1m"));
+    typed(&mut s, "/deny");
+    key(&mut s, KeyCode::Enter);
+    // The first `,` puts the cursor on the newest second; 39 more reach the runaway script's
+    // second (11:59:21), where one identity sent 60 requests.
+    for _ in 0..40 {
+        key(&mut s, KeyCode::Char(','));
+    }
+    assert!(s.time.cursor.is_some());
+    key(&mut s, KeyCode::Esc);
+    assert!(s.time.cursor.is_none(), "Esc leaves the cursor first");
+    assert_eq!(s.filter.text(), "deny", "and keeps the filter");
+    key(&mut s, KeyCode::Esc);
+    assert!(s.filter.is_empty());
+    for _ in 0..40 {
+        key(&mut s, KeyCode::Char(','));
+    }
+    let text = draw(&s, 160, 45);
+    assert!(
+        title_line(&text, "requests/s").contains("cursor 11:59:21 to 11:59:22"),
+        "{text}"
+    );
+    assert!(title_line(&text, "identities").contains("identities · 6 · 11:59:21 to 11:59:22"));
+    assert_eq!(
+        rows::log_len(&s),
+        65,
+        "the runaway's 60 and the second's usual 5"
+    );
+    insta::assert_snapshot!("traffic_cursor", text);
+    // The cursor's column is drawn in the selection style: the chart's last 60 columns are
+    // the minute, the cursor's second is the 21st of them.
+    let buf = bench::render(&s, 160, 45);
+    let (_, y) = find_on_row(&buf, "│allowed", "allowed");
+    let chart_right = 97; // the chart block's right border
+    let x = chart_right - 60 + 21;
+    assert_eq!(buf[(x, y)].bg, Theme::default().selection().bg.unwrap());
+    assert_ne!(buf[(x + 1, y)].bg, buf[(x, y)].bg);
+    key(&mut s, KeyCode::Char('.'));
+    assert!(title_line(&draw(&s, 160, 45), "requests/s").contains("cursor 11:59:22 to 11:59:23"));
+    key(&mut s, KeyCode::Esc);
+    let live = draw(&s, 160, 45);
+    assert!(!live.contains("cursor"), "{live}");
+    assert!(title_line(&live, "identities").contains("last 1m"));
+}
+
+#[test]
+fn the_header_says_how_far_back_the_history_goes_and_shows_loading_progress() {
+    let header = HeaderInfo {
+        source: "tail /var/lib/botgate/audit.jsonl".into(),
+        history: Some("last 4 MiB".into()),
+        ..HeaderInfo::default()
+    };
+    let mut s = AppState::new(Theme::default(), header, Limits::default(), now());
+    bench::ingest(&mut s, &two_hours_ago());
+    update(&mut s, Msg::Tick(now()));
+    let mib = 1024 * 1024;
+    update(
+        &mut s,
+        Msg::Loading {
+            read: 50 * mib,
+            total: 200 * mib,
+        },
+    );
+    // (Wide enough for the whole header line.)
+    let top = draw(&s, 200, 45).lines().next().unwrap().to_string();
+    assert!(
+        top.contains("tail /var/lib/botgate/audit.jsonl · last 4 MiB, from 10:00:00 (2h 0m ago)"),
+        "{top}"
+    );
+    assert!(top.contains("loading history 25% (50 of 200 MiB)"), "{top}");
+    update(
+        &mut s,
+        Msg::Loading {
+            read: 200 * mib,
+            total: 200 * mib,
+        },
+    );
+    assert!(!draw(&s, 160, 45).contains("loading history"));
+}
+
+/// The config files `update` asked the runner to write, written as the runner does.
+fn write_configs(s: &mut AppState) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for effect in std::mem::take(&mut s.effects) {
+        if let Effect::WriteConfig { path, contents, .. } = effect {
+            botgate::console::settings::write_file(&path, &contents).unwrap();
+            out.push((path, contents));
+        }
+    }
+    out
+}
+
+fn command(s: &mut AppState, line: &str) {
+    key(s, KeyCode::Char(':'));
+    typed(s, line);
+    key(s, KeyCode::Enter);
+}
+
+#[test]
+fn named_filters_are_saved_in_the_config_dir_listed_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("botgate");
+    let mut s = state();
+    s.config_dir = Some(config.clone());
+    command(&mut s, "save denied-ru");
+    assert_eq!(
+        s.message.clone().unwrap().unwrap_err(),
+        ":save stores the applied filter, and there is none: type one after / first"
+    );
+    typed(&mut s, "/deny country:RU");
+    key(&mut s, KeyCode::Enter);
+    command(&mut s, "save denied-ru");
+    let written = write_configs(&mut s);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].0, config.join("filters.toml"));
+    // (`/` edits the applied filter: Esc clears it first.)
+    key(&mut s, KeyCode::Esc);
+    typed(&mut s, "/allow");
+    key(&mut s, KeyCode::Enter);
+    command(&mut s, "save allowed");
+    write_configs(&mut s);
+    let on_disk = botgate::console::settings::NamedFilters::load(&config).unwrap();
+    assert_eq!(
+        on_disk, s.saved_filters,
+        "the file holds what the console holds"
+    );
+    assert_eq!(on_disk.get("denied-ru"), Some("deny country:RU"));
+    command(&mut s, "save two words");
+    assert!(
+        s.message
+            .clone()
+            .unwrap()
+            .unwrap_err()
+            .contains("use letters, digits"),
+        "{:?}",
+        s.message
+    );
+    key(&mut s, KeyCode::Esc);
+    assert!(s.filter.is_empty());
+    // `:filters` lists them by name; choosing one applies it.
+    command(&mut s, "filters");
+    let menu = s.menu.clone().expect("the menu opens");
+    let names: Vec<&str> = menu.items.iter().map(|i| i.what.as_str()).collect();
+    assert_eq!(names, ["allowed", "denied-ru"]);
+    insta::assert_snapshot!("filters_menu", draw(&s, 160, 45));
+    key(&mut s, KeyCode::Char('j'));
+    key(&mut s, KeyCode::Enter);
+    assert!(s.menu.is_none());
+    assert_eq!(s.filter.text(), "deny country:RU");
+    assert_eq!(
+        s.filter_history.last().map(String::as_str),
+        Some("deny country:RU")
+    );
+    command(&mut s, "filters allowed");
+    assert_eq!(s.filter.text(), "allow");
+    command(&mut s, "filters nope");
+    assert_eq!(
+        s.message.clone().unwrap().unwrap_err(),
+        "no saved filter \"nope\"; saved: allowed denied-ru"
+    );
+    // A new console reads them back from the dir.
+    let mut opts = botgate::console::ConsoleOptions::new(Theme::default());
+    opts.saved_filters = botgate::console::settings::NamedFilters::load(&config).unwrap();
+    let fresh = opts.initial_state();
+    assert_eq!(fresh.saved_filters.get("allowed"), Some("allow"));
+}
+
+#[test]
+fn the_expiry_timeline_marks_the_critical_week_in_the_critical_colour() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('2'));
+    let buf = bench::render(&s, 160, 45);
+    let text = buffer_text(&buf);
+    assert!(
+        text.contains("expiring per week · next 90 days · 1 critical (!) · 1 expired already"),
+        "{text}"
+    );
+    // monitoring-probe-prod expires in 5 days: this week's bar, marked `!`.
+    let (x, y) = find_on_row(&buf, "1!", "1!");
+    let critical = Theme::default()
+        .status(botgate::console::CredentialStatus::Critical)
+        .fg;
+    assert_eq!(Some(buf[(x, y - 1)].fg), critical);
+    // ci-deploy-staging (20 days) is in the third week, in the warn colour.
+    let (x, y) = find_on_row(&buf, "█████1█████", "█1█");
+    let x = x + 1;
+    let warn = Theme::default()
+        .status(botgate::console::CredentialStatus::Warn)
+        .fg;
+    assert_eq!(Some(buf[(x, y - 1)].fg), warn);
+    // Filtered, the timeline counts what the table shows.
+    typed(&mut s, "/staging");
+    key(&mut s, KeyCode::Enter);
+    let text = draw(&s, 160, 45);
+    assert!(
+        text.contains("expiring per week · next 90 days ─"),
+        "{text}"
+    );
+}
+
+#[test]
+fn traffic_shows_each_apps_latency_p50_and_p99() {
+    let mut s = state();
+    // A slow app: 100 requests taking 1 … 100 ms over the last 20 s.
+    let slow: Vec<Arc<AccessEvent>> = (0..100u64)
+        .map(|i| {
+            let mut e = bench::synthetic_event(i, now() - Duration::seconds(20), 5);
+            e.app_name = Some("slow.example.com".into());
+            e.latency_ms = Some((i + 1) as f64);
+            Arc::new(e)
+        })
+        .collect();
+    bench::ingest(&mut s, &slow);
+    let text = draw(&s, 160, 45);
+    assert!(
+        text.contains("latency by app · p50 / p99 per minute · last 60m"),
+        "{text}"
+    );
+    let row = title_line(&text, "slow.example.com  ");
+    // Read from log-scale bins: within ±9 % of the true 50 ms and 99 ms.
+    assert!(
+        row.contains("p50 47 ms") && row.contains("p99 94 ms"),
+        "{row}"
+    );
+    // The apps without a slow request keep their own figures.
+    assert!(title_line(&text, "api.example.com  ").contains("p99 1.5 ms"));
+}
+
+#[test]
+fn a_rebound_key_shows_in_the_footer_and_help_and_does_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keys.toml"),
+        "[keys]\nfreeze = \"p\"\ncopy = [\"y\", \"c\"]\n",
+    )
+    .unwrap();
+    let mut s = state();
+    s.keymap = botgate::console::rebind::load(dir.path()).unwrap();
+    let text = draw(&s, 160, 45);
+    let footer = text.lines().last().unwrap();
+    assert!(
+        footer.contains("p freeze") && footer.contains("y/c copy"),
+        "{footer}"
+    );
+    assert!(!footer.contains("f freeze"), "{footer}");
+    key(&mut s, KeyCode::Char('?'));
+    let help = draw(&s, 160, 45);
+    insta::assert_snapshot!("overlay_help_rebound", help);
+    // The key column of a line: what follows the overlay's border, up to the help text.
+    let keys_of = |help_text: &str| {
+        let line = title_line(&help, help_text);
+        let (before, _) = line.split_once(help_text).unwrap();
+        before.rsplit('│').next().unwrap().trim().to_string()
+    };
+    assert_eq!(keys_of("freeze the views (new events"), "p");
+    assert_eq!(keys_of("copy the selected row's key field"), "y c");
+    assert!(
+        help.contains("freeze the views, or unfreeze and jump to live (p)"),
+        "the command's help names the key as rebound:\n{help}"
+    );
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Char('f'));
+    assert!(s.frozen.is_none(), "f is free now");
+    key(&mut s, KeyCode::Char('p'));
+    assert!(s.frozen.is_some(), "p freezes");
+}
+
+#[test]
+fn columns_chooses_and_orders_a_views_columns_and_keeps_them_in_the_config_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("botgate");
+    let mut s = state();
+    s.config_dir = Some(config.clone());
+    command(&mut s, "columns");
+    assert_eq!(
+        s.message.clone().unwrap().unwrap(),
+        "Traffic columns: identity via req/min deny-% total last-seen countries apps; :columns NAME… to choose, :columns reset"
+    );
+    command(&mut s, "columns identity bogus");
+    assert!(
+        s.message
+            .clone()
+            .unwrap()
+            .unwrap_err()
+            .starts_with("Traffic has no column \"bogus\"; its columns: identity via"),
+        "{:?}",
+        s.message
+    );
+    command(&mut s, "columns apps identity total");
+    let written = write_configs(&mut s);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].0, config.join("columns.toml"));
+    let text = draw(&s, 160, 45);
+    let header = title_line(&text, "│  apps ");
+    assert!(
+        header
+            .trim_end_matches('│')
+            .split_whitespace()
+            .collect::<Vec<_>>()[1..]
+            == ["apps", "identity", "total"],
+        "{header}"
+    );
+    insta::assert_snapshot!("traffic_columns_chosen", text);
+    command(&mut s, "columns");
+    assert!(
+        s.message
+            .clone()
+            .unwrap()
+            .unwrap()
+            .contains("apps identity total (hidden: via req/min deny-% last-seen countries)")
+    );
+    // Another console reads the choice back; other views keep theirs.
+    let back = botgate::console::settings::ColumnChoices::load(&config).unwrap();
+    assert_eq!(back, s.columns);
+    assert_eq!(back.get(ViewId::Tokens), None);
+    command(&mut s, "columns reset");
+    write_configs(&mut s);
+    assert!(title_line(&draw(&s, 160, 45), "│  identity").contains("via"));
+    assert_eq!(
+        botgate::console::settings::ColumnChoices::load(&config)
+            .unwrap()
+            .get(ViewId::Traffic),
+        None
+    );
+}
+
+#[test]
+fn a_live_windows_identities_take_new_events_at_once_and_drop_old_ones_each_step() {
+    let mut s = state();
+    key(&mut s, KeyCode::Char('['));
+    assert_eq!(s.time.window.map(|w| w.label()), Some("1m"));
+    let before = rows::identities(&s).len();
+    let mut e = bench::synthetic_event(0, now(), 10);
+    e.service_token_name = Some("newcomer".into());
+    e.cert_common_name = None;
+    bench::ingest(&mut s, &[Arc::new(e)]);
+    assert_eq!(rows::identities(&s).len(), before + 1, "no tick needed");
+    // At 12:00:59 the minute starts at 12:00:00: only newcomer's event (at 12:00:00) is in
+    // it; at 12:02:00, nothing is.
+    update(&mut s, Msg::Tick(now() + Duration::seconds(59)));
+    assert_eq!(
+        rows::identities(&s)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>(),
+        ["newcomer"]
+    );
+    update(&mut s, Msg::Tick(now() + Duration::seconds(120)));
+    assert!(rows::identities(&s).is_empty());
 }

@@ -164,6 +164,7 @@ fn state(rotations: Vec<RotationRow>) -> AppState {
         listen: vec!["http://127.0.0.1:8080".into()],
         source: "in-process bus".into(),
         read_only: false,
+        ..HeaderInfo::default()
     };
     let mut s = AppState::new(Theme::default(), header, Limits::default(), at(62));
     s.actions_available = true;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use notify::Watcher;
 
 use super::AccessEvent;
@@ -26,6 +27,10 @@ pub enum StartAt {
     /// The last N bytes (from the first whole line in them): recent history without reading
     /// a huge file.
     LastBytes(u64),
+    /// The first line created at or after this time, found by binary search over the file
+    /// (an audit log is written in time order), so a day's history costs no scan of the days
+    /// before.
+    Since(DateTime<Utc>),
 }
 
 /// How to follow.
@@ -304,11 +309,17 @@ impl Reader {
                 StartAt::Beginning => 0,
                 StartAt::End => len,
                 StartAt::LastBytes(n) => len.saturating_sub(n),
+                // Unreadable while searching: read it all rather than show nothing.
+                StartAt::Since(t) => offset_since(&mut file, len, t).unwrap_or(0),
             };
             if start > 0 && file.seek(SeekFrom::Start(start)).is_ok() {
                 self.offset = start;
-                // Starting mid-file: the first (partial) line is not a whole event.
-                self.discarding = self.opts.start != StartAt::End;
+                self.stats.offset.store(start, Ordering::Relaxed);
+                // Starting mid-file: the first (partial) line is not a whole event (a line
+                // found by time starts exactly there).
+                self.discarding = matches!(self.opts.start, StartAt::LastBytes(_));
+            } else if file.seek(SeekFrom::Start(0)).is_err() {
+                return false;
             }
         }
         self.open = Some(Open {
@@ -392,6 +403,74 @@ impl Reader {
         }
         true
     }
+}
+
+/// The offset of the first whole line of `file` (`len` bytes) whose event was created at or
+/// after `since`; `len` when there is none. Binary search over byte positions: for a position
+/// `p`, "the first event starting at or after `p` is older than `since`" holds up to some
+/// position and not after it in a time-ordered log. Lines that are not events are stepped
+/// over (and kept: they are reported as corrupt when read, like any other).
+fn offset_since(file: &mut File, len: u64, since: DateTime<Utc>) -> io::Result<u64> {
+    let (mut lo, mut hi) = (0u64, len);
+    let mut found = len;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match first_event_from(file, mid)? {
+            Some((_, created)) if created < since => lo = mid + 1,
+            Some((start, _)) => {
+                found = start;
+                hi = mid;
+            }
+            // No event after `mid` (or too far to look): start no later than here.
+            None => {
+                found = found.min(line_start_from(file, mid)?.unwrap_or(len));
+                hi = mid;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Lines `first_event_from` reads past before giving up on finding an event.
+const MAX_NON_EVENT_LINES: usize = 1000;
+
+/// The first whole line starting at or after `pos` and the `created_at` of the first event
+/// from there on. None when no whole event line follows.
+fn first_event_from(file: &mut File, pos: u64) -> io::Result<Option<(u64, DateTime<Utc>)>> {
+    #[derive(serde::Deserialize)]
+    struct Stamp {
+        created_at: DateTime<Utc>,
+    }
+    let Some(start) = line_start_from(file, pos)? else {
+        return Ok(None);
+    };
+    file.seek(SeekFrom::Start(start))?;
+    let mut reader = io::BufReader::with_capacity(64 * 1024, &mut *file);
+    let mut line = Vec::new();
+    for _ in 0..MAX_NON_EVENT_LINES {
+        line.clear();
+        io::BufRead::read_until(&mut reader, b'\n', &mut line)?;
+        if line.last() != Some(&b'\n') {
+            return Ok(None);
+        }
+        if let Ok(stamp) = serde_json::from_slice::<Stamp>(&line) {
+            return Ok(Some((start, stamp.created_at)));
+        }
+    }
+    Ok(None)
+}
+
+/// The offset of the first line starting at or after `pos` (0, or right after a newline);
+/// None when none does.
+fn line_start_from(file: &mut File, pos: u64) -> io::Result<Option<u64>> {
+    if pos == 0 {
+        return Ok(Some(0));
+    }
+    file.seek(SeekFrom::Start(pos - 1))?;
+    let mut reader = io::BufReader::with_capacity(64 * 1024, &mut *file);
+    let mut skipped = Vec::new();
+    let n = io::BufRead::read_until(&mut reader, b'\n', &mut skipped)?;
+    Ok((skipped.last() == Some(&b'\n')).then_some(pos - 1 + n as u64))
 }
 
 /// One line → an item; blank lines are nothing.

@@ -1,5 +1,7 @@
-//! `botgate console [--log FILE] [--theme NAME] [--read-only]`: open the ops console on a JSONL
-//! audit log written by another process (default: the gate's log in the state dir). The
+//! `botgate console [--log FILE] [--since DURATION | --all] [--ring N] [--theme NAME]
+//! [--read-only]`: open the ops console on a JSONL audit log written by another process
+//! (default: the gate's log in the state dir), reading its last 4 MiB, the time since
+//! DURATION ago, or all of it before following. The
 //! inventory comes from its own hub on the store (`store::hub`); the policy file is re-read
 //! every 2 s and rotations every 1 s, off the UI task. Unless `--read-only`, the rotation
 //! wizard acts on the state dir's store and policy file; new token secrets go to
@@ -11,9 +13,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::audit::tail::TailOptions;
+use crate::audit::tail::{StartAt, TailOptions};
 use crate::cli::ConsoleArgs;
 use crate::config::model::PolicyFile;
+use crate::console::rebind;
+use crate::console::settings::{self, ColumnChoices, NamedFilters};
 use crate::console::theme::{Theme, catalogue, user_themes_dir};
 use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
 use crate::exit::Failure;
@@ -48,7 +52,20 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
             [url] => format!("attach {url}"),
             urls => format!("attach {} gates", urls.len()),
         },
+        history: args.attach.is_empty().then(|| history_label(&args)),
         read_only: args.read_only,
+    };
+    if let Some(n) = args.ring {
+        // clap bounds N (1..=100M), which fits a usize on every target we build for.
+        opts.limits.ring_capacity = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    let tail_opts = TailOptions {
+        start: match (args.since, args.all) {
+            (Some(d), _) => StartAt::Since(opts.clock.now() - d),
+            (None, true) => StartAt::Beginning,
+            (None, false) => TailOptions::default().start,
+        },
+        ..TailOptions::default()
     };
     if !args.read_only {
         opts.actions = Some(ActionContext {
@@ -60,6 +77,7 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
     }
     opts.latency_report = latency_report();
     opts.themes = catalogue(user_themes_dir().as_deref());
+    load_settings(&mut opts)?;
     let clock = opts.clock.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -80,8 +98,10 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
                         )))
                         .await;
                 }
-                let tail = feed::spawn_tail(&log, TailOptions::default(), tx.clone())
+                let total = std::fs::metadata(&log).map_or(0, |m| m.len());
+                let tail = feed::spawn_tail(&log, tail_opts, tx.clone())
                     .with_context(|| format!("following {}", log.display()))?;
+                feed::spawn_load_progress(tail.stats.clone(), total, tx.clone());
                 (Some(tail), Vec::new())
             }
             // Several gates: one stream each, merged into the one event feed.
@@ -114,6 +134,41 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
     // The tail thread and a blocking inventory read stop on their own within a poll interval.
     rt.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// What the header says about the history read: `last 4 MiB`, `since 2h`, `from the start`.
+fn history_label(args: &ConsoleArgs) -> String {
+    match (args.since, args.all, TailOptions::default().start) {
+        (Some(d), _, _) => format!("since {}", whole_unit(d)),
+        (None, true, _) => "from the start".into(),
+        (None, false, StartAt::LastBytes(n)) => format!("last {} MiB", n / (1024 * 1024)),
+        (None, false, _) => "recent".into(),
+    }
+}
+
+/// `2h`, `90m`, `1d`: the largest unit that divides `d` (as `--since` was given).
+fn whole_unit(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    match () {
+        _ if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ if s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
+/// The config dir's files (named filters, key bindings, columns): read before the terminal is taken,
+/// so a broken one is an error naming its file and line, not a console that silently forgot
+/// them.
+fn load_settings(opts: &mut ConsoleOptions) -> Result<()> {
+    opts.config_dir = settings::config_dir();
+    if let Some(dir) = &opts.config_dir {
+        let bad = |e: &dyn std::fmt::Display| Failure::bad_input(e.to_string());
+        opts.saved_filters = NamedFilters::load(dir).map_err(|e| bad(&e))?;
+        opts.keymap = rebind::load(dir).map_err(|e| bad(&e))?;
+        opts.columns = ColumnChoices::load(dir).map_err(|e| bad(&e))?;
+    }
+    Ok(())
 }
 
 /// `--theme` / `BOTGATE_THEME`, else `NO_COLOR` → mono, else dark.
@@ -213,6 +268,7 @@ impl InProcessConsole {
         opts.header = HeaderInfo {
             listen,
             source: s.source.into(),
+            history: None,
             read_only: s.read_only,
         };
         if !s.read_only {
@@ -226,6 +282,7 @@ impl InProcessConsole {
         opts.rotation_quiet_period = s.quiet_period;
         opts.latency_report = latency_report();
         opts.themes = catalogue(user_themes_dir().as_deref());
+        load_settings(&mut opts)?;
         tasks.push(feed::spawn_rotations(
             store,
             clock,

@@ -1,6 +1,7 @@
 //! Bounded traffic aggregates, so memory and per-frame work stay flat for any traffic volume:
-//! per-second buckets (allowed / denied / per connection method) for the last few minutes, a
-//! per-identity table with a cap on identities, and a ring buffer of recent raw events.
+//! per-second buckets (allowed / denied / per connection method) for the last few minutes,
+//! per-minute buckets for the last day (the chart's long time windows), a per-identity table
+//! with a cap on identities, and a ring buffer of recent raw events.
 //! Recording an event is O(1) amortized; nothing here scans all events ever seen.
 
 use std::collections::{HashMap, VecDeque};
@@ -10,8 +11,13 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
 
-/// Seconds of per-second history kept for the charts (10 minutes).
-pub const DEFAULT_WINDOW_SECS: usize = 600;
+use super::request_latency::AppLatency;
+
+/// Seconds of per-second history kept for the charts (15 minutes: the longest time window
+/// drawn from seconds; longer ones read `Traffic::minutes`).
+pub const DEFAULT_WINDOW_SECS: usize = 900;
+/// Minutes of per-minute history kept for the charts (24 hours, the longest time window).
+pub const MINUTE_BUCKETS: usize = 24 * 60;
 /// Raw events kept for the live tail and the Log view.
 pub const DEFAULT_RING_CAPACITY: usize = 10_000;
 /// Identities tracked at most; the least recently seen are dropped first.
@@ -63,11 +69,17 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct Traffic {
     pub seconds: SecondBuckets,
+    /// The same counts per unix minute (`Bucket::sec` holds the minute number, `unix / 60`).
+    pub minutes: SecondBuckets,
     pub identities: Identities,
     pub ring: EventRing,
     pub totals: Totals,
     /// The gates events came from (`node`), first seen first; at most `MAX_NODES`.
     pub nodes: Vec<Arc<str>>,
+    /// When the oldest event recorded was created (how far back the history goes).
+    pub oldest: Option<DateTime<Utc>>,
+    /// Request latency per app and minute (p50 / p99 over time).
+    pub latency: AppLatency,
 }
 
 /// Distinct gates the console keeps apart (`--attach` more than this merges the rest).
@@ -87,10 +99,13 @@ impl Traffic {
     pub fn new(limits: Limits) -> Self {
         Self {
             seconds: SecondBuckets::new(limits.window_secs),
+            minutes: SecondBuckets::new(MINUTE_BUCKETS),
             identities: Identities::new(limits.max_identities),
             ring: EventRing::new(limits.ring_capacity),
             totals: Totals::default(),
             nodes: Vec::new(),
+            oldest: None,
+            latency: AppLatency::default(),
         }
     }
 
@@ -102,6 +117,9 @@ impl Traffic {
     /// Count one event; returns its sequence number in the ring.
     pub fn record(&mut self, ev: &Arc<AccessEvent>) -> u64 {
         self.totals.events += 1;
+        if self.oldest.is_none_or(|o| ev.created_at < o) {
+            self.oldest = Some(ev.created_at);
+        }
         if let Some(node) = &ev.node
             && self.nodes.len() < MAX_NODES
             && !self.nodes.iter().any(|n| n == node)
@@ -117,12 +135,20 @@ impl Traffic {
             } else {
                 self.totals.denied += 1;
             }
-            self.seconds
-                .record(ev.created_at.timestamp(), ev.allowed, m);
+            let sec = ev.created_at.timestamp();
+            let minute = sec.div_euclid(60);
+            self.seconds.record(sec, ev.allowed, m);
+            self.minutes.record(minute, ev.allowed, m);
             if is_rate_limited(ev) {
-                self.seconds.record_rate_limited(ev.created_at.timestamp());
+                self.seconds.record_rate_limited(sec);
+                self.minutes.record_rate_limited(minute);
             }
             self.identities.record(ev);
+            if let (Some(ms), Some(app)) =
+                (ev.latency_ms, ev.app_name.as_deref().or(ev.host.as_deref()))
+            {
+                self.latency.record(app, sec, ms);
+            }
         }
         self.ring.push(ev.clone())
     }
@@ -270,6 +296,28 @@ impl Identities {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// Identities tracked at most.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// The identities of `events` alone (access events only, as `Traffic::record` counts
+    /// them): the table of one time window.
+    pub fn of_events<'a>(max: usize, events: impl Iterator<Item = &'a AccessEvent>) -> Self {
+        let mut out = Self::new(max);
+        for ev in events {
+            out.add(ev);
+        }
+        out
+    }
+
+    /// Count one more event (access events only, as `Traffic::record` counts them).
+    pub fn add(&mut self, ev: &AccessEvent) {
+        if ev.event == EventKind::Access {
+            self.record(ev);
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&IdentityStats> {
@@ -504,6 +552,21 @@ impl EventRing {
         self.buf.get(usize::try_from(i).ok()?)
     }
 
+    /// Sequence numbers `lo..hi` of the events created in the unix seconds `start..end` (`end`
+    /// None: no upper bound). Found by binary search: events are held in arrival order, which
+    /// is time order for one gate; events merged from several gates can be out of order by
+    /// their delivery delay, and such a straggler is counted with its neighbours.
+    pub fn seq_range(&self, start: i64, end: Option<i64>) -> std::ops::Range<u64> {
+        let first = self.first_seq();
+        let lo = self
+            .buf
+            .partition_point(|e| e.created_at.timestamp() < start);
+        let hi = end.map_or(self.buf.len(), |end| {
+            self.buf.partition_point(|e| e.created_at.timestamp() < end)
+        });
+        first + lo as u64..first + hi.max(lo) as u64
+    }
+
     /// The `i`-th newest event (0 = newest).
     pub fn newest(&self, i: usize) -> Option<&Arc<AccessEvent>> {
         self.buf
@@ -587,6 +650,38 @@ mod tests {
         assert_eq!(r.newest(0).unwrap().ray_id, "4");
         assert_eq!(r.newest(2).unwrap().ray_id, "2");
         assert!(r.newest(3).is_none());
+    }
+
+    #[test]
+    fn minutes_count_what_seconds_count_for_a_day() {
+        let mut t = Traffic::new(Limits::default());
+        t.record(&ev(6_000, "a", true));
+        t.record(&ev(6_059, "a", false));
+        t.record(&ev(6_060, "a", true));
+        assert_eq!(t.minutes.get(100).total(), 2);
+        assert_eq!(t.minutes.get(100).denied, 1);
+        assert_eq!(t.minutes.get(101).total(), 1);
+        t.record(&ev(6_000 + 23 * 3600, "a", true));
+        assert_eq!(t.minutes.get(100).total(), 2, "a day is kept");
+    }
+
+    #[test]
+    fn seq_range_finds_the_events_of_an_interval() {
+        let mut r = EventRing::new(4);
+        for i in 0..6 {
+            r.push(ev(100 + i, "a", true));
+        }
+        // Held: seconds 102..=105 as sequence numbers 2..=5.
+        assert_eq!(r.seq_range(103, Some(105)), 3..5);
+        assert_eq!(r.seq_range(0, None), 2..6);
+        assert_eq!(r.seq_range(200, None), 6..6);
+        assert_eq!(
+            r.seq_range(104, Some(90)),
+            4..4,
+            "an empty range, never reversed"
+        );
+        let ids = Identities::of_events(10, (3..5).filter_map(|q| r.get(q).map(|e| &**e)));
+        assert_eq!(ids.get("a").map(|i| i.total), Some(2));
     }
 
     #[test]

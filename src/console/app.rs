@@ -12,16 +12,18 @@ use crossterm::event::{KeyEvent, KeyModifiers, MouseEvent};
 use crate::audit::{AccessEvent, EventKind};
 
 use super::actions::ConsoleAction;
-use super::aggregate::{Limits, Traffic};
+use super::aggregate::{Identities, Limits, Traffic};
 use super::alerts::AlertBook;
 use super::clipboard::{self, Copyable};
 use super::command::CommandLine;
 use super::filter::Filter;
 use super::history::{self, Walk};
-use super::keymap::{self, Action, Context};
+use super::keymap::{Action, Context, Keymap};
 use super::model::{AppRow, CertRow, RotationRow, TokenRow};
 use super::rows;
+use super::settings::{ColumnChoices, NamedFilters};
 use super::theme::{Theme, ThemeChoice};
+use super::window::TimeSelection;
 use super::wizard::Prompt;
 
 /// Everything that can change the console.
@@ -55,6 +57,12 @@ pub enum Msg {
     Resize(u16, u16),
     /// The event source dropped this many events (the console fell behind the bus).
     Dropped(u64),
+    /// The tailed log's history is loading: `read` of its `total` bytes at start so far
+    /// (`read >= total`: loaded, now following).
+    Loading {
+        read: u64,
+        total: u64,
+    },
     /// A line of the tailed log could not be parsed.
     CorruptLine {
         line: u64,
@@ -136,11 +144,22 @@ pub enum Overlay {
     },
 }
 
-/// The `Y` menu: what can be copied from the selected row.
+/// A menu of labelled texts over the view: what `Y` can copy from the selected row, or the
+/// filters `:filters` can apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopyMenu {
+pub struct Menu {
+    pub purpose: MenuPurpose,
     pub items: Vec<Copyable>,
     pub selected: usize,
+}
+
+/// What choosing a menu item does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MenuPurpose {
+    /// Copy its text (`Y`).
+    Copy,
+    /// Apply its text as the filter (`:filters`).
+    ApplyFilter,
 }
 
 /// Something `update` asks the runner to do outside the state (it has the terminal and may
@@ -152,6 +171,13 @@ pub enum Effect {
     /// Write `contents` to `path` (`:export`); the outcome comes back as `Msg::EffectDone`
     /// (`done` on success).
     WriteFile {
+        path: PathBuf,
+        contents: String,
+        done: String,
+    },
+    /// Replace a file of the config dir (`settings`), creating the dir when missing; the file
+    /// is written beside and renamed, so a crash never leaves half of it.
+    WriteConfig {
         path: PathBuf,
         contents: String,
         done: String,
@@ -169,6 +195,8 @@ pub struct FeedStatus {
     pub notice: Option<String>,
     /// The store cannot be read: the inventory shown is the last good read.
     pub store_error: Option<String>,
+    /// Bytes of the log's history read and its size at start, while it is still loading.
+    pub loading: Option<(u64, u64)>,
 }
 
 /// Fixed facts shown in the header.
@@ -178,6 +206,9 @@ pub struct HeaderInfo {
     pub listen: Vec<String>,
     /// Where events come from: `in-process bus`, `tail /var/lib/botgate/audit.jsonl`.
     pub source: String,
+    /// How much of an existing log was read at start (`last 4 MiB`, `since 2h`, `from the
+    /// start`); None when events do not come from a log.
+    pub history: Option<String>,
     pub read_only: bool,
 }
 
@@ -220,8 +251,8 @@ pub struct AppState {
     /// Ring sequence numbers of the events matching a non-empty filter, oldest first.
     pub filtered: VecDeque<u64>,
     pub overlay: Option<Overlay>,
-    /// The `Y` copy menu while it is open.
-    pub copy_menu: Option<CopyMenu>,
+    /// The `Y` copy menu or the `:filters` menu while it is open.
+    pub menu: Option<Menu>,
     /// Effects `update` asked for and the runner has not performed yet.
     pub effects: Vec<Effect>,
     /// Selected row per view (for the Log view: counted from the newest event).
@@ -234,6 +265,11 @@ pub struct AppState {
     pub feed: FeedStatus,
     /// Set while the views are frozen (`f`); `traffic`, `alerts` and `filtered` stay live.
     pub frozen: Option<Box<Frozen>>,
+    /// The chart's time window and cursor (`[` `]` `,` `.`), which the tables follow.
+    pub time: TimeSelection,
+    /// The identities of the selected interval (`window::refresh_window`), while a window is
+    /// selected.
+    pub window_identities: Option<Identities>,
     /// A question in the footer (abort y/n, revoke typed name) that takes the keyboard.
     pub prompt: Option<Prompt>,
     /// The `:` command line while it is open.
@@ -245,6 +281,15 @@ pub struct AppState {
     pub message: Option<Result<String, String>>,
     /// Themes `:theme NAME` can switch to (see `theme::catalogue`).
     pub themes: Vec<ThemeChoice>,
+    /// The console's config dir (`settings::config_dir`; tests use a temp dir), where `:save`
+    /// writes; None: the system has none, and `:save` says so.
+    pub config_dir: Option<PathBuf>,
+    /// Filters saved with `:save NAME`, as last read or written.
+    pub saved_filters: NamedFilters,
+    /// The columns chosen per view with `:columns` (`views::columns`).
+    pub columns: ColumnChoices,
+    /// The key bindings in effect (the shipped ones, or with the config dir's `keys.toml`).
+    pub keymap: Keymap,
     /// Actions `update` asked for and the runner has not handed to the worker yet.
     pub pending_actions: Vec<ConsoleAction>,
     /// Whether an action worker exists (the console has a store to change).
@@ -278,18 +323,24 @@ impl AppState {
             filter_walk: Walk::default(),
             filtered: VecDeque::new(),
             overlay: None,
-            copy_menu: None,
+            menu: None,
             effects: Vec::new(),
             selected: [0; 7],
             scroll: [0; 7],
             sort: [0; 7],
             feed: FeedStatus::default(),
             frozen: None,
+            time: TimeSelection::default(),
+            window_identities: None,
             prompt: None,
             command: None,
             command_history: Vec::new(),
             message: None,
             themes: super::theme::catalogue(None),
+            config_dir: None,
+            saved_filters: NamedFilters::default(),
+            columns: ColumnChoices::default(),
+            keymap: Keymap::default(),
             pending_actions: Vec::new(),
             actions_available: false,
             last_action: None,
@@ -300,7 +351,7 @@ impl AppState {
 
     /// Where the keyboard focus is.
     pub fn context(&self) -> Context {
-        if self.copy_menu.is_some() {
+        if self.menu.is_some() {
             Context::Menu
         } else if self.overlay.is_some() {
             Context::Overlay
@@ -367,9 +418,9 @@ impl AppState {
         self.effects.push(Effect::Copy(c.text));
     }
 
-    /// A key while the `Y` menu is open.
+    /// A key while a menu is open.
     fn menu_key(&mut self, action: Option<Action>) {
-        let Some(menu) = &mut self.copy_menu else {
+        let Some(menu) = &mut self.menu else {
             return;
         };
         match action {
@@ -378,13 +429,16 @@ impl AppState {
             }
             Some(Action::Up) => menu.selected = menu.selected.saturating_sub(1),
             Some(Action::Confirm) => {
+                let purpose = menu.purpose;
                 let item = menu.items.get(menu.selected).cloned();
-                self.copy_menu = None;
-                if let Some(item) = item {
-                    self.copy(item);
+                self.menu = None;
+                match (item, purpose) {
+                    (Some(item), MenuPurpose::Copy) => self.copy(item),
+                    (Some(item), MenuPurpose::ApplyFilter) => self.apply_named_filter(&item),
+                    (None, _) => {}
                 }
             }
-            Some(Action::Cancel) => self.copy_menu = None,
+            Some(Action::Cancel) => self.menu = None,
             _ => {}
         }
     }
@@ -409,6 +463,7 @@ impl AppState {
                 "frozen: new events are counted, not shown; f unfreezes".into()
             ));
         }
+        self.refresh_window();
     }
 
     fn ingest(&mut self, ev: Arc<AccessEvent>) {
@@ -417,6 +472,14 @@ impl AppState {
             EventKind::Access | EventKind::Admin => {}
         }
         let seq = self.traffic.record(&ev);
+        // A live window's identities take the new event at once (its oldest leave at the next
+        // step, `Msg::Tick`); a cursor's or a frozen view's interval does not change.
+        if self.time.cursor.is_none()
+            && self.frozen.is_none()
+            && let Some(ids) = &mut self.window_identities
+        {
+            ids.add(&ev);
+        }
         let visible_in_log = if self.filter.is_empty() {
             true
         } else if self.filter.matches_event(&ev) {
@@ -432,7 +495,12 @@ impl AppState {
         // Keep the row the user is reading in the Log view under the cursor as new ones arrive
         // (a frozen Log view does not move at all).
         let log = ViewId::Log.index();
-        if visible_in_log && self.frozen.is_none() && self.selected[log] > 0 {
+        // (Nor does one showing a past interval under the chart cursor.)
+        if visible_in_log
+            && self.frozen.is_none()
+            && self.time.cursor.is_none()
+            && self.selected[log] > 0
+        {
             self.selected[log] =
                 (self.selected[log] + 1).min(rows::log_len(self).saturating_sub(1));
             if self.scroll[log] > 0 {
@@ -462,7 +530,7 @@ impl AppState {
 
     fn key(&mut self, key: KeyEvent) {
         let context = self.context();
-        let action = keymap::action_for(&key, context);
+        let action = self.keymap.action_for(&key, context);
         let typed = match key.code {
             crossterm::event::KeyCode::Char(c)
                 if !key
@@ -583,7 +651,15 @@ impl AppState {
                     });
                 }
             }
-            Action::Back => self.set_filter(""),
+            Action::Back => {
+                if !self.leave_cursor() {
+                    self.set_filter("");
+                }
+            }
+            Action::NarrowWindow => self.step_window(false),
+            Action::WidenWindow => self.step_window(true),
+            Action::CursorEarlier => self.move_cursor(false),
+            Action::CursorLater => self.move_cursor(true),
             Action::ToggleFreeze => self.toggle_freeze(),
             Action::CopyKey => match clipboard::key_field(self) {
                 Some(c) => self.copy(c),
@@ -594,7 +670,11 @@ impl AppState {
                 if items.is_empty() {
                     self.message = Some(Err("nothing selected to copy".into()));
                 } else {
-                    self.copy_menu = Some(CopyMenu { items, selected: 0 });
+                    self.menu = Some(Menu {
+                        purpose: MenuPurpose::Copy,
+                        items,
+                        selected: 0,
+                    });
                 }
             }
             Action::StartRotation
@@ -656,13 +736,26 @@ pub fn update(state: &mut AppState, msg: Msg) {
             state.remember_scroll();
         }
         Msg::Tick(now) => {
+            let before = state.now;
             state.now = now;
+            // A live window's start moved with the clock (a frozen one's did not): its oldest
+            // events leave the identities once per cursor step (1/60 of the window), so a
+            // day's window is not recounted every second.
+            if let Some(w) = state.time.window
+                && state.frozen.is_none()
+                && before.timestamp().div_euclid(w.step()) != now.timestamp().div_euclid(w.step())
+            {
+                state.refresh_window();
+            }
         }
         Msg::Resize(w, h) => {
             state.size = (w, h);
             state.remember_scroll();
         }
         Msg::Dropped(n) => state.feed.dropped += n,
+        Msg::Loading { read, total } => {
+            state.feed.loading = (read < total).then_some((read, total));
+        }
         Msg::CorruptLine { line, error } => {
             state.feed.corrupt_lines += 1;
             state.feed.last_corrupt = Some(format!("line {line}: {error}"));

@@ -8,7 +8,7 @@ use super::actions;
 use super::app::{AppState, Effect, ViewId};
 use super::export;
 use super::history::{self, Walk};
-use super::keymap::Action;
+use super::keymap::{Action, Context, Keymap, key_name};
 use super::rows;
 
 /// What a command does.
@@ -20,6 +20,9 @@ enum Kind {
     NoFilter,
     Freeze,
     Export,
+    SaveFilter,
+    Filters,
+    Columns,
     Help,
     Quit,
     Rotate,
@@ -35,6 +38,8 @@ pub struct CommandSpec {
     pub help: &'static str,
     /// It changes something: hidden from completion and help, and refused, when read-only.
     pub changes: bool,
+    /// The view action that does the same, whose keys the help names (as rebound).
+    pub key: Option<Action>,
     kind: Kind,
 }
 
@@ -45,6 +50,7 @@ const fn view(name: &'static str, aliases: &'static [&'static str], v: ViewId) -
         arg: None,
         help: "",
         changes: false,
+        key: None,
         kind: Kind::View(v),
     }
 }
@@ -64,6 +70,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         arg: Some("NAME"),
         help: "switch the theme: shipped (dark light high-contrast mono) or the config dir's",
         changes: false,
+        key: None,
         kind: Kind::Theme,
     },
     CommandSpec {
@@ -72,54 +79,88 @@ pub const COMMANDS: &[CommandSpec] = &[
         arg: Some("TEXT"),
         help: "set the filter, as typed after /",
         changes: false,
+        key: None,
         kind: Kind::Filter,
     },
     CommandSpec {
         name: "nofilter",
         aliases: &["nof"],
         arg: None,
-        help: "clear the filter (Esc)",
+        help: "clear the filter",
         changes: false,
+        key: Some(Action::Back),
         kind: Kind::NoFilter,
     },
     CommandSpec {
         name: "freeze",
         aliases: &["fr"],
         arg: None,
-        help: "freeze the views, or unfreeze and jump to live (f)",
+        help: "freeze the views, or unfreeze and jump to live",
         changes: false,
+        key: Some(Action::ToggleFreeze),
         kind: Kind::Freeze,
     },
     CommandSpec {
         name: "export",
         aliases: &["exp", "w"],
         arg: Some("FILE"),
-        help: "write what this view shows (filter, sort) to FILE.csv or FILE.json",
+        help: "write what this view shows (filter, sort, time window) to FILE.csv or FILE.json",
         changes: false,
+        key: None,
         kind: Kind::Export,
+    },
+    CommandSpec {
+        name: "save",
+        aliases: &[],
+        arg: Some("NAME"),
+        help: "save the current filter as NAME (in the config dir's filters.toml)",
+        changes: false,
+        key: None,
+        kind: Kind::SaveFilter,
+    },
+    CommandSpec {
+        name: "filters",
+        aliases: &["fs"],
+        arg: Some("[NAME]"),
+        help: "the saved filters: choose one to apply, or apply NAME",
+        changes: false,
+        key: None,
+        kind: Kind::Filters,
+    },
+    CommandSpec {
+        name: "columns",
+        aliases: &["cols"],
+        arg: Some("[NAME…|reset]"),
+        help: "show these columns of this view's table, in this order (Tab completes; reset: as shipped)",
+        changes: false,
+        key: None,
+        kind: Kind::Columns,
     },
     CommandSpec {
         name: "help",
         aliases: &["h"],
         arg: None,
-        help: "this help (?)",
+        help: "this help",
         changes: false,
+        key: Some(Action::ToggleHelp),
         kind: Kind::Help,
     },
     CommandSpec {
         name: "quit",
         aliases: &["q", "q!"],
         arg: None,
-        help: "quit (q)",
+        help: "quit",
         changes: false,
+        key: Some(Action::Quit),
         kind: Kind::Quit,
     },
     CommandSpec {
         name: "rotate",
         aliases: &[],
         arg: Some("NAME [--new-cn NEWCN]"),
-        help: "start a rotation of the token or certificate NAME (r); a certificate to a new CN with --new-cn",
+        help: "start a rotation of the token or certificate NAME; a certificate to a new CN with --new-cn",
         changes: true,
+        key: Some(Action::StartRotation),
         kind: Kind::Rotate,
     },
 ];
@@ -193,15 +234,19 @@ pub fn parse(line: &str, read_only: bool) -> Result<Command<'_>, CommandError> {
         });
     };
     match (spec.arg, arg.is_empty()) {
-        (Some(a), true) if spec.kind != Kind::Theme => Err(CommandError::MissingArg {
-            name: spec.name,
-            arg: a,
-            example: match spec.kind {
-                Kind::Filter => "deny country:RU",
-                Kind::Export => "denied.csv",
-                _ => "ci-deploy-prod",
-            },
-        }),
+        // `:theme` and `:filters` without an argument list what there is.
+        (Some(a), true) if !matches!(spec.kind, Kind::Theme | Kind::Filters | Kind::Columns) => {
+            Err(CommandError::MissingArg {
+                name: spec.name,
+                arg: a,
+                example: match spec.kind {
+                    Kind::Filter => "deny country:RU",
+                    Kind::Export => "denied.csv",
+                    Kind::SaveFilter => "denied-ru",
+                    _ => "ci-deploy-prod",
+                },
+            })
+        }
         (None, false) => Err(CommandError::UnexpectedArg {
             name: spec.name,
             arg: arg.to_string(),
@@ -260,10 +305,30 @@ pub fn complete(s: &AppState, line: &str) -> (String, Vec<String>) {
                 line,
                 available(read_only).map(|c| c.name.to_string()).collect(),
             ),
+            Some((cmd, rest))
+                if find(&cmd.to_ascii_lowercase()).map(|c| c.kind) == Some(Kind::Columns) =>
+            {
+                // Several names: complete the last one.
+                let (done, word) = rest.rsplit_once(' ').unwrap_or(("", rest));
+                let mut values = super::views::columns::names(s, s.view);
+                values.push("reset".into());
+                let head = format!(
+                    "{cmd} {}",
+                    if done.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!("{} ", done.trim())
+                    }
+                );
+                (head, word, values)
+            }
             Some((cmd, rest)) => {
                 let word = rest.trim_start();
                 let values = match find(&cmd.to_ascii_lowercase()).map(|c| c.kind) {
                     Some(Kind::Theme) => s.themes.iter().map(|(n, _)| n.clone()).collect(),
+                    Some(Kind::Filters | Kind::SaveFilter) => {
+                        s.saved_filters.iter().map(|(n, _)| n.to_string()).collect()
+                    }
                     Some(Kind::Rotate) if !read_only => {
                         let mut v: Vec<String> = s.tokens.iter().map(|t| t.name.clone()).collect();
                         v.extend(s.certs.iter().map(|c| c.common_name.clone()));
@@ -310,8 +375,9 @@ fn common_prefix(v: &[String]) -> String {
     first[..end].to_string()
 }
 
-/// The `?` help lines `(":name alias ARG", help)` for this console.
-pub fn help_lines(read_only: bool) -> Vec<(String, String)> {
+/// The `?` help lines `(":name alias ARG", help)` for this console; a command that a key also
+/// does names the key as `keymap` binds it.
+pub fn help_lines(read_only: bool, keymap: &Keymap) -> Vec<(String, String)> {
     let views = || available(read_only).filter(|c| matches!(c.kind, Kind::View(_)));
     let names: Vec<&str> = views().map(|c| c.name).collect();
     let short: Vec<&str> = views().filter_map(|c| c.aliases.first().copied()).collect();
@@ -331,7 +397,18 @@ pub fn help_lines(read_only: bool) -> Vec<(String, String)> {
                     usage.push(' ');
                     usage.push_str(a);
                 }
-                (usage, c.help.to_string())
+                let keys = c.key.and_then(|a| {
+                    keymap
+                        .bindings()
+                        .iter()
+                        .find(|b| b.binding.context == Context::Normal && b.binding.action == a)
+                        .map(|b| b.keys.iter().map(key_name).collect::<Vec<_>>().join(" "))
+                });
+                let help = match keys {
+                    Some(k) => format!("{} ({k})", c.help),
+                    None => c.help.to_string(),
+                };
+                (usage, help)
             }),
     );
     out
@@ -396,6 +473,9 @@ impl AppState {
             Kind::NoFilter => self.perform(Action::Back, None),
             Kind::Freeze => self.perform(Action::ToggleFreeze, None),
             Kind::Export => self.export_view(arg),
+            Kind::SaveFilter => self.save_filter(arg),
+            Kind::Filters => self.named_filters(arg),
+            Kind::Columns => self.choose_columns(arg),
             Kind::Filter => self.set_filter(arg),
             Kind::Theme => self.switch_theme(arg),
             Kind::Rotate => self.rotate_named(arg),

@@ -221,6 +221,12 @@ mod with_state {
             ("rotate device-0001.factory.corp".into(), vec![])
         );
         assert_eq!(complete(&s, "zz"), ("zz".into(), vec![]));
+        // :columns completes its last name from the current view's columns.
+        assert_eq!(
+            complete(&s, "columns apps id"),
+            ("columns apps identity".into(), vec![])
+        );
+        assert_eq!(complete(&s, "cols res"), ("cols reset".into(), vec![]));
         // Read-only: no rotate, and no names to complete for it.
         let ro = state(true);
         assert_eq!(complete(&ro, "ro"), ("rotations".into(), vec![]));
@@ -372,7 +378,11 @@ mod with_state {
 
 #[test]
 fn help_lists_commands_without_rotate_when_read_only() {
-    let rw = help_lines(false);
+    let rw = help_lines(false, &Keymap::default());
+    assert!(
+        rw.iter()
+            .any(|(u, h)| u == ":freeze" && h.ends_with("jump to live (f)"))
+    );
     assert!(rw.iter().any(|(u, _)| u == ":rotate NAME [--new-cn NEWCN]"));
     assert!(
         rw.iter()
@@ -380,7 +390,7 @@ fn help_lists_commands_without_rotate_when_read_only() {
     );
     assert!(rw.iter().any(|(_, h)| h.contains("short: tr tok ")));
     assert!(
-        !help_lines(true)
+        !help_lines(true, &Keymap::default())
             .iter()
             .any(|(u, _)| u.starts_with(":rotate"))
     );

@@ -180,7 +180,7 @@ pub fn table(s: &AppState, view: ViewId) -> Table {
                     vec![
                         Value::from(i.name.as_str()),
                         Value::from(i.method.as_str()),
-                        Value::from(i.per_minute(s.shown_now().timestamp())),
+                        Value::from(i.per_minute(s.shown_end_sec())),
                         Value::from((i.deny_pct() * 10.0).round() / 10.0),
                         Value::from(i.total),
                         Value::from(i.denied),

@@ -103,6 +103,32 @@ pub fn spawn_tail(
     })
 }
 
+/// Until the tail has read the `total` bytes the log had at start, send its progress as
+/// `Msg::Loading` five times a second (the header shows it), then once more as done.
+pub fn spawn_load_progress(
+    stats: Arc<tail::TailStats>,
+    total: u64,
+    tx: mpsc::Sender<Msg>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut last = 0;
+        loop {
+            tick.tick().await;
+            let mut read = stats.offset.load(Ordering::Relaxed).min(total);
+            // Started over (rotated or truncated): the history as it was is gone; stop saying
+            // it loads.
+            if read < last {
+                read = total;
+            }
+            last = read;
+            if tx.send(Msg::Loading { read, total }).await.is_err() || read >= total {
+                return;
+            }
+        }
+    })
+}
+
 /// One read of the inventory and the policy file.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {

@@ -1,5 +1,6 @@
 //! The one list of key bindings. Dispatch, the footer hints and the `?` help overlay all read
-//! `BINDINGS`, so the help can never drift from what the keys really do.
+//! a `Keymap`: `BINDINGS` with the keys the user rebound in the config dir's `keys.toml`
+//! (`rebind`) put in, so the help can never drift from what the keys really do.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -29,8 +30,16 @@ pub enum Action {
     CopyKey,
     /// Open the copy menu for the selected row (JSON, curl, policy explain).
     CopyMenu,
-    /// Close an overlay, or clear the filter.
+    /// Close an overlay, leave the chart cursor, or clear the filter.
     Back,
+    /// A narrower time window for the Traffic chart and the tables below it.
+    NarrowWindow,
+    /// A wider time window.
+    WidenWindow,
+    /// Move the chart cursor one step earlier (placing it first if there is none).
+    CursorEarlier,
+    /// Move the chart cursor one step later.
+    CursorLater,
     /// Filter input: apply what was typed.
     ApplyFilter,
     /// Filter input: drop the filter and close the input.
@@ -76,7 +85,7 @@ pub enum Context {
     TextPrompt,
     /// Typing a `:` command in the footer.
     CommandInput,
-    /// The `Y` copy menu.
+    /// A menu (`Y` copy, `:filters`).
     Menu,
 }
 
@@ -310,11 +319,51 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         context: Normal,
+        keys: &[k('[')],
+        action: Action::NarrowWindow,
+        label: "[/]",
+        hint: "window",
+        help: "narrower time window (1m 5m 15m 1h 6h 24h): the chart, identities and tail follow it",
+        views: &[ViewId::Traffic, ViewId::Log],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k(']')],
+        action: Action::WidenWindow,
+        label: "]",
+        hint: "",
+        help: "wider time window, up to 24h of what was loaded",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k(',')],
+        action: Action::CursorEarlier,
+        label: ",/.",
+        hint: "scrub",
+        help: "chart cursor one step (1/60 of the window) earlier: the tables show that interval",
+        views: &[ViewId::Traffic, ViewId::Log],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
+        keys: &[k('.')],
+        action: Action::CursorLater,
+        label: ".",
+        hint: "",
+        help: "chart cursor one step later",
+        views: &[],
+        changes: false,
+    },
+    Binding {
+        context: Normal,
         keys: &[code(KeyCode::Esc)],
         action: Action::Back,
         label: "Esc",
         hint: "",
-        help: "clear the filter",
+        help: "leave the chart cursor (back to live), else clear the filter",
         views: &[],
         changes: false,
     },
@@ -543,8 +592,8 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[code(KeyCode::Enter), k('y')],
         action: Action::Confirm,
         label: "Enter",
-        hint: "copy",
-        help: "copy the item",
+        hint: "choose",
+        help: "copy the item, or apply the filter",
         views: &[],
         changes: false,
     },
@@ -601,6 +650,10 @@ pub const BINDINGS: &[Binding] = &[
 ];
 
 impl Key {
+    pub const fn new(code: KeyCode, mods: KeyModifiers) -> Self {
+        Self { code, mods }
+    }
+
     fn matches(&self, ev: &KeyEvent) -> bool {
         // Terminals report Shift with upper-case letters and symbols like `?`; the character
         // already says it.
@@ -612,48 +665,103 @@ impl Key {
     }
 }
 
-/// The action bound to `ev` in `context`, if any. Key releases are ignored.
-pub fn action_for(ev: &KeyEvent, context: Context) -> Option<Action> {
-    if ev.kind == KeyEventKind::Release {
-        return None;
+/// One binding as in effect: its keys and footer label may be the user's.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub binding: &'static Binding,
+    pub keys: Vec<Key>,
+    pub label: String,
+}
+
+/// The bindings in effect: `BINDINGS`, with the keys of some rebound (`rebind::load`).
+#[derive(Debug, Clone)]
+pub struct Keymap {
+    bound: Vec<Bound>,
+}
+
+impl Default for Keymap {
+    /// The shipped bindings.
+    fn default() -> Self {
+        Self {
+            bound: BINDINGS
+                .iter()
+                .map(|b| Bound {
+                    binding: b,
+                    keys: b.keys.to_vec(),
+                    label: b.label.to_string(),
+                })
+                .collect(),
+        }
     }
-    BINDINGS
-        .iter()
-        .find(|b| b.context == context && b.keys.iter().any(|k| k.matches(ev)))
-        .map(|b| b.action)
 }
 
-/// `(label, hint)` pairs for the footer in `context` on `view`; bindings that change something
-/// are left out of a read-only console.
-pub fn footer_hints(
-    context: Context,
-    view: ViewId,
-    read_only: bool,
-) -> impl Iterator<Item = (&'static str, &'static str)> {
-    BINDINGS
-        .iter()
-        .filter(move |b| {
-            b.context == context
-                && !b.hint.is_empty()
-                && (b.views.is_empty() || b.views.contains(&view))
-                && !(read_only && b.changes)
-        })
-        .map(|b| (b.label, b.hint))
-}
+impl Keymap {
+    /// Every binding in effect, in `BINDINGS` order.
+    pub fn bindings(&self) -> &[Bound] {
+        &self.bound
+    }
 
-/// The help overlay lines `(keys, help)` for views; the key column lists every bound key.
-pub fn help_lines() -> impl Iterator<Item = (String, &'static str)> {
-    BINDINGS.iter().filter(|b| b.context == Normal).map(|b| {
-        (
-            b.keys.iter().map(key_name).collect::<Vec<_>>().join(" "),
-            b.help,
-        )
-    })
+    /// Give the binding of `action` in `context` these keys (the label becomes their names).
+    pub(super) fn rebind(&mut self, context: Context, action: Action, keys: Vec<Key>) {
+        for b in self
+            .bound
+            .iter_mut()
+            .filter(|b| b.binding.context == context && b.binding.action == action)
+        {
+            b.label = keys.iter().map(key_name).collect::<Vec<_>>().join("/");
+            b.keys = keys.clone();
+        }
+    }
+
+    /// The action bound to `ev` in `context`, if any. Key releases are ignored.
+    pub fn action_for(&self, ev: &KeyEvent, context: Context) -> Option<Action> {
+        if ev.kind == KeyEventKind::Release {
+            return None;
+        }
+        self.bound
+            .iter()
+            .find(|b| b.binding.context == context && b.keys.iter().any(|k| k.matches(ev)))
+            .map(|b| b.binding.action)
+    }
+
+    /// `(label, hint)` pairs for the footer in `context` on `view`; bindings that change
+    /// something are left out of a read-only console.
+    pub fn footer_hints(
+        &self,
+        context: Context,
+        view: ViewId,
+        read_only: bool,
+    ) -> impl Iterator<Item = (&str, &'static str)> {
+        self.bound
+            .iter()
+            .filter(move |b| {
+                let b = b.binding;
+                b.context == context
+                    && !b.hint.is_empty()
+                    && (b.views.is_empty() || b.views.contains(&view))
+                    && !(read_only && b.changes)
+            })
+            .map(|b| (b.label.as_str(), b.binding.hint))
+    }
+
+    /// The help overlay lines `(keys, help)` for views; the key column lists every bound key.
+    pub fn help_lines(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
+        self.bound
+            .iter()
+            .filter(|b| b.binding.context == Normal)
+            .map(|b| {
+                (
+                    b.keys.iter().map(key_name).collect::<Vec<_>>().join(" "),
+                    b.binding.help,
+                )
+            })
+    }
 }
 
 /// How a key is written: `q`, `Ctrl-C`, `Enter`, `↓`.
 pub fn key_name(k: &Key) -> String {
     let base = match k.code {
+        KeyCode::Char(' ') => "Space".into(),
         KeyCode::Char(c) => c.to_string(),
         KeyCode::Enter => "Enter".into(),
         KeyCode::Esc => "Esc".into(),
@@ -666,6 +774,7 @@ pub fn key_name(k: &Key) -> String {
         KeyCode::Home => "Home".into(),
         KeyCode::End => "End".into(),
         KeyCode::Backspace => "Backspace".into(),
+        KeyCode::F(n) => format!("F{n}"),
         other => format!("{other:?}"),
     };
     if k.mods.contains(KeyModifiers::CONTROL) {
@@ -685,14 +794,22 @@ mod tests {
 
     #[test]
     fn dispatch_uses_the_context() {
+        let m = Keymap::default();
         let q = key(KeyCode::Char('q'), KeyModifiers::NONE);
-        assert_eq!(action_for(&q, Context::Normal), Some(Action::Quit));
-        assert_eq!(action_for(&q, Context::Overlay), Some(Action::Back));
-        assert_eq!(action_for(&q, Context::FilterInput), None, "typed as text");
+        assert_eq!(m.action_for(&q, Context::Normal), Some(Action::Quit));
+        assert_eq!(m.action_for(&q, Context::Overlay), Some(Action::Back));
+        assert_eq!(
+            m.action_for(&q, Context::FilterInput),
+            None,
+            "typed as text"
+        );
         let shift_g = key(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(action_for(&shift_g, Context::Normal), Some(Action::Bottom));
+        assert_eq!(
+            m.action_for(&shift_g, Context::Normal),
+            Some(Action::Bottom)
+        );
         let ctrl_c = key(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(action_for(&ctrl_c, Context::Normal), Some(Action::Quit));
+        assert_eq!(m.action_for(&ctrl_c, Context::Normal), Some(Action::Quit));
     }
 
     #[test]
@@ -716,20 +833,27 @@ mod tests {
 
     #[test]
     fn footer_and_help_come_from_the_bindings() {
-        let footer: Vec<_> = footer_hints(Context::Normal, ViewId::Traffic, false).collect();
+        let m = Keymap::default();
+        let footer: Vec<_> = m
+            .footer_hints(Context::Normal, ViewId::Traffic, false)
+            .collect();
         assert!(footer.contains(&("q", "quit")) && footer.contains(&("/", "filter")));
         assert!(
             !footer.contains(&("r", "rotate")),
             "only on tokens and certs"
         );
-        let tokens: Vec<_> = footer_hints(Context::Normal, ViewId::Tokens, false).collect();
+        let tokens: Vec<_> = m
+            .footer_hints(Context::Normal, ViewId::Tokens, false)
+            .collect();
         assert!(tokens.contains(&("r", "rotate")));
-        let read_only: Vec<_> = footer_hints(Context::Normal, ViewId::Tokens, true).collect();
+        let read_only: Vec<_> = m
+            .footer_hints(Context::Normal, ViewId::Tokens, true)
+            .collect();
         assert!(
             !read_only.contains(&("r", "rotate")),
             "hidden when read-only"
         );
-        let help: Vec<_> = help_lines().collect();
+        let help: Vec<_> = m.help_lines().collect();
         assert_eq!(
             help.len(),
             BINDINGS

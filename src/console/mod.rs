@@ -23,10 +23,15 @@ pub mod keymap;
 pub mod latency;
 pub mod model;
 mod navigate;
+pub mod rebind;
+pub mod request_latency;
 pub mod rows;
 mod runner;
+mod saved;
+pub mod settings;
 pub mod theme;
 pub mod views;
+pub mod window;
 pub mod wizard;
 
 pub use actions::{ActionContext, ConsoleAction};

@@ -1,6 +1,7 @@
 //! The rows each view shows, filtered and in the chosen sort order. Shared by `update` (which
 //! row is selected, what Enter opens) and the views (what to draw), so both always agree.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -13,12 +14,12 @@ use super::alerts::{AlertRow, AlertState};
 use super::app::{AppState, ViewId};
 use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
 
-/// Identities, filtered and sorted (req/min, deny %, last seen, or name).
+/// Identities of the selected time interval, filtered and sorted (req/min, deny %, last seen,
+/// or name).
 pub fn identities(s: &AppState) -> Vec<&IdentityStats> {
-    let now = s.shown_now().timestamp();
+    let now = s.shown_end_sec();
     let mut v: Vec<(u64, &IdentityStats)> = s
-        .shown_traffic()
-        .identities
+        .shown_identities()
         .iter()
         .filter(|i| s.filter.matches_identity(i))
         .map(|i| (i.per_minute(now), i))
@@ -178,27 +179,47 @@ pub fn policy_lines(s: &AppState) -> Vec<PolicyLine<'_>> {
     out
 }
 
-/// Events shown in the Log view and the live tail (filtered when a filter is set).
+/// Sequence numbers of the shown ring's events in the selected time interval (all without
+/// one).
+fn log_range(s: &AppState) -> Range<u64> {
+    let ring = &s.shown_traffic().ring;
+    match s.shown_interval() {
+        Some(iv) => ring.seq_range(iv.start, iv.end),
+        None => ring.first_seq()..ring.first_seq() + ring.len() as u64,
+    }
+}
+
+/// Positions in the shown filter matches of the events in `seqs`.
+fn filtered_range(s: &AppState, seqs: &Range<u64>) -> Range<usize> {
+    let f = s.shown_filtered();
+    let lo = f.partition_point(|&q| q < seqs.start);
+    lo..f.partition_point(|&q| q < seqs.end).max(lo)
+}
+
+/// Events shown in the Log view and the live tail: of the selected time interval, filtered
+/// when a filter is set.
 pub fn log_len(s: &AppState) -> usize {
+    let seqs = log_range(s);
     if s.filter.is_empty() {
-        s.shown_traffic().ring.len()
+        (seqs.end - seqs.start) as usize
     } else {
-        s.shown_filtered().len()
+        filtered_range(s, &seqs).len()
     }
 }
 
 /// The `i`-th newest event of the Log view (0 = newest).
 pub fn log_event(s: &AppState, i: usize) -> Option<&Arc<AccessEvent>> {
-    if s.filter.is_empty() {
-        s.shown_traffic().ring.newest(i)
+    let seqs = log_range(s);
+    let seq = if s.filter.is_empty() {
+        seqs.end
+            .checked_sub(i as u64 + 1)
+            .filter(|q| *q >= seqs.start)?
     } else {
-        let seq = s
-            .filtered
-            .len()
-            .checked_sub(i + 1)
-            .and_then(|j| s.shown_filtered().get(j))?;
-        s.shown_traffic().ring.get(*seq)
-    }
+        let at = filtered_range(s, &seqs);
+        let j = at.end.checked_sub(i + 1).filter(|j| *j >= at.start)?;
+        *s.shown_filtered().get(j)?
+    };
+    s.shown_traffic().ring.get(seq)
 }
 
 /// Rows in `view`'s selectable table.
@@ -206,10 +227,9 @@ pub fn row_count(s: &AppState, view: ViewId) -> usize {
     match view {
         ViewId::Traffic => {
             if s.filter.is_empty() {
-                s.shown_traffic().identities.len()
+                s.shown_identities().len()
             } else {
-                s.shown_traffic()
-                    .identities
+                s.shown_identities()
                     .iter()
                     .filter(|i| s.filter.matches_identity(i))
                     .count()
@@ -359,7 +379,7 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                     i.denied,
                     i.deny_pct()
                 ),
-                format!("req/min      {}", i.per_minute(s.shown_now().timestamp())),
+                format!("req/min      {}", i.per_minute(s.shown_end_sec())),
                 format!("first seen   {}", seen(Some(i.first_seen))),
                 format!("last seen    {}", seen(Some(i.last_seen))),
                 format!("countries    {}", i.countries.joined()),

@@ -55,6 +55,14 @@ pub struct ConsoleOptions {
     /// Themes `:theme NAME` offers (default: the shipped ones; the commands add the config
     /// dir's with `theme::catalogue`).
     pub themes: Vec<super::theme::ThemeChoice>,
+    /// The config dir `:save` writes to (the commands set `settings::config_dir`).
+    pub config_dir: Option<std::path::PathBuf>,
+    /// Filters saved there, read at start.
+    pub saved_filters: super::settings::NamedFilters,
+    /// The columns chosen per view, read at start.
+    pub columns: super::settings::ColumnChoices,
+    /// The key bindings (the commands read the config dir's `keys.toml`: `rebind::load`).
+    pub keymap: super::keymap::Keymap,
 }
 
 impl ConsoleOptions {
@@ -70,6 +78,10 @@ impl ConsoleOptions {
             rotation_quiet_period: crate::rotation::DEFAULT_QUIET_PERIOD,
             latency_report: None,
             themes: super::theme::catalogue(None),
+            config_dir: None,
+            saved_filters: Default::default(),
+            columns: Default::default(),
+            keymap: Default::default(),
         }
     }
 
@@ -82,6 +94,10 @@ impl ConsoleOptions {
         }
         s.actions_available = self.actions.is_some() && !self.header.read_only;
         s.themes = self.themes.clone();
+        s.config_dir = self.config_dir.clone();
+        s.saved_filters = self.saved_filters.clone();
+        s.keymap = self.keymap.clone();
+        s.columns = self.columns.clone();
         s
     }
 }
@@ -221,6 +237,19 @@ fn perform_effects(
                         .map(|()| said)
                         .map_err(|e| format!("could not write {}: {e}", path.display()));
                     // The console may have quit meanwhile; then nobody needs the answer.
+                    let _ = tx.blocking_send(Msg::EffectDone(result));
+                });
+            }
+            Effect::WriteConfig {
+                path,
+                contents,
+                done: said,
+            } => {
+                let tx = done.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = super::settings::write_file(&path, &contents)
+                        .map(|()| said)
+                        .map_err(|e| format!("could not write {}: {e}", path.display()));
                     let _ = tx.blocking_send(Msg::EffectDone(result));
                 });
             }

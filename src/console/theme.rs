@@ -356,8 +356,7 @@ pub fn catalogue(user_dir: Option<&Path>) -> Vec<ThemeChoice> {
 
 /// `<config dir>/themes`, where user themes live.
 pub fn user_themes_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("dev", "botgate", "botgate")
-        .map(|d| d.config_dir().join("themes"))
+    super::settings::config_dir().map(|d| d.join("themes"))
 }
 
 fn parse_colour(

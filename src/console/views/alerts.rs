@@ -4,13 +4,26 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Cell;
 
 use crate::console::alerts::AlertState;
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
-use super::widgets::{block, col, seen, title, wide, windowed_table};
+use super::timelines;
+use super::widgets::{Col, block, col, seen, title, wide};
+
+/// The Alerts table's columns.
+pub fn cols() -> [Col; 7] {
+    [
+        col("last seen", Constraint::Length(9)),
+        col("severity", Constraint::Length(8)),
+        wide("state", Constraint::Length(8), 120),
+        col("credential", Constraint::Fill(2)),
+        col("alert", Constraint::Fill(4)),
+        wide("count", Constraint::Length(6), 100),
+        wide("evidence", Constraint::Fill(4), 120),
+    ]
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
@@ -26,20 +39,17 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             s.shown_alerts().malformed
         ));
     }
-    windowed_table(
+    let (table, picture) = timelines::split(area, list.len(), timelines::ALERTS_HEIGHT);
+    if let Some(picture) = picture {
+        timelines::draw_alerts(frame, picture, s, &list);
+    }
+    super::columns::view_table(
         frame,
-        area,
-        t,
+        table,
+        s,
+        ViewId::Alerts,
         block(t, title(t, "alerts", &parts)),
-        &[
-            col("last seen", Constraint::Length(9)),
-            col("severity", Constraint::Length(8)),
-            wide("state", Constraint::Length(8), 120),
-            col("credential", Constraint::Fill(2)),
-            col("alert", Constraint::Fill(4)),
-            wide("count", Constraint::Length(6), 100),
-            wide("evidence", Constraint::Fill(4), 120),
-        ],
+        &cols(),
         list.len(),
         Some(s.selected[ViewId::Alerts.index()]),
         s.scroll[ViewId::Alerts.index()],
@@ -52,16 +62,16 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                 t.severity(a.severity)
             };
             let cells = vec![
-                Cell::from(seen(s.now, Some(a.last_seen))),
-                Cell::from(Span::styled(a.severity.label(), sev)),
-                Cell::from(Span::styled(
+                Line::from(seen(s.now, Some(a.last_seen))),
+                Line::from(Span::styled(a.severity.label(), sev)),
+                Line::from(Span::styled(
                     if resolved { "resolved" } else { "open" },
                     if resolved { t.muted() } else { t.base() },
                 )),
-                Cell::from(a.credential.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(a.title.clone()),
-                Cell::from(Line::from(a.count.to_string()).right_aligned()),
-                Cell::from(Span::styled(a.evidence_text(), t.muted())),
+                Line::from(a.credential.clone().unwrap_or_else(|| "-".into())),
+                Line::from(a.title.clone()),
+                Line::from(a.count.to_string()).right_aligned(),
+                Line::from(Span::styled(a.evidence_text(), t.muted())),
             ];
             (cells, if resolved { t.muted() } else { t.base() })
         },

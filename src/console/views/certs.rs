@@ -3,16 +3,17 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::widgets::Cell;
+use ratatui::text::Line;
 
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
+use super::timelines;
 use super::tokens::{Lifecycle, inventory_block, lifecycle_cells, lifecycle_cols};
-use super::widgets::{col, wide, windowed_table};
+use super::widgets::{Col, col, wide};
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
-    let list = rows::certs(s);
+/// The Certs table's columns.
+pub fn cols() -> Vec<Col> {
     let mut cols = lifecycle_cols("common name", "not after").to_vec();
     cols.extend([
         wide("issuer", Constraint::Fill(2), 120),
@@ -20,10 +21,26 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         wide("key", Constraint::Length(10), 140),
         wide("source", Constraint::Fill(1), 140),
     ]);
-    windowed_table(
+    cols
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    let list = rows::certs(s);
+    let cols = cols();
+    let (table, picture) = timelines::split(area, list.len(), timelines::EXPIRY_HEIGHT);
+    if let Some(picture) = picture {
+        timelines::draw_expiry(
+            frame,
+            picture,
+            s,
+            list.iter().map(|c| (c.not_after, c.status(s.now))),
+        );
+    }
+    super::columns::view_table(
         frame,
-        area,
-        &s.theme,
+        table,
+        s,
+        ViewId::Certs,
         inventory_block(
             s,
             "client certificates",
@@ -49,14 +66,14 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             );
             let serial: String = c.serial.chars().take(12).collect();
             cells.extend([
-                Cell::from(c.issuer.clone()),
-                Cell::from(if c.serial.chars().count() > 12 {
+                Line::from(c.issuer.clone()),
+                Line::from(if c.serial.chars().count() > 12 {
                     format!("{serial}…")
                 } else {
                     serial
                 }),
-                Cell::from(c.key_type.clone()),
-                Cell::from(c.source.clone()),
+                Line::from(c.key_type.clone()),
+                Line::from(c.source.clone()),
             ]);
             (cells, style)
         },

@@ -10,7 +10,7 @@ use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
 use super::widgets::{first_row_y, visible_rows, window_offset};
-use super::{MIN_HEIGHT, MIN_WIDTH, policies, rotations, traffic};
+use super::{MIN_HEIGHT, MIN_WIDTH, policies, rotations, timelines, traffic};
 
 /// The four bands of the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +136,7 @@ pub fn tables(s: &AppState, body: Rect) -> Vec<TableGeom> {
             rotations::layout(body, s).0,
         )],
         ViewId::Tokens | ViewId::Certs | ViewId::Alerts | ViewId::Log => {
-            vec![TableGeom::new(s, TableId::View(v), body)]
+            vec![TableGeom::new(s, TableId::View(v), table_area(s, v, body))]
         }
     }
 }
@@ -151,9 +151,28 @@ pub fn offset_of(s: &AppState, view: ViewId) -> usize {
         ViewId::Traffic => traffic::layout(sc.body, s).identities,
         ViewId::Policies => policies::layout(sc.body, s).1,
         ViewId::Rotations => rotations::layout(sc.body, s).0,
-        _ => sc.body,
+        _ => table_area(s, view, sc.body),
     };
     TableGeom::new(s, TableId::View(view), area).offset
+}
+
+/// The table of a view that draws one table over `body` (and a picture below when tall
+/// enough: `timelines::split`).
+fn table_area(s: &AppState, view: ViewId, body: Rect) -> Rect {
+    let height = match view {
+        ViewId::Tokens | ViewId::Certs => timelines::EXPIRY_HEIGHT,
+        ViewId::Alerts => timelines::ALERTS_HEIGHT,
+        _ => return body,
+    };
+    timelines::split(body, rows::row_count(s, view), height).0
+}
+
+/// Seconds the Traffic chart spans with no time window selected: what the width gives, as
+/// drawn at the terminal's size (`[` and `]` step from here).
+pub fn auto_window_secs(s: &AppState) -> i64 {
+    let width = screen(Rect::new(0, 0, s.size.0, s.size.1))
+        .map_or(MIN_WIDTH, |sc| traffic::layout(sc.body, s).rate.width);
+    traffic::auto_secs(width, s)
 }
 
 /// What a click at a screen cell lands on.

@@ -4,14 +4,13 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
-use ratatui::text::Span;
-use ratatui::widgets::Cell;
+use ratatui::text::{Line, Span};
 
 use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
 use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
-use super::widgets::{Col, block, clock_ms, col, or_dash, title, wide, windowed_table};
+use super::widgets::{Col, block, clock_ms, col, or_dash, title, wide};
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
@@ -23,10 +22,11 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     if !s.filter.is_empty() {
         parts.push(format!("filter {}", s.filter.text()));
     }
-    windowed_table(
+    super::columns::view_table(
         frame,
         area,
-        t,
+        s,
+        ViewId::Log,
         block(t, title(t, "audit log", &parts)),
         &log_columns(s.shown_traffic().several_nodes()),
         n,
@@ -122,7 +122,7 @@ fn request(e: &AccessEvent) -> String {
 }
 
 /// Cells of the `i`-th newest event; `full` adds the Log view's extra columns.
-pub fn event_cells<'a>(s: &AppState, i: usize, full: bool) -> (Vec<Cell<'a>>, Style) {
+pub fn event_cells<'a>(s: &AppState, i: usize, full: bool) -> (Vec<Line<'a>>, Style) {
     let t = &s.theme;
     let Some(e) = rows::log_event(s, i) else {
         return (Vec::new(), t.base());
@@ -143,33 +143,33 @@ pub fn event_cells<'a>(s: &AppState, i: usize, full: bool) -> (Vec<Cell<'a>>, St
         }
         EventKind::Admin => t.muted(),
     };
-    let mut cells = vec![Cell::from(Span::styled(clock_ms(e.created_at), t.muted()))];
+    let mut cells = vec![Line::from(Span::styled(clock_ms(e.created_at), t.muted()))];
     if full && s.shown_traffic().several_nodes() {
-        cells.push(Cell::from(or_dash(e.node.as_deref())));
+        cells.push(Line::from(or_dash(e.node.as_deref())));
     }
     if full {
-        cells.push(Cell::from(kind(e.event)));
+        cells.push(Line::from(kind(e.event)));
     }
     cells.extend([
-        Cell::from(Span::styled(result(e), result_style)),
-        Cell::from(e.status.map_or("-".to_string(), |s| s.to_string())),
-        Cell::from(or_dash(e.identity())),
-        Cell::from(via(e.connection_method)),
-        Cell::from(or_dash(e.ip_address.as_deref())),
-        Cell::from(or_dash(e.country.as_deref())),
-        Cell::from(or_dash(e.app_name.as_deref().or(e.host.as_deref()))),
-        Cell::from(request(e)),
-        Cell::from(Span::styled(
+        Line::from(Span::styled(result(e), result_style)),
+        Line::from(e.status.map_or("-".to_string(), |s| s.to_string())),
+        Line::from(or_dash(e.identity())),
+        Line::from(via(e.connection_method)),
+        Line::from(or_dash(e.ip_address.as_deref())),
+        Line::from(or_dash(e.country.as_deref())),
+        Line::from(or_dash(e.app_name.as_deref().or(e.host.as_deref()))),
+        Line::from(request(e)),
+        Line::from(Span::styled(
             or_dash(e.deny_reason.as_deref()),
             t.decision(false),
         )),
     ]);
     if full {
-        cells.push(Cell::from(
+        cells.push(Line::from(
             e.latency_ms
                 .map_or("-".to_string(), |ms| format!("{ms:.1}")),
         ));
-        cells.push(Cell::from(Span::styled(e.ray_id.clone(), t.muted())));
+        cells.push(Line::from(Span::styled(e.ray_id.clone(), t.muted())));
     }
     (cells, t.base())
 }

@@ -3,10 +3,12 @@
 
 mod alerts;
 mod certs;
+pub mod columns;
 pub mod layout;
 mod log;
 mod policies;
 mod rotations;
+pub mod timelines;
 mod tokens;
 mod traffic;
 pub mod widgets;
@@ -17,9 +19,9 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::app::{AppState, CopyMenu, Overlay, ViewId};
+use super::app::{AppState, Menu, MenuPurpose, Overlay, ViewId};
 use super::command;
-use super::keymap::{self, Context};
+use super::keymap::Context;
 use super::model::CredentialStatus;
 use super::wizard::Prompt;
 
@@ -74,13 +76,13 @@ pub fn draw(frame: &mut Frame, s: &AppState) {
         }) => draw_details(frame, body, s, title, lines, *scroll),
         None => {}
     }
-    if let Some(menu) = &s.copy_menu {
-        draw_copy_menu(frame, body, s, menu);
+    if let Some(menu) = &s.menu {
+        draw_menu(frame, body, s, menu);
     }
 }
 
-/// The `Y` menu: each item's name and the start of what it copies.
-fn draw_copy_menu(frame: &mut Frame, area: Rect, s: &AppState, menu: &CopyMenu) {
+/// A menu: each item's name and the start of its text (what `Y` copies, the filter applied).
+fn draw_menu(frame: &mut Frame, area: Rect, s: &AppState, menu: &Menu) {
     let t = &s.theme;
     let w = area.width.saturating_sub(8).min(120);
     let preview_w = usize::from(w.saturating_sub(6));
@@ -109,7 +111,13 @@ fn draw_copy_menu(frame: &mut Frame, area: Rect, s: &AppState, menu: &CopyMenu) 
     frame.render_widget(Clear, r);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(widgets::block(t, " copy · Enter copies · Esc closes "))
+            .block(widgets::block(
+                t,
+                match menu.purpose {
+                    MenuPurpose::Copy => " copy · Enter copies · Esc closes ",
+                    MenuPurpose::ApplyFilter => " saved filters · Enter applies · Esc closes ",
+                },
+            ))
             .style(t.base()),
         r,
     );
@@ -134,6 +142,19 @@ fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
             t.badge(),
         ));
     }
+    // Loading the log's history: the views fill up as it goes.
+    if let Some((read, total)) = s.feed.loading {
+        spans.push(sep.clone());
+        spans.push(Span::styled(
+            format!(
+                "loading history {}% ({} of {} MiB)",
+                read * 100 / total.max(1),
+                read / (1024 * 1024),
+                total.div_ceil(1024 * 1024)
+            ),
+            t.badge(),
+        ));
+    }
     spans.extend([
         sep.clone(),
         Span::styled(format!("{:.1} req/s", s.req_per_sec()), h),
@@ -154,6 +175,17 @@ fn draw_header(frame: &mut Frame, area: Rect, s: &AppState) {
     if !s.header.source.is_empty() {
         spans.push(sep.clone());
         spans.push(Span::styled(s.header.source.clone(), h));
+    }
+    if let Some(history) = &s.header.history {
+        // How far back the views can look: what was asked for, and the oldest event read.
+        let from = s.traffic.oldest.map_or(String::new(), |o| {
+            format!(
+                ", from {} ({} ago)",
+                widgets::clock_time(s.now, o),
+                widgets::span(s.now - o)
+            )
+        });
+        spans.push(Span::styled(format!(" · {history}{from}"), h));
     }
     let mut problems = Vec::new();
     if let Some(e) = &s.feed.store_error {
@@ -260,7 +292,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, s: &AppState) {
     }
     // The rotation choice names its own keys ([s] [n] [Esc]); the text-prompt hints would not fit it.
     let own_keys = matches!(s.prompt, Some(Prompt::ChooseTokenRotation { .. }));
-    for (label, hint) in keymap::footer_hints(ctx, s.view, s.header.read_only).filter(|_| !own_keys)
+    for (label, hint) in s
+        .keymap
+        .footer_hints(ctx, s.view, s.header.read_only)
+        .filter(|_| !own_keys)
     {
         spans.push(Span::styled(label, t.accent()));
         spans.push(Span::styled(format!(" {hint}  "), t.muted()));
@@ -287,8 +322,8 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 
 fn draw_help(frame: &mut Frame, area: Rect, s: &AppState, scroll: u16) {
     let t = &s.theme;
-    let keys: Vec<(String, &str)> = keymap::help_lines().collect();
-    let commands = command::help_lines(s.header.read_only);
+    let keys: Vec<(String, &str)> = s.keymap.help_lines().collect();
+    let commands = command::help_lines(s.header.read_only, &s.keymap);
     // One column width for keys and commands, so a long usage (`:rotate NAME [--new-cn NEWCN]`)
     // never runs into its help text.
     let col = keys

@@ -5,13 +5,13 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::console::app::{AppState, ViewId};
 use crate::console::model::CredentialStatus;
 use crate::console::rows;
 
-use super::widgets::{block, col, title, wide, windowed_table};
+use super::widgets::{Col, block, col, title, wide};
 
 /// The reload-error banner (when a reload failed) and the table's area.
 pub fn layout(area: Rect, s: &AppState) -> (Option<Rect>, Rect) {
@@ -22,6 +22,18 @@ pub fn layout(area: Rect, s: &AppState) -> (Option<Rect>, Rect) {
     } else {
         (None, area)
     }
+}
+
+/// The Policies table's columns.
+pub fn cols() -> [Col; 6] {
+    [
+        col("app", Constraint::Fill(2)),
+        wide("hostnames", Constraint::Fill(2), 120),
+        col("#", Constraint::Length(2)),
+        col("policy", Constraint::Fill(2)),
+        col("action", Constraint::Length(12)),
+        col("admits", Constraint::Fill(5)),
+    ]
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
@@ -45,10 +57,11 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     };
     let lines = rows::policy_lines(s);
     let n_policies: usize = s.apps.iter().map(|a| a.policies.len()).sum();
-    windowed_table(
+    super::columns::view_table(
         frame,
         area,
-        t,
+        s,
+        ViewId::Policies,
         block(
             t,
             title(
@@ -60,14 +73,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                 ],
             ),
         ),
-        &[
-            col("app", Constraint::Fill(2)),
-            wide("hostnames", Constraint::Fill(2), 120),
-            col("#", Constraint::Length(2)),
-            col("policy", Constraint::Fill(2)),
-            col("action", Constraint::Length(12)),
-            col("admits", Constraint::Fill(5)),
-        ],
+        &cols(),
         lines.len(),
         Some(s.selected[ViewId::Policies.index()]),
         s.scroll[ViewId::Policies.index()],
@@ -108,12 +114,12 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                         _ => t.decision(true),
                     };
                     let cells = vec![
-                        Cell::from(Span::styled(app, t.title())),
-                        Cell::from(hosts),
-                        Cell::from(l.order.to_string()),
-                        Cell::from(p.name.clone()),
-                        Cell::from(Span::styled(p.action.clone(), action_style)),
-                        Cell::from(if p.admits.is_empty() {
+                        Line::from(Span::styled(app, t.title())),
+                        Line::from(hosts),
+                        Line::from(l.order.to_string()),
+                        Line::from(p.name.clone()),
+                        Line::from(Span::styled(p.action.clone(), action_style)),
+                        Line::from(if p.admits.is_empty() {
                             "nothing".to_string()
                         } else {
                             p.admits.join(", ")
@@ -123,15 +129,15 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                 }
                 None => {
                     let cells = vec![
-                        Cell::from(Span::styled(app, t.title())),
-                        Cell::from(hosts),
-                        Cell::from(""),
-                        Cell::from(Span::styled(
+                        Line::from(Span::styled(app, t.title())),
+                        Line::from(hosts),
+                        Line::from(""),
+                        Line::from(Span::styled(
                             "no policies: every request is denied",
                             t.muted(),
                         )),
-                        Cell::from(""),
-                        Cell::from(""),
+                        Line::from(""),
+                        Line::from(""),
                     ];
                     (cells, t.base())
                 }

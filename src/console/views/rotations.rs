@@ -7,17 +7,29 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph};
+use ratatui::widgets::Paragraph;
 
 use crate::console::actions;
 use crate::console::app::{AppState, ViewId};
 use crate::console::model::{CredentialStatus, RotationRow};
 use crate::rotation::{RotationState, RotationView};
 
-use super::widgets::{block, col, or_dash, seen, title, windowed_table};
+use super::widgets::{Col, block, col, or_dash, seen, title};
 
 /// Table rows shown above the wizard before the list scrolls.
 const LIST_ROWS: usize = 6;
+
+/// The Rotations table's columns.
+pub fn cols() -> [Col; 6] {
+    [
+        col("id", Constraint::Length(10)),
+        col("kind", Constraint::Length(5)),
+        col("old", Constraint::Fill(2)),
+        col("new", Constraint::Fill(2)),
+        col("steps", Constraint::Length(48)),
+        col("state", Constraint::Length(11)),
+    ]
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
@@ -45,31 +57,25 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
         return;
     }
     let (list, wizard) = layout(area, s);
-    windowed_table(
+    super::columns::view_table(
         frame,
         list,
-        t,
+        s,
+        ViewId::Rotations,
         blk,
-        &[
-            col("id", Constraint::Length(10)),
-            col("kind", Constraint::Length(5)),
-            col("old", Constraint::Fill(2)),
-            col("new", Constraint::Fill(2)),
-            col("steps", Constraint::Length(48)),
-            col("state", Constraint::Length(11)),
-        ],
+        &cols(),
         s.rotations.len(),
         Some(s.selected[ViewId::Rotations.index()]),
         s.scroll[ViewId::Rotations.index()],
         |i| {
             let r = &s.rotations[i].view;
             let cells = vec![
-                Cell::from(r.id.clone()),
-                Cell::from(r.kind.as_str()),
-                Cell::from(r.old.clone()),
-                Cell::from(or_dash(r.new.as_deref())),
-                Cell::from(step_indicator(r)),
-                Cell::from(state_label(r)),
+                Line::from(r.id.clone()),
+                Line::from(r.kind.as_str()),
+                Line::from(r.old.clone()),
+                Line::from(or_dash(r.new.as_deref())),
+                Line::from(step_indicator(r)),
+                Line::from(state_label(r)),
             ];
             (cells, t.base())
         },

@@ -6,8 +6,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
-use ratatui::text::Span;
-use ratatui::widgets::Cell;
+use ratatui::text::{Line, Span};
 
 use chrono::{DateTime, Utc};
 use ratatui::widgets::Block;
@@ -17,20 +16,37 @@ use crate::console::model::CredentialStatus;
 use crate::console::rows;
 use crate::duration::countdown;
 
-use super::widgets::{Col, block, col, date, seen, title, wide, windowed_table};
+use super::timelines;
+use super::widgets::{Col, block, col, date, seen, title, wide};
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
-    let list = rows::tokens(s);
+/// The Tokens table's columns.
+pub fn cols() -> Vec<Col> {
     let mut cols = lifecycle_cols("name", "expires").to_vec();
     cols.extend([
         wide("client id", Constraint::Length(14), 140),
         wide("policies", Constraint::Fill(3), 120),
         wide("bounds", Constraint::Fill(2), 120),
     ]);
-    windowed_table(
+    cols
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    let list = rows::tokens(s);
+    let cols = cols();
+    let (table, picture) = timelines::split(area, list.len(), timelines::EXPIRY_HEIGHT);
+    if let Some(picture) = picture {
+        timelines::draw_expiry(
+            frame,
+            picture,
+            s,
+            list.iter().map(|t| (t.expires_at, t.status(s.now))),
+        );
+    }
+    super::columns::view_table(
         frame,
-        area,
-        &s.theme,
+        table,
+        s,
+        ViewId::Tokens,
         inventory_block(
             s,
             "service tokens",
@@ -55,8 +71,8 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
                 },
             );
             let short_id: String = tk.client_id.chars().take(12).collect();
-            cells.push(Cell::from(format!("{short_id}…")));
-            cells.push(Cell::from(if tk.policies.is_empty() {
+            cells.push(Line::from(format!("{short_id}…")));
+            cells.push(Line::from(if tk.policies.is_empty() {
                 "-".to_string()
             } else {
                 tk.policies.join(", ")
@@ -70,7 +86,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
 /// A token's bounds and what they did in the live traffic: `127.0.0.1/32 · 600/min` and, in
 /// the warn colour, `3 limited` (over a rate limit, shadow mode included) and `2 off-net`
 /// (refused `token_ip_not_allowed`).
-fn bounds_cell<'a>(s: &AppState, tk: &crate::console::model::TokenRow) -> Cell<'a> {
+fn bounds_cell<'a>(s: &AppState, tk: &crate::console::model::TokenRow) -> Line<'a> {
     let mut parts = Vec::new();
     match tk.bounds.allow_ips.as_slice() {
         [] => {}
@@ -98,7 +114,7 @@ fn bounds_cell<'a>(s: &AppState, tk: &crate::console::model::TokenRow) -> Cell<'
             }
         }
     }
-    Cell::from(ratatui::text::Line::from(spans))
+    ratatui::text::Line::from(spans)
 }
 
 /// The columns every credential inventory starts with; `name` and `date` head the identity
@@ -127,19 +143,19 @@ pub struct Lifecycle<'a> {
 }
 
 /// The cells of `lifecycle_cols` for one credential, and the row's style.
-pub fn lifecycle_cells<'a>(s: &AppState, l: &Lifecycle<'_>) -> (Vec<Cell<'a>>, Style) {
+pub fn lifecycle_cells<'a>(s: &AppState, l: &Lifecycle<'_>) -> (Vec<Line<'a>>, Style) {
     let style = row_style(s, l.status);
     let (due_text, due_style) = rotation_due(s, l.rotation_due, l.revoked, style);
     let cells = vec![
-        Cell::from(l.name.to_string()),
-        Cell::from(Span::styled(l.status.label(), s.theme.status(l.status))),
-        Cell::from(Span::styled(
+        Line::from(l.name.to_string()),
+        Line::from(Span::styled(l.status.label(), s.theme.status(l.status))),
+        Line::from(Span::styled(
             expires_in(s, l.expires_at, l.revoked),
             s.theme.status(l.status),
         )),
-        Cell::from(date(l.expires_at)),
-        Cell::from(seen(s.now, rows::last_seen(s, l.name, l.last_seen_at))),
-        Cell::from(Span::styled(due_text, due_style)),
+        Line::from(date(l.expires_at)),
+        Line::from(seen(s.now, rows::last_seen(s, l.name, l.last_seen_at))),
+        Line::from(Span::styled(due_text, due_style)),
     ];
     (cells, style)
 }

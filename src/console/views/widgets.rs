@@ -90,7 +90,9 @@ pub fn window_offset(
 /// A table of `total` rows of which only the visible window is built by `make_row(i)` (cells
 /// for every column in `cols`, and the row style). `selected` (if any) is kept on screen and
 /// drawn with the selection style and symbol; `scroll` is the first row the user last saw
-/// (see `window_offset`).
+/// (see `window_offset`). Fixed-width columns keep their width; the `Fill` columns share the
+/// rest by what the visible rows hold (`fit_widths`), so a short identity does not take the
+/// room a long list of apps needs.
 #[allow(clippy::too_many_arguments)]
 pub fn windowed_table<'a>(
     frame: &mut Frame,
@@ -101,7 +103,7 @@ pub fn windowed_table<'a>(
     total: usize,
     selected: Option<usize>,
     scroll: usize,
-    mut make_row: impl FnMut(usize) -> (Vec<Cell<'a>>, Style),
+    mut make_row: impl FnMut(usize) -> (Vec<Line<'a>>, Style),
 ) {
     let shown: Vec<bool> = cols
         .iter()
@@ -110,30 +112,52 @@ pub fn windowed_table<'a>(
     let visible = visible_rows(area.height);
     let sel = selected.filter(|_| total > 0).map(|s| s.min(total - 1));
     let offset = window_offset(total, sel, scroll, visible);
-    let rows: Vec<Row> = (offset..total.min(offset + visible))
-        .map(|i| {
-            let (cells, style) = make_row(i);
-            Row::new(
-                cells
-                    .into_iter()
-                    .zip(&shown)
-                    .filter(|(_, s)| **s)
-                    .map(|(c, _)| c),
-            )
-            .style(style)
-        })
-        .collect();
-    let header = Row::new(
-        cols.iter()
-            .zip(&shown)
-            .filter(|(_, s)| **s)
-            .map(|(c, _)| Span::styled(c.header, theme.muted())),
-    );
-    let widths: Vec<Constraint> = cols
+    let cols: Vec<&Col> = cols
         .iter()
         .zip(&shown)
         .filter(|(_, s)| **s)
-        .map(|(c, _)| c.width)
+        .map(|(c, _)| c)
+        .collect();
+    let mut wants: Vec<usize> = cols.iter().map(|c| c.header.chars().count()).collect();
+    let rows: Vec<Row> = (offset..total.min(offset + visible))
+        .map(|i| {
+            let (cells, style) = make_row(i);
+            let cells: Vec<Line> = cells
+                .into_iter()
+                .zip(&shown)
+                .filter(|(_, s)| **s)
+                .map(|(c, _)| c)
+                .collect();
+            for (w, c) in wants.iter_mut().zip(&cells) {
+                *w = (*w).max(c.width());
+            }
+            Row::new(cells.into_iter().map(Cell::from)).style(style)
+        })
+        .collect();
+    let header = Row::new(cols.iter().map(|c| Span::styled(c.header, theme.muted())));
+    // Inside the borders and the selection symbol's column, less one space between columns.
+    let fixed: usize = cols
+        .iter()
+        .map(|c| match c.width {
+            Constraint::Length(n) => usize::from(n),
+            _ => 0,
+        })
+        .sum();
+    let room = usize::from(area.width)
+        .saturating_sub(2 + SELECTED.chars().count() + cols.len().saturating_sub(1) + fixed);
+    let fill: Vec<usize> = cols
+        .iter()
+        .zip(&wants)
+        .filter(|(c, _)| !matches!(c.width, Constraint::Length(_)))
+        .map(|(_, w)| *w)
+        .collect();
+    let mut fitted = fit_widths(&fill, room).into_iter();
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .map(|c| match c.width {
+            Constraint::Length(n) => Constraint::Length(n),
+            _ => Constraint::Length(fitted.next().map_or(0, |w| w as u16)),
+        })
         .collect();
     let table = Table::new(rows, widths)
         .header(header)
@@ -145,6 +169,28 @@ pub fn windowed_table<'a>(
         .column_spacing(1);
     let mut state = TableState::default().with_selected(sel.map(|s| s - offset));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Share `room` columns among columns wanting `wants`: max-min fair (the narrowest get all
+/// they want, the rest split what is left evenly), then what nobody wanted is spread over all.
+pub fn fit_widths(wants: &[usize], room: usize) -> Vec<usize> {
+    let n = wants.len();
+    let mut out = vec![0; n];
+    if n == 0 {
+        return out;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| wants[i]);
+    let mut left = room;
+    for (k, &i) in order.iter().enumerate() {
+        let share = left / (n - k);
+        out[i] = wants[i].min(share);
+        left -= out[i];
+    }
+    for (k, w) in out.iter_mut().enumerate() {
+        *w += left / n + usize::from(k < left % n);
+    }
+    out
 }
 
 /// `12:00:03.123` (UTC).
@@ -162,6 +208,15 @@ pub fn seen(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(|| "never".to_string(), |t| crate::duration::ago(now - t))
 }
 
+/// `10:02:11` when `t` is on `now`'s UTC day, else `11-27 10:02`.
+pub fn clock_time(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    if t.date_naive() == now.date_naive() {
+        t.format("%H:%M:%S").to_string()
+    } else {
+        t.format("%m-%d %H:%M").to_string()
+    }
+}
+
 /// `1h 2m` style, for uptime.
 pub fn span(d: Duration) -> String {
     crate::duration::countdown(d.max(Duration::zero()))
@@ -170,4 +225,21 @@ pub fn span(d: Duration) -> String {
 /// The text, or `-` when absent or empty.
 pub fn or_dash(v: Option<&str>) -> String {
     v.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_widths;
+
+    #[test]
+    fn narrow_columns_get_what_they_want_and_wide_ones_share_the_rest() {
+        // Room for all: each gets its want, and the spare spread over all.
+        assert_eq!(fit_widths(&[10, 20], 40), vec![15, 25]);
+        // Not enough: the short one whole, the long one the rest.
+        assert_eq!(fit_widths(&[24, 80], 60), vec![24, 36]);
+        // Both long: an even split.
+        assert_eq!(fit_widths(&[70, 80], 60), vec![30, 30]);
+        assert_eq!(fit_widths(&[], 10), Vec::<usize>::new());
+        assert_eq!(fit_widths(&[5, 5, 5], 0), vec![0, 0, 0]);
+    }
 }
