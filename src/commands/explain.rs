@@ -71,7 +71,7 @@ pub fn run_with_paths(paths: &crate::paths::Paths, args: &ExplainArgs) -> Result
         &mut policies,
     ))?;
     // The issuers' key sets as the gates on this state dir keep them (fetched when missing).
-    let issuers = super::issuer::load(paths)?;
+    let issuers = super::issuer::issuers_of(paths, &policies);
     let out = explain(&policies, &store, Some(&issuers), args, Utc::now())?;
     if args.json.json {
         print_json(&out)?;

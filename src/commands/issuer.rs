@@ -58,10 +58,15 @@ pub fn run(paths: &Paths, cmd: IssuerCommand) -> Result<()> {
 }
 
 /// The issuers of the policy file, with what the state dir knows of their keys.
-pub(crate) fn load(paths: &Paths) -> Result<Arc<Issuers>> {
+fn load(paths: &Paths) -> Result<Arc<Issuers>> {
     let loaded = super::serve::load_config(paths)?;
     let set = crate::policy::compile(&loaded.file)
         .map_err(|e| Failure::bad_input(format!("{}: {e}", paths.config.display())))?;
+    Ok(issuers_of(paths, &set))
+}
+
+/// The issuers of a compiled policy file, with what the state dir knows of their keys.
+pub(crate) fn issuers_of(paths: &Paths, set: &crate::policy::PolicySet) -> Arc<Issuers> {
     let dir = paths
         .config
         .parent()
@@ -69,7 +74,7 @@ pub(crate) fn load(paths: &Paths) -> Result<Arc<Issuers>> {
         .to_path_buf();
     let issuers = Issuers::new(Some(&paths.state_dir), &dir);
     issuers.sync(&set.issuers, Utc::now());
-    Ok(issuers)
+    issuers
 }
 
 fn find(issuers: &Issuers, name: &str) -> Result<Arc<IssuerState>> {
