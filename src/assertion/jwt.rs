@@ -47,8 +47,9 @@ struct Header<'a> {
     typ: &'a str,
 }
 
-/// Sign `claims` with `key`: `header.payload.signature`, each base64url without padding.
-pub fn sign(key: &SigningKey, claims: &Claims) -> Result<String, String> {
+/// Sign `claims` with `key`: `header.payload.signature`, each base64url without padding (the
+/// assertion's `Claims`, or any claims object: the demo's OIDC issuer signs its job tokens here).
+pub fn sign<C: Serialize>(key: &SigningKey, claims: &C) -> Result<String, String> {
     let header = Header {
         alg: key.alg.as_str(),
         kid: &key.kid,

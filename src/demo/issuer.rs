@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -120,13 +118,7 @@ fn write_token(
         "nbf": now,
         "exp": now + 300,
     });
-    let header = serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": &*key.kid });
-    let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut token);
-    let sig = key.sign(token.as_bytes()).map_err(std::io::Error::other)?;
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+    let token = crate::assertion::jwt::sign(key, &claims).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("jwt.tmp");
     std::fs::write(&tmp, token)?;
     std::fs::rename(&tmp, path)
