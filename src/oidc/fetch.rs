@@ -64,11 +64,8 @@ pub async fn key_set(
             let jwks = d
                 .jwks_uri
                 .ok_or_else(|| format!("{config_url} has no jwks_uri"))?;
-            if !(jwks.starts_with("https://") || loopback_http(&jwks)) {
-                return Err(format!(
-                    "{config_url} gives jwks_uri {jwks:?}, which is not https"
-                ));
-            }
+            super::settings::check_url(&jwks)
+                .map_err(|e| format!("{config_url} gives jwks_uri {e}"))?;
             jwks
         }
     };
@@ -155,18 +152,6 @@ fn max_age(value: &str) -> Option<chrono::Duration> {
         }
     }
     out
-}
-
-fn loopback_http(url: &str) -> bool {
-    url.parse::<hyper::Uri>().is_ok_and(|u| {
-        u.scheme_str() == Some("http")
-            && u.host().is_some_and(|h| {
-                h == "localhost"
-                    || h.trim_matches(['[', ']'])
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            })
-    })
 }
 
 #[cfg(test)]

@@ -210,8 +210,9 @@ impl IssuerSettings {
     }
 }
 
-/// `https://HOST…`, or `http://` to a loopback address (tests, the demo, a local issuer).
-fn check_url(text: &str) -> Result<(), String> {
+/// `https://HOST…`, or `http://` to a loopback address (tests, the demo, a local issuer): the
+/// one rule for issuer, `jwks_url` and a discovered `jwks_uri`.
+pub(crate) fn check_url(text: &str) -> Result<(), String> {
     let uri: hyper::Uri = text.parse().map_err(|_| format!("{text:?} is not a URL"))?;
     let host = uri.host().unwrap_or("");
     match uri.scheme_str() {
