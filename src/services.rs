@@ -242,7 +242,7 @@ fn stale_issuers(
 ) -> Vec<detect::StaleIssuer> {
     oidc.all()
         .iter()
-        .filter(|s| s.key_age(now) > s.settings.max_key_age)
+        .filter(|s| s.is_stale(now))
         .map(|s| detect::StaleIssuer {
             name: s.settings.name.to_string(),
             issuer: s.settings.issuer.clone(),

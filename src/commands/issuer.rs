@@ -160,7 +160,7 @@ impl IssuerView {
             fetched_at: keys.as_ref().map(|k| rfc3339(k.fetched_at)),
             age_seconds: age,
             expires_at: keys.as_ref().map(|k| rfc3339(k.expires_at)),
-            stale: age.is_none_or(|a| a > s.settings.max_key_age.num_seconds()),
+            stale: s.is_stale(now),
             max_key_age_seconds: s.settings.max_key_age.num_seconds(),
             kids: keys.as_ref().map(|k| k.set.kids()).unwrap_or_default(),
             keys: keys

@@ -110,6 +110,11 @@ impl IssuerState {
     pub fn key_age(&self, now: DateTime<Utc>) -> chrono::Duration {
         now - self.keys().map(|k| k.fetched_at).unwrap_or(self.since)
     }
+
+    /// Whether the key set is older than `max_key_age` (`oidc_keys_stale`; `issuer list`).
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        self.key_age(now) > self.settings.max_key_age
+    }
 }
 
 #[derive(Debug, Default)]
