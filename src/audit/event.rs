@@ -71,7 +71,7 @@ pub struct AccessEvent {
     /// The verified token's claims (repository, ref, workflow, run id … as the issuer sent
     /// them; not `aud`/`exp`/`nbf`/`iat`); `null` without a verified token.
     #[serde(default)]
-    pub oidc_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    pub oidc_claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     pub ip_address: Option<String>,
     pub country: Option<String>,
     pub user_agent: Option<String>,

@@ -316,7 +316,7 @@ fn explain_jwt(
                     state.settings.leeway.num_seconds()
                 ),
             ));
-            out.identity = id.label.clone();
+            out.identity = id.label.to_string();
             Ok(Some(Arc::unwrap_or_clone(id)))
         }
         Err((_, e)) => {

@@ -13,20 +13,46 @@ use serde_json::{Map, Value};
 pub struct OidcIdentity {
     pub issuer: Arc<str>,
     pub sub: String,
-    /// `oidc:<issuer>/<sub>`: the identity in audit events, the console and detectors.
-    pub label: String,
+    /// `oidc:<issuer>/<sub>`: the identity in audit events, the console and detectors (shared:
+    /// also the rate limiter's bucket key).
+    pub label: Arc<str>,
     pub claims: Map<String, Value>,
+    /// What audit events record of the claims (`audit_claims`), built once per token and
+    /// shared by every event of it.
+    pub audit_claims: Arc<Map<String, Value>>,
 }
 
 impl OidcIdentity {
     pub fn new(issuer: Arc<str>, sub: String, claims: Map<String, Value>) -> Self {
         Self {
-            label: format!("oidc:{issuer}/{sub}"),
+            label: format!("oidc:{issuer}/{sub}").into(),
+            audit_claims: Arc::new(audit_claims(&claims)),
             issuer,
             sub,
             claims,
         }
     }
+}
+
+/// The claims an audit event keeps of a workload token: all but the registered time and
+/// audience claims (dropped at verification), at most 32, each string cut at 256 characters.
+fn audit_claims(claims: &Map<String, Value>) -> Map<String, Value> {
+    claims
+        .iter()
+        .take(32)
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) if s.chars().count() > 256 => {
+                    Value::String(s.chars().take(256).chain(['…']).collect())
+                }
+                Value::Array(_) | Value::Object(_) if v.to_string().len() > 1024 => {
+                    Value::String("(too long to record)".into())
+                }
+                v => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// How one claim is matched.
@@ -134,7 +160,10 @@ mod tests {
     #[test]
     fn exact_regex_array_number() {
         let i = id();
-        assert_eq!(i.label, "oidc:github/repo:example/api:ref:refs/heads/main");
+        assert_eq!(
+            &*i.label,
+            "oidc:github/repo:example/api:ref:refs/heads/main"
+        );
         let check = |name: &str, v: &str| {
             ClaimChecks(vec![(name.to_string(), ClaimPattern::parse(v).unwrap())]).matches(&i)
         };

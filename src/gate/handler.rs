@@ -55,31 +55,6 @@ pub struct GateState {
     pub oidc: Arc<crate::oidc::Issuers>,
 }
 
-/// The claims an audit event keeps of a workload token: all but the registered time and
-/// audience claims (dropped at verification), at most 32, each string cut at 256 characters.
-fn audit_claims(
-    claims: &serde_json::Map<String, serde_json::Value>,
-) -> serde_json::Map<String, serde_json::Value> {
-    claims
-        .iter()
-        .take(32)
-        .map(|(k, v)| {
-            let v = match v {
-                serde_json::Value::String(s) if s.chars().count() > 256 => {
-                    serde_json::Value::String(s.chars().take(256).chain(['…']).collect())
-                }
-                serde_json::Value::Array(_) | serde_json::Value::Object(_)
-                    if v.to_string().len() > 1024 =>
-                {
-                    serde_json::Value::String("(too long to record)".into())
-                }
-                v => v.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
-}
-
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -202,8 +177,8 @@ pub async fn handle(
         ev.connection_method = ConnectionMethod::Oidc;
         match state.oidc.verify(jwt, now).await {
             Ok(id) => {
-                ev.oidc_identity = Some(id.label.clone());
-                ev.oidc_claims = Some(audit_claims(&id.claims));
+                ev.oidc_identity = Some(id.label.to_string());
+                ev.oidc_claims = Some(id.audit_claims.clone());
                 verified = Some(id);
             }
             Err((issuer, e)) => {
@@ -304,7 +279,7 @@ pub async fn handle(
             match (identity, token_key, &conn.cert) {
                 (Identity::Token { .. }, Some(id), _) => LimitKey::Token(id),
                 (Identity::Cert(_), _, Some(cert)) => LimitKey::Cert(cert.fingerprint.clone()),
-                (Identity::Oidc(id), _, _) => LimitKey::Workload(id.label.as_str().into()),
+                (Identity::Oidc(id), _, _) => LimitKey::Workload(id.label.clone()),
                 _ => LimitKey::Address(client_ip),
             }
         },
@@ -324,7 +299,7 @@ pub async fn handle(
         Identity::Token { name } => Some(("token:", name)),
         Identity::Cert(c) => c.common_name.as_deref().map(|cn| ("cert:", cn)),
         // The label is already `oidc:<issuer>/<sub>`.
-        Identity::Oidc(id) => Some(("", id.label.as_str())),
+        Identity::Oidc(id) => Some(("", &*id.label)),
         Identity::None => None,
     };
     let ray = header_value(&ev.ray_id);
