@@ -68,7 +68,7 @@ pub struct Counters {
 /// Refresh bookkeeping of one issuer (also what the state file records).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefreshStatus {
-    #[serde(default, with = "opt_time")]
+    #[serde(default, with = "crate::audit::event::rfc3339_ms::option")]
     pub last_attempt: Option<DateTime<Utc>>,
     #[serde(default)]
     pub last_error: Option<String>,
@@ -574,9 +574,9 @@ pub struct StateFile {
     pub issuer: String,
     #[serde(default)]
     pub from: Option<String>,
-    #[serde(default, with = "opt_time")]
+    #[serde(default, with = "crate::audit::event::rfc3339_ms::option")]
     pub fetched_at: Option<DateTime<Utc>>,
-    #[serde(default, with = "opt_time")]
+    #[serde(default, with = "crate::audit::event::rfc3339_ms::option")]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub kids: Vec<String>,
@@ -625,25 +625,4 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.write_all(bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
-}
-
-mod opt_time {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        let text: Option<String> = Option::deserialize(d)?;
-        Ok(text.and_then(|t| {
-            DateTime::parse_from_rfc3339(&t)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        }))
-    }
 }
