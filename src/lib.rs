@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assertion;
+pub mod atomic_file;
 pub mod audit;
 pub mod bounds;
 pub mod cert_names;

@@ -1309,7 +1309,7 @@ fn write_configs(s: &mut AppState) -> Vec<(std::path::PathBuf, String)> {
     let mut out = Vec::new();
     for effect in std::mem::take(&mut s.effects) {
         if let Effect::WriteConfig { path, contents, .. } = effect {
-            botgate::console::settings::write_file(&path, &contents).unwrap();
+            botgate::atomic_file::write(&path, contents.as_bytes()).unwrap();
             out.push((path, contents));
         }
     }

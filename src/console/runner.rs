@@ -247,7 +247,7 @@ fn perform_effects(
             } => {
                 let tx = done.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = super::settings::write_file(&path, &contents)
+                    let result = crate::atomic_file::write(&path, contents.as_bytes())
                         .map(|()| said)
                         .map_err(|e| format!("could not write {}: {e}", path.display()));
                     let _ = tx.blocking_send(Msg::EffectDone(result));

@@ -254,18 +254,6 @@ fn view_key(v: ViewId) -> &'static str {
     }
 }
 
-/// Replace `path` with `contents`: written beside it and renamed over it, the dir created
-/// when missing. Blocking; the runner calls it off the UI task.
-pub fn write_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
-}
-
 /// The 1-based line of byte `offset` in `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)

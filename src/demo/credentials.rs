@@ -99,13 +99,8 @@ pub fn write_credential_file(
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
     let json = serde_json::to_vec_pretty(cred).map_err(|e| err(std::io::Error::other(e)))?;
-    std::io::Write::write_all(&mut tmp, &json).map_err(err)?;
-    // NamedTempFile is created 0600 on unix already.
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    crate::atomic_file::write(path, &json).map_err(err)
 }
 
 /// Read and parse a credential file.

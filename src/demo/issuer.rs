@@ -119,9 +119,7 @@ fn write_token(
         "exp": now + 300,
     });
     let token = crate::assertion::jwt::sign(key, &claims).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("jwt.tmp");
-    std::fs::write(&tmp, token)?;
-    std::fs::rename(&tmp, path)
+    crate::atomic_file::write(path, token.as_bytes())
 }
 
 async fn serve(listener: tokio::net::TcpListener, discovery: String, jwks: String) {

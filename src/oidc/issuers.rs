@@ -503,7 +503,7 @@ impl Issuers {
             return;
         };
         let file = StateFile::of(state);
-        let written = write_atomic(&path, file.to_json().as_bytes());
+        let written = crate::atomic_file::write(&path, file.to_json().as_bytes());
         match written {
             Ok(()) => {
                 if let Ok(mut seen) = state.file_seen.lock() {
@@ -614,15 +614,4 @@ impl StateFile {
     fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
-}
-
-/// Write `bytes` to `path` through a temporary file beside it, so readers never see half.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
