@@ -38,6 +38,11 @@ pub const GEO_DB: Limit = Limit {
     bytes: 512 * MIB,
     what: "GeoIP databases",
 };
+/// The console's settings files (`filters.toml`, `columns.toml`, `keys.toml`).
+pub const CONSOLE_SETTINGS_FILE: Limit = Limit {
+    bytes: 1024 * 1024,
+    what: "console settings files",
+};
 /// OIDC key sets (`jwks_file`) and the gate's per-issuer state files.
 pub const JWKS_FILE: Limit = Limit {
     bytes: 1024 * 1024,

@@ -205,9 +205,9 @@ pub fn parse(text: &str, file: &str) -> Result<Keymap, KeysError> {
 /// Read `<dir>/keys.toml`; the shipped bindings when it does not exist.
 pub fn load(dir: &Path) -> Result<Keymap, KeysError> {
     let path = dir.join(KEYS_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text, &path.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Keymap::default()),
+    match super::settings::read_settings_file(&path) {
+        Ok(Some(text)) => parse(&text, &path.display().to_string()),
+        Ok(None) => Ok(Keymap::default()),
         Err(source) => Err(KeysError::Read { path, source }),
     }
 }

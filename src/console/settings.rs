@@ -125,9 +125,9 @@ impl NamedFilters {
     /// Read `<dir>/filters.toml`; none saved when it does not exist.
     pub fn load(dir: &Path) -> Result<Self, SettingsError> {
         let path = dir.join(FILTERS_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+        match read_settings_file(&path) {
+            Ok(Some(text)) => Self::parse(&text, &path.display().to_string()),
+            Ok(None) => Ok(Self::default()),
             Err(source) => Err(SettingsError::Read { path, source }),
         }
     }
@@ -208,9 +208,9 @@ impl ColumnChoices {
     /// Read `<dir>/columns.toml`; no choices when it does not exist.
     pub fn load(dir: &Path) -> Result<Self, SettingsError> {
         let path = dir.join(COLUMNS_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+        match read_settings_file(&path) {
+            Ok(Some(text)) => Self::parse(&text, &path.display().to_string()),
+            Ok(None) => Ok(Self::default()),
             Err(source) => Err(SettingsError::Read { path, source }),
         }
     }
@@ -251,6 +251,15 @@ fn view_key(v: ViewId) -> &'static str {
         ViewId::Policies => "policies",
         ViewId::Rotations => "rotations",
         ViewId::Log => "log",
+    }
+}
+
+/// A settings file of the config dir, read up to its limit; `None` when there is none.
+pub fn read_settings_file(path: &Path) -> std::io::Result<Option<String>> {
+    match crate::input::read_to_string(path, crate::input::CONSOLE_SETTINGS_FILE) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
