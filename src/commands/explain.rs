@@ -275,11 +275,7 @@ fn explain_jwt(
             parsed.kid.as_deref().unwrap_or("(none)")
         ),
     ));
-    let Some(state) = issuers
-        .all()
-        .into_iter()
-        .find(|s| s.settings.issuer == parsed.iss)
-    else {
+    let Some(state) = issuers.by_iss(&parsed.iss) else {
         refuse(
             out,
             &crate::oidc::OidcError::UnknownIssuer(crate::oidc::token::truncate(&parsed.iss, 200)),

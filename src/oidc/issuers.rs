@@ -203,6 +203,11 @@ impl Issuers {
         self.table.load().ordered.clone()
     }
 
+    /// The issuer whose tokens carry this `iss`.
+    pub fn by_iss(&self, iss: &str) -> Option<Arc<IssuerState>> {
+        self.table.load().by_iss.get(iss).cloned()
+    }
+
     pub fn by_name(&self, name: &str) -> Option<Arc<IssuerState>> {
         self.table
             .load()
@@ -281,7 +286,7 @@ impl Issuers {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<(Arc<OidcIdentity>, Arc<IssuerState>), (Option<Arc<IssuerState>>, OidcError)> {
-        let Some(state) = self.table.load().by_iss.get(&parsed.iss).cloned() else {
+        let Some(state) = self.by_iss(&parsed.iss) else {
             return Err((
                 None,
                 OidcError::UnknownIssuer(token::truncate(&parsed.iss, 200)),
