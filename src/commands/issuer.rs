@@ -187,7 +187,7 @@ impl IssuerView {
 fn age_text(v: &IssuerView) -> String {
     match v.age_seconds {
         Some(a) => format!(
-            "{} ago{}",
+            "{}{}",
             crate::duration::ago(chrono::Duration::seconds(a)),
             if v.stale { " (stale)" } else { "" }
         ),
@@ -245,7 +245,7 @@ fn show(state: &IssuerState, json: bool) -> Result<()> {
     println!(
         "key set:     {} (max age {})",
         age_text(&v),
-        crate::duration::ago(chrono::Duration::seconds(v.max_key_age_seconds))
+        crate::duration::countdown(chrono::Duration::seconds(v.max_key_age_seconds))
     );
     if let Some(e) = &v.expires_at {
         println!("refreshes:   {e}");

@@ -98,7 +98,7 @@ pub(crate) fn signing_key_overdue(
             title: format!(
                 "{} still signs origin assertions {} after it was due to be replaced; run `botgate keys rotate`",
                 subject.describe(),
-                ago(now - k.due_at)
+                countdown(now - k.due_at)
             ),
             evidence: json!({
                 "kid": k.kid,
@@ -145,13 +145,13 @@ pub(crate) fn oidc_keys_stale(
         );
         out.extend(book.hit(hit, || Content {
             title: format!(
-                "{}'s key set is {} old (max_key_age {}){}; run `botgate issuer show {}`",
+                "{}'s key set {} (max_key_age {}){}; run `botgate issuer show {}`",
                 subject.describe(),
                 match s.fetched_at {
-                    Some(t) => ago(now - t),
-                    None => format!("never fetched, {}", ago(now - s.since)),
+                    Some(t) => format!("is {} old", countdown(now - t)),
+                    None => format!("was never fetched in {}", countdown(now - s.since)),
                 },
-                ago(s.max_age),
+                countdown(s.max_age),
                 s.last_error
                     .as_deref()
                     .map(|e| format!(": {e}"))

@@ -167,8 +167,8 @@ impl IssuerSettings {
                     format!(
                         "{} is out of range ({} to {})",
                         v.get_ref(),
-                        crate::duration::ago(Duration::seconds(range.0)),
-                        crate::duration::ago(Duration::seconds(range.1))
+                        crate::duration::countdown(Duration::seconds(range.0)),
+                        crate::duration::countdown(Duration::seconds(range.1))
                     ),
                     hint,
                 ));

@@ -193,7 +193,7 @@ impl Parsed<'_> {
         if now >= exp + leeway {
             return Err(OidcError::Expired(format!(
                 "expired {} ago",
-                crate::duration::ago(chrono::Duration::seconds(now - exp))
+                crate::duration::countdown(chrono::Duration::seconds(now - exp))
             )));
         }
         for name in ["nbf", "iat"] {
@@ -202,7 +202,7 @@ impl Parsed<'_> {
             {
                 return Err(OidcError::NotYetValid(format!(
                     "{name} is {} in the future (leeway {}s)",
-                    crate::duration::ago(chrono::Duration::seconds(t - now)),
+                    crate::duration::countdown(chrono::Duration::seconds(t - now)),
                     leeway
                 )));
             }
