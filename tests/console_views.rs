@@ -484,6 +484,10 @@ fn number_keys_tab_and_backtab_switch_views() {
     assert_eq!(s.view, ViewId::Certs);
     key(&mut s, KeyCode::Char('7'));
     key(&mut s, KeyCode::Tab);
+    assert_eq!(s.view, ViewId::Issuers);
+    key(&mut s, KeyCode::Char('8'));
+    assert_eq!(s.view, ViewId::Issuers);
+    key(&mut s, KeyCode::Tab);
     assert_eq!(s.view, ViewId::Traffic, "Tab wraps");
     key(&mut s, KeyCode::Char('9'));
     assert_eq!(s.view, ViewId::Traffic, "unbound digit does nothing");
@@ -1573,4 +1577,148 @@ fn a_live_windows_identities_take_new_events_at_once_and_drop_old_ones_each_step
     );
     update(&mut s, Msg::Tick(now() + Duration::seconds(120)));
     assert!(rows::identities(&s).is_empty());
+}
+
+fn issuer_row(
+    name: &str,
+    fetched_secs_ago: Option<i64>,
+    error: Option<&str>,
+    counts: Option<(u64, u64)>,
+) -> botgate::console::model::IssuerRow {
+    use botgate::oidc::view::{IssuerView, KeyView};
+    let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let kids: Vec<String> = match fetched_secs_ago {
+        Some(_) => vec![format!("{name}-2026-11"), format!("{name}-2026-12")],
+        None => Vec::new(),
+    };
+    botgate::console::model::IssuerRow {
+        view: IssuerView {
+            name: name.into(),
+            issuer: format!("https://{name}.example.test"),
+            source: format!("discovery via https://{name}.example.test"),
+            audiences: vec!["https://api.example.com".into()],
+            algorithms: vec!["RS256", "ES256"],
+            from: fetched_secs_ago.map(|_| format!("https://{name}.example.test/jwks")),
+            fetched_at: fetched_secs_ago.map(|a| iso(now() - Duration::seconds(a))),
+            age_seconds: fetched_secs_ago,
+            expires_at: fetched_secs_ago
+                .map(|a| iso(now() - Duration::seconds(a) + Duration::hours(1))),
+            stale: fetched_secs_ago.is_none_or(|a| a > 86_400),
+            max_key_age_seconds: 86_400,
+            keys: kids
+                .iter()
+                .map(|k| KeyView {
+                    kid: Some(k.clone()),
+                    alg: Some("RS256"),
+                    key: "RSA 2048-bit".into(),
+                })
+                .collect(),
+            kids,
+            last_attempt: Some(iso(now() - Duration::seconds(30))),
+            last_error: error.map(str::to_string),
+            failures: u64::from(error.is_some()) * 3,
+        },
+        counts: counts.map(
+            |(verified, refused)| botgate::console::model::IssuerCounts {
+                verified,
+                refused,
+                kid_misses: 1,
+            },
+        ),
+    }
+}
+
+/// A CI job's request signed in with the `github` issuer's token.
+fn oidc_event(i: u64, sub: &str, allowed: bool) -> Arc<AccessEvent> {
+    let mut e = bench::synthetic_event(i, now(), 10);
+    e.created_at = now() - Duration::seconds(90) + Duration::seconds(i as i64);
+    e.service_token_name = None;
+    e.cert_common_name = None;
+    e.connection_method = botgate::audit::ConnectionMethod::Oidc;
+    e.oidc_identity = Some(format!("oidc:github/{sub}"));
+    e.allowed = allowed;
+    e.decision = if allowed { "allow" } else { "deny" }.into();
+    e.deny_reason = (!allowed).then(|| "oidc_expired".into());
+    Arc::new(e)
+}
+
+#[test]
+fn issuers_view_shows_key_sets_refresh_failures_identities_and_key_rotations() {
+    let mut s = state();
+    update(
+        &mut s,
+        Msg::Issuers(vec![
+            issuer_row("github", Some(600), None, Some((41, 2))),
+            issuer_row(
+                "gitlab",
+                Some(90_000),
+                Some("https://gitlab.example.test/jwks: connection refused"),
+                Some((0, 0)),
+            ),
+            issuer_row(
+                "buildkite",
+                None,
+                Some("HTTP 404 from the discovery document"),
+                None,
+            ),
+        ]),
+    );
+    for i in 0..12 {
+        let sub = if i % 3 == 0 {
+            "repo:example/api:ref:refs/heads/main"
+        } else {
+            "repo:example/web:environment:prod"
+        };
+        update(&mut s, Msg::Event(oidc_event(i, sub, i != 5)));
+    }
+    let change = AccessEvent::admin(
+        now() - Duration::minutes(3),
+        botgate::oidc::KEYS_CHANGED,
+        &format!("{}github", botgate::oidc::ADMIN_TARGET),
+        serde_json::json!({
+            "issuer": "https://github.example.test",
+            "added": ["github-2026-12"],
+            "removed": ["github-2026-10"],
+            "kids": ["github-2026-11", "github-2026-12"],
+        }),
+    );
+    update(&mut s, Msg::Event(Arc::new(change)));
+    assert_eq!(s.key_changes.len(), 1);
+    assert_eq!(s.key_changes[0].issuer, "github");
+    assert_eq!(s.key_changes[0].removed, ["github-2026-10"]);
+
+    key(&mut s, KeyCode::Char('8'));
+    assert_eq!(s.view, ViewId::Issuers);
+    let text = draw(&s, 160, 45);
+    assert!(
+        text.contains("oidc:github/repo:example/api:ref:refs/heads/main"),
+        "{text}"
+    );
+    assert!(text.contains("41 / 2"), "{text}");
+    insta::assert_snapshot!("view_issuers_with_issuers_160x45", text);
+
+    // The failing, stale one: its error and the stale key set in the details.
+    key(&mut s, KeyCode::Char('j'));
+    let text = draw(&s, 160, 45);
+    assert!(text.contains("failed (3 in a row)"), "{text}");
+    assert!(text.contains("(stale)"), "{text}");
+
+    // `y` copies the issuer URL; `:iss` reaches the view too.
+    key(&mut s, KeyCode::Char('y'));
+    assert_eq!(
+        s.effects.last(),
+        Some(&Effect::Copy("https://gitlab.example.test".into()))
+    );
+    key(&mut s, KeyCode::Char('1'));
+    key(&mut s, KeyCode::Char(':'));
+    typed(&mut s, "iss");
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(s.view, ViewId::Issuers);
+
+    // The Rotations view follows the issuer's own key rotation below the list.
+    key(&mut s, KeyCode::Char('6'));
+    let text = draw(&s, 160, 45);
+    assert!(text.contains("OIDC issuer key rotations"), "{text}");
+    assert!(text.contains("removed github-2026-10"), "{text}");
+    insta::assert_snapshot!("view_rotations_with_key_changes_160x45", text);
 }

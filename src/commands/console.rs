@@ -3,7 +3,8 @@
 //! (default: the gate's log in the state dir), reading its last 4 MiB, the time since
 //! DURATION ago, or all of it before following. The
 //! inventory comes from its own hub on the store (`store::hub`); the policy file is re-read
-//! every 2 s and rotations every 1 s, off the UI task. Unless `--read-only`, the rotation
+//! every 2 s (with its `[[oidc_issuer]]`s and their state files) and rotations every 1 s, off
+//! the UI task. Unless `--read-only`, the rotation
 //! wizard acts on the state dir's store and policy file; new token secrets go to
 //! `<state dir>/secrets/<name>.json`.
 
@@ -19,7 +20,7 @@ use crate::config::model::PolicyFile;
 use crate::console::rebind;
 use crate::console::settings::{self, ColumnChoices, NamedFilters};
 use crate::console::theme::{Theme, catalogue, user_themes_dir};
-use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed};
+use crate::console::{self, ActionContext, ConsoleOptions, HeaderInfo, feed, issuer_feed};
 use crate::exit::Failure;
 use crate::paths::Paths;
 use crate::store::hub::InventoryHub;
@@ -112,8 +113,21 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
                     .collect(),
             ),
         };
-        let rotations =
-            feed::spawn_rotations(store.clone(), clock, tx.clone(), feed::ROTATIONS_EVERY);
+        let rotations = feed::spawn_rotations(
+            store.clone(),
+            clock.clone(),
+            tx.clone(),
+            feed::ROTATIONS_EVERY,
+        );
+        let issuers = issuer_feed::spawn_issuers(
+            issuer_feed::IssuerSource::Files {
+                policy: paths.config.clone(),
+                state_dir: paths.state_dir.clone(),
+            },
+            clock,
+            tx.clone(),
+            issuer_feed::ISSUERS_EVERY,
+        );
         let hub = InventoryHub::start((*store).clone())
             .with_context(|| format!("reading the {}", store.describe()))?;
         let inventory = feed::spawn_inventory(
@@ -125,6 +139,7 @@ pub fn run(paths: &Paths, args: ConsoleArgs) -> Result<()> {
         let result = console::run(opts, rx).await;
         inventory.abort();
         rotations.abort();
+        issuers.abort();
         drop(tail);
         for stream in sse {
             stream.abort();
@@ -285,9 +300,15 @@ impl InProcessConsole {
         load_settings(&mut opts)?;
         tasks.push(feed::spawn_rotations(
             store,
-            clock,
+            clock.clone(),
             tx.clone(),
             feed::ROTATIONS_EVERY,
+        ));
+        tasks.push(issuer_feed::spawn_issuers(
+            issuer_feed::IssuerSource::Live(rt.gate.state.oidc.clone()),
+            clock,
+            tx.clone(),
+            issuer_feed::ISSUERS_EVERY,
         ));
         Ok(Self {
             run: Box::pin(console::run(opts, rx)),

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 
-use super::{print_json, print_table, rfc3339};
+use super::{print_json, print_table};
 use crate::cli::IssuerCommand;
 use crate::exit::Failure;
+use crate::oidc::view::{IssuerView, age_text};
 use crate::oidc::{IssuerState, Issuers};
 use crate::paths::Paths;
 
@@ -111,87 +111,6 @@ fn list_or_none(v: &[String]) -> String {
         "none".into()
     } else {
         v.join(", ")
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct KeyView {
-    kid: Option<String>,
-    alg: Option<&'static str>,
-    key: String,
-}
-
-#[derive(Debug, Serialize)]
-struct IssuerView {
-    name: String,
-    issuer: String,
-    /// The key-set URL, `discovery via …`, or the file.
-    source: String,
-    audiences: Vec<String>,
-    algorithms: Vec<&'static str>,
-    /// Where the key set in use came from.
-    from: Option<String>,
-    fetched_at: Option<String>,
-    /// Seconds since the key set in use was fetched.
-    age_seconds: Option<i64>,
-    expires_at: Option<String>,
-    /// Older than `max_key_age`: the gate raises `oidc_keys_stale`.
-    stale: bool,
-    max_key_age_seconds: i64,
-    kids: Vec<String>,
-    keys: Vec<KeyView>,
-    last_attempt: Option<String>,
-    last_error: Option<String>,
-    failures: u64,
-}
-
-impl IssuerView {
-    fn of(s: &IssuerState, now: DateTime<Utc>) -> Self {
-        let keys = s.keys();
-        let status = s.status();
-        let age = keys.as_ref().map(|k| (now - k.fetched_at).num_seconds());
-        Self {
-            name: s.settings.name.to_string(),
-            issuer: s.settings.issuer.clone(),
-            source: s.settings.source.describe(),
-            audiences: s.settings.audiences.clone(),
-            algorithms: s.settings.algorithms.iter().map(|a| a.as_str()).collect(),
-            from: keys.as_ref().map(|k| k.from.clone()),
-            fetched_at: keys.as_ref().map(|k| rfc3339(k.fetched_at)),
-            age_seconds: age,
-            expires_at: keys.as_ref().map(|k| rfc3339(k.expires_at)),
-            stale: s.is_stale(now),
-            max_key_age_seconds: s.settings.max_key_age.num_seconds(),
-            kids: keys.as_ref().map(|k| k.set.kids()).unwrap_or_default(),
-            keys: keys
-                .as_ref()
-                .map(|k| {
-                    k.set
-                        .keys
-                        .iter()
-                        .map(|key| KeyView {
-                            kid: key.kid.clone(),
-                            alg: key.alg.map(|a| a.as_str()),
-                            key: key.describe(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            last_attempt: status.last_attempt.map(rfc3339),
-            last_error: status.last_error,
-            failures: status.failures,
-        }
-    }
-}
-
-fn age_text(v: &IssuerView) -> String {
-    match v.age_seconds {
-        Some(a) => format!(
-            "{}{}",
-            crate::duration::ago(chrono::Duration::seconds(a)),
-            if v.stale { " (stale)" } else { "" }
-        ),
-        None => "never fetched".into(),
     }
 }
 

@@ -19,7 +19,7 @@ use super::command::CommandLine;
 use super::filter::Filter;
 use super::history::{self, Walk};
 use super::keymap::{Action, Context, Keymap};
-use super::model::{AppRow, CertRow, RotationRow, TokenRow};
+use super::model::{AppRow, CertRow, IssuerRow, KeyChangeRow, RotationRow, TokenRow};
 use super::rows;
 use super::settings::{ColumnChoices, NamedFilters};
 use super::theme::{Theme, ThemeChoice};
@@ -45,6 +45,8 @@ pub enum Msg {
     },
     /// Rotations in progress or done, newest first (replaces the previous list).
     Rotations(Vec<RotationRow>),
+    /// The `[[oidc_issuer]]`s and their key sets, in file order (replaces the previous list).
+    Issuers(Vec<IssuerRow>),
     /// The outcome of an `Effect` the runner performed (shown in the footer).
     EffectDone(Result<String, String>),
     /// The answer to a `ConsoleAction`: what was done, or why not (shown as a notice).
@@ -74,7 +76,13 @@ pub enum Msg {
     Quit,
 }
 
-/// The seven views, in key order.
+/// How many views there are.
+pub const VIEWS: usize = 8;
+
+/// The most recent issuer key-set changes kept for the Rotations view.
+pub const MAX_KEY_CHANGES: usize = 50;
+
+/// The views, in key order (Issuers came last, so 1–7 kept their meaning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViewId {
     Traffic,
@@ -84,10 +92,11 @@ pub enum ViewId {
     Policies,
     Rotations,
     Log,
+    Issuers,
 }
 
 impl ViewId {
-    pub const ALL: [ViewId; 7] = [
+    pub const ALL: [ViewId; VIEWS] = [
         ViewId::Traffic,
         ViewId::Tokens,
         ViewId::Certs,
@@ -95,6 +104,7 @@ impl ViewId {
         ViewId::Policies,
         ViewId::Rotations,
         ViewId::Log,
+        ViewId::Issuers,
     ];
 
     pub fn index(self) -> usize {
@@ -110,6 +120,7 @@ impl ViewId {
             ViewId::Policies => "Policies",
             ViewId::Rotations => "Rotations",
             ViewId::Log => "Log",
+            ViewId::Issuers => "Issuers",
         }
     }
 
@@ -122,6 +133,7 @@ impl ViewId {
             ViewId::Policies => &["file order"],
             ViewId::Rotations => &["as listed"],
             ViewId::Log => &["newest"],
+            ViewId::Issuers => &["file order"],
         }
     }
 
@@ -240,6 +252,10 @@ pub struct AppState {
     pub apps: Vec<AppRow>,
     pub reload_error: Option<String>,
     pub rotations: Vec<RotationRow>,
+    /// The `[[oidc_issuer]]`s (Issuers view).
+    pub issuers: Vec<IssuerRow>,
+    /// Issuers' key-set changes seen in the events, newest first (Rotations view).
+    pub key_changes: VecDeque<KeyChangeRow>,
     /// The applied filter.
     pub filter: Filter,
     /// What is being typed after `/` (None when not typing).
@@ -256,12 +272,12 @@ pub struct AppState {
     /// Effects `update` asked for and the runner has not performed yet.
     pub effects: Vec<Effect>,
     /// Selected row per view (for the Log view: counted from the newest event).
-    pub selected: [usize; 7],
+    pub selected: [usize; VIEWS],
     /// First row shown per view's table, as last drawn (the table scrolls only when the
     /// selection leaves the screen; see `views::widgets::window_offset`).
-    pub scroll: [usize; 7],
+    pub scroll: [usize; VIEWS],
     /// Sort order per view, an index into `ViewId::sort_orders`.
-    pub sort: [usize; 7],
+    pub sort: [usize; VIEWS],
     pub feed: FeedStatus,
     /// Set while the views are frozen (`f`); `traffic`, `alerts` and `filtered` stay live.
     pub frozen: Option<Box<Frozen>>,
@@ -317,6 +333,8 @@ impl AppState {
             apps: Vec::new(),
             reload_error: None,
             rotations: Vec::new(),
+            issuers: Vec::new(),
+            key_changes: VecDeque::new(),
             filter: Filter::default(),
             filter_input: None,
             filter_history: Vec::new(),
@@ -325,9 +343,9 @@ impl AppState {
             overlay: None,
             menu: None,
             effects: Vec::new(),
-            selected: [0; 7],
-            scroll: [0; 7],
-            sort: [0; 7],
+            selected: [0; VIEWS],
+            scroll: [0; VIEWS],
+            sort: [0; VIEWS],
             feed: FeedStatus::default(),
             frozen: None,
             time: TimeSelection::default(),
@@ -469,7 +487,13 @@ impl AppState {
     fn ingest(&mut self, ev: Arc<AccessEvent>) {
         match ev.event {
             EventKind::Alert => self.alerts.apply_alert_event(&ev),
-            EventKind::Access | EventKind::Admin => {}
+            EventKind::Admin => {
+                if let Some(change) = KeyChangeRow::of_event(&ev) {
+                    self.key_changes.push_front(change);
+                    self.key_changes.truncate(MAX_KEY_CHANGES);
+                }
+            }
+            EventKind::Access => {}
         }
         let seq = self.traffic.record(&ev);
         // A live window's identities take the new event at once (its oldest leave at the next
@@ -519,8 +543,8 @@ impl AppState {
         if let Some(frozen) = &mut self.frozen {
             frozen.filtered = matching(&self.filter, &frozen.traffic.ring);
         }
-        self.selected = [0; 7];
-        self.scroll = [0; 7];
+        self.selected = [0; VIEWS];
+        self.scroll = [0; VIEWS];
     }
 
     /// Show `view` (digit keys, Tab, a click on its tab, `:name`).
@@ -725,6 +749,10 @@ pub fn update(state: &mut AppState, msg: Msg) {
         }
         Msg::Rotations(rows) => {
             state.rotations = rows;
+            state.clamp_selections();
+        }
+        Msg::Issuers(rows) => {
+            state.issuers = rows;
             state.clamp_selections();
         }
         Msg::Key(k) => {

@@ -72,6 +72,10 @@ pub fn key_field(s: &AppState) -> Option<Copyable> {
             let e = rows::log_event(s, sel)?;
             Some(Copyable::new("ray id", e.ray_id.as_str()))
         }
+        ViewId::Issuers => {
+            let r = s.issuers.get(sel)?;
+            Some(Copyable::new("issuer URL", r.view.issuer.as_str()))
+        }
     }
 }
 
@@ -102,7 +106,7 @@ pub fn menu(s: &AppState) -> Vec<Copyable> {
             .get(sel)
             .and_then(|c| newest_event_of(s, &c.common_name))
             .and_then(|e| Request::of_event(s, e)),
-        ViewId::Alerts | ViewId::Policies | ViewId::Rotations => None,
+        ViewId::Alerts | ViewId::Policies | ViewId::Rotations | ViewId::Issuers => None,
     };
     if let Some(r) = request {
         items.push(Copyable::new("curl that reproduces the request", r.curl(s)));

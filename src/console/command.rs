@@ -64,6 +64,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     view("policies", &["pol", "policy"], ViewId::Policies),
     view("rotations", &["rot", "rotation"], ViewId::Rotations),
     view("log", &["l", "logs"], ViewId::Log),
+    view("issuers", &["iss", "oidc"], ViewId::Issuers),
     CommandSpec {
         name: "theme",
         aliases: &[],

@@ -332,6 +332,42 @@ pub fn table(s: &AppState, view: ViewId) -> Table {
                 })
                 .collect(),
         },
+        ViewId::Issuers => Table {
+            columns: &[
+                "name",
+                "issuer",
+                "source",
+                "fetched_at",
+                "stale",
+                "kids",
+                "last_attempt",
+                "last_error",
+                "failures",
+                "verified",
+                "refused",
+            ],
+            rows: s
+                .issuers
+                .iter()
+                .map(|r| {
+                    let v = &r.view;
+                    let opt = |o: &Option<String>| o.as_deref().map_or(Value::Null, Value::from);
+                    vec![
+                        Value::from(v.name.as_str()),
+                        Value::from(v.issuer.as_str()),
+                        Value::from(v.source.as_str()),
+                        opt(&v.fetched_at),
+                        Value::from(v.stale),
+                        strings(v.kids.iter().map(String::as_str)),
+                        opt(&v.last_attempt),
+                        opt(&v.last_error),
+                        Value::from(v.failures),
+                        r.counts.map_or(Value::Null, |c| Value::from(c.verified)),
+                        r.counts.map_or(Value::Null, |c| Value::from(c.refused)),
+                    ]
+                })
+                .collect(),
+        },
         ViewId::Log => Table {
             columns: EVENT_COLUMNS,
             rows: (0..rows::log_len(s))

@@ -19,6 +19,7 @@ pub mod feed;
 pub mod filter;
 pub mod history;
 pub mod inventory;
+pub mod issuer_feed;
 pub mod keymap;
 pub mod latency;
 pub mod model;

@@ -109,3 +109,78 @@ pub struct RotationRow {
 
 /// Expiry status of a credential (the one classifier; `doctor` asks it too).
 pub use crate::expiry::CredentialStatus;
+
+/// One `[[oidc_issuer]]` in the Issuers view: what `botgate issuer show --json` prints, and
+/// this gate's counters when the console runs in the gate's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerRow {
+    pub view: crate::oidc::view::IssuerView,
+    /// Since the gate started; None when the console reads another process's state files.
+    pub counts: Option<IssuerCounts>,
+}
+
+/// Verifications of one issuer's tokens by this gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IssuerCounts {
+    pub verified: u64,
+    pub refused: u64,
+    /// Tokens whose `kid` the cached key set lacked (each may refresh it, once a minute).
+    pub kid_misses: u64,
+}
+
+impl IssuerCounts {
+    pub fn of(state: &crate::oidc::IssuerState) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &state.counters;
+        Self {
+            verified: c.verified.load(Relaxed),
+            refused: c.refused.load(Relaxed),
+            kid_misses: c.kid_misses.load(Relaxed),
+        }
+    }
+}
+
+/// An issuer's key set gaining or losing key ids (the gate's `oidc_keys_changed` admin event):
+/// the issuer rotated its signing keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChangeRow {
+    pub at: DateTime<Utc>,
+    /// The issuer's name in the policy file.
+    pub issuer: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// The key ids in the set after the change.
+    pub kids: Vec<String>,
+}
+
+impl KeyChangeRow {
+    /// The change an audit event records, if it is an `oidc_keys_changed` admin event.
+    pub fn of_event(ev: &crate::audit::AccessEvent) -> Option<Self> {
+        if ev.event != crate::audit::EventKind::Admin || ev.decision != crate::oidc::KEYS_CHANGED {
+            return None;
+        }
+        let d = ev.details.as_ref()?;
+        let issuer = d
+            .get("target")?
+            .as_str()?
+            .strip_prefix(crate::oidc::ADMIN_TARGET)?;
+        let list = |key: &str| -> Vec<String> {
+            d.get("details")
+                .and_then(|x| x.get(key))
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Some(Self {
+            at: ev.created_at,
+            issuer: issuer.to_string(),
+            added: list("added"),
+            removed: list("removed"),
+            kids: list("kids"),
+        })
+    }
+}

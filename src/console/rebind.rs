@@ -353,7 +353,7 @@ mod tests {
         let e = parse("[keys]\nhelp = \"3\"\n", "keys.toml")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("3 is already bound to 1-7 (built in)"), "{e}");
+        assert!(e.contains("3 is already bound to 1-8 (built in)"), "{e}");
     }
 
     #[test]

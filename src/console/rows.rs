@@ -241,6 +241,7 @@ pub fn row_count(s: &AppState, view: ViewId) -> usize {
         ViewId::Policies => policy_lines(s).len(),
         ViewId::Rotations => s.rotations.len(),
         ViewId::Log => log_len(s),
+        ViewId::Issuers => s.issuers.len(),
     }
 }
 
@@ -501,6 +502,14 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
             let json = serde_json::to_string_pretty(&**e).unwrap_or_default();
             Some((
                 format!("event {}", e.ray_id),
+                json.lines().map(str::to_string).collect(),
+            ))
+        }
+        ViewId::Issuers => {
+            let r = s.issuers.get(sel)?;
+            let json = serde_json::to_string_pretty(&r.view).unwrap_or_default();
+            Some((
+                format!("issuer {} (as `botgate issuer show --json`)", r.view.name),
                 json.lines().map(str::to_string).collect(),
             ))
         }

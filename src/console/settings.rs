@@ -251,6 +251,7 @@ fn view_key(v: ViewId) -> &'static str {
         ViewId::Policies => "policies",
         ViewId::Rotations => "rotations",
         ViewId::Log => "log",
+        ViewId::Issuers => "issuers",
     }
 }
 

@@ -158,7 +158,7 @@ impl Subject {
             Subject::Store => Cow::Borrowed("store"),
             Subject::SigningKey(kid) => Cow::Owned(format!("key:{kid}")),
             Subject::Workload(id) => Cow::Borrowed(id),
-            Subject::OidcIssuer(name) => Cow::Owned(format!("oidc_issuer:{name}")),
+            Subject::OidcIssuer(name) => Cow::Owned(format!("{}{name}", crate::oidc::ADMIN_TARGET)),
         }
     }
 

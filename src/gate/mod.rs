@@ -493,8 +493,8 @@ async fn refresh_issuers(state: Arc<GateState>, mut shutdown: watch::Receiver<bo
                     let keys = issuer.keys().map(|k| k.set.kids()).unwrap_or_default();
                     let ev = crate::audit::AccessEvent::admin(
                         state.clock.now(),
-                        "oidc_keys_changed",
-                        &format!("oidc_issuer:{}", issuer.settings.name),
+                        crate::oidc::KEYS_CHANGED,
+                        &format!("{}{}", crate::oidc::ADMIN_TARGET, issuer.settings.name),
                         serde_json::json!({
                             "issuer": issuer.settings.issuer,
                             "added": change.added,

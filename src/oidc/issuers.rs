@@ -557,7 +557,15 @@ impl Issuers {
                 if let Ok(mut s) = state.status.lock() {
                     *s = file.status.clone();
                 }
+                return;
             }
+        }
+        // No newer keys, but the file knows of attempts this state never made (another gate's
+        // or `issuer refresh`'s failures): show them rather than "never tried".
+        if let Ok(mut s) = state.status.lock()
+            && s.last_attempt.is_none()
+        {
+            *s = file.status;
         }
     }
 }

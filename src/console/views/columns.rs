@@ -13,7 +13,7 @@ use ratatui::widgets::Block;
 use crate::console::app::{AppState, ViewId};
 
 use super::widgets::{Col, windowed_table};
-use super::{alerts, certs, log, policies, rotations, tokens, traffic};
+use super::{alerts, certs, issuers, log, policies, rotations, tokens, traffic};
 
 /// The columns `view`'s table has, as shipped.
 pub fn of_view(s: &AppState, view: ViewId) -> Vec<Col> {
@@ -25,6 +25,7 @@ pub fn of_view(s: &AppState, view: ViewId) -> Vec<Col> {
         ViewId::Policies => policies::cols().to_vec(),
         ViewId::Rotations => rotations::cols().to_vec(),
         ViewId::Log => log::log_columns(s.shown_traffic().several_nodes()),
+        ViewId::Issuers => issuers::cols().to_vec(),
     }
 }
 

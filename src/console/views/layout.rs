@@ -10,7 +10,7 @@ use crate::console::app::{AppState, ViewId};
 use crate::console::rows;
 
 use super::widgets::{first_row_y, visible_rows, window_offset};
-use super::{MIN_HEIGHT, MIN_WIDTH, policies, rotations, timelines, traffic};
+use super::{MIN_HEIGHT, MIN_WIDTH, issuers, policies, rotations, timelines, traffic};
 
 /// The four bands of the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +135,12 @@ pub fn tables(s: &AppState, body: Rect) -> Vec<TableGeom> {
             TableId::View(v),
             rotations::layout(body, s).0,
         )],
+        ViewId::Issuers if s.issuers.is_empty() => Vec::new(),
+        ViewId::Issuers => vec![TableGeom::new(
+            s,
+            TableId::View(v),
+            issuers::layout(body, s).0,
+        )],
         ViewId::Tokens | ViewId::Certs | ViewId::Alerts | ViewId::Log => {
             vec![TableGeom::new(s, TableId::View(v), table_area(s, v, body))]
         }
@@ -151,6 +157,7 @@ pub fn offset_of(s: &AppState, view: ViewId) -> usize {
         ViewId::Traffic => traffic::layout(sc.body, s).identities,
         ViewId::Policies => policies::layout(sc.body, s).1,
         ViewId::Rotations => rotations::layout(sc.body, s).0,
+        ViewId::Issuers => issuers::layout(sc.body, s).0,
         _ => table_area(s, view, sc.body),
     };
     TableGeom::new(s, TableId::View(view), area).offset

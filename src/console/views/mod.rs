@@ -4,6 +4,7 @@
 mod alerts;
 mod certs;
 pub mod columns;
+pub mod issuers;
 pub mod layout;
 mod log;
 mod policies;
@@ -65,6 +66,7 @@ pub fn draw(frame: &mut Frame, s: &AppState) {
         ViewId::Policies => policies::draw(frame, body, s),
         ViewId::Rotations => rotations::draw(frame, body, s),
         ViewId::Log => log::draw(frame, body, s),
+        ViewId::Issuers => issuers::draw(frame, body, s),
     }
     draw_footer(frame, footer, s);
     match &s.overlay {

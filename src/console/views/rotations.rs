@@ -14,10 +14,16 @@ use crate::console::app::{AppState, ViewId};
 use crate::console::model::{CredentialStatus, RotationRow};
 use crate::rotation::{RotationState, RotationView};
 
-use super::widgets::{Col, block, col, or_dash, seen, title};
+use super::widgets::{Col, block, clock_time, col, or_dash, seen, title};
 
 /// Table rows shown above the wizard before the list scrolls.
 const LIST_ROWS: usize = 6;
+
+/// Issuer key-set changes listed at the bottom.
+const KEY_CHANGE_ROWS: usize = 4;
+
+/// What the key-rotations panel says they are.
+pub const KEY_CHANGE_TEXT: &str = "an OIDC issuer rotated its signing keys; tokens signed with a removed key id are refused (oidc_bad_signature)";
 
 /// The Rotations table's columns.
 pub fn cols() -> [Col; 6] {
@@ -32,6 +38,10 @@ pub fn cols() -> [Col; 6] {
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
+    let (area, keys) = split_key_changes(area, s);
+    if let Some(keys) = keys {
+        draw_key_changes(frame, keys, s);
+    }
     let t = &s.theme;
     let blk = block(
         t,
@@ -87,10 +97,66 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
 
 /// The rotations table and the wizard below it (for a non-empty list).
 pub fn layout(area: Rect, s: &AppState) -> (Rect, Rect) {
+    let area = split_key_changes(area, s).0;
     let list_h = s.rotations.len().min(LIST_ROWS) as u16 + 3;
     let [list, wizard] =
         Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
     (list, wizard)
+}
+
+/// The area of the rotations, and below it the issuers' key-set changes when there are any.
+fn split_key_changes(area: Rect, s: &AppState) -> (Rect, Option<Rect>) {
+    if s.key_changes.is_empty() {
+        return (area, None);
+    }
+    let h = s.key_changes.len().min(KEY_CHANGE_ROWS) as u16 + 3;
+    let [rest, keys] = Layout::vertical([Constraint::Min(0), Constraint::Length(h)]).areas(area);
+    (rest, Some(keys))
+}
+
+/// The issuers' key-set changes seen in the events (the gate's `oidc_keys_changed`), newest
+/// first: the rotations botgate does not drive but must follow.
+fn draw_key_changes(frame: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let mut lines = vec![Line::styled(KEY_CHANGE_TEXT, t.muted())];
+    for c in s.key_changes.iter().take(KEY_CHANGE_ROWS) {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<9}", clock_time(s.now, c.at)), t.muted()),
+            Span::styled(format!("{:<16}", c.issuer), t.title()),
+            Span::styled(
+                format!("added {}", list(&c.added)),
+                t.status(CredentialStatus::Ok),
+            ),
+            Span::raw("  "),
+            Span::styled(
+                format!("removed {}", list(&c.removed)),
+                if c.removed.is_empty() {
+                    t.base()
+                } else {
+                    t.status(CredentialStatus::Warn)
+                },
+            ),
+            Span::styled(format!("  now {}", list(&c.kids)), t.muted()),
+        ]));
+    }
+    frame.render_widget(
+        Paragraph::new(lines).block(block(
+            t,
+            title(
+                t,
+                "OIDC issuer key rotations",
+                &[format!("{}", s.key_changes.len())],
+            ),
+        )),
+        area,
+    );
 }
 
 /// `create ✓ → add ✓ → rollout ● → verify → revoke`: ✓ done, ● what `n` does next, ✗ where an
