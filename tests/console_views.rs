@@ -510,12 +510,12 @@ fn filter_narrows_the_tail_and_log_and_esc_clears() {
         n, 75,
         "one in eight of the 600 steady synthetic events is denied"
     );
-    assert!((0..n).all(|i| !rows::log_event(&s, i).unwrap().allowed));
+    assert!((0..n).all(|i| !rows::log_event(&s, i).unwrap().to_event().allowed));
     // New events keep the filtered list current.
     let mut denied = bench::synthetic_event(7, now(), 1);
     denied.ray_id = "fresh".into();
     update(&mut s, Msg::Event(Arc::new(denied)));
-    assert_eq!(rows::log_event(&s, 0).unwrap().ray_id, "fresh");
+    assert_eq!(rows::log_event(&s, 0).unwrap().to_event().ray_id, "fresh");
     key(&mut s, KeyCode::Esc);
     assert!(s.filter.is_empty());
     assert_eq!(rows::log_len(&s), 663);
@@ -526,7 +526,7 @@ fn filter_narrows_the_tail_and_log_and_esc_clears() {
     let n = rows::log_len(&s);
     assert!(n > 0);
     for i in 0..n {
-        let e = rows::log_event(&s, i).unwrap();
+        let e = rows::log_event(&s, i).unwrap().to_event();
         assert_eq!(e.country.as_deref(), Some("RU"));
         assert!(e.identity().unwrap().contains("ci-deploy"));
     }
@@ -602,7 +602,7 @@ fn enter_opens_details_of_the_selected_row() {
     let Some(Overlay::Details { title, lines, .. }) = &s.overlay else {
         panic!("no details")
     };
-    let second_newest = rows::log_event(&s, 1).unwrap();
+    let second_newest = rows::log_event(&s, 1).unwrap().to_event();
     assert_eq!(title, &format!("event {}", second_newest.ray_id));
     assert!(lines.iter().any(|l| l.contains("\"connection_method\"")));
     insta::assert_snapshot!("overlay_event_details", draw(&s, 160, 45));
@@ -762,7 +762,10 @@ fn freeze_keeps_the_views_still_counts_new_events_and_unfreeze_jumps_to_live() {
     // Unfrozen, the Log view is at the newest event again.
     key(&mut s, KeyCode::Char('7'));
     assert_eq!(s.selected[ViewId::Log.index()], 0);
-    assert_eq!(rows::log_event(&s, 0).unwrap().ray_id, "after-freeze-24");
+    assert_eq!(
+        rows::log_event(&s, 0).unwrap().to_event().ray_id,
+        "after-freeze-24"
+    );
 }
 
 #[test]
@@ -816,7 +819,7 @@ fn y_on_a_log_row_sends_osc52_with_exactly_its_ray_id() {
     key(&mut s, KeyCode::Char('7'));
     key(&mut s, KeyCode::Char('j'));
     key(&mut s, KeyCode::Char('j'));
-    let ray = rows::log_event(&s, 2).unwrap().ray_id.clone();
+    let ray = rows::log_event(&s, 2).unwrap().to_event().ray_id.clone();
     key(&mut s, KeyCode::Char('y'));
     let texts = copied(&mut s);
     assert_eq!(texts, std::slice::from_ref(&ray));
@@ -851,7 +854,7 @@ fn y_copies_each_views_key_field() {
 fn shift_y_menu_offers_json_curl_and_explain_without_the_secret() {
     let mut s = state();
     key(&mut s, KeyCode::Char('7'));
-    let e = rows::log_event(&s, 0).unwrap().clone();
+    let e = rows::log_event(&s, 0).unwrap().to_event();
     key(&mut s, KeyCode::Char('Y'));
     let menu = s.menu.clone().expect("the menu opens");
     let whats: Vec<&str> = menu.items.iter().map(|i| i.what.as_str()).collect();
@@ -922,7 +925,7 @@ fn export_writes_what_the_view_shows_as_csv_or_json() {
     assert!(lines[0].starts_with("event,created_at,ray_id,app_name,allowed,decision"));
     assert_eq!(lines.len() - 1, rows::log_len(&s), "one line per row shown");
     for (i, l) in lines[1..].iter().enumerate() {
-        let e = rows::log_event(&s, i).unwrap();
+        let e = rows::log_event(&s, i).unwrap().to_event();
         assert!(l.contains(&e.ray_id) && l.contains(",RU,"), "{l}");
     }
     insta::assert_snapshot!("export_log_denied_ru_csv", csv);
@@ -990,7 +993,7 @@ fn enter_on_a_token_drills_down_into_its_traffic_alerts_and_last_events() {
     assert_eq!(title, "token backup-cron-prod");
     let text = lines.join("\n");
     let ring: Vec<_> = (0..rows::log_len(&s))
-        .filter_map(|i| rows::log_event(&s, i))
+        .filter_map(|i| rows::log_event(&s, i).map(|e| e.to_event()))
         .filter(|e| e.identity() == Some("backup-cron-prod") && e.event == EventKind::Access)
         .collect();
     let allowed = ring.iter().filter(|e| e.allowed).count();

@@ -4,13 +4,15 @@
 //! with a cap on identities, and a ring buffer of recent raw events.
 //! Recording an event is O(1) amortized; nothing here scans all events ever seen.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
 
+use super::compact::EventFields;
+pub use super::compact::EventRing;
 use super::request_latency::AppLatency;
 
 /// Seconds of per-second history kept for the charts (15 minutes: the longest time window
@@ -139,29 +141,19 @@ impl Traffic {
             let minute = sec.div_euclid(60);
             self.seconds.record(sec, ev.allowed, m);
             self.minutes.record(minute, ev.allowed, m);
-            if is_rate_limited(ev) {
+            if (&**ev).is_rate_limited() {
                 self.seconds.record_rate_limited(sec);
                 self.minutes.record_rate_limited(minute);
             }
-            self.identities.record(ev);
+            self.identities.record(&**ev);
             if let (Some(ms), Some(app)) =
                 (ev.latency_ms, ev.app_name.as_deref().or(ev.host.as_deref()))
             {
                 self.latency.record(app, sec, ms);
             }
         }
-        self.ring.push(ev.clone())
+        self.ring.push(ev)
     }
-}
-
-/// Whether the gate rate-limited `ev`: refused 429 `rate_limited`, or forwarded by a policy in
-/// shadow mode that would have refused it (`details.rate_limited_shadow`).
-pub fn is_rate_limited(ev: &AccessEvent) -> bool {
-    ev.deny_reason.as_deref() == Some("rate_limited")
-        || ev
-            .details
-            .as_ref()
-            .is_some_and(|d| d["rate_limited_shadow"] == true)
 }
 
 /// Counts for one second.
@@ -305,7 +297,7 @@ impl Identities {
 
     /// The identities of `events` alone (access events only, as `Traffic::record` counts
     /// them): the table of one time window.
-    pub fn of_events<'a>(max: usize, events: impl Iterator<Item = &'a AccessEvent>) -> Self {
+    pub fn of_events<'a, E: EventFields<'a>>(max: usize, events: impl Iterator<Item = E>) -> Self {
         let mut out = Self::new(max);
         for ev in events {
             out.add(ev);
@@ -314,8 +306,8 @@ impl Identities {
     }
 
     /// Count one more event (access events only, as `Traffic::record` counts them).
-    pub fn add(&mut self, ev: &AccessEvent) {
-        if ev.event == EventKind::Access {
+    pub fn add<'a>(&mut self, ev: impl EventFields<'a>) {
+        if ev.kind() == EventKind::Access {
             self.record(ev);
         }
     }
@@ -328,7 +320,7 @@ impl Identities {
         self.map.values()
     }
 
-    fn record(&mut self, ev: &AccessEvent) {
+    fn record<'a>(&mut self, ev: impl EventFields<'a>) {
         let name = ev.identity().unwrap_or(ANONYMOUS);
         if !self.map.contains_key(name) {
             if self.map.len() >= self.max {
@@ -336,7 +328,7 @@ impl Identities {
             }
             self.map.insert(
                 name.to_string(),
-                IdentityStats::new(name, ev.connection_method, ev.created_at),
+                IdentityStats::new(name, ev.connection_method(), ev.created_at()),
             );
         }
         if let Some(stats) = self.map.get_mut(name) {
@@ -405,28 +397,29 @@ impl IdentityStats {
         }
     }
 
-    fn record(&mut self, ev: &AccessEvent) {
+    fn record<'a>(&mut self, ev: impl EventFields<'a>) {
         self.total += 1;
-        if !ev.allowed {
+        if !ev.allowed() {
             self.denied += 1;
         }
-        if is_rate_limited(ev) {
+        if ev.is_rate_limited() {
             self.rate_limited += 1;
         }
-        if ev.deny_reason.as_deref() == Some("token_ip_not_allowed") {
+        if ev.deny_reason() == Some("token_ip_not_allowed") {
             self.ip_refused += 1;
         }
-        if ev.created_at > self.last_seen {
-            self.last_seen = ev.created_at;
+        let at = ev.created_at();
+        if at > self.last_seen {
+            self.last_seen = at;
         }
-        self.method = ev.connection_method;
-        if let Some(c) = &ev.country {
+        self.method = ev.connection_method();
+        if let Some(c) = ev.country() {
             self.countries.insert(c);
         }
-        if let Some(a) = ev.app_name.as_deref().or(ev.host.as_deref()) {
+        if let Some(a) = ev.app_name().or(ev.host()) {
             self.apps.insert(a);
         }
-        let sec = ev.created_at.timestamp();
+        let sec = at.timestamp();
         if self.minute_sec == i64::MIN || sec - self.minute_sec >= MINUTE as i64 {
             self.minute = [0; MINUTE];
             self.minute_sec = sec;
@@ -501,81 +494,6 @@ impl Tags {
     }
 }
 
-/// The most recent raw events; each has a sequence number that survives eviction of older ones.
-#[derive(Debug, Clone)]
-pub struct EventRing {
-    buf: VecDeque<Arc<AccessEvent>>,
-    cap: usize,
-    next_seq: u64,
-}
-
-impl EventRing {
-    pub fn new(cap: usize) -> Self {
-        let cap = cap.max(1);
-        Self {
-            buf: VecDeque::with_capacity(cap.min(65_536)),
-            cap,
-            next_seq: 0,
-        }
-    }
-
-    /// Add an event (dropping the oldest when full); returns its sequence number.
-    pub fn push(&mut self, ev: Arc<AccessEvent>) -> u64 {
-        if self.buf.len() == self.cap {
-            self.buf.pop_front();
-        }
-        self.buf.push_back(ev);
-        self.next_seq += 1;
-        self.next_seq - 1
-    }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.cap
-    }
-
-    /// Sequence number of the oldest event still held.
-    pub fn first_seq(&self) -> u64 {
-        self.next_seq - self.buf.len() as u64
-    }
-
-    /// The event with sequence number `seq`, if still held.
-    pub fn get(&self, seq: u64) -> Option<&Arc<AccessEvent>> {
-        let i = seq.checked_sub(self.first_seq())?;
-        self.buf.get(usize::try_from(i).ok()?)
-    }
-
-    /// Sequence numbers `lo..hi` of the events created in the unix seconds `start..end` (`end`
-    /// None: no upper bound). Found by binary search: events are held in arrival order, which
-    /// is time order for one gate; events merged from several gates can be out of order by
-    /// their delivery delay, and such a straggler is counted with its neighbours.
-    pub fn seq_range(&self, start: i64, end: Option<i64>) -> std::ops::Range<u64> {
-        let first = self.first_seq();
-        let lo = self
-            .buf
-            .partition_point(|e| e.created_at.timestamp() < start);
-        let hi = end.map_or(self.buf.len(), |end| {
-            self.buf.partition_point(|e| e.created_at.timestamp() < end)
-        });
-        first + lo as u64..first + hi.max(lo) as u64
-    }
-
-    /// The `i`-th newest event (0 = newest).
-    pub fn newest(&self, i: usize) -> Option<&Arc<AccessEvent>> {
-        self.buf
-            .len()
-            .checked_sub(i + 1)
-            .and_then(|j| self.buf.get(j))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,14 +559,14 @@ mod tests {
     fn ring_keeps_newest_with_stable_sequence_numbers() {
         let mut r = EventRing::new(3);
         for i in 0..5 {
-            r.push(ev(i, "a", true));
+            r.push(&ev(i, "a", true));
         }
         assert_eq!(r.len(), 3);
         assert_eq!(r.first_seq(), 2);
         assert!(r.get(1).is_none());
-        assert_eq!(r.get(4).unwrap().ray_id, "4");
-        assert_eq!(r.newest(0).unwrap().ray_id, "4");
-        assert_eq!(r.newest(2).unwrap().ray_id, "2");
+        assert_eq!(r.get(4).unwrap().ray_id(), "4");
+        assert_eq!(r.newest(0).unwrap().ray_id(), "4");
+        assert_eq!(r.newest(2).unwrap().ray_id(), "2");
         assert!(r.newest(3).is_none());
     }
 
@@ -669,7 +587,7 @@ mod tests {
     fn seq_range_finds_the_events_of_an_interval() {
         let mut r = EventRing::new(4);
         for i in 0..6 {
-            r.push(ev(100 + i, "a", true));
+            r.push(&ev(100 + i, "a", true));
         }
         // Held: seconds 102..=105 as sequence numbers 2..=5.
         assert_eq!(r.seq_range(103, Some(105)), 3..5);
@@ -680,7 +598,7 @@ mod tests {
             4..4,
             "an empty range, never reversed"
         );
-        let ids = Identities::of_events(10, (3..5).filter_map(|q| r.get(q).map(|e| &**e)));
+        let ids = Identities::of_events(10, (3..5).filter_map(|q| r.get(q)));
         assert_eq!(ids.get("a").map(|i| i.total), Some(2));
     }
 

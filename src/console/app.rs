@@ -502,11 +502,11 @@ impl AppState {
             && self.frozen.is_none()
             && let Some(ids) = &mut self.window_identities
         {
-            ids.add(&ev);
+            ids.add(&*ev);
         }
         let visible_in_log = if self.filter.is_empty() {
             true
-        } else if self.filter.matches_event(&ev) {
+        } else if self.filter.matches_event(&*ev) {
             self.filtered.push_back(seq);
             true
         } else {

@@ -10,6 +10,7 @@ use crate::audit::{AccessEvent, ConnectionMethod, EventKind};
 use crate::pki::inspect::base64;
 
 use super::app::{AppState, ViewId};
+use super::compact::EventFields;
 use super::{export, rows};
 
 /// One thing that can be copied: what it is (said in the footer) and the text.
@@ -70,7 +71,7 @@ pub fn key_field(s: &AppState) -> Option<Copyable> {
         }
         ViewId::Log => {
             let e = rows::log_event(s, sel)?;
-            Some(Copyable::new("ray id", e.ray_id.as_str()))
+            Some(Copyable::new("ray id", e.ray_id()))
         }
         ViewId::Issuers => {
             let r = s.issuers.get(sel)?;
@@ -91,21 +92,21 @@ pub fn menu(s: &AppState) -> Vec<Copyable> {
     let mut items = vec![Copyable::new("row as JSON", table.json_row(sel))];
     let request = match s.view {
         ViewId::Log => rows::log_event(s, sel)
-            .filter(|e| e.event == EventKind::Access)
-            .and_then(|e| Request::of_event(s, e)),
+            .filter(|e| e.kind() == EventKind::Access)
+            .and_then(|e| Request::of_event(s, &e.to_event())),
         ViewId::Traffic => rows::identities(s)
             .get(sel)
             .and_then(|i| newest_event_of(s, &i.name))
-            .and_then(|e| Request::of_event(s, e)),
+            .and_then(|e| Request::of_event(s, &e)),
         ViewId::Tokens => rows::tokens(s).get(sel).and_then(|t| {
             newest_event_of(s, &t.name)
-                .and_then(|e| Request::of_event(s, e))
+                .and_then(|e| Request::of_event(s, &e))
                 .or_else(|| Request::of_token(s, &t.name, &t.client_id))
         }),
         ViewId::Certs => rows::certs(s)
             .get(sel)
             .and_then(|c| newest_event_of(s, &c.common_name))
-            .and_then(|e| Request::of_event(s, e)),
+            .and_then(|e| Request::of_event(s, &e)),
         ViewId::Alerts | ViewId::Policies | ViewId::Rotations | ViewId::Issuers => None,
     };
     if let Some(r) = request {
@@ -118,12 +119,12 @@ pub fn menu(s: &AppState) -> Vec<Copyable> {
 }
 
 /// The newest access event of `identity` in the ring the views show.
-fn newest_event_of<'a>(s: &'a AppState, identity: &str) -> Option<&'a AccessEvent> {
+fn newest_event_of(s: &AppState, identity: &str) -> Option<AccessEvent> {
     let ring = &s.shown_traffic().ring;
     (0..ring.len())
         .filter_map(|i| ring.newest(i))
-        .find(|e| e.event == EventKind::Access && e.identity() == Some(identity))
-        .map(|e| &**e)
+        .find(|e| e.kind() == EventKind::Access && e.identity() == Some(identity))
+        .map(|e| e.to_event())
 }
 
 /// A request to reproduce: who, where, what.

@@ -373,7 +373,7 @@ pub fn table(s: &AppState, view: ViewId) -> Table {
             rows: (0..rows::log_len(s))
                 .filter_map(|i| rows::log_event(s, i))
                 .map(|e| {
-                    let v = serde_json::to_value(&**e).unwrap_or(Value::Null);
+                    let v = serde_json::to_value(e.to_event()).unwrap_or(Value::Null);
                     EVENT_COLUMNS
                         .iter()
                         .map(|c| v.get(c).cloned().unwrap_or(Value::Null))

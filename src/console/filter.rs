@@ -4,9 +4,10 @@
 //! `path:/v1`, `host:api`); anything else is a case-insensitive substring of the identity, app,
 //! host, path, IP, country, deny reason or ray id. A leading `!` negates a term.
 
-use crate::audit::{AccessEvent, EventKind};
+use crate::audit::EventKind;
 
 use super::aggregate::IdentityStats;
+use super::compact::EventFields;
 
 /// A parsed filter. The empty filter matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl Filter {
     }
 
     /// Whether an event matches every term.
-    pub fn matches_event(&self, e: &AccessEvent) -> bool {
+    pub fn matches_event<'a>(&self, e: impl EventFields<'a>) -> bool {
         self.terms
             .iter()
             .all(|t| t.kind.matches_event(e) != t.negate)
@@ -144,44 +145,38 @@ impl TermKind {
         TermKind::Text(lower)
     }
 
-    fn matches_event(&self, e: &AccessEvent) -> bool {
-        let opt = |o: &Option<String>, v: &str| o.as_deref().is_some_and(|s| contains(s, v));
+    fn matches_event<'a>(&self, e: impl EventFields<'a>) -> bool {
+        let opt = |o: Option<&str>, v: &str| o.is_some_and(|s| contains(s, v));
         match self {
             TermKind::Decision(d) => match *d {
-                "deny" => e.event == EventKind::Access && !e.allowed,
-                "allow" => e.event == EventKind::Access && e.allowed,
-                other => e.decision.eq_ignore_ascii_case(other),
+                "deny" => e.kind() == EventKind::Access && !e.allowed(),
+                "allow" => e.kind() == EventKind::Access && e.allowed(),
+                other => e.decision().eq_ignore_ascii_case(other),
             },
             TermKind::Field(f, v) => match f {
-                Field::Country => e
-                    .country
-                    .as_deref()
-                    .is_some_and(|c| c.eq_ignore_ascii_case(v)),
-                Field::App => opt(&e.app_name, v),
-                Field::Host => opt(&e.host, v),
-                Field::Ip => e
-                    .ip_address
-                    .as_deref()
-                    .is_some_and(|ip| ip.starts_with(v.as_str())),
-                Field::Reason => opt(&e.deny_reason, v),
+                Field::Country => e.country().is_some_and(|c| c.eq_ignore_ascii_case(v)),
+                Field::App => opt(e.app_name(), v),
+                Field::Host => opt(e.host(), v),
+                Field::Ip => e.ip_address().is_some_and(|ip| ip.starts_with(v.as_str())),
+                Field::Reason => opt(e.deny_reason(), v),
                 Field::Status => e
-                    .status
+                    .status()
                     .is_some_and(|s| s.to_string().starts_with(v.as_str())),
-                Field::Identity => e.identity().is_some_and(|i| contains(i, v)),
-                Field::Method => method_matches(e.connection_method.as_str(), v),
-                Field::Kind => kind_str(e.event) == v,
-                Field::Path => opt(&e.path, v),
-                Field::Node => e.node.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(v)),
+                Field::Identity => opt(e.identity(), v),
+                Field::Method => method_matches(e.connection_method().as_str(), v),
+                Field::Kind => kind_str(e.kind()) == v,
+                Field::Path => opt(e.path(), v),
+                Field::Node => e.node().is_some_and(|n| n.eq_ignore_ascii_case(v)),
             },
             TermKind::Text(v) => {
-                e.identity().is_some_and(|i| contains(i, v))
-                    || opt(&e.app_name, v)
-                    || opt(&e.host, v)
-                    || opt(&e.path, v)
-                    || opt(&e.ip_address, v)
-                    || opt(&e.country, v)
-                    || opt(&e.deny_reason, v)
-                    || contains(&e.ray_id, v)
+                opt(e.identity(), v)
+                    || opt(e.app_name(), v)
+                    || opt(e.host(), v)
+                    || opt(e.path(), v)
+                    || opt(e.ip_address(), v)
+                    || opt(e.country(), v)
+                    || opt(e.deny_reason(), v)
+                    || contains(&e.ray_id(), v)
             }
         }
     }
@@ -215,7 +210,7 @@ fn contains(hay: &str, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::ConnectionMethod;
+    use crate::audit::{AccessEvent, ConnectionMethod};
     use chrono::Utc;
 
     fn ev(name: &str, allowed: bool, country: &str) -> AccessEvent {

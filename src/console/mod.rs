@@ -14,6 +14,7 @@ pub mod app;
 pub mod bench;
 pub mod clipboard;
 pub mod command;
+pub mod compact;
 pub mod export;
 pub mod feed;
 pub mod filter;

@@ -2,16 +2,15 @@
 //! row is selected, what Enter opens) and the views (what to draw), so both always agree.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::audit::AccessEvent;
 use crate::duration::{ago, countdown};
 
 use super::aggregate::IdentityStats;
 use super::alerts::{AlertRow, AlertState};
 use super::app::{AppState, ViewId};
+use super::compact::{EventFields, EventRef};
 use super::model::{AppRow, CertRow, PolicyRow, TokenRow};
 
 /// Identities of the selected time interval, filtered and sorted (req/min, deny %, last seen,
@@ -208,7 +207,7 @@ pub fn log_len(s: &AppState) -> usize {
 }
 
 /// The `i`-th newest event of the Log view (0 = newest).
-pub fn log_event(s: &AppState, i: usize) -> Option<&Arc<AccessEvent>> {
+pub fn log_event(s: &AppState, i: usize) -> Option<EventRef<'_>> {
     let seqs = log_range(s);
     let seq = if s.filter.is_empty() {
         seqs.end
@@ -257,25 +256,20 @@ pub fn activity(s: &AppState, name: &str) -> Vec<String> {
     let mut agents: Vec<&str> = Vec::new();
     let mut last = Vec::new();
     for e in (0..ring.len()).filter_map(|i| ring.newest(i)) {
-        if e.event != crate::audit::EventKind::Access || e.identity() != Some(name) {
+        if e.kind() != crate::audit::EventKind::Access || e.identity() != Some(name) {
             continue;
         }
-        if e.allowed {
+        if e.allowed() {
             allowed += 1;
         } else {
             denied += 1;
-            *reasons
-                .entry(e.deny_reason.as_deref().unwrap_or("-"))
-                .or_default() += 1;
+            *reasons.entry(e.deny_reason().unwrap_or("-")).or_default() += 1;
         }
-        let ip = (
-            e.ip_address.as_deref().unwrap_or("-"),
-            e.country.as_deref().unwrap_or("-"),
-        );
+        let ip = (e.ip_address().unwrap_or("-"), e.country().unwrap_or("-"));
         if ips.len() < 5 && !ips.contains(&ip) {
             ips.push(ip);
         }
-        if let Some(ua) = e.user_agent.as_deref()
+        if let Some(ua) = e.user_agent()
             && agents.len() < 3
             && !agents.contains(&ua)
         {
@@ -284,12 +278,12 @@ pub fn activity(s: &AppState, name: &str) -> Vec<String> {
         if last.len() < 5 {
             last.push(format!(
                 "  {} {:<6} {} {} {} {}",
-                e.created_at.format("%H:%M:%S%.3f"),
-                if e.allowed { "allow" } else { "deny" },
-                e.status.map_or("-".to_string(), |c| c.to_string()),
-                e.method.as_deref().unwrap_or("-"),
-                e.path.as_deref().unwrap_or("-"),
-                e.deny_reason.as_deref().unwrap_or(""),
+                e.created_at().format("%H:%M:%S%.3f"),
+                if e.allowed() { "allow" } else { "deny" },
+                e.status().map_or("-".to_string(), |c| c.to_string()),
+                e.method().unwrap_or("-"),
+                e.path().unwrap_or("-"),
+                e.deny_reason().unwrap_or(""),
             ));
         }
     }
@@ -498,8 +492,8 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
             Some((format!("rotation {}", r.id), lines))
         }
         ViewId::Log => {
-            let e = log_event(s, sel)?;
-            let json = serde_json::to_string_pretty(&**e).unwrap_or_default();
+            let e = log_event(s, sel)?.to_event();
+            let json = serde_json::to_string_pretty(&e).unwrap_or_default();
             Some((
                 format!("event {}", e.ray_id),
                 json.lines().map(str::to_string).collect(),

@@ -301,8 +301,7 @@ impl AppState {
             let ring = &traffic.ring;
             Identities::of_events(
                 traffic.identities.max(),
-                ring.seq_range(iv.start, iv.end)
-                    .filter_map(|q| ring.get(q).map(|e| &**e)),
+                ring.seq_range(iv.start, iv.end).filter_map(|q| ring.get(q)),
             )
         });
         for v in [ViewId::Traffic, ViewId::Log] {

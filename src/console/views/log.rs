@@ -124,7 +124,8 @@ fn request(e: &AccessEvent) -> String {
 /// Cells of the `i`-th newest event; `full` adds the Log view's extra columns.
 pub fn event_cells<'a>(s: &AppState, i: usize, full: bool) -> (Vec<Line<'a>>, Style) {
     let t = &s.theme;
-    let Some(e) = rows::log_event(s, i) else {
+    // The whole event, rebuilt from the ring's compact form (a screenful per frame).
+    let Some(e) = rows::log_event(s, i).map(|e| e.to_event()) else {
         return (Vec::new(), t.base());
     };
     let result_style = match e.event {
@@ -151,14 +152,14 @@ pub fn event_cells<'a>(s: &AppState, i: usize, full: bool) -> (Vec<Line<'a>>, St
         cells.push(Line::from(kind(e.event)));
     }
     cells.extend([
-        Line::from(Span::styled(result(e), result_style)),
+        Line::from(Span::styled(result(&e), result_style)),
         Line::from(e.status.map_or("-".to_string(), |s| s.to_string())),
         Line::from(or_dash(e.identity())),
         Line::from(via(e.connection_method)),
         Line::from(or_dash(e.ip_address.as_deref())),
         Line::from(or_dash(e.country.as_deref())),
         Line::from(or_dash(e.app_name.as_deref().or(e.host.as_deref()))),
-        Line::from(request(e)),
+        Line::from(request(&e)),
         Line::from(Span::styled(
             or_dash(e.deny_reason.as_deref()),
             t.decision(false),
