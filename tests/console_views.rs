@@ -59,6 +59,11 @@ fn cert(cn: &str, serial: &str, expires_in: Duration, revoked: bool) -> CertRow 
         source: "store".into(),
         // A one-year certificate under the default certificate cadence: due when it expires.
         rotation_due_at: now() + expires_in,
+        policies: if cn.starts_with("device-") {
+            vec!["telemetry.example.com / Factory devices".into()]
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -184,6 +184,7 @@ fn state(rotations: Vec<RotationRow>) -> AppState {
                 last_seen_at: None,
                 source: "store".into(),
                 rotation_due_at: now() + Duration::days(300),
+                policies: Vec::new(),
             }],
             store_error: None,
         },

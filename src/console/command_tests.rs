@@ -109,6 +109,7 @@ mod with_state {
             last_seen_at: None,
             source: "store".into(),
             rotation_due_at: now() + Duration::days(300),
+            policies: Vec::new(),
         };
         update(
             &mut s,

@@ -48,9 +48,19 @@ pub fn token_rows(records: &[TokenRecord], policy: Option<&PolicyFile>) -> Vec<T
 /// date follows the file's `[rotation]` cadence for the CN, from the certificate's not_before.
 pub fn cert_rows(records: &[CertRecord], policy: Option<&PolicyFile>) -> Vec<CertRow> {
     let cadence = cadence(policy);
+    let compiled = policy.and_then(|p| policy::compile(p).ok());
     records
         .iter()
         .map(|r| CertRow {
+            policies: compiled
+                .as_ref()
+                .map(|p| {
+                    policies_for_cert(
+                        p,
+                        &cert_identity(&r.common_name, &r.issuer, &r.serial, &r.fingerprint_sha256),
+                    )
+                })
+                .unwrap_or_default(),
             rotation_due_at: rotation_due(
                 CredentialKind::Cert,
                 &r.common_name,
@@ -85,6 +95,32 @@ pub fn policies_for_token(policies: &PolicySet, token: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `app / policy` for every policy that admits the certificate `id` (as
+/// `policy::admitting_policies` answers); "(any certificate)" when the policy admits every
+/// valid certificate rather than naming this one.
+pub fn policies_for_cert(policies: &PolicySet, id: &CertIdentity) -> Vec<String> {
+    let mut out = Vec::new();
+    for app in &policies.apps {
+        for a in policy::admitting_policies(app, Identity::Cert(id)) {
+            let suffix = if a.named { "" } else { " (any certificate)" };
+            out.push(format!("{} / {}{suffix}", app.name, a.policy.name));
+        }
+    }
+    out
+}
+
+/// What the policy can match of a known certificate (the store keeps no SANs or subject
+/// organisation, so selectors on those do not match here).
+fn cert_identity(common_name: &str, issuer: &str, serial: &str, fingerprint: &str) -> CertIdentity {
+    CertIdentity {
+        common_name: Some(common_name.to_string()),
+        issuer: issuer.to_string(),
+        serial: serial.to_string(),
+        fingerprint_sha256: fingerprint.to_string(),
+        ..Default::default()
+    }
 }
 
 /// Apps with their policies in file order and what each admits, resolved against the inventory.
@@ -152,13 +188,7 @@ fn admitted_certs(app: &policy::CompiledApp, index: usize, certs: &[CertRow]) ->
         .iter()
         .filter(|c| !c.revoked)
         .filter(|c| {
-            let id = CertIdentity {
-                common_name: Some(c.common_name.clone()),
-                issuer: c.issuer.clone(),
-                serial: c.serial.clone(),
-                fingerprint_sha256: c.fingerprint_sha256.clone(),
-                ..Default::default()
-            };
+            let id = cert_identity(&c.common_name, &c.issuer, &c.serial, &c.fingerprint_sha256);
             policy::admitting_policies(app, Identity::Cert(&id))
                 .iter()
                 .any(|a| std::ptr::eq(a.policy, target))
@@ -257,6 +287,7 @@ include = [{ any_service_token = true }]
             last_seen_at: None,
             source: "store".into(),
             rotation_due_at: now,
+            policies: Vec::new(),
         };
         let apps = app_rows(
             &file,
@@ -280,6 +311,18 @@ include = [{ any_service_token = true }]
             ]
         );
         assert_eq!(apps[0].policies[1].action, "non_identity");
+    }
+
+    #[test]
+    fn a_certificate_lists_the_policies_that_admit_it() {
+        let file: PolicyFile = toml::from_str(POLICY).unwrap();
+        let compiled = crate::policy::compile(&file).unwrap();
+        let id = |cn: &str| cert_identity(cn, "CA", "01", "");
+        assert_eq!(
+            policies_for_cert(&compiled, &id("device-7.factory.corp")),
+            vec!["api / Factory devices"]
+        );
+        assert!(policies_for_cert(&compiled, &id("laptop.corp")).is_empty());
     }
 
     /// Regression: a token named in `exclude` was listed as admitted.

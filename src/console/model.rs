@@ -62,6 +62,8 @@ pub struct CertRow {
     /// When the `[rotation]` cadence for its CN says it is due, counted from its `not_before`
     /// (certificates every 365 days by default).
     pub rotation_due_at: DateTime<Utc>,
+    /// `app / policy` of each policy that admits it (`inventory::policies_for_cert`).
+    pub policies: Vec<String>,
 }
 
 impl CertRow {

@@ -244,6 +244,27 @@ pub fn row_count(s: &AppState, view: ViewId) -> usize {
     }
 }
 
+/// Seconds the details window's sparklines cover, and seconds per character.
+const SPARK_SECS: i64 = 120;
+const SPARK_STEP: i64 = 2;
+
+/// `values` as block characters scaled to the largest (a blank for none).
+pub fn sparkline(values: &[u32]) -> String {
+    const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().max().unwrap_or(0);
+    values
+        .iter()
+        .map(|&v| {
+            if v == 0 {
+                ' '
+            } else {
+                let i = (u64::from(v) * 8).div_ceil(u64::from(max)) as usize;
+                LEVELS[i.clamp(1, 8) - 1]
+            }
+        })
+        .collect()
+}
+
 /// Events of one identity summarised for its details window: allowed/denied by reason, client
 /// IPs with countries, user agents, the last events (from the ring the views show), its open
 /// alerts and its rotations. Scans the ring once, on Enter only.
@@ -255,9 +276,20 @@ pub fn activity(s: &AppState, name: &str) -> Vec<String> {
     let mut ips: Vec<(&str, &str)> = Vec::new();
     let mut agents: Vec<&str> = Vec::new();
     let mut last = Vec::new();
+    let end = s.shown_end_sec();
+    let mut per_column = [(0u32, 0u32); SPARK_SECS as usize / SPARK_STEP as usize];
     for e in (0..ring.len()).filter_map(|i| ring.newest(i)) {
         if e.kind() != crate::audit::EventKind::Access || e.identity() != Some(name) {
             continue;
+        }
+        let age = end - e.created_at().timestamp();
+        if (0..SPARK_SECS).contains(&age) {
+            let c = &mut per_column[((SPARK_SECS - 1 - age) / SPARK_STEP) as usize];
+            if e.allowed() {
+                c.0 += 1;
+            } else {
+                c.1 += 1;
+            }
         }
         if e.allowed() {
             allowed += 1;
@@ -288,7 +320,23 @@ pub fn activity(s: &AppState, name: &str) -> Vec<String> {
         }
     }
     let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let allowed_cols: Vec<u32> = per_column.iter().map(|c| c.0).collect();
+    let denied_cols: Vec<u32> = per_column.iter().map(|c| c.1).collect();
+    let peak = |cols: &[u32]| {
+        let max = cols.iter().copied().max().unwrap_or(0);
+        format!("{:.1}/s", f64::from(max) / SPARK_STEP as f64)
+    };
     let mut lines = vec![
+        format!(
+            "allowed/s    {} peak {}, last {SPARK_SECS} s",
+            sparkline(&allowed_cols),
+            peak(&allowed_cols)
+        ),
+        format!(
+            "denied/s     {} peak {}",
+            sparkline(&denied_cols),
+            peak(&denied_cols)
+        ),
         format!("in the ring  {allowed} allowed, {denied} denied"),
         format!(
             "denied by    {}",
@@ -431,6 +479,14 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                     seen(last_seen(s, &c.common_name, c.last_seen_at))
                 ),
                 format!("source       {}", c.source),
+                format!(
+                    "policies     {}",
+                    if c.policies.is_empty() {
+                        "none".into()
+                    } else {
+                        c.policies.join(", ")
+                    }
+                ),
             ];
             lines.extend(activity(s, &c.common_name));
             Some((format!("certificate {}", c.common_name), lines))
@@ -507,5 +563,18 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                 json.lines().map(str::to_string).collect(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sparkline;
+
+    #[test]
+    fn sparkline_scales_to_the_largest_and_leaves_none_blank() {
+        assert_eq!(sparkline(&[0, 1, 4, 8]), " ▁▄█");
+        assert_eq!(sparkline(&[3, 3]), "██");
+        assert_eq!(sparkline(&[0, 0]), "  ");
+        assert_eq!(sparkline(&[]), "");
     }
 }
