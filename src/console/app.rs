@@ -314,6 +314,9 @@ pub struct AppState {
     pub last_action: Option<Result<String, String>>,
     /// Terminal size as last reported.
     pub size: (u16, u16),
+    /// The selected Tokens/Certs row's details for the split pane under the table (as its
+    /// `Enter` window says); refreshed on every message but events, so at most a tick old.
+    pub pane: Option<(String, Vec<String>)>,
     pub should_quit: bool,
 }
 
@@ -363,6 +366,7 @@ impl AppState {
             actions_available: false,
             last_action: None,
             size: (80, 24),
+            pane: None,
             should_quit: false,
         }
     }
@@ -531,6 +535,15 @@ impl AppState {
                 self.scroll[log] += 1;
             }
         }
+    }
+
+    /// Recompute the split pane's details (Tokens and Certs views only: a ring scan).
+    fn refresh_pane(&mut self) {
+        self.pane = if matches!(self.view, ViewId::Tokens | ViewId::Certs) {
+            rows::details(self)
+        } else {
+            None
+        };
     }
 
     pub(super) fn set_filter(&mut self, text: &str) {
@@ -730,6 +743,14 @@ fn matching(filter: &Filter, ring: &super::aggregate::EventRing) -> VecDeque<u64
 
 /// The one state transition. Pure: no I/O, no clock reads, no awaits.
 pub fn update(state: &mut AppState, msg: Msg) {
+    let event = matches!(msg, Msg::Event(_));
+    apply(state, msg);
+    if !event {
+        state.refresh_pane();
+    }
+}
+
+fn apply(state: &mut AppState, msg: Msg) {
     match msg {
         Msg::Event(ev) => state.ingest(ev),
         Msg::Inventory {

@@ -36,6 +36,10 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
             list.iter().map(|c| (c.not_after, c.status(s.now))),
         );
     }
+    let (table, pane) = super::pane::split(table, list.len(), s);
+    if let Some(pane) = pane {
+        super::pane::draw(frame, pane, s);
+    }
     super::columns::view_table(
         frame,
         table,

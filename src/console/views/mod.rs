@@ -7,6 +7,7 @@ pub mod columns;
 pub mod issuers;
 pub mod layout;
 mod log;
+mod pane;
 mod policies;
 mod rotations;
 pub mod timelines;
