@@ -118,8 +118,6 @@ pub struct CompactEvent {
     kind: EventKind,
     method: ConnectionMethod,
     allowed: bool,
-    /// `details.rate_limited_shadow` of a forwarded request (the only detail the views count).
-    rate_limited_shadow: bool,
     syms: [Sym; SYMS],
     /// Admin and alert events' details (access events have none, but for a shadow rate limit).
     details: Option<Box<serde_json::Value>>,
@@ -171,10 +169,6 @@ impl CompactEvent {
         if ray.is_none() {
             set(S::RayId, Some(&e.ray_id));
         }
-        let rate_limited_shadow = e
-            .details
-            .as_ref()
-            .is_some_and(|d| d["rate_limited_shadow"] == true);
         Self {
             created_us: e.created_at.timestamp_micros(),
             ray: ray.unwrap_or(0),
@@ -184,7 +178,6 @@ impl CompactEvent {
             kind: e.event,
             method: e.connection_method,
             allowed: e.allowed,
-            rate_limited_shadow,
             syms,
             details: e.details.clone().map(Box::new),
             peer_cert: e.peer_cert.clone(),
@@ -262,6 +255,12 @@ impl<'a> EventRef<'a> {
         e.peer_cert = self.e.peer_cert.clone();
         e
     }
+}
+
+/// Refused 429 `rate_limited`, or forwarded in shadow mode by a policy that would have refused
+/// it (`details.rate_limited_shadow`).
+fn rate_limited(deny_reason: Option<&str>, details: Option<&serde_json::Value>) -> bool {
+    deny_reason == Some("rate_limited") || details.is_some_and(|d| d["rate_limited_shadow"] == true)
 }
 
 /// What the console reads of an event, live or retained.
@@ -360,11 +359,7 @@ impl<'a> EventFields<'a> for &'a AccessEvent {
         self.latency_ms
     }
     fn is_rate_limited(&self) -> bool {
-        self.deny_reason.as_deref() == Some("rate_limited")
-            || self
-                .details
-                .as_ref()
-                .is_some_and(|d| d["rate_limited_shadow"] == true)
+        rate_limited(self.deny_reason(), self.details.as_ref())
     }
 }
 
@@ -431,7 +426,7 @@ impl<'a> EventFields<'a> for EventRef<'a> {
         (!self.e.latency_ms.is_nan()).then_some(f64::from(self.e.latency_ms))
     }
     fn is_rate_limited(&self) -> bool {
-        self.deny_reason() == Some("rate_limited") || self.e.rate_limited_shadow
+        rate_limited(self.deny_reason(), self.details())
     }
 }
 

@@ -402,6 +402,15 @@ pub fn activity(s: &AppState, name: &str) -> Vec<String> {
     lines
 }
 
+/// `a, b, c`, or `none`.
+fn listed(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
 /// Title and lines of the details window for the selected row of the current view.
 pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
     let sel = s.selected[s.view.index()];
@@ -448,14 +457,7 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                     "last seen    {}",
                     seen(last_seen(s, &tk.name, tk.last_seen_at))
                 ),
-                format!(
-                    "policies     {}",
-                    if tk.policies.is_empty() {
-                        "none".into()
-                    } else {
-                        tk.policies.join(", ")
-                    }
-                ),
+                format!("policies     {}", listed(&tk.policies)),
             ];
             lines.extend(activity(s, &tk.name));
             Some((format!("token {}", tk.name), lines))
@@ -479,14 +481,7 @@ pub fn details(s: &AppState) -> Option<(String, Vec<String>)> {
                     seen(last_seen(s, &c.common_name, c.last_seen_at))
                 ),
                 format!("source       {}", c.source),
-                format!(
-                    "policies     {}",
-                    if c.policies.is_empty() {
-                        "none".into()
-                    } else {
-                        c.policies.join(", ")
-                    }
-                ),
+                format!("policies     {}", listed(&c.policies)),
             ];
             lines.extend(activity(s, &c.common_name));
             Some((format!("certificate {}", c.common_name), lines))

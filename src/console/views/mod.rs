@@ -382,13 +382,6 @@ fn draw_details(
         .clamp(40, area.width.saturating_sub(4));
     let r = centered(area, w, lines.len() as u16 + 2);
     frame.render_widget(Clear, r);
-    let text: Vec<Line> = lines
-        .iter()
-        .map(|l| Line::styled(l.as_str(), t.base()))
-        .collect();
-    let p = Paragraph::new(text)
-        .block(widgets::block(t, format!(" {title} · Esc closes ")))
-        .style(t.base())
-        .scroll((scroll, 0));
+    let p = widgets::details(t, format!(" {title} · Esc closes "), lines).scroll((scroll, 0));
     frame.render_widget(p, r);
 }

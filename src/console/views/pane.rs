@@ -4,8 +4,6 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::Paragraph;
 
 use crate::console::app::AppState;
 
@@ -31,13 +29,6 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
     let Some((title, lines)) = &s.pane else {
         return;
     };
-    let t = &s.theme;
-    let text: Vec<Line> = lines
-        .iter()
-        .map(|l| Line::styled(l.as_str(), t.base()))
-        .collect();
-    let p = Paragraph::new(text)
-        .block(widgets::block(t, format!(" {title} · Enter opens ")))
-        .style(t.base());
+    let p = widgets::details(&s.theme, format!(" {title} · Enter opens "), lines);
     frame.render_widget(p, area);
 }

@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 
 use crate::console::theme::Theme;
 
@@ -14,6 +14,17 @@ use crate::console::theme::Theme;
 pub const SELECTED: &str = "▶ ";
 
 /// A bordered block with a themed title.
+/// A details text (the `Enter` window, the split pane): plain lines in a titled block.
+pub fn details<'a>(theme: &Theme, title: String, lines: &'a [String]) -> Paragraph<'a> {
+    let text: Vec<Line> = lines
+        .iter()
+        .map(|l| Line::styled(l.as_str(), theme.base()))
+        .collect();
+    Paragraph::new(text)
+        .block(block(theme, title))
+        .style(theme.base())
+}
+
 pub fn block<'a>(theme: &Theme, title: impl Into<Line<'a>>) -> Block<'a> {
     Block::bordered()
         .border_style(theme.border())
